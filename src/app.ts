@@ -1,0 +1,107 @@
+// buildApp(ctx): the whole HTTP application as a Fastify instance. It never listens; main.ts and
+// the test harness decide how it is served.
+import cors from '@fastify/cors';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { registerArticleRoutes } from './articles/articles.routes.ts';
+import { registerCommentRoutes } from './comments/comments.routes.ts';
+import type { App, AppContext } from './context.ts';
+import { registerHealthRoutes } from './health/health.routes.ts';
+import { errorHandler, notFoundHandler } from './http/errors.ts';
+import { validatorCompiler } from './http/validation.ts';
+import { registerProfileRoutes } from './profiles/profiles.routes.ts';
+import { registerTagRoutes } from './tags/tags.routes.ts';
+import { registerUserRoutes } from './users/users.routes.ts';
+
+export interface BuildOptions {
+  /** A pino logger (main.ts), or false/undefined for none (tests). */
+  logger?: FastifyBaseLogger | undefined;
+}
+
+export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promise<App> {
+  const { config } = ctx;
+  const serverOptions: FastifyServerOptions = {
+    bodyLimit: config.bodyLimitBytes,
+    // A request id from the load balancer is kept so one id follows the request across hops.
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    // One log line per request is written by the onResponse hook below, not Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 512 },
+  };
+  const app: App = (opts.logger
+    ? Fastify({ ...serverOptions, loggerInstance: opts.logger })
+    : Fastify({ ...serverOptions, logger: false })
+  ).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+  app.decorateRequest('viewer', null);
+
+  // JSON only. text/plain (Fastify's other default) is refused with 415; an empty body with a
+  // JSON content type counts as no body, because common clients send that header on
+  // POST /favorite and POST /follow, which have none.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') {
+      done(null, undefined);
+      return;
+    }
+    void parseJson(request, body as string, done);
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      { method: request.method, route: request.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 },
+      'request',
+    );
+  });
+
+  await app.register(cors, {
+    origin: config.corsOrigins === '*' ? '*' : [...config.corsOrigins],
+    methods: ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
+    exposedHeaders: ['X-Request-Id', 'Retry-After'],
+    maxAge: 600,
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Conduit API',
+        version: '2.0.0',
+        description:
+          'The RealWorld (Conduit) API v2. Errors are always `{"errors":{"<key>":["<message>"]}}`; beyond the contract: ' +
+          '400 malformed JSON, 413 body too large, 415 not JSON, 422 invalid input (limit is 1..100), 401 bad token, 503 database unavailable.',
+      },
+      servers: [{ url: '/' }],
+      components: {
+        securitySchemes: {
+          Token: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'Authorization',
+            description: 'Value: `Token <jwt>` (the spec\'s scheme) or `Bearer <jwt>`.',
+          },
+        },
+      },
+    },
+  });
+
+  registerHealthRoutes(app, ctx);
+  registerUserRoutes(app, ctx);
+  registerProfileRoutes(app, ctx);
+  registerArticleRoutes(app, ctx);
+  registerCommentRoutes(app, ctx);
+  registerTagRoutes(app, ctx);
+
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  return app;
+}

@@ -1,0 +1,49 @@
+// The list and feed queries (split from articles.repository.ts as axum split listing.rs).
+// One round trip returns the page and `articlesCount`, the total before limit/offset; the count
+// comes through even when the page is past the end (the left join keeps its row).
+import type { Queryable } from '../db/pool.ts';
+import { articleColumns, type ArticleRow } from './articles.repository.ts';
+
+export interface ListFilter {
+  tag?: string | undefined;
+  author?: string | undefined;
+  favorited?: string | undefined;
+  /** Articles by the users this user follows (the feed). */
+  followedBy?: number | undefined;
+  limit: number;
+  offset: number;
+}
+
+export async function listArticles(db: Queryable, filter: ListFilter, viewer: number | null) {
+  // $1 viewer, $2 limit, $3 offset, then one parameter per filter. Only the filters in use
+  // appear in the SQL, so each query shape gets a plan for exactly its predicates.
+  const params: unknown[] = [viewer, filter.limit, filter.offset];
+  const where: string[] = [];
+  const param = (v: unknown) => `$${params.push(v)}`;
+  if (filter.tag) {
+    where.push(`a.id in (select at.article_id from article_tags at join tags t on t.id = at.tag_id where t.name = ${param(filter.tag)})`);
+  }
+  if (filter.author) where.push(`a.author_id = (select id from users where username = ${param(filter.author)})`);
+  if (filter.favorited) {
+    where.push(`a.id in (select f.article_id from favorites f join users fu on fu.id = f.user_id where fu.username = ${param(filter.favorited)})`);
+  }
+  if (filter.followedBy !== undefined) {
+    where.push(`a.author_id in (select followee_id from follows where follower_id = ${param(filter.followedBy)})`);
+  }
+  const w = where.length ? `where ${where.join(' and ')}` : '';
+  const res = await db.query<ArticleRow & { total: number }>(
+    `select c.total, x.*
+       from (select count(*)::int as total from articles a ${w}) c
+       left join lateral (
+         select ${articleColumns(1, { body: false })}
+           from articles a join users u on u.id = a.author_id
+           ${w}
+          order by a.created_at desc, a.id desc
+          limit $2 offset $3
+       ) x on true`,
+    params,
+  );
+  const total = res.rows[0]?.total ?? 0;
+  const rows = res.rows[0]?.slug === null || res.rows[0]?.slug === undefined ? [] : res.rows;
+  return { rows, total };
+}

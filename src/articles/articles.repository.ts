@@ -1,0 +1,201 @@
+// SQL for single articles. Every read returns the whole response shape in one statement,
+// with `favorited` and `following` correlated to both the viewer and the article (the bug that
+// shipped in realworld-axum-sqlx #16 was a list that forgot the article side).
+import type pg from 'pg';
+import type { Queryable } from '../db/pool.ts';
+import { slugify, withSuffix } from './slug.ts';
+
+export interface ArticleRow {
+  id: number;
+  slug: string;
+  title: string;
+  description: string;
+  body?: string;
+  tag_list: string[];
+  created_at: Date;
+  updated_at: Date;
+  favorites_count: number;
+  favorited: boolean;
+  author_username: string;
+  author_bio: string | null;
+  author_image: string | null;
+  following: boolean;
+}
+
+/**
+ * The article columns, for `articles a join users u on u.id = a.author_id`, with the viewer's id
+ * as parameter `$${viewerParam}` (null for anonymous: both flags are then false).
+ */
+export function articleColumns(
+  viewerParam: number,
+  opts: { body: boolean; favoritesCount?: string } = { body: true },
+): string {
+  const v = `$${viewerParam}::bigint`;
+  return `a.id, a.slug, a.title, a.description, ${opts.body ? 'a.body,' : ''}
+    a.created_at, a.updated_at, ${opts.favoritesCount ?? 'a.favorites_count'} as favorites_count,
+    array(select t.name from article_tags at join tags t on t.id = at.tag_id
+           where at.article_id = a.id order by t.name collate "C") as tag_list,
+    u.username as author_username, u.bio as author_bio, u.image as author_image,
+    exists (select 1 from favorites f where f.user_id = ${v} and f.article_id = a.id) as favorited,
+    exists (select 1 from follows fo where fo.follower_id = ${v} and fo.followee_id = a.author_id) as following`;
+}
+
+/** The list item shape (no body): SPEC.md "Shapes". */
+export function toListItem(r: ArticleRow) {
+  return {
+    slug: r.slug,
+    title: r.title,
+    description: r.description,
+    tagList: r.tag_list,
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+    favorited: r.favorited,
+    favoritesCount: r.favorites_count,
+    author: { username: r.author_username, bio: r.author_bio, image: r.author_image, following: r.following },
+  };
+}
+
+export function toArticle(r: ArticleRow) {
+  return { ...toListItem(r), body: r.body ?? '' };
+}
+
+export async function findArticle(db: Queryable, where: { slug: string } | { id: number }, viewer: number | null) {
+  const [col, val] = 'slug' in where ? ['a.slug', where.slug] : ['a.id', where.id];
+  const res = await db.query<ArticleRow>(
+    `select ${articleColumns(2)} from articles a join users u on u.id = a.author_id where ${col} = $1`,
+    [val, viewer],
+  );
+  return res.rows[0];
+}
+
+/** Tags are sorted and de-duplicated once, here, so every write stores the same normal form. */
+export function normaliseTags(tags: readonly string[]): string[] {
+  return [...new Set(tags.map((t) => t.trim()))].sort();
+}
+
+async function setTags(client: pg.PoolClient, articleId: number, tags: readonly string[]): Promise<void> {
+  await client.query('delete from article_tags where article_id = $1', [articleId]);
+  if (tags.length === 0) return;
+  // A concurrent insert of the same new tag waits on the unique index, then does nothing; the
+  // next statement (a fresh snapshot) sees the committed row either way.
+  await client.query('insert into tags (name) select unnest($1::text[]) on conflict (name) do nothing', [tags]);
+  await client.query(
+    `insert into article_tags (article_id, tag_id) select $1, id from tags where name = any($2::text[])`,
+    [articleId, tags],
+  );
+}
+
+const SLUG_ATTEMPTS = 5;
+
+export async function insertArticle(
+  client: pg.PoolClient,
+  authorId: number,
+  a: { title: string; description: string; body: string; tagList: readonly string[] },
+): Promise<number> {
+  const base = slugify(a.title);
+  // Duplicate titles are allowed (SPEC.md "Rules"): the first gets the plain slug, later ones a
+  // random suffix. `on conflict do nothing` makes the check and the insert one atomic step.
+  for (let attempt = 0; attempt < SLUG_ATTEMPTS; attempt++) {
+    const slug = attempt === 0 ? base : withSuffix(base);
+    const res = await client.query<{ id: number }>(
+      `insert into articles (slug, title, description, body, author_id) values ($1, $2, $3, $4, $5)
+       on conflict (slug) do nothing returning id`,
+      [slug, a.title, a.description, a.body, authorId],
+    );
+    const id = res.rows[0]?.id;
+    if (id !== undefined) {
+      await setTags(client, id, a.tagList);
+      return id;
+    }
+  }
+  throw new Error(`no free slug for "${base}" after ${SLUG_ATTEMPTS} attempts`);
+}
+
+/** The article's id and author, locked for the rest of the transaction. */
+export async function lockArticle(client: pg.PoolClient, slug: string) {
+  const res = await client.query<{ id: number; author_id: number; title: string }>(
+    'select id, author_id, title from articles where slug = $1 for update',
+    [slug],
+  );
+  return res.rows[0];
+}
+
+export async function updateArticle(
+  client: pg.PoolClient,
+  current: { id: number; title: string },
+  patch: { title?: string | undefined; description?: string | undefined; body?: string | undefined; tagList?: readonly string[] | undefined },
+): Promise<void> {
+  // updatedAt must move on every update (SPEC.md "Rules"), even two updates within one
+  // millisecond: the API shows milliseconds, so step at least one past the previous value.
+  await client.query(
+    `update articles set
+       title       = coalesce($2, title),
+       description = coalesce($3, description),
+       body        = coalesce($4, body),
+       updated_at  = greatest(clock_timestamp(), updated_at + interval '1 millisecond')
+     where id = $1`,
+    [current.id, patch.title ?? null, patch.description ?? null, patch.body ?? null],
+  );
+  // Changing the title changes the slug (SPEC.md "Rules").
+  if (patch.title !== undefined && patch.title !== current.title) await changeSlug(client, current.id, slugify(patch.title));
+  if (patch.tagList !== undefined) await setTags(client, current.id, patch.tagList);
+}
+
+async function changeSlug(client: pg.PoolClient, id: number, base: string): Promise<void> {
+  for (let attempt = 0; attempt < SLUG_ATTEMPTS; attempt++) {
+    const slug = attempt === 0 ? base : withSuffix(base);
+    // An update cannot say "on conflict do nothing"; a savepoint lets a collision be retried
+    // without aborting the surrounding transaction.
+    await client.query('savepoint slug');
+    try {
+      await client.query('update articles set slug = $2 where id = $1', [id, slug]);
+      await client.query('release savepoint slug');
+      return;
+    } catch (err) {
+      if ((err as pg.DatabaseError).constraint !== 'articles_slug_key') throw err;
+      await client.query('rollback to savepoint slug');
+    }
+  }
+  throw new Error(`no free slug for "${base}" after ${SLUG_ATTEMPTS} attempts`);
+}
+
+/**
+ * Delete if the viewer is the author; one round trip that also says why not.
+ * Comments, favorites and tag links go with it (on delete cascade).
+ */
+export async function deleteArticle(db: Queryable, slug: string, viewer: number) {
+  const res = await db.query<{ author_id: number | null; deleted: number }>(
+    `with target as (select id, author_id from articles where slug = $1),
+          del as (delete from articles where id = (select id from target) and author_id = $2 returning id)
+     select (select author_id from target) as author_id, (select count(*) from del)::int as deleted`,
+    [slug, viewer],
+  );
+  return res.rows[0]!;
+}
+
+/**
+ * Favorite or unfavorite, idempotently, and return the article as the viewer now sees it.
+ * The counter moves in the same statement as the favorites row, under the article's row lock,
+ * so concurrent favorites from many users give the exact count.
+ */
+export async function setFavorite(db: Queryable, slug: string, viewer: number, favorite: boolean) {
+  const change = favorite
+    ? `ins as (insert into favorites (user_id, article_id) select $2, id from target
+                 on conflict do nothing returning article_id),
+       upd as (update articles set favorites_count = favorites_count + 1
+                 where id in (select article_id from ins) returning favorites_count)`
+    : `del as (delete from favorites where user_id = $2 and article_id = (select id from target)
+                 returning article_id),
+       upd as (update articles set favorites_count = favorites_count - 1
+                 where id in (select article_id from del) returning favorites_count)`;
+  // The outer select reads the snapshot from before the CTEs ran: the new count comes from upd.
+  const res = await db.query<ArticleRow>(
+    `with target as (select id from articles where slug = $1), ${change}
+     select ${articleColumns(2, { body: true, favoritesCount: 'coalesce((select favorites_count from upd), a.favorites_count)' })}
+       from articles a join users u on u.id = a.author_id where a.id = (select id from target)`,
+    [slug, viewer],
+  );
+  const row = res.rows[0];
+  if (row) row.favorited = favorite;
+  return row;
+}

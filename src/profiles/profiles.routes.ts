@@ -1,0 +1,82 @@
+// Profiles and following: SPEC.md "Endpoints" rows 5-6. `following` is computed for the viewer
+// in the same statement that reads the profile (false when anonymous).
+import { Type } from 'typebox';
+import type { App, AppContext } from '../context.ts';
+import type { Queryable } from '../db/pool.ts';
+import { viewerId } from '../http/auth.ts';
+import { notFound } from '../http/errors.ts';
+import { Errors, Profile, Security } from '../http/schemas.ts';
+
+export interface ProfileRow {
+  username: string;
+  bio: string | null;
+  image: string | null;
+  following: boolean;
+}
+
+const Params = Type.Object({ username: Type.String({ minLength: 1, maxLength: 256 }) });
+const ProfileResponse = Type.Object({ profile: Profile });
+
+async function findProfile(db: Queryable, username: string, viewer: number | null): Promise<ProfileRow | undefined> {
+  const res = await db.query<ProfileRow>(
+    `select u.username, u.bio, u.image,
+            exists (select 1 from follows f where f.follower_id = $2 and f.followee_id = u.id) as following
+       from users u where u.username = $1`,
+    [username, viewer],
+  );
+  return res.rows[0];
+}
+
+/** Follow (idempotent: following twice is not an error) and return the profile, one round trip. */
+async function follow(db: Queryable, follower: number, username: string): Promise<ProfileRow | undefined> {
+  const res = await db.query<ProfileRow>(
+    `with target as (select id, username, bio, image from users where username = $2),
+          ins as (insert into follows (follower_id, followee_id) select $1, id from target on conflict do nothing)
+     select username, bio, image, true as following from target`,
+    [follower, username],
+  );
+  return res.rows[0];
+}
+
+async function unfollow(db: Queryable, follower: number, username: string): Promise<ProfileRow | undefined> {
+  const res = await db.query<ProfileRow>(
+    `with target as (select id, username, bio, image from users where username = $2),
+          del as (delete from follows where follower_id = $1 and followee_id = (select id from target))
+     select username, bio, image, false as following from target`,
+    [follower, username],
+  );
+  return res.rows[0];
+}
+
+export function registerProfileRoutes(app: App, ctx: AppContext): void {
+  const { db, auth } = ctx;
+  const tags = ['Profile'];
+  const response = { 200: ProfileResponse, 401: Errors[401], 404: Errors[404] };
+
+  app.get('/api/profiles/:username', {
+    onRequest: auth.optional,
+    schema: { summary: 'Get a profile', tags, params: Params, response },
+  }, async (request) => {
+    const profile = await findProfile(db, request.params.username, request.viewer?.id ?? null);
+    if (!profile) throw notFound('profile');
+    return { profile };
+  });
+
+  app.post('/api/profiles/:username/follow', {
+    onRequest: auth.required,
+    schema: { summary: 'Follow a user', tags, security: Security, params: Params, response },
+  }, async (request) => {
+    const profile = await follow(db, viewerId(request), request.params.username);
+    if (!profile) throw notFound('profile');
+    return { profile };
+  });
+
+  app.delete('/api/profiles/:username/follow', {
+    onRequest: auth.required,
+    schema: { summary: 'Unfollow a user', tags, security: Security, params: Params, response },
+  }, async (request) => {
+    const profile = await unfollow(db, viewerId(request), request.params.username);
+    if (!profile) throw notFound('profile');
+    return { profile };
+  });
+}

@@ -1,0 +1,41 @@
+// Password hashing with Argon2id from Node 24's own crypto (no native addon), stored as a PHC
+// string so the parameters travel with the hash and can be raised later without a migration.
+import { argon2, randomBytes, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+
+const argon2Async = promisify(argon2);
+
+// OWASP Password Storage Cheat Sheet, Argon2id option 2: m=19 MiB, t=2, p=1.
+const PARAMS = { memory: 19_456, passes: 2, parallelism: 1, tagLength: 32 } as const;
+
+export async function hashPassword(password: string): Promise<string> {
+  const nonce = randomBytes(16);
+  const tag = await argon2Async('argon2id', { message: password, nonce, ...PARAMS });
+  return `$argon2id$v=19$m=${PARAMS.memory},t=${PARAMS.passes},p=${PARAMS.parallelism}$${nonce.toString('base64url')}$${tag.toString('base64url')}`;
+}
+
+const PHC = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$([\w-]+)\$([\w-]+)$/;
+
+export async function verifyPassword(password: string, phc: string): Promise<boolean> {
+  const m = PHC.exec(phc);
+  if (!m) return false;
+  const [, memory, passes, parallelism, nonce, expected] = m as unknown as [string, string, string, string, string, string];
+  const want = Buffer.from(expected, 'base64url');
+  const got = await argon2Async('argon2id', {
+    message: password,
+    nonce: Buffer.from(nonce, 'base64url'),
+    memory: Number(memory),
+    passes: Number(passes),
+    parallelism: Number(parallelism),
+    tagLength: want.length,
+  });
+  return got.length === want.length && timingSafeEqual(got, want);
+}
+
+// Verified against when the email is unknown, so a login for a non-existent account costs the
+// same as one with a wrong password (no user enumeration by timing).
+let dummyHash: Promise<string> | undefined;
+export function dummyPasswordHash(): Promise<string> {
+  dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
+  return dummyHash;
+}

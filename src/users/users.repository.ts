@@ -1,0 +1,70 @@
+// SQL for users. Uniqueness is enforced by the database (users_username_key, users_email_key):
+// an insert or update that collides raises 23505, which the error mapper turns into 409.
+import type { Queryable } from '../db/pool.ts';
+
+export interface UserRow {
+  id: number;
+  username: string;
+  email: string;
+  password_hash: string;
+  bio: string | null;
+  image: string | null;
+}
+
+const COLUMNS = 'id, username, email, password_hash, bio, image';
+
+export async function insertUser(
+  db: Queryable,
+  user: { username: string; email: string; passwordHash: string },
+): Promise<UserRow> {
+  const res = await db.query<UserRow>(
+    `insert into users (username, email, password_hash) values ($1, $2, $3) returning ${COLUMNS}`,
+    [user.username, user.email, user.passwordHash],
+  );
+  return res.rows[0]!;
+}
+
+export async function findUserByEmail(db: Queryable, email: string): Promise<UserRow | undefined> {
+  const res = await db.query<UserRow>(`select ${COLUMNS} from users where lower(email) = lower($1)`, [email]);
+  return res.rows[0];
+}
+
+export async function findUserById(db: Queryable, id: number): Promise<UserRow | undefined> {
+  const res = await db.query<UserRow>(`select ${COLUMNS} from users where id = $1`, [id]);
+  return res.rows[0];
+}
+
+export interface UserPatch {
+  email?: string | undefined;
+  username?: string | undefined;
+  passwordHash?: string | undefined;
+  /** undefined keeps the stored value; null or "" clears it. */
+  bio?: string | null | undefined;
+  image?: string | null | undefined;
+}
+
+/** Partial update in one statement; returns undefined when the user no longer exists. */
+export async function updateUser(db: Queryable, id: number, patch: UserPatch): Promise<UserRow | undefined> {
+  const res = await db.query<UserRow>(
+    `update users set
+       email         = coalesce($2, email),
+       username      = coalesce($3, username),
+       password_hash = coalesce($4, password_hash),
+       bio           = case when $5::boolean then nullif($6, '') else bio end,
+       image         = case when $7::boolean then nullif($8, '') else image end,
+       updated_at    = now()
+     where id = $1
+     returning ${COLUMNS}`,
+    [
+      id,
+      patch.email ?? null,
+      patch.username ?? null,
+      patch.passwordHash ?? null,
+      patch.bio !== undefined,
+      patch.bio ?? null,
+      patch.image !== undefined,
+      patch.image ?? null,
+    ],
+  );
+  return res.rows[0];
+}

@@ -1,0 +1,118 @@
+// Authentication and the current user: SPEC.md "Endpoints" rows 1-4.
+import { Type } from 'typebox';
+import type { App, AppContext } from '../context.ts';
+import { viewerId } from '../http/auth.ts';
+import { invalidCredentials, tokenInvalid } from '../http/errors.ts';
+import { Errors, NonBlank, Security } from '../http/schemas.ts';
+import { dummyPasswordHash, hashPassword, verifyPassword } from './password.ts';
+import { findUserByEmail, findUserById, insertUser, updateUser, type UserRow } from './users.repository.ts';
+
+const Email = NonBlank(254, { pattern: '^[^\\s@]+@[^\\s@]+$' });
+// SPEC.md "Rules": 8 to 64 characters. The upper bound also caps the work handed to Argon2.
+const Password = Type.String({ minLength: 8, maxLength: 64 });
+const Username = NonBlank(64);
+const OptionalText = Type.Optional(Type.Union([Type.String({ maxLength: 4096 }), Type.Null()]));
+
+const User = Type.Object({
+  email: Type.String(),
+  token: Type.String(),
+  username: Type.String(),
+  bio: Type.Union([Type.String(), Type.Null()]),
+  image: Type.Union([Type.String(), Type.Null()]),
+});
+const UserResponse = Type.Object({ user: User });
+
+const LoginBody = Type.Object({
+  user: Type.Object({ email: Email, password: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false }),
+});
+const RegisterBody = Type.Object({
+  user: Type.Object({ username: Username, email: Email, password: Password }, { additionalProperties: false }),
+});
+const UpdateBody = Type.Object({
+  user: Type.Object(
+    {
+      email: Type.Optional(Email),
+      username: Type.Optional(Username),
+      password: Type.Optional(Password),
+      bio: OptionalText,
+      image: OptionalText,
+    },
+    { additionalProperties: false },
+  ),
+});
+
+function toUser(row: UserRow, token: string) {
+  return { user: { email: row.email, token, username: row.username, bio: row.bio, image: row.image } };
+}
+
+export function registerUserRoutes(app: App, ctx: AppContext): void {
+  const { db, auth } = ctx;
+
+  app.post('/api/users/login', {
+    schema: {
+      summary: 'Log in',
+      tags: ['User and Authentication'],
+      body: LoginBody,
+      response: { 200: UserResponse, 401: Errors[401], 422: Errors[422] },
+    },
+  }, async (request) => {
+    const { email, password } = request.body.user;
+    const row = await findUserByEmail(db, email);
+    // Hash even when the email is unknown: the response time must not reveal which emails exist.
+    const ok = await verifyPassword(password, row?.password_hash ?? (await dummyPasswordHash()));
+    if (!row || !ok) throw invalidCredentials();
+    return toUser(row, auth.sign(row.id));
+  });
+
+  app.post('/api/users', {
+    schema: {
+      summary: 'Register',
+      tags: ['User and Authentication'],
+      body: RegisterBody,
+      response: { 201: UserResponse, 409: Errors[409], 422: Errors[422] },
+    },
+  }, async (request, reply) => {
+    const { username, email, password } = request.body.user;
+    // No "does it exist?" query first: the unique constraints decide, race-free (409).
+    const row = await insertUser(db, { username, email, passwordHash: await hashPassword(password) });
+    return reply.code(201).send(toUser(row, auth.sign(row.id)));
+  });
+
+  app.get('/api/user', {
+    onRequest: auth.required,
+    schema: {
+      summary: 'Current user',
+      tags: ['User and Authentication'],
+      security: Security,
+      response: { 200: UserResponse, 401: Errors[401] },
+    },
+  }, async (request) => {
+    const row = await findUserById(db, viewerId(request));
+    // A valid signature for a user that no longer exists is not a valid identity.
+    if (!row) throw tokenInvalid();
+    return toUser(row, request.viewer!.token);
+  });
+
+  app.put('/api/user', {
+    onRequest: auth.required,
+    schema: {
+      summary: 'Update the current user',
+      tags: ['User and Authentication'],
+      security: Security,
+      body: UpdateBody,
+      response: { 200: UserResponse, 401: Errors[401], 409: Errors[409], 422: Errors[422] },
+    },
+  }, async (request) => {
+    const { email, username, password, bio, image } = request.body.user;
+    const row = await updateUser(db, viewerId(request), {
+      email,
+      username,
+      passwordHash: password === undefined ? undefined : await hashPassword(password),
+      bio,
+      image,
+    });
+    if (!row) throw tokenInvalid();
+    // A fresh token: clients replace theirs after a profile change (SPEC.md "Endpoints").
+    return toUser(row, auth.sign(row.id));
+  });
+}
