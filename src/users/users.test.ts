@@ -1,0 +1,229 @@
+// SPEC.md "Endpoints" rows 1-4, "Auth", and the PUT /user rules.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createSigner } from 'fast-jwt';
+import { Client, createTestApp, TEST_JWT_SECRET, type TestApp } from '../../test/harness.ts';
+
+let t: TestApp;
+let api: Client;
+before(async () => {
+  t = await createTestApp();
+  api = new Client(t.app);
+});
+after(() => t.close());
+
+describe('registration', () => {
+  test('a new user gets 201 with a token and null bio and image', async () => {
+    const res = await api.post('/api/users', { body: { user: { username: 'alice', email: 'alice@example.com', password: 'password123' } } });
+    assert.equal(res.status, 201);
+    assert.deepEqual(Object.keys(res.body.user).sort(), ['bio', 'email', 'image', 'token', 'username']);
+    assert.equal(res.body.user.username, 'alice');
+    assert.equal(res.body.user.email, 'alice@example.com');
+    assert.equal(res.body.user.bio, null);
+    assert.equal(res.body.user.image, null);
+    assert.match(res.body.user.token, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+  });
+
+  test('a taken username or email is 409 with the field named', async () => {
+    const u = await api.register();
+    const byName = await api.post('/api/users', { body: { user: { username: u.username, email: 'other@example.com', password: 'password123' } } });
+    assert.equal(byName.status, 409);
+    assert.deepEqual(byName.body, { errors: { username: ['has already been taken'] } });
+    const byEmail = await api.post('/api/users', { body: { user: { username: 'someone-else', email: u.email.toUpperCase(), password: 'password123' } } });
+    assert.equal(byEmail.status, 409);
+    assert.deepEqual(byEmail.body, { errors: { email: ['has already been taken'] } });
+  });
+
+  test('missing, empty and null required fields are 422 "can\'t be blank"', async () => {
+    const base = { username: 'bob', email: 'bob@example.com', password: 'password123' };
+    for (const field of ['username', 'email', 'password'] as const) {
+      for (const value of [undefined, '', null]) {
+        const user: Record<string, unknown> = { ...base };
+        if (value === undefined) delete user[field];
+        else user[field] = value;
+        const res = await api.post('/api/users', { body: { user } });
+        assert.equal(res.status, 422, `${field}=${String(value)}`);
+        assert.deepEqual(res.body, { errors: { [field]: ["can't be blank"] } }, `${field}=${String(value)}`);
+      }
+    }
+  });
+
+  test('a body without the user wrapper makes every required field blank', async () => {
+    const res = await api.post('/api/users', { body: { username: 'x', email: 'x@example.com', password: 'password123' } });
+    assert.equal(res.status, 422);
+    assert.deepEqual(res.body, { errors: { username: ["can't be blank"], email: ["can't be blank"], password: ["can't be blank"] } });
+  });
+
+  test('passwords of 8 to 64 characters are accepted and others are 422', async () => {
+    for (const [len, status] of [[7, 422], [8, 201], [64, 201], [65, 422]] as const) {
+      const n = `${len}x${Date.now()}`;
+      const res = await api.post('/api/users', { body: { user: { username: `p${n}`, email: `p${n}@example.com`, password: 'p'.repeat(len) } } });
+      assert.equal(res.status, status, `length ${len}`);
+      if (status === 422) assert.ok(res.body.errors.password, `length ${len}`);
+    }
+  });
+
+  test('unknown fields are ignored, never stored', async () => {
+    const res = await api.post('/api/users', {
+      body: { user: { username: 'mallory', email: 'mallory@example.com', password: 'password123', bio: 'injected', id: 1, admin: true } },
+    });
+    assert.equal(res.status, 201);
+    assert.equal(res.body.user.bio, null);
+    const row = await t.db.query('select bio from users where username = $1', ['mallory']);
+    assert.equal(row.rows[0].bio, null);
+  });
+});
+
+describe('login', () => {
+  test('the right password returns the user with a token that works', async () => {
+    const u = await api.register();
+    const res = await api.post('/api/users/login', { body: { user: { email: u.email, password: u.password } } });
+    assert.equal(res.status, 200);
+    assert.equal(res.body.user.username, u.username);
+    const me = await api.get('/api/user', { token: res.body.user.token });
+    assert.equal(me.status, 200);
+    assert.equal(me.body.user.email, u.email);
+  });
+
+  test('a wrong password or unknown email is 401 "credentials invalid"', async () => {
+    const u = await api.register();
+    for (const user of [{ email: u.email, password: 'wrong-password' }, { email: 'nobody@example.com', password: 'password123' }]) {
+      const res = await api.post('/api/users/login', { body: { user } });
+      assert.equal(res.status, 401);
+      assert.deepEqual(res.body, { errors: { credentials: ['invalid'] } });
+    }
+  });
+
+  test('blank login fields are 422', async () => {
+    const res = await api.post('/api/users/login', { body: { user: { email: '', password: 'x' } } });
+    assert.equal(res.status, 422);
+    assert.deepEqual(res.body, { errors: { email: ["can't be blank"] } });
+  });
+});
+
+describe('authentication', () => {
+  test('GET /user accepts both the Token and the Bearer scheme', async () => {
+    const u = await api.register();
+    for (const scheme of ['Token', 'Bearer']) {
+      const res = await api.get('/api/user', { headers: { authorization: `${scheme} ${u.token}` } });
+      assert.equal(res.status, 200, scheme);
+      assert.equal(res.body.user.username, u.username);
+      assert.equal(res.body.user.token, u.token);
+    }
+  });
+
+  test('no token is 401 "is missing"', async () => {
+    const res = await api.get('/api/user');
+    assert.equal(res.status, 401);
+    assert.deepEqual(res.body, { errors: { token: ['is missing'] } });
+  });
+
+  test('malformed, tampered, expired, alg:none and foreign-secret tokens are 401 "is invalid"', async () => {
+    const u = await api.register();
+    const [h, p, s] = u.token.split('.') as [string, string, string];
+    const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const payload = JSON.parse(Buffer.from(p, 'base64url').toString()) as { sub: string };
+    const expired = createSigner({ key: TEST_JWT_SECRET, algorithm: 'HS256', clockTimestamp: Date.now() - 3_600_000, expiresIn: 1000 })({ sub: payload.sub });
+    const bad = {
+      malformed: 'not-a-jwt',
+      tampered: `${h}.${b64({ ...payload, sub: '999' })}.${s}`,
+      expired,
+      algNone: `${b64({ alg: 'none', typ: 'JWT' })}.${p}.`,
+      otherSecret: createSigner({ key: 'another-secret-another-secret-another', algorithm: 'HS256', expiresIn: 60_000 })({ sub: payload.sub }),
+    };
+    for (const [name, token] of Object.entries(bad)) {
+      const res = await api.get('/api/user', { token });
+      assert.equal(res.status, 401, name);
+      assert.deepEqual(res.body, { errors: { token: ['is invalid'] } }, name);
+      // Optional-auth routes refuse a bad token too; they never fall back to anonymous.
+      const list = await api.get('/api/articles', { token });
+      assert.equal(list.status, 401, `${name} on an optional-auth route`);
+    }
+    const scheme = await api.get('/api/user', { headers: { authorization: `Basic ${u.token}` } });
+    assert.equal(scheme.status, 401);
+  });
+
+  test('a token of a user that no longer exists is 401', async () => {
+    const u = await api.register();
+    await t.db.query('delete from users where username = $1', [u.username]);
+    const res = await api.get('/api/user', { token: u.token });
+    assert.equal(res.status, 401);
+    const write = await api.post('/api/articles', { token: u.token, body: { article: { title: 't', description: 'd', body: 'b' } } });
+    assert.equal(write.status, 401);
+  });
+});
+
+describe('updating the current user', () => {
+  test('a partial update changes only the given fields and returns a fresh token', async () => {
+    const u = await api.register();
+    const res = await api.put('/api/user', { token: u.token, body: { user: { bio: 'I like to skateboard', image: 'https://i.example/x.jpg' } } });
+    assert.equal(res.status, 200);
+    assert.equal(res.body.user.bio, 'I like to skateboard');
+    assert.equal(res.body.user.image, 'https://i.example/x.jpg');
+    assert.equal(res.body.user.username, u.username);
+    assert.equal(res.body.user.email, u.email);
+    assert.notEqual(res.body.user.token, u.token);
+    assert.equal((await api.get('/api/user', { token: res.body.user.token })).status, 200);
+  });
+
+  test('bio and image set to "" are stored as null, and null is accepted', async () => {
+    const u = await api.register();
+    await api.put('/api/user', { token: u.token, body: { user: { bio: 'x', image: 'y' } } });
+    const empty = await api.put('/api/user', { token: u.token, body: { user: { bio: '', image: '' } } });
+    assert.equal(empty.status, 200);
+    assert.equal(empty.body.user.bio, null);
+    assert.equal(empty.body.user.image, null);
+    await api.put('/api/user', { token: u.token, body: { user: { bio: 'x' } } });
+    const nulls = await api.put('/api/user', { token: u.token, body: { user: { bio: null } } });
+    assert.equal(nulls.status, 200);
+    assert.equal(nulls.body.user.bio, null);
+  });
+
+  test('empty or null email and username, and bad passwords, are 422', async () => {
+    const u = await api.register();
+    const cases: [Record<string, unknown>, string][] = [
+      [{ email: '' }, 'email'],
+      [{ email: null }, 'email'],
+      [{ username: '' }, 'username'],
+      [{ username: null }, 'username'],
+      [{ password: '' }, 'password'],
+      [{ password: null }, 'password'],
+      [{ password: 'short' }, 'password'],
+    ];
+    for (const [user, field] of cases) {
+      const res = await api.put('/api/user', { token: u.token, body: { user } });
+      assert.equal(res.status, 422, JSON.stringify(user));
+      assert.ok(res.body.errors[field], JSON.stringify(user));
+    }
+  });
+
+  test('re-sending your own email and username is not a conflict; someone else\'s is 409', async () => {
+    const u = await api.register();
+    const other = await api.register();
+    const same = await api.put('/api/user', { token: u.token, body: { user: { email: u.email, username: u.username } } });
+    assert.equal(same.status, 200);
+    const taken = await api.put('/api/user', { token: u.token, body: { user: { username: other.username } } });
+    assert.equal(taken.status, 409);
+    assert.deepEqual(taken.body, { errors: { username: ['has already been taken'] } });
+    const takenEmail = await api.put('/api/user', { token: u.token, body: { user: { email: other.email } } });
+    assert.deepEqual(takenEmail.body, { errors: { email: ['has already been taken'] } });
+  });
+
+  test('a new password replaces the old one for login', async () => {
+    const u = await api.register();
+    await api.put('/api/user', { token: u.token, body: { user: { password: 'a-new-password' } } });
+    const old = await api.post('/api/users/login', { body: { user: { email: u.email, password: u.password } } });
+    assert.equal(old.status, 401);
+    const fresh = await api.post('/api/users/login', { body: { user: { email: u.email, password: 'a-new-password' } } });
+    assert.equal(fresh.status, 200);
+  });
+
+  test('the password is stored as an argon2id hash and never returned', async () => {
+    const u = await api.register();
+    const row = await t.db.query('select password_hash from users where username = $1', [u.username]);
+    assert.match(row.rows[0].password_hash, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+    const me = await api.get('/api/user', { token: u.token });
+    assert.ok(!me.text.includes('password'));
+    assert.ok(!me.text.includes('argon2'));
+  });
+});
