@@ -43,6 +43,7 @@ export interface Config {
   readonly logLevel: LogLevel;
   readonly bodyLimitBytes: number;
   readonly shutdownTimeoutMs: number;
+  readonly shutdownDelayMs: number;
   readonly corsOrigins: readonly string[] | '*';
 }
 
@@ -157,6 +158,9 @@ export function loadConfig(env: Env = process.env): Config {
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     // Below Kubernetes' default 30 s terminationGracePeriodSeconds.
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
+    // Time between SIGTERM and closing the listener, with /readyz failing, so load balancers
+    // stop sending new requests first. 0 locally; deployments behind a balancer set ~5 s.
+    shutdownDelayMs: int(env, 'SHUTDOWN_DELAY_MS', 0, 0, 600_000),
     corsOrigins: corsOrigins(env),
   });
 }

@@ -54,8 +54,16 @@ closeWithGrace({ delay: config.shutdownTimeoutMs, logger: { error: (m: string) =
   if (err) log.error({ err }, 'fatal error, shutting down');
   else log.info({ signal }, 'shutting down: draining in-flight requests');
   ctx.lifecycle.draining = true;
+  // Behind a load balancer, keep serving while /readyz says 503 so the balancer stops routing
+  // here before the listener closes (Kubernetes: endpoints are removed asynchronously).
+  if (config.shutdownDelayMs > 0 && !err) await new Promise((r) => setTimeout(r, config.shutdownDelayMs));
   // Stops accepting, answers 503 to requests that arrive meanwhile, waits for in-flight ones.
-  await app.close();
+  // Keep-alive connections that go idle after their last response would hold close() open
+  // until their idle timeout: close them as they become idle.
+  const closing = app.close();
+  const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+  await closing;
+  clearInterval(sweep);
   await db.end();
   await source.embedded?.stop();
   log.info('shutdown complete');

@@ -1,0 +1,66 @@
+// src/config.ts: every setting validated once; a bad value names its variable.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { ConfigError, loadConfig } from './config.ts';
+
+const SECRET = 's'.repeat(40);
+const dirs: string[] = [];
+after(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+async function tempDir() {
+  const d = await mkdtemp(path.join(tmpdir(), 'conduit-config-'));
+  dirs.push(d);
+  return d;
+}
+
+test('defaults give a loopback server on port 3000 with an embedded database', () => {
+  const c = loadConfig({ JWT_SECRET: SECRET });
+  assert.equal(c.host, '127.0.0.1');
+  assert.equal(c.port, 3000);
+  assert.equal(c.databaseUrl, undefined);
+  assert.equal(c.nodeEnv, 'development');
+  assert.ok(Object.isFrozen(c));
+});
+
+test('a bad value stops with a message naming the variable', () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ PORT: 'abc' }, /PORT/],
+    [{ PORT: '70000' }, /PORT/],
+    [{ DB_POOL_MAX: '0' }, /DB_POOL_MAX/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+    [{ NODE_ENV: 'staging' }, /NODE_ENV/],
+    [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL/],
+    [{ DATABASE_URL: 'not a url' }, /DATABASE_URL/],
+    [{ JWT_SECRET: 'short' }, /JWT_SECRET/],
+    [{ CORS_ORIGINS: 'nope' }, /CORS_ORIGINS/],
+  ];
+  for (const [env, re] of cases) {
+    assert.throws(() => loadConfig({ JWT_SECRET: SECRET, ...env }), (err: unknown) => err instanceof ConfigError && re.test(err.message), JSON.stringify(env));
+  }
+});
+
+test('JWT_SECRET is required in production', () => {
+  assert.throws(() => loadConfig({ NODE_ENV: 'production' }), /JWT_SECRET is required when NODE_ENV=production/);
+});
+
+test('in development a secret is generated once and kept in the data directory', async () => {
+  const dir = await tempDir();
+  const first = loadConfig({ DATA_DIR: dir });
+  const second = loadConfig({ DATA_DIR: dir });
+  assert.equal(first.jwtSecret.expose(), second.jwtSecret.expose());
+  assert.ok(first.jwtSecret.expose().length >= 32);
+  const file = path.join(dir, 'jwt-secret');
+  assert.equal((await readFile(file, 'utf8')).trim(), first.jwtSecret.expose());
+  assert.equal((await stat(file)).mode & 0o777, 0o600);
+});
+
+test('secrets never print', () => {
+  const c = loadConfig({ JWT_SECRET: SECRET, DATABASE_URL: 'postgres://u:hunter2@db/x' });
+  const printed = `${JSON.stringify(c)} ${String(c.jwtSecret)} ${String(c.databaseUrl)}`;
+  assert.ok(!printed.includes(SECRET));
+  assert.ok(!printed.includes('hunter2'));
+});
