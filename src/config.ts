@@ -45,6 +45,10 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly shutdownDelayMs: number;
   readonly corsOrigins: readonly string[] | '*';
+  readonly uvThreadpoolSize: number;
+  readonly argon2Concurrency: number;
+  readonly argon2Queue: number;
+  readonly argon2MaxWaitMs: number;
 }
 
 export class ConfigError extends Error {
@@ -133,6 +137,8 @@ function corsOrigins(env: Env): readonly string[] | '*' {
 }
 
 export function loadConfig(env: Env = process.env): Config {
+  // libuv's default; src/runtime.ts applies it before the threadpool starts.
+  const uvThreadpoolSize = int(env, 'UV_THREADPOOL_SIZE', 4, 1, 1024);
   const nodeEnv = oneOf<NodeEnv>(env, 'NODE_ENV', ['development', 'production', 'test'], 'development');
   const dataDir = path.resolve(str(env, 'DATA_DIR') ?? '.data');
   return Object.freeze({
@@ -162,5 +168,11 @@ export function loadConfig(env: Env = process.env): Config {
     // stop sending new requests first. 0 locally; deployments behind a balancer set ~5 s.
     shutdownDelayMs: int(env, 'SHUTDOWN_DELAY_MS', 0, 0, 600_000),
     corsOrigins: corsOrigins(env),
+    uvThreadpoolSize,
+    // Argon2 runs on the threadpool: more hashes at once than threads only queue inside libuv,
+    // where nothing bounds them. One permit per thread; a short queue absorbs bursts.
+    argon2Concurrency: int(env, 'ARGON2_CONCURRENCY', uvThreadpoolSize, 1, 1024),
+    argon2Queue: int(env, 'ARGON2_QUEUE', 2 * uvThreadpoolSize, 0, 100_000),
+    argon2MaxWaitMs: int(env, 'ARGON2_MAX_WAIT_MS', 1000, 1, 60_000),
   });
 }

@@ -1,14 +1,14 @@
 // The process entry, and the only place that listens: config -> database -> migrations -> app ->
 // listen, then a graceful shutdown on SIGTERM/SIGINT in the reverse order.
+import './runtime.ts';
 import closeWithGrace from 'close-with-grace';
 import { pino } from 'pino';
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
-import type { AppContext } from './context.ts';
+import { createContext } from './context.ts';
 import { openDatabase } from './db/database.ts';
 import { listMigrations, migrate } from './db/migrate.ts';
 import { createPool } from './db/pool.ts';
-import { createAuth } from './http/auth.ts';
 
 function readConfig(): Config {
   try {
@@ -41,13 +41,7 @@ db.on('error', (err) => log.warn({ err }, 'idle database connection failed'));
 const { applied } = await migrate(db);
 log.info({ applied }, applied.length ? 'migrations applied' : 'schema up to date');
 
-const ctx: AppContext = {
-  config,
-  db,
-  auth: createAuth(config),
-  migrations: await listMigrations(),
-  lifecycle: { draining: false },
-};
+const ctx = createContext(config, db, await listMigrations());
 const app = await buildApp(ctx, { logger: log });
 
 closeWithGrace({ delay: config.shutdownTimeoutMs, logger: { error: (m: string) => log.error(m) } }, async ({ signal, err }) => {

@@ -4,10 +4,9 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { buildApp } from '../src/app.ts';
 import { loadConfig, type Config } from '../src/config.ts';
-import type { App, AppContext } from '../src/context.ts';
+import { createContext, type App, type AppContext } from '../src/context.ts';
 import { listMigrations } from '../src/db/migrate.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
-import { createAuth } from '../src/http/auth.ts';
 
 export const TEST_JWT_SECRET = 'test-secret-test-secret-test-secret-0123';
 
@@ -57,13 +56,7 @@ export async function createTestApp(env: Record<string, string> = {}): Promise<T
   const database = await createDatabase();
   const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_JWT_SECRET, DATABASE_URL: database.url, ...env });
   const db = createPool(database.url, config);
-  const ctx: AppContext = {
-    config,
-    db,
-    auth: createAuth(config),
-    migrations: await listMigrations(),
-    lifecycle: { draining: false },
-  };
+  const ctx = createContext(config, db, await listMigrations());
   const app = await buildApp(ctx);
   await app.ready();
   return {

@@ -26,9 +26,9 @@ export function spawnService(env: Record<string, string>): { proc: ChildProcess;
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const logs: Record<string, unknown>[] = [];
-  readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
+  readline.createInterface({ input: proc.stdout }).on('line', (line) => {
     try {
       logs.push(JSON.parse(line) as Record<string, unknown>);
     } catch {

@@ -2,6 +2,7 @@
 // string so the parameters travel with the hash and can be raised later without a migration.
 import { argon2, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
+import { Semaphore } from '../http/semaphore.ts';
 
 const argon2Async = promisify(argon2);
 
@@ -38,4 +39,25 @@ let dummyHash: Promise<string> | undefined;
 export function dummyPasswordHash(): Promise<string> {
   dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
   return dummyHash;
+}
+
+/** Hashing and verification behind a semaphore sized to the threadpool (see config.ts). */
+export interface Passwords {
+  hash(password: string): Promise<string>;
+  /** Verifies against the stored hash, or against a dummy one when there is no user. */
+  verify(password: string, phc: string | undefined): Promise<boolean>;
+  readonly limiter: Semaphore;
+}
+
+export function createPasswords(opts: { concurrency: number; queue: number; maxWaitMs: number }): Passwords {
+  const limiter = new Semaphore({ permits: opts.concurrency, queue: opts.queue, maxWaitMs: opts.maxWaitMs, name: 'password hashing' });
+  return {
+    limiter,
+    hash: (password) => limiter.run(() => hashPassword(password)),
+    verify: (password, phc) =>
+      limiter.run(async () => {
+        const ok = await verifyPassword(password, phc ?? (await dummyPasswordHash()));
+        return phc !== undefined && ok;
+      }),
+  };
 }

@@ -4,7 +4,6 @@ import type { App, AppContext } from '../context.ts';
 import { viewerId } from '../http/auth.ts';
 import { invalidCredentials, tokenInvalid } from '../http/errors.ts';
 import { Errors, NonBlank, Security } from '../http/schemas.ts';
-import { dummyPasswordHash, hashPassword, verifyPassword } from './password.ts';
 import { findUserByEmail, findUserById, insertUser, updateUser, type UserRow } from './users.repository.ts';
 
 const Email = NonBlank(254, { pattern: '^[^\\s@]+@[^\\s@]+$' });
@@ -46,20 +45,20 @@ function toUser(row: UserRow, token: string) {
 }
 
 export function registerUserRoutes(app: App, ctx: AppContext): void {
-  const { db, auth } = ctx;
+  const { db, auth, passwords } = ctx;
 
   app.post('/api/users/login', {
     schema: {
       summary: 'Log in',
       tags: ['User and Authentication'],
       body: LoginBody,
-      response: { 200: UserResponse, 401: Errors[401], 422: Errors[422] },
+      response: { 200: UserResponse, 401: Errors[401], 422: Errors[422], 503: Errors[503] },
     },
   }, async (request) => {
     const { email, password } = request.body.user;
     const row = await findUserByEmail(db, email);
     // Hash even when the email is unknown: the response time must not reveal which emails exist.
-    const ok = await verifyPassword(password, row?.password_hash ?? (await dummyPasswordHash()));
+    const ok = await passwords.verify(password, row?.password_hash);
     if (!row || !ok) throw invalidCredentials();
     return toUser(row, auth.sign(row.id));
   });
@@ -69,12 +68,12 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       summary: 'Register',
       tags: ['User and Authentication'],
       body: RegisterBody,
-      response: { 201: UserResponse, 409: Errors[409], 422: Errors[422] },
+      response: { 201: UserResponse, 409: Errors[409], 422: Errors[422], 503: Errors[503] },
     },
   }, async (request, reply) => {
     const { username, email, password } = request.body.user;
     // No "does it exist?" query first: the unique constraints decide, race-free (409).
-    const row = await insertUser(db, { username, email, passwordHash: await hashPassword(password) });
+    const row = await insertUser(db, { username, email, passwordHash: await passwords.hash(password) });
     return reply.code(201).send(toUser(row, auth.sign(row.id)));
   });
 
@@ -100,14 +99,14 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       tags: ['User and Authentication'],
       security: Security,
       body: UpdateBody,
-      response: { 200: UserResponse, 401: Errors[401], 409: Errors[409], 422: Errors[422] },
+      response: { 200: UserResponse, 401: Errors[401], 409: Errors[409], 422: Errors[422], 503: Errors[503] },
     },
   }, async (request) => {
     const { email, username, password, bio, image } = request.body.user;
     const row = await updateUser(db, viewerId(request), {
       email,
       username,
-      passwordHash: password === undefined ? undefined : await hashPassword(password),
+      passwordHash: password === undefined ? undefined : await passwords.hash(password),
       bio,
       image,
     });
