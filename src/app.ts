@@ -9,6 +9,7 @@ import { registerArticleRoutes } from './articles/articles.routes.ts';
 import { registerCommentRoutes } from './comments/comments.routes.ts';
 import type { App, AppContext } from './context.ts';
 import { registerHealthRoutes } from './health/health.routes.ts';
+import { requestScope } from './db/deadline.ts';
 import { errorHandler, notFoundHandler } from './http/errors.ts';
 import { validatorCompiler } from './http/validation.ts';
 import { registerProfileRoutes } from './profiles/profiles.routes.ts';
@@ -31,6 +32,12 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 512 },
+    // A badly percent-encoded URL (`/api/profiles/%zz`) or an over-long path parameter is
+    // answered by the router before any route or error handler runs; without this, those two
+    // answered in Fastify's own body shape instead of `{"errors":{...}}` (SPEC.md "Beyond the contract").
+    frameworkErrors: (err, request, reply) => {
+      void errorHandler(err, request, reply);
+    },
   };
   const app: App = (opts.logger
     ? Fastify({ ...serverOptions, loggerInstance: opts.logger })
@@ -55,6 +62,16 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     void parseJson(request, body as string, done);
   });
 
+  if (config.requestTimeoutMs > 0) {
+    const timeoutMs = config.requestTimeoutMs;
+    // The rest of the request (hooks, handler, every query) runs inside this scope, so the pool
+    // can tie checked-out connections to the deadline without threading a signal through every
+    // repository function. Callback style: `done` must run inside `run` to carry the scope.
+    app.addHook('onRequest', (_request, _reply, done) => {
+      requestScope.run({ signal: AbortSignal.timeout(timeoutMs), timeoutMs }, done);
+    });
+  }
+
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(
       { method: request.method, route: request.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 },
@@ -68,6 +85,9 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     allowedHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
     exposedHeaders: ['X-Request-Id', 'Retry-After'],
     maxAge: 600,
+    // A bare OPTIONS (no Access-Control-Request-Method) is a legal request, not an error; the
+    // strict default answered it 400 with a text/plain body outside the error shape.
+    strictPreflight: false,
   });
 
   await app.register(swagger, {
@@ -78,7 +98,9 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
         version: '2.0.0',
         description:
           'The RealWorld (Conduit) API v2. Errors are always `{"errors":{"<key>":["<message>"]}}`; beyond the contract: ' +
-          '400 malformed JSON, 413 body too large, 415 not JSON, 422 invalid input (limit is 1..100), 401 bad token, 503 database unavailable.',
+          '400 malformed JSON, 413 body too large, 415 not JSON, 422 invalid input (limit is 1..100), 401 bad token, 503 database unavailable.' +
+          // Added with the frameworkErrors mapping above, so the document names every status it can send.
+          ' 400 badly percent-encoded URL, 414 path parameter too long (over 512 characters).',
       },
       servers: [{ url: '/' }],
       components: {

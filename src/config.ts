@@ -45,6 +45,7 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly shutdownDelayMs: number;
   readonly corsOrigins: readonly string[] | '*';
+  readonly requestTimeoutMs: number;
   readonly uvThreadpoolSize: number;
   readonly argon2Concurrency: number;
   readonly argon2Queue: number;
@@ -168,6 +169,10 @@ export function loadConfig(env: Env = process.env): Config {
     // stop sending new requests first. 0 locally; deployments behind a balancer set ~5 s.
     shutdownDelayMs: int(env, 'SHUTDOWN_DELAY_MS', 0, 0, 600_000),
     corsOrigins: corsOrigins(env),
+    // Every request has this budget; a statement still running at the deadline is cancelled in
+    // PostgreSQL and the client gets 504. Healthy requests take milliseconds (BENCHMARKS.md);
+    // 5 s is far past them and well under load balancers' 30-60 s timeouts. 0 turns it off.
+    requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 5000, 0, 600_000),
     uvThreadpoolSize,
     // Argon2 runs on the threadpool: more hashes at once than threads only queue inside libuv,
     // where nothing bounds them. One permit per thread; a short queue absorbs bursts.

@@ -66,7 +66,8 @@ export async function createTestApp(env: Record<string, string> = {}): Promise<T
     config,
     close: async () => {
       await app.close();
-      await db.end();
+      // A test may have ended the pool itself (to simulate the database going away).
+      if (!db.ended) await db.end();
       await database.drop();
     },
   };

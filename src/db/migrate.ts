@@ -22,6 +22,8 @@ export async function migrate(pool: Pool): Promise<MigrationResult> {
   const files = await listMigrations();
   const client = await pool.connect();
   try {
+    // Migrations may legitimately run long (an index on a big table): no statement timeout.
+    await client.query('set statement_timeout = 0');
     await client.query('select pg_advisory_lock($1)', [LOCK_KEY]);
     try {
       await client.query(
@@ -51,6 +53,7 @@ export async function migrate(pool: Pool): Promise<MigrationResult> {
       return { applied, latest: files.at(-1) };
     } finally {
       await client.query('select pg_advisory_unlock($1)', [LOCK_KEY]);
+      await client.query('reset statement_timeout');
     }
   } finally {
     client.release();

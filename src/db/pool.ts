@@ -3,16 +3,61 @@
 // a `PoolClient` inside `inTransaction`, so its type says so.
 import pg from 'pg';
 import type { Config } from '../config.ts';
+import { deadlineExceeded, requestScope, watchDeadline } from './deadline.ts';
 
 export type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
 export type Pool = pg.Pool;
+
+type ConnectCallback = (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void;
+
+/**
+ * A pg.Pool whose connections honour the current request's deadline (see deadline.ts). Both
+ * `pool.query` and `pool.connect` go through `connect`, so every statement is covered.
+ */
+class DeadlinePool extends pg.Pool {
+  // pg-pool's own `query` calls connect with a callback; transactions call it for a promise.
+  override connect(): Promise<pg.PoolClient>;
+  override connect(callback: ConnectCallback): void;
+  override connect(callback?: ConnectCallback): Promise<pg.PoolClient> | void {
+    const scope = requestScope.getStore();
+    if (!scope) return callback ? super.connect(callback) : super.connect();
+    const checkedOut = this.#connectWithin(scope);
+    if (!callback) return checkedOut;
+    checkedOut.then(
+      (client) => callback(undefined, client, (err) => client.release(err as Error | undefined)),
+      (err: Error) => callback(err, undefined, () => undefined),
+    );
+  }
+
+  async #connectWithin(scope: { signal: AbortSignal; timeoutMs: number }): Promise<pg.PoolClient> {
+    if (scope.signal.aborted) throw deadlineExceeded(scope.timeoutMs);
+    const client = await super.connect();
+    if (scope.signal.aborted) {
+      client.release();
+      throw deadlineExceeded(scope.timeoutMs);
+    }
+    const unwatch = watchDeadline(client, scope);
+    const release = client.release.bind(client);
+    client.release = (err?: Error | boolean) => {
+      client.release = release;
+      // A cancelled connection is closed rather than reused (a late cancel must not hit the
+      // next request's statement).
+      return release(unwatch() ? new Error('statement cancelled at the request deadline') : err);
+    };
+    return client;
+  }
+}
 
 // int8 (bigint ids, count(*)) come back as strings by default; every id and count here fits
 // in a double by a wide margin, and the API wants numbers.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
-export function createPool(connectionString: string, config: Pick<Config, 'dbPoolMax' | 'dbAcquireTimeoutMs'>): Pool {
-  return new pg.Pool({
+export function createPool(
+  connectionString: string,
+  config: Pick<Config, 'dbPoolMax' | 'dbAcquireTimeoutMs'> & Partial<Pick<Config, 'requestTimeoutMs'>>,
+): Pool {
+  const deadline = config.requestTimeoutMs ?? 0;
+  return new DeadlinePool({
     connectionString,
     max: config.dbPoolMax,
     // pg calls this connectionTimeoutMillis, but it bounds the wait for a free pooled client
@@ -20,6 +65,9 @@ export function createPool(connectionString: string, config: Pick<Config, 'dbPoo
     connectionTimeoutMillis: config.dbAcquireTimeoutMs,
     idleTimeoutMillis: 30_000,
     application_name: 'conduit',
+    // The server-side backstop for the request deadline: if a CancelRequest is lost, PostgreSQL
+    // still stops the statement, well after the deadline (the cancel is the normal path).
+    ...(deadline > 0 ? { statement_timeout: 2 * deadline + 1000 } : {}),
   });
 }
 

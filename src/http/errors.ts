@@ -56,8 +56,12 @@ function isDbUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && (DB_UNAVAILABLE.has(code) || NET_UNAVAILABLE.has(code))) return true;
-  // pg-pool's acquire timeout and a client whose connection ended carry no code.
-  return /timeout exceeded when trying to connect|Connection terminated|connection is closed/i.test(err.message);
+  // pg-pool's acquire timeout and a client whose connection ended carry no code. A pool that was
+  // ended (shutdown in progress) is the same condition for the client, and used to fall through
+  // to an opaque 500: "Cannot use a pool after calling end on the pool", "Client was closed...".
+  return /timeout exceeded when trying to connect|Connection terminated|connection is closed|pool after calling end|Client was closed/i.test(
+    err.message,
+  );
 }
 
 /** Maps what Fastify itself throws (parsing, limits) to the error shape. */
@@ -73,6 +77,12 @@ function frameworkError(err: FastifyError): AppError | undefined {
       return new AppError(400, { body: ['is not valid JSON'] });
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new AppError(400, { 'content-length': ['does not match the body'] });
+    // These two reach errorHandler through the `frameworkErrors` option (app.ts); without it
+    // Fastify answered them in its own `{"error","code","message","statusCode"}` shape.
+    case 'FST_ERR_BAD_URL':
+      return new AppError(400, { url: ['is not validly percent-encoded'] });
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new AppError(414, { url: ['is too long'] });
     default:
       break;
   }
@@ -93,6 +103,11 @@ export function toAppError(err: unknown, request: FastifyRequest): AppError | un
   if (err instanceof pg.DatabaseError && err.code === '23505' && err.constraint) {
     const field = TAKEN_BY_CONSTRAINT[err.constraint];
     if (field) return taken(field);
+  }
+  // query_canceled: the request deadline cancelled the statement (db/deadline.ts), or the
+  // server-side statement_timeout backstop did. Either way the request ran out of time.
+  if (err instanceof pg.DatabaseError && err.code === '57014') {
+    return new AppError(504, { request: ['timed out'] }, { cause: err, retryAfter: 1 });
   }
   // The acting user was deleted after their token was issued: the token names nobody.
   if (err instanceof pg.DatabaseError && err.code === '23503' && err.constraint && VIEWER_FKEYS.has(err.constraint)) {

@@ -2,7 +2,7 @@
 // and generate the OpenAPI document). This file holds the two compilers and the translation of
 // ajv's errors into the contract's messages: missing, null or blank required fields are
 // "can't be blank" (SPEC.md "Errors"), everything else says what is wrong with the value.
-import { Ajv, type ErrorObject, type Options } from 'ajv';
+import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv';
 import type { FastifyRequest, FastifySchemaCompiler } from 'fastify';
 
 const shared: Options = { useDefaults: true, allErrors: false, strict: false };
@@ -12,8 +12,39 @@ const bodyAjv = new Ajv({ ...shared, coerceTypes: false, removeAdditional: true 
 // Query strings and path parameters are text by nature: "?limit=5" becomes the integer 5.
 const textAjv = new Ajv({ ...shared, coerceTypes: 'array', removeAdditional: true });
 
+// PostgreSQL text cannot hold U+0000: a NUL that reached a query failed there with SQLSTATE 22021
+// and became an opaque 500 (`{"comment":{"body":"a\u0000b"}}`, `GET /api/profiles/a%00b`). It
+// is bad input, so it is refused here, after the schema passed, as a 422 keyed by its field.
+function firstNulPath(value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [key, v] of Object.entries(value)) {
+    const found = firstNulPath(v, `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+function rejectingNul(validate: ValidateFunction): ValidateFunction {
+  const wrapped = function (this: unknown, data: unknown, cxt?: Parameters<ValidateFunction>[1]): boolean {
+    const valid = validate.call(this, data, cxt);
+    const path = valid ? firstNulPath(data, '') : undefined;
+    wrapped.errors = valid
+      ? path === undefined
+        ? null
+        : [{ keyword: 'nul', instancePath: path, schemaPath: '#', params: {}, message: 'must not contain NUL characters' }]
+      : validate.errors;
+    return wrapped.errors === null;
+  } as ValidateFunction;
+  // Fastify passes the parent data (so ajv can apply defaults to a root value) only to
+  // functions that carry ajv's schemaEnv.
+  wrapped.schemaEnv = validate.schemaEnv;
+  wrapped.schema = validate.schema;
+  return wrapped;
+}
+
 export const validatorCompiler: FastifySchemaCompiler<object> = ({ schema, httpPart }) =>
-  (httpPart === 'body' ? bodyAjv : textAjv).compile(schema);
+  rejectingNul((httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
 
 type ErrorMap = Record<string, string[]>;
 
@@ -51,6 +82,8 @@ function describe(e: ErrorObject, value: unknown): string {
       return `must be greater than or equal to ${String(p.limit)}`;
     case 'maximum':
       return `must be less than or equal to ${String(p.limit)}`;
+    case 'nul':
+      return 'must not contain NUL characters';
     default:
       return 'is invalid';
   }

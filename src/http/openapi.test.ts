@@ -1,0 +1,152 @@
+// GET /api/openapi.json: our OpenAPI 3.1 document is generated from the route schemas, so it must
+// list every route the server answers and cover every endpoint of the upstream contract
+// (the RealWorld v2 openapi.yml, MIT licensed, vendored as test/contract/realworld-openapi.yml).
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { Client, createTestApp, type TestApp } from '../../test/harness.ts';
+
+let t: TestApp;
+let doc: OpenApiDoc;
+let contract: OpenApiDoc;
+before(async () => {
+  t = await createTestApp();
+  const res = await new Client(t.app).get('/api/openapi.json');
+  assert.equal(res.status, 200, res.text);
+  doc = res.body as OpenApiDoc;
+  contract = parse(await readFile(contractPath(), 'utf8')) as OpenApiDoc;
+});
+after(() => t.close());
+
+interface Operation {
+  security?: Record<string, string[]>[];
+  responses?: Record<string, unknown>;
+  parameters?: { name: string; in: string }[];
+}
+interface OpenApiDoc {
+  openapi: string;
+  info: { title: string; version: string; description?: string };
+  servers?: { url: string }[];
+  paths: Record<string, Record<string, Operation>>;
+  components?: { securitySchemes?: Record<string, { type: string; in?: string; name?: string }> };
+}
+
+const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head'] as const;
+
+function contractPath(): string {
+  return fileURLToPath(new URL('../../test/contract/realworld-openapi.yml', import.meta.url));
+}
+
+/** "METHOD /path" for every operation of a document, with `prefix` before each path. */
+function operations(d: OpenApiDoc, prefix = ''): Set<string> {
+  const out = new Set<string>();
+  for (const [path, item] of Object.entries(d.paths)) {
+    for (const method of METHODS) if (item[method]) out.add(`${method.toUpperCase()} ${prefix}${path}`);
+  }
+  return out;
+}
+
+/**
+ * The routes the server has registered, read from `printRoutes()`'s tree: each line is a node
+ * whose text continues its parent's path, followed by its methods, e.g. `│   └── /follow (POST, DELETE)`.
+ */
+function registeredRoutes(tree: string): Set<string> {
+  const out = new Set<string>();
+  const stack: string[] = [];
+  for (const line of tree.split('\n')) {
+    const m = /^([│ ]*)[├└]── (.*?)(?: \(([A-Z, ]+)\))?$/.exec(line);
+    if (!m) continue;
+    const depth = m[1]!.length / 4;
+    stack.length = depth;
+    const path = (stack[depth - 1] ?? '') + m[2]!;
+    stack[depth] = path;
+    for (const method of (m[3] ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+      out.add(`${method} ${path.replace(/:(\w+)/g, '{$1}')}`);
+    }
+  }
+  return out;
+}
+
+describe('GET /api/openapi.json', () => {
+  test('is an OpenAPI 3.1 document describing Conduit', async () => {
+    assert.match(doc.openapi, /^3\.1\.\d+$/);
+    assert.equal(typeof doc.info.title, 'string');
+    assert.equal(typeof doc.info.version, 'string');
+    assert.ok(Object.keys(doc.paths).length > 0);
+  });
+
+  test('documents the statuses Conduit sends beyond the contract', async () => {
+    for (const status of ['400', '401', '413', '414', '415', '422', '503']) {
+      assert.match(doc.info.description ?? '', new RegExp(`\\b${status}\\b`), status);
+    }
+  });
+
+  test('declares the Token scheme: an API key in the Authorization header', async () => {
+    assert.deepEqual(
+      { type: doc.components?.securitySchemes?.Token?.type, in: doc.components?.securitySchemes?.Token?.in, name: doc.components?.securitySchemes?.Token?.name },
+      { type: 'apiKey', in: 'header', name: 'Authorization' },
+    );
+  });
+
+  test('every route the server registers is documented', async () => {
+    const registered = registeredRoutes(t.app.printRoutes({ commonPrefix: false }));
+    const documented = operations(doc);
+    // Not API operations: HEAD is Fastify's automatic twin of each GET, OPTIONS * answers CORS
+    // preflights, and the document does not list itself.
+    const undocumentable = (op: string) => op.startsWith('HEAD ') || op === 'OPTIONS *' || op === 'GET /api/openapi.json';
+
+    // The parser must have found the API, or this test proves nothing.
+    assert.ok(registered.has('DELETE /api/articles/{slug}/comments/{id}'), [...registered].join('\n'));
+    assert.ok(registered.has('POST /api/users/login'), [...registered].join('\n'));
+    const missing = [...registered].filter((op) => !undocumentable(op) && !documented.has(op));
+    assert.deepEqual(missing, []);
+  });
+
+  test('every documented operation is a route the server answers', async () => {
+    const registered = registeredRoutes(t.app.printRoutes({ commonPrefix: false }));
+
+    const phantom = [...operations(doc)].filter((op) => !registered.has(op));
+
+    assert.deepEqual(phantom, []);
+  });
+});
+
+describe('coverage of the RealWorld contract', () => {
+  const prefix = () => new URL(contract.servers?.[0]?.url ?? '/api', 'http://x').pathname.replace(/\/$/, '');
+
+  test('the contract has the 19 endpoints of SPEC.md, under /api', async () => {
+    assert.equal(prefix(), '/api');
+    assert.equal(operations(contract).size, 19);
+  });
+
+  test('every contract endpoint has the same path and method in ours', async () => {
+    const ours = operations(doc);
+
+    const missing = [...operations(contract, prefix())].filter((op) => !ours.has(op));
+
+    assert.deepEqual(missing, []);
+  });
+
+  test('each contract endpoint has the same path parameters, auth requirement and success status in ours', async () => {
+    for (const [path, item] of Object.entries(contract.paths)) {
+      for (const method of METHODS) {
+        const theirs = item[method];
+        if (!theirs) continue;
+        const label = `${method.toUpperCase()} ${path}`;
+        const ours = doc.paths[`${prefix()}${path}`]?.[method];
+        assert.ok(ours, label);
+
+        const pathParams = (op: Operation) => (op.parameters ?? []).filter((p) => p.in === 'path').map((p) => p.name).sort();
+        assert.deepEqual(pathParams(ours), pathParams(theirs), `${label}: path parameters`);
+
+        const needsToken = (op: Operation) => (op.security ?? []).some((s) => 'Token' in s);
+        assert.equal(needsToken(ours), needsToken(theirs), `${label}: Token security`);
+
+        const success = Object.keys(theirs.responses ?? {}).filter((s) => s.startsWith('2'));
+        for (const status of success) assert.ok(ours.responses?.[status], `${label}: documents ${status}`);
+      }
+    }
+  });
+});
