@@ -14,12 +14,13 @@ export interface ListFilter {
   offset: number;
 }
 
-export async function listArticles(db: Queryable, filter: ListFilter, viewer: number | null) {
+/** The SQL and parameters `listArticles` sends: exported so tests can EXPLAIN exactly this query. */
+export function listArticlesQuery(filter: ListFilter, viewer: number | null): { text: string; values: unknown[] } {
   // $1 viewer, $2 limit, $3 offset, then one parameter per filter. Only the filters in use
   // appear in the SQL, so each query shape gets a plan for exactly its predicates.
-  const params: unknown[] = [viewer, filter.limit, filter.offset];
+  const values: unknown[] = [viewer, filter.limit, filter.offset];
   const where: string[] = [];
-  const param = (v: unknown) => `$${params.push(v)}`;
+  const param = (v: unknown) => `$${values.push(v)}`;
   if (filter.tag) {
     where.push(`a.id in (select at.article_id from article_tags at join tags t on t.id = at.tag_id where t.name = ${param(filter.tag)})`);
   }
@@ -31,8 +32,7 @@ export async function listArticles(db: Queryable, filter: ListFilter, viewer: nu
     where.push(`a.author_id in (select followee_id from follows where follower_id = ${param(filter.followedBy)})`);
   }
   const w = where.length ? `where ${where.join(' and ')}` : '';
-  const res = await db.query<ArticleRow & { total: number }>(
-    `select c.total, x.*
+  const text = `select c.total, x.*
        from (select count(*)::int as total from articles a ${w}) c
        left join lateral (
          select ${articleColumns(1, { body: false })}
@@ -40,9 +40,13 @@ export async function listArticles(db: Queryable, filter: ListFilter, viewer: nu
            ${w}
           order by a.created_at desc, a.id desc
           limit $2 offset $3
-       ) x on true`,
-    params,
-  );
+       ) x on true`;
+  return { text, values };
+}
+
+export async function listArticles(db: Queryable, filter: ListFilter, viewer: number | null) {
+  const { text, values } = listArticlesQuery(filter, viewer);
+  const res = await db.query<ArticleRow & { total: number }>(text, values);
   const total = res.rows[0]?.total ?? 0;
   const rows = res.rows[0]?.slug === null || res.rows[0]?.slug === undefined ? [] : res.rows;
   return { rows, total };

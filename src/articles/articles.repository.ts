@@ -188,14 +188,24 @@ export async function setFavorite(db: Queryable, slug: string, viewer: number, f
                  returning article_id),
        upd as (update articles set favorites_count = favorites_count - 1
                  where id in (select article_id from del) returning favorites_count)`;
+  // `for key share` on the target: an article being deleted makes this wait and then find
+  // nothing (404), where inserting a favorite for it would fail its foreign key (a 500).
   // The outer select reads the snapshot from before the CTEs ran: the new count comes from upd.
-  const res = await db.query<ArticleRow>(
-    `with target as (select id from articles where slug = $1), ${change}
-     select ${articleColumns(2, { body: true, favoritesCount: 'coalesce((select favorites_count from upd), a.favorites_count)' })}
+  const res = await db.query<ArticleRow & { changed: boolean }>(
+    `with target as (select id from articles where slug = $1 for key share), ${change}
+     select ${articleColumns(2, { body: true, favoritesCount: 'coalesce((select favorites_count from upd), a.favorites_count)' })},
+            exists (select 1 from upd) as changed
        from articles a join users u on u.id = a.author_id where a.id = (select id from target)`,
     [slug, viewer],
   );
   const row = res.rows[0];
-  if (row) row.favorited = favorite;
+  if (!row) return undefined;
+  if (!row.changed) {
+    // Nothing to do: the state was already there, possibly set by a concurrent request of the
+    // same user that this statement waited for. Its snapshot predates that commit (it would
+    // show the old count beside the new state), so read again: a new statement sees it.
+    return findArticle(db, { id: row.id }, viewer);
+  }
+  row.favorited = favorite;
   return row;
 }

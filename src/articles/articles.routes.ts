@@ -40,7 +40,11 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       response: { 200: ArticleListResponse, 401: Errors[401], 422: Errors[422] },
     },
   }, async (request) => {
-    const { rows, total } = await listArticles(db, request.query, request.viewer?.id ?? null);
+    // Pick the filters by name: the query object also carries parameters the schema does not
+    // declare (ajv keeps them), and `?followedBy=abc` must not reach the feed filter (a 500,
+    // or with a number anyone's feed).
+    const { tag, author, favorited, limit, offset } = request.query;
+    const { rows, total } = await listArticles(db, { tag, author, favorited, limit, offset }, request.viewer?.id ?? null);
     return { articles: rows.map(toListItem), articlesCount: total };
   });
 
@@ -55,7 +59,9 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
     },
   }, async (request) => {
     const viewer = viewerId(request);
-    const { rows, total } = await listArticles(db, { ...request.query, followedBy: viewer }, viewer);
+    // limit and offset only: `?tag=` and the other list filters are not feed parameters.
+    const { limit, offset } = request.query;
+    const { rows, total } = await listArticles(db, { limit, offset, followedBy: viewer }, viewer);
     return { articles: rows.map(toListItem), articlesCount: total };
   });
 
@@ -128,10 +134,13 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       response: { 204: { type: 'null', description: 'Deleted' }, 401: Errors[401], 403: Errors[403], 404: Errors[404] },
     },
   }, async (request, reply) => {
-    const { author_id, deleted } = await deleteArticle(db, request.params.slug, viewerId(request));
-    if (author_id === null) throw notFound('article');
-    if (deleted === 0) throw forbidden('article');
-    return reply.code(204).send(null);
+    const viewer = viewerId(request);
+    const { author_id, deleted } = await deleteArticle(db, request.params.slug, viewer);
+    if (deleted > 0) return reply.code(204).send(null);
+    // The author's own delete that deleted nothing lost a race to a concurrent delete (the
+    // statement's snapshot still saw the row): the article is gone, so 404, not 403.
+    if (author_id === null || author_id === viewer) throw notFound('article');
+    throw forbidden('article');
   });
 
   for (const [method, favorite] of [['POST', true], ['DELETE', false]] as const) {

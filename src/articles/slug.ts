@@ -7,14 +7,15 @@ const MAX_BASE = 80;
 const RESERVED = new Set(['feed']);
 
 export function slugify(title: string): string {
-  const base = title
+  const folded = title
     .normalize('NFKD')
     .replace(/\p{M}+/gu, '')
     .toLowerCase()
     .replace(/[^\p{L}\p{N}]+/gu, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, MAX_BASE)
-    .replace(/-+$/, '');
+    .replace(/^-+|-+$/g, '');
+  // Cut by code points, not UTF-16 units: `.slice` could split a surrogate pair (a letter
+  // outside the BMP), which PostgreSQL would store as U+FFFD in the slug.
+  const base = Array.from(folded).slice(0, MAX_BASE).join('').replace(/-+$/, '');
   if (base === '') return 'article';
   return RESERVED.has(base) ? `${base}-article` : base;
 }
