@@ -66,7 +66,9 @@ async function addComment(db: Queryable, slug: string, author: number, body: str
   const res = await db.query<CommentRow>(
     `with ins as (
        insert into comments (article_id, author_id, body)
-       select id, $2, $3 from articles where slug = $1
+       -- key share: a concurrent delete of the article waits for this insert (or this insert
+       -- waits and finds no article: 404), never a foreign-key error.
+       select id, $2, $3 from articles where slug = $1 for key share
        returning id, created_at, updated_at, body, author_id)
      select ${COLUMNS('$2::bigint')} from ins c join users u on u.id = c.author_id`,
     [slug, author, body],
@@ -135,6 +137,8 @@ export function registerCommentRoutes(app: App, ctx: AppContext): void {
     const { article_id, author_id, deleted } = await deleteComment(db, request.params.slug, request.params.id, viewerId(request));
     if (article_id === null) throw notFound('article');
     if (author_id === null) throw notFound('comment');
+    // The author's own concurrent delete won the race: for this request the comment is gone.
+    if (deleted === 0 && author_id === viewerId(request)) throw notFound('comment');
     if (deleted === 0) throw forbidden('comment');
     return reply.code(204).send(null);
   });

@@ -379,3 +379,35 @@ describe('comments and their article', () => {
     assert.equal(old.status, 404);
   });
 });
+
+describe('comments under concurrency', () => {
+  test('an author deleting one comment several times at once gets one 204 and otherwise 404, never 403', async () => {
+    const { commenter, article } = await articleWithCommenter();
+    const c = await addComment(article.slug, commenter.token, 'going');
+
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () => api.delete(`/api/articles/${article.slug}/comments/${c.id}`, { token: commenter.token })),
+    );
+
+    const statuses = results.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [204, 404, 404, 404, 404, 404]);
+  });
+
+  test('commenting while the article is deleted in a concurrent transaction gives 404, not a server error', async () => {
+    const { commenter, article } = await articleWithCommenter();
+    const client = await t.db.connect();
+    try {
+      await client.query('begin');
+      await client.query('delete from articles where slug = $1', [article.slug]);
+      // The comment insert now waits on the deleting transaction's row lock.
+      const pending = api.post(`/api/articles/${article.slug}/comments`, { token: commenter.token, body: { comment: { body: 'late' } } });
+      await new Promise((r) => setTimeout(r, 100));
+      await client.query('commit');
+      const res = await pending;
+      assert.equal(res.status, 404);
+      assert.deepEqual(res.body, articleNotFound);
+    } finally {
+      client.release();
+    }
+  });
+});
