@@ -1,6 +1,5 @@
 // buildApp(ctx): the whole HTTP application as a Fastify instance. It never listens; main.ts and
 // the test harness decide how it is served.
-import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
@@ -10,7 +9,11 @@ import { registerCommentRoutes } from './comments/comments.routes.ts';
 import type { App, AppContext } from './context.ts';
 import { registerHealthRoutes } from './health/health.routes.ts';
 import { requestScope } from './db/deadline.ts';
+import { registerCompression } from './http/compression.ts';
 import { errorHandler, notFoundHandler } from './http/errors.ts';
+import { registerLoadShedding } from './http/load-shedding.ts';
+import { registerRateLimit } from './http/rate-limit.ts';
+import { registerSecurity } from './http/security.ts';
 import { validatorCompiler } from './http/validation.ts';
 import { registerProfileRoutes } from './profiles/profiles.routes.ts';
 import { registerTagRoutes } from './tags/tags.routes.ts';
@@ -31,6 +34,11 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     // One log line per request is written by the onResponse hook below, not Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    // Connection timeouts (config.ts explains each value): keep-alive outlives the load
+    // balancer's idle timeout; headers and whole requests must arrive within their bounds
+    // (slowloris, slow uploads). Node checks them every connectionsCheckingInterval.
+    keepAliveTimeout: config.httpKeepAliveTimeoutMs,
+    requestTimeout: config.httpRequestTimeoutMs,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 512 },
     // A badly percent-encoded URL (`/api/profiles/%zz`) or an over-long path parameter is
     // answered by the router before any route or error handler runs; without this, those two
@@ -39,9 +47,10 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
       void errorHandler(err, request, reply);
     },
   };
+  const http = { headersTimeout: config.httpHeadersTimeoutMs, connectionsCheckingInterval: Math.min(1000, config.httpHeadersTimeoutMs) };
   const app: App = (opts.logger
-    ? Fastify({ ...serverOptions, loggerInstance: opts.logger })
-    : Fastify({ ...serverOptions, logger: false })
+    ? Fastify({ ...serverOptions, http, loggerInstance: opts.logger })
+    : Fastify({ ...serverOptions, http, logger: false })
   ).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -79,16 +88,12 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     );
   });
 
-  await app.register(cors, {
-    origin: config.corsOrigins === '*' ? '*' : [...config.corsOrigins],
-    methods: ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
-    allowedHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
-    exposedHeaders: ['X-Request-Id', 'Retry-After'],
-    maxAge: 600,
-    // A bare OPTIONS (no Access-Control-Request-Method) is a legal request, not an error; the
-    // strict default answered it 400 with a text/plain body outside the error shape.
-    strictPreflight: false,
-  });
+  // Order matters: shedding first (refuse before doing any work), then the rate limit, then
+  // headers and compression for whatever is answered.
+  registerLoadShedding(app, config);
+  await registerRateLimit(app, config, ctx.redis);
+  await registerSecurity(app, config);
+  await registerCompression(app, config);
 
   await app.register(swagger, {
     openapi: {

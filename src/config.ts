@@ -46,6 +46,19 @@ export interface Config {
   readonly shutdownDelayMs: number;
   readonly corsOrigins: readonly string[] | '*';
   readonly requestTimeoutMs: number;
+  readonly redisUrl: Secret | undefined;
+  readonly compression: boolean;
+  readonly compressionThresholdBytes: number;
+  readonly httpKeepAliveTimeoutMs: number;
+  readonly httpHeadersTimeoutMs: number;
+  readonly httpRequestTimeoutMs: number;
+  readonly shed: boolean;
+  readonly shedMaxEventLoopDelayMs: number;
+  readonly shedMaxHeapUsedBytes: number;
+  readonly rateLimit: boolean;
+  readonly rateLimitMax: number;
+  readonly rateLimitLoginMax: number;
+  readonly rateLimitRegisterMax: number;
   readonly uvThreadpoolSize: number;
   readonly argon2Concurrency: number;
   readonly argon2Queue: number;
@@ -73,6 +86,29 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   const n = Number(raw);
   if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
   return n;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = str(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (['on', 'true', '1', 'yes'].includes(raw)) return true;
+  if (['off', 'false', '0', 'no'].includes(raw)) return false;
+  throw new ConfigError(name, `must be on or off, got "${raw}"`);
+}
+
+function redisUrl(env: Env): Secret | undefined {
+  const raw = str(env, 'REDIS_URL');
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('REDIS_URL', 'is not a URL');
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new ConfigError('REDIS_URL', `must be a redis:// or rediss:// URL, got ${url.protocol}//`);
+  }
+  return new Secret(raw);
 }
 
 function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
@@ -173,6 +209,33 @@ export function loadConfig(env: Env = process.env): Config {
     // PostgreSQL and the client gets 504. Healthy requests take milliseconds (BENCHMARKS.md);
     // 5 s is far past them and well under load balancers' 30-60 s timeouts. 0 turns it off.
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 5000, 0, 600_000),
+    redisUrl: redisUrl(env),
+    compression: bool(env, 'COMPRESSION', true),
+    compressionThresholdBytes: int(env, 'COMPRESSION_THRESHOLD_BYTES', 1024, 0, 1024 * 1024),
+    // Longer than the idle timeout of common load balancers (AWS ALB: 60 s), so the balancer,
+    // not Node, closes idle connections: otherwise it may send a request on a socket Node is
+    // closing and answer its client 502. 72 s is Fastify's default for that reason.
+    httpKeepAliveTimeoutMs: int(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 72_000, 1000, 3_600_000),
+    // Time to receive a request's headers, counted from its first byte (Node >= 18; an idle
+    // keep-alive connection is not counted, see test/http-timeouts.test.ts): bounds slowloris.
+    httpHeadersTimeoutMs: int(env, 'HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
+    // Time to receive a whole request (headers and body): bounds slow uploads.
+    httpRequestTimeoutMs: int(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 600_000),
+    shed: bool(env, 'SHED', true),
+    // A saturated loop shows as event-loop delay: every timer fires this late, every request
+    // waits this long before its handler runs. See BENCHMARKS.md for the load test behind it.
+    shedMaxEventLoopDelayMs: int(env, 'SHED_MAX_EVENT_LOOP_DELAY_MS', 200, 0, 60_000),
+    // 0: no heap threshold (V8's own limit applies).
+    shedMaxHeapUsedBytes: int(env, 'SHED_MAX_HEAP_USED_BYTES', 0, 0, Number.MAX_SAFE_INTEGER),
+    rateLimit: bool(env, 'RATE_LIMIT', true),
+    // Per client IP per minute across all routes: generous (a busy front end makes a few
+    // requests per second), there to stop one client from taking the whole service.
+    rateLimitMax: int(env, 'RATE_LIMIT_MAX', 6000, 1, 100_000_000),
+    // Login attempts per minute per IP and email: slows password guessing to a crawl while a
+    // user who mistypes a few times is never blocked.
+    rateLimitLoginMax: int(env, 'RATE_LIMIT_LOGIN_MAX', 20, 1, 100_000_000),
+    // Registrations per minute per IP: enough for a conformance suite run from one machine.
+    rateLimitRegisterMax: int(env, 'RATE_LIMIT_REGISTER_MAX', 100, 1, 100_000_000),
     uvThreadpoolSize,
     // Argon2 runs on the threadpool: more hashes at once than threads only queue inside libuv,
     // where nothing bounds them. One permit per thread; a short queue absorbs bursts.

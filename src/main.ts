@@ -5,7 +5,7 @@ import closeWithGrace from 'close-with-grace';
 import { pino } from 'pino';
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
-import { createContext } from './context.ts';
+import { closeContext, createContext } from './context.ts';
 import { openDatabase } from './db/database.ts';
 import { listMigrations, migrate } from './db/migrate.ts';
 import { createPool } from './db/pool.ts';
@@ -58,6 +58,7 @@ closeWithGrace({ delay: config.shutdownTimeoutMs, logger: { error: (m: string) =
   const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
   await closing;
   clearInterval(sweep);
+  await closeContext(ctx);
   await db.end();
   await source.embedded?.stop();
   log.info('shutdown complete');

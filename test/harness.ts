@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { buildApp } from '../src/app.ts';
 import { loadConfig, type Config } from '../src/config.ts';
-import { createContext, type App, type AppContext } from '../src/context.ts';
+import { closeContext, createContext, type App, type AppContext } from '../src/context.ts';
 import { listMigrations } from '../src/db/migrate.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 
@@ -54,7 +54,17 @@ export interface TestApp {
 
 export async function createTestApp(env: Record<string, string> = {}): Promise<TestApp> {
   const database = await createDatabase();
-  const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_JWT_SECRET, DATABASE_URL: database.url, ...env });
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    JWT_SECRET: TEST_JWT_SECRET,
+    DATABASE_URL: database.url,
+    // Tests register dozens of users from one address on a machine busy running other test
+    // files: rate limits and load shedding would trip on that. The tests of those features
+    // turn them on explicitly.
+    RATE_LIMIT: 'off',
+    SHED: 'off',
+    ...env,
+  });
   const db = createPool(database.url, config);
   const ctx = createContext(config, db, await listMigrations());
   const app = await buildApp(ctx);
@@ -66,6 +76,7 @@ export async function createTestApp(env: Record<string, string> = {}): Promise<T
     config,
     close: async () => {
       await app.close();
+      await closeContext(ctx);
       // A test may have ended the pool itself (to simulate the database going away).
       if (!db.ended) await db.end();
       await database.drop();

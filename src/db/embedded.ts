@@ -66,6 +66,14 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     '-c', 'max_connections=200',
   ];
   if (opts.ephemeral) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
+  // The package rejects with `undefined` when the server exits during start; keep the server's
+  // last lines so the error says why (port in use, data directory locked, ...).
+  const recent: string[] = [];
+  const log = (line: string) => {
+    recent.push(line.trim());
+    if (recent.length > 20) recent.shift();
+    opts.onLog?.(line);
+  };
   const server = new EmbeddedPostgres({
     databaseDir: opts.dir,
     port: opts.port,
@@ -76,11 +84,18 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     // user (creating it if needed) and hands it the data directory.
     createPostgresUser: userInfo().uid === 0,
     postgresFlags: flags,
-    onLog: opts.onLog ?? (() => undefined),
-    onError: (e: unknown) => opts.onLog?.(String(e)),
+    onLog: log,
+    onError: (e: unknown) => log(String(e)),
   });
   if (!existsSync(path.join(opts.dir, 'PG_VERSION'))) await server.initialise();
-  await server.start();
+  try {
+    await server.start();
+  } catch (err) {
+    throw new Error(
+      `embedded PostgreSQL in ${opts.dir} did not start on 127.0.0.1:${opts.port} (port in use? another instance using the data directory?):\n  ${recent.join('\n  ')}`,
+      { cause: err },
+    );
+  }
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/postgres`,
     port: opts.port,

@@ -4,6 +4,7 @@
 import { Type } from 'typebox';
 import type { App, AppContext } from '../context.ts';
 import { isMigrated } from '../db/migrate.ts';
+import { NEVER_SHED } from '../http/load-shedding.ts';
 import { Errors } from '../http/schemas.ts';
 
 // A probe must answer within the orchestrator's probe timeout even when the database hangs.
@@ -13,9 +14,10 @@ export function registerHealthRoutes(app: App, ctx: AppContext): void {
   const tags = ['Operations'];
   const Status = Type.Object({ status: Type.String() });
 
-  app.get('/healthz', { schema: { summary: 'Liveness', tags, response: { 200: Status } } }, async () => ({ status: 'ok' }));
+  app.get('/healthz', { config: NEVER_SHED, schema: { summary: 'Liveness', tags, response: { 200: Status } } }, async () => ({ status: 'ok' }));
 
   app.get('/readyz', {
+    config: NEVER_SHED,
     schema: { summary: 'Readiness: database reachable and migrated, not draining', tags, response: { 200: Status, 503: Errors[503] } },
   }, async (_request, reply) => {
     if (ctx.lifecycle.draining) return reply.code(503).send({ errors: { server: ['is shutting down'] } });

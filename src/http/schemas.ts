@@ -26,6 +26,8 @@ export const Errors = {
   413: err('Body too large'),
   415: err('Content type is not application/json'),
   422: err('Validation failed'),
+  429: err('Too many requests; retry after Retry-After seconds'),
+  504: err('The request ran out of time (REQUEST_TIMEOUT_MS)'),
   503: err('Temporarily unavailable (database); retry after Retry-After seconds'),
 } as const;
 

@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import type { App, AppContext } from '../context.ts';
 import { viewerId } from '../http/auth.ts';
 import { invalidCredentials, tokenInvalid } from '../http/errors.ts';
+import { loginRateLimit, registerRateLimitConfig } from '../http/rate-limit.ts';
 import { Errors, NonBlank, Security } from '../http/schemas.ts';
 import { findUserByEmail, findUserById, insertUser, updateUser, type UserRow } from './users.repository.ts';
 
@@ -48,11 +49,12 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
   const { db, auth, passwords } = ctx;
 
   app.post('/api/users/login', {
+    config: loginRateLimit(ctx.config),
     schema: {
       summary: 'Log in',
       tags: ['User and Authentication'],
       body: LoginBody,
-      response: { 200: UserResponse, 401: Errors[401], 422: Errors[422], 503: Errors[503] },
+      response: { 200: UserResponse, 401: Errors[401], 422: Errors[422], 429: Errors[429], 503: Errors[503] },
     },
   }, async (request) => {
     const { email, password } = request.body.user;
@@ -64,11 +66,12 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
   });
 
   app.post('/api/users', {
+    config: registerRateLimitConfig(ctx.config),
     schema: {
       summary: 'Register',
       tags: ['User and Authentication'],
       body: RegisterBody,
-      response: { 201: UserResponse, 409: Errors[409], 422: Errors[422], 503: Errors[503] },
+      response: { 201: UserResponse, 409: Errors[409], 422: Errors[422], 429: Errors[429], 503: Errors[503] },
     },
   }, async (request, reply) => {
     const { username, email, password } = request.body.user;
