@@ -6,11 +6,12 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptio
 import { randomUUID } from 'node:crypto';
 import { registerArticleRoutes } from './articles/articles.routes.ts';
 import { registerCommentRoutes } from './comments/comments.routes.ts';
+import type { Config } from './config.ts';
 import type { App, AppContext } from './context.ts';
 import { registerHealthRoutes } from './health/health.routes.ts';
 import { requestScope } from './db/deadline.ts';
 import { registerCompression } from './http/compression.ts';
-import { errorHandler, notFoundHandler } from './http/errors.ts';
+import { clientErrorHandler, errorHandler, notFoundHandler } from './http/errors.ts';
 import { registerLoadShedding } from './http/load-shedding.ts';
 import { registerRateLimit } from './http/rate-limit.ts';
 import { registerSecurity } from './http/security.ts';
@@ -24,6 +25,13 @@ export interface BuildOptions {
   logger?: FastifyBaseLogger | undefined;
 }
 
+/** A hop count n believes the last n X-Forwarded-For entries (Fastify's rule for numbers). */
+function trustProxyOption(trust: Config['trustProxy']): FastifyServerOptions['trustProxy'] {
+  if (trust === false) return false;
+  if (typeof trust === 'number') return (_address, hop) => hop < trust;
+  return [...trust];
+}
+
 export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promise<App> {
   const { config } = ctx;
   const serverOptions: FastifyServerOptions = {
@@ -34,6 +42,9 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     // One log line per request is written by the onResponse hook below, not Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    // TRUST_PROXY (config.ts). Without it, behind a load balancer every request had the
+    // balancer's address, so the per-IP rate limits were one limit shared by all clients.
+    trustProxy: trustProxyOption(config.trustProxy),
     // Connection timeouts (config.ts explains each value): keep-alive outlives the load
     // balancer's idle timeout; headers and whole requests must arrive within their bounds
     // (slowloris, slow uploads). Node checks them every connectionsCheckingInterval.
@@ -46,6 +57,9 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     frameworkErrors: (err, request, reply) => {
       void errorHandler(err, request, reply);
     },
+    // The same for errors on the connection itself (408 at the headers or request timeout, 431,
+    // 400 unparsable): Fastify's default answered them in its own shape (errors.ts).
+    clientErrorHandler,
   };
   const http = { headersTimeout: config.httpHeadersTimeoutMs, connectionsCheckingInterval: Math.min(1000, config.httpHeadersTimeoutMs) };
   const app: App = (opts.logger

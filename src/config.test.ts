@@ -23,6 +23,11 @@ test('defaults give a loopback server on port 3000 with an embedded database', (
   assert.equal(c.port, 3000);
   assert.equal(c.databaseUrl, undefined);
   assert.equal(c.nodeEnv, 'development');
+  assert.equal(c.rateLimitWindowMs, 60_000);
+  assert.equal(c.rateLimitPrefix, 'conduit:ratelimit:');
+  assert.equal(c.trustProxy, false);
+  assert.equal(loadConfig({ JWT_SECRET: SECRET, TRUST_PROXY: '1' }).trustProxy, 1);
+  assert.deepEqual(loadConfig({ JWT_SECRET: SECRET, TRUST_PROXY: '10.0.0.0/8, loopback' }).trustProxy, ['10.0.0.0/8', 'loopback']);
   assert.ok(Object.isFrozen(c));
 });
 
@@ -37,6 +42,11 @@ test('a bad value stops with a message naming the variable', () => {
     [{ DATABASE_URL: 'not a url' }, /DATABASE_URL/],
     [{ JWT_SECRET: 'short' }, /JWT_SECRET/],
     [{ CORS_ORIGINS: 'nope' }, /CORS_ORIGINS/],
+    [{ RATE_LIMIT_WINDOW_MS: '10' }, /RATE_LIMIT_WINDOW_MS/],
+    [{ RATE_LIMIT_PREFIX: 'has space' }, /RATE_LIMIT_PREFIX/],
+    [{ TRUST_PROXY: 'yes please' }, /TRUST_PROXY/],
+    [{ TRUST_PROXY: '10.0.0.0/8/1' }, /TRUST_PROXY/],
+    [{ TRUST_PROXY: '0' }, /TRUST_PROXY/],
   ];
   for (const [env, re] of cases) {
     assert.throws(() => loadConfig({ JWT_SECRET: SECRET, ...env }), (err: unknown) => err instanceof ConfigError && re.test(err.message), JSON.stringify(env));

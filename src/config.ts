@@ -3,6 +3,7 @@
 // passed explicitly (see context.ts): nothing else reads process.env.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 
 /** A value that must never reach a log line or a response: it prints as [redacted]. */
@@ -46,6 +47,9 @@ export interface Config {
   readonly shutdownDelayMs: number;
   readonly corsOrigins: readonly string[] | '*';
   readonly requestTimeoutMs: number;
+  readonly cache: boolean;
+  readonly cacheTtlMs: number;
+  readonly cacheMaxBytes: number;
   readonly redisUrl: Secret | undefined;
   readonly compression: boolean;
   readonly compressionThresholdBytes: number;
@@ -59,6 +63,9 @@ export interface Config {
   readonly rateLimitMax: number;
   readonly rateLimitLoginMax: number;
   readonly rateLimitRegisterMax: number;
+  readonly rateLimitWindowMs: number;
+  readonly rateLimitPrefix: string;
+  readonly trustProxy: false | number | readonly string[];
   readonly uvThreadpoolSize: number;
   readonly argon2Concurrency: number;
   readonly argon2Queue: number;
@@ -94,6 +101,29 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   if (['on', 'true', '1', 'yes'].includes(raw)) return true;
   if (['off', 'false', '0', 'no'].includes(raw)) return false;
   throw new ConfigError(name, `must be on or off, got "${raw}"`);
+}
+
+function keyPrefix(env: Env, name: string, fallback: string): string {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  if (raw.length > 100 || /\s/.test(raw)) throw new ConfigError(name, `must be up to 100 characters without spaces, got "${raw}"`);
+  return raw;
+}
+
+/** off, a number of proxy hops, or the proxies' addresses/CIDRs (proxy-addr's names allowed). */
+function trustProxy(env: Env): false | number | readonly string[] {
+  const raw = str(env, 'TRUST_PROXY');
+  if (raw === undefined || raw.toLowerCase() === 'off') return false;
+  if (/^\d+$/.test(raw)) return int(env, 'TRUST_PROXY', 0, 1, 100);
+  const entries = raw.split(',').map((e) => e.trim()).filter(Boolean);
+  for (const e of entries) {
+    const [addr, bits, extra] = e.split('/');
+    const named = ['loopback', 'linklocal', 'uniquelocal'].includes(e);
+    if (!named && (extra !== undefined || net.isIP(addr ?? '') === 0 || (bits !== undefined && !/^\d{1,3}$/.test(bits)))) {
+      throw new ConfigError('TRUST_PROXY', `must be off, a hop count, or a comma-separated list of addresses/CIDRs, got "${e}"`);
+    }
+  }
+  return Object.freeze(entries);
 }
 
 function redisUrl(env: Env): Secret | undefined {
@@ -209,6 +239,13 @@ export function loadConfig(env: Env = process.env): Config {
     // PostgreSQL and the client gets 504. Healthy requests take milliseconds (BENCHMARKS.md);
     // 5 s is far past them and well under load balancers' 30-60 s timeouts. 0 turns it off.
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 5000, 0, 600_000),
+    cache: bool(env, 'CACHE', true),
+    // Invalidation keeps entries correct; the TTL only bounds how long a missed invalidation
+    // (the bus was down) can show: a minute.
+    cacheTtlMs: int(env, 'CACHE_TTL_MS', 60_000, 1, 86_400_000),
+    // Per process. 64 MiB holds every list page, article and profile of the benchmark dataset
+    // (10,000 articles) with room to spare, well inside a 256 MiB container.
+    cacheMaxBytes: int(env, 'CACHE_MAX_BYTES', 64 * 1024 * 1024, 1024, 16 * 1024 * 1024 * 1024),
     redisUrl: redisUrl(env),
     compression: bool(env, 'COMPRESSION', true),
     compressionThresholdBytes: int(env, 'COMPRESSION_THRESHOLD_BYTES', 1024, 0, 1024 * 1024),
@@ -217,7 +254,7 @@ export function loadConfig(env: Env = process.env): Config {
     // closing and answer its client 502. 72 s is Fastify's default for that reason.
     httpKeepAliveTimeoutMs: int(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 72_000, 1000, 3_600_000),
     // Time to receive a request's headers, counted from its first byte (Node >= 18; an idle
-    // keep-alive connection is not counted, see test/http-timeouts.test.ts): bounds slowloris.
+    // keep-alive connection is not counted, see test/http/timeouts.test.ts): bounds slowloris.
     httpHeadersTimeoutMs: int(env, 'HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
     // Time to receive a whole request (headers and body): bounds slow uploads.
     httpRequestTimeoutMs: int(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 600_000),
@@ -236,6 +273,17 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitLoginMax: int(env, 'RATE_LIMIT_LOGIN_MAX', 20, 1, 100_000_000),
     // Registrations per minute per IP: enough for a conformance suite run from one machine.
     rateLimitRegisterMax: int(env, 'RATE_LIMIT_REGISTER_MAX', 100, 1, 100_000_000),
+    // The window every limit above counts in. A minute: long enough that a guesser is slowed to
+    // a crawl, short enough that a locked-out user retries soon. Tests set ~1 s to see it reset.
+    rateLimitWindowMs: int(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1000, 24 * 3600 * 1000),
+    // Namespace of the counters in Redis: deployments sharing one Redis (staging and production,
+    // or parallel test runs) set different prefixes so they do not count each other's requests.
+    rateLimitPrefix: keyPrefix(env, 'RATE_LIMIT_PREFIX', 'conduit:ratelimit:'),
+    // Which X-Forwarded-For hops to believe for the client address (rate limits key on it).
+    // Off by default: a service reached directly must not let clients pick their own address
+    // and dodge the limits. Behind a load balancer set the hop count (1) or its addresses;
+    // otherwise every client has the balancer's address and shares one set of limits.
+    trustProxy: trustProxy(env),
     uvThreadpoolSize,
     // Argon2 runs on the threadpool: more hashes at once than threads only queue inside libuv,
     // where nothing bounds them. One permit per thread; a short queue absorbs bursts.

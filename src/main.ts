@@ -41,7 +41,7 @@ db.on('error', (err) => log.warn({ err }, 'idle database connection failed'));
 const { applied } = await migrate(db);
 log.info({ applied }, applied.length ? 'migrations applied' : 'schema up to date');
 
-const ctx = createContext(config, db, await listMigrations());
+const ctx = await createContext({ config, db, databaseUrl: source.url, migrations: await listMigrations(), log });
 const app = await buildApp(ctx, { logger: log });
 
 closeWithGrace({ delay: config.shutdownTimeoutMs, logger: { error: (m: string) => log.error(m) } }, async ({ signal, err }) => {

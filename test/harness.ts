@@ -66,7 +66,7 @@ export async function createTestApp(env: Record<string, string> = {}): Promise<T
     ...env,
   });
   const db = createPool(database.url, config);
-  const ctx = createContext(config, db, await listMigrations());
+  const ctx = await createContext({ config, db, databaseUrl: database.url, migrations: await listMigrations() });
   const app = await buildApp(ctx);
   await app.ready();
   return {

@@ -8,8 +8,8 @@ export interface SeededApp extends TestApp {
   summary: SeedSummary;
 }
 
-export async function createSeededApp(options: Partial<SeedOptions>): Promise<SeededApp> {
-  const t = await createTestApp();
+export async function createSeededApp(options: Partial<SeedOptions>, env: Record<string, string> = {}): Promise<SeededApp> {
+  const t = await createTestApp(env);
   try {
     return { ...t, summary: await seed(t.db, options) };
   } catch (err) {

@@ -7,6 +7,7 @@ import { slugify, withSuffix } from './slug.ts';
 
 export interface ArticleRow {
   id: number;
+  author_id: number;
   slug: string;
   title: string;
   description: string;
@@ -31,7 +32,7 @@ export function articleColumns(
   opts: { body: boolean; favoritesCount?: string } = { body: true },
 ): string {
   const v = `$${viewerParam}::bigint`;
-  return `a.id, a.slug, a.title, a.description, ${opts.body ? 'a.body,' : ''}
+  return `a.id, a.author_id, a.slug, a.title, a.description, ${opts.body ? 'a.body,' : ''}
     a.created_at, a.updated_at, ${opts.favoritesCount ?? 'a.favorites_count'} as favorites_count,
     array(select t.name from article_tags at join tags t on t.id = at.tag_id
            where at.article_id = a.id order by t.name collate "C") as tag_list,
@@ -113,8 +114,10 @@ export async function insertArticle(
 
 /** The article's id and author, locked for the rest of the transaction. */
 export async function lockArticle(client: pg.PoolClient, slug: string) {
-  const res = await client.query<{ id: number; author_id: number; title: string }>(
-    'select id, author_id, title from articles where slug = $1 for update',
+  const res = await client.query<{ id: number; author_id: number; title: string; tag_list: string[] }>(
+    `select id, author_id, title,
+            array(select t.name from article_tags at join tags t on t.id = at.tag_id where at.article_id = articles.id) as tag_list
+       from articles where slug = $1 for update`,
     [slug],
   );
   return res.rows[0];
@@ -164,10 +167,15 @@ async function changeSlug(client: pg.PoolClient, id: number, base: string): Prom
  * Comments, favorites and tag links go with it (on delete cascade).
  */
 export async function deleteArticle(db: Queryable, slug: string, viewer: number) {
-  const res = await db.query<{ author_id: number | null; deleted: number }>(
-    `with target as (select id, author_id from articles where slug = $1),
+  const res = await db.query<{ id: number | null; author_id: number | null; author_username: string | null; tag_list: string[] | null; deleted: number }>(
+    `with target as (
+       select a.id, a.author_id, u.username,
+              array(select t.name from article_tags at join tags t on t.id = at.tag_id where at.article_id = a.id) as tag_list
+         from articles a join users u on u.id = a.author_id where a.slug = $1),
           del as (delete from articles where id = (select id from target) and author_id = $2 returning id)
-     select (select author_id from target) as author_id, (select count(*) from del)::int as deleted`,
+     select (select id from target) as id, (select author_id from target) as author_id,
+            (select username from target) as author_username, (select tag_list from target) as tag_list,
+            (select count(*) from del)::int as deleted`,
     [slug, viewer],
   );
   return res.rows[0]!;
@@ -191,10 +199,11 @@ export async function setFavorite(db: Queryable, slug: string, viewer: number, f
   // `for key share` on the target: an article being deleted makes this wait and then find
   // nothing (404), where inserting a favorite for it would fail its foreign key (a 500).
   // The outer select reads the snapshot from before the CTEs ran: the new count comes from upd.
-  const res = await db.query<ArticleRow & { changed: boolean }>(
+  const res = await db.query<ArticleRow & { changed: boolean; viewer_username: string | null }>(
     `with target as (select id from articles where slug = $1 for key share), ${change}
      select ${articleColumns(2, { body: true, favoritesCount: 'coalesce((select favorites_count from upd), a.favorites_count)' })},
-            exists (select 1 from upd) as changed
+            exists (select 1 from upd) as changed,
+            (select username from users where id = $2) as viewer_username
        from articles a join users u on u.id = a.author_id where a.id = (select id from target)`,
     [slug, viewer],
   );
@@ -204,8 +213,9 @@ export async function setFavorite(db: Queryable, slug: string, viewer: number, f
     // Nothing to do: the state was already there, possibly set by a concurrent request of the
     // same user that this statement waited for. Its snapshot predates that commit (it would
     // show the old count beside the new state), so read again: a new statement sees it.
-    return findArticle(db, { id: row.id }, viewer);
+    const fresh = await findArticle(db, { id: row.id }, viewer);
+    return fresh && { row: fresh, changed: false, viewerUsername: row.viewer_username };
   }
   row.favorited = favorite;
-  return row;
+  return { row, changed: true, viewerUsername: row.viewer_username };
 }

@@ -1,10 +1,11 @@
 // Articles, the feed and favorites: SPEC.md "Endpoints" rows 7-12 and 17.
+import { viewerFlags } from '../cache/viewer-flags.ts';
 import type { App, AppContext } from '../context.ts';
 import { inTransaction } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
 import { forbidden, notFound } from '../http/errors.ts';
 import { Errors, Security } from '../http/schemas.ts';
-import { listArticles } from './articles.listing.ts';
+import { listArticles, type ListFilter } from './articles.listing.ts';
 import {
   deleteArticle,
   findArticle,
@@ -15,6 +16,7 @@ import {
   toArticle,
   toListItem,
   updateArticle,
+  type ArticleRow,
 } from './articles.repository.ts';
 import {
   ArticleListResponse,
@@ -26,8 +28,34 @@ import {
   UpdateArticleBody,
 } from './articles.schemas.ts';
 
+// Cache keys and tags (see cache/response-cache.ts). A list page is built from its filter's
+// membership (which articles match: changed by creates, deletes, tag edits, favorites) and
+// from the articles and authors it shows (changed by edits, favorites, profile updates).
+type PublicFilter = Pick<ListFilter, 'tag' | 'author' | 'favorited' | 'limit' | 'offset'>;
+
+function listKey(f: PublicFilter): string {
+  return `list\u0000${f.tag ?? ''}\u0000${f.author ?? ''}\u0000${f.favorited ?? ''}\u0000${f.limit}\u0000${f.offset}`;
+}
+
+function listTags(f: PublicFilter, rows: readonly ArticleRow[]): string[] {
+  const tags: string[] = [];
+  if (!f.tag && !f.author && !f.favorited) tags.push('list:all');
+  if (f.tag) tags.push(`list:tag:${f.tag}`);
+  if (f.author) tags.push(`list:author:${f.author}`);
+  if (f.favorited) tags.push(`list:favorited:${f.favorited}`, 'list:favorited');
+  // Filters name users by username: a rename changes which articles they match.
+  if (f.author || f.favorited) tags.push('list:by-username');
+  for (const r of rows) tags.push(`article:${r.id}`, `user:${r.author_id}`);
+  return tags;
+}
+
+/** What creating or deleting an article changes: every list it belongs to. */
+function membershipTags(authorUsername: string, tagList: readonly string[]): string[] {
+  return ['list:all', `list:author:${authorUsername}`, 'tags', ...tagList.map((t) => `list:tag:${t}`)];
+}
+
 export function registerArticleRoutes(app: App, ctx: AppContext): void {
-  const { db, auth } = ctx;
+  const { db, auth, cache } = ctx;
   const tags = ['Articles'];
 
   app.get('/api/articles', {
@@ -39,13 +67,35 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       querystring: ListQuery,
       response: { 200: ArticleListResponse, 401: Errors[401], 422: Errors[422] },
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     // Pick the filters by name: the query object also carries parameters the schema does not
     // declare (ajv keeps them), and `?followedBy=abc` must not reach the feed filter (a 500,
-    // or with a number anyone's feed).
-    const { tag, author, favorited, limit, offset } = request.query;
-    const { rows, total } = await listArticles(db, { tag, author, favorited, limit, offset }, request.viewer?.id ?? null);
-    return { articles: rows.map(toListItem), articlesCount: total };
+    // or with a number anyone's feed). Empty filters mean no filter (one cache key for both).
+    const { limit, offset } = request.query;
+    const filter = { tag: request.query.tag || undefined, author: request.query.author || undefined, favorited: request.query.favorited || undefined, limit, offset };
+    const viewer = request.viewer?.id ?? null;
+    if (!cache) {
+      const { rows, total } = await listArticles(db, filter, viewer);
+      return { articles: rows.map(toListItem), articlesCount: total };
+    }
+    // The page is cached as an anonymous viewer sees it; a viewer's flags go on top.
+    const entry = await cache.get(
+      listKey(filter),
+      async () => {
+        const page = await listArticles(db, filter, null);
+        return { data: page, tags: listTags(filter, page.rows) };
+      },
+      (page) => reply.serialize({ articles: page.rows.map(toListItem), articlesCount: page.total }),
+    );
+    const page = entry!.data;
+    const flags = await viewerFlags(db, viewer, page.rows.map((r) => r.id), page.rows.map((r) => r.author_id));
+    if (flags.favorited.size === 0 && flags.following.size === 0) return cache.send(request, reply, entry!);
+    return {
+      articles: page.rows.map((r) =>
+        toListItem({ ...r, favorited: flags.favorited.has(r.id), following: flags.following.has(r.author_id) }),
+      ),
+      articlesCount: page.total,
+    };
   });
 
   app.get('/api/articles/feed', {
@@ -73,10 +123,26 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       params: SlugParams,
       response: { 200: ArticleResponse, 401: Errors[401], 404: Errors[404] },
     },
-  }, async (request) => {
-    const row = await findArticle(db, { slug: request.params.slug }, request.viewer?.id ?? null);
-    if (!row) throw notFound('article');
-    return { article: toArticle(row) };
+  }, async (request, reply) => {
+    const viewer = request.viewer?.id ?? null;
+    if (!cache) {
+      const row = await findArticle(db, { slug: request.params.slug }, viewer);
+      if (!row) throw notFound('article');
+      return { article: toArticle(row) };
+    }
+    const entry = await cache.get(
+      `article\u0000${request.params.slug}`,
+      async () => {
+        const row = await findArticle(db, { slug: request.params.slug }, null);
+        return row && { data: row, tags: [`article:${row.id}`, `user:${row.author_id}`] };
+      },
+      (row) => reply.serialize({ article: toArticle(row) }),
+    );
+    if (!entry) throw notFound('article');
+    const row = entry.data;
+    const flags = await viewerFlags(db, viewer, [row.id], [row.author_id]);
+    if (flags.favorited.size === 0 && flags.following.size === 0) return cache.send(request, reply, entry);
+    return { article: toArticle({ ...row, favorited: flags.favorited.has(row.id), following: flags.following.has(row.author_id) }) };
   });
 
   app.post('/api/articles', {
@@ -95,6 +161,7 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       const id = await insertArticle(tx, viewer, { title, description, body, tagList: normaliseTags(tagList ?? []) });
       return findArticle(tx, { id }, viewer);
     });
+    await ctx.invalidate(membershipTags(row!.author_username, row!.tag_list));
     return reply.code(201).send({ article: toArticle(row!) });
   });
 
@@ -119,9 +186,17 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       if (!current) throw notFound('article');
       if (current.author_id !== viewer) throw forbidden('article');
       await updateArticle(tx, current, { ...patch, tagList: patch.tagList && normaliseTags(patch.tagList) });
-      return findArticle(tx, { id: current.id }, viewer);
+      const updated = await findArticle(tx, { id: current.id }, viewer);
+      return { updated: updated!, oldTags: current.tag_list };
     });
-    return { article: toArticle(row!) };
+    // The article itself (every entry showing it, its old slug included), and when its tags
+    // changed, the tag lists it left or joined.
+    const changedTags = patch.tagList === undefined ? [] : [...new Set([...row.oldTags, ...row.updated.tag_list])];
+    await ctx.invalidate([
+      `article:${row.updated.id}`,
+      ...(changedTags.length || patch.tagList ? ['tags', ...changedTags.map((t) => `list:tag:${t}`)] : []),
+    ]);
+    return { article: toArticle(row.updated) };
   });
 
   app.delete('/api/articles/:slug', {
@@ -135,8 +210,13 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
     },
   }, async (request, reply) => {
     const viewer = viewerId(request);
-    const { author_id, deleted } = await deleteArticle(db, request.params.slug, viewer);
-    if (deleted > 0) return reply.code(204).send(null);
+    const { id, author_id, author_username, tag_list, deleted } = await deleteArticle(db, request.params.slug, viewer);
+    if (deleted > 0) {
+      // Its entries, every list it was in (favorited-by lists included: who favorited it is
+      // gone with it), and its comments.
+      await ctx.invalidate([`article:${id}`, `comments:${id}`, 'list:favorited', ...membershipTags(author_username!, tag_list ?? [])]);
+      return reply.code(204).send(null);
+    }
     // The author's own delete that deleted nothing lost a race to a concurrent delete (the
     // statement's snapshot still saw the row): the article is gone, so 404, not 403.
     if (author_id === null || author_id === viewer) throw notFound('article');
@@ -157,9 +237,11 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
         response: { 200: ArticleResponse, 401: Errors[401], 404: Errors[404] },
       },
       handler: async (request) => {
-        const row = await setFavorite(db, request.params.slug, viewerId(request), favorite);
-        if (!row) throw notFound('article');
-        return { article: toArticle(row) };
+        const result = await setFavorite(db, request.params.slug, viewerId(request), favorite);
+        if (!result) throw notFound('article');
+        // The count shows wherever the article does; the viewer's favorited-by list changed.
+        if (result.changed) await ctx.invalidate([`article:${result.row.id}`, `list:favorited:${result.viewerUsername}`]);
+        return { article: toArticle(result.row) };
       },
     });
   }

@@ -1,5 +1,6 @@
 // Comments on an article: SPEC.md "Endpoints" rows 13-16. Newest first, id as the tie-break.
 import { Type } from 'typebox';
+import { viewerFlags } from '../cache/viewer-flags.ts';
 import type { App, AppContext } from '../context.ts';
 import type { Queryable } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
@@ -8,6 +9,8 @@ import { Errors, NonBlank, Profile, Security, Timestamp } from '../http/schemas.
 
 interface CommentRow {
   id: number | null;
+  article_id: number;
+  author_id: number;
   created_at: Date;
   updated_at: Date;
   body: string;
@@ -43,14 +46,14 @@ function toComment(r: CommentRow) {
   };
 }
 
-const COLUMNS = (viewer: string) => `c.id, c.created_at, c.updated_at, c.body,
+const COLUMNS = (viewer: string, articleId = 'c.article_id') => `c.id, ${articleId} as article_id, c.author_id, c.created_at, c.updated_at, c.body,
   u.username as author_username, u.bio as author_bio, u.image as author_image,
   exists (select 1 from follows fo where fo.follower_id = ${viewer} and fo.followee_id = c.author_id) as following`;
 
-/** undefined: no such article; otherwise its comments (possibly none). One round trip. */
+/** undefined: no such article; otherwise its id and comments (possibly none). One round trip. */
 async function listComments(db: Queryable, slug: string, viewer: number | null) {
   const res = await db.query<CommentRow>(
-    `select ${COLUMNS('$2::bigint')}
+    `select ${COLUMNS('$2::bigint', 'a.id')}
        from articles a
        left join comments c on c.article_id = a.id
        left join users u on u.id = c.author_id
@@ -58,8 +61,9 @@ async function listComments(db: Queryable, slug: string, viewer: number | null) 
       order by c.created_at desc, c.id desc`,
     [slug, viewer],
   );
-  if (res.rows.length === 0) return undefined;
-  return res.rows.filter((r) => r.id !== null);
+  const first = res.rows[0];
+  if (!first) return undefined;
+  return { articleId: first.article_id, rows: res.rows.filter((r) => r.id !== null) };
 }
 
 async function addComment(db: Queryable, slug: string, author: number, body: string) {
@@ -69,7 +73,7 @@ async function addComment(db: Queryable, slug: string, author: number, body: str
        -- key share: a concurrent delete of the article waits for this insert (or this insert
        -- waits and finds no article: 404), never a foreign-key error.
        select id, $2, $3 from articles where slug = $1 for key share
-       returning id, created_at, updated_at, body, author_id)
+       returning id, article_id, created_at, updated_at, body, author_id)
      select ${COLUMNS('$2::bigint')} from ins c join users u on u.id = c.author_id`,
     [slug, author, body],
   );
@@ -102,10 +106,28 @@ export function registerCommentRoutes(app: App, ctx: AppContext): void {
       params: SlugParams,
       response: { 200: Type.Object({ comments: Type.Array(Comment) }), 401: Errors[401], 404: Errors[404] },
     },
-  }, async (request) => {
-    const rows = await listComments(db, request.params.slug, request.viewer?.id ?? null);
-    if (!rows) throw notFound('article');
-    return { comments: rows.map(toComment) };
+  }, async (request, reply) => {
+    const viewer = request.viewer?.id ?? null;
+    if (!ctx.cache) {
+      const list = await listComments(db, request.params.slug, viewer);
+      if (!list) throw notFound('article');
+      return { comments: list.rows.map(toComment) };
+    }
+    // Cached as anonymous viewers see it; `author.following` is the viewer's and goes on top.
+    const entry = await ctx.cache.get(
+      `comments\u0000${request.params.slug}`,
+      async () => {
+        const list = await listComments(db, request.params.slug, null);
+        if (!list) return undefined;
+        const tags = [`article:${list.articleId}`, `comments:${list.articleId}`, ...new Set(list.rows.map((r) => `user:${r.author_id}`))];
+        return { data: list.rows, tags };
+      },
+      (rows) => reply.serialize({ comments: rows.map(toComment) }),
+    );
+    if (!entry) throw notFound('article');
+    const flags = await viewerFlags(db, viewer, [], [...new Set(entry.data.map((r) => r.author_id))]);
+    if (flags.following.size === 0) return ctx.cache.send(request, reply, entry);
+    return { comments: entry.data.map((r) => toComment({ ...r, following: flags.following.has(r.author_id) })) };
   });
 
   app.post('/api/articles/:slug/comments', {
@@ -121,6 +143,7 @@ export function registerCommentRoutes(app: App, ctx: AppContext): void {
   }, async (request, reply) => {
     const row = await addComment(db, request.params.slug, viewerId(request), request.body.comment.body);
     if (!row) throw notFound('article');
+    await ctx.invalidate([`comments:${row.article_id}`]);
     return reply.code(201).send({ comment: toComment(row) });
   });
 
@@ -140,6 +163,7 @@ export function registerCommentRoutes(app: App, ctx: AppContext): void {
     // The author's own concurrent delete won the race: for this request the comment is gone.
     if (deleted === 0 && author_id === viewerId(request)) throw notFound('comment');
     if (deleted === 0) throw forbidden('comment');
+    await ctx.invalidate([`comments:${article_id}`]);
     return reply.code(204).send(null);
   });
 }

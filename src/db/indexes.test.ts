@@ -108,7 +108,8 @@ let api: Client;
 let f: Fixture;
 
 before(async () => {
-  t = await createSeededApp(SIZE);
+  // Cache off: every request must reach the database, so each query it sends can be explained.
+  t = await createSeededApp(SIZE, { CACHE: 'off' });
   api = new Client(t.app);
   const one = async <T>(sql: string) => (await t.db.query<T & object>(sql)).rows[0]!;
   const login = async (email: string) => {

@@ -51,6 +51,10 @@ class DeadlinePool extends pg.Pool {
 // int8 (bigint ids, count(*)) come back as strings by default; every id and count here fits
 // in a double by a wide margin, and the API wants numbers.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+// int8[] (oid 1016, absent from pg's builtins enum): arrays of ids, numbers like the scalars.
+const INT8_ARRAY = 1016 as Parameters<typeof pg.types.getTypeParser>[0];
+const parseInt8Array = pg.types.getTypeParser(INT8_ARRAY) as (v: string) => string[];
+pg.types.setTypeParser(INT8_ARRAY, (v: string) => parseInt8Array(v).map(Number));
 
 export function createPool(
   connectionString: string,

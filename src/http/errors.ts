@@ -3,7 +3,9 @@
 // `{"errors":{"<key>":["<message>"]}}` shape with an honest status. 5xx bodies are opaque: the
 // cause is logged with the request id, and only the id reaches the client.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { Socket } from 'node:net';
 import pg from 'pg';
+import { setSecurityHeaders } from './security.ts';
 import { validationErrors } from './validation.ts';
 
 export type ErrorMap = Record<string, string[]>;
@@ -122,6 +124,9 @@ export function toAppError(err: unknown, request: FastifyRequest): AppError | un
 }
 
 export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  // Errors raised before helmet's hook ran (router errors, shed requests) lacked the security
+  // headers; every error response carries them (security.ts).
+  setSecurityHeaders(request, reply);
   const mapped = toAppError(err, request);
   if (mapped) {
     if (mapped.status >= 500) request.log.warn({ err: mapped.cause ?? err }, mapped.message);
@@ -135,4 +140,29 @@ export function errorHandler(err: unknown, request: FastifyRequest, reply: Fasti
 
 export function notFoundHandler(_request: FastifyRequest, reply: FastifyReply): FastifyReply {
   return reply.code(404).send({ errors: { route: ['not found'] } });
+}
+
+/**
+ * Errors Node raises on a connection before any route runs: the headers or whole-request timeout
+ * (slowloris, slow uploads), oversized headers, unparsable requests. Fastify's default handler
+ * answered them in its own `{"error","message","statusCode"}` body; this answers in the error
+ * shape (test/http/timeouts.test.ts). Like Node's own handler, it writes nothing once a
+ * response has started: a second status line in the middle of a body would corrupt it.
+ */
+export function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, errors] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, { request: ['timed out'] }]
+      : err.code === 'HPE_HEADER_OVERFLOW' ? [431, { headers: ['are too large'] }]
+        : [400, { request: ['is malformed'] }];
+  const started = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+  if (socket.writable && !started) {
+    const body = JSON.stringify({ errors });
+    const reason = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }[status];
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
 }

@@ -9,19 +9,39 @@ import type { Config } from '../config.ts';
 import type { App } from '../context.ts';
 import { AppError } from './errors.ts';
 
-const MINUTE = 60_000;
-
 function tooMany(_request: FastifyRequest, context: { ttl: number }): AppError {
   return new AppError(429, { request: ['too many requests, retry later'] }, { retryAfter: Math.max(1, Math.ceil(context.ttl / 1000)) });
 }
 
-export async function registerRateLimit(app: App, config: Pick<Config, 'rateLimit' | 'rateLimitMax'>, redis: Redis | undefined): Promise<void> {
+export async function registerRateLimit(
+  app: App,
+  config: Pick<Config, 'rateLimit' | 'rateLimitMax' | 'rateLimitWindowMs' | 'rateLimitPrefix'>,
+  redis: Redis | undefined,
+): Promise<void> {
   if (!config.rateLimit) return;
+  if (redis) {
+    // Without an 'error' listener ioredis printed "[ioredis] Unhandled error event" to stderr
+    // on every reconnect attempt while Redis was down (test/http/rate-limit.test.ts). Say once
+    // per outage, in the log, what it means here.
+    let down = false;
+    redis.on('error', (err: Error) => {
+      if (down) return;
+      down = true;
+      app.log.warn({ err }, 'redis unreachable: rate limits are not enforced until it is back');
+    });
+    redis.on('ready', () => {
+      if (!down) return;
+      down = false;
+      app.log.info('redis reachable again: rate limits enforced');
+    });
+  }
   await app.register(rateLimit, {
     global: true,
     max: config.rateLimitMax,
-    timeWindow: MINUTE,
-    ...(redis ? { redis, nameSpace: 'conduit:ratelimit:' } : {}),
+    // RATE_LIMIT_WINDOW_MS (was a fixed minute): configurable so a test can watch a limit reset.
+    timeWindow: config.rateLimitWindowMs,
+    // RATE_LIMIT_PREFIX (was fixed): deployments or test runs sharing one Redis stay apart.
+    ...(redis ? { redis, nameSpace: config.rateLimitPrefix } : {}),
     skipOnError: true,
     // Headers only on refusals: three extra headers on every response cost bytes for nothing.
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
@@ -30,11 +50,11 @@ export async function registerRateLimit(app: App, config: Pick<Config, 'rateLimi
 }
 
 /** Route config: login attempts counted per client IP and email (after the body is parsed). */
-export function loginRateLimit(config: Pick<Config, 'rateLimitLoginMax'>) {
+export function loginRateLimit(config: Pick<Config, 'rateLimitLoginMax' | 'rateLimitWindowMs'>) {
   return {
     rateLimit: {
       max: config.rateLimitLoginMax,
-      timeWindow: MINUTE,
+      timeWindow: config.rateLimitWindowMs,
       hook: 'preHandler' as const,
       keyGenerator: (request: FastifyRequest) => {
         const email = (request.body as { user?: { email?: unknown } } | undefined)?.user?.email;
@@ -46,11 +66,11 @@ export function loginRateLimit(config: Pick<Config, 'rateLimitLoginMax'>) {
 }
 
 /** Route config: registrations counted per client IP. */
-export function registerRateLimitConfig(config: Pick<Config, 'rateLimitRegisterMax'>) {
+export function registerRateLimitConfig(config: Pick<Config, 'rateLimitRegisterMax' | 'rateLimitWindowMs'>) {
   return {
     rateLimit: {
       max: config.rateLimitRegisterMax,
-      timeWindow: MINUTE,
+      timeWindow: config.rateLimitWindowMs,
       keyGenerator: (request: FastifyRequest) => `register:${request.ip}`,
       errorResponseBuilder: tooMany,
     },

@@ -1,6 +1,7 @@
 // Profiles and following: SPEC.md "Endpoints" rows 5-6. `following` is computed for the viewer
 // in the same statement that reads the profile (false when anonymous).
 import { Type } from 'typebox';
+import { viewerFlags } from '../cache/viewer-flags.ts';
 import type { App, AppContext } from '../context.ts';
 import type { Queryable } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
@@ -8,6 +9,7 @@ import { notFound } from '../http/errors.ts';
 import { Errors, Profile, Security } from '../http/schemas.ts';
 
 export interface ProfileRow {
+  id?: number;
   username: string;
   bio: string | null;
   image: string | null;
@@ -19,7 +21,7 @@ const ProfileResponse = Type.Object({ profile: Profile });
 
 async function findProfile(db: Queryable, username: string, viewer: number | null): Promise<ProfileRow | undefined> {
   const res = await db.query<ProfileRow>(
-    `select u.username, u.bio, u.image,
+    `select u.id, u.username, u.bio, u.image,
             exists (select 1 from follows f where f.follower_id = $2 and f.followee_id = u.id) as following
        from users u where u.username = $1`,
     [username, viewer],
@@ -56,10 +58,27 @@ export function registerProfileRoutes(app: App, ctx: AppContext): void {
   app.get('/api/profiles/:username', {
     onRequest: auth.optional,
     schema: { summary: 'Get a profile', tags, params: Params, response },
-  }, async (request) => {
-    const profile = await findProfile(db, request.params.username, request.viewer?.id ?? null);
-    if (!profile) throw notFound('profile');
-    return { profile };
+  }, async (request, reply) => {
+    const viewer = request.viewer?.id ?? null;
+    const toBody = ({ username, bio, image, following }: ProfileRow) => ({ profile: { username, bio, image, following } });
+    if (!ctx.cache) {
+      const profile = await findProfile(db, request.params.username, viewer);
+      if (!profile) throw notFound('profile');
+      return toBody(profile);
+    }
+    // Cached as anonymous viewers see it; `following` is the viewer's and goes on top.
+    const entry = await ctx.cache.get(
+      `profile\u0000${request.params.username}`,
+      async () => {
+        const row = await findProfile(db, request.params.username, null);
+        return row && { data: row, tags: [`user:${row.id}`] };
+      },
+      (row) => reply.serialize(toBody(row)),
+    );
+    if (!entry) throw notFound('profile');
+    const flags = await viewerFlags(db, viewer, [], [entry.data.id!]);
+    if (flags.following.size === 0) return ctx.cache.send(request, reply, entry);
+    return toBody({ ...entry.data, following: true });
   });
 
   app.post('/api/profiles/:username/follow', {

@@ -114,6 +114,9 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       image,
     });
     if (!row) throw tokenInvalid();
+    // The profile shows wherever this user is an author; a new username also changes what the
+    // author= and favorited= filters match.
+    await ctx.invalidate([`user:${row.id}`, ...(username !== undefined ? ['list:by-username'] : [])]);
     // A fresh token: clients replace theirs after a profile change (SPEC.md "Endpoints").
     return toUser(row, auth.sign(row.id));
   });

@@ -1,0 +1,124 @@
+// Cross-process invalidation over PostgreSQL LISTEN/NOTIFY: always available wherever the
+// database is, so several workers and instances stay coherent with no extra infrastructure.
+// Each process publishes the tags its writes invalidate; every other process drops them.
+// The listener reconnects by itself with backoff. Notifications sent while it was disconnected
+// are lost, so on reconnect the whole local cache is dropped; while it is down, entries also
+// expire by CACHE_TTL_MS.
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Queryable } from '../db/pool.ts';
+import type { ResponseCache } from './response-cache.ts';
+
+const CHANNEL = 'conduit_cache';
+// NOTIFY payloads are limited to 8000 bytes; stay well below with room for the JSON framing.
+const MAX_PAYLOAD = 7000;
+
+export interface InvalidationBus {
+  publish(tags: readonly string[]): Promise<void>;
+  close(): Promise<void>;
+  /** Notifications received from other processes. */
+  readonly received: number;
+  readonly connected: boolean;
+}
+
+export class PgInvalidationBus implements InvalidationBus {
+  readonly #origin = randomUUID();
+  readonly #url: string;
+  readonly #db: Queryable;
+  readonly #cache: ResponseCache;
+  readonly #log: FastifyBaseLogger | undefined;
+  #client: pg.Client | undefined;
+  #closed = false;
+  #retryMs = 100;
+  #timer: NodeJS.Timeout | undefined;
+  #everConnected = false;
+  received = 0;
+  connected = false;
+
+  constructor(opts: { url: string; db: Queryable; cache: ResponseCache; log?: FastifyBaseLogger | undefined }) {
+    this.#url = opts.url;
+    this.#db = opts.db;
+    this.#cache = opts.cache;
+    this.#log = opts.log;
+  }
+
+  async start(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.#url, application_name: 'conduit-cache-bus' });
+    client.on('error', (err) => this.#lost(client, err));
+    client.on('end', () => this.#lost(client, new Error('connection ended')));
+    client.on('notification', (msg) => {
+      if (msg.channel !== CHANNEL || !msg.payload) return;
+      try {
+        const { o, t } = JSON.parse(msg.payload) as { o: string; t: string[] };
+        if (o === this.#origin) return;
+        this.received++;
+        this.#cache.invalidate(t);
+      } catch (err) {
+        this.#log?.warn({ err }, 'ignoring a malformed cache invalidation message');
+      }
+    });
+    await client.connect();
+    await client.query(`listen ${CHANNEL}`);
+    this.#client = client;
+    this.connected = true;
+    this.#retryMs = 100;
+    // Anything published while we were away is lost: start from an empty cache.
+    if (this.#everConnected) this.#cache.clear();
+    this.#everConnected = true;
+  }
+
+  #lost(client: pg.Client, err: Error): void {
+    if (this.#client !== client && this.#client !== undefined) return;
+    this.#client = undefined;
+    this.connected = false;
+    client.removeAllListeners('end');
+    void client.end().catch(() => undefined);
+    if (this.#closed) return;
+    this.#log?.warn({ err: err.message }, `cache invalidation bus disconnected; retrying in ${this.#retryMs} ms`);
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.start().catch((err: unknown) => {
+        this.#log?.warn({ err: String(err) }, 'cache invalidation bus reconnect failed');
+        this.#retryMs = Math.min(this.#retryMs * 2, 5000);
+        this.#scheduleReconnect();
+      });
+    }, this.#retryMs);
+    this.#timer.unref();
+  }
+
+  async publish(tags: readonly string[]): Promise<void> {
+    if (tags.length === 0) return;
+    // One NOTIFY per chunk that fits the payload limit.
+    let chunk: string[] = [];
+    let size = 0;
+    const send = async () => {
+      if (chunk.length === 0) return;
+      await this.#db.query('select pg_notify($1, $2)', [CHANNEL, JSON.stringify({ o: this.#origin, t: chunk })]);
+      chunk = [];
+      size = 0;
+    };
+    for (const tag of tags) {
+      if (size + tag.length + 3 > MAX_PAYLOAD) await send();
+      chunk.push(tag);
+      size += tag.length + 3;
+    }
+    await send();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    const client = this.#client;
+    this.#client = undefined;
+    this.connected = false;
+    if (client) {
+      client.removeAllListeners('end');
+      await client.end().catch(() => undefined);
+    }
+  }
+}

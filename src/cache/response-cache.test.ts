@@ -1,0 +1,107 @@
+// The in-process cache on its own: single flight, the byte bound, tag invalidation, and the
+// race between a load and a write.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ResponseCache } from './response-cache.ts';
+
+const options = { ttlMs: 60_000, maxBytes: 1024 * 1024, compression: true, compressionThresholdBytes: 1024 };
+const serialize = (data: unknown) => JSON.stringify(data);
+
+test('100 concurrent misses for one key run one load, and the others wait for it', async () => {
+  const cache = new ResponseCache(options);
+  let loads = 0;
+  const load = async () => {
+    loads++;
+    await new Promise((r) => setTimeout(r, 20));
+    return { data: { n: 1 }, tags: ['t'] };
+  };
+  const entries = await Promise.all(Array.from({ length: 100 }, () => cache.get('k', load, serialize)));
+  assert.equal(loads, 1);
+  assert.ok(entries.every((e) => e === entries[0]));
+  assert.equal(cache.stats.misses, 1);
+  assert.equal(cache.stats.coalesced, 99);
+  await cache.get('k', load, serialize);
+  assert.equal(cache.stats.hits, 1);
+  assert.equal(loads, 1);
+});
+
+test('the byte bound holds under a flood of distinct keys, by evicting the least recently used', async () => {
+  const cache = new ResponseCache({ ...options, maxBytes: 100_000 });
+  const body = 'x'.repeat(1000);
+  for (let i = 0; i < 5000; i++) await cache.get(`k${i}`, async () => ({ data: body, tags: [`t${i}`] }), serialize);
+  assert.ok(cache.bytes <= 100_000, `${cache.bytes} bytes cached`);
+  assert.ok(cache.size > 0 && cache.size < 5000);
+  assert.ok(cache.stats.evictions > 4000);
+});
+
+test('invalidating a tag drops exactly the entries built from it', async () => {
+  const cache = new ResponseCache(options);
+  await cache.get('a', async () => ({ data: 'a', tags: ['article:1', 'user:1'] }), serialize);
+  await cache.get('b', async () => ({ data: 'b', tags: ['article:2', 'user:1'] }), serialize);
+  await cache.get('c', async () => ({ data: 'c', tags: ['article:3'] }), serialize);
+  cache.invalidate(['user:1']);
+  assert.equal(cache.size, 1);
+  let loads = 0;
+  await cache.get('c', async () => ({ data: 'c', tags: [] as string[] }).then((x) => (loads++, x)), serialize);
+  assert.equal(loads, 0, 'c survived');
+});
+
+test('a load that raced with an invalidation of its tags is answered but not stored', async () => {
+  const cache = new ResponseCache(options);
+  let release!: () => void;
+  const slow = cache.get('k', async () => {
+    await new Promise<void>((r) => (release = r));
+    return { data: 'old', tags: ['article:1'] };
+  }, serialize);
+  await new Promise((r) => setImmediate(r));
+  cache.invalidate(['article:1']);
+  release();
+  assert.equal((await slow)?.data, 'old');
+  assert.equal(cache.size, 0);
+  assert.equal(cache.stats.raced, 1);
+  // And a reader arriving after the write did not join the old load.
+  const fresh = await cache.get('k', async () => ({ data: 'new', tags: ['article:1'] }), serialize);
+  assert.equal(fresh?.data, 'new');
+});
+
+test('a reader arriving after an invalidation does not join a load that started before it', async () => {
+  const cache = new ResponseCache(options);
+  let release!: () => void;
+  const before = cache.get('k', async () => {
+    await new Promise<void>((r) => (release = r));
+    return { data: 'before the write', tags: ['x'] };
+  }, serialize);
+  await new Promise((r) => setImmediate(r));
+  cache.invalidate(['unrelated']);
+  const after = cache.get('k', async () => ({ data: 'after the write', tags: ['x'] }), serialize);
+  release();
+  assert.equal((await before)?.data, 'before the write');
+  assert.equal((await after)?.data, 'after the write');
+});
+
+test('not-found results are not cached', async () => {
+  const cache = new ResponseCache(options);
+  let loads = 0;
+  const load = async () => {
+    loads++;
+    return undefined;
+  };
+  assert.equal(await cache.get('missing', load, serialize), undefined);
+  assert.equal(await cache.get('missing', load, serialize), undefined);
+  assert.equal(loads, 2);
+});
+
+test('clear() drops everything and refuses to store loads that started before it', async () => {
+  const cache = new ResponseCache(options);
+  await cache.get('a', async () => ({ data: 'a', tags: [] }), serialize);
+  let release!: () => void;
+  const inFlight = cache.get('b', async () => {
+    await new Promise<void>((r) => (release = r));
+    return { data: 'b', tags: [] };
+  }, serialize);
+  await new Promise((r) => setImmediate(r));
+  cache.clear();
+  release();
+  await inFlight;
+  assert.equal(cache.size, 0);
+});

@@ -1,0 +1,226 @@
+// The in-process response cache. An entry is one viewer-independent response: its data (for
+// applying per-viewer flags), its JSON bytes as sent to an anonymous client, a strong ETag, and
+// compressed variants made once on first demand. On an anonymous hit nothing is serialized or
+// compressed: the stored bytes are written as they are.
+//
+// Correctness rests on tags. Every entry names what it was built from (`article:12`, `user:3`,
+// `list:all`, ...); every write invalidates the tags it changes, in this process at once and in
+// the others through the bus. A load that raced with an invalidation of one of its tags is
+// answered but not stored, so an entry can never be older than the last invalidation it missed.
+import { Negotiator } from '@fastify/accept-negotiator';
+import { createHash } from 'node:crypto';
+import zlib from 'node:zlib';
+import { LRUCache } from 'lru-cache';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { COMPRESSION_LEVELS } from '../http/compression.ts';
+
+export type Encoding = 'zstd' | 'br' | 'gzip';
+
+export interface Entry<T> {
+  readonly data: T;
+  readonly body: Buffer;
+  readonly etag: string;
+  readonly tags: readonly string[];
+  readonly variants: Map<Encoding, Buffer>;
+}
+
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  coalesced: number;
+  evictions: number;
+  invalidations: number;
+  /** Loads whose result was not stored because a tag was invalidated meanwhile. */
+  raced: number;
+}
+
+export interface CacheOptions {
+  ttlMs: number;
+  maxBytes: number;
+  compression: boolean;
+  compressionThresholdBytes: number;
+}
+
+export interface Loaded<T> {
+  data: T;
+  tags: readonly string[];
+}
+
+const ENCODINGS: Encoding[] = ['zstd', 'br', 'gzip'];
+
+function compress(body: Buffer, encoding: Encoding): Buffer {
+  switch (encoding) {
+    case 'zstd':
+      return zlib.zstdCompressSync(body, { params: { [zlib.constants.ZSTD_c_compressionLevel]: COMPRESSION_LEVELS.zstd } });
+    case 'br':
+      return zlib.brotliCompressSync(body, {
+        params: {
+          [zlib.constants.BROTLI_PARAM_QUALITY]: COMPRESSION_LEVELS.br,
+          [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT,
+          [zlib.constants.BROTLI_PARAM_SIZE_HINT]: body.length,
+        },
+      });
+    case 'gzip':
+      return zlib.gzipSync(body, { level: COMPRESSION_LEVELS.gzip });
+  }
+}
+
+export class ResponseCache {
+  readonly stats: CacheStats = { hits: 0, misses: 0, coalesced: 0, evictions: 0, invalidations: 0, raced: 0 };
+  readonly #opts: CacheOptions;
+  readonly #lru: LRUCache<string, Entry<unknown>>;
+  readonly #byTag = new Map<string, Set<string>>();
+  readonly #inflight = new Map<string, Promise<Entry<unknown> | undefined>>();
+  readonly #negotiator = new Negotiator({ supportedValues: ENCODINGS, cache: new Map() });
+  // Invalidation clock: each invalidation gets the next number, remembered per tag, so a load
+  // that started before an invalidation of one of its tags knows not to store its result.
+  #clock = 0;
+  readonly #invalidatedAt = new Map<string, number>();
+  // Older invalidations are forgotten; a load that started before the oldest remembered one is
+  // not stored (it cannot prove it missed nothing).
+  #forgottenBefore = 0;
+  static readonly #MAX_REMEMBERED = 100_000;
+
+  constructor(opts: CacheOptions) {
+    this.#opts = opts;
+    this.#lru = new LRUCache<string, Entry<unknown>>({
+      ttl: opts.ttlMs,
+      maxSize: opts.maxBytes,
+      // The body, its compressed variants (about a quarter each, made on demand) and the
+      // decoded data (about as large again as the body): three times the body, from the start,
+      // so the bound holds once variants exist.
+      sizeCalculation: (entry) => Math.max(1, entry.body.length * 3),
+      dispose: (entry, key, reason) => {
+        if (reason === 'evict') this.stats.evictions++;
+        for (const tag of entry.tags) {
+          const keys = this.#byTag.get(tag);
+          keys?.delete(key);
+          if (keys?.size === 0) this.#byTag.delete(tag);
+        }
+      },
+    });
+  }
+
+  get size(): number {
+    return this.#lru.size;
+  }
+  get bytes(): number {
+    return this.#lru.calculatedSize;
+  }
+
+  /**
+   * The entry for `key`, loading it on a miss. Concurrent misses for one key share one load
+   * (single flight). `load` returns undefined for "not found", which is not cached.
+   */
+  async get<T>(
+    key: string,
+    load: () => Promise<Loaded<T> | undefined>,
+    serialize: (data: T) => string | Buffer | ArrayBuffer,
+  ): Promise<Entry<T> | undefined> {
+    const hit = this.#lru.get(key) as Entry<T> | undefined;
+    if (hit) {
+      this.stats.hits++;
+      return hit;
+    }
+    const pending = this.#inflight.get(key) as Promise<Entry<T> | undefined> | undefined;
+    if (pending) {
+      this.stats.coalesced++;
+      return pending;
+    }
+    this.stats.misses++;
+    const started = this.#clock;
+    const flightRef: { current?: Promise<Entry<T> | undefined> } = {};
+    const flight: Promise<Entry<T> | undefined> = (async () => {
+      try {
+        const loaded = await load();
+        if (!loaded) return undefined;
+        const serialized = serialize(loaded.data);
+        const body = typeof serialized === 'string' ? Buffer.from(serialized) : Buffer.from(serialized as ArrayBuffer);
+        const entry: Entry<T> = {
+          data: loaded.data,
+          body,
+          etag: `"${createHash('sha1').update(body).digest('base64url')}"`,
+          tags: loaded.tags,
+          variants: new Map(),
+        };
+        if (this.#stillValid(entry.tags, started)) this.#store(key, entry);
+        else this.stats.raced++;
+        return entry;
+      } finally {
+        if ((this.#inflight.get(key) as unknown) === flightRef.current) this.#inflight.delete(key);
+      }
+    })();
+    flightRef.current = flight;
+    this.#inflight.set(key, flight);
+    return flight;
+  }
+
+  #stillValid(tags: readonly string[], started: number): boolean {
+    if (started < this.#forgottenBefore) return false;
+    for (const tag of tags) if ((this.#invalidatedAt.get(tag) ?? -1) >= started) return false;
+    return true;
+  }
+
+  #store(key: string, entry: Entry<unknown>): void {
+    this.#lru.set(key, entry);
+    // set() may have evicted or rejected it (larger than the whole cache).
+    if (!this.#lru.has(key)) return;
+    for (const tag of entry.tags) {
+      let keys = this.#byTag.get(tag);
+      if (!keys) this.#byTag.set(tag, (keys = new Set()));
+      keys.add(key);
+    }
+  }
+
+  /** Drops every entry built from any of these tags. */
+  invalidate(tags: Iterable<string>): void {
+    const now = this.#clock++;
+    // A load in flight may have read the database before the write: readers arriving from now
+    // on must not join it (the writer's own next read would see its write undone).
+    this.#inflight.clear();
+    for (const tag of tags) {
+      this.stats.invalidations++;
+      this.#invalidatedAt.delete(tag);
+      this.#invalidatedAt.set(tag, now);
+      const keys = this.#byTag.get(tag);
+      if (keys) for (const key of [...keys]) this.#lru.delete(key);
+    }
+    // Map iteration order is insertion order: the first entries are the oldest.
+    while (this.#invalidatedAt.size > ResponseCache.#MAX_REMEMBERED) {
+      const [oldest, at] = this.#invalidatedAt.entries().next().value as [string, number];
+      this.#invalidatedAt.delete(oldest);
+      this.#forgottenBefore = Math.max(this.#forgottenBefore, at + 1);
+    }
+  }
+
+  /** Drops everything: after the bus was down, invalidations may have been missed. */
+  clear(): void {
+    this.#forgottenBefore = ++this.#clock;
+    this.#inflight.clear();
+    this.#lru.clear();
+    this.#byTag.clear();
+    this.#invalidatedAt.clear();
+  }
+
+  /**
+   * Sends the stored bytes: 304 when the client has them (If-None-Match), else the body in the
+   * best encoding the client accepts, compressed once per entry and kept.
+   */
+  send(request: FastifyRequest, reply: FastifyReply, entry: Entry<unknown>): FastifyReply {
+    void reply.header('etag', entry.etag).header('vary', 'Accept-Encoding');
+    if (request.headers['if-none-match'] === entry.etag) return reply.code(304).send();
+    void reply.type('application/json; charset=utf-8');
+    const accept = request.headers['accept-encoding'];
+    if (!this.#opts.compression || accept === undefined || entry.body.length < this.#opts.compressionThresholdBytes) {
+      return reply.send(entry.body);
+    }
+    const encoding = this.#negotiator.negotiate(accept) as Encoding | undefined;
+    if (!encoding || !ENCODINGS.includes(encoding)) return reply.send(entry.body);
+    let variant = entry.variants.get(encoding);
+    if (!variant) {
+      variant = compress(entry.body, encoding);
+      entry.variants.set(encoding, variant);
+    }
+    return reply.header('content-encoding', encoding).send(variant);
+  }
+}

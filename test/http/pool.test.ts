@@ -1,0 +1,73 @@
+// Pool exhaustion over a real socket (src/db/pool.ts, DB_POOL_MAX and DB_ACQUIRE_TIMEOUT_MS):
+// when every connection is held, an extra request fails fast with 503 + Retry-After in the error
+// shape instead of queueing without bound, and the service recovers once connections free up.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import pg from 'pg';
+import { Client, createTestApp, databaseUrl, type TestApp } from '../harness.ts';
+import { json, listen, request, sleep } from './socket.ts';
+
+let t: TestApp;
+let url: string;
+let token: string;
+let locker: pg.Client;
+before(async () => {
+  t = await createTestApp({ DB_POOL_MAX: '2', DB_ACQUIRE_TIMEOUT_MS: '300' });
+  token = (await new Client(t.app).register()).token;
+  url = await listen(t);
+  const dbName = new URL(t.config.databaseUrl!.expose()).pathname.slice(1);
+  locker = new pg.Client({ connectionString: databaseUrl(dbName) });
+  await locker.connect();
+});
+after(async () => {
+  await locker.end();
+  await t.close();
+});
+
+// GET /api/user reads the users table on every request (no cache in front of it).
+const me = () => request(`${url}/api/user`, { headers: { authorization: `Token ${token}` } });
+
+test('with both connections held, a third request gets 503 + Retry-After within the acquire timeout, and all recover', async (ctx) => {
+  await locker.query('begin');
+  await locker.query('lock table users in access exclusive mode');
+  // Two requests each take a connection and wait on the lock: the pool (max 2) is exhausted.
+  const blocked = Promise.all([me(), me()]);
+  try {
+    await sleep(200);
+    assert.equal(t.db.totalCount, 2);
+    assert.equal(t.db.idleCount, 0);
+
+    const started = performance.now();
+    const res = await me();
+    const elapsed = performance.now() - started;
+    ctx.diagnostic(`pool exhausted: 503 after ${elapsed.toFixed(0)} ms`);
+
+    assert.equal(res.status, 503);
+    assert.equal(res.headers['retry-after'], '1');
+    assert.deepEqual(json(res), { errors: { database: ['is unavailable, retry later'] } });
+    assert.ok(elapsed >= 290 && elapsed < 800, `answered after ${elapsed.toFixed(0)} ms`);
+  } finally {
+    await locker.query('rollback');
+  }
+
+  // The held requests were only waiting: they complete normally once the lock goes.
+  const held = await blocked;
+  assert.deepEqual(held.map((r) => r.status), [200, 200]);
+
+  const recovered = await Promise.all([
+    ...Array.from({ length: 8 }, () => me()),
+    request(`${url}/api/articles`),
+    request(`${url}/api/tags`),
+    request(`${url}/readyz`),
+  ]);
+  assert.deepEqual(recovered.map((r) => r.status), Array(recovered.length).fill(200));
+  assert.equal(t.db.waitingCount, 0);
+  assert.ok(t.db.totalCount <= 2);
+});
+
+test('requests beyond the pool that wait less than the acquire timeout are served, not refused', async () => {
+  // Ten at once on two connections: each waits a few milliseconds, far under 300 ms.
+  const results = await Promise.all(Array.from({ length: 10 }, () => me()));
+  assert.deepEqual(results.map((r) => r.status), Array(10).fill(200));
+  assert.equal(t.db.waitingCount, 0);
+});
