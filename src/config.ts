@@ -47,6 +47,8 @@ export interface Config {
   readonly shutdownDelayMs: number;
   readonly corsOrigins: readonly string[] | '*';
   readonly requestTimeoutMs: number;
+  readonly workers: number;
+  readonly workersMode: 'cluster' | 'reuseport';
   readonly cache: boolean;
   readonly cacheTtlMs: number;
   readonly cacheMaxBytes: number;
@@ -239,6 +241,10 @@ export function loadConfig(env: Env = process.env): Config {
     // PostgreSQL and the client gets 504. Healthy requests take milliseconds (BENCHMARKS.md);
     // 5 s is far past them and well under load balancers' 30-60 s timeouts. 0 turns it off.
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 5000, 0, 600_000),
+    // Processes serving HTTP on this machine. 1: this process serves (the right default on 2
+    // cores, where PostgreSQL needs a core too; BENCHMARKS.md measures 2).
+    workers: int(env, 'WORKERS', 1, 1, 256),
+    workersMode: oneOf<'cluster' | 'reuseport'>(env, 'WORKERS_MODE', ['cluster', 'reuseport'], 'cluster'),
     cache: bool(env, 'CACHE', true),
     // Invalidation keeps entries correct; the TTL only bounds how long a missed invalidation
     // (the bus was down) can show: a minute.

@@ -42,7 +42,10 @@ test('invalidating a tag drops exactly the entries built from it', async () => {
   cache.invalidate(['user:1']);
   assert.equal(cache.size, 1);
   let loads = 0;
-  await cache.get('c', async () => ({ data: 'c', tags: [] as string[] }).then((x) => (loads++, x)), serialize);
+  await cache.get('c', async () => {
+    loads++;
+    return { data: 'c', tags: [] as string[] };
+  }, serialize);
   assert.equal(loads, 0, 'c survived');
 });
 
