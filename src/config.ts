@@ -128,21 +128,6 @@ function trustProxy(env: Env): false | number | readonly string[] {
   return Object.freeze(entries);
 }
 
-function redisUrl(env: Env): Secret | undefined {
-  const raw = str(env, 'REDIS_URL');
-  if (raw === undefined) return undefined;
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new ConfigError('REDIS_URL', 'is not a URL');
-  }
-  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
-    throw new ConfigError('REDIS_URL', `must be a redis:// or rediss:// URL, got ${url.protocol}//`);
-  }
-  return new Secret(raw);
-}
-
 function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
   const raw = str(env, name);
   if (raw === undefined) return fallback;
@@ -152,17 +137,18 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
   return raw as T;
 }
 
-function databaseUrl(env: Env): Secret | undefined {
-  const raw = str(env, 'DATABASE_URL');
+/** A connection URL with one of the given schemes; secret because it may carry a password. */
+function secretUrl(env: Env, name: string, schemes: readonly string[]): Secret | undefined {
+  const raw = str(env, name);
   if (raw === undefined) return undefined;
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError('DATABASE_URL', 'is not a URL');
+    throw new ConfigError(name, 'is not a URL');
   }
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new ConfigError('DATABASE_URL', `must be a postgres:// URL, got ${url.protocol}//`);
+  if (!schemes.includes(url.protocol.slice(0, -1))) {
+    throw new ConfigError(name, `must be a ${schemes.map((p) => `${p}://`).join(' or ')} URL, got ${url.protocol}//`);
   }
   return new Secret(raw);
 }
@@ -216,7 +202,7 @@ export function loadConfig(env: Env = process.env): Config {
     // Containers set HOST=0.0.0.0.
     host: str(env, 'HOST') ?? '127.0.0.1',
     port: int(env, 'PORT', 3000, 0, 65535),
-    databaseUrl: databaseUrl(env),
+    databaseUrl: secretUrl(env, 'DATABASE_URL', ['postgres', 'postgresql']),
     dataDir,
     // An unusual port so the embedded server never collides with a system PostgreSQL on 5432.
     embeddedPgPort: int(env, 'EMBEDDED_PG_PORT', 54329, 1, 65535),
@@ -252,7 +238,7 @@ export function loadConfig(env: Env = process.env): Config {
     // Per process. 64 MiB holds every list page, article and profile of the benchmark dataset
     // (10,000 articles) with room to spare, well inside a 256 MiB container.
     cacheMaxBytes: int(env, 'CACHE_MAX_BYTES', 64 * 1024 * 1024, 1024, 16 * 1024 * 1024 * 1024),
-    redisUrl: redisUrl(env),
+    redisUrl: secretUrl(env, 'REDIS_URL', ['redis', 'rediss']),
     compression: bool(env, 'COMPRESSION', true),
     compressionThresholdBytes: int(env, 'COMPRESSION_THRESHOLD_BYTES', 1024, 0, 1024 * 1024),
     // Longer than the idle timeout of common load balancers (AWS ALB: 60 s), so the balancer,
