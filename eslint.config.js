@@ -3,7 +3,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.data/**', 'bench/results/**', 'coverage/**'] },
+  { ignores: ['node_modules/**', '.data/**', 'bench/results/**', 'coverage/**', '.scratch/**', 'test-output/**'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptio
 import { randomUUID } from 'node:crypto';
 import { registerArticleRoutes } from './articles/articles.routes.ts';
 import { registerCommentRoutes } from './comments/comments.routes.ts';
+import { registerDocsRoutes } from './docs/docs.routes.ts';
 import type { Config } from './config.ts';
 import type { App, AppContext } from './context.ts';
 import { registerHealthRoutes } from './health/health.routes.ts';
@@ -18,6 +19,7 @@ import { registerSecurity } from './http/security.ts';
 import { validatorCompiler } from './http/validation.ts';
 import { registerProfileRoutes } from './profiles/profiles.routes.ts';
 import { registerTagRoutes } from './tags/tags.routes.ts';
+import { registerTelemetry } from './telemetry/register.ts';
 import { registerUserRoutes } from './users/users.routes.ts';
 
 export interface BuildOptions {
@@ -41,7 +43,11 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     genReqId: () => randomUUID(),
     // One log line per request is written by the onResponse hook below, not Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true,
+    // A request that reaches a closing server (on a connection that was already open) is served,
+    // with Connection: close, rather than refused: Fastify's 503 for it was outside the error
+    // shape, and failed a request the process could still answer, since close() waits for
+    // in-flight requests anyway. Each connection carries at most one such request.
+    return503OnClosing: false,
     // TRUST_PROXY (config.ts). Without it, behind a load balancer every request had the
     // balancer's address, so the per-IP rate limits were one limit shared by all clients.
     trustProxy: trustProxyOption(config.trustProxy),
@@ -85,30 +91,8 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     void parseJson(request, body as string, done);
   });
 
-  if (config.requestTimeoutMs > 0) {
-    const timeoutMs = config.requestTimeoutMs;
-    // The rest of the request (hooks, handler, every query) runs inside this scope, so the pool
-    // can tie checked-out connections to the deadline without threading a signal through every
-    // repository function. Callback style: `done` must run inside `run` to carry the scope.
-    app.addHook('onRequest', (_request, _reply, done) => {
-      requestScope.run({ signal: AbortSignal.timeout(timeoutMs), timeoutMs }, done);
-    });
-  }
-
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.info(
-      { method: request.method, route: request.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 },
-      'request',
-    );
-  });
-
-  // Order matters: shedding first (refuse before doing any work), then the rate limit, then
-  // headers and compression for whatever is answered.
-  registerLoadShedding(app, config);
-  await registerRateLimit(app, config, ctx.redis);
-  await registerSecurity(app, config);
-  await registerCompression(app, config);
-
+  // The OpenAPI document (GET /api/openapi.json, below) before any route: @fastify/swagger
+  // collects routes as they are added, and one added before it (/metrics) was missing from it.
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -119,7 +103,13 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
           'The RealWorld (Conduit) API v2. Errors are always `{"errors":{"<key>":["<message>"]}}`; beyond the contract: ' +
           '400 malformed JSON, 413 body too large, 415 not JSON, 422 invalid input (limit is 1..100), 401 bad token, 503 database unavailable.' +
           // Added with the frameworkErrors mapping above, so the document names every status it can send.
-          ' 400 badly percent-encoded URL, 414 path parameter too long (over 512 characters).',
+          ' 400 badly percent-encoded URL, 414 path parameter too long (over 512 characters).' +
+          // The production layer's refusals (http/rate-limit.ts, http/load-shedding.ts, db/deadline.ts, errors.ts).
+          ' 429 too many requests (rate limit) and 503 overloaded (load shedding), both with Retry-After;' +
+          ' 504 the request ran out of time; 408 request too slow and 431 headers too large, answered on the connection;' +
+          ' 500 unexpected, the body names only the request id. Each operation lists the statuses it can answer.' +
+          '\n\nAuthenticated operations take `Authorization: Token <jwt>` with the token from login or registration.' +
+          ' An interactive reference of this document, whose "Try it out" calls this service, is served at /docs.',
       },
       servers: [{ url: '/' }],
       components: {
@@ -135,6 +125,45 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     },
   });
 
+  // Observability before every other hook and route (telemetry/register.ts): the request span
+  // and the in-flight count must see each request, those the hooks below refuse included.
+  const telemetry = await registerTelemetry(app, ctx);
+
+  if (config.requestTimeoutMs > 0) {
+    const timeoutMs = config.requestTimeoutMs;
+    // The rest of the request (hooks, handler, every query) runs inside this scope, so the pool
+    // can tie checked-out connections to the deadline without threading a signal through every
+    // repository function. Callback style: `done` must run inside `run` to carry the scope.
+    app.addHook('onRequest', (_request, _reply, done) => {
+      requestScope.run({ signal: AbortSignal.timeout(timeoutMs), timeoutMs }, done);
+    });
+  }
+
+  // While draining (after SIGTERM, main.ts) every response asks the client to close its
+  // connection. Without it a keep-alive client sent its next request on a connection the
+  // server was closing as idle at that moment, and got ECONNRESET on a request nobody had
+  // failed (test/http/shutdown-under-load.test.ts). With it, during SHUTDOWN_DELAY_MS each busy
+  // connection is closed cleanly after its current response, before the listener closes.
+  // onSend, not onRequest: a request that began before the signal must close its connection too.
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (ctx.lifecycle.draining) void reply.header('connection', 'close');
+    done(null, payload);
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      { method: request.method, route: request.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 },
+      'request',
+    );
+  });
+
+  // Order matters: shedding first (refuse before doing any work), then the rate limit, then
+  // headers and compression for whatever is answered.
+  telemetry.watchShedder(registerLoadShedding(app, config));
+  await registerRateLimit(app, config, ctx.redis);
+  await registerSecurity(app, config);
+  await registerCompression(app, config);
+
   registerHealthRoutes(app, ctx);
   registerUserRoutes(app, ctx);
   registerProfileRoutes(app, ctx);
@@ -143,6 +172,8 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   registerTagRoutes(app, ctx);
 
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // GET /docs: the interactive reference built from that document (docs/docs.routes.ts).
+  registerDocsRoutes(app, config);
 
   return app;
 }

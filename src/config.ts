@@ -53,6 +53,9 @@ export interface Config {
   readonly cacheTtlMs: number;
   readonly cacheMaxBytes: number;
   readonly redisUrl: Secret | undefined;
+  readonly cacheRedis: boolean;
+  readonly cacheRedisPrefix: string;
+  readonly cacheRedisTimeoutMs: number;
   readonly compression: boolean;
   readonly compressionThresholdBytes: number;
   readonly httpKeepAliveTimeoutMs: number;
@@ -72,6 +75,38 @@ export interface Config {
   readonly argon2Concurrency: number;
   readonly argon2Queue: number;
   readonly argon2MaxWaitMs: number;
+  /** A separate port for GET /metrics (then not served on PORT); undefined: on PORT. */
+  readonly metricsPort: number | undefined;
+  /** Enables the admin endpoints (on-demand profiles); undefined: they do not exist. */
+  readonly adminToken: Secret | undefined;
+  /** Where a profile taken on SIGUSR2 is written. */
+  readonly profileDir: string;
+  /** How long a profile taken on SIGUSR2 runs. */
+  readonly profileSeconds: number;
+  readonly tracing: TracingSettings;
+}
+
+export type TracesSampler =
+  | 'always_on'
+  | 'always_off'
+  | 'traceidratio'
+  | 'parentbased_always_on'
+  | 'parentbased_always_off'
+  | 'parentbased_traceidratio';
+
+/**
+ * OpenTelemetry tracing, from the standard OTEL_* variables. src/telemetry/tracing.ts reads the
+ * same settings before anything else is loaded (it runs under `node --import`, before main.ts).
+ */
+export interface TracingSettings {
+  /** Spans are recorded and exported: an OTLP endpoint is set and nothing turns tracing off. */
+  readonly enabled: boolean;
+  readonly serviceName: string;
+  readonly sampler: TracesSampler;
+  /** The ratio for the *traceidratio samplers, 0..1. */
+  readonly samplerRatio: number;
+  /** OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT (the exporter reads them itself). */
+  readonly endpoint: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -191,6 +226,63 @@ function corsOrigins(env: Env): readonly string[] | '*' {
   return Object.freeze(origins);
 }
 
+const SAMPLERS: readonly TracesSampler[] = [
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+];
+
+function otlpEndpoint(env: Env, name: string): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `is not a URL, got "${raw}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(name, `must be an http:// or https:// URL, got ${url.protocol}//`);
+  return raw;
+}
+
+/** The standard OTEL_* variables this service honours, validated (see TracingSettings). */
+export function tracingSettings(env: Env = process.env): TracingSettings {
+  const endpoint = otlpEndpoint(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') ?? otlpEndpoint(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
+  // The one exporter installed speaks OTLP over HTTP with protobuf bodies (every collector and
+  // most backends accept it); saying another protocol must fail loudly, not export nothing.
+  for (const name of ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
+    const protocol = str(env, name);
+    if (protocol !== undefined && protocol !== 'http/protobuf') throw new ConfigError(name, `must be http/protobuf (the exporter this build has), got "${protocol}"`);
+  }
+  const exporter = oneOf<'otlp' | 'none'>(env, 'OTEL_TRACES_EXPORTER', ['otlp', 'none'], 'otlp');
+  const disabled = bool(env, 'OTEL_SDK_DISABLED', false);
+  const ratio = str(env, 'OTEL_TRACES_SAMPLER_ARG');
+  const samplerRatio = ratio === undefined ? 1 : Number(ratio);
+  if (!Number.isFinite(samplerRatio) || samplerRatio < 0 || samplerRatio > 1) {
+    throw new ConfigError('OTEL_TRACES_SAMPLER_ARG', `must be a ratio between 0 and 1, got "${ratio}"`);
+  }
+  return Object.freeze({
+    enabled: endpoint !== undefined && exporter === 'otlp' && !disabled,
+    serviceName: str(env, 'OTEL_SERVICE_NAME') ?? 'conduit',
+    // The specification's default: follow the caller's decision, record every root trace. A
+    // busy deployment sets parentbased_traceidratio with a ratio (README "Observability").
+    sampler: oneOf<TracesSampler>(env, 'OTEL_TRACES_SAMPLER', SAMPLERS, 'parentbased_always_on'),
+    samplerRatio,
+    endpoint,
+  });
+}
+
+function adminToken(env: Env): Secret | undefined {
+  const raw = str(env, 'ADMIN_TOKEN');
+  if (raw === undefined) return undefined;
+  // It guards endpoints that stop the world for seconds (heap snapshots): not guessable.
+  if (raw.length < 32) throw new ConfigError('ADMIN_TOKEN', 'must be at least 32 characters');
+  return new Secret(raw);
+}
+
 export function loadConfig(env: Env = process.env): Config {
   // libuv's default; src/runtime.ts applies it before the threadpool starts.
   const uvThreadpoolSize = int(env, 'UV_THREADPOOL_SIZE', 4, 1, 1024);
@@ -239,14 +331,27 @@ export function loadConfig(env: Env = process.env): Config {
     // (10,000 articles) with room to spare, well inside a 256 MiB container.
     cacheMaxBytes: int(env, 'CACHE_MAX_BYTES', 64 * 1024 * 1024, 1024, 16 * 1024 * 1024 * 1024),
     redisUrl: secretUrl(env, 'REDIS_URL', ['redis', 'rediss']),
+    // The shared cache tier behind the in-process one (cache/redis-tier.ts): on whenever there is
+    // a Redis, since it is what lets a new or restarted instance start warm. Off keeps Redis for
+    // the invalidation bus and the rate limits only.
+    cacheRedis: bool(env, 'CACHE_REDIS', str(env, 'REDIS_URL') !== undefined),
+    // Namespace of the cache's keys and of its invalidation channel: deployments (or test runs)
+    // sharing one Redis but not one database must not share cache entries.
+    cacheRedisPrefix: keyPrefix(env, 'CACHE_REDIS_PREFIX', 'conduit:cache:'),
+    // A Redis cache hit takes well under a millisecond; past this the call has failed and the
+    // request goes to PostgreSQL (where a miss costs a few milliseconds anyway). Below the rate
+    // limiter's 250 ms: the cache is never worth waiting for.
+    cacheRedisTimeoutMs: int(env, 'CACHE_REDIS_TIMEOUT_MS', 150, 1, 60_000),
     compression: bool(env, 'COMPRESSION', true),
     compressionThresholdBytes: int(env, 'COMPRESSION_THRESHOLD_BYTES', 1024, 0, 1024 * 1024),
     // Longer than the idle timeout of common load balancers (AWS ALB: 60 s), so the balancer,
     // not Node, closes idle connections: otherwise it may send a request on a socket Node is
     // closing and answer its client 502. 72 s is Fastify's default for that reason.
     httpKeepAliveTimeoutMs: int(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 72_000, 1000, 3_600_000),
-    // Time to receive a request's headers, counted from its first byte (Node >= 18; an idle
-    // keep-alive connection is not counted, see test/http/timeouts.test.ts): bounds slowloris.
+    // Time to receive a request's headers, counted from its first byte (from the accept for a
+    // new connection's first request); a keep-alive connection idle between requests is not
+    // counted, so this can stay well below the keep-alive timeout (Node >= 18, measured in
+    // test/http/timeouts.test.ts): bounds slowloris, silent connections included.
     httpHeadersTimeoutMs: int(env, 'HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
     // Time to receive a whole request (headers and body): bounds slow uploads.
     httpRequestTimeoutMs: int(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 600_000),
@@ -282,5 +387,17 @@ export function loadConfig(env: Env = process.env): Config {
     argon2Concurrency: int(env, 'ARGON2_CONCURRENCY', uvThreadpoolSize, 1, 1024),
     argon2Queue: int(env, 'ARGON2_QUEUE', 2 * uvThreadpoolSize, 0, 100_000),
     argon2MaxWaitMs: int(env, 'ARGON2_MAX_WAIT_MS', 1000, 1, 60_000),
+    // Unset: /metrics is served on PORT, next to the API (what `npm start` users expect). Set
+    // it when the API port is public, so only the scraper reaches the metrics; with WORKERS > 1
+    // the supervisor serves the whole cluster's metrics there (README "Metrics").
+    metricsPort: str(env, 'METRICS_PORT') === undefined ? undefined : int(env, 'METRICS_PORT', 0, 0, 65535),
+    // Unset by default: the profiling endpoints stop the world (heap snapshots) and must not
+    // exist unless an operator asked for them.
+    adminToken: adminToken(env),
+    profileDir: path.resolve(str(env, 'PROFILE_DIR') ?? path.join(dataDir, 'profiles')),
+    // Ten seconds of samples show any path that takes over 1% of the CPU (about 100 samples at
+    // V8's 1 ms sampling interval), short enough to take while the problem is happening.
+    profileSeconds: int(env, 'PROFILE_SECONDS', 10, 1, 600),
+    tracing: tracingSettings(env),
   });
 }

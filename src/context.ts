@@ -6,6 +6,8 @@ import type { Config } from './config.ts';
 import type { Pool } from './db/pool.ts';
 import { Redis } from 'ioredis';
 import { PgInvalidationBus, type InvalidationBus } from './cache/bus.ts';
+import { RedisInvalidationBus } from './cache/redis-bus.ts';
+import { RedisTier } from './cache/redis-tier.ts';
 import { ResponseCache } from './cache/response-cache.ts';
 import { createAuth, type Auth } from './http/auth.ts';
 import { createPasswords, type Passwords } from './users/password.ts';
@@ -15,11 +17,14 @@ export interface AppContext {
   readonly db: Pool;
   readonly auth: Auth;
   readonly passwords: Passwords;
-  /** Shared state for several instances (rate-limit counters); present when REDIS_URL is set. */
+  /**
+   * Shared state for several instances (rate-limit counters; the cache's bus and shared tier
+   * use duplicates of it); present when REDIS_URL is set.
+   */
   readonly redis: Redis | undefined;
   /** The response cache; undefined with CACHE=off. */
   readonly cache: ResponseCache | undefined;
-  /** Carries invalidations to the other processes sharing the database. */
+  /** Carries invalidations to the other processes: Redis pub/sub with REDIS_URL, else LISTEN/NOTIFY. */
   readonly bus: InvalidationBus | undefined;
   /**
    * Drops cached responses built from these tags, here at once and in the other processes via
@@ -59,10 +64,23 @@ export async function createContext({ config, db, databaseUrl, migrations, log }
         compressionThresholdBytes: config.compressionThresholdBytes,
       })
     : undefined;
-  let bus: PgInvalidationBus | undefined;
-  if (cache) {
-    bus = new PgInvalidationBus({ url: databaseUrl, db, cache, log });
-    await bus.start();
+  const redis = config.redisUrl ? createRedis(config.redisUrl.expose()) : undefined;
+  let bus: InvalidationBus | undefined;
+  if (cache && redis) {
+    // The cache's own connection, so its command timeout (CACHE_REDIS_TIMEOUT_MS) applies to
+    // it alone: the bus publishes on it (and closes it), the shared tier uses it, and the bus
+    // makes its subscriber from it.
+    const cacheRedis = redis.duplicate({ commandTimeout: config.cacheRedisTimeoutMs });
+    const redisBus = new RedisInvalidationBus({ redis: cacheRedis, channel: `${config.cacheRedisPrefix}invalidate`, cache, log });
+    if (config.cacheRedis) {
+      cache.shared = new RedisTier({ redis: cacheRedis, prefix: config.cacheRedisPrefix, ttlMs: config.cacheTtlMs, stats: cache.stats, log });
+    }
+    await redisBus.start();
+    bus = redisBus;
+  } else if (cache) {
+    const pgBus = new PgInvalidationBus({ url: databaseUrl, db, cache, log });
+    await pgBus.start();
+    bus = pgBus;
   }
   return {
     config,
@@ -72,7 +90,11 @@ export async function createContext({ config, db, databaseUrl, migrations, log }
     invalidate: async (tags) => {
       if (!cache) return;
       cache.invalidate(tags);
-      await bus?.publish(tags);
+      // Redis before the bus: a process that drops its entry on the message must not find
+      // the stale one in Redis when it loads again. If Redis could not be told, the message
+      // says so, and the others stop using Redis until its epoch has moved.
+      const sharedClean = (await cache.shared?.invalidate(tags)) ?? true;
+      await bus?.publish(tags, !sharedClean);
     },
     auth: createAuth(config),
     passwords: createPasswords({
@@ -80,14 +102,14 @@ export async function createContext({ config, db, databaseUrl, migrations, log }
       queue: config.argon2Queue,
       maxWaitMs: config.argon2MaxWaitMs,
     }),
-    redis: config.redisUrl ? createRedis(config.redisUrl.expose()) : undefined,
+    redis,
     migrations,
     lifecycle: { draining: false },
   };
 }
 
 function createRedis(url: string): Redis {
-  return new Redis(url, {
+  const redis = new Redis(url, {
     // Fail fast while Redis is away instead of queueing commands: every user of Redis here has
     // a fallback (rate limits skip, caches go to the database), and a queue would only add latency.
     enableOfflineQueue: false,
@@ -95,10 +117,15 @@ function createRedis(url: string): Redis {
     connectTimeout: 1000,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
   });
+  // Its users work on duplicates, and each says in the log what an outage means for it; this
+  // one must not print "[ioredis] Unhandled error event" on every reconnect attempt.
+  redis.on('error', () => undefined);
+  return redis;
 }
 
 /** Closes what createContext opened, in reverse order (the pool belongs to the caller). */
 export async function closeContext(ctx: AppContext): Promise<void> {
+  ctx.cache?.shared?.close();
   await ctx.bus?.close();
   if (ctx.redis) await ctx.redis.quit().catch(() => ctx.redis?.disconnect());
 }

@@ -7,13 +7,17 @@
 import './runtime.ts';
 import cluster from 'node:cluster';
 import closeWithGrace from 'close-with-grace';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { closeContext, createContext } from './context.ts';
 import { openDatabase, type DatabaseSource } from './db/database.ts';
 import { listMigrations, migrate } from './db/migrate.ts';
 import { createPool } from './db/pool.ts';
+import { createLogger } from './telemetry/logging.ts';
+import { clusterMetrics, serveMetricsToSupervisor, startMetricsServer, type MetricsServer } from './telemetry/metrics-server.ts';
+import { installProfileSignal } from './telemetry/profiler.ts';
+import { shutdownTracing, tracingActive } from './telemetry/spans.ts';
 
 function readConfig(): Config {
   try {
@@ -27,18 +31,8 @@ function readConfig(): Config {
   }
 }
 
-function createLogger(config: Config): Logger {
-  return pino({
-    level: config.logLevel,
-    // Belt and braces: handlers never log these, and if a future change does, they are masked.
-    redact: {
-      paths: ['req.headers.authorization', 'headers.authorization', '*.password', '*.token', 'user.password', 'user.token'],
-      censor: '[redacted]',
-    },
-    ...(cluster.isWorker ? { base: { pid: process.pid, worker: cluster.worker?.id } } : {}),
-    ...(config.nodeEnv === 'development' && process.stdout.isTTY ? { transport: { target: 'pino-pretty' } } : {}),
-  });
-}
+// close-with-grace shuts down on SIGUSR2 too (nodemon's restart signal); here it takes profiles.
+const PROFILE_SIGNAL: ['SIGUSR2'] = ['SIGUSR2'];
 
 async function migrateOnce(url: string, config: Config, log: Logger): Promise<void> {
   const pool = createPool(url, { ...config, dbPoolMax: 1 });
@@ -58,8 +52,17 @@ async function serve(config: Config, log: Logger, source: DatabaseSource, runMig
   db.on('error', (err) => log.warn({ err }, 'idle database connection failed'));
   const ctx = await createContext({ config, db, databaseUrl: source.url, migrations: await listMigrations(), log });
   const app = await buildApp(ctx, { logger: log });
+  // SIGUSR2: CPU and allocation profiles of the next PROFILE_SECONDS into PROFILE_DIR.
+  installProfileSignal({ dir: config.profileDir, seconds: config.profileSeconds, log });
+  // METRICS_PORT: /metrics there instead of on PORT; a worker's go to the supervisor's port.
+  let metricsServer: MetricsServer | undefined;
+  if (config.metricsPort !== undefined) {
+    if (cluster.isWorker) serveMetricsToSupervisor(app.metrics);
+    else metricsServer = await startMetricsServer({ host: config.host, port: config.metricsPort, contentType: app.metrics.contentType, render: () => app.metrics.render() });
+    if (metricsServer) log.info({ port: metricsServer.port }, `metrics at http://${config.host}:${metricsServer.port}/metrics`);
+  }
 
-  closeWithGrace({ delay: config.shutdownTimeoutMs, logger: { error: (m: string) => log.error(m) } }, async ({ signal, err }) => {
+  closeWithGrace({ delay: config.shutdownTimeoutMs, logger: { error: (m: string) => log.error(m) }, skip: PROFILE_SIGNAL }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'fatal error, shutting down');
     else log.info({ signal }, 'shutting down: draining in-flight requests');
     ctx.lifecycle.draining = true;
@@ -73,7 +76,10 @@ async function serve(config: Config, log: Logger, source: DatabaseSource, runMig
     const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
     await closing;
     clearInterval(sweep);
+    await metricsServer?.close();
     await closeContext(ctx);
+    // The spans of the last requests are still in the exporter's buffer.
+    await shutdownTracing();
     await db.end();
     await source.embedded?.stop();
     log.info('shutdown complete');
@@ -101,8 +107,18 @@ async function supervise(config: Config, log: Logger): Promise<void> {
   });
   for (let i = 0; i < config.workers; i++) fork();
   log.info({ workers: config.workers, mode: config.workersMode }, 'supervisor started');
+  // Profiles are per process: SIGUSR2 to the supervisor profiles every worker.
+  process.on('SIGUSR2', () => {
+    for (const w of Object.values(cluster.workers ?? {})) if (w && !w.isDead()) w.process.kill('SIGUSR2');
+  });
+  // The cluster's metrics, summed over the workers (telemetry/metrics-server.ts).
+  let metricsServer: MetricsServer | undefined;
+  if (config.metricsPort !== undefined) {
+    metricsServer = await startMetricsServer({ host: config.host, port: config.metricsPort, ...clusterMetrics() });
+    log.info({ port: metricsServer.port }, `cluster metrics at http://${config.host}:${metricsServer.port}/metrics`);
+  }
 
-  closeWithGrace({ delay: config.shutdownTimeoutMs, logger: { error: (m: string) => log.error(m) } }, async ({ signal, err }) => {
+  closeWithGrace({ delay: config.shutdownTimeoutMs, logger: { error: (m: string) => log.error(m) }, skip: PROFILE_SIGNAL }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'supervisor failed, shutting down');
     stopping = true;
     log.info({ signal }, 'stopping workers');
@@ -117,6 +133,7 @@ async function supervise(config: Config, log: Logger): Promise<void> {
           }),
       ),
     );
+    await metricsServer?.close();
     await source.embedded?.stop();
     log.info('shutdown complete');
     if (err) throw err;
@@ -125,6 +142,10 @@ async function supervise(config: Config, log: Logger): Promise<void> {
 
 const config = readConfig();
 const log = createLogger(config);
+if (config.tracing.enabled && !tracingActive()) {
+  // The SDK's hooks must be in place before pg is imported: only a preload can do that.
+  log.warn('an OTLP endpoint is set but tracing is not running: start with `node --import ./src/telemetry/tracing.ts src/main.ts` (npm start does)');
+}
 if (config.workers > 1 && cluster.isPrimary) {
   await supervise(config, log);
 } else {

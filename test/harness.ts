@@ -54,19 +54,37 @@ export interface TestApp {
 
 export async function createTestApp(env: Record<string, string> = {}): Promise<TestApp> {
   const database = await createDatabase();
+  const t = await createTestAppOn(database.url, env);
+  return {
+    ...t,
+    close: async () => {
+      await t.close();
+      await database.drop();
+    },
+  };
+}
+
+/**
+ * An app on an existing database (several apps on one database are several instances of the
+ * service); close() leaves the database in place.
+ */
+export async function createTestAppOn(url: string, env: Record<string, string> = {}): Promise<TestApp> {
   const config = loadConfig({
     NODE_ENV: 'test',
     JWT_SECRET: TEST_JWT_SECRET,
-    DATABASE_URL: database.url,
+    DATABASE_URL: url,
     // Tests register dozens of users from one address on a machine busy running other test
     // files: rate limits and load shedding would trip on that. The tests of those features
     // turn them on explicitly.
     RATE_LIMIT: 'off',
     SHED: 'off',
+    // Test files share one Redis: each database gets its own cache namespace, so an app never
+    // reads an entry another file's database produced.
+    CACHE_REDIS_PREFIX: `conduit-test:${new URL(url).pathname.slice(1)}:cache:`,
     ...env,
   });
-  const db = createPool(database.url, config);
-  const ctx = await createContext({ config, db, databaseUrl: database.url, migrations: await listMigrations() });
+  const db = createPool(url, config);
+  const ctx = await createContext({ config, db, databaseUrl: url, migrations: await listMigrations() });
   const app = await buildApp(ctx);
   await app.ready();
   return {
@@ -79,7 +97,6 @@ export async function createTestApp(env: Record<string, string> = {}): Promise<T
       await closeContext(ctx);
       // A test may have ended the pool itself (to simulate the database going away).
       if (!db.ended) await db.end();
-      await database.drop();
     },
   };
 }

@@ -4,7 +4,7 @@ import type { App, AppContext } from '../context.ts';
 import { inTransaction } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
 import { forbidden, notFound } from '../http/errors.ts';
-import { Errors, Security } from '../http/schemas.ts';
+import { BodyErrors, Errors, PathErrors, QueryErrors, Refusals, Security } from '../http/schemas.ts';
 import { listArticles, type ListFilter } from './articles.listing.ts';
 import {
   deleteArticle,
@@ -65,7 +65,7 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       description: 'Filters combine. `articlesCount` is the total matching the filters before limit/offset.',
       tags,
       querystring: ListQuery,
-      response: { 200: ArticleListResponse, 401: Errors[401], 422: Errors[422] },
+      response: { 200: ArticleListResponse, 401: Errors[401], ...QueryErrors, ...Refusals },
     },
   }, async (request, reply) => {
     // Pick the filters by name: the query object also carries parameters the schema does not
@@ -105,7 +105,7 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       tags,
       security: Security,
       querystring: FeedQuery,
-      response: { 200: ArticleListResponse, 401: Errors[401], 422: Errors[422] },
+      response: { 200: ArticleListResponse, 401: Errors[401], ...QueryErrors, ...Refusals },
     },
   }, async (request) => {
     const viewer = viewerId(request);
@@ -121,7 +121,7 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       summary: 'Get an article',
       tags,
       params: SlugParams,
-      response: { 200: ArticleResponse, 401: Errors[401], 404: Errors[404] },
+      response: { 200: ArticleResponse, 401: Errors[401], 404: Errors[404], ...PathErrors, ...Refusals },
     },
   }, async (request, reply) => {
     const viewer = request.viewer?.id ?? null;
@@ -152,7 +152,7 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       tags,
       security: Security,
       body: CreateArticleBody,
-      response: { 201: ArticleResponse, 401: Errors[401], 422: Errors[422] },
+      response: { 201: ArticleResponse, 401: Errors[401], ...BodyErrors, ...Refusals },
     },
   }, async (request, reply) => {
     const viewer = viewerId(request);
@@ -174,7 +174,7 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       security: Security,
       params: SlugParams,
       body: UpdateArticleBody,
-      response: { 200: ArticleResponse, 401: Errors[401], 403: Errors[403], 404: Errors[404], 422: Errors[422] },
+      response: { 200: ArticleResponse, 401: Errors[401], 403: Errors[403], 404: Errors[404], ...BodyErrors, ...PathErrors, ...Refusals },
     },
   }, async (request) => {
     const viewer = viewerId(request);
@@ -206,7 +206,7 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       tags,
       security: Security,
       params: SlugParams,
-      response: { 204: { type: 'null', description: 'Deleted' }, 401: Errors[401], 403: Errors[403], 404: Errors[404] },
+      response: { 204: { type: 'null', description: 'Deleted' }, 401: Errors[401], 403: Errors[403], 404: Errors[404], ...PathErrors, ...Refusals },
     },
   }, async (request, reply) => {
     const viewer = viewerId(request);
@@ -234,7 +234,7 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
         tags: ['Favorites'],
         security: Security,
         params: SlugParams,
-        response: { 200: ArticleResponse, 401: Errors[401], 404: Errors[404] },
+        response: { 200: ArticleResponse, 401: Errors[401], 404: Errors[404], ...PathErrors, ...Refusals },
       },
       handler: async (request) => {
         const result = await setFavorite(db, request.params.slug, viewerId(request), favorite);

@@ -15,7 +15,11 @@ const CHANNEL = 'conduit_cache';
 const MAX_PAYLOAD = 7000;
 
 export interface InvalidationBus {
-  publish(tags: readonly string[]): Promise<void>;
+  /**
+   * `distrustShared`: this process could not invalidate the shared tier (cache/redis-tier.ts),
+   * so the others must not use it until its epoch has moved.
+   */
+  publish(tags: readonly string[], distrustShared?: boolean): Promise<void>;
   close(): Promise<void>;
   /** Notifications received from other processes. */
   readonly received: number;
@@ -33,6 +37,8 @@ export class PgInvalidationBus implements InvalidationBus {
   #retryMs = 100;
   #timer: NodeJS.Timeout | undefined;
   #everConnected = false;
+  #lostPublish = false;
+  #lostTimer: NodeJS.Timeout | undefined;
   received = 0;
   connected = false;
 
@@ -50,10 +56,12 @@ export class PgInvalidationBus implements InvalidationBus {
     client.on('notification', (msg) => {
       if (msg.channel !== CHANNEL || !msg.payload) return;
       try {
-        const { o, t } = JSON.parse(msg.payload) as { o: string; t: string[] };
+        const { o, t, all, d } = JSON.parse(msg.payload) as { o: string; t?: string[]; all?: true; d?: 1 };
         if (o === this.#origin) return;
         this.received++;
-        this.#cache.invalidate(t);
+        if (all) this.#cache.clear();
+        else if (Array.isArray(t)) this.#cache.invalidate(t);
+        if (all || d) this.#cache.shared?.distrust();
       } catch (err) {
         this.#log?.warn({ err }, 'ignoring a malformed cache invalidation message');
       }
@@ -64,8 +72,12 @@ export class PgInvalidationBus implements InvalidationBus {
     this.connected = true;
     this.#retryMs = 100;
     // Anything published while we were away is lost: start from an empty cache.
-    if (this.#everConnected) this.#cache.clear();
+    if (this.#everConnected) {
+      this.#cache.clear();
+      this.#cache.shared?.distrust();
+    }
     this.#everConnected = true;
+    void this.#flushLost();
   }
 
   #lost(client: pg.Client, err: Error): void {
@@ -91,14 +103,22 @@ export class PgInvalidationBus implements InvalidationBus {
     this.#timer.unref();
   }
 
-  async publish(tags: readonly string[]): Promise<void> {
+  /**
+   * Never throws: the write it follows has committed and its client must get its answer (an
+   * error here once made a committed write answer 500, and a retried create a duplicate). A
+   * message that could not be sent is made up for by "drop everything", sent as soon as it can
+   * be (the next publish, the listener's reconnect, or a retry each second): until then the
+   * other processes may serve what it would have invalidated.
+   */
+  async publish(tags: readonly string[], distrustShared = false): Promise<void> {
     if (tags.length === 0) return;
+    await this.#flushLost();
     // One NOTIFY per chunk that fits the payload limit.
     let chunk: string[] = [];
     let size = 0;
     const send = async () => {
       if (chunk.length === 0) return;
-      await this.#db.query('select pg_notify($1, $2)', [CHANNEL, JSON.stringify({ o: this.#origin, t: chunk })]);
+      await this.#send(JSON.stringify({ o: this.#origin, t: chunk, ...(distrustShared ? { d: 1 } : {}) }));
       chunk = [];
       size = 0;
     };
@@ -110,9 +130,35 @@ export class PgInvalidationBus implements InvalidationBus {
     await send();
   }
 
+  async #send(payload: string, via: Queryable = this.#db): Promise<boolean> {
+    try {
+      await via.query('select pg_notify($1, $2)', [CHANNEL, payload]);
+      return true;
+    } catch (err) {
+      this.#lostPublish = true;
+      this.#log?.warn({ err: String(err) }, 'cache invalidation not published; every process drops its cache once it can be');
+      clearTimeout(this.#lostTimer);
+      if (!this.#closed) {
+        this.#lostTimer = setTimeout(() => void this.#flushLost(), 1000);
+        this.#lostTimer.unref();
+      }
+      return false;
+    }
+  }
+
+  async #flushLost(): Promise<void> {
+    if (!this.#lostPublish || this.#closed) return;
+    clearTimeout(this.#lostTimer);
+    this.#lostPublish = false;
+    // Through the listener's own connection when there is one: it does not depend on the pool
+    // (which may be what failed) nor on any request's deadline.
+    await this.#send(JSON.stringify({ o: this.#origin, all: true }), this.#client ?? this.#db);
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#lostTimer);
     const client = this.#client;
     this.#client = undefined;
     this.connected = false;

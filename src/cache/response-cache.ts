@@ -7,6 +7,9 @@
 // `list:all`, ...); every write invalidates the tags it changes, in this process at once and in
 // the others through the bus. A load that raced with an invalidation of one of its tags is
 // answered but not stored, so an entry can never be older than the last invalidation it missed.
+//
+// With REDIS_URL a shared tier (cache/redis-tier.ts) sits behind this one: an in-process miss
+// asks it before the database, and what the database returns is stored in both.
 import { Negotiator } from '@fastify/accept-negotiator';
 import { createHash } from 'node:crypto';
 import zlib from 'node:zlib';
@@ -32,6 +35,39 @@ export interface CacheStats {
   invalidations: number;
   /** Loads whose result was not stored because a tag was invalidated meanwhile. */
   raced: number;
+  /** Compressed variants made (once per entry and encoding; a hit on a variant makes none). */
+  compressions: number;
+  /** Shared tier (Redis): in-process misses answered by it, not answered by it, entries it took. */
+  redisHits: number;
+  redisMisses: number;
+  redisStores: number;
+  /** Shared tier calls that failed or were skipped (Redis unreachable or stuck). */
+  redisErrors: number;
+}
+
+/**
+ * A cache shared by every process (cache/redis-tier.ts), behind the in-process one. `read`
+ * answers undefined when the tier cannot be used (the load goes to the database and is not
+ * stored there), else a ticket for `store` and the entry if the tier has a valid one. `store`
+ * must refuse an entry whose load started before an invalidation of one of its tags.
+ */
+export type SharedRead = { ticket: unknown; entry?: Entry<unknown>; ttlMs?: number } | undefined;
+
+export interface SharedTier {
+  read(key: string): Promise<SharedRead>;
+  /** Whether it was stored; never rejects. Callers do not wait for it. */
+  store(key: string, entry: Entry<unknown>, ticket: unknown): Promise<boolean>;
+  /**
+   * Drops the entries built from these tags, for every process; never throws. False when that
+   * may not have happened (Redis unreachable): the bus then tells the others not to trust the
+   * tier until its epoch has moved (`distrust`).
+   */
+  invalidate(tags: readonly string[]): Promise<boolean>;
+  /** Another process could not invalidate: stop using the tier until the epoch has moved. */
+  distrust(): void;
+  /** Drops every entry (tests; an operator's reset). */
+  reset(): Promise<void>;
+  close(): void;
 }
 
 export interface CacheOptions {
@@ -65,8 +101,25 @@ function compress(body: Buffer, encoding: Encoding): Buffer {
   }
 }
 
+/**
+ * If-None-Match is a list compared weakly (RFC 9110 13.1.2): `W/"x"` matches `"x"`. Proxies
+ * that compress make strong ETags weak, and their clients send them back that way.
+ */
+function matchesAny(header: string, etag: string): boolean {
+  if (header.trim() === '*') return true;
+  return header.split(',').some((candidate) => {
+    const tag = candidate.trim();
+    return (tag.startsWith('W/') ? tag.slice(2) : tag) === etag;
+  });
+}
+
 export class ResponseCache {
-  readonly stats: CacheStats = { hits: 0, misses: 0, coalesced: 0, evictions: 0, invalidations: 0, raced: 0 };
+  /** The shared tier behind this cache, if any (set once by createContext). */
+  shared: SharedTier | undefined;
+  readonly stats: CacheStats = {
+    hits: 0, misses: 0, coalesced: 0, evictions: 0, invalidations: 0, raced: 0, compressions: 0,
+    redisHits: 0, redisMisses: 0, redisStores: 0, redisErrors: 0,
+  };
   readonly #opts: CacheOptions;
   readonly #lru: LRUCache<string, Entry<unknown>>;
   readonly #byTag = new Map<string, Set<string>>();
@@ -132,6 +185,18 @@ export class ResponseCache {
     const flightRef: { current?: Promise<Entry<T> | undefined> } = {};
     const flight: Promise<Entry<T> | undefined> = (async () => {
       try {
+        // The shared tier first: another process may have loaded this already.
+        const shared = this.shared && (await this.shared.read(key));
+        if (shared?.entry) {
+          this.stats.redisHits++;
+          const entry = shared.entry as Entry<T>;
+          // No longer here than it has left there: the TTL bounds an entry's age however many
+          // tiers it went through (it is what bounds staleness while the bus is down).
+          if (this.#stillValid(entry.tags, started)) this.#store(key, entry, shared.ttlMs);
+          else this.stats.raced++;
+          return entry;
+        }
+        if (shared) this.stats.redisMisses++;
         const loaded = await load();
         if (!loaded) return undefined;
         const serialized = serialize(loaded.data);
@@ -143,8 +208,13 @@ export class ResponseCache {
           tags: loaded.tags,
           variants: new Map(),
         };
-        if (this.#stillValid(entry.tags, started)) this.#store(key, entry);
-        else this.stats.raced++;
+        if (this.#stillValid(entry.tags, started)) {
+          this.#store(key, entry);
+          // In the background: the response does not wait for Redis.
+          if (shared) void this.shared!.store(key, entry, shared.ticket);
+        } else {
+          this.stats.raced++;
+        }
         return entry;
       } finally {
         if ((this.#inflight.get(key) as unknown) === flightRef.current) this.#inflight.delete(key);
@@ -161,8 +231,8 @@ export class ResponseCache {
     return true;
   }
 
-  #store(key: string, entry: Entry<unknown>): void {
-    this.#lru.set(key, entry);
+  #store(key: string, entry: Entry<unknown>, ttlMs?: number): void {
+    this.#lru.set(key, entry, ttlMs === undefined ? undefined : { ttl: Math.max(1, Math.min(ttlMs, this.#opts.ttlMs)) });
     // set() may have evicted or rejected it (larger than the whole cache).
     if (!this.#lru.has(key)) return;
     for (const tag of entry.tags) {
@@ -208,7 +278,8 @@ export class ResponseCache {
    */
   send(request: FastifyRequest, reply: FastifyReply, entry: Entry<unknown>): FastifyReply {
     void reply.header('etag', entry.etag).header('vary', 'Accept-Encoding');
-    if (request.headers['if-none-match'] === entry.etag) return reply.code(304).send();
+    const ifNoneMatch = request.headers['if-none-match'];
+    if (ifNoneMatch !== undefined && (ifNoneMatch === entry.etag || matchesAny(ifNoneMatch, entry.etag))) return reply.code(304).send();
     void reply.type('application/json; charset=utf-8');
     const accept = request.headers['accept-encoding'];
     if (!this.#opts.compression || accept === undefined || entry.body.length < this.#opts.compressionThresholdBytes) {
@@ -220,6 +291,7 @@ export class ResponseCache {
     if (!variant) {
       variant = compress(entry.body, encoding);
       entry.variants.set(encoding, variant);
+      this.stats.compressions++;
     }
     return reply.header('content-encoding', encoding).send(variant);
   }

@@ -5,7 +5,7 @@ import type { App, AppContext } from '../context.ts';
 import type { Queryable } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
 import { forbidden, notFound } from '../http/errors.ts';
-import { Errors, NonBlank, Profile, Security, Timestamp } from '../http/schemas.ts';
+import { BodyErrors, Errors, NonBlank, PathErrors, Profile, Refusals, Security, Timestamp } from '../http/schemas.ts';
 
 interface CommentRow {
   id: number | null;
@@ -104,7 +104,7 @@ export function registerCommentRoutes(app: App, ctx: AppContext): void {
       summary: "An article's comments, newest first",
       tags,
       params: SlugParams,
-      response: { 200: Type.Object({ comments: Type.Array(Comment) }), 401: Errors[401], 404: Errors[404] },
+      response: { 200: Type.Object({ comments: Type.Array(Comment) }), 401: Errors[401], 404: Errors[404], ...PathErrors, ...Refusals },
     },
   }, async (request, reply) => {
     const viewer = request.viewer?.id ?? null;
@@ -138,7 +138,7 @@ export function registerCommentRoutes(app: App, ctx: AppContext): void {
       security: Security,
       params: SlugParams,
       body: CreateBody,
-      response: { 201: Type.Object({ comment: Comment }), 401: Errors[401], 404: Errors[404], 422: Errors[422] },
+      response: { 201: Type.Object({ comment: Comment }), 401: Errors[401], 404: Errors[404], ...BodyErrors, ...PathErrors, ...Refusals },
     },
   }, async (request, reply) => {
     const row = await addComment(db, request.params.slug, viewerId(request), request.body.comment.body);
@@ -154,7 +154,7 @@ export function registerCommentRoutes(app: App, ctx: AppContext): void {
       tags,
       security: Security,
       params: CommentParams,
-      response: { 204: { type: 'null', description: 'Deleted' }, 401: Errors[401], 403: Errors[403], 404: Errors[404], 422: Errors[422] },
+      response: { 204: { type: 'null', description: 'Deleted' }, 401: Errors[401], 403: Errors[403], 404: Errors[404], ...PathErrors, ...Refusals },
     },
   }, async (request, reply) => {
     const { article_id, author_id, deleted } = await deleteComment(db, request.params.slug, request.params.id, viewerId(request));

@@ -5,7 +5,7 @@ import { Type } from 'typebox';
 import type { App, AppContext } from '../context.ts';
 import { isMigrated } from '../db/migrate.ts';
 import { NEVER_SHED } from '../http/load-shedding.ts';
-import { Errors } from '../http/schemas.ts';
+import { NotReady } from '../http/schemas.ts';
 
 // A probe must answer within the orchestrator's probe timeout even when the database hangs.
 const READY_CHECK_MS = 1000;
@@ -18,7 +18,7 @@ export function registerHealthRoutes(app: App, ctx: AppContext): void {
 
   app.get('/readyz', {
     config: NEVER_SHED,
-    schema: { summary: 'Readiness: database reachable and migrated, not draining', tags, response: { 200: Status, 503: Errors[503] } },
+    schema: { summary: 'Readiness: database reachable and migrated, not draining', tags, response: { 200: Status, 503: NotReady } },
   }, async (_request, reply) => {
     if (ctx.lifecycle.draining) return reply.code(503).send({ errors: { server: ['is shutting down'] } });
     let timer: NodeJS.Timeout | undefined;

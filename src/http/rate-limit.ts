@@ -13,26 +13,38 @@ function tooMany(_request: FastifyRequest, context: { ttl: number }): AppError {
   return new AppError(429, { request: ['too many requests, retry later'] }, { retryAfter: Math.max(1, Math.ceil(context.ttl / 1000)) });
 }
 
+// A Redis that stops answering (connection open, no replies) held every request forever: the
+// limiter awaits its counter before the route runs, and neither the request deadline (it reaches
+// only PostgreSQL) nor skipOnError (nothing fails) ended the wait (test/http/rate-limit.test.ts).
+// Past this, the command fails and skipOnError lets the request through. Redis answers a counter
+// increment in well under a millisecond; 250 ms leaves room for a busy event loop.
+const REDIS_COMMAND_TIMEOUT_MS = 250;
+
 export async function registerRateLimit(
   app: App,
   config: Pick<Config, 'rateLimit' | 'rateLimitMax' | 'rateLimitWindowMs' | 'rateLimitPrefix'>,
   redis: Redis | undefined,
 ): Promise<void> {
   if (!config.rateLimit) return;
-  if (redis) {
+  // The limiter's own connection, so the command timeout applies to it alone; closed with the app.
+  const counters = redis?.duplicate({ commandTimeout: REDIS_COMMAND_TIMEOUT_MS });
+  if (counters) {
     // Without an 'error' listener ioredis printed "[ioredis] Unhandled error event" to stderr
-    // on every reconnect attempt while Redis was down (test/http/rate-limit.test.ts). Say once
-    // per outage, in the log, what it means here.
+    // on every reconnect attempt while Redis was down. Say once per outage, in the log, what it
+    // means here.
     let down = false;
-    redis.on('error', (err: Error) => {
+    counters.on('error', (err: Error) => {
       if (down) return;
       down = true;
       app.log.warn({ err }, 'redis unreachable: rate limits are not enforced until it is back');
     });
-    redis.on('ready', () => {
+    counters.on('ready', () => {
       if (!down) return;
       down = false;
       app.log.info('redis reachable again: rate limits enforced');
+    });
+    app.addHook('onClose', async () => {
+      await counters.quit().catch(() => counters.disconnect());
     });
   }
   await app.register(rateLimit, {
@@ -41,8 +53,12 @@ export async function registerRateLimit(
     // RATE_LIMIT_WINDOW_MS (was a fixed minute): configurable so a test can watch a limit reset.
     timeWindow: config.rateLimitWindowMs,
     // RATE_LIMIT_PREFIX (was fixed): deployments or test runs sharing one Redis stay apart.
-    ...(redis ? { redis, nameSpace: config.rateLimitPrefix } : {}),
+    ...(counters ? { redis: counters, nameSpace: config.rateLimitPrefix } : {}),
     skipOnError: true,
+    // Liveness and readiness probes (the routes that are never shed) are never limited either:
+    // the orchestrator's probes may share an address with client traffic (SNAT), and a 429 on
+    // /healthz would get a healthy instance restarted.
+    allowList: (request) => request.routeOptions.config.neverShed === true,
     // Headers only on refusals: three extra headers on every response cost bytes for nothing.
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
     errorResponseBuilder: tooMany,

@@ -15,20 +15,47 @@ export const NonBlank = (maxLength: number, extra: Record<string, unknown> = {})
 
 export const Timestamp = Type.String({ format: 'date-time' });
 
-const err = (description: string) =>
-  Type.Object({ errors: Type.Record(Type.String(), Type.Array(Type.String())) }, { description });
+// The one error shape, `{"errors":{"<key>":["<message>"]}}` (http/errors.ts), described per status.
+const err = (description: string, options: Record<string, unknown> = {}) =>
+  Type.Object({ errors: Type.Record(Type.String(), Type.Array(Type.String())) }, { description, ...options });
+// A response schema's `headers` become the response's headers in the OpenAPI document
+// (@fastify/swagger); the serializer ignores them.
+const retryAfter = { headers: { 'retry-after': Type.Integer({ minimum: 1, description: 'Seconds to wait before retrying' }) } };
 export const Errors = {
-  400: err('Malformed JSON'),
+  400: err('Malformed request: a body that is not valid JSON, or a badly percent-encoded URL'),
   401: err('Missing or invalid token'),
   403: err('Not the owner'),
   404: err('Not found'),
   409: err('Already taken'),
   413: err('Body too large'),
+  414: err('A path parameter is over 512 characters'),
   415: err('Content type is not application/json'),
   422: err('Validation failed'),
-  429: err('Too many requests; retry after Retry-After seconds'),
-  504: err('The request ran out of time (REQUEST_TIMEOUT_MS)'),
-  503: err('Temporarily unavailable (database); retry after Retry-After seconds'),
+  429: err('Too many requests from this client (rate limit); retry after Retry-After seconds', retryAfter),
+  503: err(
+    'Temporarily unavailable: the process is overloaded (load shedding), the database is unreachable, or no ' +
+      'password-hashing slot is free; retry after Retry-After seconds',
+    retryAfter,
+  ),
+  504: err('The request ran out of time (REQUEST_TIMEOUT_MS); retry after Retry-After seconds', retryAfter),
 } as const;
+
+/** GET /readyz's refusal: draining, or the database unreachable, slow or not migrated. No Retry-After. */
+export const NotReady = err('Not ready: shutting down, or the database is unreachable, slow to answer or not migrated');
+
+// Groups of statuses, spread into each route's `response` so that the document names every
+// status a route can answer (src/http/openapi.test.ts checks the rules below).
+
+/**
+ * Any API route: refused by the rate limit (429) or by load shedding (503), the database
+ * unavailable (503), or the request out of time (504).
+ */
+export const Refusals = { 429: Errors[429], 503: Errors[503], 504: Errors[504] } as const;
+/** A route with a JSON body: not valid JSON (400), too large (413), not JSON (415), invalid (422). */
+export const BodyErrors = { 400: Errors[400], 413: Errors[413], 415: Errors[415], 422: Errors[422] } as const;
+/** A route with path parameters: badly percent-encoded (400), one over 512 characters (414), invalid (422). */
+export const PathErrors = { 400: Errors[400], 414: Errors[414], 422: Errors[422] } as const;
+/** A route with query parameters: invalid (422). */
+export const QueryErrors = { 422: Errors[422] } as const;
 
 export const Security = [{ Token: [] as string[] }];

@@ -6,7 +6,7 @@ import type { App, AppContext } from '../context.ts';
 import type { Queryable } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
 import { notFound } from '../http/errors.ts';
-import { Errors, Profile, Security } from '../http/schemas.ts';
+import { Errors, PathErrors, Profile, Refusals, Security } from '../http/schemas.ts';
 
 export interface ProfileRow {
   id?: number;
@@ -53,7 +53,7 @@ async function unfollow(db: Queryable, follower: number, username: string): Prom
 export function registerProfileRoutes(app: App, ctx: AppContext): void {
   const { db, auth } = ctx;
   const tags = ['Profile'];
-  const response = { 200: ProfileResponse, 401: Errors[401], 404: Errors[404] };
+  const response = { 200: ProfileResponse, 401: Errors[401], 404: Errors[404], ...PathErrors, ...Refusals };
 
   app.get('/api/profiles/:username', {
     onRequest: auth.optional,

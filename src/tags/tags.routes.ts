@@ -1,10 +1,11 @@
 // GET /api/tags: every tag in use (SPEC.md "Shapes": not a top-N), alphabetically.
 import { Type } from 'typebox';
 import type { App, AppContext } from '../context.ts';
+import { Refusals } from '../http/schemas.ts';
 
 export function registerTagRoutes(app: App, ctx: AppContext): void {
   app.get('/api/tags', {
-    schema: { summary: 'Every tag in use', tags: ['Tags'], response: { 200: Type.Object({ tags: Type.Array(Type.String()) }) } },
+    schema: { summary: 'Every tag in use', tags: ['Tags'], response: { 200: Type.Object({ tags: Type.Array(Type.String()) }), ...Refusals } },
   }, async (request, reply) => {
     // "In use": a tag whose last article was deleted disappears from the list.
     const load = async () => {

@@ -4,7 +4,7 @@ import type { App, AppContext } from '../context.ts';
 import { viewerId } from '../http/auth.ts';
 import { invalidCredentials, tokenInvalid } from '../http/errors.ts';
 import { loginRateLimit, registerRateLimitConfig } from '../http/rate-limit.ts';
-import { Errors, NonBlank, Security } from '../http/schemas.ts';
+import { BodyErrors, Errors, NonBlank, Refusals, Security } from '../http/schemas.ts';
 import { findUserByEmail, findUserById, insertUser, updateUser, type UserRow } from './users.repository.ts';
 
 const Email = NonBlank(254, { pattern: '^[^\\s@]+@[^\\s@]+$' });
@@ -54,7 +54,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       summary: 'Log in',
       tags: ['User and Authentication'],
       body: LoginBody,
-      response: { 200: UserResponse, 401: Errors[401], 422: Errors[422], 429: Errors[429], 503: Errors[503] },
+      response: { 200: UserResponse, 401: Errors[401], ...BodyErrors, ...Refusals },
     },
   }, async (request) => {
     const { email, password } = request.body.user;
@@ -71,7 +71,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       summary: 'Register',
       tags: ['User and Authentication'],
       body: RegisterBody,
-      response: { 201: UserResponse, 409: Errors[409], 422: Errors[422], 429: Errors[429], 503: Errors[503] },
+      response: { 201: UserResponse, 409: Errors[409], ...BodyErrors, ...Refusals },
     },
   }, async (request, reply) => {
     const { username, email, password } = request.body.user;
@@ -86,7 +86,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       summary: 'Current user',
       tags: ['User and Authentication'],
       security: Security,
-      response: { 200: UserResponse, 401: Errors[401] },
+      response: { 200: UserResponse, 401: Errors[401], ...Refusals },
     },
   }, async (request) => {
     const row = await findUserById(db, viewerId(request));
@@ -102,7 +102,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       tags: ['User and Authentication'],
       security: Security,
       body: UpdateBody,
-      response: { 200: UserResponse, 401: Errors[401], 409: Errors[409], 422: Errors[422], 503: Errors[503] },
+      response: { 200: UserResponse, 401: Errors[401], 409: Errors[409], ...BodyErrors, ...Refusals },
     },
   }, async (request) => {
     const { email, username, password, bio, image } = request.body.user;

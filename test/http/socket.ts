@@ -17,6 +17,8 @@ export interface WireRequest {
   headers?: Record<string, string>;
   body?: unknown;
   agent?: http.Agent | false;
+  /** Fails the request (ETIMEDOUT) if the response has not ended by then; 10 s by default. */
+  timeoutMs?: number;
 }
 
 /** Listens on a free loopback port; returns the base URL. */
@@ -39,6 +41,9 @@ export function request(url: string, opts: WireRequest = {}): Promise<WireRespon
       res.on('error', reject);
     });
     req.on('error', reject);
+    // No test may hang on a server that stopped answering: fail it instead.
+    const timer = setTimeout(() => req.destroy(Object.assign(new Error('no response in time'), { code: 'ETIMEDOUT' })), opts.timeoutMs ?? 10_000);
+    req.on('close', () => clearTimeout(timer));
     req.end(payload);
   });
 }

@@ -3,6 +3,7 @@
 // keep-alive connection is not mistaken for a slow request, and it is closed once idle too long.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createTestApp, type TestApp } from '../harness.ts';
@@ -47,14 +48,24 @@ async function responseAfter(conn: RawConnection, from: number, timeoutMs = 2000
   }
 }
 
-/** Requests /healthz on fresh connections every `everyMs` until `stop` resolves; returns the statuses. */
+/**
+ * Another, well-behaved client: requests /healthz every `everyMs` on its keep-alive connection
+ * until `stop` resolves; returns the statuses. (Keep-alive, as real clients do: Node starts a new
+ * connection's headers clock when it accepts it, so on a machine stalled for a whole second by
+ * other work a fresh connection could be timed out before its request is even read.)
+ */
 async function keepServing(url: string, stop: Promise<unknown>, everyMs = 100): Promise<number[]> {
   let done = false;
   void stop.then(() => (done = true));
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const statuses: number[] = [];
-  while (!done) {
-    statuses.push((await request(`${url}/healthz`)).status);
-    await sleep(everyMs);
+  try {
+    while (!done) {
+      statuses.push((await request(`${url}/healthz`, { agent })).status);
+      await sleep(everyMs);
+    }
+  } finally {
+    agent.destroy();
   }
   return statuses;
 }
@@ -88,6 +99,18 @@ describe('headers and request timeouts (headers 1 s, whole request 1.5 s, keep-a
     const statuses = await others;
     assert.ok(statuses.length >= 5, `${statuses.length} requests served meanwhile`);
     assert.deepEqual(statuses, statuses.map(() => 200));
+  });
+
+  test('a connection that never sends a byte is closed within the headers timeout too', async (ctx) => {
+    // Node starts a new connection's headers clock when it accepts it, not at its first byte:
+    // connecting and staying silent holds nothing for long either.
+    const conn = await connect(url);
+    const started = performance.now();
+    const closedAt = await Promise.race([conn.closed, sleep(5000).then(() => Infinity)]);
+    conn.socket.destroy();
+    const elapsed = closedAt - started;
+    ctx.diagnostic(`silent connection closed after ${elapsed.toFixed(0)} ms`);
+    assert.ok(elapsed >= 950 && elapsed <= 2500, `closed after ${elapsed.toFixed(0)} ms`);
   });
 
   test('the 408 sent to a slow client is in the error shape', async () => {

@@ -1,0 +1,155 @@
+// The command line of `npm run bench`.
+import { parseArgs } from 'node:util';
+import { selectConfigs } from './configs.ts';
+import type { Engine } from './drive.ts';
+import { SCENARIOS, selectScenarios } from './scenarios.ts';
+import { wrkPath } from './wrk.ts';
+
+export const USAGE = `usage: npm run bench -- [options]
+
+  --quick                 small data set (100 users, 1,000 articles) and short runs (3 s)
+  --scenarios a,b         scenarios to run (default: ${Object.values(SCENARIOS).filter((s) => s.inDefaultRun).map((s) => s.name).join(',')};
+                          also: ${Object.values(SCENARIOS).filter((s) => !s.inDefaultRun).map((s) => s.name).join(', ')})
+  --configs a,b           configurations compared side by side (default: all in bench/configs.ts)
+  --duration <s>          seconds of measured load per run (default 12, quick 3)
+  --warmup <s>            seconds of unmeasured load before each run (default 3, quick 1)
+  --connections <n>       concurrent connections (default 50)
+  --sweep                 also a rate sweep: latency at 10/25/50/75/100% of each run's peak
+  --sweep-duration <s>    seconds per sweep step (default: a third of --duration, at least 3)
+  --pgbench               also run pgbench with the list query (adds the \`list\` scenario)
+  --loadgen <engine>      wrk or autocannon; default: wrk when on PATH (it needs several times
+                          less CPU, which the service and database then get), else autocannon
+  --nice=<n>              run the harness and everything it starts at this niceness (-20..19;
+                          below 0 needs root), the database backends of the run included:
+                          on a shared machine, other work then disturbs the measurement less
+  --out <dir>             where results go (default bench/results/<timestamp>/)
+  --users N --articles N --comments N --favorites N --tags N --follows N --seed N
+                          data set size (default 1,000 users, 10,000 articles, 50,000 comments,
+                          20,000 favorites, 100 tags, 10,000 follows; seed 1)
+  --token-users <n>       users logged in for the authenticated scenarios (default 200, quick 50)
+  --external-pg-url <url> the server the external-pg configuration uses
+                          (default postgres://postgres@127.0.0.1:5432/postgres)
+  -h, --help`;
+
+export interface BenchOptions {
+  quick: boolean;
+  scenarios: string[];
+  configs: string[];
+  durationSec: number;
+  warmupSec: number;
+  connections: number;
+  sweep: boolean;
+  sweepDurationSec: number;
+  pgbench: boolean;
+  engine: Engine;
+  /** Niceness for the harness, its children and the run's database backends; undefined: unchanged. */
+  nice: number | undefined;
+  out: string | undefined;
+  dataset: { users: number; articles: number; comments?: number; favorites?: number; tags?: number; follows?: number; seed: number };
+  tokenUsers: number;
+  externalPgUrl: string;
+}
+
+export class UsageError extends Error {}
+
+function num(raw: string | undefined, name: string, min: number): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name} must be a number >= ${min}, got "${raw}"`);
+  return n;
+}
+
+function niceness(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < -20 || n > 19) throw new UsageError(`--nice must be an integer from -20 to 19, got "${raw}"`);
+  return n;
+}
+
+function list(raw: string | undefined): string[] | undefined {
+  return raw === undefined ? undefined : raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        quick: { type: 'boolean' },
+        scenarios: { type: 'string' },
+        configs: { type: 'string' },
+        duration: { type: 'string' },
+        warmup: { type: 'string' },
+        connections: { type: 'string' },
+        sweep: { type: 'boolean' },
+        'sweep-duration': { type: 'string' },
+        pgbench: { type: 'boolean' },
+        loadgen: { type: 'string' },
+        nice: { type: 'string' },
+        out: { type: 'string' },
+        users: { type: 'string' },
+        articles: { type: 'string' },
+        comments: { type: 'string' },
+        favorites: { type: 'string' },
+        tags: { type: 'string' },
+        follows: { type: 'string' },
+        seed: { type: 'string' },
+        'token-users': { type: 'string' },
+        'external-pg-url': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help) return 'help';
+  const quick = values.quick ?? false;
+  const durationSec = num(values.duration, 'duration', 0.5) ?? (quick ? 3 : 12);
+  const engine = values.loadgen ?? (wrkPath() ? 'wrk' : 'autocannon');
+  if (engine !== 'autocannon' && engine !== 'wrk') throw new UsageError(`--loadgen must be autocannon or wrk, got "${engine}"`);
+  if (engine === 'wrk' && !wrkPath()) throw new UsageError('--loadgen wrk: wrk is not on PATH (apt-get install wrk)');
+  const pgbench = values.pgbench ?? false;
+  let scenarios: string[];
+  let configs: string[];
+  try {
+    scenarios = selectScenarios(list(values.scenarios)).map((s) => s.name);
+    if (pgbench && !scenarios.includes('list')) scenarios.push('list');
+    configs = selectConfigs(list(values.configs));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const int = (name: keyof typeof values) => {
+    const n = num(values[name] as string | undefined, name, 0);
+    if (n !== undefined && !Number.isInteger(n)) throw new UsageError(`--${name} must be an integer`);
+    return n;
+  };
+  const optional = <K extends string>(k: K, v: number | undefined) => (v === undefined ? {} : ({ [k]: v } as Record<K, number>));
+  return {
+    quick,
+    scenarios,
+    configs,
+    durationSec,
+    warmupSec: num(values.warmup, 'warmup', 0) ?? (quick ? 1 : 3),
+    connections: Math.max(1, int('connections') ?? 50),
+    sweep: values.sweep ?? false,
+    sweepDurationSec: num(values['sweep-duration'], 'sweep-duration', 0.5) ?? Math.max(3, Math.round(durationSec / 3)),
+    pgbench,
+    engine,
+    nice: niceness(values.nice),
+    out: values.out,
+    dataset: {
+      users: int('users') ?? (quick ? 100 : 1000),
+      articles: int('articles') ?? (quick ? 1000 : 10_000),
+      ...optional('comments', int('comments')),
+      ...optional('favorites', int('favorites')),
+      ...optional('tags', int('tags')),
+      ...optional('follows', int('follows')),
+      seed: int('seed') ?? 1,
+    },
+    tokenUsers: int('token-users') ?? (quick ? 50 : 200),
+    externalPgUrl: values['external-pg-url'] ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+  };
+}

@@ -1,0 +1,152 @@
+// The harness's parts that need no service: the histogram, the scenario lists, the pgbench
+// script, the plots, the regression comparison.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { bestRatios, compare } from './check.ts';
+import type { Results } from './report.ts';
+import { Histogram } from './histogram.ts';
+import { listScript } from './pgbench.ts';
+import { buildRequests, SCENARIOS, type ScenarioInput } from './scenarios.ts';
+import { colors, groupedBars, latencyRanges, linePanels, svgProblems } from './svg.ts';
+import { wrkScript } from './wrk.ts';
+
+function assertWellFormedSvg(svg: string): void {
+  assert.deepEqual(svgProblems(svg), []);
+}
+
+const input: ScenarioInput = {
+  catalog: {
+    articles: Array.from({ length: 50 }, (_, i) => ({ slug: `article-${i}`, author: `author${i % 7}` })),
+    tags: [{ name: 'node', uses: 30 }, { name: 'rust & go', uses: 3 }],
+    usernames: Array.from({ length: 20 }, (_, i) => `user${i}`),
+    favoriters: ['user1', 'user2', 'user1'],
+  },
+  tokens: [
+    { username: 'user1', email: 'user1@example.com', token: 'tok1', ownSlugs: ['article-1'] },
+    { username: 'user2', email: 'user2@example.com', token: 'tok2', ownSlugs: [] },
+  ],
+  emails: ['user1@example.com'],
+  password: 'password123',
+};
+
+describe('histogram', () => {
+  test('percentiles are within 1% of the exact values', () => {
+    const h = new Histogram();
+    const values = Array.from({ length: 10_000 }, (_, i) => 50 + i * 7); // µs
+    for (const v of values) h.record(v);
+    const exact = (q: number) => values[Math.ceil(q * values.length) - 1]!;
+    for (const q of [0.5, 0.9, 0.99]) {
+      const got = h.quantile(q);
+      assert.ok(Math.abs(got - exact(q)) / exact(q) < 0.01, `q${q}: ${got} vs ${exact(q)}`);
+    }
+    assert.equal(h.percentilesMs().max, values.at(-1)! / 1000);
+  });
+
+  test('sub-millisecond latencies keep microsecond resolution', () => {
+    const h = new Histogram();
+    for (let i = 0; i < 100; i++) h.record(300);
+    h.record(900);
+    assert.equal(h.percentilesMs().p50, 0.3);
+    assert.equal(h.percentilesMs().max, 0.9);
+  });
+});
+
+describe('scenarios', () => {
+  test('the same input and seed give the same request list', () => {
+    for (const s of Object.values(SCENARIOS)) {
+      assert.deepEqual(buildRequests(s, input, 7, 200), buildRequests(s, input, 7, 200), s.name);
+    }
+  });
+
+  test('a mix is drawn in its proportions, with tokens only where the scenario is authenticated', () => {
+    const list = buildRequests(SCENARIOS['read-anon']!, input, 1, 4000);
+    const share = (kind: string) => list.filter((r) => r.kind === kind).length / list.length;
+    assert.ok(Math.abs(share('list') - 0.3) < 0.03, `list: ${share('list')}`);
+    assert.ok(Math.abs(share('article') - 0.24) < 0.03, `article: ${share('article')}`);
+    assert.ok(list.every((r) => r.method === 'GET' && !r.headers?.authorization));
+    const auth = buildRequests(SCENARIOS['read-auth']!, input, 1, 500);
+    assert.ok(auth.every((r) => r.headers?.authorization?.startsWith('Token tok')));
+    assert.ok(auth.some((r) => r.kind === 'feed'));
+  });
+
+  test('query values are URL-encoded and updates go to the token user\'s own articles', () => {
+    const list = buildRequests(SCENARIOS['read-anon']!, input, 3, 2000);
+    assert.ok(list.some((r) => r.path.includes('tag=rust%20%26%20go')));
+    const writes = buildRequests(SCENARIOS.write!, input, 3, 2000);
+    const updates = writes.filter((r) => r.kind === 'update-article');
+    assert.ok(updates.length > 0);
+    for (const u of updates) {
+      assert.equal(u.path, '/api/articles/article-1');
+      assert.equal(u.headers?.authorization, 'Token tok1');
+    }
+    for (const w of writes.filter((r) => r.body !== undefined)) assert.doesNotThrow(() => JSON.parse(w.body!));
+  });
+
+  test('the first pages are read most, each page about half as often as the one before', () => {
+    const list = buildRequests(SCENARIOS.list!, input, 5, 4000);
+    const pages = list.map((r) => Number(/offset=(\d+)/.exec(r.path)![1]) / 20);
+    const count = (p: number) => pages.filter((x) => x === p).length;
+    assert.ok(count(0) > 1700 && count(0) < 2300, `page 0: ${count(0)}`);
+    assert.ok(count(1) > 800 && count(1) < 1200, `page 1: ${count(1)}`);
+    assert.ok(Math.max(...pages) <= 9);
+  });
+});
+
+describe('pgbench script', () => {
+  test('runs the service\'s list query with the viewer as NULL and limit/offset as variables', () => {
+    const script = listScript();
+    assert.match(script, /^\\set limit 20$/m);
+    assert.match(script, /random_exponential\(0, 9, 6\.93\)/);
+    assert.match(script, /limit :limit offset :offset/);
+    assert.match(script, /NULL::bigint/);
+    assert.doesNotMatch(script, /\$\d/);
+  });
+});
+
+describe('wrk script', () => {
+  test('every request becomes a Lua entry; long strings cannot be closed by their content', () => {
+    const lua = wrkScript([{ kind: 'x', method: 'POST', path: '/a]]b', headers: { 'content-type': 'application/json' }, body: '{"x":"]=]"}' }]);
+    assert.match(lua, /\[==\[\{"x":"\]=\]"\}\]==\]/);
+    assert.match(lua, /function request\(\)/);
+  });
+});
+
+describe('plots', () => {
+  const series = colors(['default', 'external-pg', 'platform'], 'platform');
+  const value = (c: string, s: string) => (c === 'b' && s === 'external-pg' ? undefined : c.length * 1000 + s.length);
+
+  test('grouped bars, latency ranges and line panels are well-formed SVG, with text escaped', () => {
+    assertWellFormedSvg(groupedBars({ title: 'A & B <test>', yLabel: 'req/s', categories: ['a', 'b'], series, value, note: 'x < y' }));
+    assertWellFormedSvg(latencyRanges({ title: 't', categories: ['a', 'b'], series, value: () => ({ p50: 0.2, p90: 0.5, p99: 3, max: 40 }) }));
+    assertWellFormedSvg(
+      linePanels({
+        title: 't',
+        xLabel: 'x',
+        yLabel: 'y',
+        series,
+        panels: [{ title: 'a', lines: [{ series: 'default', points: [{ x: 10, y: 0.4 }, { x: 100, y: 12 }] }, { series: 'platform', dashed: true, points: [{ x: 20, y: 0.2 }] }] }],
+      }),
+    );
+  });
+
+  test('the platform limit is grey, the configurations are colored', () => {
+    assert.equal(series.find((s) => s.name === 'platform')!.color, '#9e9e9e');
+    assert.notEqual(series[0]!.color, series[1]!.color);
+  });
+});
+
+describe('regression check', () => {
+  test('flags a ratio below the baseline by more than the threshold, and only that', () => {
+    const baseline = { createdAt: '', loadgen: 'wrk' as const, command: '', machine: '', gitCommit: '', ratios: { 'a/default': 0.5, 'b/default': 0.5, 'c/default': 0.5 } };
+    const rows = compare(baseline, { 'a/default': 0.41, 'b/default': 0.39, 'd/default': 1 }, 0.2);
+    assert.deepEqual(rows.map((r) => [r.key, r.regressed]), [['a/default', false], ['b/default', true], ['c/default', false]]);
+    assert.equal(rows[2]!.fresh, undefined);
+  });
+
+  test('keeps each scenario\'s best ratio over the runs, and ignores the platform rows', () => {
+    const run = (ratios: [string, number | null][]) =>
+      ({ runs: ratios.map(([k, ratio]) => ({ scenario: k.split('/')[0], config: k.split('/')[1], ratioToPlatform: ratio })) }) as unknown as Results;
+    const best = bestRatios([run([['a/default', 0.3], ['a/platform', null]]), run([['a/default', 0.4], ['b/default', 0.1]])]);
+    assert.deepEqual(best, { 'a/default': 0.4, 'b/default': 0.1 });
+  });
+});

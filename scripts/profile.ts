@@ -1,0 +1,321 @@
+// `npm run profile -- --scenario <name>`: the service under a benchmark scenario, profiled.
+//
+// Seeds a throwaway database, starts the service as `npm start` does (its own process,
+// production settings), drives the scenario's requests at it with the benchmark's load generator
+// (bench/: same scenarios, same generator, a separate process), and after a warm-up takes, over
+// the same window, a CPU profile and an allocation (heap) profile through the service's own admin
+// endpoints, the ones an operator uses in production (src/telemetry/admin.ts). Writes:
+//   cpu.svg        CPU flame graph: open it in a browser (README "Profiling" says how to read it)
+//   cpu.cpuprofile the raw profile: Chrome DevTools (Performance > Load profile) or speedscope
+//   cpu.folded     collapsed stacks, for flamegraph.pl, speedscope, or diffing two runs
+//   heap.svg, heap.heapprofile, heap.folded   the same for bytes allocated
+//   heap.heapsnapshot (with --heap-snapshot)  every live object after the run: DevTools > Memory
+//   summary.txt    throughput during the window and the top functions by self time
+// Everything it starts, it stops; the databases it created are dropped.
+//
+//   npm run profile -- --help
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { openEmbedded, openExternal, type DatabaseServer } from '../bench/databases.ts';
+import { LoadSession, pool, request } from '../bench/drive.ts';
+import type { LoadResult } from '../bench/loadgen.ts';
+import { killAllChildren, startService, type ServiceHandle } from '../bench/processes.ts';
+import { buildRequests, SCENARIOS, type ScenarioInput, type TokenUser } from '../bench/scenarios.ts';
+import { cpuTree, folded, heapTree, msPerSample, topSelf, topTable, type CpuProfile, type Frame, type HeapProfile } from '../src/telemetry/flamegraph.ts';
+import { cpuFlamegraph, heapFlamegraph } from '../src/telemetry/profiler.ts';
+import { SEED_PASSWORD } from './seed.ts';
+
+const ROOT = path.join(import.meta.dirname, '..');
+const JWT_SECRET = 'profile-only-secret-profile-only-secret-0123';
+
+export const USAGE = `usage: npm run profile -- [options]
+
+  --scenario <name>     the load (default read-anon; one of ${Object.keys(SCENARIOS).join(', ')})
+  --duration <s>        seconds profiled under load (default 10)
+  --warmup <s>          seconds of load before profiling starts (default 3)
+  --connections <n>     concurrent connections (default 32)
+  --users N --articles N --seed N
+                        data set size (default 200 users, 2,000 articles; seed 1)
+  --set KEY=VALUE       an environment variable for the service, repeatable
+                        (e.g. --set CACHE=off, --set OTEL_EXPORTER_OTLP_ENDPOINT=...)
+  --heap-snapshot       also write a heap snapshot after the run
+  --pg-url <url>        use this PostgreSQL server (a superuser URL) instead of starting an
+                        embedded one; a database is created on it and dropped at the end
+  --out <dir>           where the files go (default profiles/<timestamp>-<scenario>/)
+  -h, --help`;
+
+export interface ProfileOptions {
+  scenario: string;
+  durationSec: number;
+  warmupSec: number;
+  connections: number;
+  users: number;
+  articles: number;
+  seed: number;
+  env: Record<string, string>;
+  heapSnapshot: boolean;
+  pgUrl: string | undefined;
+  out: string | undefined;
+}
+
+export class UsageError extends Error {}
+
+function num(raw: string | undefined, name: string, fallback: number, min: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got "${raw}"`);
+  return n;
+}
+
+export function parseProfileArgs(argv: readonly string[]): ProfileOptions | 'help' {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      scenario: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      connections: { type: 'string' },
+      users: { type: 'string' },
+      articles: { type: 'string' },
+      seed: { type: 'string' },
+      set: { type: 'string', multiple: true },
+      'heap-snapshot': { type: 'boolean' },
+      'pg-url': { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) return 'help';
+  const scenario = values.scenario ?? 'read-anon';
+  if (!SCENARIOS[scenario]) throw new UsageError(`unknown scenario "${scenario}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  const env: Record<string, string> = {};
+  for (const kv of values.set ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--set takes KEY=VALUE, got "${kv}"`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return {
+    scenario,
+    durationSec: num(values.duration, 'duration', 10, 1),
+    warmupSec: num(values.warmup, 'warmup', 3, 0),
+    connections: num(values.connections, 'connections', 32, 1),
+    users: num(values.users, 'users', 200, 2),
+    articles: num(values.articles, 'articles', 2000, 1),
+    seed: num(values.seed, 'seed', 1, 0),
+    env,
+    heapSnapshot: values['heap-snapshot'] ?? false,
+    pgUrl: values['pg-url'],
+    out: values.out,
+  };
+}
+
+const say = (line: string) => process.stderr.write(`[profile] ${line}\n`);
+
+async function loginTokens(service: ServiceHandle, server: DatabaseServer): Promise<TokenUser[]> {
+  return pool(server.users, 4, async (u) => {
+    const res = await request(service.url, {
+      method: 'POST',
+      path: '/api/users/login',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user: { email: u.email, password: SEED_PASSWORD } }),
+    });
+    if (res.status !== 200) throw new Error(`login as ${u.email} failed: ${res.status} ${res.body.toString()}`);
+    const token = (JSON.parse(res.body.toString()) as { user: { token: string } }).user.token;
+    return { username: u.username, email: u.email, token, ownSlugs: u.ownSlugs };
+  });
+}
+
+async function admin(service: ServiceHandle, token: string, what: string, timeoutSec: number): Promise<string> {
+  const res = await fetch(`${service.url}${what}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+    signal: AbortSignal.timeout(timeoutSec * 1000),
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`POST ${what} answered ${res.status}: ${text.slice(0, 300)}`);
+  return text;
+}
+
+/** Where telemetry's own code is (flamegraph.ts locations: `pkg/file` for dependencies). */
+const TELEMETRY_CODE = /^(@opentelemetry\/|@fastify\/otel\/|prom-client\/|import-in-the-middle\/|require-in-the-middle\/|src\/telemetry\/)/;
+
+/** The share of the busy samples spent in telemetry's own code (not in what it calls back). */
+export function telemetryShare(tree: Frame): number {
+  let own = 0;
+  const walk = (f: Frame) => {
+    if (TELEMETRY_CODE.test(f.location)) own += f.self;
+    f.children.forEach(walk);
+  };
+  walk(tree);
+  return tree.total > 0 ? own / tree.total : 0;
+}
+
+export interface ProfileResult {
+  outDir: string;
+  files: string[];
+  load: LoadResult;
+}
+
+export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
+  const scenario = SCENARIOS[opts.scenario]!;
+  const outDir = path.resolve(opts.out ?? path.join(ROOT, 'profiles', `${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}-${opts.scenario}`));
+  await mkdir(outDir, { recursive: true });
+  const workDir = await mkdtemp(path.join(os.tmpdir(), 'conduit-profile-'));
+  const openOpts = {
+    seed: { users: opts.users, articles: opts.articles, seed: opts.seed },
+    poolUsers: Math.min(50, opts.users),
+    log: (l: string) => say(l),
+  };
+  let server: DatabaseServer | undefined;
+  try {
+    server = opts.pgUrl ? await openExternal(opts.pgUrl, openOpts) : await openEmbedded(openOpts);
+    if (!server) throw new Error(`PostgreSQL at ${opts.pgUrl} is unreachable`);
+    const db = await server.createRunDatabase();
+    const adminToken = randomBytes(32).toString('base64url');
+    try {
+      const service = await startService({
+        NODE_ENV: 'production',
+        JWT_SECRET,
+        DATABASE_URL: db.url,
+        LOG_LEVEL: 'warn',
+        DATA_DIR: path.join(workDir, 'data'),
+        // One client sends everything: per-IP limits would answer 429 within a second.
+        RATE_LIMIT_MAX: '100000000',
+        RATE_LIMIT_LOGIN_MAX: '100000000',
+        RATE_LIMIT_REGISTER_MAX: '100000000',
+        ADMIN_TOKEN: adminToken,
+        PROFILE_DIR: workDir,
+        // As `npm start` runs it: tracing starts if --set gives it an endpoint.
+        NODE_OPTIONS: '--import=./src/telemetry/tracing.ts',
+        ...opts.env,
+      });
+      try {
+        const tokens = scenario.auth ? await loginTokens(service, server) : [];
+        const input: ScenarioInput = { catalog: server.catalog, tokens, emails: server.users.map((u) => u.email), password: SEED_PASSWORD };
+        const requests = buildRequests(scenario, input, opts.seed);
+        const requestsFile = path.join(workDir, 'requests.json');
+        await writeFile(requestsFile, JSON.stringify(requests));
+        const connections = Math.min(opts.connections, scenario.maxConnections ?? Infinity);
+        const session = await LoadSession.open({ url: service.url, connections, requestsFile, engine: 'autocannon', sample: { service: service.pid }, workDir });
+        let load: LoadResult;
+        let cpuText: string;
+        let heapText: string;
+        try {
+          if (opts.warmupSec > 0) {
+            say(`warm-up: ${opts.warmupSec} s of ${opts.scenario}, ${connections} connections`);
+            await session.run({ durationSec: opts.warmupSec });
+          }
+          say(`profiling ${opts.durationSec} s under load`);
+          const timeout = opts.durationSec + 60;
+          const cpu = admin(service, adminToken, `/admin/profile/cpu?seconds=${opts.durationSec}`, timeout);
+          const heap = admin(service, adminToken, `/admin/profile/heap?seconds=${opts.durationSec}`, timeout);
+          // A second longer than the profile, so the load covers the whole window.
+          const measured = session.run({ durationSec: opts.durationSec + 1 });
+          [cpuText, heapText, { result: load }] = await Promise.all([cpu, heap, measured]);
+        } finally {
+          await session.close();
+        }
+        if (load.non2xx > 0 || load.errors > 0) {
+          say(`the service answered ${load.non2xx} non-2xx responses and ${load.errors} errors (${JSON.stringify(load.statusCodes)}); its last log lines:\n${service.logs().slice(-3000)}`);
+        }
+        const files: string[] = [];
+        const put = async (name: string, data: string) => {
+          const file = path.join(outDir, name);
+          await writeFile(file, data);
+          files.push(file);
+        };
+        const cpuProfile = JSON.parse(cpuText) as CpuProfile;
+        const heapProfile = JSON.parse(heapText) as HeapProfile;
+        const title = `Conduit under ${opts.scenario}: ${Math.round(load.requestsPerSec)} req/s, ${connections} connections`;
+        await put('cpu.svg', cpuFlamegraph(cpuProfile, title));
+        await put('cpu.cpuprofile', cpuText);
+        await put('cpu.folded', folded(cpuTree(cpuProfile)));
+        await put('heap.svg', heapFlamegraph(heapProfile, title));
+        await put('heap.heapprofile', heapText);
+        await put('heap.folded', folded(heapTree(heapProfile)));
+        if (opts.heapSnapshot) {
+          say('taking a heap snapshot');
+          await put('heap.heapsnapshot', await admin(service, adminToken, '/admin/heap-snapshot', 300));
+        }
+        const cpuUnit = { kind: 'samples' as const, msPerSample: msPerSample(cpuProfile) };
+        const telemetry = telemetryShare(cpuTree(cpuProfile));
+        const summary = [
+          `scenario ${opts.scenario}, ${connections} connections, ${opts.durationSec} s profiled after ${opts.warmupSec} s of warm-up`,
+          `data set: ${opts.users} users, ${opts.articles} articles (seed ${opts.seed})${Object.keys(opts.env).length ? `; service env: ${Object.entries(opts.env).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`,
+          `throughput ${Math.round(load.requestsPerSec)} req/s, p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, non-2xx ${load.non2xx}, errors ${load.errors}`,
+          `CPU in telemetry code (OpenTelemetry, @fastify/otel, prom-client, src/telemetry; self time): ${(telemetry * 100).toFixed(1)}% of the busy samples`,
+          '',
+          'top functions by self CPU time:',
+          topTable(topSelf(cpuTree(cpuProfile), 20), cpuUnit),
+          '',
+          'top functions by bytes allocated:',
+          topTable(topSelf(heapTree(heapProfile), 10), { kind: 'bytes' }),
+          '',
+        ].join('\n');
+        await put('summary.txt', summary);
+        process.stdout.write(`${summary}\nfiles:\n${files.map((f) => `  ${path.relative(process.cwd(), f)}`).join('\n')}\n`);
+        return { outDir, files, load };
+      } finally {
+        await service.stop();
+      }
+    } finally {
+      await db.drop();
+    }
+  } finally {
+    killAllChildren('SIGTERM');
+    await server?.close().catch((err: unknown) => say(`cleanup: ${err instanceof Error ? err.message : String(err)}`));
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let opts: ProfileOptions | 'help';
+  try {
+    opts = parseProfileArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError) && !(err instanceof TypeError)) throw err;
+    process.stderr.write(`${err.message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (opts === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  // Bounded: a stuck run stops itself (everything started is killed on exit).
+  const budgetSec = 300 + opts.warmupSec + opts.durationSec * 2 + opts.articles / 50;
+  const deadline = setTimeout(() => {
+    say(`the run exceeded ${Math.round(budgetSec)} s: stopping`);
+    process.exit(124);
+  }, budgetSec * 1000);
+  deadline.unref();
+  // On a signal the children are stopped; the run then fails and its cleanup (databases,
+  // the embedded server, the temp dir) runs on the way out, within a bounded time.
+  let interrupted = false;
+  const onSignal = () => {
+    say('interrupted: stopping everything');
+    interrupted = true;
+    killAllChildren('SIGTERM');
+    setTimeout(() => process.exit(130), 30_000).unref();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await runProfile(opts);
+    return 0;
+  } catch (err) {
+    if (interrupted) return 130;
+    say(err instanceof Error ? (err.stack ?? err.message) : String(err));
+    return 1;
+  } finally {
+    clearTimeout(deadline);
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2));
+  setTimeout(() => process.exit(), 5000).unref();
+}

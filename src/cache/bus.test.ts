@@ -1,0 +1,90 @@
+// The LISTEN/NOTIFY invalidation bus (cache/bus.ts) on a real database: the listener comes
+// back by itself after its connection is killed, dropping what it may have missed, and a
+// publish that fails neither throws (the write has committed) nor is forgotten.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { createPool, type Pool } from '../db/pool.ts';
+import { createDatabase } from '../../test/harness.ts';
+import { PgInvalidationBus } from './bus.ts';
+import { ResponseCache } from './response-cache.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const options = { ttlMs: 60_000, maxBytes: 1 << 20, compression: false, compressionThresholdBytes: 1024 };
+const poolOptions = { dbPoolMax: 2, dbAcquireTimeoutMs: 2000 };
+
+async function waitFor(what: string, condition: () => boolean, withinMs = 5000): Promise<number> {
+  const started = performance.now();
+  while (!condition()) {
+    assert.ok(performance.now() - started < withinMs, `timed out waiting for ${what}`);
+    await sleep(5);
+  }
+  return performance.now() - started;
+}
+
+/** A cache holding one entry, built from tag `x`. */
+async function filled(): Promise<ResponseCache> {
+  const cache = new ResponseCache(options);
+  await cache.get('k', async () => ({ data: 'v', tags: ['x'] }), JSON.stringify);
+  assert.equal(cache.size, 1);
+  return cache;
+}
+
+let database: Awaited<ReturnType<typeof createDatabase>>;
+let pool: Pool;
+const closing: { close(): Promise<void> }[] = [];
+
+before(async () => {
+  database = await createDatabase();
+  pool = createPool(database.url, poolOptions);
+});
+after(async () => {
+  for (const c of closing) await c.close();
+  await pool.end();
+  await database.drop();
+});
+
+test('the listener reconnects by itself after its connection is killed, and drops its cache: messages were missed', async (t) => {
+  const cache = await filled();
+  const listener = new PgInvalidationBus({ url: database.url, db: pool, cache });
+  closing.push(listener);
+  await listener.start();
+  const publisher = new PgInvalidationBus({ url: database.url, db: pool, cache: new ResponseCache(options) });
+
+  await pool.query(`select pg_terminate_backend(pid) from pg_stat_activity
+                     where application_name = 'conduit-cache-bus' and datname = current_database()`);
+  await waitFor('the listener to notice', () => !listener.connected);
+  // Sent while nobody listens: lost.
+  await publisher.publish(['x']);
+  const back = await waitFor('the listener to reconnect', () => listener.connected);
+  t.diagnostic(`reconnected ${back.toFixed(0)} ms after noticing`);
+  assert.equal(listener.received, 0, 'the message was lost');
+  assert.equal(cache.size, 0, 'so the cache was dropped on reconnect');
+
+  // And it listens again.
+  await cache.get('k', async () => ({ data: 'v', tags: ['x'] }), JSON.stringify);
+  assert.equal(cache.size, 1);
+  await publisher.publish(['x']);
+  await waitFor('delivery after the reconnect', () => cache.size === 0);
+  assert.equal(listener.received, 1);
+});
+
+test('a publish that fails does not throw, and is made up for by "drop everything" once it gets through', async () => {
+  const cache = await filled();
+  const listener = new PgInvalidationBus({ url: database.url, db: pool, cache });
+  closing.push(listener);
+  await listener.start();
+  // A publisher whose pool cannot serve (ended): every statement through it fails.
+  const broken = createPool(database.url, poolOptions);
+  await broken.end();
+  const publisher = new PgInvalidationBus({ url: database.url, db: broken, cache: new ResponseCache(options) });
+  closing.push(publisher);
+  await publisher.start();
+
+  await publisher.publish(['x']);
+  assert.equal(cache.size, 1, 'not delivered');
+  // Its own listener connection does not depend on the pool: within the retry interval the
+  // other process hears "drop everything".
+  const waited = await waitFor('the make-up message', () => cache.size === 0, 3000);
+  assert.ok(waited < 2000, `${waited.toFixed(0)} ms`);
+  assert.equal(listener.received, 1);
+});

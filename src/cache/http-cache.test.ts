@@ -1,0 +1,258 @@
+// The response cache seen from HTTP (cache/response-cache.ts and the routes that use it): strong
+// ETags and 304s, stored compressed variants, anonymous hits that never reach PostgreSQL, one
+// small query for a viewer's flags, and bodies byte-identical to a CACHE=off instance on the
+// same database.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import zlib from 'node:zlib';
+import { Client, createDatabase, createTestAppOn, type ArticleJson, type TestApp } from '../../test/harness.ts';
+
+type Wire = { status: number; headers: Record<string, unknown>; raw: Buffer; text: string };
+
+async function get(t: TestApp, url: string, headers: Record<string, string> = {}): Promise<Wire> {
+  const res = await t.app.inject({ method: 'GET', url, headers });
+  return { status: res.statusCode, headers: res.headers, raw: res.rawPayload, text: res.body };
+}
+
+function auth(token: string): Record<string, string> {
+  return { authorization: `Token ${token}` };
+}
+
+/** Counts what reaches the pool from now until `restore()`: statements and checkouts. */
+function countDatabase(t: TestApp) {
+  const db = t.db as unknown as Record<'query' | 'connect', (...args: unknown[]) => unknown>;
+  const counts = { query: 0, connect: 0 };
+  for (const method of ['query', 'connect'] as const) {
+    const original = db[method];
+    db[method] = function (this: unknown, ...args: unknown[]) {
+      counts[method]++;
+      return original.apply(this, args);
+    };
+  }
+  return {
+    counts,
+    restore: () => {
+      // The wrappers are own properties shadowing the pool's prototype methods.
+      delete (db as Partial<typeof db>).query;
+      delete (db as Partial<typeof db>).connect;
+    },
+  };
+}
+
+const decoders: Record<string, (b: Buffer) => Buffer> = {
+  gzip: (b) => zlib.gunzipSync(b),
+  br: (b) => zlib.brotliDecompressSync(b),
+  zstd: (b) => zlib.zstdDecompressSync(b),
+};
+
+describe('the response cache over HTTP', () => {
+  let database: Awaited<ReturnType<typeof createDatabase>>;
+  let on: TestApp;
+  let off: TestApp;
+  let api: Client;
+  let author: Awaited<ReturnType<Client['register']>>;
+  let reader: Awaited<ReturnType<Client['register']>>;
+  let articles: ArticleJson[];
+  let urls: Record<'list' | 'article' | 'tags' | 'profile' | 'comments', string>;
+
+  before(async () => {
+    database = await createDatabase();
+    on = await createTestAppOn(database.url);
+    off = await createTestAppOn(database.url, { CACHE: 'off' });
+    api = new Client(on.app);
+    author = await api.register();
+    reader = await api.register();
+    articles = [];
+    for (let i = 0; i < 8; i++) {
+      articles.push(await api.createArticle(author.token, {
+        title: `Cached article ${i}`,
+        description: 'A description long enough that a page of these is well over a kilobyte. '.repeat(2),
+        tagList: [`tag${i % 3}`, 'shared'],
+      }));
+    }
+    const first = articles[0]!;
+    await api.post(`/api/articles/${first.slug}/comments`, { token: reader.token, body: { comment: { body: 'First!' } } });
+    urls = {
+      list: '/api/articles',
+      article: `/api/articles/${first.slug}`,
+      tags: '/api/tags',
+      profile: `/api/profiles/${author.username}`,
+      comments: `/api/articles/${first.slug}/comments`,
+    };
+  });
+  after(async () => {
+    await on?.close();
+    await off?.close();
+    await database?.drop();
+  });
+
+  test('every cached GET carries a strong ETag, and If-None-Match with it gets 304 with an empty body', async () => {
+    for (const [name, url] of Object.entries(urls)) {
+      const first = await get(on, url);
+      assert.equal(first.status, 200, name);
+      const etag = first.headers.etag as string;
+      assert.match(etag, /^"[A-Za-z0-9_-]{27}"$/, `${name}: a strong ETag (quoted, no W/)`);
+      const again = await get(on, url);
+      assert.equal(again.headers.etag, etag, `${name}: the same bytes have the same ETag`);
+      const notModified = await get(on, url, { 'if-none-match': etag });
+      assert.equal(notModified.status, 304, name);
+      assert.equal(notModified.raw.length, 0, `${name}: a 304 has no body`);
+      assert.equal(notModified.headers.etag, etag, `${name}: a 304 repeats the ETag`);
+      // Compared weakly and as a list (RFC 9110): what proxies and browsers send back.
+      for (const header of [`W/${etag}`, `"other", ${etag}`, `"other",W/${etag}`, '*']) {
+        assert.equal((await get(on, url, { 'if-none-match': header })).status, 304, `${name}: If-None-Match: ${header}`);
+      }
+      const otherTag = await get(on, url, { 'if-none-match': '"not-the-etag"' });
+      assert.equal(otherTag.status, 200, name);
+      assert.equal(otherTag.text, first.text, name);
+    }
+  });
+
+  test('a write that changes a resource changes its ETag, and the old ETag then gets 200 with the new body', async () => {
+    const etags = async () => Object.fromEntries(
+      await Promise.all(Object.entries(urls).map(async ([name, url]) => [name, (await get(on, url)).headers.etag as string])),
+    ) as Record<keyof typeof urls, string>;
+    const stale = async (name: keyof typeof urls, etag: string) => {
+      const res = await get(on, urls[name], { 'if-none-match': etag });
+      assert.equal(res.status, 200, `${name}: the old ETag no longer matches`);
+      assert.notEqual(res.headers.etag, etag);
+      assert.equal(res.text, (await get(off, urls[name])).text, `${name}: the new body`);
+    };
+    const slug = articles[0]!.slug;
+
+    let before = await etags();
+    assert.equal((await api.put(`/api/articles/${slug}`, { token: author.token, body: { article: { body: 'An edited body' } } })).status, 200);
+    let now = await etags();
+    await stale('article', before.article);
+    await stale('list', before.list);
+    assert.equal(now.tags, before.tags, 'tags untouched by a body edit');
+    assert.equal(now.comments, before.comments, 'comments untouched by a body edit');
+
+    before = now;
+    assert.equal((await api.post(`/api/articles/${slug}/comments`, { token: author.token, body: { comment: { body: 'Second' } } })).status, 201);
+    now = await etags();
+    await stale('comments', before.comments);
+    assert.equal(now.article, before.article, 'a comment does not change the article');
+
+    before = now;
+    await api.createArticle(reader.token, { title: 'A new tag appears', tagList: ['brand-new'] });
+    now = await etags();
+    await stale('tags', before.tags);
+    await stale('list', before.list);
+
+    before = now;
+    assert.equal((await api.put('/api/user', { token: author.token, body: { user: { bio: 'A new bio' } } })).status, 200);
+    now = await etags();
+    await stale('profile', before.profile);
+    await stale('article', before.article);
+    await stale('comments', before.comments);
+  });
+
+  for (const encoding of ['gzip', 'br', 'zstd']) {
+    test(`Accept-Encoding: ${encoding} on a cached list gets ${encoding}, decoding to the identity bytes, compressed once and then served as stored`, async () => {
+      const identity = await get(on, urls.list);
+      assert.ok(identity.raw.length > 1024, `the list page is ${identity.raw.length} bytes`);
+      const made = on.ctx.cache!.stats.compressions;
+      const first = await get(on, urls.list, { 'accept-encoding': encoding });
+      assert.equal(first.status, 200);
+      assert.equal(first.headers['content-encoding'], encoding);
+      assert.match(String(first.headers.vary), /accept-encoding/i);
+      assert.equal(first.headers.etag, identity.headers.etag, 'one ETag for the entry in every encoding');
+      assert.ok(first.raw.length < identity.raw.length / 2, `${first.raw.length} of ${identity.raw.length} bytes`);
+      assert.ok(decoders[encoding]!(first.raw).equals(identity.raw), 'decodes to the exact identity bytes');
+      assert.equal(on.ctx.cache!.stats.compressions, made + 1, 'compressed once, on first demand');
+
+      const second = await get(on, urls.list, { 'accept-encoding': encoding });
+      assert.equal(second.headers['content-encoding'], encoding);
+      assert.ok(second.raw.equals(first.raw), 'the stored variant, byte for byte');
+      assert.equal(on.ctx.cache!.stats.compressions, made + 1, 'no compression work on the second request');
+    });
+  }
+
+  test('a warm anonymous read touches no database', async () => {
+    for (const url of Object.values(urls)) assert.equal((await get(on, url)).status, 200);
+    const hits = on.ctx.cache!.stats.hits;
+    const counter = countDatabase(on);
+    try {
+      for (const url of Object.values(urls)) {
+        assert.equal((await get(on, url)).status, 200, url);
+        assert.equal((await get(on, url, { 'accept-encoding': 'gzip' })).status, 200, url);
+      }
+    } finally {
+      counter.restore();
+    }
+    assert.deepEqual(counter.counts, { query: 0, connect: 0 });
+    assert.equal(on.ctx.cache!.stats.hits, hits + 2 * Object.keys(urls).length);
+  });
+
+  test("an authenticated read of a cached page costs exactly one query, and carries the viewer's flags while anonymous reads stay all-false", async () => {
+    const favorite = articles[2]!;
+    assert.equal((await api.post(`/api/articles/${favorite.slug}/favorite`, { token: reader.token })).status, 200);
+    assert.equal((await api.post(`/api/profiles/${author.username}/follow`, { token: reader.token })).status, 200);
+    const viewed = { ...urls, article: `/api/articles/${favorite.slug}` };
+    for (const url of Object.values(viewed)) await get(on, url);
+
+    for (const [name, url] of Object.entries(viewed)) {
+      const counter = countDatabase(on);
+      let res: Wire;
+      try {
+        res = await get(on, url, auth(reader.token));
+      } finally {
+        counter.restore();
+      }
+      // /api/tags has no per-viewer part: no query at all.
+      const expected = name === 'tags' ? 0 : 1;
+      assert.deepEqual(counter.counts, { query: expected, connect: expected }, name);
+      assert.equal(res.status, 200, name);
+      assert.equal(res.text, (await get(off, url, auth(reader.token))).text, `${name}: what a CACHE=off instance answers this viewer`);
+    }
+
+    const list = JSON.parse((await get(on, urls.list, auth(reader.token))).text) as { articles: ArticleJson[] };
+    for (const a of list.articles) {
+      assert.equal(a.favorited, a.slug === favorite.slug, a.slug);
+      assert.equal(a.author.following, a.author.username === author.username, a.slug);
+    }
+    const profile = JSON.parse((await get(on, urls.profile, auth(reader.token))).text);
+    assert.equal(profile.profile.following, true);
+
+    // The viewer's flags never leak into what anonymous clients (or other users) get.
+    for (const [name, url] of Object.entries(viewed)) {
+      for (const headers of [{}, auth(author.token)]) {
+        const text = (await get(on, url, headers)).text;
+        assert.doesNotMatch(text, /"(favorited|following)":true/, name);
+      }
+    }
+  });
+
+  test('CACHE=off answers byte-identical bodies to CACHE=on for the same requests', async () => {
+    const slug = articles[4]!.slug;
+    const requests = [
+      ...Object.values(urls),
+      `/api/articles/${slug}`,
+      `/api/articles/${slug}/comments`,
+      '/api/articles?limit=3&offset=2',
+      '/api/articles?tag=shared&limit=5',
+      '/api/articles?tag=tag1',
+      `/api/articles?author=${author.username}`,
+      `/api/articles?favorited=${reader.username}`,
+      `/api/articles?author=${author.username}&tag=tag2&limit=1`,
+      '/api/articles?offset=100',
+      '/api/articles/no-such-article',
+      '/api/articles/no-such-article/comments',
+      '/api/profiles/nobody-by-this-name',
+      `/api/profiles/${reader.username}`,
+    ];
+    for (const viewer of [undefined, reader.token, author.token]) {
+      const headers = viewer ? auth(viewer) : {};
+      // Twice on the cached instance: the miss that fills the entry and the hit.
+      for (let round = 0; round < 2; round++) {
+        for (const url of requests) {
+          const [cached, truth] = [await get(on, url, headers), await get(off, url, headers)];
+          assert.equal(cached.status, truth.status, url);
+          assert.equal(cached.text, truth.text, `${url} as ${viewer ? 'a user' : 'anonymous'}, round ${round}`);
+          assert.equal(cached.headers['content-type'], truth.headers['content-type'], url);
+        }
+      }
+    }
+  });
+});

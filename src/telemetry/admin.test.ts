@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Client, createTestApp, type TestApp } from '../../test/harness.ts';
+
+const TOKEN = 'admin-token-for-tests-admin-token-for-tests';
+
+test('without ADMIN_TOKEN the admin endpoints do not exist', async () => {
+  const t = await createTestApp();
+  try {
+    const res = await new Client(t.app).post('/admin/profile/cpu?seconds=1', { headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.equal(res.status, 404);
+  } finally {
+    await t.close();
+  }
+});
+
+describe('with ADMIN_TOKEN', () => {
+  let t: TestApp;
+  let client: Client;
+  let dir: string;
+  const auth = { authorization: `Bearer ${TOKEN}` };
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'conduit-admin-'));
+    t = await createTestApp({ ADMIN_TOKEN: TOKEN, PROFILE_DIR: dir });
+    client = new Client(t.app);
+  });
+  after(async () => {
+    await t.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a request without the token, or with another, is refused', async () => {
+    assert.equal((await client.post('/admin/profile/cpu?seconds=1')).status, 401);
+    const wrong = await client.post('/admin/profile/cpu?seconds=1', { headers: { authorization: `Bearer ${TOKEN}x` } });
+    assert.equal(wrong.status, 401);
+    assert.deepEqual(wrong.body, { errors: { token: ['is missing or invalid'] } });
+    assert.equal((await client.post('/admin/profile/cpu?seconds=1', { headers: { authorization: TOKEN } })).status, 401);
+  });
+
+  test('a CPU profile of the next seconds, as a .cpuprofile or as a flame graph', async () => {
+    const res = await client.post('/admin/profile/cpu?seconds=1', { headers: auth });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['x-conduit-pid'], String(process.pid));
+    assert.match(String(res.headers['content-disposition']), /attachment; filename="conduit-\d+-.*\.cpuprofile"/);
+    assert.ok(Array.isArray(res.body.nodes) && res.body.nodes.length > 0);
+    assert.ok(res.body.endTime - res.body.startTime >= 900_000, 'about a second of samples (µs)');
+
+    const svg = await client.post('/admin/profile/cpu?seconds=1&format=svg', { headers: auth });
+    assert.equal(svg.status, 200);
+    assert.match(String(svg.headers['content-type']), /^image\/svg\+xml/);
+    assert.ok(svg.text.startsWith('<?xml'));
+  });
+
+  test('one CPU profile at a time: a second one meanwhile is refused with 409', async () => {
+    const [a, b] = await Promise.all([client.post('/admin/profile/cpu?seconds=1', { headers: auth }), client.post('/admin/profile/cpu?seconds=1', { headers: auth })]);
+    assert.deepEqual([a.status, b.status].sort(), [200, 409]);
+  });
+
+  test('an allocation profile, and a heap snapshot that is also kept in PROFILE_DIR', async () => {
+    const heap = await client.post('/admin/profile/heap?seconds=1', { headers: auth });
+    assert.equal(heap.status, 200);
+    assert.ok(heap.body.head?.callFrame, 'a sampling heap profile');
+
+    const snapshot = await client.post('/admin/heap-snapshot', { headers: auth });
+    assert.equal(snapshot.status, 200);
+    assert.ok(snapshot.text.startsWith('{"snapshot":'));
+    const files = await readdir(dir);
+    assert.equal(files.filter((f) => f.endsWith('.heapsnapshot')).length, 1);
+    assert.ok(!files.some((f) => f.endsWith('.tmp')));
+    assert.ok(existsSync(path.join(dir, files.find((f) => f.endsWith('.heapsnapshot'))!)));
+  });
+
+  test('seconds is bounded', async () => {
+    assert.equal((await client.post('/admin/profile/cpu?seconds=0', { headers: auth })).status, 422);
+    assert.equal((await client.post('/admin/profile/cpu?seconds=601', { headers: auth })).status, 422);
+  });
+});

@@ -1,0 +1,294 @@
+// Prometheus metrics (prom-client), served at GET /metrics (or on METRICS_PORT, metrics-server.ts).
+//
+// Per request: one histogram observation (route template, method, status class) and an
+// in-flight count, in two hooks. Everything else is read when Prometheus scrapes, through
+// collect() callbacks over counters the service keeps anyway (the pool's counts, the cache's
+// stats, the shedder's and the hashing limiter's refusals): it costs nothing per request.
+//
+// Labels stay low-cardinality: route templates (`/api/articles/:slug`), never raw URLs, user ids
+// or usernames; unmatched URLs share the route label "unmatched".
+//
+// README "Metrics" lists every metric and the queries that answer the usual questions.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { performance } from 'node:perf_hooks';
+import type { FastifyRequest } from 'fastify';
+import type { App, AppContext } from '../context.ts';
+import type { Pool } from '../db/pool.ts';
+import { NEVER_SHED, type LoadShedder } from '../http/load-shedding.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** This app's metrics (telemetry/metrics.ts). */
+    metrics: Metrics;
+  }
+}
+
+export interface Metrics {
+  /** The app's own metrics (requests, pool, cache, refusals). */
+  readonly registry: Registry;
+  readonly contentType: string;
+  /** The whole exposition: process-wide metrics, then the app's. */
+  render(): Promise<string>;
+  /** Reads the shed count from the load shedder (registered after this module's hooks). */
+  watchShedder(shedder: LoadShedder): void;
+}
+
+/**
+ * Request durations of a service whose cached reads take well under a millisecond and whose
+ * uncached ones a few: fine buckets below 10 ms, then coarse ones up to the 2.5 s beyond which
+ * only timeouts (REQUEST_TIMEOUT_MS) live.
+ */
+export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+/** Waits for a pooled connection: zero when the pool has an idle one, up to DB_ACQUIRE_TIMEOUT_MS. */
+export const ACQUIRE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+/** V8's young-generation scavenges take a fraction of a millisecond, full mark-compacts tens. */
+const GC_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1];
+
+// ---------------------------------------------------------------------------------------------
+// Process-wide metrics: one set per process, however many apps it builds (tests build many).
+// The event-loop monitor and the GC observer they install are process-wide too.
+
+let processRegistry: Registry | undefined;
+
+export function processMetrics(): Registry {
+  if (processRegistry) return processRegistry;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, gcDurationBuckets: GC_BUCKETS });
+  // Event-loop utilisation as a counter of seconds busy and idle: rate() of the busy one is the
+  // share of time the loop was working (1 = saturated), for any scrape interval and any number
+  // of scrapers, which a gauge "since the last scrape" would not be.
+  new Counter({
+    name: 'nodejs_eventloop_time_seconds_total',
+    help: 'Time the event loop spent busy (state="active") and waiting for I/O (state="idle"); rate(active) is its utilisation.',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const elu = performance.eventLoopUtilization();
+      this.reset();
+      this.inc({ state: 'active' }, elu.active / 1000);
+      this.inc({ state: 'idle' }, elu.idle / 1000);
+    },
+  });
+  processRegistry = registry;
+  return registry;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+type Child = { observe(value: number): void };
+
+const kCounted = Symbol('conduit.metricsCounted');
+type Counted = { [kCounted]: boolean };
+
+export function registerMetrics(app: App, ctx: AppContext, opts: { route: boolean }): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const refused = { rateLimited: 0, timedOut: 0 };
+  let shedder: LoadShedder | undefined;
+  let inFlight = 0;
+
+  // --- Requests -------------------------------------------------------------------------------
+  const duration = new Histogram({
+    name: 'http_server_request_duration_seconds',
+    help: 'Time from the first byte of a request to the end of its response, by route template, method and status class. _count is the request rate; status_class="5xx" the errors.',
+    labelNames: ['method', 'route', 'status_class'],
+    buckets: DURATION_BUCKETS,
+    registers,
+  });
+  new Gauge({
+    name: 'http_server_active_requests',
+    help: 'Requests received and not yet answered.',
+    registers,
+    collect() {
+      this.set(inFlight);
+    },
+  });
+  // Children by "METHOD route" and status class, made once: observe() on a child skips the
+  // label validation a labelled observe() does per call.
+  const children = new Map<string, Child[]>();
+  const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
+  const childFor = (request: FastifyRequest, status: number): Child => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const key = `${request.method} ${route}`;
+    let byClass = children.get(key);
+    if (!byClass) children.set(key, (byClass = []));
+    const cls = Math.min(5, Math.max(1, Math.floor(status / 100)));
+    return (byClass[cls] ??= duration.labels({ method: request.method, route, status_class: STATUS_CLASSES[cls]! }));
+  };
+
+  app.decorateRequest(kCounted, false);
+  app.addHook('onRequest', (request, _reply, done) => {
+    inFlight++;
+    (request as unknown as Counted)[kCounted] = true;
+    done();
+  });
+  app.addHook('onResponse', (request, reply, done) => {
+    if ((request as unknown as Counted)[kCounted]) inFlight--;
+    const status = reply.statusCode;
+    childFor(request, status).observe(reply.elapsedTime / 1000);
+    if (status === 429) refused.rateLimited++;
+    else if (status === 504) refused.timedOut++;
+    done();
+  });
+
+  // --- Refusals -------------------------------------------------------------------------------
+  new Counter({
+    name: 'conduit_requests_refused_total',
+    help: 'Requests answered without doing their work: shed under overload (503), over a rate limit (429), out of time (504), no password-hashing slot (503).',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset();
+      this.inc({ reason: 'shed' }, shedder?.shed ?? 0);
+      this.inc({ reason: 'rate_limited' }, refused.rateLimited);
+      this.inc({ reason: 'timed_out' }, refused.timedOut);
+      this.inc({ reason: 'password_hashing_busy' }, ctx.passwords.limiter.rejected);
+    },
+  });
+
+  // --- Database pool --------------------------------------------------------------------------
+  registerPoolMetrics(ctx.db, registers);
+
+  // --- Response cache -------------------------------------------------------------------------
+  const cache = ctx.cache;
+  if (cache) {
+    const counter = (name: string, help: string, read: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    new Counter({
+      name: 'conduit_cache_requests_total',
+      help: 'Response-cache lookups by result: hit, miss (loaded from the database), coalesced (joined a load in flight).',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ result: 'hit' }, cache.stats.hits);
+        this.inc({ result: 'miss' }, cache.stats.misses);
+        this.inc({ result: 'coalesced' }, cache.stats.coalesced);
+      },
+    });
+    counter('conduit_cache_evictions_total', 'Entries evicted to stay within CACHE_MAX_BYTES (not expiries or invalidations).', () => cache.stats.evictions);
+    counter('conduit_cache_invalidations_total', 'Tags invalidated by writes, here and from other processes.', () => cache.stats.invalidations);
+    counter('conduit_cache_raced_loads_total', 'Loads answered but not stored because a write invalidated them meanwhile.', () => cache.stats.raced);
+    new Gauge({
+      name: 'conduit_cache_entries',
+      help: 'Entries in the response cache.',
+      registers,
+      collect() {
+        this.set(cache.size);
+      },
+    });
+    new Gauge({
+      name: 'conduit_cache_size_bytes',
+      help: 'Bytes the response cache counts against CACHE_MAX_BYTES.',
+      registers,
+      collect() {
+        this.set(cache.bytes);
+      },
+    });
+  }
+
+  const contentType = registry.contentType;
+  const render = async () => `${await processMetrics().metrics()}\n${await registry.metrics()}`;
+  if (opts.route) {
+    app.get('/metrics', {
+      config: NEVER_SHED,
+      schema: {
+        summary: 'Prometheus metrics, in the text exposition format (here unless METRICS_PORT is set)',
+        tags: ['Operations'],
+        response: { 200: { description: 'The metrics', content: { 'text/plain': { schema: { type: 'string' } } } } },
+      },
+    }, async (_request, reply) => {
+      return reply.type(contentType).send(await render());
+    });
+  }
+  const metrics: Metrics = {
+    registry,
+    contentType,
+    render,
+    watchShedder: (s) => {
+      shedder = s;
+    },
+  };
+  app.decorate('metrics', metrics);
+  return metrics;
+}
+
+const poolInstrumented = new WeakSet<Pool>();
+
+/** Connections by state and the wait for one (pool.connect timed, pool.query included). */
+function registerPoolMetrics(db: Pool, registers: Registry[]): void {
+  new Gauge({
+    name: 'db_client_connection_count',
+    help: 'Connections of the pool by state: idle, or used by a request.',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      this.set({ state: 'idle' }, db.idleCount);
+      this.set({ state: 'used' }, db.totalCount - db.idleCount);
+    },
+  });
+  new Gauge({
+    name: 'db_client_connection_max',
+    help: 'The most connections the pool opens (DB_POOL_MAX).',
+    registers,
+    collect() {
+      this.set(db.options.max ?? 10);
+    },
+  });
+  new Gauge({
+    name: 'db_client_connection_pending_requests',
+    help: 'Requests waiting for a connection (the pool is exhausted while this is above zero).',
+    registers,
+    collect() {
+      this.set(db.waitingCount);
+    },
+  });
+  const wait = new Histogram({
+    name: 'db_client_connection_wait_time_seconds',
+    help: 'Time to get a connection from the pool (pool acquire), successful or not.',
+    buckets: ACQUIRE_BUCKETS,
+    registers,
+  });
+  const failures = new Counter({
+    name: 'db_client_connection_failures_total',
+    help: 'Pool acquires that failed: timed out waiting (DB_ACQUIRE_TIMEOUT_MS) or could not connect.',
+    registers,
+  });
+  // A pool serves one app; a second app on the same pool (not done here) keeps the first's timing.
+  if (poolInstrumented.has(db)) return;
+  poolInstrumented.add(db);
+  type Callback = (err: Error | undefined, client: unknown, done: unknown) => void;
+  const connect = db.connect.bind(db) as (cb?: Callback) => Promise<unknown> | undefined;
+  const observe = (started: number, err: unknown) => {
+    wait.observe((performance.now() - started) / 1000);
+    if (err) failures.inc();
+  };
+  // pg-pool's query() calls this.connect(callback), so instance property covers both paths.
+  (db as unknown as { connect: (cb?: Callback) => unknown }).connect = (cb?: Callback) => {
+    const started = performance.now();
+    if (cb) {
+      return connect((err, client, done) => {
+        observe(started, err);
+        cb(err, client, done);
+      });
+    }
+    return connect()!.then(
+      (client) => {
+        observe(started, undefined);
+        return client;
+      },
+      (err: unknown) => {
+        observe(started, err);
+        throw err;
+      },
+    );
+  };
+}

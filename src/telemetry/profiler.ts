@@ -1,0 +1,147 @@
+// Profiles of the running process, on demand, without a restart or --inspect: V8's CPU profiler
+// and sampling heap profiler through node:inspector's in-process session, and heap snapshots.
+//   - SIGUSR2: a CPU profile and an allocation profile of the next PROFILE_SECONDS, written with
+//     their flame graphs to PROFILE_DIR (`kill -USR2 <pid>`; the supervisor passes it on to
+//     every worker).
+//   - the admin endpoints (admin.ts), behind ADMIN_TOKEN, return them over HTTP.
+// The CPU profiler costs a few percent while it runs and nothing otherwise; a heap snapshot
+// stops the process for about a second per 100 MB of heap, so it is never taken on a signal.
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyBaseLogger } from 'fastify';
+import { cpuTree, heapTree, msPerSample, renderSvg, type CpuProfile, type HeapProfile } from './flamegraph.ts';
+
+/** V8's default CPU sampling interval: 1 ms. */
+const CPU_INTERVAL_US = 1000;
+/** Bytes between allocation samples: V8's default (32 KiB), a fraction of a percent of cost. */
+const HEAP_INTERVAL_BYTES = 32 * 1024;
+
+let cpuBusy = false;
+let heapBusy = false;
+
+export class ProfilerBusyError extends Error {
+  constructor(what: string) {
+    super(`a ${what} is already being taken`);
+    this.name = 'ProfilerBusyError';
+  }
+}
+
+async function withSession<T>(work: (s: Session) => Promise<T>): Promise<T> {
+  const session = new Session();
+  session.connect();
+  try {
+    return await work(session);
+  } finally {
+    session.disconnect();
+  }
+}
+
+/** A CPU profile of the next `seconds`. */
+export async function cpuProfile(seconds: number, intervalUs = CPU_INTERVAL_US): Promise<CpuProfile> {
+  if (cpuBusy) throw new ProfilerBusyError('CPU profile');
+  cpuBusy = true;
+  try {
+    return await withSession(async (s) => {
+      await s.post('Profiler.enable');
+      await s.post('Profiler.setSamplingInterval', { interval: intervalUs });
+      await s.post('Profiler.start');
+      await sleep(seconds * 1000);
+      const { profile } = await s.post('Profiler.stop');
+      await s.post('Profiler.disable');
+      return profile;
+    });
+  } finally {
+    cpuBusy = false;
+  }
+}
+
+/** Where the bytes allocated during the next `seconds` were allocated (sampled). */
+export async function heapProfile(seconds: number): Promise<HeapProfile> {
+  if (heapBusy) throw new ProfilerBusyError('heap profile');
+  heapBusy = true;
+  try {
+    return await withSession(async (s) => {
+      await s.post('HeapProfiler.enable');
+      // Kept after collection too: the profile shows all allocation, not only what survived.
+      await s.post('HeapProfiler.startSampling', { samplingInterval: HEAP_INTERVAL_BYTES, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+      await sleep(seconds * 1000);
+      const { profile } = await s.post('HeapProfiler.stopSampling');
+      await s.post('HeapProfiler.disable');
+      return profile;
+    });
+  } finally {
+    heapBusy = false;
+  }
+}
+
+/** Writes a heap snapshot (every live object) to `file`. Stops the process while it runs. */
+export async function heapSnapshot(file: string): Promise<void> {
+  if (heapBusy) throw new ProfilerBusyError('heap profile');
+  heapBusy = true;
+  const tmp = `${file}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    await withSession(async (s) => {
+      s.on('HeapProfiler.addHeapSnapshotChunk', (m) => writeSync(fd, m.params.chunk));
+      await s.post('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
+    });
+  } finally {
+    closeSync(fd);
+    heapBusy = false;
+  }
+  await rename(tmp, file);
+}
+
+export function profileBaseName(now = new Date()): string {
+  return `conduit-${process.pid}-${now.toISOString().replace(/[:.]/g, '-')}`;
+}
+
+export function cpuFlamegraph(profile: CpuProfile, title: string): string {
+  const tree = cpuTree(profile);
+  const ms = msPerSample(profile);
+  return renderSvg(tree, {
+    title,
+    subtitle: `CPU, ${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s, ${tree.total} samples (idle time left out).`,
+    unit: { kind: 'samples', msPerSample: ms },
+  });
+}
+
+export function heapFlamegraph(profile: HeapProfile, title: string): string {
+  const tree = heapTree(profile);
+  return renderSvg(tree, { title, subtitle: `Allocations (sampled), ${(tree.total / 1048576).toFixed(1)} MiB in all.`, unit: { kind: 'bytes' } });
+}
+
+async function writeAtomic(file: string, data: string): Promise<void> {
+  await writeFile(`${file}.tmp`, data, { mode: 0o600 });
+  await rename(`${file}.tmp`, file);
+}
+
+/** CPU and allocation profiles of the next `seconds`, with their flame graphs, into `dir`. */
+export async function writeProfiles(dir: string, seconds: number): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const base = path.join(dir, profileBaseName());
+  const [cpu, heap] = await Promise.all([cpuProfile(seconds), heapProfile(seconds)]);
+  const title = `Conduit, pid ${process.pid}, ${new Date().toISOString()}`;
+  const files = [`${base}.cpuprofile`, `${base}.cpu.svg`, `${base}.heapprofile`, `${base}.heap.svg`];
+  await writeAtomic(files[0]!, JSON.stringify(cpu));
+  await writeAtomic(files[1]!, cpuFlamegraph(cpu, title));
+  await writeAtomic(files[2]!, JSON.stringify(heap));
+  await writeAtomic(files[3]!, heapFlamegraph(heap, title));
+  return files;
+}
+
+/** SIGUSR2 takes profiles into `dir`; returns the function that removes the handler. */
+export function installProfileSignal(opts: { dir: string; seconds: number; log: FastifyBaseLogger }): () => void {
+  const onSignal = () => {
+    opts.log.info({ seconds: opts.seconds, dir: opts.dir }, 'SIGUSR2: taking CPU and allocation profiles');
+    writeProfiles(opts.dir, opts.seconds).then(
+      (files) => opts.log.info({ files }, 'profiles written'),
+      (err: unknown) => opts.log.warn({ err }, 'profiles could not be taken'),
+    );
+  };
+  process.on('SIGUSR2', onSignal);
+  return () => process.removeListener('SIGUSR2', onSignal);
+}

@@ -1,0 +1,123 @@
+// The OpenTelemetry SDK, started only when tracing is on (tracing.ts imports this file then, and
+// never otherwise: with tracing off none of these packages is even loaded).
+//
+// The lighter parts rather than @opentelemetry/sdk-node (which brings metrics, logs and gRPC
+// exporters this service does not use): a tracer provider, the W3C trace-context propagator,
+// an OTLP/HTTP (protobuf) exporter behind a batch processor, and three instrumentations:
+//   - pg (every query and pool checkout becomes a span; statements have $n placeholders, the
+//     parameter values are never recorded),
+//   - ioredis (rate-limit counters and the shared cache tier),
+//   - @fastify/otel (the request span; registered by buildApp through spans.ts).
+//
+// ESM: `import pg from 'pg'` in an ES module does not go through require(), so the require
+// hook alone never sees pg. import-in-the-middle's loader hook (the synchronous, in-thread one:
+// module.registerHooks) intercepts the import; it is registered for the instrumented packages
+// only, before main.ts is loaded (that is why tracing.ts must run under `node --import`).
+import { context, propagation, trace, type Attributes } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
+import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
+import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  SimpleSpanProcessor,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+  type Sampler,
+  type SpanExporter,
+} from '@opentelemetry/sdk-trace';
+import { FastifyOtelInstrumentation } from '@fastify/otel';
+import { register as registerImportHooks } from 'import-in-the-middle/register-hooks.mjs';
+import type { TracingSettings } from '../config.ts';
+import { markTracingStarted } from './spans.ts';
+
+/** Paths whose requests are not traced: probes and scrapes, every few seconds, say nothing. */
+const UNTRACED = ['/healthz', '/readyz', '/metrics', '/admin/'];
+
+export interface StartOptions {
+  /** Where spans go; default: OTLP over HTTP to OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT. */
+  exporter?: SpanExporter;
+  /** Export each span as it ends (tests), instead of in batches. */
+  synchronous?: boolean;
+}
+
+export function createSampler(settings: Pick<TracingSettings, 'sampler' | 'samplerRatio'>): Sampler {
+  const ratio = new TraceIdRatioBasedSampler(settings.samplerRatio);
+  switch (settings.sampler) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return ratio;
+    case 'parentbased_always_on':
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: ratio });
+  }
+}
+
+let started = false;
+
+/** Registers the provider, the propagator, the context manager and the instrumentations. */
+export function startTracing(settings: TracingSettings, opts: StartOptions = {}): void {
+  if (started) throw new Error('tracing was already started in this process');
+  started = true;
+  // First: every module loaded from here on is seen by the instrumentations' hooks.
+  registerImportHooks({ include: ['pg', 'pg-pool', 'ioredis'] });
+
+  const resource = resourceFromAttributes({ 'service.name': settings.serviceName }).merge(detectResources({ detectors: [envDetector] }));
+  const exporter = opts.exporter ?? new OTLPTraceExporter();
+  const provider = new TracerProvider({
+    resource,
+    sampler: createSampler(settings),
+    spanProcessors: [opts.synchronous ? new SimpleSpanProcessor({ exporter }) : new BatchSpanProcessor({ exporter })],
+  });
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  trace.setGlobalTracerProvider(provider);
+
+  const fastify = new FastifyOtelInstrumentation({
+    // The request span and the business-operation span (http-tracing.ts) tell the story; a
+    // span per hook (auth, rate limit, compression, helmet...) would triple the volume.
+    instrumentHooks: false,
+    instrumentHandler: false,
+    ignorePaths: (route: { url: string }) => UNTRACED.some((p) => route.url.startsWith(p)),
+    requestHook: (span, request) => {
+      const route = request.routeOptions.url;
+      // HTTP semantic conventions: "{method} {route}". The raw path is replaced by the route
+      // template: paths carry usernames and slugs, and a span must not hold personal data.
+      span.updateName(route ? `${request.method} ${route}` : request.method);
+      span.setAttribute('url.path', route ?? '(unmatched)');
+    },
+  });
+  registerInstrumentations({
+    tracerProvider: provider,
+    instrumentations: [
+      new PgInstrumentation({
+        // Queries outside a request (the invalidation listener, migrations) make no root traces.
+        requireParentSpan: true,
+        enhancedDatabaseReporting: false,
+        responseHook: (span, { data }) => {
+          const attrs: Attributes = { 'db.response.returned_rows': data.rowCount ?? data.rows.length };
+          span.setAttributes(attrs);
+        },
+      }),
+      new IORedisInstrumentation({ requireParentSpan: true }),
+      fastify,
+    ],
+  });
+
+  markTracingStarted({
+    plugin: fastify.plugin(),
+    shutdown: () => provider.shutdown(),
+  });
+}

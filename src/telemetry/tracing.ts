@@ -1,0 +1,20 @@
+// Loaded before anything else: `node --import ./src/telemetry/tracing.ts src/main.ts` (npm start).
+// With an OTLP endpoint configured (OTEL_EXPORTER_OTLP_ENDPOINT or ..._TRACES_ENDPOINT) it starts
+// the OpenTelemetry SDK, whose hooks must be in place before pg and ioredis are imported. Without
+// one it does nothing at all: the SDK is not loaded, no hook is installed, and the service runs
+// exactly as without this file (README "Observability" has the measurement).
+import { ConfigError, tracingSettings, type TracingSettings } from '../config.ts';
+
+let settings: TracingSettings;
+try {
+  settings = tracingSettings(process.env);
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(`${err.message}\n`);
+  process.exit(1);
+}
+
+if (settings.enabled) {
+  const { startTracing } = await import('./sdk.ts');
+  startTracing(settings);
+}
