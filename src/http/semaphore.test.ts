@@ -34,7 +34,8 @@ test('past the queue bound a task is refused at once with 503 and Retry-After', 
     assert.deepEqual(err.errors, { hashing: ['is busy, retry later'] });
     return true;
   });
-  assert.ok(Date.now() - started < 20, 'refused without waiting');
+  // Far below the 10 s it would wait in the queue (generous for a loaded CI machine).
+  assert.ok(Date.now() - started < 1000, 'refused without waiting');
   await Promise.all([first, second]);
   assert.equal(sem.rejected, 1);
 });
