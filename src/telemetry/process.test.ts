@@ -105,7 +105,8 @@ test('SIGUSR2 writes a CPU and an allocation profile, each with its flame graph,
   const db = await createDatabase();
   const dir = await mkdtemp(path.join(tmpdir(), 'conduit-sigusr2-'));
   try {
-    const service = await startService({ DATABASE_URL: db.url, JWT_SECRET: TEST_JWT_SECRET, PROFILE_DIR: dir, PROFILE_SECONDS: '1' });
+    // SHED off: writing the profiles stalls the loop on purpose, and this test is about profiles.
+    const service = await startService({ DATABASE_URL: db.url, JWT_SECRET: TEST_JWT_SECRET, PROFILE_DIR: dir, PROFILE_SECONDS: '1', SHED: 'off' });
     try {
       service.proc.kill('SIGUSR2');
       const deadline = Date.now() + 30_000;

@@ -10,7 +10,7 @@ import { seed } from '../../scripts/seed.ts';
 import { createPool } from '../../src/db/pool.ts';
 import { createDatabase, createTestApp, TEST_JWT_SECRET, type TestApp } from '../harness.ts';
 import { startService, type Service } from '../service.ts';
-import { assertSecurityHeaders, json, listen, request, sleep, type WireResponse } from './socket.ts';
+import { assertSecurityHeaders, json, listen, request, sleep, type WireResponse } from '../http/socket.ts';
 
 /**
  * Keeps this process's event loop saturated, the way a CPU-bound overload does: busy chunks of

@@ -2,7 +2,7 @@
 // flood gets fast 503s instead of piling up on the threadpool.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Client, createTestApp, type TestApp } from '../../test/harness.ts';
+import { Client, createTestApp, type TestApp } from '../harness.ts';
 
 let t: TestApp;
 let api: Client;

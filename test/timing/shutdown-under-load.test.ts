@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { Client } from 'pg';
 import { createDatabase, TEST_JWT_SECRET } from '../harness.ts';
 import { startService, type Service } from '../service.ts';
-import { request, sleep } from './socket.ts';
+import { request, sleep } from '../http/socket.ts';
 
 const CLIENTS = 8;
 const SHUTDOWN_DELAY_MS = 500;

@@ -7,7 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createTestApp, type TestApp } from '../harness.ts';
-import { listen, request, sleep } from './socket.ts';
+import { listen, request, sleep } from '../http/socket.ts';
 
 interface RawConnection {
   socket: net.Socket;
