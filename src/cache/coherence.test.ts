@@ -7,16 +7,18 @@
 // measured (fail if not within 2 s). Reads between writes, once every invalidation has been
 // delivered, equal C's at once on either instance. A second test overlaps loads with writes on
 // both instances (the race guard): once a write is acknowledged and delivered, nothing is stale.
-// coherence.redis.test.ts runs the same with REDIS_URL (Redis pub/sub and the shared tier).
+// test/system/cache-coherence-redis.test.ts runs the same with REDIS_URL (Redis pub/sub and the
+// shared tier; the system stage, which has a Redis).
 //
 // Bus delay, from the start of the publish to the other instance's invalidation, measured on
-// the 2-core development machine while a benchmark ran beside it (load average 10-14):
-//   in this test (three instances and the test in one process): LISTEN/NOTIFY p50 6-9 ms,
-//     p99 60-120 ms, max 81-357 ms; Redis pub/sub p50 7-8 ms, p99 63-150 ms.
-//   alone (300 publishes, nothing else in the process): LISTEN/NOTIFY p50 2.0 ms, p99 30 ms;
-//     Redis pub/sub p50 0.7 ms, p99 10 ms.
-// Stale reads on the other instance converged within 150-500 ms at worst, at the first poll
-// after the write in all but ~1% of writes. (Each run prints its numbers as diagnostics.)
+// the 2-core development machine while a benchmark ran beside it (load average 8-14):
+//   in this test (three instances and the driver in one process; runs of 15 to 150 sequences):
+//     LISTEN/NOTIFY p50 4-9 ms, p99 50-120 ms, max 54-357 ms;
+//     Redis pub/sub p50 4-8 ms, p99 51-150 ms, max 54-439 ms.
+//   alone (300 publishes one after the other, nothing else in the process):
+//     LISTEN/NOTIFY p50 1.0-2.0 ms, p99 8-30 ms; Redis pub/sub p50 0.5-0.7 ms, p99 4.6-10 ms.
+// The other instance answered fresh at the first poll after the write's answer (p50 0 ms);
+// the slowest took 73-496 ms. Each run prints its numbers as test diagnostics.
 import { coherence } from '../../test/coherence.ts';
 
 coherence('two instances over PostgreSQL LISTEN/NOTIFY', {}, 15);
