@@ -8,24 +8,12 @@
 // JWT_SECRET stops it the same way). Without DATABASE_URL it migrates the embedded PostgreSQL in
 // DATA_DIR, as `npm start` would, and stops it again.
 import { pino } from 'pino';
-import { ConfigError, loadConfig, type Config } from '../src/config.ts';
+import { loadConfigOrExit } from '../src/config.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createPool } from '../src/db/pool.ts';
 
-function readConfig(): Config {
-  try {
-    return loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
-  }
-}
-
-const config = readConfig();
+const config = loadConfigOrExit();
 const log = pino({ level: config.logLevel, base: { pid: process.pid, task: 'migrate' } });
 const source = await openDatabase(config, (msg) => log.info(msg));
 // One connection: migrations run on a single session that holds the advisory lock. The pool's

@@ -401,3 +401,16 @@ export function loadConfig(env: Env = process.env): Config {
     tracing: tracingSettings(env),
   });
 }
+
+/** For process entries: a bad setting prints its message and exits 1 instead of a stack trace. */
+export function loadConfigOrExit(): Config {
+  try {
+    return loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}

@@ -9,7 +9,7 @@ import cluster from 'node:cluster';
 import closeWithGrace from 'close-with-grace';
 import type { Logger } from 'pino';
 import { buildApp } from './app.ts';
-import { ConfigError, loadConfig, type Config } from './config.ts';
+import { loadConfigOrExit, type Config } from './config.ts';
 import { closeContext, createContext } from './context.ts';
 import { openDatabase, type DatabaseSource } from './db/database.ts';
 import { listMigrations, migrate } from './db/migrate.ts';
@@ -18,18 +18,6 @@ import { createLogger } from './telemetry/logging.ts';
 import { clusterMetrics, serveMetricsToSupervisor, startMetricsServer, type MetricsServer } from './telemetry/metrics-server.ts';
 import { installProfileSignal } from './telemetry/profiler.ts';
 import { shutdownTracing, tracingActive } from './telemetry/spans.ts';
-
-function readConfig(): Config {
-  try {
-    return loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
-  }
-}
 
 // close-with-grace shuts down on SIGUSR2 too (nodemon's restart signal); here it takes profiles.
 const PROFILE_SIGNAL: ['SIGUSR2'] = ['SIGUSR2'];
@@ -140,7 +128,7 @@ async function supervise(config: Config, log: Logger): Promise<void> {
   });
 }
 
-const config = readConfig();
+const config = loadConfigOrExit();
 const log = createLogger(config);
 if (config.tracing.enabled && !tracingActive()) {
   // The SDK's hooks must be in place before pg is imported: only a preload can do that.
