@@ -21,6 +21,8 @@ export interface BenchConfig {
   readonly env: Readonly<Record<string, string>>;
   /** Left out of a run without --configs (for slow or niche configurations). */
   readonly optIn?: boolean;
+  /** Export spans over OTLP to the harness's loopback sink (OTEL_EXPORTER_OTLP_ENDPOINT is set to it). */
+  readonly otlp?: boolean;
 }
 
 export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
@@ -29,6 +31,10 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
   'cache-off': { database: 'embedded', env: { CACHE: 'off' }, description: 'the default without the in-process response cache: every request reaches PostgreSQL' },
   'compression-off': { database: 'embedded', env: { COMPRESSION: 'off' }, description: 'the default without response compression', optIn: true },
   'cache-off-compression-off': { database: 'embedded', env: { CACHE: 'off', COMPRESSION: 'off' }, description: 'neither cache nor compression', optIn: true },
+  // Tracing is loaded in every configuration (the service starts as `npm start` does, with
+  // --import ./src/telemetry/tracing.ts); these two give it somewhere to send spans.
+  'tracing-1pct': { database: 'embedded', env: { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.01' }, otlp: true, description: 'OpenTelemetry on, 1% of traces sampled and exported over OTLP to a loopback sink', optIn: true },
+  'tracing-100pct': { database: 'embedded', env: { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '1' }, otlp: true, description: 'OpenTelemetry on, every trace sampled and exported over OTLP to a loopback sink', optIn: true },
   'workers-2': { database: 'embedded', env: { WORKERS: '2' }, description: 'two worker processes (the service tree is sampled as a whole)', optIn: true },
 };
 

@@ -69,7 +69,8 @@ export async function startService(env: Record<string, string>, timeoutMs = 60_0
   // LOG_LEVEL=warn keeps request logging off the hot path, so the "Server listening at" line
   // (info) is not written: the harness picks the port and waits for /readyz instead.
   const port = await freePort();
-  const child = spawnTracked(process.execPath, [path.join(ROOT, 'src', 'main.ts')], {
+  // As `npm start` runs it: the tracing module first (near-zero cost without an OTLP endpoint).
+  const child = spawnTracked(process.execPath, ['--import', path.join(ROOT, 'src', 'telemetry', 'tracing.ts'), path.join(ROOT, 'src', 'main.ts')], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, HOST: '127.0.0.1', PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -18,6 +18,7 @@ import { measureTarget, SWEEP_PERCENTS, toRunResult, type MeasureContext } from 
 import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.ts';
 import { pgbenchAvailable, runPgbench } from './pgbench.ts';
 import type { Recording } from './platform.ts';
+import { startOtlpSink, type OtlpSink } from './otlp-sink.ts';
 import { killAllChildren, startService } from './processes.ts';
 import { Progress } from './progress.ts';
 import { evaluateTargets, writeReport, type PgbenchResult, type Results, type RunResult, type Sweep } from './report.ts';
@@ -33,6 +34,8 @@ interface Ctx extends MeasureContext {
   servers: Map<DatabaseKind, DatabaseServer>;
   /** Set on a signal or the hard timeout: start nothing new. */
   stopping: boolean;
+  /** The loopback OTLP receiver, when a selected configuration exports spans. */
+  otlp?: OtlpSink;
 }
 
 class Stopping extends Error {}
@@ -55,6 +58,7 @@ function serviceEnv(ctx: Ctx, config: string, databaseUrl: string): Record<strin
     RATE_LIMIT_LOGIN_MAX: '100000000',
     RATE_LIMIT_REGISTER_MAX: '100000000',
     ...CONFIGS[config]!.env,
+    ...(CONFIGS[config]!.otlp && ctx.otlp ? { OTEL_EXPORTER_OTLP_ENDPOINT: ctx.otlp.url } : {}),
   };
 }
 
@@ -147,6 +151,7 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
       const server = ctx.servers.get(CONFIGS[config]!.database)!;
       const db = await server.createRunDatabase();
       try {
+        const exportsBefore = ctx.otlp?.counts().exports ?? 0;
         const service = await startService(serviceEnv(ctx, config, db.url));
         try {
           // The platform replays the first configuration's responses, recorded after its
@@ -172,6 +177,11 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
           if (!alive) ctx.fail(`${name} × ${config}: the service did not answer /healthz after the run:\n${service.logs().slice(-2000)}`);
         } finally {
           await service.stop();
+        }
+        // A tracing configuration that exported nothing measured tracing off: not a result. Checked
+        // after the stop, which flushes the batch exporter (it sends every 5 s otherwise).
+        if (CONFIGS[config]!.otlp && (ctx.otlp?.counts().exports ?? 0) === exportsBefore) {
+          ctx.fail(`${name} × ${config}: no spans reached the OTLP sink`);
         }
       } finally {
         await db.drop();
@@ -345,6 +355,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       killAllChildren('SIGTERM');
       for (const s of ctx.servers.values()) await s.close().catch((e: unknown) => log.warn(`cleanup: ${describe(e)}`));
       ctx.servers.clear();
+      await ctx.otlp?.close();
       await rm(ctx.workDir, { recursive: true, force: true });
     })());
   const abort = (why: string, code: number) => {
@@ -363,6 +374,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   try {
     log.info(`bench: scenarios ${opts.scenarios.join(', ')}; configurations ${opts.configs.join(', ')}; ${opts.durationSec} s per run; output ${path.relative(process.cwd(), outDir) || '.'}`);
+    if (opts.configs.some((c) => CONFIGS[c]!.otlp)) ctx.otlp = await startOtlpSink();
     const skipped = await openDatabases(ctx);
     const active = opts.configs.filter((c) => !skipped.has(c));
     if (active.length === 0) throw new Error('no configuration can run');

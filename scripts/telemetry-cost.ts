@@ -11,14 +11,13 @@
 // --baseline <dir>: also run the service found in <dir> (another checkout, e.g. one without
 // the telemetry wired in) with the same settings, as a fourth configuration.
 import { randomBytes } from 'node:crypto';
-import http from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openEmbedded } from '../bench/databases.ts';
 import { LoadSession } from '../bench/drive.ts';
+import { startOtlpSink } from '../bench/otlp-sink.ts';
 import { freePort } from '../src/db/embedded.ts';
 import { exitWithin, killAllChildren, spawnTracked, tail } from '../bench/processes.ts';
 
@@ -40,24 +39,6 @@ interface Run {
   cpuUsPerRequest: number;
   non2xx: number;
   exports: number;
-}
-
-async function receiver() {
-  let exports = 0;
-  let bytes = 0;
-  const server = http.createServer((req, res) => {
-    req.on('data', (c: Buffer) => (bytes += c.length));
-    req.on('end', () => {
-      exports++;
-      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    counts: () => ({ exports, bytes }),
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
 }
 
 async function start(target: Target, env: Record<string, string>) {
@@ -103,7 +84,7 @@ async function main(): Promise<void> {
   const warmupSec = Number(values.warmup);
   const rounds = Number(values.rounds);
   const connections = Number(values.connections);
-  const sink = await receiver();
+  const sink = await startOtlpSink();
   const otlp = { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio' };
   const targets: Target[] = [
     ...(values.baseline ? [{ name: 'baseline', root: path.resolve(values.baseline), env: {} }] : []),
