@@ -21,6 +21,8 @@ export interface BenchConfig {
   readonly env: Readonly<Record<string, string>>;
   /** Left out of a run without --configs (for slow or niche configurations). */
   readonly optIn?: boolean;
+  /** A file the configuration needs (a library to preload); missing: the configuration is skipped, loudly. */
+  readonly requires?: string;
   /** Export spans over OTLP to the harness's loopback sink (OTEL_EXPORTER_OTLP_ENDPOINT is set to it). */
   readonly otlp?: boolean;
 }
@@ -35,8 +37,26 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
   // --import ./src/telemetry/tracing.ts); these two give it somewhere to send spans.
   'tracing-1pct': { database: 'embedded', env: { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.01' }, otlp: true, description: 'OpenTelemetry on, 1% of traces sampled and exported over OTLP to a loopback sink', optIn: true },
   'tracing-100pct': { database: 'embedded', env: { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '1' }, otlp: true, description: 'OpenTelemetry on, every trace sampled and exported over OTLP to a loopback sink', optIn: true },
+  // Load shedding (--overload compares them at twice the peak rate).
+  'shed-off': { database: 'embedded', env: { SHED: 'off' }, description: 'no load shedding: every request is admitted, however late', optIn: true },
+  'shed-50ms': { database: 'embedded', env: { SHED_MAX_EVENT_LOOP_DELAY_MS: '50' }, description: 'load shedding from 50 ms of event-loop delay (default 200 ms)', optIn: true },
+  // The runtime knobs (`--compare`): V8's young generation, libuv's threadpool, processes.
+  'semi-space-32': { database: 'embedded', env: { NODE_OPTIONS: '--max-semi-space-size=32' }, description: 'V8 young generation semi-spaces of up to 32 MB (fewer scavenges)', optIn: true },
+  'semi-space-64': { database: 'embedded', env: { NODE_OPTIONS: '--max-semi-space-size=64' }, description: 'V8 young generation semi-spaces of up to 64 MB', optIn: true },
+  'threadpool-2': { database: 'embedded', env: { UV_THREADPOOL_SIZE: '2' }, description: 'libuv threadpool of 2 (Argon2 and zlib stream work)', optIn: true },
+  'threadpool-8': { database: 'embedded', env: { UV_THREADPOOL_SIZE: '8' }, description: 'libuv threadpool of 8', optIn: true },
+  // The jemalloc chapter's analog: glibc's malloc gives each thread that allocates (libuv's
+  // threadpool compressing, hashing) an arena of its own, which fragments; fewer arenas, or
+  // jemalloc itself (Debian's libjemalloc2), may hold RSS down.
+  'malloc-arenas-2': { database: 'embedded', env: { MALLOC_ARENA_MAX: '2' }, description: "glibc malloc limited to 2 arenas (MALLOC_ARENA_MAX=2)", optIn: true },
+  jemalloc: { database: 'embedded', env: { LD_PRELOAD: '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2' }, requires: '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2', description: 'jemalloc (Debian libjemalloc2) preloaded instead of glibc malloc', optIn: true },
+  'workers-2-reuseport': { database: 'embedded', env: { WORKERS: '2', WORKERS_MODE: 'reuseport' }, description: 'two worker processes, each binding the port (the kernel spreads connections)', optIn: true },
   'workers-2': { database: 'embedded', env: { WORKERS: '2' }, description: 'two worker processes (the service tree is sampled as a whole)', optIn: true },
 };
+
+/** `npm run bench -- --compare`: each runtime knob against the default, on the scenarios it can move. */
+export const COMPARE_CONFIGS = ['default', 'semi-space-32', 'semi-space-64', 'malloc-arenas-2', 'jemalloc', 'threadpool-2', 'threadpool-8', 'workers-2', 'workers-2-reuseport'] as const;
+export const COMPARE_SCENARIOS = ['read-anon', 'read-auth', 'mixed', 'login'] as const;
 
 /** The name the platform limit (the bare node:http server) has in results, next to the configurations. */
 export const PLATFORM = 'platform';

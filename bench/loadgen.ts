@@ -24,6 +24,8 @@ export interface LoadStep {
   durationSec: number;
   /** Requests per second over all connections, evenly paced (bench/paced.ts); absent: autocannon, as fast as it answers. */
   rate?: number | undefined;
+  /** Paced steps: connections for this step instead of the session's (the overload step opens many). */
+  connections?: number | undefined;
 }
 
 export interface KindStats {
@@ -48,6 +50,8 @@ export interface LoadResult {
   /** Paced runs (the sweep): the rate asked for, and requests still queued or in flight at the end. */
   offeredRate?: number;
   unanswered?: number;
+  /** Paced runs: the latency of the 2xx responses alone (under overload: the admitted requests). */
+  latency2xxMs?: Percentiles;
 }
 
 /** Harness -> generator. */
@@ -85,7 +89,7 @@ async function run(spec: LoadSpec, requests: readonly BenchRequest[], step: Load
     send({ type: 'started' });
     return runPaced(requests, {
       url: spec.url,
-      connections: spec.connections,
+      connections: step.connections ?? spec.connections,
       durationSec: step.durationSec,
       rate: step.rate,
       timeoutSec: spec.timeoutSec,

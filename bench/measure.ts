@@ -2,9 +2,10 @@
 // the peak run, and, with --sweep, the latency at fractions of that peak. Then the verdict: a
 // run with connection errors, timeouts or any non-2xx response is not a result.
 import { LoadSession, type Measurement } from './drive.ts';
+import { gcWindow, readGc, readLag, type GcWindow } from './gc.ts';
 import type { BenchOptions } from './options.ts';
 import type { Progress } from './progress.ts';
-import type { RunResult, SweepPoint } from './report.ts';
+import type { OverloadPoint, RunResult, SweepPoint } from './report.ts';
 
 export const SWEEP_PERCENTS = [10, 25, 50, 75, 100] as const;
 
@@ -13,6 +14,8 @@ export interface Target {
   url: string;
   /** Processes to sample: name -> root pid (`service`, `database`). */
   sample: Record<string, number | undefined>;
+  /** The service has Conduit's /metrics: its GC time over the peak run is read from there. */
+  metrics?: boolean;
 }
 
 export interface MeasureContext {
@@ -28,7 +31,7 @@ export async function measureTarget(
   target: Target,
   connections: number,
   requestsFile: string,
-): Promise<{ peak: Measurement; sweep: SweepPoint[] }> {
+): Promise<{ peak: Measurement; sweep: SweepPoint[]; gc: GcWindow | null; overload: OverloadPoint | null }> {
   const { opts, log } = ctx;
   const session = await LoadSession.open({ url: target.url, connections, requestsFile, engine: opts.engine, workDir: ctx.workDir, sample: target.sample });
   try {
@@ -36,13 +39,16 @@ export async function measureTarget(
       const w = (await session.run({ durationSec: opts.warmupSec }, (n, t) => log.tick(`${target.label} warm-up`, n, t, opts.warmupSec))).result;
       if (w.errors + w.timeouts + w.non2xx > 0) log.warn(`${target.label} warm-up: ${w.errors} errors, ${w.timeouts} timeouts, ${w.non2xx} non-2xx`);
     }
+    const gcBefore = target.metrics ? await readGc(target.url) : null;
     const peak = await session.run({ durationSec: opts.durationSec }, (n, t) => log.tick(target.label, n, t, opts.durationSec));
+    const gcAfter = gcBefore ? await readGc(target.url) : null;
+    const gc = gcBefore && gcAfter ? gcWindow(gcBefore, gcAfter, peak.result.durationSec) : null;
     const r = peak.result;
     const svc = peak.usage.service;
     log.info(
       `${target.label}: ${Math.round(r.requestsPerSec).toLocaleString('en-US')} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms` +
         `${svc ? `, CPU ${svc.cpuPercent}%, RSS ${svc.rssPeakMB} MB` : ''}${peak.usage.database ? `, DB CPU ${peak.usage.database.cpuPercent}%` : ''}` +
-        `${peak.usage.loadgen ? `, load gen CPU ${peak.usage.loadgen.cpuPercent}%` : ''}`,
+        `${peak.usage.loadgen ? `, load gen CPU ${peak.usage.loadgen.cpuPercent}%` : ''}${gc ? `, GC ${gc.percent}% (p99 pause ≤ ${gc.p99Ms} ms)` : ''}`,
     );
     const sweep: SweepPoint[] = [];
     if (opts.sweep) {
@@ -68,14 +74,44 @@ export async function measureTarget(
         if (x.errors + x.timeouts + x.non2xx > 0) ctx.fail(`${label}: ${x.errors} errors, ${x.timeouts} timeouts, ${x.non2xx} non-2xx ${JSON.stringify(x.statusCodes)}`);
       }
     }
-    return { peak, sweep };
+    let overload: OverloadPoint | null = null;
+    if (opts.overload && target.metrics) {
+      const rate = Math.max(1, Math.round(r.requestsPerSec * 2));
+      const label = `${target.label} overload 200% (${rate} req/s, ${opts.overloadConnections} connections)`;
+      const lagBefore = await readLag(target.url);
+      const m = await session.run({ durationSec: opts.sweepDurationSec, rate, connections: opts.overloadConnections }, (n, t) => log.tick(label, n, t, opts.sweepDurationSec));
+      const lag = lagBefore ? await readLag(target.url) : null;
+      const x = m.result;
+      const shed = x.statusCodes['503'] ?? 0;
+      overload = {
+        offeredRate: rate,
+        connections: opts.overloadConnections,
+        answeredPerSec: x.requestsPerSec,
+        admittedPerSec: Math.round(((x.responses - x.non2xx) / x.durationSec) * 10) / 10,
+        admittedLatencyMs: x.latency2xxMs ?? null,
+        refused503: shed,
+        otherNon2xx: x.non2xx - shed,
+        errors: x.errors,
+        timeouts: x.timeouts,
+        unanswered: x.unanswered ?? 0,
+        eventLoopLagMs: lag,
+        service: m.usage.service ?? null,
+      };
+      // Refusals are the point here, not failures: reported, never counted against the run.
+      log.info(
+        `${label}: admitted ${overload.admittedPerSec} req/s, p50 ${overload.admittedLatencyMs?.p50} ms, p99 ${overload.admittedLatencyMs?.p99} ms; ` +
+          `503 ${shed}, other non-2xx ${overload.otherNon2xx}, errors ${x.errors}, timeouts ${x.timeouts}, unanswered ${overload.unanswered}` +
+          `${lag ? `; event-loop lag mean ${lag.mean} ms, max ${lag.max} ms` : ''}`,
+      );
+    }
+    return { peak, sweep, gc, overload };
   } finally {
     await session.close();
   }
 }
 
 /** The peak measurement as a result row; reports (loudly) whatever makes it not a result. */
-export function toRunResult(ctx: MeasureContext, scenario: string, config: string, connections: number, m: Measurement, logs?: () => string): RunResult {
+export function toRunResult(ctx: MeasureContext, scenario: string, config: string, connections: number, m: Measurement, logs?: () => string, gc: GcWindow | null = null): RunResult {
   const r = m.result;
   const problems: string[] = [];
   if (r.errors) problems.push(`${r.errors} connection errors`);
@@ -113,6 +149,7 @@ export function toRunResult(ctx: MeasureContext, scenario: string, config: strin
     service: m.usage.service ?? null,
     database: m.usage.database ?? null,
     loadgen: m.usage.loadgen ?? null,
+    gc,
     ratioToPlatform: null,
     loadgenBound,
     ok: problems.length === 0,

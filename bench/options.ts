@@ -1,6 +1,6 @@
 // The command line of `npm run bench`.
 import { parseArgs } from 'node:util';
-import { selectConfigs } from './configs.ts';
+import { COMPARE_CONFIGS, COMPARE_SCENARIOS, selectConfigs } from './configs.ts';
 import type { Engine } from './drive.ts';
 import { SCENARIOS, selectScenarios } from './scenarios.ts';
 import { wrkPath } from './wrk.ts';
@@ -8,6 +8,10 @@ import { wrkPath } from './wrk.ts';
 export const USAGE = `usage: npm run bench -- [options]
 
   --quick                 small data set (100 users, 1,000 articles) and short runs (3 s)
+  --compare               the runtime knobs side by side: default, semi-space-32/64 (V8 young
+                          generation), malloc-arenas-2 and jemalloc (the allocator), threadpool-2/8,
+                          workers-2 (cluster and reuseport) on
+                          read-anon, read-auth, mixed and login (--configs/--scenarios override)
   --scenarios a,b         scenarios to run (default: ${Object.values(SCENARIOS).filter((s) => s.inDefaultRun).map((s) => s.name).join(',')};
                           also: ${Object.values(SCENARIOS).filter((s) => !s.inDefaultRun).map((s) => s.name).join(', ')})
   --configs a,b           configurations compared side by side (default: all in bench/configs.ts)
@@ -16,6 +20,10 @@ export const USAGE = `usage: npm run bench -- [options]
   --connections <n>       concurrent connections (default 50)
   --sweep                 also a rate sweep: latency at 10/25/50/75/100% of each run's peak
   --sweep-duration <s>    seconds per sweep step (default: a third of --duration, at least 3)
+  --overload              also twice each configuration's peak rate, open loop, over many
+                          connections: admitted throughput and latency, 503s (shedding), event-loop
+                          delay; compare with --configs default,shed-off
+  --overload-connections <n>  connections of the overload step (default 400)
   --pgbench               also run pgbench with the list query (adds the \`list\` scenario)
   --loadgen <engine>      wrk or autocannon; default: wrk when on PATH (it needs several times
                           less CPU, which the service and database then get), else autocannon
@@ -39,6 +47,8 @@ export interface BenchOptions {
   warmupSec: number;
   connections: number;
   sweep: boolean;
+  overload: boolean;
+  overloadConnections: number;
   sweepDurationSec: number;
   pgbench: boolean;
   engine: Engine;
@@ -79,12 +89,15 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
       allowPositionals: false,
       options: {
         quick: { type: 'boolean' },
+        compare: { type: 'boolean' },
         scenarios: { type: 'string' },
         configs: { type: 'string' },
         duration: { type: 'string' },
         warmup: { type: 'string' },
         connections: { type: 'string' },
         sweep: { type: 'boolean' },
+        overload: { type: 'boolean' },
+        'overload-connections': { type: 'string' },
         'sweep-duration': { type: 'string' },
         pgbench: { type: 'boolean' },
         loadgen: { type: 'string' },
@@ -115,9 +128,10 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
   let scenarios: string[];
   let configs: string[];
   try {
-    scenarios = selectScenarios(list(values.scenarios)).map((s) => s.name);
+    const compare = values.compare ?? false;
+    scenarios = selectScenarios(list(values.scenarios) ?? (compare ? [...COMPARE_SCENARIOS] : undefined)).map((s) => s.name);
     if (pgbench && !scenarios.includes('list')) scenarios.push('list');
-    configs = selectConfigs(list(values.configs));
+    configs = selectConfigs(list(values.configs) ?? (compare ? [...COMPARE_CONFIGS] : undefined));
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -135,6 +149,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     warmupSec: num(values.warmup, 'warmup', 0) ?? (quick ? 1 : 3),
     connections: Math.max(1, int('connections') ?? 50),
     sweep: values.sweep ?? false,
+    overload: values.overload ?? false,
+    overloadConnections: Math.max(1, int('overload-connections') ?? 400),
     sweepDurationSec: num(values['sweep-duration'], 'sweep-duration', 0.5) ?? Math.max(3, Math.round(durationSec / 3)),
     pgbench,
     engine,

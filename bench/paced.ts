@@ -152,6 +152,7 @@ export async function runPaced(requests: readonly BenchRequest[], spec: PacedSpe
   });
 
   const all = new Histogram();
+  const ok = new Histogram();
   const byKind = new Map<string, { h: Histogram; non2xx: number }>();
   const statusCodes: Record<string, number> = {};
   let responses = 0;
@@ -174,6 +175,7 @@ export async function runPaced(requests: readonly BenchRequest[], spec: PacedSpe
       statusCodes[status] = (statusCodes[status] ?? 0) + 1;
       const bad = status < 200 || status > 299;
       if (bad) non2xx++;
+      else ok.record(us);
       const kind = requests[p.index % requests.length]!.kind;
       let k = byKind.get(kind);
       if (!k) byKind.set(kind, (k = { h: new Histogram(), non2xx: 0 }));
@@ -257,5 +259,6 @@ export async function runPaced(requests: readonly BenchRequest[], spec: PacedSpe
     bytesPerSec: 0,
     offeredRate: spec.rate,
     unanswered,
+    latency2xxMs: ok.percentilesMs(),
   };
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { CONFIGS, PLATFORM, type DatabaseKind } from './configs.ts';
 import type { Percentiles } from './histogram.ts';
 import type { KindStats } from './loadgen.ts';
+import type { GcWindow } from './gc.ts';
 import type { Usage } from './processes.ts';
 import { colors, groupedBars, latencyRanges, linePanels, type Line } from './svg.ts';
 
@@ -28,12 +29,35 @@ export interface RunResult {
   /** The PostgreSQL server's processes (all of them: other databases on it count too). */
   database: Usage | null;
   loadgen: Usage | null;
+  /** The service's garbage collection over the peak run (from its /metrics); null for the platform. */
+  gc?: GcWindow | null;
+  /** With --overload: the service at twice its peak rate. */
+  overload?: OverloadPoint | null;
   /** requestsPerSec / the platform limit's requestsPerSec for the same scenario. */
   ratioToPlatform: number | null;
   /** The load generator used ≥ 90% of a core: the throughput is (also) its limit. */
   loadgenBound: boolean;
   ok: boolean;
   problems: string[];
+}
+
+/** --overload: twice the peak rate offered, open loop, over many connections. */
+export interface OverloadPoint {
+  offeredRate: number;
+  connections: number;
+  answeredPerSec: number;
+  /** 2xx responses per second: the work actually done. */
+  admittedPerSec: number;
+  admittedLatencyMs: Percentiles | null;
+  /** 503s: shed, or refused by the pool or the hashing queue. */
+  refused503: number;
+  otherNon2xx: number;
+  errors: number;
+  timeouts: number;
+  unanswered: number;
+  /** The service's event-loop delay over the step (its /metrics), ms. */
+  eventLoopLagMs: { mean: number; p99: number; max: number } | null;
+  service: Usage | null;
 }
 
 export interface SweepPoint {
@@ -211,14 +235,15 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
   for (const c of r.configs.filter((x) => x.skipped)) lines.push(`> ⚠ configuration \`${c.name}\` skipped: ${c.skipped}`, '');
 
   lines.push('## Throughput and latency', '');
-  lines.push('| scenario | config | req/s | × platform | p50 ms | p90 ms | p99 ms | max ms | errors | non-2xx | timeouts | service CPU | service RSS | DB CPU | load gen CPU |');
-  lines.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
+  lines.push('| scenario | config | req/s | × platform | p50 ms | p90 ms | p99 ms | max ms | errors | non-2xx | timeouts | service CPU | service RSS | GC | DB CPU | load gen CPU |');
+  lines.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
   for (const x of r.runs) {
     const bad = (v: number) => (v > 0 ? `**${v} ❌**` : '0');
     lines.push(
       `| ${x.scenario} | ${x.config === PLATFORM ? '_platform limit_' : x.config}${x.ok ? '' : ' ❌'} | ${n0(x.requestsPerSec)} | ${x.ratioToPlatform === null ? '' : x.ratioToPlatform.toFixed(2)} | ` +
         `${ms(x.latencyMs.p50)} | ${ms(x.latencyMs.p90)} | ${ms(x.latencyMs.p99)} | ${ms(x.latencyMs.max)} | ${bad(x.errors)} | ${bad(x.non2xx)} | ${bad(x.timeouts)} | ` +
         `${x.service ? `${x.service.cpuPercent.toFixed(0)}%` : ''} | ${x.service ? `${x.service.rssPeakMB.toFixed(0)} MB` : ''} | ` +
+        `${x.gc ? `${x.gc.percent.toFixed(1)}%, p99 ≤ ${x.gc.p99Ms} ms` : ''} | ` +
         `${x.database ? `${x.database.cpuPercent.toFixed(0)}%` : ''} | ${x.loadgen ? `${x.loadgen.cpuPercent.toFixed(0)}%${x.loadgenBound ? ' ⚠' : ''}` : ''} |`,
     );
   }
@@ -251,6 +276,29 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
             `${p.loadgen ? `${p.loadgen.cpuPercent.toFixed(0)}%${p.loadgen.cpuPercent >= 90 ? ' ⚠' : ''}` : ''} |`,
         );
       }
+    }
+    lines.push('');
+  }
+
+  const overloads = r.runs.filter((x) => x.overload);
+  if (overloads.length) {
+    lines.push('## Twice the peak rate (--overload)', '');
+    lines.push(
+      'Each configuration offered 2 × its own peak rate, open loop (bench/paced.ts), over many connections. "Admitted" are the 2xx ' +
+        'responses and their latency (counted from when each request was due); 503 are refusals (shedding, pool or hashing queue); ' +
+        'unanswered were still queued or in flight at the end. Event-loop lag is the service\'s own, over the step.',
+      '',
+    );
+    lines.push('| scenario | config | offered req/s | connections | admitted req/s | admitted p50 ms | admitted p99 ms | admitted max ms | 503 | other non-2xx | errors + timeouts | unanswered | loop lag mean / max ms | service RSS |');
+    lines.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
+    for (const x of overloads) {
+      const o = x.overload!;
+      const l = o.admittedLatencyMs;
+      lines.push(
+        `| ${x.scenario} | ${x.config} | ${n0(o.offeredRate)} | ${o.connections} | ${n0(o.admittedPerSec)} | ${l ? ms(l.p50) : ''} | ${l ? ms(l.p99) : ''} | ${l ? ms(l.max) : ''} | ` +
+          `${o.refused503} | ${o.otherNon2xx} | ${o.errors + o.timeouts} | ${o.unanswered} | ${o.eventLoopLagMs ? `${o.eventLoopLagMs.mean} / ${o.eventLoopLagMs.max}` : ''} | ` +
+          `${o.service ? `${o.service.rssPeakMB.toFixed(0)} MB` : ''} |`,
+      );
     }
     lines.push('');
   }

@@ -7,6 +7,7 @@
 //
 //   npm run bench -- --help
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -165,12 +166,13 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
             for (const b of rec.bad.slice(0, 5)) log.error(`${name}: ${b.req.method} ${b.req.path} answered ${b.status}: ${b.body}`);
             if (rec.bad.length) ctx.fail(`${name}: ${rec.bad.length} of ${recordings.length} recorded responses were not 2xx`);
           };
-          const target = { label: `${name} × ${config}`, url: service.url, sample: { service: service.pid, database: server.postmasterPid } };
+          const target = { label: `${name} × ${config}`, url: service.url, sample: { service: service.pid, database: server.postmasterPid }, metrics: true };
           // The pool opens connections as load needs them: renice new backends as they come.
           const renicing = server.kind === 'external' && opts.nice !== undefined ? setInterval(() => void reniceBackends(ctx, server, db.name), 1000) : undefined;
           const m = await measureTarget(ctx, target, connections, requestsFile).finally(() => clearInterval(renicing));
           await recordOnce();
-          const run = toRunResult(ctx, name, config, connections, m.peak, service.logs);
+          const run = toRunResult(ctx, name, config, connections, m.peak, service.logs, m.gc);
+          run.overload = m.overload;
           runs.push(run);
           if (m.sweep.length) sweeps.push({ scenario: name, config, peakRequestsPerSec: run.requestsPerSec, points: m.sweep });
           const alive = await fetch(`${service.url}/healthz`, { signal: AbortSignal.timeout(5000) }).then((r) => r.ok, () => false);
@@ -284,7 +286,7 @@ function commandLine(argv: readonly string[]): string {
 
 /** A generous upper bound of the run's length, for the hard timeout. */
 function budgetSec(o: BenchOptions): number {
-  const perRun = o.warmupSec + o.durationSec + 20 + (o.sweep ? SWEEP_PERCENTS.length * (o.sweepDurationSec + 2) : 0);
+  const perRun = o.warmupSec + o.durationSec + 20 + (o.sweep ? SWEEP_PERCENTS.length * (o.sweepDurationSec + 2) : 0) + (o.overload ? o.sweepDurationSec + 15 : 0);
   const seeding = 60 + (o.dataset.articles / 10_000) * 120;
   const total = seeding * 2 + o.scenarios.length * (o.configs.length + 1) * perRun + (o.pgbench ? 4 * (o.durationSec + 10) : 0);
   return Math.round(2 * total + 300);
@@ -376,6 +378,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     log.info(`bench: scenarios ${opts.scenarios.join(', ')}; configurations ${opts.configs.join(', ')}; ${opts.durationSec} s per run; output ${path.relative(process.cwd(), outDir) || '.'}`);
     if (opts.configs.some((c) => CONFIGS[c]!.otlp)) ctx.otlp = await startOtlpSink();
     const skipped = await openDatabases(ctx);
+    for (const c of opts.configs) {
+      const needs = CONFIGS[c]!.requires;
+      if (needs && !existsSync(needs)) {
+        skipped.set(c, `${needs} is missing`);
+        log.error(`SKIPPING configuration ${c}: ${needs} is missing (for jemalloc: apt-get install libjemalloc2)`);
+      }
+    }
     const active = opts.configs.filter((c) => !skipped.has(c));
     if (active.length === 0) throw new Error('no configuration can run');
     const primary = ctx.servers.get(CONFIGS[active[0]!]!.database)!;

@@ -141,7 +141,7 @@ async function admin(service: ServiceHandle, token: string, what: string, timeou
 }
 
 /** Where telemetry's own code is (flamegraph.ts locations: `pkg/file` for dependencies). */
-const TELEMETRY_CODE = /^(@opentelemetry\/|@fastify\/otel\/|prom-client\/|import-in-the-middle\/|require-in-the-middle\/|src\/telemetry\/)/;
+const TELEMETRY_CODE = /^(@opentelemetry\/|prom-client\/|import-in-the-middle\/|require-in-the-middle\/|src\/telemetry\/)/;
 
 /** The share of the busy samples spent in telemetry's own code (not in what it calls back). */
 export function telemetryShare(tree: Frame): number {
@@ -243,11 +243,16 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
         }
         const cpuUnit = { kind: 'samples' as const, msPerSample: msPerSample(cpuProfile) };
         const telemetry = telemetryShare(cpuTree(cpuProfile));
+        // The heap profile samples every allocation of the window, collected or not (profiler.ts),
+        // so its total estimates the bytes allocated; the load's count is over the same window.
+        const allocated = heapTree(heapProfile).total;
+        const responses = load.requestsPerSec * opts.durationSec;
         const summary = [
           `scenario ${opts.scenario}, ${connections} connections, ${opts.durationSec} s profiled after ${opts.warmupSec} s of warm-up`,
           `data set: ${opts.users} users, ${opts.articles} articles (seed ${opts.seed})${Object.keys(opts.env).length ? `; service env: ${Object.entries(opts.env).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`,
           `throughput ${Math.round(load.requestsPerSec)} req/s, p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, non-2xx ${load.non2xx}, errors ${load.errors}`,
-          `CPU in telemetry code (OpenTelemetry, @fastify/otel, prom-client, src/telemetry; self time): ${(telemetry * 100).toFixed(1)}% of the busy samples`,
+          `CPU in telemetry code (OpenTelemetry, prom-client, src/telemetry; self time): ${(telemetry * 100).toFixed(1)}% of the busy samples`,
+          `allocated: ${(allocated / 2 ** 20).toFixed(0)} MiB in the window, ${responses > 0 ? (allocated / responses / 1024).toFixed(1) : '?'} KiB per response (sampled heap profile)`,
           '',
           'top functions by self CPU time:',
           topTable(topSelf(cpuTree(cpuProfile), 20), cpuUnit),

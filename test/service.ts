@@ -50,6 +50,13 @@ export async function startService(env: Record<string, string>, timeoutMs = 30_0
     }
     const exitCode = await Promise.race([s.exited, new Promise<'running'>((r) => setTimeout(r, 50, 'running'))]);
     if (exitCode !== 'running') throw new Error(`service exited with ${exitCode}; stderr: ${s.stderr()}`);
+    if (env.PORT && env.PORT !== '0') {
+      // A fixed port (and perhaps LOG_LEVEL=warn, which leaves out the "listening" line): ready
+      // when /readyz says so.
+      const ready = await fetch(`http://127.0.0.1:${env.PORT}/readyz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+      if (ready) port = Number(env.PORT);
+      continue;
+    }
     const line = s.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at http://127.0.0.1:'));
     if (line) port = Number(/:(\d+)$/.exec(line.msg as string)?.[1]);
   }

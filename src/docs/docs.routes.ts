@@ -8,8 +8,8 @@
 // before any hook the plugin's own context could add), it would serve the document a second time
 // under /docs/json, and its own CSP (`staticCSP`) allows any https: style and upgrades requests.
 //
-// The page's Content-Security-Policy (DOCS_CSP) is set on GET /docs alone, through the route-level
-// override @fastify/helmet offers; every other response keeps the API's `default-src 'none'`.
+// The page's Content-Security-Policy (DOCS_CSP) is set on GET /docs alone, replacing the API's
+// `default-src 'none'` that every other response keeps (src/http/security.ts).
 import { Negotiator } from '@fastify/accept-negotiator';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createHash } from 'node:crypto';
@@ -20,6 +20,7 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { Config } from '../config.ts';
 import type { App } from '../context.ts';
+import { contentSecurityPolicy } from '../http/security.ts';
 
 export const DOCS_PATH = '/docs';
 const ASSETS_PATH = `${DOCS_PATH}/assets`;
@@ -158,6 +159,7 @@ async function buildSite(): Promise<Site> {
 }
 
 export function registerDocsRoutes(app: App, config: Pick<Config, 'compression' | 'compressionThresholdBytes'>): void {
+  const docsCsp = contentSecurityPolicy(DOCS_CSP);
   // Read from disk on the first request, not at start-up: most processes never serve the page.
   let site: Promise<Site> | undefined;
   const loadSite = () => (site ??= buildSite().catch((err: unknown) => {
@@ -201,15 +203,15 @@ export function registerDocsRoutes(app: App, config: Pick<Config, 'compression' 
   // a refusal of any one of the files a page load fetches leaves a half-drawn page. So neither
   // load shedding nor the rate limit counts them; the API calls made from the page are counted
   // like any other. The OpenAPI document itself is /api/openapi.json (app.ts).
-  // A new object for each route: plugins' onRoute hooks write into a route's config (@fastify/helmet
-  // puts the route's own policy there), and a shared one gave the files the page's policy.
+  // A new object for each route: plugins' onRoute hooks may write into a route's config.
   const routeConfig = () => ({ rateLimit: false, neverShed: true }) as const;
 
   app.get(DOCS_PATH, {
     schema: { hide: true },
     config: routeConfig(),
-    helmet: { contentSecurityPolicy: { useDefaults: false, directives: DOCS_CSP } },
   }, async (request, reply) => {
+    // The page's own policy replaces the API's `default-src 'none'` (set by the onRequest hook).
+    void reply.header('content-security-policy', docsCsp);
     const { page, assets } = await loadSite();
     // The browser asks for the page's files next: start compressing them for it now (once per
     // process and encoding), not when each request comes.

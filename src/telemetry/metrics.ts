@@ -174,6 +174,24 @@ export function registerMetrics(app: App, ctx: AppContext, opts: { route: boolea
         this.inc({ result: 'coalesced' }, cache.stats.coalesced);
       },
     });
+    // The shared Redis tier (REDIS_URL): consulted on an in-process miss. Errors include
+    // timeouts (CACHE_REDIS_TIMEOUT_MS) and calls skipped while Redis is down; each one is a
+    // request that went to PostgreSQL instead.
+    if (ctx.config.cacheRedis) {
+      new Counter({
+        name: 'conduit_cache_redis_requests_total',
+        help: 'Redis cache-tier lookups after an in-process miss, by result: hit, miss, error (timed out or Redis down: served from PostgreSQL).',
+        labelNames: ['result'],
+        registers,
+        collect() {
+          this.reset();
+          this.inc({ result: 'hit' }, cache.stats.redisHits);
+          this.inc({ result: 'miss' }, cache.stats.redisMisses);
+          this.inc({ result: 'error' }, cache.stats.redisErrors);
+        },
+      });
+      counter('conduit_cache_redis_stores_total', 'Entries written to the Redis cache tier.', () => cache.stats.redisStores);
+    }
     counter('conduit_cache_evictions_total', 'Entries evicted to stay within CACHE_MAX_BYTES (not expiries or invalidations).', () => cache.stats.evictions);
     counter('conduit_cache_invalidations_total', 'Tags invalidated by writes, here and from other processes.', () => cache.stats.invalidations);
     counter('conduit_cache_raced_loads_total', 'Loads answered but not stored because a write invalidated them meanwhile.', () => cache.stats.raced);

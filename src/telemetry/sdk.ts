@@ -3,11 +3,11 @@
 //
 // The lighter parts rather than @opentelemetry/sdk-node (which brings metrics, logs and gRPC
 // exporters this service does not use): a tracer provider, the W3C trace-context propagator,
-// an OTLP/HTTP (protobuf) exporter behind a batch processor, and three instrumentations:
+// an OTLP/HTTP (protobuf) exporter behind a batch processor, and two instrumentations:
 //   - pg (every query and pool checkout becomes a span; statements have $n placeholders, the
 //     parameter values are never recorded),
-//   - ioredis (rate-limit counters and the shared cache tier),
-//   - @fastify/otel (the request span; registered by buildApp through spans.ts).
+//   - ioredis (rate-limit counters and the shared cache tier).
+// The request span is the application's own (http-tracing.ts, which says why).
 //
 // ESM: `import pg from 'pg'` in an ES module does not go through require(), so the require
 // hook alone never sees pg. import-in-the-middle's loader hook (the synchronous, in-thread one:
@@ -32,13 +32,9 @@ import {
   type Sampler,
   type SpanExporter,
 } from '@opentelemetry/sdk-trace';
-import { FastifyOtelInstrumentation } from '@fastify/otel';
 import { register as registerImportHooks } from 'import-in-the-middle/register-hooks.mjs';
 import type { TracingSettings } from '../config.ts';
 import { markTracingStarted } from './spans.ts';
-
-/** Paths whose requests are not traced: probes and scrapes, every few seconds, say nothing. */
-const UNTRACED = ['/healthz', '/readyz', '/metrics', '/admin/'];
 
 export interface StartOptions {
   /** Where spans go; default: OTLP over HTTP to OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT. */
@@ -85,20 +81,6 @@ export function startTracing(settings: TracingSettings, opts: StartOptions = {})
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);
 
-  const fastify = new FastifyOtelInstrumentation({
-    // The request span and the business-operation span (http-tracing.ts) tell the story; a
-    // span per hook (auth, rate limit, compression, helmet...) would triple the volume.
-    instrumentHooks: false,
-    instrumentHandler: false,
-    ignorePaths: (route: { url: string }) => UNTRACED.some((p) => route.url.startsWith(p)),
-    requestHook: (span, request) => {
-      const route = request.routeOptions.url;
-      // HTTP semantic conventions: "{method} {route}". The raw path is replaced by the route
-      // template: paths carry usernames and slugs, and a span must not hold personal data.
-      span.updateName(route ? `${request.method} ${route}` : request.method);
-      span.setAttribute('url.path', route ?? '(unmatched)');
-    },
-  });
   registerInstrumentations({
     tracerProvider: provider,
     instrumentations: [
@@ -112,12 +94,10 @@ export function startTracing(settings: TracingSettings, opts: StartOptions = {})
         },
       }),
       new IORedisInstrumentation({ requireParentSpan: true }),
-      fastify,
     ],
   });
 
   markTracingStarted({
-    plugin: fastify.plugin(),
     shutdown: () => provider.shutdown(),
   });
 }

@@ -5,11 +5,8 @@
 //
 // The state is per process, like OpenTelemetry's own global tracer provider it mirrors.
 import { context, SpanStatusCode, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
-import type { FastifyPluginCallback } from 'fastify';
 
 interface TracingState {
-  /** The @fastify/otel plugin, bound to the started provider. */
-  plugin: FastifyPluginCallback;
   /** Exports the spans still buffered and stops the SDK. */
   shutdown: () => Promise<void>;
 }
@@ -24,10 +21,6 @@ export function markTracingStarted(s: TracingState): void {
 /** Tracing was started in this process (`node --import ./src/telemetry/tracing.ts`, or a test). */
 export function tracingActive(): boolean {
   return state !== undefined;
-}
-
-export function fastifyOtelPlugin(): FastifyPluginCallback | undefined {
-  return state?.plugin;
 }
 
 /** Flushes buffered spans and stops the SDK; a no-op when tracing is off. */

@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { freePort } from '../../src/db/embedded.ts';
 import { Client, createDatabase, createTestAppOn, type ArticleJson, type TestApp } from '../harness.ts';
+import { parsePrometheus } from '../prometheus.ts';
 import { RedisTier } from '../../src/cache/redis-tier.ts';
 import { ResponseCache, type Entry } from '../../src/cache/response-cache.ts';
 
@@ -154,6 +155,10 @@ describe('the shared Redis tier', () => {
     assert.deepEqual(fresh, first, 'the same bytes and ETags as the instance that loaded them');
     assert.equal(b.ctx.cache!.stats.redisHits, urls.length);
     assert.equal(b.ctx.cache!.stats.redisMisses, 0);
+    // And an operator sees it: the tier's counters are exported.
+    const metrics = parsePrometheus((await b.app.inject({ method: 'GET', url: '/metrics' })).body).samples;
+    const redisLookups = (result: string) => metrics.find((m) => m.name === 'conduit_cache_redis_requests_total' && m.labels.result === result)?.value;
+    assert.deepEqual([redisLookups('hit'), redisLookups('miss'), redisLookups('error')], [urls.length, 0, 0]);
     // Now in b's own cache: the next reads do not even ask Redis.
     for (const url of urls) await get(b, url);
     assert.equal(b.ctx.cache!.stats.hits, urls.length);

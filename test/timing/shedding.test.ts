@@ -1,12 +1,15 @@
 // Load shedding (src/http/load-shedding.ts) over real sockets: while the event loop is saturated,
 // API requests get a fast 503 in the error shape and probes still answer; once the loop is calm
 // again, requests are served. Then the real process driven well past capacity on loopback for a
-// few seconds: it sheds instead of failing, its memory stays bounded, and it recovers.
+// few seconds: it sheds instead of failing, admitted requests stay bounded, its memory stays
+// bounded, and it recovers.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import type { IncomingHttpHeaders } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import autocannon from 'autocannon';
 import { seed } from '../../scripts/seed.ts';
+import { freePort } from '../../src/db/embedded.ts';
 import { createPool } from '../../src/db/pool.ts';
 import { createDatabase, createTestApp, TEST_JWT_SECRET, type TestApp } from '../harness.ts';
 import { startService, type Service } from '../service.ts';
@@ -102,7 +105,12 @@ async function rssMb(pid: number): Promise<number> {
   return kb / 1024;
 }
 
-describe('the real process driven past capacity (SHED on, 200 connections, 5 s)', () => {
+// Driven past capacity by pipelining rather than by connection count alone: 100 connections with
+// 10 requests each in flight keep ~1,000 requests queued at the process, so every turn of its
+// event loop has far more work than 10 ms whatever the machine's speed. (An earlier version
+// used 200 plain connections and a 20 ms threshold: on a quiet machine the service kept up and
+// never shed, on a loaded one the load generator starved: neither proved anything.)
+describe('the real process driven past capacity (SHED on, 100 connections × 10 pipelined, 5 s)', () => {
   let drop: () => Promise<void>;
   let s: Service;
   before(async () => {
@@ -118,10 +126,13 @@ describe('the real process driven past capacity (SHED on, 200 connections, 5 s)'
       DATABASE_URL: db.url,
       JWT_SECRET: TEST_JWT_SECRET,
       SHED: 'on',
-      // Low, so that this machine's capacity is crossed for certain at 200 connections.
-      SHED_MAX_EVENT_LOOP_DELAY_MS: '20',
+      SHED_MAX_EVENT_LOOP_DELAY_MS: '10',
       // One client address sends everything: the per-IP limit would answer 429 instead.
       RATE_LIMIT: 'off',
+      // A request line per request would make the log, not the load, the subject; with a fixed
+      // port the harness waits for /readyz instead of the "listening" line.
+      LOG_LEVEL: 'warn',
+      PORT: String(await freePort()),
     });
   });
   after(async () => {
@@ -129,56 +140,72 @@ describe('the real process driven past capacity (SHED on, 200 connections, 5 s)'
     await drop();
   });
 
-  test('excess requests are shed with 503, nothing else fails, RSS stays under 300 MB, and it recovers', async (ctx) => {
+  test('excess requests are shed with a fast 503, admitted ones keep bounded latency, RSS stays bounded, and it recovers', async (ctx) => {
     const pid = s.proc.pid!;
     const rssBefore = await rssMb(pid);
     let rssMax = rssBefore;
     const sampler = setInterval(() => {
       void rssMb(pid).then((mb) => (rssMax = Math.max(rssMax, mb)), () => undefined);
     }, 200);
-    const bodies = { shed: 0, otherServiceUnavailable: 0, other: 0 };
+    const bodies = { shed: 0, otherRefusal: 0, badRefusal: 0, other: 0 };
+    const admittedMs: number[] = [];
+    const paths = ['/api/articles', '/api/articles?limit=5&offset=20', '/api/tags', '/api/articles?tag=tag1'];
     let result: autocannon.Result;
     try {
-      result = await autocannon({
-        url: `${s.url}/api/articles`,
-        connections: 200,
+      const options: autocannon.Options = {
+        url: s.url,
+        connections: 100,
+        pipelining: 10,
         duration: 5,
         timeout: 10,
-        requests: [
-          {
-            method: 'GET',
-            path: '/api/articles',
-            onResponse: (status, body) => {
-              if (status === 200) return;
-              if (status === 503 && body.includes('is overloaded')) bodies.shed++;
-              else if (status === 503) bodies.otherServiceUnavailable++;
-              else bodies.other++;
-            },
+        requests: paths.map((path) => ({
+          method: 'GET' as const,
+          path,
+          onResponse: (status: number, body: string, _context: object, headers: IncomingHttpHeaders | undefined) => {
+            if (status === 200) return;
+            if (status !== 503) return void bodies.other++;
+            // Every refusal is in the error shape with Retry-After, whatever refused it (the
+            // shedder, or the pool's acquire timeout when the database is the queue).
+            if (headers?.['retry-after'] !== '1' || !body.startsWith('{"errors":')) bodies.badRefusal++;
+            else if (body.includes('is overloaded')) bodies.shed++;
+            else bodies.otherRefusal++;
           },
-        ],
+        })),
+      };
+      result = await new Promise<autocannon.Result>((resolve, reject) => {
+        const instance = autocannon(options, (err: unknown, res: autocannon.Result) => (err ? reject(err instanceof Error ? err : new Error('autocannon failed', { cause: err })) : resolve(res)));
+        // Per response, with its latency: the admitted requests' own distribution.
+        instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
+          if (status === 200) admittedMs.push(ms);
+        });
       });
     } finally {
       clearInterval(sampler);
     }
-    // Drop this run's request log lines from memory: tens of thousands of them.
-    s.logs.length = 0;
     const codes = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, v]) => [code, v.count ?? 0]));
+    admittedMs.sort((a, b) => a - b);
+    const admittedP99 = admittedMs[Math.floor(admittedMs.length * 0.99)] ?? NaN;
     ctx.diagnostic(
-      `${result.requests.total} requests in ${result.duration} s: status ${JSON.stringify(codes)}, ` +
-        `errors ${result.errors}, timeouts ${result.timeouts}; latency p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, ` +
-        `max ${result.latency.max} ms; RSS ${rssBefore.toFixed(0)} -> max ${rssMax.toFixed(0)} MB`,
+      `${result.requests.total} requests in ${result.duration} s: status ${JSON.stringify(codes)} (${JSON.stringify(bodies)}), ` +
+        `errors ${result.errors}, timeouts ${result.timeouts}; all: p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, max ${result.latency.max} ms; ` +
+        `admitted: p50 ${admittedMs[Math.floor(admittedMs.length / 2)]} ms, p99 ${admittedP99} ms; RSS ${rssBefore.toFixed(0)} -> max ${rssMax.toFixed(0)} MB`,
     );
 
     assert.ok(bodies.shed > 0, 'some requests were shed');
     assert.ok((codes['200'] ?? 0) > 0, 'some requests were admitted');
     assert.equal(result.errors, 0, 'no connection errors');
     assert.equal(result.timeouts, 0, 'no timeouts');
-    assert.deepEqual(Object.keys(codes).sort(), ['200', '503']);
-    assert.deepEqual({ otherServiceUnavailable: bodies.otherServiceUnavailable, other: bodies.other }, { otherServiceUnavailable: 0, other: 0 });
+    assert.deepEqual({ badRefusal: bodies.badRefusal, other: bodies.other }, { badRefusal: 0, other: 0 }, 'only 200 and 503 + Retry-After in the error shape');
+    // Admitted requests do not queue without bound. The figure above is what to read; the bound
+    // is loose on purpose: this process drives the load with autocannon on the same two cores
+    // (its own event loop delays what it measures: 3.4 s p99 was seen with other suites running
+    // alongside). `npm run bench -- --overload` measures admitted latency from a separate,
+    // paced load generator, shedding on against off.
+    assert.ok(admittedP99 < 8000, `admitted p99 ${admittedP99} ms`);
     assert.ok(rssMax < 300, `RSS peaked at ${rssMax.toFixed(0)} MB`);
 
-    // Load gone: within seconds every request is served again (0.2-0.9 s here when the machine
-    // is otherwise idle; the bound leaves room for other test files running alongside).
+    // Load gone: within seconds every request is served again (well under a second here when the
+    // machine is otherwise idle; the bound leaves room for other work alongside).
     const started = performance.now();
     let status = 0;
     while (performance.now() - started < 5000) {
