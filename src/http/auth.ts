@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { createSigner, createVerifier } from 'fast-jwt';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { LRUCache } from 'lru-cache';
 import type { Config } from '../config.ts';
 import { tokenInvalid, tokenMissing } from './errors.ts';
 
@@ -33,7 +34,29 @@ export function viewerId(request: FastifyRequest): number {
   return request.viewer.id;
 }
 
-export function createAuth(config: Pick<Config, 'jwtSecret' | 'jwtTtlSeconds'>): Auth {
+/**
+ * How long a user id seen in the database is trusted to still exist. A token outlives its user
+ * (users are deleted out of band, in the database): past this, a deleted user's token is 401.
+ */
+export const USER_EXISTS_TTL_MS = 1000;
+
+/**
+ * Authorization sent more than once. Node keeps only the first and drops the others, so the
+ * ambiguity shows only in the raw headers; a proxy in front may have read the last one.
+ */
+function duplicated(request: FastifyRequest): boolean {
+  const raw = request.raw.rawHeaders;
+  let seen = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() === 'authorization') seen++;
+  }
+  return seen > 1;
+}
+
+export function createAuth(
+  config: Pick<Config, 'jwtSecret' | 'jwtTtlSeconds'>,
+  userExists: (id: number) => Promise<boolean>,
+): Auth {
   const key = config.jwtSecret.expose();
   const signer = createSigner({ key, algorithm: 'HS256', expiresIn: config.jwtTtlSeconds * 1000 });
   // Only HS256 is accepted: `alg: none` and algorithm-confusion tokens fail verification.
@@ -58,17 +81,35 @@ export function createAuth(config: Pick<Config, 'jwtSecret' | 'jwtTtlSeconds'>):
     return { id, token };
   }
 
+  // A valid signature for a user that no longer exists is not a valid identity: without this,
+  // such a token read the feed (empty), unfollowed and unfavorited (200), got 403 rather than 401
+  // on others' articles and comments, and read optional-auth routes as if anonymous
+  // (test/resilience/security.test.ts). Ids found are remembered briefly, so a client's
+  // stream of requests costs one indexed lookup per USER_EXISTS_TTL_MS, not one per request.
+  const existing = new LRUCache<number, true>({ max: 10_000, ttl: USER_EXISTS_TTL_MS });
+  async function authenticate(request: FastifyRequest): Promise<Viewer | null> {
+    const viewer = parse(request.headers.authorization);
+    if (!viewer) return null;
+    // Two Authorization headers name two identities, or one twice: either way, refuse to choose.
+    if (duplicated(request)) throw tokenInvalid();
+    if (!existing.has(viewer.id)) {
+      if (!(await userExists(viewer.id))) throw tokenInvalid();
+      existing.set(viewer.id, true);
+    }
+    return viewer;
+  }
+
   return {
     // jti makes every token distinct, so a "fresh token" after PUT /user really is new even
     // within the same second as the previous one.
     sign: (userId) => signer({ sub: String(userId), jti: randomBytes(9).toString('base64url') }),
     required: async (request) => {
-      const viewer = parse(request.headers.authorization);
+      const viewer = await authenticate(request);
       if (!viewer) throw tokenMissing();
       request.viewer = viewer;
     },
     optional: async (request) => {
-      request.viewer = parse(request.headers.authorization);
+      request.viewer = await authenticate(request);
     },
   };
 }

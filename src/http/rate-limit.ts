@@ -63,6 +63,21 @@ export async function registerRateLimit(
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
     errorResponseBuilder: tooMany,
   });
+  // A route with a limit of its own (login, registration) got only that one: @fastify/rate-limit
+  // replaces the global hook by the route's, so RATE_LIMIT_MAX did not apply there, and a spray
+  // of wrong passwords over many emails from one address (a fresh login counter per email) was
+  // not limited at all (test/resilience/security.test.ts). Such routes also count towards the
+  // global per-address limit: createRateLimit() without options shares the global counters.
+  const globalLimit = app.createRateLimit();
+  app.addHook('onRoute', (route) => {
+    if (typeof route.config?.rateLimit !== 'object') return;
+    const countGlobally = async (request: FastifyRequest) => {
+      const result = await globalLimit(request);
+      if (!result.isAllowed && result.isExceeded) throw tooMany(request, { ttl: result.ttl });
+    };
+    const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
+    route.onRequest = [countGlobally, ...own];
+  });
 }
 
 /** Route config: login attempts counted per client IP and email (after the body is parsed). */
