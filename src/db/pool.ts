@@ -61,7 +61,7 @@ export function createPool(
   config: Pick<Config, 'dbPoolMax' | 'dbAcquireTimeoutMs'> & Partial<Pick<Config, 'requestTimeoutMs'>>,
 ): Pool {
   const deadline = config.requestTimeoutMs ?? 0;
-  return new DeadlinePool({
+  const pool = new DeadlinePool({
     connectionString,
     max: config.dbPoolMax,
     // pg calls this connectionTimeoutMillis, but it bounds the wait for a free pooled client
@@ -73,6 +73,13 @@ export function createPool(
     // still stops the statement, well after the deadline (the cancel is the normal path).
     ...(deadline > 0 ? { statement_timeout: 2 * deadline + 1000 } : {}),
   });
+  // pg-pool listens for 'error' only on idle clients. A checked-out client whose server goes
+  // away (PostgreSQL stopped or restarted mid-request) emits 'error' with no listener: an
+  // uncaught exception that shut the whole process down on the first database outage under
+  // load (test/resilience/faults.test.ts). The error also fails the client's queries, so the
+  // request still answers 503 and the client is discarded on release; nothing else to do here.
+  pool.on('connect', (client) => client.on('error', () => undefined));
+  return pool;
 }
 
 export async function inTransaction<T>(pool: Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {

@@ -61,7 +61,9 @@ function isDbUnavailable(err: unknown): boolean {
   // pg-pool's acquire timeout and a client whose connection ended carry no code. A pool that was
   // ended (shutdown in progress) is the same condition for the client, and used to fall through
   // to an opaque 500: "Cannot use a pool after calling end on the pool", "Client was closed...".
-  return /timeout exceeded when trying to connect|Connection terminated|connection is closed|pool after calling end|Client was closed/i.test(
+  // "Client has encountered a connection error and is not queryable": the next query on a
+  // checked-out client whose connection broke between two statements (PostgreSQL stopped).
+  return /timeout exceeded when trying to connect|Connection terminated|connection is closed|pool after calling end|Client was closed|encountered a connection error/i.test(
     err.message,
   );
 }
