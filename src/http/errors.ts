@@ -131,7 +131,14 @@ export function errorHandler(err: unknown, request: FastifyRequest, reply: Fasti
   setSecurityHeaders(request, reply);
   const mapped = toAppError(err, request);
   if (mapped) {
-    if (mapped.status >= 500) request.log.warn({ err: mapped.cause ?? err }, mapped.message);
+    // A deliberate refusal (shed, hashing queue full: a 503 with Retry-After and no underlying
+    // error) is counted in conduit_requests_refused_total; logging each with a stack trace was
+    // more work exactly when the process is overloaded. Failures with a cause keep their warning.
+    if (mapped.status >= 500 && (mapped.cause !== undefined || mapped.retryAfter === undefined)) {
+      request.log.warn({ err: mapped.cause ?? err }, mapped.message);
+    } else if (mapped.status >= 500) {
+      request.log.debug({ refused: mapped.errors }, mapped.message);
+    }
     if (mapped.retryAfter !== undefined) void reply.header('retry-after', String(mapped.retryAfter));
     return reply.code(mapped.status).send({ errors: mapped.errors });
   }
