@@ -71,7 +71,9 @@ export async function measureTarget(
           loadgen: m.usage.loadgen ?? null,
         });
         log.info(`${label}: p50 ${x.latencyMs.p50} ms, p99 ${x.latencyMs.p99} ms${x.unanswered ? `, ${x.unanswered} unanswered at the end` : ''}`);
-        if (x.errors + x.timeouts + x.non2xx > 0) ctx.fail(`${label}: ${x.errors} errors, ${x.timeouts} timeouts, ${x.non2xx} non-2xx ${JSON.stringify(x.statusCodes)}`);
+        if (x.errors + x.timeouts + x.non2xx > 0) {
+          ctx.fail(`${label}: ${x.errors} errors, ${x.timeouts} timeouts, ${x.non2xx} non-2xx ${JSON.stringify(x.statusCodes)}${x.unexpected ? `; responses with no request in flight: ${x.unexpected.join(' | ')}` : ''}`);
+        }
       }
     }
     let overload: OverloadPoint | null = null;

@@ -38,6 +38,8 @@ const CRLF2 = Buffer.from('\r\n\r\n');
 class Conn {
   socket: net.Socket | undefined;
   busy: Pending | undefined;
+  /** The status line of a response that arrived with no request in flight (then the connection is dropped). */
+  unexpected: string | undefined;
   #buf: Buffer = Buffer.alloc(0);
   #timer: NodeJS.Timeout | undefined;
 
@@ -117,7 +119,14 @@ class Conn {
     if (!complete) return;
     clearTimeout(this.#timer);
     this.#buf = body.length > used ? body.subarray(used) : Buffer.alloc(0);
-    const p = this.busy!;
+    const p = this.busy;
+    if (!p) {
+      // A response nobody asked for (a soak once met one after ~60,000 requests): a protocol
+      // error on this connection, counted and reported, never a crash of the generator.
+      this.unexpected = head.split('\r\n', 1)[0] ?? head;
+      this.#fail(false);
+      return;
+    }
     this.busy = undefined;
     this.onDone(this, p, status);
   }
@@ -186,10 +195,15 @@ export async function runPaced(requests: readonly BenchRequest[], spec: PacedSpe
     if (next && !stopping) dispatch(c, next);
     else idle.push(c);
   };
+  const unexpected: string[] = [];
   const onFail = (c: Conn, p: Pending | undefined, timeout: boolean) => {
     if (stopping) return;
     if (timeout) timeouts++;
     else errors++;
+    if (c.unexpected !== undefined) {
+      if (unexpected.length < 10) unexpected.push(c.unexpected);
+      c.unexpected = undefined;
+    }
     if (p) backlog.unshift(p);
     setTimeout(() => {
       if (stopping) return;
@@ -260,5 +274,6 @@ export async function runPaced(requests: readonly BenchRequest[], spec: PacedSpe
     offeredRate: spec.rate,
     unanswered,
     latency2xxMs: ok.percentilesMs(),
+    ...(unexpected.length ? { unexpected } : {}),
   };
 }
