@@ -4,6 +4,7 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { registerArticleRoutes } from './articles/articles.routes.ts';
 import { registerCommentRoutes } from './comments/comments.routes.ts';
 import { registerDocsRoutes } from './docs/docs.routes.ts';
@@ -12,7 +13,7 @@ import type { App, AppContext } from './context.ts';
 import { registerHealthRoutes } from './health/health.routes.ts';
 import { requestScope } from './db/deadline.ts';
 import { registerCompression } from './http/compression.ts';
-import { clientErrorHandler, errorHandler, notFoundHandler } from './http/errors.ts';
+import { AppError, clientErrorHandler, errorHandler, notFoundHandler } from './http/errors.ts';
 import { registerLoadShedding } from './http/load-shedding.ts';
 import { registerRateLimit } from './http/rate-limit.ts';
 import { registerSecurity } from './http/security.ts';
@@ -67,11 +68,23 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     // 400 unparsable): Fastify's default answered them in its own shape (errors.ts).
     clientErrorHandler,
   };
-  const http = { headersTimeout: config.httpHeadersTimeoutMs, connectionsCheckingInterval: Math.min(1000, config.httpHeadersTimeoutMs) };
+  const http = {
+    headersTimeout: config.httpHeadersTimeoutMs,
+    connectionsCheckingInterval: Math.min(1000, config.httpHeadersTimeoutMs),
+    // Node answers an HTTP/1.1 request without Host itself, with a bare 400 outside the error
+    // shape; the onRequest hook below refuses it in the shape instead (test/resilience/fuzz.test.ts).
+    requireHostHeader: false,
+  };
   const app: App = (opts.logger
     ? Fastify({ ...serverOptions, http, loggerInstance: opts.logger })
     : Fastify({ ...serverOptions, http, logger: false })
   ).withTypeProvider<TypeBoxTypeProvider>();
+
+  // An `Expect` other than 100-continue: Node answered 417 with an empty body and left the
+  // unread request body on the keep-alive connection, where it was parsed as the next request
+  // (test/resilience/fuzz.test.ts). RFC 9110 lets a server ignore an expectation it does not
+  // know, so the request is served like any other.
+  app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => app.server.emit('request', req, res));
 
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(errorHandler);
@@ -106,7 +119,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
           ' 400 badly percent-encoded URL, 414 path parameter too long (over 512 characters).' +
           // The production layer's refusals (http/rate-limit.ts, http/load-shedding.ts, db/deadline.ts, errors.ts).
           ' 429 too many requests (rate limit) and 503 overloaded (load shedding), both with Retry-After;' +
-          ' 504 the request ran out of time; 408 request too slow and 431 headers too large, answered on the connection;' +
+          ' 504 the request ran out of time; 408 request too slow, 431 headers too large and 400 not a valid HTTP request, answered on the connection;' +
           ' 500 unexpected, the body names only the request id. Each operation lists the statuses it can answer.' +
           '\n\nAuthenticated operations take `Authorization: Token <jwt>` with the token from login or registration.' +
           ' An interactive reference of this document, whose "Try it out" calls this service, is served at /docs.',
@@ -138,6 +151,12 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
       requestScope.run({ signal: AbortSignal.timeout(timeoutMs), timeoutMs }, done);
     });
   }
+
+  // RFC 9112 §3.2: an HTTP/1.1 request without Host is malformed (see requireHostHeader above).
+  // The same answer as for any other malformed request (errors.ts clientErrorHandler).
+  app.addHook('onRequest', async (request) => {
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) throw new AppError(400, { request: ['is malformed'] });
+  });
 
   // While draining (after SIGTERM, main.ts) every response asks the client to close its
   // connection. Without it a keep-alive client sent its next request on a connection the

@@ -7,6 +7,7 @@ import { loadConfig, type Config } from '../src/config.ts';
 import { closeContext, createContext, type App, type AppContext } from '../src/context.ts';
 import { listMigrations } from '../src/db/migrate.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
+import { conformanceOf } from './openapi-responses.ts';
 
 export const TEST_JWT_SECRET = 'test-secret-test-secret-test-secret-0123';
 
@@ -136,6 +137,17 @@ export class Client {
     const res = await this.#app.inject({ method: method as 'GET', url, headers, ...(payload !== undefined ? { payload } : {}) });
     let body: T = undefined as T;
     if (res.body.length > 0 && String(res.headers['content-type'] ?? '').includes('json')) body = JSON.parse(res.body) as T;
+    // Every response a test sees must be what the service's own OpenAPI document promises for
+    // that operation and status (test/openapi-responses.ts): a 2xx against its response schema,
+    // an error against its documented error schema. A mismatch fails the test that made the call.
+    const problems = conformanceOf(this.#app).check({
+      method,
+      url,
+      status: res.statusCode,
+      contentType: res.headers['content-type'],
+      body: res.body,
+    });
+    if (problems.length > 0) throw new Error(`response does not conform to GET /api/openapi.json:\n${problems.join('\n')}\nbody: ${res.body.slice(0, 500)}`);
     return { status: res.statusCode, headers: res.headers, body, text: res.body };
   }
 

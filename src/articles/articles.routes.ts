@@ -4,7 +4,7 @@ import type { App, AppContext } from '../context.ts';
 import { inTransaction } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
 import { forbidden, notFound } from '../http/errors.ts';
-import { BodyErrors, Errors, PathErrors, QueryErrors, Refusals, Security } from '../http/schemas.ts';
+import { BodyErrors, Errors, IgnoredBodyErrors, PathErrors, QueryErrors, Refusals, Security } from '../http/schemas.ts';
 import { listArticles, type ListFilter } from './articles.listing.ts';
 import {
   deleteArticle,
@@ -206,7 +206,7 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       tags,
       security: Security,
       params: SlugParams,
-      response: { 204: { type: 'null', description: 'Deleted' }, 401: Errors[401], 403: Errors[403], 404: Errors[404], ...PathErrors, ...Refusals },
+      response: { 204: { type: 'null', description: 'Deleted' }, 401: Errors[401], 403: Errors[403], 404: Errors[404], ...IgnoredBodyErrors, ...PathErrors, ...Refusals },
     },
   }, async (request, reply) => {
     const viewer = viewerId(request);
@@ -234,7 +234,7 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
         tags: ['Favorites'],
         security: Security,
         params: SlugParams,
-        response: { 200: ArticleResponse, 401: Errors[401], 404: Errors[404], ...PathErrors, ...Refusals },
+        response: { 200: ArticleResponse, 401: Errors[401], 404: Errors[404], ...IgnoredBodyErrors, ...PathErrors, ...Refusals },
       },
       handler: async (request) => {
         const result = await setFavorite(db, request.params.slug, viewerId(request), favorite);

@@ -5,7 +5,7 @@ import type { App, AppContext } from '../context.ts';
 import type { Queryable } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
 import { forbidden, notFound } from '../http/errors.ts';
-import { BodyErrors, Errors, NonBlank, PathErrors, Profile, Refusals, Security, Timestamp } from '../http/schemas.ts';
+import { BodyErrors, Errors, IgnoredBodyErrors, NonBlank, PathErrors, Profile, Refusals, Security, Timestamp } from '../http/schemas.ts';
 
 interface CommentRow {
   id: number | null;
@@ -154,7 +154,7 @@ export function registerCommentRoutes(app: App, ctx: AppContext): void {
       tags,
       security: Security,
       params: CommentParams,
-      response: { 204: { type: 'null', description: 'Deleted' }, 401: Errors[401], 403: Errors[403], 404: Errors[404], ...PathErrors, ...Refusals },
+      response: { 204: { type: 'null', description: 'Deleted' }, 401: Errors[401], 403: Errors[403], 404: Errors[404], ...IgnoredBodyErrors, ...PathErrors, ...Refusals },
     },
   }, async (request, reply) => {
     const { article_id, author_id, deleted } = await deleteComment(db, request.params.slug, request.params.id, viewerId(request));

@@ -11,6 +11,13 @@ export const COMPRESSION_LEVELS = { zstd: 3, br: 4, gzip: 6 } as const;
 
 export async function registerCompression(app: App, config: Pick<Config, 'compression' | 'compressionThresholdBytes'>): Promise<void> {
   if (!config.compression) return;
+  // Request decompression only where a body is read. @fastify/compress checks Content-Encoding
+  // on every route otherwise, and `GET /api/tags` with `Content-Encoding: x` got a 415 that no
+  // GET documents, for a body it never reads (found by test/resilience/fuzz.test.ts). Added
+  // before the plugin, so this onRoute hook runs before the plugin's own.
+  app.addHook('onRoute', (route) => {
+    if (!route.schema?.body) route.decompress = false;
+  });
   await app.register(compress, {
     global: true,
     // Below ~1 KB the framing overhead and the CPU cost outweigh the bytes saved.

@@ -6,7 +6,7 @@ import type { App, AppContext } from '../context.ts';
 import type { Queryable } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
 import { notFound } from '../http/errors.ts';
-import { Errors, PathErrors, Profile, Refusals, Security } from '../http/schemas.ts';
+import { Errors, IgnoredBodyErrors, PathErrors, Profile, Refusals, Security } from '../http/schemas.ts';
 
 export interface ProfileRow {
   id?: number;
@@ -83,7 +83,7 @@ export function registerProfileRoutes(app: App, ctx: AppContext): void {
 
   app.post('/api/profiles/:username/follow', {
     onRequest: auth.required,
-    schema: { summary: 'Follow a user', tags, security: Security, params: Params, response },
+    schema: { summary: 'Follow a user', tags, security: Security, params: Params, response: { ...response, ...IgnoredBodyErrors } },
   }, async (request) => {
     const profile = await follow(db, viewerId(request), request.params.username);
     if (!profile) throw notFound('profile');
@@ -92,7 +92,7 @@ export function registerProfileRoutes(app: App, ctx: AppContext): void {
 
   app.delete('/api/profiles/:username/follow', {
     onRequest: auth.required,
-    schema: { summary: 'Unfollow a user', tags, security: Security, params: Params, response },
+    schema: { summary: 'Unfollow a user', tags, security: Security, params: Params, response: { ...response, ...IgnoredBodyErrors } },
   }, async (request) => {
     const profile = await unfollow(db, viewerId(request), request.params.username);
     if (!profile) throw notFound('profile');
