@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import zlib from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { COMPRESSION_LEVELS } from '../http/compression.ts';
+import { COMPRESSION_LEVELS, ENCODING_PREFERENCE } from '../http/compression.ts';
 
 export type Encoding = 'zstd' | 'br' | 'gzip';
 
@@ -82,7 +82,8 @@ export interface Loaded<T> {
   tags: readonly string[];
 }
 
-const ENCODINGS: Encoding[] = ['zstd', 'br', 'gzip'];
+// The same order as the compression plugin's, so a hit and a miss pick the same encoding.
+const ENCODINGS: Encoding[] = [...ENCODING_PREFERENCE];
 
 function compress(body: Buffer, encoding: Encoding): Buffer {
   switch (encoding) {

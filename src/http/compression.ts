@@ -1,13 +1,17 @@
 // Response compression for dynamic JSON. Levels are chosen for bodies of a few to a few tens of
-// kilobytes compressed once per response: on a 10 KB list page (a micro-benchmark on this
-// machine, see BENCHMARKS.md) zstd 3, brotli 4 and gzip 6 each cost ~0.1-0.25 ms and shrink it to
-// ~24%; brotli 11 costs ~16 ms for 19%, which is for static files built once.
+// kilobytes compressed once per response. On a 9.9 KB list page (`node scripts/compression-cost.ts`,
+// BENCHMARKS.md "Compression"): zstd 3 costs 64 µs for 28.2% of the bytes, gzip 6 127 µs for
+// 27.3%, brotli 4 217 µs for 26.9%; brotli 11 costs 18 ms for 22%, which is for static files
+// built once. So among encodings a client accepts with equal weight the order is zstd, gzip,
+// brotli: brotli's last 0.4% is not worth 1.7x gzip's CPU on a response made per request.
 import compress from '@fastify/compress';
 import zlib from 'node:zlib';
 import type { Config } from '../config.ts';
 import type { App } from '../context.ts';
 
 export const COMPRESSION_LEVELS = { zstd: 3, br: 4, gzip: 6 } as const;
+/** Cheapest first (measured, above): the server's choice among encodings of equal weight. */
+export const ENCODING_PREFERENCE = ['zstd', 'gzip', 'br'] as const;
 
 export async function registerCompression(app: App, config: Pick<Config, 'compression' | 'compressionThresholdBytes'>): Promise<void> {
   if (!config.compression) return;
@@ -23,7 +27,7 @@ export async function registerCompression(app: App, config: Pick<Config, 'compre
     // Below ~1 KB the framing overhead and the CPU cost outweigh the bytes saved.
     threshold: config.compressionThresholdBytes,
     // When a client accepts several with equal weight, the cheapest to produce wins.
-    encodings: ['zstd', 'br', 'gzip'],
+    encodings: [...ENCODING_PREFERENCE],
     brotliOptions: {
       params: {
         [zlib.constants.BROTLI_PARAM_QUALITY]: COMPRESSION_LEVELS.br,
