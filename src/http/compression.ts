@@ -1,9 +1,9 @@
 // Response compression for dynamic JSON. Levels are chosen for bodies of a few to a few tens of
 // kilobytes compressed once per response. On a 9.9 KB list page (`node scripts/compression-cost.ts`,
-// BENCHMARKS.md "Compression"): zstd 3 costs 64 µs for 28.2% of the bytes, gzip 6 127 µs for
-// 27.3%, brotli 4 217 µs for 26.9%; brotli 11 costs 18 ms for 22%, which is for static files
+// BENCHMARKS.md "Compression"): zstd 3 costs 60 µs for 28.2% of the bytes, gzip 6 154 µs for
+// 27.3%, brotli 4 290 µs for 26.9%; brotli 11 costs 18.5 ms for 22%, which is for static files
 // built once. So among encodings a client accepts with equal weight the order is zstd, gzip,
-// brotli: brotli's last 0.4% is not worth 1.7x gzip's CPU on a response made per request.
+// brotli: brotli's last 0.4% is not worth 1.9x gzip's CPU on a response made per request.
 import compress from '@fastify/compress';
 import zlib from 'node:zlib';
 import type { Config } from '../config.ts';

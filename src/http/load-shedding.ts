@@ -1,13 +1,23 @@
 // Load shedding: when the process is saturated, refuse new work at the door with a fast 503
-// instead of letting every request slow down. The event loop's delay is sampled every 250 ms (and
-// the heap, when a bound is set); while the last sample is over its threshold, requests are
-// refused before any other work is done for them.
+// instead of letting every request slow down. Two signals:
+//   - requests in flight (SHED_MAX_IN_FLIGHT): past the bound, a new request is refused at once.
+//     It bounds the work queued inside the process: a pipelined flood, or requests piling up on
+//     a slow database.
+//   - the event loop's delay, sampled every 250 ms (and the heap, when a bound is set): a loop
+//     stalled by CPU-heavy work (a flood of pipelined requests, a runaway computation).
+// Neither sees overload spread over many connections with one request each: at twice the peak
+// rate over 400 connections the loop's delay stayed at 14-17 ms mean and fewer than 256 requests
+// were ever in the process, while clients waited 1.2 s p50 (BENCHMARKS.md, "Twice the peak
+// rate"). That queue is in the clients and the kernel's socket buffers, out of the process's
+// sight; a load balancer's connection limit is what bounds it.
+// Either way requests are refused before any other work is done for them.
 //
 // Written here rather than taken from @fastify/under-pressure, which was tried first: its first
 // sample includes the event loop's start-up work (schema compilation), so a freshly started
 // instance refused its first requests, /readyz included. Sampling starts at onReady here.
 // Liveness, readiness and metrics are never shed: an overloaded instance is alive, its readiness
 // is its own report, and its metrics are how an operator sees the overload.
+import type { ServerResponse } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Config } from '../config.ts';
 import type { App } from '../context.ts';
@@ -24,6 +34,7 @@ declare module 'fastify' {
 export const NEVER_SHED = { neverShed: true } as const;
 
 const SAMPLE_MS = 250;
+const kCounted = Symbol('conduit.inFlight');
 const RESOLUTION_MS = 10;
 
 export interface LoadShedder {
@@ -33,14 +44,25 @@ export interface LoadShedder {
   readonly shed: number;
   /** The event-loop delay of the last sample, in ms. */
   readonly eventLoopDelayMs: number;
+  /** Requests admitted and not yet closed. */
+  readonly inFlight: number;
 }
 
 export function registerLoadShedding(
   app: App,
-  config: Pick<Config, 'shed' | 'shedMaxEventLoopDelayMs' | 'shedMaxHeapUsedBytes'>,
+  config: Pick<Config, 'shed' | 'shedMaxEventLoopDelayMs' | 'shedMaxHeapUsedBytes' | 'shedMaxInFlight'>,
 ): LoadShedder {
-  const state = { reason: null as string | null, shed: 0, eventLoopDelayMs: 0 };
+  const state = { reason: null as string | null, shed: 0, eventLoopDelayMs: 0, inFlight: 0 };
   if (!config.shed) return state;
+  const maxInFlight = config.shedMaxInFlight;
+  // A response leaves the count when it is finished or when its connection closes first (a client
+  // that hangs up), whichever comes first, and once: the flag lives on the response object, so
+  // one function serves every response, with no closure per request.
+  const left = function (this: ServerResponse & { [kCounted]?: boolean }) {
+    if (!this[kCounted]) return;
+    this[kCounted] = false;
+    state.inFlight--;
+  };
   const histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   let timer: NodeJS.Timeout | undefined;
 
@@ -67,13 +89,20 @@ export function registerLoadShedding(
     histogram.disable();
   });
   // Synchronous and first: a refused request costs one comparison, no promise, no parsing.
-  app.addHook('onRequest', (request, _reply, done) => {
-    if (state.reason === null || request.routeOptions.config.neverShed) {
+  app.addHook('onRequest', (request, reply, done) => {
+    const reason = state.reason ?? (maxInFlight > 0 && state.inFlight >= maxInFlight ? 'requests in flight' : null);
+    if (reason === null || request.routeOptions.config.neverShed) {
+      if (maxInFlight > 0) {
+        state.inFlight++;
+        const res = reply.raw as ServerResponse & { [kCounted]?: boolean };
+        res[kCounted] = true;
+        res.once('finish', left).once('close', left);
+      }
       done();
       return;
     }
     state.shed++;
-    done(new AppError(503, { server: [`is overloaded (${state.reason}), retry later`] }, { retryAfter: 1 }));
+    done(new AppError(503, { server: [`is overloaded (${reason}), retry later`] }, { retryAfter: 1 }));
   });
   return state;
 }

@@ -192,6 +192,9 @@ describe('the real process driven past capacity (SHED on, 100 connections × 10 
     );
 
     assert.ok(bodies.shed > 0, 'some requests were shed');
+    // How many are admitted varies a lot from run to run (256 to 6,720 seen): while the flood
+    // lasts, answering the 503s keeps the loop's delay over the 10 ms threshold, and the shedder
+    // then refuses nearly everything. That it admits some, and sheds the rest fast, is the claim.
     assert.ok((codes['200'] ?? 0) > 0, 'some requests were admitted');
     assert.equal(result.errors, 0, 'no connection errors');
     assert.equal(result.timeouts, 0, 'no timeouts');
@@ -202,7 +205,10 @@ describe('the real process driven past capacity (SHED on, 100 connections × 10 
     // alongside). `npm run bench -- --overload` measures admitted latency from a separate,
     // paced load generator, shedding on against off.
     assert.ok(admittedP99 < 8000, `admitted p99 ${admittedP99} ms`);
-    assert.ok(rssMax < 300, `RSS peaked at ${rssMax.toFixed(0)} MB`);
+    // Bounded, not small: the service peaks at 300-360 MB under ordinary full load in the
+    // benchmarks (BENCHMARKS.md), and shedding by requests in flight lets it answer ~15,000
+    // requests a second here (most of them fast 503s) instead of queueing them.
+    assert.ok(rssMax < 512, `RSS peaked at ${rssMax.toFixed(0)} MB`);
 
     // Load gone: within seconds every request is served again (well under a second here when the
     // machine is otherwise idle; the bound leaves room for other work alongside).
