@@ -148,7 +148,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     // can tie checked-out connections to the deadline without threading a signal through every
     // repository function. Callback style: `done` must run inside `run` to carry the scope.
     app.addHook('onRequest', (_request, _reply, done) => {
-      requestScope.run({ signal: AbortSignal.timeout(timeoutMs), timeoutMs }, done);
+      requestScope.run({ deadline: performance.now() + timeoutMs, timeoutMs }, done);
     });
   }
 

@@ -87,6 +87,8 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       },
       (page) => reply.serialize({ articles: page.rows.map(toListItem), articlesCount: page.total }),
     );
+    // Anonymous: the stored bytes as they are, without building the id lists or awaiting anything.
+    if (viewer === null) return cache.send(request, reply, entry!);
     const page = entry!.data;
     const flags = await viewerFlags(db, viewer, page.rows.map((r) => r.id), page.rows.map((r) => r.author_id));
     if (flags.favorited.size === 0 && flags.following.size === 0) return cache.send(request, reply, entry!);
@@ -139,6 +141,7 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       (row) => reply.serialize({ article: toArticle(row) }),
     );
     if (!entry) throw notFound('article');
+    if (viewer === null) return cache.send(request, reply, entry);
     const row = entry.data;
     const flags = await viewerFlags(db, viewer, [row.id], [row.author_id]);
     if (flags.favorited.size === 0 && flags.following.size === 0) return cache.send(request, reply, entry);

@@ -3,7 +3,7 @@
 // a `PoolClient` inside `inTransaction`, so its type says so.
 import pg from 'pg';
 import type { Config } from '../config.ts';
-import { deadlineExceeded, requestScope, watchDeadline } from './deadline.ts';
+import { deadlineExceeded, expired, requestScope, watchDeadline, type RequestScope } from './deadline.ts';
 
 export type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
 export type Pool = pg.Pool;
@@ -29,10 +29,10 @@ class DeadlinePool extends pg.Pool {
     );
   }
 
-  async #connectWithin(scope: { signal: AbortSignal; timeoutMs: number }): Promise<pg.PoolClient> {
-    if (scope.signal.aborted) throw deadlineExceeded(scope.timeoutMs);
+  async #connectWithin(scope: RequestScope): Promise<pg.PoolClient> {
+    if (expired(scope)) throw deadlineExceeded(scope.timeoutMs);
     const client = await super.connect();
-    if (scope.signal.aborted) {
+    if (expired(scope)) {
       client.release();
       throw deadlineExceeded(scope.timeoutMs);
     }

@@ -76,6 +76,7 @@ export function registerProfileRoutes(app: App, ctx: AppContext): void {
       (row) => reply.serialize(toBody(row)),
     );
     if (!entry) throw notFound('profile');
+    if (viewer === null) return ctx.cache.send(request, reply, entry);
     const flags = await viewerFlags(db, viewer, [], [entry.data.id!]);
     if (flags.following.size === 0) return ctx.cache.send(request, reply, entry);
     return toBody({ ...entry.data, following: true });
