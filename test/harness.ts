@@ -85,9 +85,6 @@ export async function createTestAppOn(url: string, env: Record<string, string> =
     ...env,
   });
   const db = createPool(url, config);
-  // As in main.ts: an idle pooled connection whose server ends it (the database is dropped with
-  // force when a test file finishes) emits 'error'; unhandled, that is an uncaught exception.
-  db.on('error', () => undefined);
   const ctx = await createContext({ config, db, databaseUrl: url, migrations: await listMigrations() });
   const app = await buildApp(ctx);
   await app.ready();

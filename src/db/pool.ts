@@ -79,6 +79,12 @@ export function createPool(
   // load (test/resilience/faults.test.ts). The error also fails the client's queries, so the
   // request still answers 503 and the client is discarded on release; nothing else to do here.
   pool.on('connect', (client) => client.on('error', () => undefined));
+  // The same for an idle client, which pg-pool reports as the pool's own 'error' event: a server
+  // that ends an idle connection (a restart, `drop database ... with (force)`) must not be an
+  // uncaught exception in a process that forgot to listen (the migration tests' pools, CI on the
+  // external server). The pool discards the client and opens another on demand; main.ts adds a
+  // listener that logs it.
+  pool.on('error', () => undefined);
   return pool;
 }
 
