@@ -1,10 +1,13 @@
 // The harness's parts that need no service: the histogram, the scenario lists, the pgbench
-// script, the plots, the regression comparison.
+// script, the plots, the regression comparison, the paced generator against a tiny server.
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { bestRatios, compare } from './check.ts';
 import type { Results } from './report.ts';
 import { Histogram } from './histogram.ts';
+import { runPaced } from './paced.ts';
 import { listScript } from './pgbench.ts';
 import { buildRequests, SCENARIOS, type ScenarioInput } from './scenarios.ts';
 import { colors, groupedBars, latencyRanges, linePanels, svgProblems } from './svg.ts';
@@ -148,5 +151,34 @@ describe('regression check', () => {
       ({ runs: ratios.map(([k, ratio]) => ({ scenario: k.split('/')[0], config: k.split('/')[1], ratioToPlatform: ratio })) }) as unknown as Results;
     const best = bestRatios([run([['a/default', 0.3], ['a/platform', null]]), run([['a/default', 0.4], ['b/default', 0.1]])]);
     assert.deepEqual(best, { 'a/default': 0.4, 'b/default': 0.1 });
+  });
+});
+
+describe('the paced generator', () => {
+  test('connections the server closes while idle (keep-alive timeout) are reopened, not handed requests, and are not errors', async () => {
+    // A server that drops idle keep-alive connections after 100 ms, and a request every 125 ms:
+    // each time, the connection last used is dropped 25 ms before the next request is due, and
+    // its reconnection is still pending (50 ms) when that request is handed out.
+    // (Node adds a 1 s buffer to keepAliveTimeout unless told not to.)
+    const server = http.createServer({ keepAliveTimeoutBuffer: 0 } as http.ServerOptions, (_req, res) => res.end('{}'));
+    server.keepAliveTimeout = 100;
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const result = await runPaced([{ kind: 'k', method: 'GET', path: '/', headers: {} }], {
+        url: `http://127.0.0.1:${port}`,
+        connections: 4,
+        durationSec: 2,
+        rate: 8,
+        timeoutSec: 5,
+      });
+      assert.equal(result.errors, 0);
+      assert.equal(result.timeouts, 0);
+      assert.ok(result.responses >= 12, `${result.responses} responses`);
+      assert.deepEqual(Object.keys(result.statusCodes), ['200']);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });
