@@ -162,34 +162,32 @@ export function registerMetrics(app: App, ctx: AppContext, opts: { route: boolea
           this.inc(read());
         },
       });
-    new Counter({
-      name: 'conduit_cache_requests_total',
-      help: 'Response-cache lookups by result: hit, miss (loaded from the database), coalesced (joined a load in flight).',
-      labelNames: ['result'],
-      registers,
-      collect() {
-        this.reset();
-        this.inc({ result: 'hit' }, cache.stats.hits);
-        this.inc({ result: 'miss' }, cache.stats.misses);
-        this.inc({ result: 'coalesced' }, cache.stats.coalesced);
-      },
-    });
-    // The shared Redis tier (REDIS_URL): consulted on an in-process miss. Errors include
-    // timeouts (CACHE_REDIS_TIMEOUT_MS) and calls skipped while Redis is down; each one is a
-    // request that went to PostgreSQL instead.
-    if (ctx.config.cacheRedis) {
+    /** A counter by `result`, read from the cache's own counts at scrape time. */
+    const byResult = (name: string, help: string, read: () => Record<string, number>) =>
       new Counter({
-        name: 'conduit_cache_redis_requests_total',
-        help: 'Redis cache-tier lookups after an in-process miss, by result: hit, miss, error (timed out or Redis down: served from PostgreSQL).',
+        name,
+        help,
         labelNames: ['result'],
         registers,
         collect() {
           this.reset();
-          this.inc({ result: 'hit' }, cache.stats.redisHits);
-          this.inc({ result: 'miss' }, cache.stats.redisMisses);
-          this.inc({ result: 'error' }, cache.stats.redisErrors);
+          for (const [result, n] of Object.entries(read())) this.inc({ result }, n);
         },
       });
+    byResult('conduit_cache_requests_total', 'Response-cache lookups by result: hit, miss (loaded from the database), coalesced (joined a load in flight).', () => ({
+      hit: cache.stats.hits,
+      miss: cache.stats.misses,
+      coalesced: cache.stats.coalesced,
+    }));
+    // The shared Redis tier (REDIS_URL): consulted on an in-process miss. Errors include
+    // timeouts (CACHE_REDIS_TIMEOUT_MS) and calls skipped while Redis is down; each one is a
+    // request that went to PostgreSQL instead.
+    if (ctx.config.cacheRedis) {
+      byResult('conduit_cache_redis_requests_total', 'Redis cache-tier lookups after an in-process miss, by result: hit, miss, error (timed out or Redis down: served from PostgreSQL).', () => ({
+        hit: cache.stats.redisHits,
+        miss: cache.stats.redisMisses,
+        error: cache.stats.redisErrors,
+      }));
       counter('conduit_cache_redis_stores_total', 'Entries written to the Redis cache tier.', () => cache.stats.redisStores);
     }
     counter('conduit_cache_evictions_total', 'Entries evicted to stay within CACHE_MAX_BYTES (not expiries or invalidations).', () => cache.stats.evictions);

@@ -7,9 +7,7 @@
 //   cache tier, the invalidation bus and the rate-limit counters: no client sees anything but 2xx,
 //   and both instances use Redis again once it is back.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -22,6 +20,7 @@ import { freePort, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '..
 import { createDatabase, TEST_JWT_SECRET } from '../harness.ts';
 import { request, sleep } from '../http/socket.ts';
 import { parsePrometheus } from '../prometheus.ts';
+import { PrivateRedis } from '../redis-server.ts';
 import { startService, type Service } from '../service.ts';
 
 // ---- a keep-alive load driver ------------------------------------------------------------------
@@ -321,32 +320,6 @@ describe('PostgreSQL stopped and started again under load', () => {
 });
 
 // ---- Redis --------------------------------------------------------------------------------------
-
-/** A redis-server of this file's own, on a free port, with nothing persisted (as cache-redis.test.ts). */
-class PrivateRedis {
-  port = 0;
-  #proc: ChildProcess | undefined;
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-  async start(): Promise<void> {
-    this.port ||= await freePort();
-    const proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    this.#proc = proc;
-    let out = '';
-    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    await waitFor('redis-server to accept connections', () => out.includes('Ready to accept connections') || proc.exitCode !== null, 10_000);
-    assert.equal(proc.exitCode, null, `redis-server exited: ${out}`);
-  }
-  async kill(): Promise<void> {
-    const proc = this.#proc;
-    this.#proc = undefined;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = once(proc, 'exit');
-    proc.kill('SIGKILL');
-    await exited;
-  }
-}
 
 async function keys(redis: Redis, pattern: string): Promise<string[]> {
   const found: string[] = [];

@@ -2,15 +2,14 @@
 // servers: the shared one on 127.0.0.1:6379 (each test under its own key prefix, never flushed)
 // and private ones this file starts, kills and restarts on free ports.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { freePort } from '../../src/db/embedded.ts';
 import { Client, createDatabase, createTestAppOn, type ArticleJson, type TestApp } from '../harness.ts';
 import { parsePrometheus } from '../prometheus.ts';
+import { PrivateRedis } from '../redis-server.ts';
 import { RedisTier } from '../../src/cache/redis-tier.ts';
 import { ResponseCache, type Entry } from '../../src/cache/response-cache.ts';
 
@@ -78,32 +77,6 @@ async function createApps(into: TestApp[], url: string, envs: Record<string, str
   for (const s of settled) if (s.status === 'fulfilled') into.push(s.value);
   for (const s of settled) if (s.status === 'rejected') throw s.reason;
   return settled.map((s) => (s as PromiseFulfilledResult<TestApp>).value);
-}
-
-/** A redis-server of this test's own, on a free port, with nothing persisted. */
-class PrivateRedis {
-  port = 0;
-  #proc: ChildProcess | undefined;
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-  async start(): Promise<void> {
-    this.port ||= await freePort();
-    const proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    this.#proc = proc;
-    let out = '';
-    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    await waitFor('redis-server to accept connections', () => out.includes('Ready to accept connections') || proc.exitCode !== null);
-    assert.equal(proc.exitCode, null, `redis-server exited: ${out}`);
-  }
-  async kill(): Promise<void> {
-    const proc = this.#proc;
-    this.#proc = undefined;
-    if (!proc || proc.exitCode !== null) return;
-    const exited = once(proc, 'exit');
-    proc.kill('SIGKILL');
-    await exited;
-  }
 }
 
 describe('the shared Redis tier', () => {
