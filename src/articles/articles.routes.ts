@@ -1,5 +1,5 @@
 // Articles, the feed and favorites: SPEC.md "Endpoints" rows 7-12 and 17.
-import { viewerFlags } from '../cache/viewer-flags.ts';
+import { viewerFlags, viewerTag } from '../cache/viewer-flags.ts';
 import type { App, AppContext } from '../context.ts';
 import { inTransaction } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
@@ -90,7 +90,7 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
     // Anonymous: the stored bytes as they are, without building the id lists or awaiting anything.
     if (viewer === null) return cache.send(request, reply, entry!);
     const page = entry!.data;
-    const flags = await viewerFlags(db, viewer, page.rows.map((r) => r.id), page.rows.map((r) => r.author_id));
+    const flags = await viewerFlags(db, cache, viewer, page.rows.map((r) => r.id), page.rows.map((r) => r.author_id));
     if (flags.favorited.size === 0 && flags.following.size === 0) return cache.send(request, reply, entry!);
     return {
       articles: page.rows.map((r) =>
@@ -143,7 +143,7 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
     if (!entry) throw notFound('article');
     if (viewer === null) return cache.send(request, reply, entry);
     const row = entry.data;
-    const flags = await viewerFlags(db, viewer, [row.id], [row.author_id]);
+    const flags = await viewerFlags(db, cache, viewer, [row.id], [row.author_id]);
     if (flags.favorited.size === 0 && flags.following.size === 0) return cache.send(request, reply, entry);
     return { article: toArticle({ ...row, favorited: flags.favorited.has(row.id), following: flags.following.has(row.author_id) }) };
   });
@@ -242,8 +242,11 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       handler: async (request) => {
         const result = await setFavorite(db, request.params.slug, viewerId(request), favorite);
         if (!result) throw notFound('article');
-        // The count shows wherever the article does; the viewer's favorited-by list changed.
-        if (result.changed) await ctx.invalidate([`article:${result.row.id}`, `list:favorited:${result.viewerUsername}`]);
+        // The count shows wherever the article does; the viewer's favorited-by list and their
+        // cached favorites (cache/viewer-flags.ts) changed.
+        if (result.changed) {
+          await ctx.invalidate([`article:${result.row.id}`, `list:favorited:${result.viewerUsername}`, viewerTag(viewerId(request))]);
+        }
         return { article: toArticle(result.row) };
       },
     });

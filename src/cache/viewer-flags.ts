@@ -1,7 +1,19 @@
 // The per-viewer part of a cached response: which of these articles the viewer favorited and
-// which of these authors the viewer follows. One small indexed query (primary keys of favorites
-// and follows) for a whole page; anonymous viewers need none.
+// which of these authors the viewer follows. Anonymous viewers need nothing.
+//
+// With the cache on, a viewer's whole sets (every article they favorited, every user they
+// follow) are one cache entry, `viewer\0<id>`, tagged `viewer:<id>`: loaded once with one query
+// on the primary keys, then every authenticated read of that viewer needs no query at all.
+// Favorite, unfavorite, follow and unfollow invalidate the tag before they answer (read-your-
+// writes), and the bus carries it to the other processes like any other tag. An article's
+// deletion leaves its id in its favoriters' sets until they expire: harmless, since no response
+// can show that article any more.
+//
+// A viewer with more than MAX_SET_SIZE favorites or follows gets the per-page query instead
+// (the entry would be large and every page reads only 20 ids of it). Without the cache, and
+// for such viewers, the flags are one small indexed query per page, as before.
 import type { Queryable } from '../db/pool.ts';
+import type { ResponseCache } from './response-cache.ts';
 
 export interface ViewerFlags {
   favorited: ReadonlySet<number>;
@@ -10,13 +22,42 @@ export interface ViewerFlags {
 
 export const NO_FLAGS: ViewerFlags = { favorited: new Set(), following: new Set() };
 
-export async function viewerFlags(
-  db: Queryable,
-  viewer: number | null | undefined,
-  articleIds: readonly number[],
-  authorIds: readonly number[],
-): Promise<ViewerFlags> {
-  if (!viewer || (articleIds.length === 0 && authorIds.length === 0)) return NO_FLAGS;
+/** Above this many favorites or follows, a viewer's sets are not cached. */
+export const MAX_SET_SIZE = 10_000;
+
+/** What is cached (plain arrays: the shared Redis tier stores entries as JSON). */
+interface ViewerSets {
+  favorited: number[];
+  following: number[];
+  /** More than MAX_SET_SIZE of either: use the per-page query. */
+  tooMany: boolean;
+}
+
+/** The tag a viewer's cached sets carry: invalidate it when their favorites or follows change. */
+export const viewerTag = (viewer: number): string => `viewer:${viewer}`;
+
+// Sets made once per cached entry (entries are immutable; a new load is a new object).
+const asSets = new WeakMap<ViewerSets, { favorited: Set<number>; following: Set<number> }>();
+
+async function loadSets(db: Queryable, viewer: number): Promise<ViewerSets> {
+  const res = await db.query<{ favorited: number[]; following: number[] }>(
+    `select array(select article_id from favorites where user_id = $1 limit $2) as favorited,
+            array(select followee_id from follows where follower_id = $1 limit $2) as following`,
+    [viewer, MAX_SET_SIZE + 1],
+  );
+  const row = res.rows[0]!;
+  const tooMany = row.favorited.length > MAX_SET_SIZE || row.following.length > MAX_SET_SIZE;
+  return tooMany ? { favorited: [], following: [], tooMany } : { favorited: row.favorited, following: row.following, tooMany };
+}
+
+/** The members of `ids` that are in `set`; undefined when none are (no allocation then). */
+function pick(set: ReadonlySet<number>, ids: readonly number[]): Set<number> | undefined {
+  let out: Set<number> | undefined;
+  for (const id of ids) if (set.has(id)) (out ??= new Set()).add(id);
+  return out;
+}
+
+async function queryFlags(db: Queryable, viewer: number, articleIds: readonly number[], authorIds: readonly number[]): Promise<ViewerFlags> {
   const res = await db.query<{ favorited: number[]; following: number[] }>(
     `select array(select article_id from favorites where user_id = $1 and article_id = any($2::bigint[])) as favorited,
             array(select followee_id from follows where follower_id = $1 and followee_id = any($3::bigint[])) as following`,
@@ -25,4 +66,28 @@ export async function viewerFlags(
   const row = res.rows[0];
   if (!row || (row.favorited.length === 0 && row.following.length === 0)) return NO_FLAGS;
   return { favorited: new Set(row.favorited), following: new Set(row.following) };
+}
+
+export async function viewerFlags(
+  db: Queryable,
+  cache: ResponseCache | undefined,
+  viewer: number | null | undefined,
+  articleIds: readonly number[],
+  authorIds: readonly number[],
+): Promise<ViewerFlags> {
+  if (!viewer || (articleIds.length === 0 && authorIds.length === 0)) return NO_FLAGS;
+  if (!cache) return queryFlags(db, viewer, articleIds, authorIds);
+  const entry = await cache.get(
+    `viewer\u0000${viewer}`,
+    async () => ({ data: await loadSets(db, viewer), tags: [viewerTag(viewer)] }),
+    (sets) => JSON.stringify(sets),
+  );
+  const data = entry!.data;
+  if (data.tooMany) return queryFlags(db, viewer, articleIds, authorIds);
+  let sets = asSets.get(data);
+  if (!sets) asSets.set(data, (sets = { favorited: new Set(data.favorited), following: new Set(data.following) }));
+  const favorited = pick(sets.favorited, articleIds);
+  const following = pick(sets.following, authorIds);
+  if (!favorited && !following) return NO_FLAGS;
+  return { favorited: favorited ?? NO_FLAGS.favorited, following: following ?? NO_FLAGS.following };
 }

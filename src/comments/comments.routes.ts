@@ -126,7 +126,7 @@ export function registerCommentRoutes(app: App, ctx: AppContext): void {
     );
     if (!entry) throw notFound('article');
     if (viewer === null) return ctx.cache.send(request, reply, entry);
-    const flags = await viewerFlags(db, viewer, [], [...new Set(entry.data.map((r) => r.author_id))]);
+    const flags = await viewerFlags(db, ctx.cache, viewer, [], [...new Set(entry.data.map((r) => r.author_id))]);
     if (flags.following.size === 0) return ctx.cache.send(request, reply, entry);
     return { comments: entry.data.map((r) => toComment({ ...r, following: flags.following.has(r.author_id) })) };
   });

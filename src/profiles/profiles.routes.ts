@@ -1,7 +1,7 @@
 // Profiles and following: SPEC.md "Endpoints" rows 5-6. `following` is computed for the viewer
 // in the same statement that reads the profile (false when anonymous).
 import { Type } from 'typebox';
-import { viewerFlags } from '../cache/viewer-flags.ts';
+import { viewerFlags, viewerTag } from '../cache/viewer-flags.ts';
 import type { App, AppContext } from '../context.ts';
 import type { Queryable } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
@@ -29,25 +29,32 @@ async function findProfile(db: Queryable, username: string, viewer: number | nul
   return res.rows[0];
 }
 
-/** Follow (idempotent: following twice is not an error) and return the profile, one round trip. */
-async function follow(db: Queryable, follower: number, username: string): Promise<ProfileRow | undefined> {
-  const res = await db.query<ProfileRow>(
+type FollowResult = { profile: Omit<ProfileRow, 'id'>; changed: boolean };
+
+/**
+ * Follow (idempotent: following twice is not an error) and return the profile, one round trip.
+ * `changed`: a row was written, so the follower's cached follows must be invalidated.
+ */
+async function follow(db: Queryable, follower: number, username: string): Promise<FollowResult | undefined> {
+  const res = await db.query<ProfileRow & { changed: boolean }>(
     `with target as (select id, username, bio, image from users where username = $2),
-          ins as (insert into follows (follower_id, followee_id) select $1, id from target on conflict do nothing)
-     select username, bio, image, true as following from target`,
+          ins as (insert into follows (follower_id, followee_id) select $1, id from target on conflict do nothing returning 1)
+     select username, bio, image, true as following, exists (select 1 from ins) as changed from target`,
     [follower, username],
   );
-  return res.rows[0];
+  const row = res.rows[0];
+  return row && { profile: { username: row.username, bio: row.bio, image: row.image, following: row.following }, changed: row.changed };
 }
 
-async function unfollow(db: Queryable, follower: number, username: string): Promise<ProfileRow | undefined> {
-  const res = await db.query<ProfileRow>(
+async function unfollow(db: Queryable, follower: number, username: string): Promise<FollowResult | undefined> {
+  const res = await db.query<ProfileRow & { changed: boolean }>(
     `with target as (select id, username, bio, image from users where username = $2),
-          del as (delete from follows where follower_id = $1 and followee_id = (select id from target))
-     select username, bio, image, false as following from target`,
+          del as (delete from follows where follower_id = $1 and followee_id = (select id from target) returning 1)
+     select username, bio, image, false as following, exists (select 1 from del) as changed from target`,
     [follower, username],
   );
-  return res.rows[0];
+  const row = res.rows[0];
+  return row && { profile: { username: row.username, bio: row.bio, image: row.image, following: row.following }, changed: row.changed };
 }
 
 export function registerProfileRoutes(app: App, ctx: AppContext): void {
@@ -77,7 +84,7 @@ export function registerProfileRoutes(app: App, ctx: AppContext): void {
     );
     if (!entry) throw notFound('profile');
     if (viewer === null) return ctx.cache.send(request, reply, entry);
-    const flags = await viewerFlags(db, viewer, [], [entry.data.id!]);
+    const flags = await viewerFlags(db, ctx.cache, viewer, [], [entry.data.id!]);
     if (flags.following.size === 0) return ctx.cache.send(request, reply, entry);
     return toBody({ ...entry.data, following: true });
   });
@@ -86,17 +93,23 @@ export function registerProfileRoutes(app: App, ctx: AppContext): void {
     onRequest: auth.required,
     schema: { summary: 'Follow a user', tags, security: Security, params: Params, response: { ...response, ...IgnoredBodyErrors } },
   }, async (request) => {
-    const profile = await follow(db, viewerId(request), request.params.username);
-    if (!profile) throw notFound('profile');
-    return { profile };
+    const viewer = viewerId(request);
+    const result = await follow(db, viewer, request.params.username);
+    if (!result) throw notFound('profile');
+    // The viewer's cached follows (cache/viewer-flags.ts), before the answer: read-your-writes.
+    if (result.changed) await ctx.invalidate([viewerTag(viewer)]);
+    return { profile: result.profile };
   });
 
   app.delete('/api/profiles/:username/follow', {
     onRequest: auth.required,
     schema: { summary: 'Unfollow a user', tags, security: Security, params: Params, response: { ...response, ...IgnoredBodyErrors } },
   }, async (request) => {
-    const profile = await unfollow(db, viewerId(request), request.params.username);
-    if (!profile) throw notFound('profile');
-    return { profile };
+    const viewer = viewerId(request);
+    const result = await unfollow(db, viewer, request.params.username);
+    if (!result) throw notFound('profile');
+    // The viewer's cached follows (cache/viewer-flags.ts), before the answer: read-your-writes.
+    if (result.changed) await ctx.invalidate([viewerTag(viewer)]);
+    return { profile: result.profile };
   });
 }
