@@ -313,6 +313,32 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
     inDefaultRun: false,
     mix: [[100, 'list-20']],
   },
+  // Single hot paths, for `npm run profile` (allocations and CPU per request of one path,
+  // BENCHMARKS.md "Allocations per request") and for a focused bench run.
+  article: {
+    name: 'article',
+    description: 'only article pages (GET /api/articles/:slug), anonymous: a cached entry each after the first',
+    auth: false,
+    inDefaultRun: false,
+    mix: [[100, 'article']],
+  },
+  'list-auth': {
+    name: 'list-auth',
+    description: 'only the global article list, 20 per page, as logged-in users: the cached page plus the viewer\'s flags',
+    auth: true,
+    inDefaultRun: false,
+    mix: [[100, 'list-20']],
+  },
+  favorite: {
+    name: 'favorite',
+    description: 'only favorite and unfavorite, as logged-in users: a write, its invalidations and the fresh article',
+    auth: true,
+    inDefaultRun: false,
+    mix: [
+      [50, 'favorite'],
+      [50, 'unfavorite'],
+    ],
+  },
   broken: {
     name: 'broken',
     description: 'self-test of the harness: read-anon plus 10% requests to a route that does not exist (404); the run must fail',
