@@ -1,5 +1,5 @@
 // Articles, the feed and favorites: SPEC.md "Endpoints" rows 7-12 and 17.
-import { viewerFlags, viewerTag } from '../cache/viewer-flags.ts';
+import { sendViewerBody, viewerFlags, viewerTag, withViewerFlags } from '../cache/viewer-flags.ts';
 import type { App, AppContext } from '../context.ts';
 import { inTransaction } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
@@ -92,6 +92,8 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
     const page = entry!.data;
     const flags = await viewerFlags(db, cache, viewer, page.rows.map((r) => r.id), page.rows.map((r) => r.author_id));
     if (flags.favorited.size === 0 && flags.following.size === 0) return cache.send(request, reply, entry!);
+    const body = withViewerFlags(entry!.body, page.rows.map((r) => flags.favorited.has(r.id)), page.rows.map((r) => flags.following.has(r.author_id)));
+    if (body) return sendViewerBody(reply, body);
     return {
       articles: page.rows.map((r) =>
         toListItem({ ...r, favorited: flags.favorited.has(r.id), following: flags.following.has(r.author_id) }),
@@ -145,6 +147,8 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
     const row = entry.data;
     const flags = await viewerFlags(db, cache, viewer, [row.id], [row.author_id]);
     if (flags.favorited.size === 0 && flags.following.size === 0) return cache.send(request, reply, entry);
+    const body = withViewerFlags(entry.body, [flags.favorited.has(row.id)], [flags.following.has(row.author_id)]);
+    if (body) return sendViewerBody(reply, body);
     return { article: toArticle({ ...row, favorited: flags.favorited.has(row.id), following: flags.following.has(row.author_id) }) };
   });
 

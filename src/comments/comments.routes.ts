@@ -1,6 +1,6 @@
 // Comments on an article: SPEC.md "Endpoints" rows 13-16. Newest first, id as the tie-break.
 import { Type } from 'typebox';
-import { viewerFlags } from '../cache/viewer-flags.ts';
+import { sendViewerBody, viewerFlags, withViewerFlags } from '../cache/viewer-flags.ts';
 import type { App, AppContext } from '../context.ts';
 import type { Queryable } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
@@ -128,6 +128,8 @@ export function registerCommentRoutes(app: App, ctx: AppContext): void {
     if (viewer === null) return ctx.cache.send(request, reply, entry);
     const flags = await viewerFlags(db, ctx.cache, viewer, [], [...new Set(entry.data.map((r) => r.author_id))]);
     if (flags.following.size === 0) return ctx.cache.send(request, reply, entry);
+    const body = withViewerFlags(entry.body, [], entry.data.map((r) => flags.following.has(r.author_id)));
+    if (body) return sendViewerBody(reply, body);
     return { comments: entry.data.map((r) => toComment({ ...r, following: flags.following.has(r.author_id) })) };
   });
 

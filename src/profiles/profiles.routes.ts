@@ -1,7 +1,7 @@
 // Profiles and following: SPEC.md "Endpoints" rows 5-6. `following` is computed for the viewer
 // in the same statement that reads the profile (false when anonymous).
 import { Type } from 'typebox';
-import { viewerFlags, viewerTag } from '../cache/viewer-flags.ts';
+import { sendViewerBody, viewerFlags, viewerTag, withViewerFlags } from '../cache/viewer-flags.ts';
 import type { App, AppContext } from '../context.ts';
 import type { Queryable } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
@@ -86,6 +86,8 @@ export function registerProfileRoutes(app: App, ctx: AppContext): void {
     if (viewer === null) return ctx.cache.send(request, reply, entry);
     const flags = await viewerFlags(db, ctx.cache, viewer, [], [entry.data.id!]);
     if (flags.following.size === 0) return ctx.cache.send(request, reply, entry);
+    const body = withViewerFlags(entry.body, [], [true]);
+    if (body) return sendViewerBody(reply, body);
     return toBody({ ...entry.data, following: true });
   });
 
