@@ -105,13 +105,15 @@ export function registerMetrics(app: App, ctx: AppContext, opts: { route: boolea
   });
   // Children by "METHOD route" and status class, made once: observe() on a child skips the
   // label validation a labelled observe() does per call.
-  const children = new Map<string, Child[]>();
+  // Looked up by method, then route: no key string is built per request.
+  const children = new Map<string, Map<string, Child[]>>();
   const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
   const childFor = (request: FastifyRequest, status: number): Child => {
     const route = request.routeOptions.url ?? 'unmatched';
-    const key = `${request.method} ${route}`;
-    let byClass = children.get(key);
-    if (!byClass) children.set(key, (byClass = []));
+    let byRoute = children.get(request.method);
+    if (!byRoute) children.set(request.method, (byRoute = new Map<string, Child[]>()));
+    let byClass = byRoute.get(route);
+    if (!byClass) byRoute.set(route, (byClass = []));
     const cls = Math.min(5, Math.max(1, Math.floor(status / 100)));
     return (byClass[cls] ??= duration.labels({ method: request.method, route, status_class: STATUS_CLASSES[cls]! }));
   };
