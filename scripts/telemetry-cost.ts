@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { openEmbedded } from '../bench/databases.ts';
 import { LoadSession } from '../bench/drive.ts';
 import { startOtlpSink } from '../bench/otlp-sink.ts';
+import { ACCEPT_ENCODING } from '../bench/scenarios.ts';
 import { freePort } from '../src/db/embedded.ts';
 import { exitWithin, killAllChildren, spawnTracked, tail } from '../bench/processes.ts';
 
@@ -97,7 +98,7 @@ async function main(): Promise<void> {
   const runs: Run[] = [];
   try {
     const requestsFile = path.join(workDir, 'requests.json');
-    await writeFile(requestsFile, JSON.stringify([{ kind: 'read', method: 'GET', path: values.path, headers: { 'accept-encoding': 'gzip, deflate, br' } }]));
+    await writeFile(requestsFile, JSON.stringify([{ kind: 'read', method: 'GET', path: values.path, headers: { 'accept-encoding': ACCEPT_ENCODING } }]));
     for (let round = 1; round <= rounds; round++) {
       for (const target of targets) {
         const db = await server.createRunDatabase();
