@@ -19,7 +19,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { PLATFORM } from './configs.ts';
+import { FLOOR, PLATFORM } from './configs.ts';
 import type { Results } from './report.ts';
 
 const HERE = import.meta.dirname;
@@ -56,7 +56,7 @@ export function bestRatios(runs: readonly Results[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const r of runs) {
     for (const run of r.runs) {
-      if (run.config === PLATFORM || run.ratioToPlatform === null) continue;
+      if (run.config === PLATFORM || run.config === FLOOR || run.ratioToPlatform === null) continue;
       const key = `${run.scenario}/${run.config}`;
       out[key] = Math.max(out[key] ?? 0, run.ratioToPlatform);
     }

@@ -60,6 +60,8 @@ export const COMPARE_SCENARIOS = ['read-anon', 'read-auth', 'mixed', 'login'] as
 
 /** The name the platform limit (the bare node:http server) has in results, next to the configurations. */
 export const PLATFORM = 'platform';
+/** The same recordings served by a bare Fastify app (--floor): the framework's own cost. */
+export const FLOOR = 'fastify-floor';
 
 export function selectConfigs(names: readonly string[] | undefined): string[] {
   const selected = names ?? Object.keys(CONFIGS).filter((n) => !CONFIGS[n]!.optIn);

@@ -128,10 +128,11 @@ export interface PlatformHandle {
   stop(): Promise<void>;
 }
 
-export async function startPlatform(recordings: readonly Recording[], workDir: string, name: string): Promise<PlatformHandle> {
+export async function startPlatform(recordings: readonly Recording[], workDir: string, name: string, engine: 'node' | 'fastify' = 'node'): Promise<PlatformHandle> {
   const file = path.join(workDir, `recordings-${name}.json`);
   await writeFile(file, JSON.stringify(recordings));
-  const child = spawnTracked(process.execPath, [path.join(HERE, 'platform.ts'), file], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  const args = [path.join(HERE, 'platform.ts'), file, ...(engine === 'fastify' ? ['--fastify'] : [])];
+  const child = spawnTracked(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   const stderr = tail(child.stderr);
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the platform server did not start: ${stderr()}`)), 30_000);

@@ -24,6 +24,9 @@ export const USAGE = `usage: npm run bench -- [options]
                           connections: admitted throughput and latency, 503s (shedding), event-loop
                           delay; compare with --configs default,shed-off
   --overload-connections <n>  connections of the overload step (default 400)
+  --floor                 also the framework floor: a bare Fastify server replaying the same
+                          recorded responses (one route, no hooks or plugins), next to the
+                          node:http platform limit: what Fastify itself costs on this machine
   --pgbench               also run pgbench with the list query (adds the \`list\` scenario)
   --loadgen <engine>      wrk or autocannon; default: wrk when on PATH (it needs several times
                           less CPU, which the service and database then get), else autocannon
@@ -49,6 +52,8 @@ export interface BenchOptions {
   sweep: boolean;
   overload: boolean;
   overloadConnections: number;
+  /** Also measure the bare-Fastify floor (bench/platform.ts --fastify). */
+  floor: boolean;
   sweepDurationSec: number;
   pgbench: boolean;
   engine: Engine;
@@ -98,6 +103,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
         sweep: { type: 'boolean' },
         overload: { type: 'boolean' },
         'overload-connections': { type: 'string' },
+        floor: { type: 'boolean' },
         'sweep-duration': { type: 'string' },
         pgbench: { type: 'boolean' },
         loadgen: { type: 'string' },
@@ -151,6 +157,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     sweep: values.sweep ?? false,
     overload: values.overload ?? false,
     overloadConnections: Math.max(1, int('overload-connections') ?? 400),
+    floor: values.floor ?? false,
     sweepDurationSec: num(values['sweep-duration'], 'sweep-duration', 0.5) ?? Math.max(3, Math.round(durationSec / 3)),
     pgbench,
     engine,

@@ -3,7 +3,8 @@
 // by method and URL in a Map. No routing, validation, database or serialization: what is left is
 // what Node itself costs per request on this machine, the ceiling any Node service can reach.
 //
-//   node bench/platform.ts <recordings.json>   (reports its port over IPC, or on stdout)
+//   node bench/platform.ts <recordings.json> [--fastify]   (reports its port over IPC, or on stdout)
+import Fastify from 'fastify';
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 
@@ -48,13 +49,35 @@ export function startPlatformServer(recordings: readonly Recording[], port = 0):
   });
 }
 
+/**
+ * The framework floor (--floor): the same answers from a bare Fastify app, one catch-all route,
+ * no hooks, no plugins, no logger. What is left between it and the node:http server above is
+ * what Fastify itself costs per request; the service can only be slower than this.
+ */
+export async function startFastifyFloorServer(recordings: readonly Recording[], port = 0): Promise<http.Server> {
+  const answers = new Map<string, { status: number; headers: Record<string, string>; body: Buffer }>();
+  for (const r of recordings) answers.set(`${r.method} ${r.path}`, { status: r.status, headers: r.headers, body: Buffer.from(r.bodyBase64, 'base64') });
+  const app = Fastify({ logger: false, keepAliveTimeout: 72_000 });
+  // Bodies are read whole and not parsed, as the node:http server does.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  app.all('*', (request, reply) => {
+    const a = answers.get(`${request.method} ${request.url}`);
+    if (!a) return reply.code(404).send({ errors: { platform: ['no recording for this request'] } });
+    return reply.code(a.status).headers(a.headers).send(a.body);
+  });
+  await app.listen({ port, host: '127.0.0.1' });
+  return app.server;
+}
+
 if (import.meta.main) {
   const file = process.argv[2];
   if (!file) {
     process.stderr.write('usage: node bench/platform.ts <recordings.json>\n');
     process.exit(2);
   }
-  const server = await startPlatformServer(JSON.parse(readFileSync(file, 'utf8')) as Recording[]);
+  const recordings = JSON.parse(readFileSync(file, 'utf8')) as Recording[];
+  const server = process.argv[3] === '--fastify' ? await startFastifyFloorServer(recordings) : await startPlatformServer(recordings);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   if (process.send) process.send({ type: 'listening', port });

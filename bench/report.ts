@@ -2,7 +2,7 @@
 // summary.md (the tables), and the SVG plots. Also the issue's targets, evaluated.
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CONFIGS, PLATFORM, type DatabaseKind } from './configs.ts';
+import { CONFIGS, FLOOR, PLATFORM, type DatabaseKind } from './configs.ts';
 import type { Percentiles } from './histogram.ts';
 import type { KindStats } from './loadgen.ts';
 import type { GcWindow } from './gc.ts';
@@ -240,7 +240,7 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
   for (const x of r.runs) {
     const bad = (v: number) => (v > 0 ? `**${v} ❌**` : '0');
     lines.push(
-      `| ${x.scenario} | ${x.config === PLATFORM ? '_platform limit_' : x.config}${x.ok ? '' : ' ❌'} | ${n0(x.requestsPerSec)} | ${x.ratioToPlatform === null ? '' : x.ratioToPlatform.toFixed(2)} | ` +
+      `| ${x.scenario} | ${x.config === PLATFORM ? '_platform limit_' : x.config === FLOOR ? '_Fastify floor_' : x.config}${x.ok ? '' : ' ❌'} | ${n0(x.requestsPerSec)} | ${x.ratioToPlatform === null ? '' : x.ratioToPlatform.toFixed(2)} | ` +
         `${ms(x.latencyMs.p50)} | ${ms(x.latencyMs.p90)} | ${ms(x.latencyMs.p99)} | ${ms(x.latencyMs.max)} | ${bad(x.errors)} | ${bad(x.non2xx)} | ${bad(x.timeouts)} | ` +
         `${x.service ? `${x.service.cpuPercent.toFixed(0)}%` : ''} | ${x.service ? `${x.service.rssPeakMB.toFixed(0)} MB` : ''} | ` +
         `${x.gc ? `${x.gc.percent.toFixed(1)}%, p99 ≤ ${x.gc.p99Ms} ms` : ''} | ` +
@@ -350,7 +350,11 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
   for (const c of r.configs) {
     lines.push(`- **${c.name}**: ${c.description}${Object.keys(c.env).length ? ` (${Object.entries(c.env).map(([k, v]) => `${k}=${v}`).join(' ')})` : ''}${c.skipped ? ` — skipped: ${c.skipped}` : ''}`);
   }
-  lines.push(`- **${PLATFORM}**: a bare node:http server returning the recorded bytes of the service's responses (bench/platform.ts)`, '');
+  lines.push(`- **${PLATFORM}**: a bare node:http server returning the recorded bytes of the service's responses (bench/platform.ts)`);
+  if (r.runs.some((x) => x.config === FLOOR)) {
+    lines.push(`- **${FLOOR}** (--floor): the same recorded bytes from a bare Fastify app, one catch-all route, no hooks or plugins: the framework's own cost`);
+  }
+  lines.push('');
   return lines.join('\n');
 }
 

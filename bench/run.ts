@@ -12,7 +12,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { SEED_PASSWORD } from '../scripts/seed.ts';
-import { CONFIGS, PLATFORM, type DatabaseKind } from './configs.ts';
+import { CONFIGS, FLOOR, PLATFORM, type DatabaseKind } from './configs.ts';
 import { openEmbedded, openExternal, type DatabaseServer } from './databases.ts';
 import { pool, record, requestPatiently, startPlatform } from './drive.ts';
 import { measureTarget, SWEEP_PERCENTS, toRunResult, type MeasureContext } from './measure.ts';
@@ -205,6 +205,7 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
         for (const x of runs.filter((y) => y.scenario === name && y.config !== PLATFORM)) {
           x.ratioToPlatform = run.requestsPerSec > 0 ? Math.round((x.requestsPerSec / run.requestsPerSec) * 1000) / 1000 : null;
         }
+        if (opts.floor) await runFloor(ctx, name, recordings, connections, requestsFile, run, runs);
       } finally {
         await platform.stop();
       }
@@ -213,6 +214,24 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
     }
   }
   return { name, description: scenario.description, connections, mix };
+}
+
+/** --floor: the recordings from a bare Fastify app, measured right after the platform limit. */
+async function runFloor(ctx: Ctx, name: string, recordings: Recording[], connections: number, requestsFile: string, platform: RunResult, runs: RunResult[]): Promise<void> {
+  checkNotStopping(ctx);
+  try {
+    const floor = await startPlatform(recordings, ctx.workDir, `${name}-floor`, 'fastify');
+    try {
+      const m = await measureTarget(ctx, { label: `${name} × ${FLOOR}`, url: floor.url, sample: { service: floor.pid } }, connections, requestsFile);
+      const run = toRunResult(ctx, name, FLOOR, connections, m.peak);
+      run.ratioToPlatform = platform.requestsPerSec > 0 ? Math.round((run.requestsPerSec / platform.requestsPerSec) * 1000) / 1000 : null;
+      runs.push(run);
+    } finally {
+      await floor.stop();
+    }
+  } catch (err) {
+    ctx.fail(`${name} × ${FLOOR}: ${describe(err)}`);
+  }
 }
 
 /** pgbench with the list query on each server, next to the `list` scenario's req/s there. */
