@@ -15,14 +15,27 @@ const textAjv = new Ajv({ ...shared, coerceTypes: 'array', removeAdditional: tru
 // PostgreSQL text cannot hold U+0000: a NUL that reached a query failed there with SQLSTATE 22021
 // and became an opaque 500 (`{"comment":{"body":"a\u0000b"}}`, `GET /api/profiles/a%00b`). It
 // is bad input, so it is refused here, after the schema passed, as a 422 keyed by its field.
+// The check runs on every validated part of every request: it allocates nothing until it finds
+// a NUL (the JSON pointer is built only then; building it for every key on the way, as first
+// written, was 2.5% of a cached list read's CPU).
 function firstNulPath(value: unknown, path: string): string | undefined {
   if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
   if (value === null || typeof value !== 'object') return undefined;
-  for (const [key, v] of Object.entries(value)) {
-    const found = firstNulPath(v, `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`);
-    if (found !== undefined) return found;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    const v = (value as Record<string, unknown>)[key];
+    if (typeof v !== 'object' && typeof v !== 'string') continue;
+    if (!hasNul(v)) continue;
+    return firstNulPath(v, `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`);
   }
   return undefined;
+}
+
+function hasNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (value === null || typeof value !== 'object') return false;
+  for (const key in value) if (Object.hasOwn(value, key) && hasNul((value as Record<string, unknown>)[key])) return true;
+  return false;
 }
 
 function rejectingNul(validate: ValidateFunction): ValidateFunction {
