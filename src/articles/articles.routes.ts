@@ -1,5 +1,5 @@
 // Articles, the feed and favorites: SPEC.md "Endpoints" rows 7-12 and 17.
-import { sendViewerBody, viewerFlags, viewerTag, withViewerFlags } from '../cache/viewer-flags.ts';
+import { sendViewerBody, viewerFlags, viewerSets, viewerTag, withViewerFlags } from '../cache/viewer-flags.ts';
 import type { App, AppContext } from '../context.ts';
 import { inTransaction } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
@@ -49,9 +49,26 @@ function listTags(f: PublicFilter, rows: readonly ArticleRow[]): string[] {
   return tags;
 }
 
-/** What creating or deleting an article changes: every list it belongs to. */
-function membershipTags(authorUsername: string, tagList: readonly string[]): string[] {
-  return ['list:all', `list:author:${authorUsername}`, 'tags', ...tagList.map((t) => `list:tag:${t}`)];
+/** What creating or deleting an article changes: every list it belongs to, its author's followers' feeds included. */
+function membershipTags(authorId: number, authorUsername: string, tagList: readonly string[]): string[] {
+  return ['list:all', `list:author:${authorUsername}`, `articles-by:${authorId}`, 'tags', ...tagList.map((t) => `list:tag:${t}`)];
+}
+
+/** Above this many followed users, a feed entry is tagged `list:all` instead of one tag per author. */
+export const FEED_AUTHOR_TAGS_MAX = 100;
+
+/**
+ * What a viewer's feed page is built from: the viewer's follows and favorites (their tag), the
+ * articles by each followed author (a new or deleted one changes the page and the count), and
+ * the articles and authors shown. A viewer following very many users gets `list:all` instead,
+ * which every article creation or deletion invalidates: correct, with fewer hits.
+ */
+function feedTags(viewer: number, following: ReadonlySet<number> | undefined, rows: readonly ArticleRow[]): string[] {
+  const tags = [viewerTag(viewer)];
+  if (following && following.size <= FEED_AUTHOR_TAGS_MAX) for (const author of following) tags.push(`articles-by:${author}`);
+  else tags.push('list:all');
+  for (const r of rows) tags.push(`article:${r.id}`, `user:${r.author_id}`);
+  return tags;
 }
 
 export function registerArticleRoutes(app: App, ctx: AppContext): void {
@@ -111,12 +128,29 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       querystring: FeedQuery,
       response: { 200: ArticleListResponse, 401: Errors[401], ...QueryErrors, ...Refusals },
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     const viewer = viewerId(request);
     // limit and offset only: `?tag=` and the other list filters are not feed parameters.
     const { limit, offset } = request.query;
-    const { rows, total } = await listArticles(db, { limit, offset, followedBy: viewer }, viewer);
-    return { articles: rows.map(toListItem), articlesCount: total };
+    const filter = { limit, offset, followedBy: viewer };
+    if (!cache) {
+      const { rows, total } = await listArticles(db, filter, viewer);
+      return { articles: rows.map(toListItem), articlesCount: total };
+    }
+    // Cached per viewer, flags included (the whole page is theirs): the feed's count(*) was the
+    // most expensive query of logged-in reading (BENCHMARKS.md, read-auth).
+    const entry = await cache.get(
+      `feed\u0000${viewer}\u0000${limit}\u0000${offset}`,
+      async () => {
+        // The followed authors before the page: a follow from here on invalidates the viewer's
+        // tag, so a page built from an older list of authors is answered but not stored.
+        const sets = await viewerSets(db, cache, viewer);
+        const page = await listArticles(db, filter, viewer);
+        return { data: page, tags: feedTags(viewer, sets?.following, page.rows) };
+      },
+      (page) => reply.serialize({ articles: page.rows.map(toListItem), articlesCount: page.total }),
+    );
+    return cache.send(request, reply, entry!);
   });
 
   app.get('/api/articles/:slug', {
@@ -168,7 +202,7 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       const id = await insertArticle(tx, viewer, { title, description, body, tagList: normaliseTags(tagList ?? []) });
       return findArticle(tx, { id }, viewer);
     });
-    await ctx.invalidate(membershipTags(row!.author_username, row!.tag_list));
+    await ctx.invalidate(membershipTags(viewer, row!.author_username, row!.tag_list));
     return reply.code(201).send({ article: toArticle(row!) });
   });
 
@@ -221,7 +255,7 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
     if (deleted > 0) {
       // Its entries, every list it was in (favorited-by lists included: who favorited it is
       // gone with it), and its comments.
-      await ctx.invalidate([`article:${id}`, `comments:${id}`, 'list:favorited', ...membershipTags(author_username!, tag_list ?? [])]);
+      await ctx.invalidate([`article:${id}`, `comments:${id}`, 'list:favorited', ...membershipTags(author_id!, author_username!, tag_list ?? [])]);
       return reply.code(204).send(null);
     }
     // The author's own delete that deleted nothing lost a race to a concurrent delete (the

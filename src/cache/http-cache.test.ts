@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
+import { FEED_AUTHOR_TAGS_MAX } from '../articles/articles.routes.ts';
 import { MAX_SET_SIZE } from './viewer-flags.ts';
 import { Client, createDatabase, createTestAppOn, type ArticleJson, type TestApp } from '../../test/harness.ts';
 
@@ -279,6 +280,64 @@ describe('the response cache over HTTP', () => {
       assert.equal(JSON.parse(res.text).profile.following, true);
       assert.equal(res.text, (await get(off, urls.profile, auth(heavy.token))).text);
     }
+  });
+
+  test("a viewer's feed is cached (a repeated read needs no query) and follows every write that changes it, as CACHE=off answers", async () => {
+    const viewer = await api.register();
+    const other = await api.register();
+    const feed = async (why: string, expectQueries?: number) => {
+      const counter = countDatabase(on);
+      let res: Wire;
+      try {
+        res = await get(on, '/api/articles/feed?limit=5', auth(viewer.token));
+      } finally {
+        counter.restore();
+      }
+      if (expectQueries !== undefined) assert.equal(counter.counts.query, expectQueries, `${why}: queries`);
+      assert.equal(res.status, 200, why);
+      assert.equal(res.text, (await get(off, '/api/articles/feed?limit=5', auth(viewer.token))).text, why);
+      return JSON.parse(res.text) as { articles: ArticleJson[]; articlesCount: number };
+    };
+    assert.equal((await feed('empty')).articlesCount, 0);
+    assert.equal((await api.post(`/api/profiles/${author.username}/follow`, { token: viewer.token })).status, 200);
+    const before = await feed('after following');
+    assert.equal(before.articlesCount, articles.length);
+    await feed('repeated', 0);
+    const fresh = await api.createArticle(author.token, { title: 'Fresh for the feed', tagList: [] });
+    const after = await feed("after the followed author's new article");
+    assert.equal(after.articles[0]!.slug, fresh.slug);
+    assert.equal((await api.post(`/api/articles/${fresh.slug}/favorite`, { token: other.token })).status, 200);
+    assert.equal((await feed("after another user's favorite")).articles[0]!.favoritesCount, 1);
+    assert.equal((await api.post(`/api/articles/${fresh.slug}/favorite`, { token: viewer.token })).status, 200);
+    assert.equal((await feed("after the viewer's own favorite")).articles[0]!.favorited, true);
+    assert.equal((await api.put(`/api/articles/${fresh.slug}`, { token: author.token, body: { article: { description: 'changed' } } })).status, 200);
+    assert.equal((await feed('after an update')).articles[0]!.description, 'changed');
+    assert.equal((await api.delete(`/api/articles/${fresh.slug}`, { token: author.token })).status, 204);
+    assert.equal((await feed('after the delete')).articlesCount, articles.length);
+    assert.equal((await api.delete(`/api/profiles/${author.username}/follow`, { token: viewer.token })).status, 200);
+    assert.equal((await feed('after unfollowing')).articlesCount, 0);
+  });
+
+  test(`a viewer following more than FEED_AUTHOR_TAGS_MAX users still sees a followed author's new article at once`, async () => {
+    const viewer = await api.register();
+    await on.db.query(
+      `insert into users (username, email, password_hash)
+         select 'feedbulk-' || g, 'feedbulk-' || g || '@example.test', 'x' from generate_series(1, $1::int) g`,
+      [FEED_AUTHOR_TAGS_MAX + 1],
+    );
+    await on.db.query(
+      `insert into follows (follower_id, followee_id)
+         select (select id from users where username = $1), id from users where username like 'feedbulk-%'`,
+      [viewer.username],
+    );
+    assert.equal((await api.post(`/api/profiles/${author.username}/follow`, { token: viewer.token })).status, 200);
+    const read = async () => (await get(on, '/api/articles/feed?limit=1', auth(viewer.token))).text;
+    const first = await read();
+    const fresh = await api.createArticle(author.token, { title: 'Fresh for a heavy follower', tagList: [] });
+    const second = await read();
+    assert.notEqual(second, first);
+    assert.equal(JSON.parse(second).articles[0].slug, fresh.slug);
+    assert.equal(second, (await get(off, '/api/articles/feed?limit=1', auth(viewer.token))).text);
   });
 
   test('CACHE=off answers byte-identical bodies to CACHE=on for the same requests', async () => {

@@ -69,6 +69,24 @@ async function queryFlags(db: Queryable, viewer: number, articleIds: readonly nu
   return { favorited: new Set(row.favorited), following: new Set(row.following) };
 }
 
+/**
+ * Every article the viewer favorited and every user they follow, from the cache (one query on
+ * the first call, none after until the viewer changes them); undefined for a viewer with more
+ * than MAX_SET_SIZE of either.
+ */
+export async function viewerSets(db: Queryable, cache: ResponseCache, viewer: number): Promise<ViewerFlags | undefined> {
+  const entry = await cache.get(
+    `viewer\u0000${viewer}`,
+    async () => ({ data: await loadSets(db, viewer), tags: [viewerTag(viewer)] }),
+    (sets) => JSON.stringify(sets),
+  );
+  const data = entry!.data;
+  if (data.tooMany) return undefined;
+  let sets = asSets.get(data);
+  if (!sets) asSets.set(data, (sets = { favorited: new Set(data.favorited), following: new Set(data.following) }));
+  return sets;
+}
+
 export async function viewerFlags(
   db: Queryable,
   cache: ResponseCache | undefined,
@@ -77,16 +95,8 @@ export async function viewerFlags(
   authorIds: readonly number[],
 ): Promise<ViewerFlags> {
   if (!viewer || (articleIds.length === 0 && authorIds.length === 0)) return NO_FLAGS;
-  if (!cache) return queryFlags(db, viewer, articleIds, authorIds);
-  const entry = await cache.get(
-    `viewer\u0000${viewer}`,
-    async () => ({ data: await loadSets(db, viewer), tags: [viewerTag(viewer)] }),
-    (sets) => JSON.stringify(sets),
-  );
-  const data = entry!.data;
-  if (data.tooMany) return queryFlags(db, viewer, articleIds, authorIds);
-  let sets = asSets.get(data);
-  if (!sets) asSets.set(data, (sets = { favorited: new Set(data.favorited), following: new Set(data.following) }));
+  const sets = cache && (await viewerSets(db, cache, viewer));
+  if (!sets) return queryFlags(db, viewer, articleIds, authorIds);
   const favorited = pick(sets.favorited, articleIds);
   const following = pick(sets.following, authorIds);
   if (!favorited && !following) return NO_FLAGS;
