@@ -16,22 +16,9 @@ export interface ListFilter {
 
 /** The SQL and parameters `listArticles` sends: exported so tests can EXPLAIN exactly this query. */
 export function listArticlesQuery(filter: ListFilter, viewer: number | null): { text: string; values: unknown[] } {
-  // $1 viewer, $2 limit, $3 offset, then one parameter per filter. Only the filters in use
-  // appear in the SQL, so each query shape gets a plan for exactly its predicates.
+  // $1 viewer, $2 limit, $3 offset, then one parameter per filter.
   const values: unknown[] = [viewer, filter.limit, filter.offset];
-  const where: string[] = [];
-  const param = (v: unknown) => `$${values.push(v)}`;
-  if (filter.tag) {
-    where.push(`a.id in (select at.article_id from article_tags at join tags t on t.id = at.tag_id where t.name = ${param(filter.tag)})`);
-  }
-  if (filter.author) where.push(`a.author_id = (select id from users where username = ${param(filter.author)})`);
-  if (filter.favorited) {
-    where.push(`a.id in (select f.article_id from favorites f join users fu on fu.id = f.user_id where fu.username = ${param(filter.favorited)})`);
-  }
-  if (filter.followedBy !== undefined) {
-    where.push(`a.author_id in (select followee_id from follows where follower_id = ${param(filter.followedBy)})`);
-  }
-  const w = where.length ? `where ${where.join(' and ')}` : '';
+  const w = whereClause(filter, values);
   const text = `select c.total, x.*
        from (select count(*)::int as total from articles a ${w}) c
        left join lateral (
@@ -44,10 +31,57 @@ export function listArticlesQuery(filter: ListFilter, viewer: number | null): { 
   return { text, values };
 }
 
+/**
+ * The filters as a WHERE clause, their values appended to `values`. Only the filters in use
+ * appear in the SQL, so each query shape gets a plan for exactly its predicates.
+ */
+function whereClause(filter: Omit<ListFilter, 'limit' | 'offset'>, values: unknown[]): string {
+  const where: string[] = [];
+  const param = (v: unknown) => `$${values.push(v)}`;
+  if (filter.tag) {
+    where.push(`a.id in (select at.article_id from article_tags at join tags t on t.id = at.tag_id where t.name = ${param(filter.tag)})`);
+  }
+  if (filter.author) where.push(`a.author_id = (select id from users where username = ${param(filter.author)})`);
+  if (filter.favorited) {
+    where.push(`a.id in (select f.article_id from favorites f join users fu on fu.id = f.user_id where fu.username = ${param(filter.favorited)})`);
+  }
+  if (filter.followedBy !== undefined) {
+    where.push(`a.author_id in (select followee_id from follows where follower_id = ${param(filter.followedBy)})`);
+  }
+  return where.length ? `where ${where.join(' and ')}` : '';
+}
+
 export async function listArticles(db: Queryable, filter: ListFilter, viewer: number | null) {
   const { text, values } = listArticlesQuery(filter, viewer);
   const res = await db.query<ArticleRow & { total: number }>(text, values);
   const total = res.rows[0]?.total ?? 0;
   const rows = res.rows[0]?.slug === null || res.rows[0]?.slug === undefined ? [] : res.rows;
   return { rows, total };
+}
+
+// The page and the count apart, for the cache (articles.routes.ts): a page changes whenever an
+// article on it does (a favorite changes its count), the total only when an article joins or
+// leaves the filter. Cached separately, a favorite costs the next reader the page query (an
+// index scan of `limit` rows) instead of the count over every matching article as well.
+
+/** `articlesCount` for these filters. */
+export async function countArticles(db: Queryable, filter: Omit<ListFilter, 'limit' | 'offset'>): Promise<number> {
+  const values: unknown[] = [];
+  const res = await db.query<{ total: number }>(`select count(*)::int as total from articles a ${whereClause(filter, values)}`, values);
+  return res.rows[0]!.total;
+}
+
+/** The page alone: the same rows, in the same order, as listArticles. */
+export async function pageOfArticles(db: Queryable, filter: ListFilter, viewer: number | null): Promise<ArticleRow[]> {
+  const values: unknown[] = [viewer, filter.limit, filter.offset];
+  const w = whereClause(filter, values);
+  const res = await db.query<ArticleRow>(
+    `select ${articleColumns(1, { body: false })}
+       from articles a join users u on u.id = a.author_id
+       ${w}
+      order by a.created_at desc, a.id desc
+      limit $2 offset $3`,
+    values,
+  );
+  return res.rows;
 }

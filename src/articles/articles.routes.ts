@@ -5,7 +5,7 @@ import { inTransaction } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
 import { forbidden, notFound } from '../http/errors.ts';
 import { BodyErrors, Errors, IgnoredBodyErrors, PathErrors, QueryErrors, Refusals, Security } from '../http/schemas.ts';
-import { listArticles, type ListFilter } from './articles.listing.ts';
+import { countArticles, listArticles, pageOfArticles, type ListFilter } from './articles.listing.ts';
 import {
   deleteArticle,
   findArticle,
@@ -99,7 +99,15 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
     const entry = await cache.get(
       listKey(filter),
       async () => {
-        const page = await listArticles(db, filter, null);
+        // The count is its own entry, tagged with the filter's membership only: after a
+        // favorite or an edit drops this page, reloading it costs the page query alone.
+        const { limit: _limit, offset: _offset, ...counted } = filter;
+        const count = await cache.get(
+          `count\u0000${counted.tag ?? ''}\u0000${counted.author ?? ''}\u0000${counted.favorited ?? ''}`,
+          async () => ({ data: await countArticles(db, counted), tags: listTags(filter, []) }),
+          (n) => String(n),
+        );
+        const page = { rows: await pageOfArticles(db, filter, null), total: count!.data };
         return { data: page, tags: listTags(filter, page.rows) };
       },
       (page) => reply.serialize({ articles: page.rows.map(toListItem), articlesCount: page.total }),

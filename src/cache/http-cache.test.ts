@@ -340,6 +340,32 @@ describe('the response cache over HTTP', () => {
     assert.equal(second, (await get(off, '/api/articles/feed?limit=1', auth(viewer.token))).text);
   });
 
+  test("a favorite drops the list pages showing the article but not the filter's count: the next read runs the page query alone", async () => {
+    const fan = await api.register();
+    const url = '/api/articles?tag=shared&limit=3';
+    await get(on, url);
+    assert.equal((await api.post(`/api/articles/${articles[7]!.slug}/favorite`, { token: fan.token })).status, 200);
+    const counter = countDatabase(on);
+    let res: Wire;
+    try {
+      res = await get(on, url);
+    } finally {
+      counter.restore();
+    }
+    assert.equal(counter.counts.query, 1);
+    assert.equal(res.text, (await get(off, url)).text);
+    // A new article in the filter changes the count: both are loaded again.
+    await api.createArticle(author.token, { title: 'Counted', tagList: ['shared'] });
+    const again = countDatabase(on);
+    try {
+      res = await get(on, url);
+    } finally {
+      again.restore();
+    }
+    assert.equal(again.counts.query, 2);
+    assert.equal(res.text, (await get(off, url)).text);
+  });
+
   test('CACHE=off answers byte-identical bodies to CACHE=on for the same requests', async () => {
     const slug = articles[4]!.slug;
     const requests = [
