@@ -366,6 +366,26 @@ describe('the response cache over HTTP', () => {
     assert.equal(res.text, (await get(off, url)).text);
   });
 
+  test('GET /api/user is cached per user: a repeated read needs no query, and an update shows in the next read', async () => {
+    const me = await api.register();
+    const read = async (expectQueries?: number) => {
+      const counter = countDatabase(on);
+      let res: Wire;
+      try {
+        res = await get(on, '/api/user', auth(me.token));
+      } finally {
+        counter.restore();
+      }
+      if (expectQueries !== undefined) assert.equal(counter.counts.query, expectQueries);
+      assert.equal(res.text, (await get(off, '/api/user', auth(me.token))).text);
+      return JSON.parse(res.text) as { user: { bio: string | null; email: string } };
+    };
+    await read();
+    await read(0);
+    assert.equal((await api.put('/api/user', { token: me.token, body: { user: { bio: 'updated bio' } } })).status, 200);
+    assert.equal((await read()).user.bio, 'updated bio');
+  });
+
   test('CACHE=off answers byte-identical bodies to CACHE=on for the same requests', async () => {
     const slug = articles[4]!.slug;
     const requests = [

@@ -41,7 +41,7 @@ const UpdateBody = Type.Object({
   ),
 });
 
-function toUser(row: UserRow, token: string) {
+function toUser(row: Pick<UserRow, 'email' | 'username' | 'bio' | 'image'>, token: string) {
   return { user: { email: row.email, token, username: row.username, bio: row.bio, image: row.image } };
 }
 
@@ -89,7 +89,20 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       response: { 200: UserResponse, 401: Errors[401], ...Refusals },
     },
   }, async (request) => {
-    const row = await findUserById(db, viewerId(request));
+    const id = viewerId(request);
+    // The front ends ask this on every page load: cached per user (tagged user:<id>, which an
+    // update of the user invalidates), without the password hash. The body carries the
+    // request's own token, so it is serialized per request.
+    const row = ctx.cache
+      ? (await ctx.cache.get(
+          `me\u0000${id}`,
+          async () => {
+            const found = await findUserById(db, id);
+            return found && { data: { id: found.id, email: found.email, username: found.username, bio: found.bio, image: found.image }, tags: [`user:${id}`] };
+          },
+          (data) => JSON.stringify(data),
+        ))?.data
+      : await findUserById(db, id);
     // A valid signature for a user that no longer exists is not a valid identity.
     if (!row) throw tokenInvalid();
     return toUser(row, request.viewer!.token);
