@@ -14,7 +14,9 @@ let token: string;
 let locker: pg.Client;
 before(async () => {
   // The event-loop signal off (0): only the in-flight bound is under test.
-  t = await createTestApp({ SHED: 'on', SHED_MAX_IN_FLIGHT: '2', SHED_MAX_EVENT_LOOP_DELAY_MS: '0' });
+  // CACHE=off: the held requests below must reach the database every time (with the cache,
+  // GET /api/user is answered from memory after the first read).
+  t = await createTestApp({ SHED: 'on', SHED_MAX_IN_FLIGHT: '2', SHED_MAX_EVENT_LOOP_DELAY_MS: '0', CACHE: 'off' });
   token = (await new Client(t.app).register()).token;
   url = await listen(t);
   locker = new pg.Client({ connectionString: databaseUrl(new URL(t.config.databaseUrl!.expose()).pathname.slice(1)) });
@@ -25,7 +27,7 @@ after(async () => {
   await t?.close();
 });
 
-// GET /api/user reads the users table every time: a table lock holds it in flight.
+// GET /api/user reads the users table every time (cache off): a table lock holds it in flight.
 const me = (timeoutMs?: number) => request(`${url}/api/user`, { headers: { authorization: `Token ${token}` }, ...(timeoutMs ? { timeoutMs } : {}) });
 
 async function holding<T>(work: () => Promise<T>): Promise<T> {
