@@ -15,7 +15,8 @@
 // measured with scripts/telemetry-cost.ts on a cached read, @fastify/otel cost 15% of the
 // throughput with every request ignored (its onSend/onResponse hooks and hook wrapping) and 42%
 // at 1% sampling (a span, a context switch and header work for the 99% of requests that record
-// nothing). Here an unsampled request costs one sampler call and nothing else.
+// nothing). Here an unsampled request costs one sampler call and nothing else; with
+// parentbased_traceidratio, an unsampled root request costs one Math.random() (sdk.ts).
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import type { ResponseCache } from '../cache/response-cache.ts';
@@ -23,7 +24,7 @@ import type { App, AppContext } from '../context.ts';
 import { AppError } from '../http/errors.ts';
 import type { Passwords } from '../users/password.ts';
 import { operationName } from './operations.ts';
-import { inSpan, tracer } from './spans.ts';
+import { inSpan, rootSampleRatio, tracer } from './spans.ts';
 
 /** Paths whose requests are not traced: probes and scrapes, every few seconds, say nothing. */
 const UNTRACED = ['/healthz', '/readyz', '/metrics', '/admin/'];
@@ -49,6 +50,7 @@ export async function registerTracing(app: App, ctx: AppContext): Promise<void> 
   app.decorateRequest(kTraceContext, null);
   app.decorateRequest(kSpan, null);
 
+  const rootRatio = rootSampleRatio();
   // Registered before every other hook and route, so the span covers all of them.
   app.addHook('onRequest', (request, reply, done) => {
     const url = request.url;
@@ -57,7 +59,17 @@ export async function registerTracing(app: App, ctx: AppContext): Promise<void> 
       return;
     }
     const incoming = request.headers.traceparent !== undefined;
+    // A root request (no caller's trace) not picked for sampling: no span at all (sdk.ts).
+    if (!incoming && rootRatio !== undefined && Math.random() >= rootRatio) {
+      done();
+      return;
+    }
     const parent = incoming ? propagation.extract(context.active(), request.headers) : context.active();
+    // A traceparent that does not parse starts a root trace: sampled at the root ratio too.
+    if (incoming && rootRatio !== undefined && trace.getSpanContext(parent) === undefined && Math.random() >= rootRatio) {
+      done();
+      return;
+    }
     const route = request.routeOptions.url;
     // The sampler decides here (OTEL_TRACES_SAMPLER); attributes are only built for spans it keeps.
     const span = requests.startSpan(route ? `${request.method} ${route}` : request.method, { kind: SpanKind.SERVER }, parent);

@@ -72,9 +72,15 @@ export function startTracing(settings: TracingSettings, opts: StartOptions = {})
 
   const resource = resourceFromAttributes({ 'service.name': settings.serviceName }).merge(detectResources({ detectors: [envDetector] }));
   const exporter = opts.exporter ?? new OTLPTraceExporter();
+  // parentbased_traceidratio (the production setting): the root decision for requests is made
+  // by the request hook (http-tracing.ts) before any span exists, and the SDK records every root
+  // it is asked for. An unsampled request then costs one Math.random(), not a span start, a
+  // trace id and two samplers: at 1% that was most of tracing's cost on a cached read
+  // (BENCHMARKS.md, "Tracing"). Callers' decisions (traceparent) are followed as before.
+  const appSamplesRoots = settings.sampler === 'parentbased_traceidratio';
   const provider = new TracerProvider({
     resource,
-    sampler: createSampler(settings),
+    sampler: appSamplesRoots ? createSampler({ sampler: 'parentbased_always_on', samplerRatio: 1 }) : createSampler(settings),
     spanProcessors: [opts.synchronous ? new SimpleSpanProcessor({ exporter }) : new BatchSpanProcessor({ exporter })],
   });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
@@ -99,5 +105,6 @@ export function startTracing(settings: TracingSettings, opts: StartOptions = {})
 
   markTracingStarted({
     shutdown: () => provider.shutdown(),
+    rootRatio: appSamplesRoots ? settings.samplerRatio : undefined,
   });
 }

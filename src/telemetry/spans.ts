@@ -9,6 +9,11 @@ import { context, SpanStatusCode, trace, type Attributes, type Context, type Spa
 interface TracingState {
   /** Exports the spans still buffered and stops the SDK. */
   shutdown: () => Promise<void>;
+  /**
+   * Set when the application samples root requests itself (sdk.ts): the share of requests
+   * without a caller's trace context that get a span. Undefined: the SDK's sampler decides.
+   */
+  rootRatio: number | undefined;
 }
 
 let state: TracingState | undefined;
@@ -21,6 +26,11 @@ export function markTracingStarted(s: TracingState): void {
 /** Tracing was started in this process (`node --import ./src/telemetry/tracing.ts`, or a test). */
 export function tracingActive(): boolean {
   return state !== undefined;
+}
+
+/** See TracingState.rootRatio. */
+export function rootSampleRatio(): number | undefined {
+  return state?.rootRatio;
 }
 
 /** Flushes buffered spans and stops the SDK; a no-op when tracing is off. */
