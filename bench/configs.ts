@@ -41,6 +41,8 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
   'shed-off': { database: 'embedded', env: { SHED: 'off' }, description: 'no load shedding: every request is admitted, however late', optIn: true },
   'shed-50ms': { database: 'embedded', env: { SHED_MAX_EVENT_LOOP_DELAY_MS: '50' }, description: 'load shedding from 50 ms of event-loop delay (default 200 ms)', optIn: true },
   // The runtime knobs (`--compare`): V8's young generation, libuv's threadpool, processes.
+  'semi-space-8': { database: 'embedded', env: { NODE_OPTIONS: '--max-semi-space-size=8' }, description: 'V8 young generation semi-spaces of up to 8 MB (a smaller young generation: more, shorter scavenges)', optIn: true },
+  'old-space-192': { database: 'embedded', env: { NODE_OPTIONS: '--max-old-space-size=192' }, description: 'V8 old generation capped at 192 MB (collects sooner instead of growing the heap)', optIn: true },
   'semi-space-32': { database: 'embedded', env: { NODE_OPTIONS: '--max-semi-space-size=32' }, description: 'V8 young generation semi-spaces of up to 32 MB (fewer scavenges)', optIn: true },
   'semi-space-64': { database: 'embedded', env: { NODE_OPTIONS: '--max-semi-space-size=64' }, description: 'V8 young generation semi-spaces of up to 64 MB', optIn: true },
   'threadpool-2': { database: 'embedded', env: { UV_THREADPOOL_SIZE: '2' }, description: 'libuv threadpool of 2 (Argon2 and zlib stream work)', optIn: true },
@@ -55,7 +57,7 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
 };
 
 /** `npm run bench -- --compare`: each runtime knob against the default, on the scenarios it can move. */
-export const COMPARE_CONFIGS = ['default', 'semi-space-32', 'semi-space-64', 'malloc-arenas-2', 'jemalloc', 'threadpool-2', 'threadpool-8', 'workers-2', 'workers-2-reuseport'] as const;
+export const COMPARE_CONFIGS = ['default', 'semi-space-8', 'semi-space-32', 'semi-space-64', 'old-space-192', 'malloc-arenas-2', 'jemalloc', 'threadpool-2', 'threadpool-8', 'workers-2', 'workers-2-reuseport'] as const;
 export const COMPARE_SCENARIOS = ['read-anon', 'read-auth', 'mixed', 'login'] as const;
 
 /** The name the platform limit (the bare node:http server) has in results, next to the configurations. */
