@@ -1,7 +1,8 @@
 // The response cache seen from HTTP (cache/response-cache.ts and the routes that use it): strong
-// ETags and 304s, stored compressed variants, anonymous hits that never reach PostgreSQL, one
-// small query for a viewer's flags, and bodies byte-identical to a CACHE=off instance on the
-// same database.
+// ETags and 304s, stored compressed variants, anonymous hits that never reach PostgreSQL, a
+// viewer's favorites and follows loaded once and invalidated by their own writes, the feed,
+// GET /api/user and list counts cached, and bodies byte-identical to a CACHE=off instance on
+// the same database.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
