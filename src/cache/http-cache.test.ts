@@ -42,6 +42,33 @@ function countDatabase(t: TestApp) {
   };
 }
 
+/** One GET on `t`, with what it cost the database (statements and checkouts). */
+async function countedGet(t: TestApp, url: string, headers: Record<string, string> = {}): Promise<{ res: Wire; counts: { query: number; connect: number } }> {
+  const counter = countDatabase(t);
+  try {
+    return { res: await get(t, url, headers), counts: counter.counts };
+  } finally {
+    counter.restore();
+  }
+}
+
+/**
+ * `n` new users (usernames `<prefix>-1` ...) all followed by `follower`: two statements, where
+ * registering them through the API would take minutes.
+ */
+async function followBulk(t: TestApp, follower: string, prefix: string, n: number): Promise<void> {
+  await t.db.query(
+    `insert into users (username, email, password_hash)
+       select $2 || '-' || g, $2 || '-' || g || '@example.test', 'x' from generate_series(1, $1::int) g`,
+    [n, prefix],
+  );
+  await t.db.query(
+    `insert into follows (follower_id, followee_id)
+       select (select id from users where username = $1), id from users where username like $2 || '-%'`,
+    [follower, prefix],
+  );
+}
+
 const decoders: Record<string, (b: Buffer) => Buffer> = {
   gzip: (b) => zlib.gunzipSync(b),
   br: (b) => zlib.brotliDecompressSync(b),
@@ -197,18 +224,12 @@ describe('the response cache over HTTP', () => {
 
     let loaded = false;
     for (const [name, url] of Object.entries(viewed)) {
-      const counter = countDatabase(on);
-      let res: Wire;
-      try {
-        res = await get(on, url, auth(reader.token));
-      } finally {
-        counter.restore();
-      }
+      const { res, counts } = await countedGet(on, url, auth(reader.token));
       // /api/tags has no per-viewer part: no query at all. The first read that needs the
       // viewer's flags loads their sets (cache/viewer-flags.ts); every later one finds them.
       const expected: number = name === 'tags' || loaded ? 0 : 1;
       if (name !== 'tags') loaded = true;
-      assert.deepEqual(counter.counts, { query: expected, connect: expected }, name);
+      assert.deepEqual(counts, { query: expected, connect: expected }, name);
       assert.equal(res.status, 200, name);
       assert.equal(res.text, (await get(off, url, auth(reader.token))).text, `${name}: what a CACHE=off instance answers this viewer`);
     }
@@ -255,29 +276,13 @@ describe('the response cache over HTTP', () => {
 
   test('a viewer who follows more than MAX_SET_SIZE users gets the per-page query instead of a cached set, with the same answers', async () => {
     const heavy = await api.register();
-    // Many users and follows in two statements: registering them through the API would take minutes.
-    await on.db.query(
-      `insert into users (username, email, password_hash)
-         select 'bulk-' || g, 'bulk-' || g || '@example.test', 'x' from generate_series(1, $1::int) g`,
-      [MAX_SET_SIZE + 1],
-    );
-    await on.db.query(
-      `insert into follows (follower_id, followee_id)
-         select (select id from users where username = $1), id from users where username like 'bulk-%'`,
-      [heavy.username],
-    );
+    await followBulk(on, heavy.username, 'bulk', MAX_SET_SIZE + 1);
     assert.equal((await api.post(`/api/profiles/${author.username}/follow`, { token: heavy.token })).status, 200);
     for (let round = 0; round < 3; round++) {
-      const counter = countDatabase(on);
-      let res: Wire;
-      try {
-        res = await get(on, urls.profile, auth(heavy.token));
-      } finally {
-        counter.restore();
-      }
+      const { res, counts } = await countedGet(on, urls.profile, auth(heavy.token));
       // Round 0 loads the sets and keeps only the fact that there are too many; every round
       // then queries the page.
-      assert.equal(counter.counts.query, round === 0 ? 2 : 1, `round ${round}`);
+      assert.equal(counts.query, round === 0 ? 2 : 1, `round ${round}`);
       assert.equal(JSON.parse(res.text).profile.following, true);
       assert.equal(res.text, (await get(off, urls.profile, auth(heavy.token))).text);
     }
@@ -287,14 +292,8 @@ describe('the response cache over HTTP', () => {
     const viewer = await api.register();
     const other = await api.register();
     const feed = async (why: string, expectQueries?: number) => {
-      const counter = countDatabase(on);
-      let res: Wire;
-      try {
-        res = await get(on, '/api/articles/feed?limit=5', auth(viewer.token));
-      } finally {
-        counter.restore();
-      }
-      if (expectQueries !== undefined) assert.equal(counter.counts.query, expectQueries, `${why}: queries`);
+      const { res, counts } = await countedGet(on, '/api/articles/feed?limit=5', auth(viewer.token));
+      if (expectQueries !== undefined) assert.equal(counts.query, expectQueries, `${why}: queries`);
       assert.equal(res.status, 200, why);
       assert.equal(res.text, (await get(off, '/api/articles/feed?limit=5', auth(viewer.token))).text, why);
       return JSON.parse(res.text) as { articles: ArticleJson[]; articlesCount: number };
@@ -321,16 +320,7 @@ describe('the response cache over HTTP', () => {
 
   test(`a viewer following more than FEED_AUTHOR_TAGS_MAX users still sees a followed author's new article at once`, async () => {
     const viewer = await api.register();
-    await on.db.query(
-      `insert into users (username, email, password_hash)
-         select 'feedbulk-' || g, 'feedbulk-' || g || '@example.test', 'x' from generate_series(1, $1::int) g`,
-      [FEED_AUTHOR_TAGS_MAX + 1],
-    );
-    await on.db.query(
-      `insert into follows (follower_id, followee_id)
-         select (select id from users where username = $1), id from users where username like 'feedbulk-%'`,
-      [viewer.username],
-    );
+    await followBulk(on, viewer.username, 'feedbulk', FEED_AUTHOR_TAGS_MAX + 1);
     assert.equal((await api.post(`/api/profiles/${author.username}/follow`, { token: viewer.token })).status, 200);
     const read = async () => (await get(on, '/api/articles/feed?limit=1', auth(viewer.token))).text;
     const first = await read();
@@ -346,38 +336,21 @@ describe('the response cache over HTTP', () => {
     const url = '/api/articles?tag=shared&limit=3';
     await get(on, url);
     assert.equal((await api.post(`/api/articles/${articles[7]!.slug}/favorite`, { token: fan.token })).status, 200);
-    const counter = countDatabase(on);
-    let res: Wire;
-    try {
-      res = await get(on, url);
-    } finally {
-      counter.restore();
-    }
-    assert.equal(counter.counts.query, 1);
-    assert.equal(res.text, (await get(off, url)).text);
+    const afterFavorite = await countedGet(on, url);
+    assert.equal(afterFavorite.counts.query, 1);
+    assert.equal(afterFavorite.res.text, (await get(off, url)).text);
     // A new article in the filter changes the count: both are loaded again.
     await api.createArticle(author.token, { title: 'Counted', tagList: ['shared'] });
-    const again = countDatabase(on);
-    try {
-      res = await get(on, url);
-    } finally {
-      again.restore();
-    }
-    assert.equal(again.counts.query, 2);
-    assert.equal(res.text, (await get(off, url)).text);
+    const afterCreate = await countedGet(on, url);
+    assert.equal(afterCreate.counts.query, 2);
+    assert.equal(afterCreate.res.text, (await get(off, url)).text);
   });
 
   test('GET /api/user is cached per user: a repeated read needs no query, and an update shows in the next read', async () => {
     const me = await api.register();
     const read = async (expectQueries?: number) => {
-      const counter = countDatabase(on);
-      let res: Wire;
-      try {
-        res = await get(on, '/api/user', auth(me.token));
-      } finally {
-        counter.restore();
-      }
-      if (expectQueries !== undefined) assert.equal(counter.counts.query, expectQueries);
+      const { res, counts } = await countedGet(on, '/api/user', auth(me.token));
+      if (expectQueries !== undefined) assert.equal(counts.query, expectQueries);
       assert.equal(res.text, (await get(off, '/api/user', auth(me.token))).text);
       return JSON.parse(res.text) as { user: { bio: string | null; email: string } };
     };
