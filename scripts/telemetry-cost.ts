@@ -7,6 +7,10 @@
 //
 //   node scripts/telemetry-cost.ts [--duration 10] [--warmup 2] [--rounds 3] [--connections 32]
 //                                  [--path /api/articles?limit=10] [--baseline <dir>]
+//                                  [--engine autocannon|wrk]
+//
+// --engine wrk: the C load generator (apt-get install wrk), which leaves more of the two cores
+// to the service than autocannon does.
 //
 // --baseline <dir>: also run the service found in <dir> (another checkout, e.g. one without
 // the telemetry wired in) with the same settings, as a fourth configuration.
@@ -79,17 +83,22 @@ async function main(): Promise<void> {
       connections: { type: 'string', default: '32' },
       path: { type: 'string', default: '/api/articles?limit=10' },
       baseline: { type: 'string' },
+      engine: { type: 'string', default: 'autocannon' },
     },
   });
   const durationSec = Number(values.duration);
   const warmupSec = Number(values.warmup);
   const rounds = Number(values.rounds);
   const connections = Number(values.connections);
+  if (values.engine !== 'autocannon' && values.engine !== 'wrk') throw new Error(`--engine: autocannon or wrk, not ${values.engine}`);
+  const engine = values.engine;
   const sink = await startOtlpSink();
   const otlp = { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio' };
   const targets: Target[] = [
     ...(values.baseline ? [{ name: 'baseline', root: path.resolve(values.baseline), env: {} }] : []),
     { name: 'tracing off', root: ROOT, env: {} },
+    // The SDK and the hooks with nothing sampled: the fixed cost every request pays.
+    { name: 'tracing 0%', root: ROOT, env: { ...otlp, OTEL_TRACES_SAMPLER_ARG: '0' } },
     { name: 'tracing 1%', root: ROOT, env: { ...otlp, OTEL_TRACES_SAMPLER_ARG: '0.01' } },
     { name: 'tracing 100%', root: ROOT, env: { ...otlp, OTEL_TRACES_SAMPLER_ARG: '1' } },
   ];
@@ -100,7 +109,9 @@ async function main(): Promise<void> {
     const requestsFile = path.join(workDir, 'requests.json');
     await writeFile(requestsFile, JSON.stringify([{ kind: 'read', method: 'GET', path: values.path, headers: { 'accept-encoding': ACCEPT_ENCODING } }]));
     for (let round = 1; round <= rounds; round++) {
-      for (const target of targets) {
+      // Each round starts one configuration later, so a drift in the machine's speed during a
+      // round does not always fall on the same configuration.
+      for (const target of targets.map((_, i) => targets[(i + round - 1) % targets.length]!)) {
         const db = await server.createRunDatabase();
         try {
           const service = await start(target, {
@@ -114,7 +125,7 @@ async function main(): Promise<void> {
             SHED: 'off',
           });
           try {
-            const session = await LoadSession.open({ url: service.url, connections, requestsFile, engine: 'autocannon', sample: { service: service.pid }, workDir });
+            const session = await LoadSession.open({ url: service.url, connections, requestsFile, engine, sample: { service: service.pid }, workDir });
             try {
               await session.run({ durationSec: warmupSec });
               const before = sink.counts().exports;
