@@ -94,6 +94,8 @@ interface WrkJson {
   mean: number;
 }
 
+let scriptSeq = 0;
+
 export async function runWrk(
   opts: { url: string; connections: number; durationSec: number; requestsFile: string; workDir: string },
   onStart: (pid: number) => void,
@@ -101,7 +103,9 @@ export async function runWrk(
   const bin = wrkPath();
   if (!bin) throw new Error('wrk is not on PATH (apt-get install wrk), use --loadgen autocannon');
   const requests = JSON.parse(readFileSync(opts.requestsFile, 'utf8')) as BenchRequest[];
-  const script = path.join(opts.workDir, `wrk-${path.basename(opts.requestsFile, '.json')}.lua`);
+  // A file per run: runs may go at the same time (scripts/telemetry-cost.ts --together), and a
+  // script being rewritten while another wrk reads it is an empty script.
+  const script = path.join(opts.workDir, `wrk-${path.basename(opts.requestsFile, '.json')}-${++scriptSeq}.lua`);
   await writeFile(script, wrkScript(requests));
   const threads = Math.max(1, Math.min(2, opts.connections));
   const child = spawnTracked(
@@ -112,7 +116,11 @@ export async function runWrk(
   onStart(child.pid!);
   const out = tail(child.stdout, 65_536);
   const err = tail(child.stderr);
+  // 'exit' can come before the last of stdout has been read (seen with four wrk at once):
+  // the result line is read after 'close'.
+  const closed = new Promise((resolve) => child.once('close', resolve));
   const code = await exitWithin(child, (opts.durationSec + 60) * 1000, 'wrk');
+  await closed;
   const line = out().split('\n').find((l) => l.startsWith('WRKJSON '));
   if (code !== 0 || !line) throw new Error(`wrk failed (exit ${code}): ${err()}${out()}`);
   const w = JSON.parse(line.slice('WRKJSON '.length)) as WrkJson;

@@ -3,14 +3,20 @@
 // Spans go over OTLP to a receiver on 127.0.0.1 that this script runs and that drops them, so the
 // export's work (batching, protobuf encoding, HTTP) is all measured. Configurations are
 // interleaved over several rounds, so a change in the machine's load hits them all alike; the
-// median round is reported.
+// median round is reported, and each "vs tracing off" is the median of the rounds' own ratios.
 //
 //   node scripts/telemetry-cost.ts [--duration 10] [--warmup 2] [--rounds 3] [--connections 32]
 //                                  [--path /api/articles?limit=10] [--baseline <dir>]
-//                                  [--engine autocannon|wrk]
+//                                  [--engine autocannon|wrk] [--together]
 //
 // --engine wrk: the C load generator (apt-get install wrk), which leaves more of the two cores
 // to the service than autocannon does.
+//
+// --together: every configuration runs at the same time, each under its share of the
+// connections, for each round. On a machine whose speed changes from one minute to the next (a
+// shared VM), runs one after another differ by more than what is measured; runs at the same
+// time are slowed alike, and their per-round ratio is what this mode reports. Each round starts
+// every service anew (and warms it up), so one process's luck does not decide the result.
 //
 // --baseline <dir>: also run the service found in <dir> (another checkout, e.g. one without
 // the telemetry wired in) with the same settings, as a fourth configuration.
@@ -36,6 +42,7 @@ interface Target {
 
 interface Run {
   name: string;
+  round: number;
   requestsPerSec: number;
   p50: number;
   p99: number;
@@ -84,6 +91,7 @@ async function main(): Promise<void> {
       path: { type: 'string', default: '/api/articles?limit=10' },
       baseline: { type: 'string' },
       engine: { type: 'string', default: 'autocannon' },
+      together: { type: 'boolean', default: false },
     },
   });
   const durationSec = Number(values.duration);
@@ -92,8 +100,8 @@ async function main(): Promise<void> {
   const connections = Number(values.connections);
   if (values.engine !== 'autocannon' && values.engine !== 'wrk') throw new Error(`--engine: autocannon or wrk, not ${values.engine}`);
   const engine = values.engine;
-  const sink = await startOtlpSink();
-  const otlp = { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio' };
+  const together = values.together;
+  const otlp = { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio' };
   const targets: Target[] = [
     ...(values.baseline ? [{ name: 'baseline', root: path.resolve(values.baseline), env: {} }] : []),
     { name: 'tracing off', root: ROOT, env: {} },
@@ -104,77 +112,122 @@ async function main(): Promise<void> {
   ];
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'conduit-telemetry-cost-'));
   const server = await openEmbedded({ seed: { users: 100, articles: 1000 }, poolUsers: 1, log: (l) => process.stderr.write(`${l}\n`) });
+  const requestsFile = path.join(workDir, 'requests.json');
+  await writeFile(requestsFile, JSON.stringify([{ kind: 'read', method: 'GET', path: values.path, headers: { 'accept-encoding': ACCEPT_ENCODING } }]));
+  const serviceEnv = (dbUrl: string) => ({
+    NODE_ENV: 'production',
+    JWT_SECRET: randomBytes(32).toString('hex'),
+    DATABASE_URL: dbUrl,
+    LOG_LEVEL: 'warn',
+    DATA_DIR: path.join(workDir, 'data'),
+    RATE_LIMIT_MAX: '100000000',
+    // A busy machine would make a saturated service shed: measured are answers, not 503s.
+    SHED: 'off',
+  });
+
+  /** One configuration's service, its database, its OTLP sink and its load generator. */
+  async function open(target: Target, conns: number) {
+    const cleanup: (() => Promise<unknown>)[] = [];
+    const close = async () => {
+      for (const c of cleanup.reverse()) await c().catch(() => undefined);
+    };
+    try {
+      const db = await server.createRunDatabase();
+      cleanup.push(() => db.drop());
+      // A sink per configuration: the export count is its own, also when all run at once.
+      const sink = await startOtlpSink();
+      cleanup.push(() => sink.close());
+      const otlpEnv: Record<string, string> = target.env.OTEL_TRACES_SAMPLER ? { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url } : {};
+      const service = await start({ ...target, env: { ...target.env, ...otlpEnv } }, serviceEnv(db.url));
+      cleanup.push(() => service.stop());
+      const session = await LoadSession.open({ url: service.url, connections: conns, requestsFile, engine, sample: { service: service.pid }, workDir });
+      cleanup.push(() => session.close());
+      const measure = async (round: number): Promise<Run> => {
+        const before = sink.counts().exports;
+        const m = await session.run({ durationSec });
+        const run: Run = {
+          name: target.name,
+          round,
+          requestsPerSec: m.result.requestsPerSec,
+          p50: m.result.latencyMs.p50,
+          p99: m.result.latencyMs.p99,
+          cpuPercent: m.usage.service?.cpuPercent ?? 0,
+          cpuUsPerRequest: m.result.responses > 0 ? Math.round((((m.usage.service?.cpuPercent ?? 0) / 100) * m.result.durationSec * 1e6) / m.result.responses) : 0,
+          non2xx: m.result.non2xx + m.result.errors,
+          exports: sink.counts().exports - before,
+        };
+        process.stderr.write(`round ${round}: ${run.name}: ${Math.round(run.requestsPerSec)} req/s, p50 ${run.p50} ms, p99 ${run.p99} ms, service CPU ${run.cpuPercent}% (${run.cpuUsPerRequest} µs/request), ${run.exports} OTLP exports\n`);
+        return run;
+      };
+      return { warmUp: () => session.run({ durationSec: warmupSec }), measure, close };
+    } catch (err) {
+      await close();
+      throw err;
+    }
+  }
+
   const runs: Run[] = [];
   try {
-    const requestsFile = path.join(workDir, 'requests.json');
-    await writeFile(requestsFile, JSON.stringify([{ kind: 'read', method: 'GET', path: values.path, headers: { 'accept-encoding': ACCEPT_ENCODING } }]));
-    for (let round = 1; round <= rounds; round++) {
-      // Each round starts one configuration later, so a drift in the machine's speed during a
-      // round does not always fall on the same configuration.
-      for (const target of targets.map((_, i) => targets[(i + round - 1) % targets.length]!)) {
-        const db = await server.createRunDatabase();
+    if (together) {
+      // Every configuration at once, each with its share of the connections: a slow second of
+      // the machine slows them all, and each round's ratios compare runs of the same seconds.
+      // New processes every round: two processes of the same code differ by up to ±15% in
+      // this mode (where V8 happened to put the compiled code, which core they ran on), and that
+      // is not tracing's doing; over rounds it averages out.
+      const share = Math.max(1, Math.ceil(connections / targets.length));
+      for (let round = 1; round <= rounds; round++) {
+        const opened: Awaited<ReturnType<typeof open>>[] = [];
         try {
-          const service = await start(target, {
-            NODE_ENV: 'production',
-            JWT_SECRET: randomBytes(32).toString('hex'),
-            DATABASE_URL: db.url,
-            LOG_LEVEL: 'warn',
-            DATA_DIR: path.join(workDir, 'data'),
-            RATE_LIMIT_MAX: '100000000',
-            // A busy machine would make a saturated service shed: measured are answers, not 503s.
-            SHED: 'off',
-          });
-          try {
-            const session = await LoadSession.open({ url: service.url, connections, requestsFile, engine, sample: { service: service.pid }, workDir });
-            try {
-              await session.run({ durationSec: warmupSec });
-              const before = sink.counts().exports;
-              const m = await session.run({ durationSec });
-              const run: Run = {
-                name: target.name,
-                requestsPerSec: m.result.requestsPerSec,
-                p50: m.result.latencyMs.p50,
-                p99: m.result.latencyMs.p99,
-                cpuPercent: m.usage.service?.cpuPercent ?? 0,
-                cpuUsPerRequest: m.result.responses > 0 ? Math.round((((m.usage.service?.cpuPercent ?? 0) / 100) * m.result.durationSec * 1e6) / m.result.responses) : 0,
-                non2xx: m.result.non2xx + m.result.errors,
-                exports: sink.counts().exports - before,
-              };
-              runs.push(run);
-              process.stderr.write(`round ${round}: ${run.name}: ${Math.round(run.requestsPerSec)} req/s, p50 ${run.p50} ms, p99 ${run.p99} ms, service CPU ${run.cpuPercent}% (${run.cpuUsPerRequest} µs/request), ${run.exports} OTLP exports\n`);
-            } finally {
-              await session.close();
-            }
-          } finally {
-            await service.stop();
-          }
+          for (const t of targets) opened.push(await open(t, share));
+          await Promise.all(opened.map((o) => o.warmUp()));
+          runs.push(...(await Promise.all(opened.map((o) => o.measure(round)))));
         } finally {
-          await db.drop();
+          for (const o of opened) await o.close();
+        }
+      }
+    } else {
+      for (let round = 1; round <= rounds; round++) {
+        // Each round starts one configuration later, so a drift in the machine's speed during a
+        // round does not always fall on the same configuration.
+        for (const target of targets.map((_, i) => targets[(i + round - 1) % targets.length]!)) {
+          const o = await open(target, connections);
+          try {
+            await o.warmUp();
+            runs.push(await o.measure(round));
+          } finally {
+            await o.close();
+          }
         }
       }
     }
   } finally {
     killAllChildren('SIGTERM');
     await server.close();
-    await sink.close();
     await rm(workDir, { recursive: true, force: true });
   }
-  const off = runs.filter((r) => r.name === 'tracing off');
-  const reference = median(off.map((r) => r.requestsPerSec));
-  const referenceCpu = median(off.map((r) => r.cpuUsPerRequest));
-  const pct = (x: number, ref: number) => `${x >= ref ? '+' : ''}${(((x - ref) / ref) * 100).toFixed(1)}%`;
+  // "vs tracing off": the median over rounds of each round's ratio to that round's tracing-off
+  // run (not the ratio of medians): a round the machine slowed is compared with itself.
+  const ratio = (name: string, pick: (r: Run) => number) => {
+    const ratios = runs
+      .filter((r) => r.name === name)
+      .map((r) => {
+        const off = runs.find((o) => o.round === r.round && o.name === 'tracing off')!;
+        return pick(r) / pick(off);
+      });
+    return median(ratios);
+  };
+  const pct = (x: number) => `${x >= 1 ? '+' : ''}${((x - 1) * 100).toFixed(1)}%`;
+  const mode = together ? `all ${targets.length} configurations loaded at once (${Math.max(1, Math.ceil(connections / targets.length))} connections each)` : `${connections} connections, configurations one after another`;
   const lines = [
-    `GET ${values.path} (cached, anonymous), ${connections} connections, ${durationSec} s per run, median of ${rounds} interleaved rounds; ${os.cpus()[0]?.model.trim()} × ${os.availableParallelism()}, Node ${process.version}`,
+    `GET ${values.path} (cached, anonymous), ${mode}, ${engine}, ${durationSec} s per run after ${warmupSec} s of warm-up, ${rounds} rounds, medians; ${os.cpus()[0]?.model.trim()} × ${os.availableParallelism()}, Node ${process.version}`,
     '',
-    '| configuration | req/s | vs tracing off | CPU µs per request | vs tracing off | p50 ms | p99 ms | service CPU | non-2xx |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| configuration | req/s | vs tracing off | CPU µs per request | vs tracing off | p50 ms | p99 ms | service CPU | non-2xx | OTLP exports |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const t of targets) {
     const mine = runs.filter((r) => r.name === t.name);
-    const rps = median(mine.map((r) => r.requestsPerSec));
-    const cpu = median(mine.map((r) => r.cpuUsPerRequest));
     lines.push(
-      `| ${t.name} | ${Math.round(rps)} | ${pct(rps, reference)} | ${cpu} | ${pct(cpu, referenceCpu)} | ${median(mine.map((r) => r.p50))} | ${median(mine.map((r) => r.p99))} | ${median(mine.map((r) => r.cpuPercent))}% | ${mine.reduce((s, r) => s + r.non2xx, 0)} |`,
+      `| ${t.name} | ${Math.round(median(mine.map((r) => r.requestsPerSec)))} | ${pct(ratio(t.name, (r) => r.requestsPerSec))} | ${median(mine.map((r) => r.cpuUsPerRequest))} | ${pct(ratio(t.name, (r) => r.cpuUsPerRequest))} | ${median(mine.map((r) => r.p50))} | ${median(mine.map((r) => r.p99))} | ${median(mine.map((r) => r.cpuPercent))}% | ${mine.reduce((s, r) => s + r.non2xx, 0)} | ${mine.reduce((s, r) => s + r.exports, 0)} |`,
     );
   }
   process.stdout.write(`${lines.join('\n')}\n`);
