@@ -97,6 +97,15 @@ export async function registerTracing(app: App, ctx: AppContext): Promise<void> 
     traced[kSpan] = span;
     traced[kTraceContext] = active;
     announce(request, reply, span);
+    // Ended once the response is written, by a listener on this response only: an onResponse
+    // hook would run (and allocate its runner's closures) for every request, sampled or not.
+    // A client that hangs up first never gets 'finish': its span is dropped, not exported
+    // half-finished.
+    reply.raw.once('finish', () => {
+      span.setAttribute('http.response.status_code', reply.statusCode);
+      if (reply.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+    });
     context.with(active, done);
   });
 
@@ -105,18 +114,6 @@ export async function registerTracing(app: App, ctx: AppContext): Promise<void> 
     if (span && !isClientError(error)) {
       span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
       span.recordException(error);
-    }
-    done();
-  });
-
-  // After the response is written. A client that hangs up first never gets here: its span is
-  // dropped, not exported half-finished.
-  app.addHook('onResponse', (request, reply, done) => {
-    const span = (request as unknown as Traced)[kSpan];
-    if (span) {
-      span.setAttribute('http.response.status_code', reply.statusCode);
-      if (reply.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-      span.end();
     }
     done();
   });
