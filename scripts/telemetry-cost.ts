@@ -110,6 +110,8 @@ async function main(): Promise<void> {
     { name: 'tracing 1%', root: ROOT, env: { ...otlp, OTEL_TRACES_SAMPLER_ARG: '0.01' } },
     { name: 'tracing 100%', root: ROOT, env: { ...otlp, OTEL_TRACES_SAMPLER_ARG: '1' } },
   ];
+  // --together: each configuration's share of the connections.
+  const share = Math.max(1, Math.ceil(connections / targets.length));
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'conduit-telemetry-cost-'));
   const server = await openEmbedded({ seed: { users: 100, articles: 1000 }, poolUsers: 1, log: (l) => process.stderr.write(`${l}\n`) });
   const requestsFile = path.join(workDir, 'requests.json');
@@ -174,7 +176,6 @@ async function main(): Promise<void> {
       // New processes every round: two processes of the same code differ by up to ±15% in
       // this mode (where V8 happened to put the compiled code, which core they ran on), and that
       // is not tracing's doing; over rounds it averages out.
-      const share = Math.max(1, Math.ceil(connections / targets.length));
       for (let round = 1; round <= rounds; round++) {
         const opened: Awaited<ReturnType<typeof open>>[] = [];
         try {
@@ -217,7 +218,7 @@ async function main(): Promise<void> {
     return median(ratios);
   };
   const pct = (x: number) => `${x >= 1 ? '+' : ''}${((x - 1) * 100).toFixed(1)}%`;
-  const mode = together ? `all ${targets.length} configurations loaded at once (${Math.max(1, Math.ceil(connections / targets.length))} connections each)` : `${connections} connections, configurations one after another`;
+  const mode = together ? `all ${targets.length} configurations loaded at once (${share} connections each)` : `${connections} connections, configurations one after another`;
   const lines = [
     `GET ${values.path} (cached, anonymous), ${mode}, ${engine}, ${durationSec} s per run after ${warmupSec} s of warm-up, ${rounds} rounds, medians; ${os.cpus()[0]?.model.trim()} × ${os.availableParallelism()}, Node ${process.version}`,
     '',
