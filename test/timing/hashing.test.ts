@@ -14,6 +14,14 @@ after(() => t.close());
 
 test('50 concurrent logins with 4 permits and a queue of 4: the excess gets 503 fast, the rest succeed', async () => {
   const u = await api.register();
+  // The bound itself: never more than 4 hashing and 4 waiting at once, sampled every
+  // millisecond during the burst (an unbounded queue would hold ~40 for tens of ms).
+  const { limiter } = t.ctx.passwords;
+  const peak = { running: 0, waiting: 0 };
+  const sampler = setInterval(() => {
+    peak.running = Math.max(peak.running, limiter.running);
+    peak.waiting = Math.max(peak.waiting, limiter.waiting);
+  }, 1);
   const results = await Promise.all(
     Array.from({ length: 50 }, async () => {
       const started = performance.now();
@@ -24,9 +32,13 @@ test('50 concurrent logins with 4 permits and a queue of 4: the excess gets 503 
   const ok = results.filter((r) => r.res.status === 200);
   const busy = results.filter((r) => r.res.status === 503);
   assert.equal(ok.length + busy.length, 50, `statuses: ${results.map((r) => r.res.status).join(',')}`);
-  // 4 running + 4 queued are admitted; the rest are refused without waiting for a hash. (A
-  // permit freed while the 50 requests are still being dispatched may admit one or two more.)
-  assert.ok(ok.length >= 8 && ok.length <= 12, `${ok.length} admitted`);
+  clearInterval(sampler);
+  // 4 running + 4 queued are admitted; the rest are refused without waiting for a hash. How many
+  // more than 8 get in depends on how many hashes finish while the 50 are still being dispatched
+  // (their user lookups share a 10-connection pool): 9-12 usually, 13 on a loaded CI machine.
+  // So the bound is checked where it lives, in the semaphore, and the total only loosely.
+  assert.deepEqual(peak, { running: 4, waiting: 4 }, 'at most 4 hashing and 4 waiting, and both were full');
+  assert.ok(ok.length >= 8 && busy.length >= 25, `${ok.length} admitted, ${busy.length} refused`);
   for (const r of busy) {
     assert.deepEqual(r.res.body, { errors: { 'password hashing': ['is busy, retry later'] } });
     assert.equal(r.res.headers['retry-after'], '1');
