@@ -108,6 +108,19 @@ export interface TracingSettings {
   readonly samplerRatio: number;
   /** OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT (the exporter reads them itself). */
   readonly endpoint: string | undefined;
+  /** The batch span processor (OTEL_BSP_*): the SDK package used here does not read them itself. */
+  readonly batch: BatchSettings;
+}
+
+export interface BatchSettings {
+  /** OTEL_BSP_SCHEDULE_DELAY: the longest a finished span waits before it is exported, ms. */
+  readonly scheduledDelayMillis: number;
+  /** OTEL_BSP_EXPORT_TIMEOUT: an export that takes longer is abandoned, ms. */
+  readonly exportTimeoutMillis: number;
+  /** OTEL_BSP_MAX_QUEUE_SIZE: finished spans kept while waiting; beyond it they are dropped. */
+  readonly maxQueueSize: number;
+  /** OTEL_BSP_MAX_EXPORT_BATCH_SIZE: spans per export; a full batch is exported at once. */
+  readonly maxExportBatchSize: number;
 }
 
 export class ConfigError extends Error {
@@ -273,6 +286,21 @@ export function tracingSettings(env: Env = process.env): TracingSettings {
     sampler: oneOf<TracesSampler>(env, 'OTEL_TRACES_SAMPLER', SAMPLERS, 'parentbased_always_on'),
     samplerRatio,
     endpoint,
+    batch: batchSettings(env),
+  });
+}
+
+/** The specification's OTEL_BSP_* variables, with its defaults. */
+function batchSettings(env: Env): BatchSettings {
+  const maxQueueSize = int(env, 'OTEL_BSP_MAX_QUEUE_SIZE', 2048, 1, 1_000_000);
+  const maxExportBatchSize = int(env, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', 512, 1, 1_000_000);
+  // The specification: the batch must not be larger than the queue.
+  if (maxExportBatchSize > maxQueueSize) throw new ConfigError('OTEL_BSP_MAX_EXPORT_BATCH_SIZE', `must not exceed OTEL_BSP_MAX_QUEUE_SIZE (${maxQueueSize}), got ${maxExportBatchSize}`);
+  return Object.freeze({
+    scheduledDelayMillis: int(env, 'OTEL_BSP_SCHEDULE_DELAY', 5000, 0, 86_400_000),
+    exportTimeoutMillis: int(env, 'OTEL_BSP_EXPORT_TIMEOUT', 30_000, 0, 86_400_000),
+    maxQueueSize,
+    maxExportBatchSize,
   });
 }
 

@@ -33,7 +33,7 @@ import {
   type SpanExporter,
 } from '@opentelemetry/sdk-trace';
 import { register as registerImportHooks } from 'import-in-the-middle/register-hooks.mjs';
-import type { TracingSettings } from '../config.ts';
+import type { BatchSettings, TracingSettings } from '../config.ts';
 import { markTracingStarted } from './spans.ts';
 
 export interface StartOptions {
@@ -61,6 +61,11 @@ export function createSampler(settings: Pick<TracingSettings, 'sampler' | 'sampl
   }
 }
 
+/** The batch processor with the OTEL_BSP_* settings (this SDK package does not read them). */
+export function createBatchProcessor(batch: BatchSettings, exporter: SpanExporter): BatchSpanProcessor {
+  return new BatchSpanProcessor({ exporter, ...batch });
+}
+
 let started = false;
 
 /** Registers the provider, the propagator, the context manager and the instrumentations. */
@@ -81,7 +86,7 @@ export function startTracing(settings: TracingSettings, opts: StartOptions = {})
   const provider = new TracerProvider({
     resource,
     sampler: appSamplesRoots ? createSampler({ sampler: 'parentbased_always_on', samplerRatio: 1 }) : createSampler(settings),
-    spanProcessors: [opts.synchronous ? new SimpleSpanProcessor({ exporter }) : new BatchSpanProcessor({ exporter })],
+    spanProcessors: [opts.synchronous ? new SimpleSpanProcessor({ exporter }) : createBatchProcessor(settings.batch, exporter)],
   });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
