@@ -7,10 +7,24 @@
 //
 //   node scripts/telemetry-cost.ts [--duration 10] [--warmup 2] [--rounds 3] [--connections 32]
 //                                  [--path /api/articles?limit=10] [--baseline <dir>]
-//                                  [--engine autocannon|wrk] [--together]
+//                                  [--engine autocannon|wrk|callgrind] [--together] [--aa]
+//                                  [--requests 5000] [--windows 5] [--warmup-requests 20000]
+//                                  [--keep <dir>]
 //
 // --engine wrk: the C load generator (apt-get install wrk), which leaves more of the two cores
 // to the service than autocannon does.
+//
+// --engine callgrind: no clock at all. Each service runs under valgrind's callgrind, which counts
+// the machine instructions it executes; after --warmup-requests (until V8 has compiled the hot
+// path), --windows windows of --requests requests each are counted, and the result is
+// instructions per request (the median window). What another process does to the machine does
+// not change the count, so a difference of a few percent between configurations is visible where
+// a throughput run on this VM cannot separate it from the noise (two identical processes differ
+// by ±15% there). Instructions are the CPU work in user space; the kernel's (the socket I/O,
+// the same in every configuration) is not counted, so the relative cost in throughput is at most
+// the relative cost in instructions. Needs valgrind (Debian's package). --keep <dir> keeps each
+// window's profile (a file per thread, `callgrind-<configuration>.<pid>.<window + 1>-<thread>`,
+// thread 01 the JavaScript one) for `callgrind_annotate`, to see where the instructions went.
 //
 // --together: every configuration runs at the same time, each under its share of the
 // connections, for each round. On a machine whose speed changes from one minute to the next (a
@@ -20,13 +34,15 @@
 //
 // --baseline <dir>: also run the service found in <dir> (another checkout, e.g. one without
 // the telemetry wired in) with the same settings, as a fourth configuration.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import http from 'node:http';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { openEmbedded } from '../bench/databases.ts';
-import { LoadSession } from '../bench/drive.ts';
+import { LoadSession, type Engine } from '../bench/drive.ts';
 import { startOtlpSink } from '../bench/otlp-sink.ts';
 import { ACCEPT_ENCODING } from '../bench/scenarios.ts';
 import { freePort } from '../src/db/embedded.ts';
@@ -53,16 +69,26 @@ interface Run {
   exports: number;
 }
 
-async function start(target: Target, env: Record<string, string>) {
+/** valgrind's control channel is named after these; the service and callgrind_control must agree. */
+const VALGRIND_ENV = { USER: process.env.USER ?? 'conduit', LOGNAME: process.env.USER ?? 'conduit', HOST: '127.0.0.1' };
+
+async function start(target: Target, env: Record<string, string>, opts: { callgrindOut?: string } = {}) {
   const port = await freePort();
-  const child = spawnTracked(process.execPath, ['--import', './src/telemetry/tracing.ts', 'src/main.ts'], {
+  const node = [process.execPath, '--import', './src/telemetry/tracing.ts', 'src/main.ts'];
+  // Instrumentation stays off until the counted windows (callgrind_control -i on): the start and
+  // the warm-up run at valgrind's uninstrumented speed and count nothing. V8 writes machine code
+  // at run time: valgrind must look for changed code everywhere, not only on the stack. A file per
+  // thread and dump, so the main (JavaScript) thread can be told from V8's helper threads.
+  const valgrind = ['valgrind', '--tool=callgrind', '--smc-check=all-non-file', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${opts.callgrindOut}.%p`];
+  const [command, ...args] = opts.callgrindOut ? [...valgrind, ...node] : node;
+  const child = spawnTracked(command!, args, {
     cwd: target.root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, ...target.env, HOST: '127.0.0.1', PORT: String(port) },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...(opts.callgrindOut ? VALGRIND_ENV : {}), ...env, ...target.env, HOST: '127.0.0.1', PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs = tail(child.stderr);
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + (opts.callgrindOut ? 300_000 : 60_000);
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${target.name} exited while starting: ${logs()}`);
     if (Date.now() > deadline) throw new Error(`${target.name} did not become ready: ${logs()}`);
@@ -81,6 +107,150 @@ async function start(target: Target, env: Record<string, string>) {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+const execFileP = promisify(execFile);
+
+/** One callgrind_control command to the service with pid `pid`. */
+const callgrind = (pid: number, ...args: string[]) =>
+  execFileP('callgrind_control', [...args, String(pid)], { env: { ...process.env, ...VALGRIND_ENV } }).then((r) => r.stdout);
+
+/**
+ * Instructions counted since the last dump (a dump zeroes the counters): all threads, and the
+ * main (JavaScript) thread. The dump's files are read and deleted.
+ */
+async function dumpCounts(pid: number, outBase: string, part: number, keepDir: string | undefined): Promise<{ total: number; main: number }> {
+  await callgrind(pid, '--dump');
+  // One file per thread: <base>.<pid>.<part>-<thread>, thread 01 the main one.
+  const prefix = `${path.basename(outBase)}.${pid}.${part}-`;
+  const files = (await readdir(path.dirname(outBase))).filter((f) => f.startsWith(prefix));
+  let total = 0;
+  let main = 0;
+  for (const f of files) {
+    const file = path.join(path.dirname(outBase), f);
+    const m = /^totals: (\d+)$/m.exec(await readFile(file, 'utf8'));
+    // --keep: the profile stays, for callgrind_annotate (where the instructions went).
+    if (keepDir) await rename(file, path.join(keepDir, f));
+    else await rm(file);
+    if (!m) throw new Error(`${file}: no totals line`);
+    total += Number(m[1]);
+    if (Number(f.slice(prefix.length)) === 1) main = Number(m[1]);
+  }
+  if (main === 0) throw new Error(`callgrind dump ${part} of ${pid}: no main-thread count among ${files.join(', ')}`);
+  return { total, main };
+}
+
+/** `count` GETs over `connections` keep-alive connections; resolves with how many were not 200. */
+async function fire(url: string, count: number, connections: number): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  const headers = { 'accept-encoding': ACCEPT_ENCODING };
+  let left = count;
+  let failed = 0;
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      http
+        .get(url, { agent, headers }, (res) => {
+          if (res.statusCode !== 200) failed++;
+          res.resume().on('end', resolve).on('error', reject);
+        })
+        .on('error', reject);
+    });
+  try {
+    await Promise.all(Array.from({ length: connections }, async () => {
+      while (left-- > 0) await one();
+    }));
+  } finally {
+    agent.destroy();
+  }
+  return failed;
+}
+
+interface Counted {
+  name: string;
+  /** Instructions per request, every thread (JavaScript, GC helpers, V8's compiler threads), per window. */
+  perRequest: number[];
+  /** The same, the main thread only. */
+  mainPerRequest: number[];
+  /** Main thread per request, the mean of each process (round). */
+  processMeans: number[];
+  failed: number;
+  exports: number;
+}
+
+interface CountSettings {
+  rounds: number;
+  requests: number;
+  windows: number;
+  warmup: number;
+}
+
+interface Counting {
+  url: string;
+  /** The counts since the last call (the first call only starts counting). */
+  counts(): Promise<{ total: number; main: number }>;
+  exports(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * Every target's instructions per request, one after another (or all at once with `together`),
+ * in `rounds` rounds of fresh processes: two processes of the same code can differ by 15% in
+ * instructions too (which code V8 optimised, and how, is decided anew in each), so one process
+ * per configuration is not enough.
+ */
+async function countAll(targets: Target[], together: boolean, count: CountSettings, open: (t: Target) => Promise<Counting>): Promise<Counted[]> {
+  // Four connections: enough to keep the service busy, few enough that valgrind (one core per
+  // process) is not flooded with queued connections.
+  const connections = 4;
+  const results = new Map<string, Counted>(targets.map((t) => [t.name, { name: t.name, perRequest: [], mainPerRequest: [], processMeans: [], failed: 0, exports: 0 }]));
+  const one = async (target: Target, round: number): Promise<void> => {
+    const result = results.get(target.name)!;
+    const service = await open(target);
+    try {
+      result.failed += await fire(service.url, count.warmup, connections);
+      await service.counts();
+      const exportsBefore = service.exports();
+      const mine: number[] = [];
+      for (let w = 1; w <= count.windows; w++) {
+        result.failed += await fire(service.url, count.requests, connections);
+        const n = await service.counts();
+        result.perRequest.push(n.total / count.requests);
+        result.mainPerRequest.push(n.main / count.requests);
+        mine.push(n.main / count.requests);
+        process.stderr.write(`round ${round}: ${target.name}: window ${w}: ${Math.round(n.total / count.requests)} instructions per request (main thread ${Math.round(n.main / count.requests)})\n`);
+      }
+      result.processMeans.push(mine.reduce((a, b) => a + b, 0) / mine.length);
+      result.exports += service.exports() - exportsBefore;
+    } finally {
+      await service.close();
+    }
+  };
+  for (let round = 1; round <= count.rounds; round++) {
+    if (together) await Promise.all(targets.map((t) => one(t, round)));
+    else for (const t of targets) await one(t, round);
+  }
+  return [...results.values()];
+}
+
+function instructionsReport(urlPath: string, together: boolean, count: CountSettings, counted: Counted[]): string {
+  const off = counted.find((c) => c.name === 'tracing off')!;
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const pct = (x: number) => `${x >= 1 ? '+' : ''}${((x - 1) * 100).toFixed(1)}%`;
+  const k = (x: number) => `${(x / 1000).toFixed(1)}k`;
+  // The mean over windows charges a cost that comes in lumps (an export of 512 spans, a major
+  // GC) to all the requests it served; the median window shows the typical request.
+  const lines = [
+    `GET ${urlPath} (cached, anonymous), instructions counted by callgrind: ${count.rounds} rounds of fresh processes, each ${count.windows} windows of ${count.requests} requests after ${count.warmup} warm-up requests, 4 connections, configurations ${together ? 'at once' : 'one after another'}; Node ${process.version}`,
+    '',
+    '| configuration | main thread per request (mean) | vs tracing off | median window | vs tracing off | per process (min–max) | all threads (mean) | vs tracing off | non-200 | OTLP exports |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const c of counted) {
+    lines.push(
+      `| ${c.name} | ${k(mean(c.mainPerRequest))} | ${pct(mean(c.mainPerRequest) / mean(off.mainPerRequest))} | ${k(median(c.mainPerRequest))} | ${pct(median(c.mainPerRequest) / median(off.mainPerRequest))} | ${k(Math.min(...c.processMeans))}–${k(Math.max(...c.processMeans))} | ${k(mean(c.perRequest))} | ${pct(mean(c.perRequest) / mean(off.perRequest))} | ${c.failed} | ${c.exports} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -91,14 +261,19 @@ async function main(): Promise<void> {
       path: { type: 'string', default: '/api/articles?limit=10' },
       baseline: { type: 'string' },
       engine: { type: 'string', default: 'autocannon' },
+      requests: { type: 'string', default: '5000' },
+      windows: { type: 'string', default: '5' },
+      'warmup-requests': { type: 'string', default: '20000' },
+      keep: { type: 'string' },
       together: { type: 'boolean', default: false },
+      aa: { type: 'boolean', default: false },
     },
   });
   const durationSec = Number(values.duration);
   const warmupSec = Number(values.warmup);
   const rounds = Number(values.rounds);
   const connections = Number(values.connections);
-  if (values.engine !== 'autocannon' && values.engine !== 'wrk') throw new Error(`--engine: autocannon or wrk, not ${values.engine}`);
+  if (values.engine !== 'autocannon' && values.engine !== 'wrk' && values.engine !== 'callgrind') throw new Error(`--engine: autocannon, wrk or callgrind, not ${values.engine}`);
   const engine = values.engine;
   const together = values.together;
   const otlp = { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio' };
@@ -109,6 +284,9 @@ async function main(): Promise<void> {
     { name: 'tracing 0%', root: ROOT, env: { ...otlp, OTEL_TRACES_SAMPLER_ARG: '0' } },
     { name: 'tracing 1%', root: ROOT, env: { ...otlp, OTEL_TRACES_SAMPLER_ARG: '0.01' } },
     { name: 'tracing 100%', root: ROOT, env: { ...otlp, OTEL_TRACES_SAMPLER_ARG: '1' } },
+    // --aa: tracing off a second time. Its "vs tracing off" should be 0; what it shows instead is
+    // the method's own error (noise, or a bias of the position a configuration runs in).
+    ...(values.aa ? [{ name: 'tracing off (A/A)', root: ROOT, env: {} }] : []),
   ];
   // --together: each configuration's share of the connections.
   const share = Math.max(1, Math.ceil(connections / targets.length));
@@ -127,6 +305,47 @@ async function main(): Promise<void> {
     SHED: 'off',
   });
 
+  if (engine === 'callgrind') {
+    const keepDir = values.keep ? path.resolve(values.keep) : undefined;
+    if (keepDir) await mkdir(keepDir, { recursive: true });
+    try {
+      const count = { rounds, requests: Number(values.requests), windows: Number(values.windows), warmup: Number(values['warmup-requests']) };
+      const counted = await countAll(targets, together, count, async (target) => {
+        const db = await server.createRunDatabase();
+        const sink = await startOtlpSink();
+        // Valgrind runs the service ~30 times slower, but the batch processor's 5 s timer runs on
+        // the wall clock: at 1% every export would carry a few spans instead of the full batches
+        // (512) it carries at production rates (at 20,000 req/s, 1% fills one in under a second),
+        // and its fixed cost would be charged to 30 times fewer requests. Without the timer,
+        // exports start on a full batch, as they do at speed.
+        const otlpEnv: Record<string, string> = target.env.OTEL_TRACES_SAMPLER ? { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: '3600000' } : {};
+        const outBase = path.join(workDir, `callgrind-${target.name.replace(/\W+/g, '-').replace(/-$/, '')}`);
+        const service = await start({ ...target, env: { ...target.env, ...otlpEnv } }, serviceEnv(db.url), { callgrindOut: outBase });
+        let part = 0;
+        return {
+          url: `${service.url}${values.path}`,
+          counts: async () => {
+            if (part === 0) await callgrind(service.pid, '--instr=on');
+            return dumpCounts(service.pid, outBase, ++part, keepDir);
+          },
+          exports: () => sink.counts().exports,
+          close: async () => {
+            await service.stop();
+            await sink.close();
+            await db.drop();
+          },
+        };
+      });
+      process.stdout.write(`${instructionsReport(values.path, together, count, counted)}\n`);
+    } finally {
+      killAllChildren('SIGTERM');
+      await server.close();
+      await rm(workDir, { recursive: true, force: true });
+    }
+    return;
+  }
+  const loadEngine: Engine = engine;
+
   /** One configuration's service, its database, its OTLP sink and its load generator. */
   async function open(target: Target, conns: number) {
     const cleanup: (() => Promise<unknown>)[] = [];
@@ -142,7 +361,7 @@ async function main(): Promise<void> {
       const otlpEnv: Record<string, string> = target.env.OTEL_TRACES_SAMPLER ? { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url } : {};
       const service = await start({ ...target, env: { ...target.env, ...otlpEnv } }, serviceEnv(db.url));
       cleanup.push(() => service.stop());
-      const session = await LoadSession.open({ url: service.url, connections: conns, requestsFile, engine, sample: { service: service.pid }, workDir });
+      const session = await LoadSession.open({ url: service.url, connections: conns, requestsFile, engine: loadEngine, sample: { service: service.pid }, workDir });
       cleanup.push(() => session.close());
       const measure = async (round: number): Promise<Run> => {
         const before = sink.counts().exports;
@@ -179,7 +398,9 @@ async function main(): Promise<void> {
       for (let round = 1; round <= rounds; round++) {
         const opened: Awaited<ReturnType<typeof open>>[] = [];
         try {
-          for (const t of targets) opened.push(await open(t, share));
+          // Started in a rotating order, so no configuration is always the first (or last)
+          // process started, warmed up and loaded.
+          for (const t of targets.map((_, i) => targets[(i + round - 1) % targets.length]!)) opened.push(await open(t, share));
           await Promise.all(opened.map((o) => o.warmUp()));
           runs.push(...(await Promise.all(opened.map((o) => o.measure(round)))));
         } finally {
