@@ -17,7 +17,8 @@
 // --engine callgrind: no clock at all. Each service runs under valgrind's callgrind, which counts
 // the machine instructions it executes; after --warmup-requests (until V8 has compiled the hot
 // path), --windows windows of --requests requests each are counted, and the result is
-// instructions per request (the median window). What another process does to the machine does
+// instructions per request (the mean of the windows; per process too, and which processes were
+// in V8's slow tick state: objectLiteralRuntime). What another process does to the machine does
 // not change the count, so a difference of a few percent between configurations is visible where
 // a throughput run on this VM cannot separate it from the noise (two identical processes differ
 // by ±15% there). Instructions are the CPU work in user space; the kernel's (the socket I/O,
@@ -105,6 +106,10 @@ async function start(target: Target, env: Record<string, string>, opts: { callgr
   };
 }
 
+/** A tracing configuration exports to `sinkUrl` (with `extra` settings); the others are unchanged. */
+const withSink = (target: Target, sinkUrl: string, extra: Record<string, string> = {}): Target =>
+  target.env.OTEL_TRACES_SAMPLER ? { ...target, env: { ...target.env, OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, ...extra } } : target;
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const execFileP = promisify(execFile);
@@ -128,13 +133,15 @@ async function dumpCounts(pid: number, outBase: string, part: number, keepDir: s
   for (const f of files) {
     const file = path.join(path.dirname(outBase), f);
     const m = /^totals: (\d+)$/m.exec(await readFile(file, 'utf8'));
-    if (Number(f.slice(prefix.length)) === 1) slowTicks = await objectLiteralRuntime(file);
+    if (!m) throw new Error(`${file}: no totals line`);
+    total += Number(m[1]);
+    if (Number(f.slice(prefix.length)) === 1) {
+      main = Number(m[1]);
+      slowTicks = await objectLiteralRuntime(file);
+    }
     // --keep: the profile stays, for callgrind_annotate (where the instructions went).
     if (keepDir) await rename(file, path.join(keepDir, f));
     else await rm(file);
-    if (!m) throw new Error(`${file}: no totals line`);
-    total += Number(m[1]);
-    if (Number(f.slice(prefix.length)) === 1) main = Number(m[1]);
   }
   if (files.length === 0) throw new Error(`callgrind dump ${part} of ${pid}: no files`);
   return { total, main, slowTicks };
@@ -143,17 +150,27 @@ async function dumpCounts(pid: number, outBase: string, part: number, keepDir: s
 /**
  * Instructions spent in V8's runtime function for object literals with computed keys. Node's
  * process.nextTick builds every tick object with one (`{ [async_id_symbol]: …, … }`); in some
- * processes, after new object shapes reach it late (an HTTP client's first use after the server
- * code is optimised, e.g. the OTLP exporter's), every tick object is built in the runtime with a
- * map migration: ~7 ticks per request, ~30,000 instructions more per request (BENCHMARKS.md,
- * "Tracing"). Near zero otherwise; reported per process so a configuration's cost is not
- * confused with this state.
+ * processes (of every configuration, most often at 1% sampling; the trigger is not known),
+ * every tick object is built in the runtime with a map migration: ~7 ticks per request, ~30,000
+ * instructions more per request (BENCHMARKS.md, "Counted, not timed"). Near zero otherwise;
+ * reported per process so a configuration's cost is not confused with this state. Only after
+ * a real warm-up: code not yet optimised builds such literals in the runtime too (with 500
+ * warm-up requests every process is flagged).
  */
 async function objectLiteralRuntime(file: string): Promise<number> {
   const { stdout } = await execFileP('callgrind_annotate', ['--threshold=100', file], { maxBuffer: 64 * 1024 * 1024 });
   const m = /^\s*([\d,]+) \([^)]*\)\s+\S*Runtime_DefineKeyedOwnPropertyInLiteral/m.exec(stdout);
   return m ? Number(m[1]!.replaceAll(',', '')) : 0;
 }
+
+/**
+ * Connections the counted services are loaded over: enough to keep one busy, few enough that
+ * valgrind (one core per process) is not flooded with queued connections.
+ */
+const COUNT_CONNECTIONS = 4;
+
+/** Starts in a rotating order, so no configuration is always the first (or last) one started. */
+const rotated = <T>(xs: readonly T[], round: number): T[] => xs.map((_, i) => xs[(i + round - 1) % xs.length]!);
 
 /** `count` GETs over `connections` keep-alive connections; resolves with how many were not 200. */
 async function fire(url: string, count: number, connections: number): Promise<number> {
@@ -214,21 +231,18 @@ interface Counting {
  * per configuration is not enough.
  */
 async function countAll(targets: Target[], together: boolean, count: CountSettings, open: (t: Target) => Promise<Counting>): Promise<Counted[]> {
-  // Four connections: enough to keep the service busy, few enough that valgrind (one core per
-  // process) is not flooded with queued connections.
-  const connections = 4;
   const results = new Map<string, Counted>(targets.map((t) => [t.name, { name: t.name, perRequest: [], mainPerRequest: [], processes: [], failed: 0, exports: 0 }]));
   const one = async (target: Target, round: number): Promise<void> => {
     const result = results.get(target.name)!;
     const service = await open(target);
     try {
-      result.failed += await fire(service.url, count.warmup, connections);
+      result.failed += await fire(service.url, count.warmup, COUNT_CONNECTIONS);
       await service.counts();
       const exportsBefore = service.exports();
       const mine: number[] = [];
       let slowTicks = 0;
       for (let w = 1; w <= count.windows; w++) {
-        result.failed += await fire(service.url, count.requests, connections);
+        result.failed += await fire(service.url, count.requests, COUNT_CONNECTIONS);
         const n = await service.counts();
         if (n.main === 0) throw new Error(`${target.name}: window ${w} counted nothing on the main thread`);
         result.perRequest.push(n.total / count.requests);
@@ -262,7 +276,7 @@ function instructionsReport(urlPath: string, together: boolean, count: CountSett
   // state (objectLiteralRuntime): whether a process falls into it is V8's doing, and it would
   // otherwise decide a comparison of a few rounds on its own.
   const lines = [
-    `GET ${urlPath} (cached, anonymous), instructions counted by callgrind: ${count.rounds} rounds of fresh processes, each ${count.windows} windows of ${count.requests} requests after ${count.warmup} warm-up requests, 4 connections, configurations ${together ? 'at once' : 'one after another'}; Node ${process.version}`,
+    `GET ${urlPath} (cached, anonymous), instructions counted by callgrind: ${count.rounds} rounds of fresh processes, each ${count.windows} windows of ${count.requests} requests after ${count.warmup} warm-up requests, ${COUNT_CONNECTIONS} connections, configurations ${together ? 'at once' : 'one after another'}; Node ${process.version}`,
     '',
     '| configuration | main thread per request (mean) | vs tracing off | normal processes | vs tracing off (normal) | processes in the slow tick state | per process (min–max) | all threads (mean) | vs tracing off | non-200 | OTLP exports |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -344,11 +358,11 @@ async function main(): Promise<void> {
         // and its fixed cost would be charged to 30 times fewer requests. Without the timer,
         // exports start on a full batch, as they do at speed (so a window at 1% may hold none:
         // 4,000 requests make ~120 spans; the OTLP exports column says).
-        const otlpEnv: Record<string, string> = target.env.OTEL_TRACES_SAMPLER ? { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: '3600000' } : {};
+        const traced = withSink(target, sink.url, { OTEL_BSP_SCHEDULE_DELAY: '3600000' });
         const outBase = path.join(workDir, `callgrind-${target.name.replace(/\W+/g, '-').replace(/-$/, '')}`);
         // Valgrind's slowness must not turn into 504s (REQUEST_TIMEOUT_MS); the deadline scope
         // itself stays on, as in production.
-        const service = await start({ ...target, env: { ...target.env, ...otlpEnv } }, { ...serviceEnv(db.url), REQUEST_TIMEOUT_MS: '600000', HTTP_REQUEST_TIMEOUT_MS: '600000' }, { callgrindOut: outBase });
+        const service = await start(traced, { ...serviceEnv(db.url), REQUEST_TIMEOUT_MS: '600000', HTTP_REQUEST_TIMEOUT_MS: '600000' }, { callgrindOut: outBase });
         let part = 0;
         return {
           url: `${service.url}${values.path}`,
@@ -386,8 +400,7 @@ async function main(): Promise<void> {
       // A sink per configuration: the export count is its own, also when all run at once.
       const sink = await startOtlpSink();
       cleanup.push(() => sink.close());
-      const otlpEnv: Record<string, string> = target.env.OTEL_TRACES_SAMPLER ? { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url } : {};
-      const service = await start({ ...target, env: { ...target.env, ...otlpEnv } }, serviceEnv(db.url));
+      const service = await start(withSink(target, sink.url), serviceEnv(db.url));
       cleanup.push(() => service.stop());
       const session = await LoadSession.open({ url: service.url, connections: conns, requestsFile, engine: loadEngine, sample: { service: service.pid }, workDir });
       cleanup.push(() => session.close());
@@ -426,9 +439,7 @@ async function main(): Promise<void> {
       for (let round = 1; round <= rounds; round++) {
         const opened: Awaited<ReturnType<typeof open>>[] = [];
         try {
-          // Started in a rotating order, so no configuration is always the first (or last)
-          // process started, warmed up and loaded.
-          for (const t of targets.map((_, i) => targets[(i + round - 1) % targets.length]!)) opened.push(await open(t, share));
+          for (const t of rotated(targets, round)) opened.push(await open(t, share));
           await Promise.all(opened.map((o) => o.warmUp()));
           runs.push(...(await Promise.all(opened.map((o) => o.measure(round)))));
         } finally {
@@ -439,7 +450,7 @@ async function main(): Promise<void> {
       for (let round = 1; round <= rounds; round++) {
         // Each round starts one configuration later, so a drift in the machine's speed during a
         // round does not always fall on the same configuration.
-        for (const target of targets.map((_, i) => targets[(i + round - 1) % targets.length]!)) {
+        for (const target of rotated(targets, round)) {
           const o = await open(target, connections);
           try {
             await o.warmUp();
