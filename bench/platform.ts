@@ -4,6 +4,10 @@
 // what Node itself costs per request on this machine, the ceiling any Node service can reach.
 //
 //   node bench/platform.ts <recordings.json> [--fastify]   (reports its port over IPC, or on stdout)
+//
+// First, the service's own process-wide runtime settings (src/runtime.ts: the threadpool size and
+// the tick-object maps held alive), so the ceiling runs on the same Node the service does.
+import '../src/runtime.ts';
 import Fastify from 'fastify';
 import http from 'node:http';
 import { readFileSync } from 'node:fs';

@@ -1,4 +1,35 @@
-// Imported first by main.ts, before anything can touch libuv's threadpool (which reads
-// UV_THREADPOOL_SIZE once, when first used). Sized deliberately: Argon2 hashing, zlib
-// compression and fs share it, and config.ts sizes the hashing semaphore to the same number.
+// Process-wide runtime settings, applied before anything else runs: imported first by
+// telemetry/tracing.ts (the `--import` that `npm start` and the Dockerfile load first) and by
+// main.ts (for `node src/main.ts`; a module runs once, whichever imports it first).
+import { createHook } from 'node:async_hooks';
+
+// libuv's threadpool reads UV_THREADPOOL_SIZE once, when first used. Sized deliberately: Argon2
+// hashing, zlib compression and fs share it, and config.ts sizes the hashing semaphore to the
+// same number.
 process.env.UV_THREADPOOL_SIZE ??= '4';
+
+// Keep process.nextTick fast for the life of the process. Node builds every tick object with one
+// object literal whose first keys are computed (symbols: async id, trigger id, context frame).
+// V8 remembers, for each such key, the one hidden class ("map") it saw the object in, and on the
+// first different map gives up for good (the site becomes megamorphic: no polymorphic step).
+// Those maps are held weakly: a full GC at start-up while no tick object happens to be alive
+// frees them, the next tick builds the same shape on new maps, and from then on every tick
+// defines four of its five properties through V8's runtime instead of optimized code: ~7 ticks
+// per cached read, ~30,000 more instructions per request (+17-25%), until the process exits.
+// It happened in 5 of 6 service starts (BENCHMARKS.md "The slow tick state" has the hunt).
+// Holding one tick object keeps its maps alive, so they are never rebuilt. An async hook is the
+// only way to see a tick object; it is enabled for one nextTick here and never again.
+let heldTick: object | undefined;
+try {
+  const hook = createHook({
+    init(_id, type, _trigger, resource) {
+      if (type === 'TickObject') heldTick ??= resource;
+    },
+  }).enable();
+  process.nextTick(() => {});
+  hook.disable();
+} catch {
+  // A Node without async hooks runs as before, only without this help.
+}
+/** The tick object held for its maps (undefined if none could be seen); for the test. */
+export const tickShapeHeld = (): boolean => heldTick !== undefined;

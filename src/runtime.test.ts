@@ -1,0 +1,46 @@
+// runtime.ts keeps process.nextTick on optimized code after full GCs: reproduced in a child
+// process (V8's natives syntax reads the feedback of nextTick's tick-object literal), once without
+// runtime.ts, to show the reproduction holds on this Node, and once with it.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+
+const RUNTIME = path.join(import.meta.dirname, 'runtime.ts');
+
+// Ticks are queued and drained, then full GCs run while none is alive (what a quiet moment at
+// start-up does), then ticks again; %DebugPrint prints nextTick's feedback vector, one line per
+// slot ("slot #52 DefineKeyedOwnPropertyInLiteral MONOMORPHIC {").
+const SCRIPT = `
+const debugPrint = new Function('f', '%DebugPrint(f)');
+const noop = () => {};
+const drain = () => new Promise((r) => setImmediate(r));
+for (let r = 0; r < 200; r++) { for (let i = 0; i < 100; i++) process.nextTick(noop); await drain(); }
+await new Promise((r) => setTimeout(r, 10));
+for (let k = 0; k < 5; k++) globalThis.gc();
+for (let r = 0; r < 200; r++) { for (let i = 0; i < 100; i++) process.nextTick(noop); await drain(); }
+debugPrint(process.nextTick);
+`;
+
+async function literalFeedback(preload: string[]): Promise<string[]> {
+  const { stdout } = await promisify(execFile)(process.execPath, ['--allow-natives-syntax', '--expose-gc', ...preload, '--input-type=module', '-e', SCRIPT], { maxBuffer: 16 * 1024 * 1024 });
+  return [...stdout.matchAll(/DefineKeyedOwnPropertyInLiteral (\w+)/g)].map((m) => m[1]!);
+}
+
+test('after full GCs with no tick alive, nextTick builds its tick objects on one set of maps only with runtime.ts loaded', async () => {
+  const without = await literalFeedback([]);
+  // Five computed-or-later keys; the object print must show them, or this test reads nothing.
+  assert.equal(without.length, 5, `nextTick's literal feedback not found in %DebugPrint output: ${without.join(',')}`);
+  // The reproduction: the maps were freed and rebuilt, and the sites gave up (if a later Node
+  // stops doing this, runtime.ts's workaround may be removed).
+  assert.ok(without.includes('MEGAMORPHIC'), `expected the slow state without runtime.ts, got ${without.join(',')}`);
+
+  const withRuntime = await literalFeedback([`--import=${RUNTIME}`]);
+  assert.deepEqual(withRuntime, ['MONOMORPHIC', 'MONOMORPHIC', 'MONOMORPHIC', 'MONOMORPHIC', 'MONOMORPHIC']);
+});
+
+test('runtime.ts holds a tick object', async () => {
+  const { tickShapeHeld } = await import('./runtime.ts');
+  assert.equal(tickShapeHeld(), true);
+});
