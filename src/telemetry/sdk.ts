@@ -3,7 +3,8 @@
 //
 // The lighter parts rather than @opentelemetry/sdk-node (which brings metrics, logs and gRPC
 // exporters this service does not use): a tracer provider, the W3C trace-context propagator,
-// an OTLP/HTTP (protobuf) exporter behind a batch processor, and two instrumentations:
+// an OTLP/HTTP (protobuf) exporter behind a batch processor (it sends from a worker thread:
+// worker-exporter.ts), and two instrumentations:
 //   - pg (every query and pool checkout becomes a span; statements have $n placeholders, the
 //     parameter values are never recorded),
 //   - ioredis (rate-limit counters and the shared cache tier).
@@ -16,7 +17,6 @@
 import { context, propagation, trace, type Attributes } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
@@ -35,6 +35,7 @@ import {
 import { register as registerImportHooks } from 'import-in-the-middle/register-hooks.mjs';
 import type { BatchSettings, TracingSettings } from '../config.ts';
 import { markTracingStarted } from './spans.ts';
+import { WorkerSpanExporter } from './worker-exporter.ts';
 
 export interface StartOptions {
   /** Where spans go; default: OTLP over HTTP to OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT. */
@@ -76,7 +77,8 @@ export function startTracing(settings: TracingSettings, opts: StartOptions = {})
   registerImportHooks({ include: ['pg', 'pg-pool', 'ioredis'] });
 
   const resource = resourceFromAttributes({ 'service.name': settings.serviceName }).merge(detectResources({ detectors: [envDetector] }));
-  const exporter = opts.exporter ?? new OTLPTraceExporter();
+  // OTLP/HTTP protobuf, sent from a worker thread (worker-exporter.ts says why).
+  const exporter = opts.exporter ?? new WorkerSpanExporter();
   // parentbased_traceidratio (the production setting): the root decision for requests is made
   // by the request hook (http-tracing.ts) before any span exists, and the SDK records every root
   // it is asked for. An unsampled request then costs one Math.random(), not a span start, a
