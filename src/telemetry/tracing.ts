@@ -2,8 +2,8 @@
 // With an OTLP endpoint configured (OTEL_EXPORTER_OTLP_ENDPOINT or ..._TRACES_ENDPOINT) it starts
 // the OpenTelemetry SDK, whose hooks must be in place before pg and ioredis are imported. Without
 // one it does nothing but the process-wide runtime settings (runtime.ts, first for the same
-// reason): the SDK is not loaded, no hook is installed, and the service runs exactly as without
-// this file (README "Observability" has the measurement).
+// reason): the SDK is not loaded, no OpenTelemetry hook is installed, and the service runs
+// exactly as without this file (README "Observability" has the measurement).
 import '../runtime.ts';
 import { ConfigError, tracingSettings, type TracingSettings } from '../config.ts';
 

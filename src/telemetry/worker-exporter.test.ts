@@ -23,7 +23,13 @@ async function collector(status: number) {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`;
-  return { url, got, close: () => new Promise<void>((r) => server.closeAllConnections() ?? server.close(() => r())) };
+  return { url, got, close: () =>
+      new Promise<void>((r) => {
+        // The worker's keep-alive connection would hold close() open until it times out.
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }
 
 /** Three finished spans, made by a real tracer. */
