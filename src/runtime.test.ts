@@ -11,14 +11,16 @@ const RUNTIME = path.join(import.meta.dirname, 'runtime.ts');
 
 // Ticks are queued and drained, then full GCs run while none is alive (what a quiet moment at
 // start-up does), then ticks again; %DebugPrint prints nextTick's feedback vector, one line per
-// slot ("slot #52 DefineKeyedOwnPropertyInLiteral MONOMORPHIC {").
+// slot ("slot #52 DefineKeyedOwnPropertyInLiteral MONOMORPHIC {"). The GCs are spaced by timers:
+// five back to back did not reproduce the state in about a third of runs on a loaded machine (40-80
+// such processes at once on 2 cores, and once in CI's npm test); spaced, 3 of 80 under that load.
 const SCRIPT = `
 const debugPrint = new Function('f', '%DebugPrint(f)');
 const noop = () => {};
 const drain = () => new Promise((r) => setImmediate(r));
 for (let r = 0; r < 200; r++) { for (let i = 0; i < 100; i++) process.nextTick(noop); await drain(); }
 await new Promise((r) => setTimeout(r, 10));
-for (let k = 0; k < 5; k++) globalThis.gc();
+for (let k = 0; k < 5; k++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 20)); }
 for (let r = 0; r < 200; r++) { for (let i = 0; i < 100; i++) process.nextTick(noop); await drain(); }
 debugPrint(process.nextTick);
 `;
@@ -29,15 +31,23 @@ async function literalFeedback(preload: string[]): Promise<string[]> {
 }
 
 test('after full GCs with no tick alive, nextTick builds its tick objects on one set of maps only with runtime.ts loaded', async () => {
-  const without = await literalFeedback([]);
-  // Five computed-or-later keys; the object print must show them, or this test reads nothing.
-  assert.equal(without.length, 5, `nextTick's literal feedback not found in %DebugPrint output: ${without.join(',')}`);
   // The reproduction: the maps were freed and rebuilt, and the sites gave up (if a later Node
-  // stops doing this, runtime.ts's workaround may be removed).
-  assert.ok(without.includes('MEGAMORPHIC'), `expected the slow state without runtime.ts, got ${without.join(',')}`);
+  // stops doing this, runtime.ts's workaround may be removed). Its timing depends on V8's
+  // background work, so up to three processes are given the chance to show it.
+  const tries: string[][] = [];
+  for (let i = 0; i < 3 && !tries.some((t) => t.includes('MEGAMORPHIC')); i++) {
+    const without = await literalFeedback([]);
+    // Five computed-or-later keys; the object print must show them, or this test reads nothing.
+    assert.equal(without.length, 5, `nextTick's literal feedback not found in %DebugPrint output: ${without.join(',')}`);
+    tries.push(without);
+  }
+  assert.ok(tries.some((t) => t.includes('MEGAMORPHIC')), `expected the slow state without runtime.ts, got ${tries.map((t) => t.join(',')).join(' / ')}`);
 
-  const withRuntime = await literalFeedback([`--import=${RUNTIME}`]);
-  assert.deepEqual(withRuntime, ['MONOMORPHIC', 'MONOMORPHIC', 'MONOMORPHIC', 'MONOMORPHIC', 'MONOMORPHIC']);
+  // With it, every process keeps one set of maps (80 of 80 under the load above).
+  for (let i = 0; i < 3; i++) {
+    const withRuntime = await literalFeedback([`--import=${RUNTIME}`]);
+    assert.deepEqual(withRuntime, ['MONOMORPHIC', 'MONOMORPHIC', 'MONOMORPHIC', 'MONOMORPHIC', 'MONOMORPHIC']);
+  }
 });
 
 test('runtime.ts holds a tick object', async () => {
