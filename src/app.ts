@@ -1,11 +1,13 @@
 // buildApp(ctx): the whole HTTP application as a Fastify instance. It never listens; main.ts and
 // the test harness decide how it is served.
+import proxyAddr from '@fastify/proxy-addr';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { registerArticleRoutes } from './articles/articles.routes.ts';
+import { decorateServed, HotPath, recordServed } from './cache/hot-path.ts';
 import { registerCommentRoutes } from './comments/comments.routes.ts';
 import { registerDocsRoutes } from './docs/docs.routes.ts';
 import type { Config } from './config.ts';
@@ -21,6 +23,7 @@ import { validatorCompiler } from './http/validation.ts';
 import { registerProfileRoutes } from './profiles/profiles.routes.ts';
 import { registerTagRoutes } from './tags/tags.routes.ts';
 import { registerTelemetry } from './telemetry/register.ts';
+import { rootSampledEarly, rootSampleRatio, tracingActive } from './telemetry/spans.ts';
 import { registerUserRoutes } from './users/users.routes.ts';
 
 export interface BuildOptions {
@@ -75,6 +78,17 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     // shape; the onRequest hook below refuses it in the shape instead (test/resilience/fuzz.test.ts).
     requireHostHeader: false,
   };
+  // The cache's hot path (cache/hot-path.ts) sees each request before Fastify does: the server
+  // is made here, as Fastify would make it, with the hot path in front of Fastify's handler.
+  const hot = ctx.cache && config.hotPath ? new HotPath(ctx.cache) : undefined;
+  if (hot) {
+    serverOptions.serverFactory = (handler) => {
+      const server = createServer(http, (req, res) => hot.handle(req, res, handler));
+      server.keepAliveTimeout = config.httpKeepAliveTimeoutMs;
+      server.requestTimeout = config.httpRequestTimeoutMs;
+      return server;
+    };
+  }
   const app: App = (opts.logger
     ? Fastify({ ...serverOptions, http, loggerInstance: opts.logger })
     : Fastify({ ...serverOptions, http, logger: false })
@@ -173,21 +187,56 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
 
   // The line is only built when it will be written: at LOG_LEVEL=warn (the benchmark's) the
   // arguments cost an object and a routeOptions object per request for nothing.
+  // It also hands the hot path what a cached anonymous read sent (in this hook: a hook of its own
+  // would be more per-request work for every request).
+  const logsRequests = (app.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info') !== false;
   app.addHook('onResponse', (request, reply, done) => {
     // pino has isLevelEnabled; the no-op logger of an app built without one has not (info is a no-op there).
-    if ((request.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info') !== false) {
+    if (logsRequests) {
       request.log.info(
         { method: request.method, route: request.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 },
         'request',
       );
     }
+    if (hot) recordServed(hot, request, reply.statusCode, reply.getHeaders());
     done();
   });
+  if (hot) decorateServed(app);
 
   // Order matters: shedding first (refuse before doing any work), then the rate limit, then
   // headers and compression for whatever is answered.
-  telemetry.watchShedder(registerLoadShedding(app, config));
-  await registerRateLimit(app, config, ctx.redis);
+  const shedder = registerLoadShedding(app, config);
+  telemetry.watchShedder(shedder);
+  const globalLimit = await registerRateLimit(app, config, ctx.redis);
+  if (hot) {
+    // What the pipeline does for every request, for the ones the hot path answers.
+    const maxInFlight = config.shed ? config.shedMaxInFlight : 0;
+    const ratio = tracingActive() ? rootSampleRatio() : 0;
+    const trust = trustProxyOption(config.trustProxy);
+    const trustFn = typeof trust === 'function' ? trust : Array.isArray(trust) ? proxyAddr.compile(trust) : undefined;
+    hot.hooks = {
+      pass: (req) => {
+        if (ctx.lifecycle.draining || shedder.reason !== null || (maxInFlight > 0 && shedder.inFlight >= maxInFlight)) return true;
+        // Tracing: a sampler of its own decides per request (ratio undefined), or this request is
+        // picked for a span (the request hook is told, so it does not roll the dice again).
+        if (ratio === 0) return false;
+        if (ratio === undefined) return true;
+        if (Math.random() >= ratio) return false;
+        rootSampledEarly.add(req);
+        return true;
+      },
+      // The client's address as Fastify's request.ip works it out (TRUST_PROXY included).
+      admit: globalLimit && ((req) => globalLimit({ ip: (trustFn ? proxyAddr(req, trustFn) : req.socket.remoteAddress) ?? '' })),
+      served: (req, route, status, seconds) => {
+        app.metrics.observeRequest('GET', route, status, seconds);
+        if (logsRequests) {
+          const reqId = req.headers['x-request-id'];
+          app.log.info({ reqId: typeof reqId === 'string' && reqId !== '' ? reqId : randomUUID(), method: 'GET', route, status, ms: Math.round(seconds * 100_000) / 100 }, 'request');
+        }
+      },
+    };
+    app.metrics.watchHotPath(hot);
+  }
   await registerSecurity(app, config);
   await registerCompression(app, config);
 

@@ -50,6 +50,8 @@ export interface Config {
   readonly workers: number;
   readonly workersMode: 'cluster' | 'reuseport';
   readonly cache: boolean;
+  /** Repeats of anonymous cached reads answered before Fastify (cache/hot-path.ts). */
+  readonly hotPath: boolean;
   readonly cacheTtlMs: number;
   readonly cacheMaxBytes: number;
   readonly redisUrl: Secret | undefined;
@@ -353,6 +355,9 @@ export function loadConfig(env: Env = process.env): Config {
     workers: int(env, 'WORKERS', 1, 1, 256),
     workersMode: oneOf<'cluster' | 'reuseport'>(env, 'WORKERS_MODE', ['cluster', 'reuseport'], 'cluster'),
     cache: bool(env, 'CACHE', true),
+    // HOT_PATH=off sends every request through Fastify's whole pipeline (for comparison, or to
+    // rule the hot path out); with CACHE=off there is nothing to replay.
+    hotPath: bool(env, 'HOT_PATH', true),
     // Invalidation keeps entries correct; the TTL only bounds how long a missed invalidation
     // (the bus was down) can show: a minute.
     cacheTtlMs: int(env, 'CACHE_TTL_MS', 60_000, 1, 86_400_000),

@@ -16,6 +16,7 @@ import zlib from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { COMPRESSION_LEVELS, ENCODING_PREFERENCE } from '../http/compression.ts';
+import { served } from './hot-path.ts';
 
 export type Encoding = 'zstd' | 'br' | 'gzip';
 
@@ -117,6 +118,8 @@ function matchesAny(header: string, etag: string): boolean {
 export class ResponseCache {
   /** The shared tier behind this cache, if any (set once by createContext). */
   shared: SharedTier | undefined;
+  /** Told of every entry the cache lets go (the hot path drops its replays of it). */
+  onDispose: ((entry: Entry<unknown>) => void) | undefined;
   readonly stats: CacheStats = {
     hits: 0, misses: 0, coalesced: 0, evictions: 0, invalidations: 0, raced: 0, compressions: 0,
     redisHits: 0, redisMisses: 0, redisStores: 0, redisErrors: 0,
@@ -125,6 +128,8 @@ export class ResponseCache {
   readonly #lru: LRUCache<string, Entry<unknown>>;
   readonly #byTag = new Map<string, Set<string>>();
   readonly #inflight = new Map<string, Promise<Entry<unknown> | undefined>>();
+  // Each stored entry's key, for isCurrent (entries from the shared tier are stored here too).
+  readonly #keys = new WeakMap<Entry<unknown>, string>();
   readonly #negotiator = new Negotiator({ supportedValues: ENCODINGS, cache: new Map() });
   // Invalidation clock: each invalidation gets the next number, remembered per tag, so a load
   // that started before an invalidation of one of its tags knows not to store its result.
@@ -146,6 +151,7 @@ export class ResponseCache {
       sizeCalculation: (entry) => Math.max(1, entry.body.length * 3),
       dispose: (entry, key, reason) => {
         if (reason === 'evict') this.stats.evictions++;
+        this.onDispose?.(entry);
         for (const tag of entry.tags) {
           const keys = this.#byTag.get(tag);
           keys?.delete(key);
@@ -236,11 +242,21 @@ export class ResponseCache {
     this.#lru.set(key, entry, ttlMs === undefined ? undefined : { ttl: Math.max(1, Math.min(ttlMs, this.#opts.ttlMs)) });
     // set() may have evicted or rejected it (larger than the whole cache).
     if (!this.#lru.has(key)) return;
+    this.#keys.set(entry, key);
     for (const tag of entry.tags) {
       let keys = this.#byTag.get(tag);
       if (!keys) this.#byTag.set(tag, (keys = new Set()));
       keys.add(key);
     }
+  }
+
+  /**
+   * Whether `entry` is still what this cache answers for its key: not invalidated, expired,
+   * evicted or replaced since it was stored (the hot path replays an entry only while it is).
+   */
+  isCurrent(entry: Entry<unknown>): boolean {
+    const key = this.#keys.get(entry);
+    return key !== undefined && this.#lru.get(key) === entry;
   }
 
   /** Drops every entry built from any of these tags. */
@@ -284,16 +300,16 @@ export class ResponseCache {
     void reply.type('application/json; charset=utf-8');
     const accept = request.headers['accept-encoding'];
     if (!this.#opts.compression || accept === undefined || entry.body.length < this.#opts.compressionThresholdBytes) {
-      return reply.send(entry.body);
+      return reply.send(served(request, entry, entry.body));
     }
     const encoding = this.#negotiator.negotiate(accept) as Encoding | undefined;
-    if (!encoding || !ENCODINGS.includes(encoding)) return reply.send(entry.body);
+    if (!encoding || !ENCODINGS.includes(encoding)) return reply.send(served(request, entry, entry.body));
     let variant = entry.variants.get(encoding);
     if (!variant) {
       variant = compress(entry.body, encoding);
       entry.variants.set(encoding, variant);
       this.stats.compressions++;
     }
-    return reply.header('content-encoding', encoding).send(variant);
+    return reply.header('content-encoding', encoding).send(served(request, entry, variant));
   }
 }

@@ -20,12 +20,19 @@ function tooMany(_request: FastifyRequest, context: { ttl: number }): AppError {
 // increment in well under a millisecond; 250 ms leaves room for a busy event loop.
 const REDIS_COMMAND_TIMEOUT_MS = 250;
 
+/**
+ * Counts a request against the global per-address limit (the counters every route shares);
+ * false when it is over. For requests answered outside Fastify's hooks (cache/hot-path.ts): it
+ * reads only the address the request came from, as the limit's key does.
+ */
+export type GlobalLimit = (request: { ip: string }) => Promise<boolean>;
+
 export async function registerRateLimit(
   app: App,
   config: Pick<Config, 'rateLimit' | 'rateLimitMax' | 'rateLimitWindowMs' | 'rateLimitPrefix'>,
   redis: Redis | undefined,
-): Promise<void> {
-  if (!config.rateLimit) return;
+): Promise<GlobalLimit | undefined> {
+  if (!config.rateLimit) return undefined;
   // The limiter's own connection, so the command timeout applies to it alone; closed with the app.
   const counters = redis?.duplicate({ commandTimeout: REDIS_COMMAND_TIMEOUT_MS });
   if (counters) {
@@ -78,6 +85,12 @@ export async function registerRateLimit(
     const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
     route.onRequest = [countGlobally, ...own];
   });
+  // The limiter reads the key (the address) and the allow list (route config) from the request.
+  const noRoute = { config: {} };
+  return async ({ ip }) => {
+    const result = await globalLimit({ ip, routeOptions: noRoute } as unknown as FastifyRequest);
+    return result.isAllowed || !result.isExceeded;
+  };
 }
 
 /** Route config: login attempts counted per client IP and email (after the body is parsed). */

@@ -11,7 +11,7 @@
 // README "Metrics" lists every metric and the queries that answer the usual questions.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { performance } from 'node:perf_hooks';
-import type { FastifyRequest } from 'fastify';
+import type { HotPath } from '../cache/hot-path.ts';
 import type { App, AppContext } from '../context.ts';
 import type { Pool } from '../db/pool.ts';
 import { NEVER_SHED, type LoadShedder } from '../http/load-shedding.ts';
@@ -31,6 +31,10 @@ export interface Metrics {
   render(): Promise<string>;
   /** Reads the shed count from the load shedder (registered after this module's hooks). */
   watchShedder(shedder: LoadShedder): void;
+  /** Counts a request answered outside Fastify's hooks (the cache's hot path, cache/hot-path.ts). */
+  observeRequest(method: string, route: string, status: number, seconds: number): void;
+  /** Reads the hot path's replay count (it is made after this module's hooks). */
+  watchHotPath(hot: HotPath): void;
 }
 
 /**
@@ -85,6 +89,7 @@ export function registerMetrics(app: App, ctx: AppContext, opts: { route: boolea
   const registers = [registry];
   const refused = { rateLimited: 0, timedOut: 0 };
   let shedder: LoadShedder | undefined;
+  let hotPath: HotPath | undefined;
   let inFlight = 0;
 
   // --- Requests -------------------------------------------------------------------------------
@@ -108,14 +113,13 @@ export function registerMetrics(app: App, ctx: AppContext, opts: { route: boolea
   // Looked up by method, then route: no key string is built per request.
   const children = new Map<string, Map<string, Child[]>>();
   const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
-  const childFor = (request: FastifyRequest, status: number): Child => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    let byRoute = children.get(request.method);
-    if (!byRoute) children.set(request.method, (byRoute = new Map<string, Child[]>()));
+  const childFor = (method: string, route: string, status: number): Child => {
+    let byRoute = children.get(method);
+    if (!byRoute) children.set(method, (byRoute = new Map<string, Child[]>()));
     let byClass = byRoute.get(route);
     if (!byClass) byRoute.set(route, (byClass = []));
     const cls = Math.min(5, Math.max(1, Math.floor(status / 100)));
-    return (byClass[cls] ??= duration.labels({ method: request.method, route, status_class: STATUS_CLASSES[cls]! }));
+    return (byClass[cls] ??= duration.labels({ method, route, status_class: STATUS_CLASSES[cls]! }));
   };
 
   app.decorateRequest(kCounted, false);
@@ -127,7 +131,7 @@ export function registerMetrics(app: App, ctx: AppContext, opts: { route: boolea
   app.addHook('onResponse', (request, reply, done) => {
     if ((request as unknown as Counted)[kCounted]) inFlight--;
     const status = reply.statusCode;
-    childFor(request, status).observe(reply.elapsedTime / 1000);
+    childFor(request.method, request.routeOptions.url ?? 'unmatched', status).observe(reply.elapsedTime / 1000);
     if (status === 429) refused.rateLimited++;
     else if (status === 504) refused.timedOut++;
     done();
@@ -192,6 +196,8 @@ export function registerMetrics(app: App, ctx: AppContext, opts: { route: boolea
       }));
       counter('conduit_cache_redis_stores_total', 'Entries written to the Redis cache tier.', () => cache.stats.redisStores);
     }
+    // Hits answered by the hot path (cache/hot-path.ts), before Fastify: a part of the hits above.
+    counter('conduit_cache_replayed_total', 'Cache hits answered by the hot path (a repeat of an anonymous read, before the framework); included in conduit_cache_requests_total{result="hit"}.', () => hotPath?.stats.replayed ?? 0);
     counter('conduit_cache_evictions_total', 'Entries evicted to stay within CACHE_MAX_BYTES (not expiries or invalidations).', () => cache.stats.evictions);
     counter('conduit_cache_invalidations_total', 'Tags invalidated by writes, here and from other processes.', () => cache.stats.invalidations);
     counter('conduit_cache_raced_loads_total', 'Loads answered but not stored because a write invalidated them meanwhile.', () => cache.stats.raced);
@@ -233,6 +239,12 @@ export function registerMetrics(app: App, ctx: AppContext, opts: { route: boolea
     render,
     watchShedder: (s) => {
       shedder = s;
+    },
+    observeRequest: (method, route, status, seconds) => {
+      childFor(method, route, status).observe(seconds);
+    },
+    watchHotPath: (h) => {
+      hotPath = h;
     },
   };
   app.decorate('metrics', metrics);

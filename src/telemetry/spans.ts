@@ -33,6 +33,13 @@ export function rootSampleRatio(): number | undefined {
   return state?.rootRatio;
 }
 
+/**
+ * Root requests already picked for a span by the cache's hot path (cache/hot-path.ts), which
+ * rolls the sampling dice before handing them to the pipeline: the request hook must not roll
+ * again (two rolls would sample ratio² of them).
+ */
+export const rootSampledEarly = new WeakSet<object>();
+
 /** Flushes buffered spans and stops the SDK; a no-op when tracing is off. */
 export async function shutdownTracing(): Promise<void> {
   const s = state;

@@ -1,0 +1,283 @@
+// The hot path (hot-path.ts): repeats of anonymous cached reads answered before Fastify. Every
+// request here goes through the app's server as a connection's would (test/inject.ts), so the
+// hot path sees it; /metrics says which ones it answered (conduit_cache_replayed_total).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { IncomingMessage } from 'node:http';
+import type { Response } from 'light-my-request';
+import { createLoggedApp, type LoggedApp } from '../../test/logged-app.ts';
+import { HotPath } from './hot-path.ts';
+import { ResponseCache } from './response-cache.ts';
+import { Client, createDatabase, createTestAppOn, type ArticleJson, type TestApp } from '../../test/harness.ts';
+import { served } from '../../test/inject.ts';
+import { parsePrometheus } from '../../test/prometheus.ts';
+
+const ENCODINGS = ['', 'gzip', 'br', 'gzip, deflate, br, zstd'];
+
+async function metric(t: TestApp, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const { samples } = parsePrometheus((await t.app.inject({ method: 'GET', url: '/metrics' })).body);
+  return samples
+    .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+    .reduce((a, s) => a + s.value, 0);
+}
+const replayed = (t: TestApp) => metric(t, 'conduit_cache_replayed_total');
+
+function get(t: TestApp, url: string, headers: Record<string, string> = {}): Promise<Response> {
+  return served(t.app, { method: 'GET', url, headers });
+}
+
+/** Headers as sent, less the ones that differ per response whoever sends it. */
+function stable(res: Response): Record<string, unknown> {
+  const { date: _date, ...rest } = res.headers;
+  return rest;
+}
+
+/** Asserts `url` is answered by the pipeline, then by the hot path, alike; returns the replay. */
+async function replays(t: TestApp, url: string, headers: Record<string, string> = {}): Promise<Response> {
+  const first = await get(t, url, headers);
+  assert.equal(first.statusCode, 200, `${url}: ${first.body}`);
+  const before = await replayed(t);
+  const again = await get(t, url, headers);
+  assert.equal(await replayed(t), before + 1, `${url} (${JSON.stringify(headers)}) was replayed`);
+  assert.equal(again.statusCode, first.statusCode);
+  assert.deepEqual(stable(again), stable(first), `${url}: the same headers`);
+  assert.ok(again.rawPayload.equals(first.rawPayload), `${url}: the same bytes`);
+  return again;
+}
+
+/** Asserts the next `url` is not answered by the hot path; returns the pipeline's answer. */
+async function notReplayed(t: TestApp, url: string, headers: Record<string, string> = {}): Promise<Response> {
+  const before = await replayed(t);
+  const res = await get(t, url, headers);
+  assert.equal(await replayed(t), before, `${url} (${JSON.stringify(headers)}) went through the pipeline`);
+  return res;
+}
+
+describe('the hot path', () => {
+  let db: Awaited<ReturnType<typeof createDatabase>>;
+  let t: TestApp;
+  let off: TestApp;
+  let client: Client;
+  let author: Awaited<ReturnType<Client['register']>>;
+  let article: ArticleJson;
+  before(async () => {
+    db = await createDatabase();
+    t = await createTestAppOn(db.url);
+    // A second instance on the same database with the hot path off: the pipeline's own answers.
+    off = await createTestAppOn(db.url, { HOT_PATH: 'off' });
+    client = new Client(t.app);
+    author = await client.register();
+    article = await client.createArticle(author.token, { tagList: ['hot', 'path'] });
+    await client.post(`/api/articles/${article.slug}/comments`, { token: author.token, body: { comment: { body: 'first' } } });
+  });
+  after(async () => {
+    await t.close();
+    await off.close();
+    await db.drop();
+  });
+
+  test('replays every cached anonymous read, in every encoding, with the pipeline’s status, headers and bytes', async () => {
+    const urls = [
+      '/api/articles',
+      '/api/articles?limit=5&offset=0',
+      `/api/articles?tag=hot`,
+      `/api/articles?author=${author.username}`,
+      `/api/articles/${article.slug}`,
+      `/api/articles/${article.slug}/comments`,
+      `/api/profiles/${author.username}`,
+      '/api/tags',
+    ];
+    for (const url of urls) {
+      for (const encoding of ENCODINGS) {
+        const headers: Record<string, string> = encoding === '' ? {} : { 'accept-encoding': encoding };
+        const replay = await replays(t, url, headers);
+        // And what an instance without the hot path sends for the same request.
+        const pipeline = await get(off, url, headers);
+        assert.deepEqual(stable(replay), stable(pipeline), `${url} (${encoding}): headers as without the hot path`);
+        assert.ok(replay.rawPayload.equals(pipeline.rawPayload), `${url} (${encoding}): bytes as without the hot path`);
+      }
+    }
+  });
+
+  test('a write is seen by the next read: the replay of what it changed ends before the write is answered', async () => {
+    const reader = new Client(t.app);
+    const slug = article.slug;
+    const bodyOf = async (url: string) => JSON.parse((await get(t, url)).body) as Record<string, any>;
+    await replays(t, `/api/articles/${slug}`);
+    await replays(t, '/api/articles');
+    await replays(t, `/api/articles/${slug}/comments`);
+    await replays(t, `/api/profiles/${author.username}`);
+    await replays(t, '/api/tags');
+
+    // Each write, then at once the anonymous read it changes: fresh, from the pipeline.
+    await reader.put(`/api/articles/${slug}`, { token: author.token, body: { article: { description: 'changed on the hot path' } } });
+    assert.equal(JSON.parse((await notReplayed(t, `/api/articles/${slug}`)).body).article.description, 'changed on the hot path');
+
+    const fan = await reader.register();
+    await reader.post(`/api/articles/${slug}/favorite`, { token: fan.token });
+    assert.equal((await bodyOf(`/api/articles/${slug}`)).article.favoritesCount, 1);
+    assert.equal((await bodyOf('/api/articles')).articles.find((a: ArticleJson) => a.slug === slug).favoritesCount, 1);
+
+    await reader.post(`/api/articles/${slug}/comments`, { token: fan.token, body: { comment: { body: 'second' } } });
+    assert.deepEqual((await bodyOf(`/api/articles/${slug}/comments`)).comments.map((c: { body: string }) => c.body).sort(), ['first', 'second']);
+
+    await reader.put('/api/user', { token: author.token, body: { user: { bio: 'a new bio' } } });
+    assert.equal((await bodyOf(`/api/profiles/${author.username}`)).profile.bio, 'a new bio');
+
+    const fresh = await reader.createArticle(author.token, { tagList: ['brand-new-tag'] });
+    assert.equal((await bodyOf('/api/articles')).articles[0].slug, fresh.slug);
+    assert.ok((await bodyOf('/api/tags')).tags.includes('brand-new-tag'));
+
+    await reader.delete(`/api/articles/${fresh.slug}`, { token: author.token });
+    assert.equal((await notReplayed(t, `/api/articles/${fresh.slug}`)).statusCode, 404);
+    assert.ok(!(await bodyOf('/api/articles')).articles.some((a: ArticleJson) => a.slug === fresh.slug));
+    assert.ok(!(await bodyOf('/api/tags')).tags.includes('brand-new-tag'));
+  });
+
+  test('what could change the answer goes through the pipeline', async () => {
+    const url = `/api/articles/${article.slug}`;
+    const first = await replays(t, url);
+    const viewer = await client.register();
+    // A token: the viewer's flags.
+    await notReplayed(t, url, { authorization: `Token ${viewer.token}` });
+    // An Origin: CORS headers for it.
+    const cors = await notReplayed(t, url, { origin: 'https://app.example' });
+    assert.equal(cors.headers['access-control-allow-origin'], '*');
+    // A conditional request: 304.
+    assert.equal((await notReplayed(t, url, { 'if-none-match': String(first.headers.etag) })).statusCode, 304);
+    // A caller's trace context (tracing is off here; with it on, the request hook reads it).
+    await notReplayed(t, url, { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+    // Another method on the same URL.
+    const before = await replayed(t);
+    const head = await served(t.app, { method: 'HEAD', url });
+    assert.equal(head.statusCode, 200);
+    assert.equal(await replayed(t), before);
+    // A body on a GET is read by the pipeline, never left on the connection.
+    const withBody = await served(t.app, { method: 'GET', url, payload: '{}', headers: { 'content-type': 'application/json' } });
+    assert.equal(withBody.statusCode, 200);
+    assert.equal(await replayed(t), before);
+    // A URL it has not seen: another query string is another request (validated there).
+    assert.equal((await notReplayed(t, '/api/articles?limit=0')).statusCode, 422);
+  });
+
+  test('a draining process answers through the pipeline (Connection: close)', async () => {
+    const url = '/api/tags';
+    await replays(t, url);
+    t.ctx.lifecycle.draining = true;
+    try {
+      const res = await notReplayed(t, url);
+      assert.equal(res.headers.connection, 'close');
+    } finally {
+      t.ctx.lifecycle.draining = false;
+    }
+    await replays(t, url);
+  });
+
+  test('replayed requests are counted in the request metrics under their route, and as cache hits', async () => {
+    const url = `/api/profiles/${author.username}`;
+    await get(t, url);
+    const labels = { method: 'GET', route: '/api/profiles/:username', status_class: '2xx' };
+    const [count, hits, replays0] = await Promise.all([
+      metric(t, 'http_server_request_duration_seconds_count', labels),
+      metric(t, 'conduit_cache_requests_total', { result: 'hit' }),
+      replayed(t),
+    ]);
+    for (let i = 0; i < 7; i++) assert.equal((await get(t, url)).statusCode, 200);
+    assert.equal(await replayed(t), replays0 + 7);
+    assert.equal(await metric(t, 'http_server_request_duration_seconds_count', labels), count + 7);
+    assert.equal(await metric(t, 'conduit_cache_requests_total', { result: 'hit' }), hits + 7);
+  });
+
+  test('HOT_PATH=off: nothing is replayed', async () => {
+    for (let i = 0; i < 3; i++) assert.equal((await get(off, '/api/tags')).statusCode, 200);
+    assert.equal(await replayed(off), 0);
+  });
+});
+
+describe('the hot path under a rate limit', () => {
+  let t: TestApp;
+  let db: Awaited<ReturnType<typeof createDatabase>>;
+  before(async () => {
+    db = await createDatabase();
+    t = await createTestAppOn(db.url, { RATE_LIMIT: 'on', RATE_LIMIT_MAX: '6' });
+  });
+  after(async () => {
+    await t.close();
+    await db.drop();
+  });
+
+  test('replayed requests count towards the per-address limit, and the one over it is refused by the pipeline', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) statuses.push((await get(t, '/api/tags')).statusCode);
+    // /metrics is a route like any other for the limiter: read it once the limit has tripped.
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 200, 429, 429]);
+    assert.ok((await replayed(t)) >= 4, 'the hot path answered the repeats below the limit');
+    const refused = await get(t, '/api/tags');
+    assert.equal(refused.statusCode, 429);
+    assert.deepEqual(JSON.parse(refused.body), { errors: { request: ['too many requests, retry later'] } });
+    assert.ok(refused.headers['retry-after'] !== undefined);
+  });
+});
+
+describe('the hot path, logged', () => {
+  let t: LoggedApp;
+  before(async () => {
+    t = await createLoggedApp();
+  });
+  after(() => t.close());
+
+  test('a replayed request has its log line, with its request id, route and status', async () => {
+    for (const id of ['hot-1', 'hot-2', 'hot-3']) assert.equal((await get(t, '/api/tags', { 'x-request-id': id })).statusCode, 200);
+    assert.ok((await replayed(t)) >= 2);
+    for (const id of ['hot-1', 'hot-2', 'hot-3']) {
+      const line = t.lines.find((l) => l.reqId === id && l.msg === 'request');
+      assert.deepEqual({ method: line?.method, route: line?.route, status: line?.status, level: line?.level }, { method: 'GET', route: '/api/tags', status: 200, level: 30 }, id);
+      assert.equal(typeof line?.ms, 'number');
+    }
+  });
+});
+
+describe('replays and the cache’s bounds', () => {
+  const request = (url: string) => ({ method: 'GET', url, httpVersion: '1.1', headers: { host: 'localhost' } }) as unknown as IncomingMessage;
+  const body = Buffer.alloc(1000, 'x');
+  async function store(cache: ResponseCache, key: string, tags: string[]) {
+    const entry = await cache.get(key, async () => ({ data: key, tags }), () => body);
+    assert.ok(entry);
+    return entry;
+  }
+
+  test('a replay never keeps an entry the cache let go: evicted, invalidated, or past the replay bound', async () => {
+    // Room for two entries (an entry counts three times its body).
+    const cache = new ResponseCache({ ttlMs: 60_000, maxBytes: 6_500, compression: false, compressionThresholdBytes: 1024 });
+    const hot = new HotPath(cache, 3);
+    for (let i = 0; i < 5; i++) {
+      const entry = await store(cache, `k${i}`, [`t${i}`]);
+      hot.record(request(`/u${i}`), entry, 200, { 'content-type': 'application/json' }, body, '/u/:i');
+    }
+    assert.equal(cache.size, 2);
+    assert.equal(hot.size, 2, 'only the entries still cached have replays');
+    cache.invalidate(['t4']);
+    assert.equal(hot.size, 1);
+    cache.clear();
+    assert.equal(hot.size, 0);
+
+    const roomy = new ResponseCache({ ttlMs: 60_000, maxBytes: 1_000_000, compression: false, compressionThresholdBytes: 1024 });
+    const bounded = new HotPath(roomy, 3);
+    for (let i = 0; i < 5; i++) bounded.record(request(`/u${i}`), await store(roomy, `k${i}`, []), 200, {}, body, '/u/:i');
+    assert.equal(bounded.size, 3, 'at most maxReplays');
+  });
+
+  test('an answer from an entry the cache did not keep is not recorded', async () => {
+    const cache = new ResponseCache({ ttlMs: 60_000, maxBytes: 1_000_000, compression: false, compressionThresholdBytes: 1024 });
+    const hot = new HotPath(cache);
+    // A load that raced a write: answered, not stored.
+    const raced = await cache.get('k', async () => {
+      cache.invalidate(['t']);
+      return { data: 'k', tags: ['t'] };
+    }, () => body);
+    assert.ok(raced);
+    assert.equal(cache.size, 0);
+    hot.record(request('/u'), raced, 200, {}, body, '/u');
+    assert.equal(hot.size, 0);
+  });
+});
