@@ -31,6 +31,7 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
   default: { database: 'embedded', env: {}, description: 'the defaults of `npm start`: embedded PostgreSQL, one process' },
   'external-pg': { database: 'external', env: {}, description: "the machine's own PostgreSQL server (127.0.0.1:5432) instead of the embedded one" },
   'cache-off': { database: 'embedded', env: { CACHE: 'off' }, description: 'the default without the in-process response cache: every request reaches PostgreSQL' },
+  'hot-path-off': { database: 'embedded', env: { HOT_PATH: 'off' }, description: "the default without the cache's hot path: every request goes through Fastify's pipeline", optIn: true },
   'compression-off': { database: 'embedded', env: { COMPRESSION: 'off' }, description: 'the default without response compression', optIn: true },
   'cache-off-compression-off': { database: 'embedded', env: { CACHE: 'off', COMPRESSION: 'off' }, description: 'neither cache nor compression', optIn: true },
   // Tracing is loaded in every configuration (the service starts as `npm start` does, with

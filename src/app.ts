@@ -198,7 +198,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
         'request',
       );
     }
-    if (hot) recordServed(hot, request, reply.statusCode, reply.getHeaders());
+    if (hot) recordServed(hot, request, reply);
     done();
   });
   if (hot) decorateServed(app);

@@ -18,7 +18,7 @@
 //     (counted here, refused there), a request that tracing samples or continues.
 //   - What the pipeline does for every request is done here too: the rate-limit count, the
 //     request metrics, the cache-hit count and, at LOG_LEVEL=info, the request's log line.
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { App } from '../context.ts';
 import type { Entry, ResponseCache } from './response-cache.ts';
@@ -173,9 +173,9 @@ export class HotPath {
  * cached anonymous read (ResponseCache.send noted it). One call in an existing hook, not a hook
  * of its own: every hook is per-request work for every request.
  */
-export function recordServed(hot: HotPath, request: FastifyRequest, status: number, headers: Record<string, HeaderValue>): void {
+export function recordServed(hot: HotPath, request: FastifyRequest, reply: FastifyReply): void {
   const s = (request as unknown as Served)[kServed];
-  if (s !== null) hot.record(request.raw, s.entry, status, headers, s.body, request.routeOptions.url ?? 'unmatched');
+  if (s !== null) hot.record(request.raw, s.entry, reply.statusCode, reply.getHeaders(), s.body, request.routeOptions.url ?? 'unmatched');
 }
 
 /** Gives every request the property ResponseCache.send notes its entry in (see served()). */
