@@ -18,6 +18,9 @@
 //     (counted here, refused there), a request that tracing samples or continues.
 //   - What the pipeline does for every request is done here too: the rate-limit count, the
 //     request metrics, the cache-hit count and, at LOG_LEVEL=info, the request's log line.
+//   - Not done here: the in-flight count (a replay is answered synchronously, or after the
+//     rate-limit counter with Redis) and Fastify's own closing state: main.ts drains (the
+//     pipeline answers everything, with Connection: close) before it closes the server.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { App } from '../context.ts';
@@ -31,7 +34,7 @@ type Served = { [kServed]: { entry: Entry<unknown>; body: Buffer } | null };
  * hot path to record once the response has gone out; returns `body`.
  */
 export function served(request: FastifyRequest, entry: Entry<unknown>, body: Buffer): Buffer {
-  // The property exists on every request (decorated below): setting it changes no object shape.
+  // The property exists on every request (decorateServed): setting it changes no object shape.
   if (kServed in request) (request as unknown as Served)[kServed] = { entry, body };
   return body;
 }
