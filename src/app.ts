@@ -7,7 +7,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptio
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { registerArticleRoutes } from './articles/articles.routes.ts';
-import { decorateServed, HotPath, recordServed } from './cache/hot-path.ts';
+import { decorateCachedAnswer, HotPath, recordCachedAnswer } from './cache/hot-path.ts';
 import { registerCommentRoutes } from './comments/comments.routes.ts';
 import { registerDocsRoutes } from './docs/docs.routes.ts';
 import type { Config } from './config.ts';
@@ -23,7 +23,7 @@ import { validatorCompiler } from './http/validation.ts';
 import { registerProfileRoutes } from './profiles/profiles.routes.ts';
 import { registerTagRoutes } from './tags/tags.routes.ts';
 import { registerTelemetry } from './telemetry/register.ts';
-import { rootSampledEarly, rootSampleRatio, tracingActive } from './telemetry/spans.ts';
+import { wantsSpan } from './telemetry/spans.ts';
 import { registerUserRoutes } from './users/users.routes.ts';
 
 export interface BuildOptions {
@@ -82,10 +82,15 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   // is made here, as Fastify would make it, with the hot path in front of Fastify's handler.
   const hot = ctx.cache && config.hotPath ? new HotPath(ctx.cache) : undefined;
   if (hot) {
-    serverOptions.serverFactory = (handler) => {
+    // Fastify hands the factory its options; these are the ones its own factory applies to an
+    // HTTP/1 server (fastify/lib/server.js).
+    serverOptions.serverFactory = (handler, options) => {
+      const o = options as { keepAliveTimeout: number; requestTimeout: number; connectionTimeout?: number; maxRequestsPerSocket?: number };
       const server = createServer(http, (req, res) => hot.handle(req, res, handler));
-      server.keepAliveTimeout = config.httpKeepAliveTimeoutMs;
-      server.requestTimeout = config.httpRequestTimeoutMs;
+      server.keepAliveTimeout = o.keepAliveTimeout;
+      server.requestTimeout = o.requestTimeout;
+      server.setTimeout(o.connectionTimeout ?? 0);
+      if ((o.maxRequestsPerSocket ?? 0) > 0) server.maxRequestsPerSocket = o.maxRequestsPerSocket!;
       return server;
     };
   }
@@ -198,10 +203,10 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
         'request',
       );
     }
-    if (hot) recordServed(hot, request, reply);
+    if (hot) recordCachedAnswer(hot, request, reply);
     done();
   });
-  if (hot) decorateServed(app);
+  if (hot) decorateCachedAnswer(app);
 
   // Order matters: shedding first (refuse before doing any work), then the rate limit, then
   // headers and compression for whatever is answered.
@@ -209,31 +214,24 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   telemetry.watchShedder(shedder);
   const globalLimit = await registerRateLimit(app, config, ctx.redis);
   if (hot) {
-    // What the pipeline does for every request, for the ones the hot path answers.
-    const maxInFlight = config.shed ? config.shedMaxInFlight : 0;
-    const ratio = tracingActive() ? rootSampleRatio() : 0;
+    // What the pipeline does for every request, for the ones the hot path answers: the same
+    // decisions, asked of the modules that make them.
     const trust = trustProxyOption(config.trustProxy);
     const trustFn = typeof trust === 'function' ? trust : Array.isArray(trust) ? proxyAddr.compile(trust) : undefined;
     hot.hooks = {
-      pass: (req) => {
-        if (ctx.lifecycle.draining || shedder.reason !== null || (maxInFlight > 0 && shedder.inFlight >= maxInFlight)) return true;
-        // Tracing: a sampler of its own decides per request (ratio undefined), or this request is
-        // picked for a span (the request hook is told, so it does not roll the dice again).
-        if (ratio === 0) return false;
-        if (ratio === undefined) return true;
-        if (Math.random() >= ratio) return false;
-        rootSampledEarly.add(req);
-        return true;
-      },
+      busy: () => ctx.lifecycle.draining || shedder.refusal() !== null,
+      traced: wantsSpan,
       // The client's address as Fastify's request.ip works it out (TRUST_PROXY included).
-      admit: globalLimit && ((req) => globalLimit({ ip: (trustFn ? proxyAddr(req, trustFn) : req.socket.remoteAddress) ?? '' })),
-      served: (req, route, status, seconds) => {
+      admit: globalLimit && ((req) => globalLimit.count({ ip: (trustFn ? proxyAddr(req, trustFn) : req.socket.remoteAddress) ?? '' })),
+      counted: (req) => globalLimit?.counted(req),
+      observe: (req, route, status, seconds) => {
         app.metrics.observeRequest('GET', route, status, seconds);
         if (logsRequests) {
           const reqId = req.headers['x-request-id'];
           app.log.info({ reqId: typeof reqId === 'string' && reqId !== '' ? reqId : randomUUID(), method: 'GET', route, status, ms: Math.round(seconds * 100_000) / 100 }, 'request');
         }
       },
+      failed: (err) => app.log.error({ err }, 'the cache hot path failed on a request'),
     };
     app.metrics.watchHotPath(hot);
   }

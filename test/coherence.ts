@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { createDatabase, createTestAppOn, type TestApp } from './harness.ts';
-import { served } from './inject.ts';
+import { throughServer } from './inject.ts';
 
 // Small pools, so that slugs, tags and usernames collide and get reused.
 const TITLES = ['Alpha', 'Beta', 'Gamma'];
@@ -63,7 +63,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function send(i: Instance, method: string, url: string, token?: string, body?: unknown): Promise<Reply> {
   const headers: Record<string, string> = {};
   if (token) headers.authorization = `Token ${token}`;
-  const res = await served(i.t.app, { method: method, url, headers, ...(body === undefined ? {} : { payload: body as object }) });
+  const res = await throughServer(i.t.app, { method: method, url, headers, ...(body === undefined ? {} : { payload: body as object }) });
   return { status: res.statusCode, body: res.body.length > 0 ? JSON.parse(res.body) : undefined };
 }
 

@@ -8,7 +8,7 @@ import { closeContext, createContext, type App, type AppContext } from '../src/c
 import { listMigrations } from '../src/db/migrate.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { conformanceOf } from './openapi-responses.ts';
-import { served } from './inject.ts';
+import { throughServer } from './inject.ts';
 
 export const TEST_JWT_SECRET = 'test-secret-test-secret-test-secret-0123';
 
@@ -132,7 +132,7 @@ export class Client {
       payload = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
       headers['content-type'] ??= 'application/json';
     }
-    const res = await served(this.#app, { method: method, url, headers, ...(payload !== undefined ? { payload } : {}) });
+    const res = await throughServer(this.#app, { method: method, url, headers, ...(payload !== undefined ? { payload } : {}) });
     let body: T = undefined as T;
     if (res.body.length > 0 && String(res.headers['content-type'] ?? '').includes('json')) body = JSON.parse(res.body) as T;
     // Every response a test sees must be what the service's own OpenAPI document promises for

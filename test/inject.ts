@@ -5,6 +5,6 @@
 import inject, { type InjectOptions, type Response } from 'light-my-request';
 import type { App } from '../src/context.ts';
 
-export function served(app: App, options: InjectOptions): Promise<Response> {
+export function throughServer(app: App, options: InjectOptions): Promise<Response> {
   return inject((req, res) => app.server.emit('request', req, res), options);
 }

@@ -3,13 +3,16 @@
 // hot path sees it; /metrics says which ones it answered (conduit_cache_replayed_total).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { IncomingMessage } from 'node:http';
+import { once } from 'node:events';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import net from 'node:net';
+import zlib from 'node:zlib';
 import type { Response } from 'light-my-request';
 import { createLoggedApp, type LoggedApp } from '../../test/logged-app.ts';
-import { HotPath } from './hot-path.ts';
+import { HotPath, type HotPathHooks } from './hot-path.ts';
 import { ResponseCache } from './response-cache.ts';
 import { Client, createDatabase, createTestAppOn, type ArticleJson, type TestApp } from '../../test/harness.ts';
-import { served } from '../../test/inject.ts';
+import { throughServer } from '../../test/inject.ts';
 import { parsePrometheus } from '../../test/prometheus.ts';
 
 const ENCODINGS = ['', 'gzip', 'br', 'zstd', 'deflate', 'identity', '*', 'gzip;q=0, br;q=0.5', 'gzip, deflate, br, zstd'];
@@ -23,7 +26,7 @@ async function metric(t: TestApp, name: string, labels: Record<string, string> =
 const replayed = (t: TestApp) => metric(t, 'conduit_cache_replayed_total');
 
 function get(t: TestApp, url: string, headers: Record<string, string> = {}): Promise<Response> {
-  return served(t.app, { method: 'GET', url, headers });
+  return throughServer(t.app, { method: 'GET', url, headers });
 }
 
 /** Headers as sent, less the ones that differ per response whoever sends it. */
@@ -103,6 +106,20 @@ describe('the hot path', () => {
     }
   });
 
+  test('an answer compressed on its way out (an Accept-Encoding only @fastify/compress understands) is not replayed, and stays whole', async () => {
+    const url = `/api/articles/${article.slug}`;
+    for (const encoding of ['x-gzip', 'GZIP']) {
+      const first = await get(t, url, { 'accept-encoding': encoding });
+      assert.equal(first.statusCode, 200);
+      const again = await notReplayed(t, url, { 'accept-encoding': encoding });
+      for (const res of [first, again]) {
+        assert.equal(Number(res.headers['content-length'] ?? res.rawPayload.length), res.rawPayload.length, `${encoding}: framing`);
+        const decoded = res.headers['content-encoding'] === 'gzip' ? zlib.gunzipSync(res.rawPayload) : res.rawPayload;
+        assert.equal(JSON.parse(decoded.toString()).article.slug, article.slug, `${encoding}: the body decodes`);
+      }
+    }
+  });
+
   test('a write is seen by the next read: the replay of what it changed ends before the write is answered', async () => {
     const reader = new Client(t.app);
     const slug = article.slug;
@@ -153,15 +170,53 @@ describe('the hot path', () => {
     await notReplayed(t, url, { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
     // Another method on the same URL.
     const before = await replayed(t);
-    const head = await served(t.app, { method: 'HEAD', url });
+    const head = await throughServer(t.app, { method: 'HEAD', url });
     assert.equal(head.statusCode, 200);
     assert.equal(await replayed(t), before);
     // A body on a GET is read by the pipeline, never left on the connection.
-    const withBody = await served(t.app, { method: 'GET', url, payload: '{}', headers: { 'content-type': 'application/json' } });
+    const withBody = await throughServer(t.app, { method: 'GET', url, payload: '{}', headers: { 'content-type': 'application/json' } });
     assert.equal(withBody.statusCode, 200);
     assert.equal(await replayed(t), before);
     // A URL it has not seen: another query string is another request (validated there).
     assert.equal((await notReplayed(t, '/api/articles?limit=0')).statusCode, 422);
+  });
+
+  test('over a real socket: replays on one keep-alive connection are framed right; a request without Host is still refused', async () => {
+    const url = `/api/articles/${article.slug}`;
+    await t.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = t.app.server.address() as net.AddressInfo;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const before = await replayed(t);
+      const bodies: Buffer[] = [];
+      const sockets = new Set<unknown>();
+      for (let i = 0; i < 4; i++) {
+        const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+          http.get({ host: '127.0.0.1', port, path: url, agent, headers: { 'accept-encoding': 'gzip' } }, resolve).on('error', reject);
+        });
+        sockets.add(res.socket);
+        const chunks: Buffer[] = [];
+        for await (const chunk of res) chunks.push(chunk as Buffer);
+        const body = Buffer.concat(chunks);
+        assert.equal(res.statusCode, 200);
+        assert.equal(Number(res.headers['content-length']), body.length, 'Content-Length is the body sent');
+        assert.equal(res.headers['content-encoding'], 'gzip');
+        bodies.push(body);
+      }
+      assert.equal(sockets.size, 1, 'one connection carried every request');
+      assert.ok((await replayed(t)) >= before + 3, 'the repeats were replayed');
+      assert.ok(bodies.every((b) => b.equals(bodies[0]!)));
+      // HTTP/1.1 without Host: malformed, whatever the hot path holds for the URL.
+      const socket = net.connect(port, '127.0.0.1');
+      await once(socket, 'connect');
+      socket.end(`GET ${url} HTTP/1.1\r\nAccept-Encoding: gzip\r\n\r\n`);
+      let raw = '';
+      for await (const chunk of socket) raw += (chunk as Buffer).toString('latin1');
+      assert.match(raw, /^HTTP\/1\.1 400 /);
+    } finally {
+      agent.destroy();
+      await new Promise<void>((resolve) => t.app.server.close(() => resolve()));
+    }
   });
 
   test('a draining process answers through the pipeline (Connection: close)', async () => {
@@ -223,6 +278,35 @@ describe('the hot path under a rate limit', () => {
   });
 });
 
+describe('the hot path behind a proxy, with its own CORS origins', () => {
+  let t: TestApp;
+  let db: Awaited<ReturnType<typeof createDatabase>>;
+  before(async () => {
+    db = await createDatabase();
+    t = await createTestAppOn(db.url, { RATE_LIMIT: 'on', RATE_LIMIT_MAX: '4', TRUST_PROXY: '1', CORS_ORIGINS: 'https://app.example' });
+  });
+  after(async () => {
+    await t.close();
+    await db.drop();
+  });
+
+  test('replays and the pipeline count one limit per client address (X-Forwarded-For), and Vary keeps Origin', async () => {
+    const from = (ip: string) => ({ 'x-forwarded-for': ip });
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await get(t, '/api/tags', from('203.0.113.7'))).statusCode);
+    assert.deepEqual(statuses, [200, 200, 200, 200, 429]);
+    // Another client behind the same proxy has its own count, and is replayed.
+    const before = await replayed(t);
+    assert.equal((await get(t, '/api/tags', from('203.0.113.8'))).statusCode, 200);
+    assert.equal(await replayed(t), before + 1);
+    // CORS with listed origins varies on Origin: the cache's Vary adds to it.
+    const replay = await get(t, '/api/tags', from('203.0.113.9'));
+    assert.equal(replay.headers.vary, 'Origin, Accept-Encoding');
+    const withOrigin = await get(t, '/api/tags', { ...from('203.0.113.10'), origin: 'https://app.example' });
+    assert.equal(withOrigin.headers['access-control-allow-origin'], 'https://app.example');
+  });
+});
+
 describe('the hot path, logged', () => {
   let t: LoggedApp;
   before(async () => {
@@ -256,7 +340,7 @@ describe('replays and the cache’s bounds', () => {
     const hot = new HotPath(cache, 3);
     for (let i = 0; i < 5; i++) {
       const entry = await store(cache, `k${i}`, [`t${i}`]);
-      hot.record(request(`/u${i}`), entry, 200, { 'content-type': 'application/json' }, body, '/u/:i');
+      hot.record(request(`/u${i}`), { entry, body, encoding: undefined }, 200, { 'content-type': 'application/json', 'content-length': body.length }, '/u/:i');
     }
     assert.equal(cache.size, 2);
     assert.equal(hot.size, 2, 'only the entries still cached have replays');
@@ -267,7 +351,7 @@ describe('replays and the cache’s bounds', () => {
 
     const roomy = new ResponseCache({ ttlMs: 60_000, maxBytes: 1_000_000, compression: false, compressionThresholdBytes: 1024 });
     const bounded = new HotPath(roomy, 3);
-    for (let i = 0; i < 5; i++) bounded.record(request(`/u${i}`), await store(roomy, `k${i}`, []), 200, {}, body, '/u/:i');
+    for (let i = 0; i < 5; i++) bounded.record(request(`/u${i}`), { entry: await store(roomy, `k${i}`, []), body, encoding: undefined }, 200, { 'content-length': body.length }, '/u/:i');
     assert.equal(bounded.size, 3, 'at most maxReplays');
   });
 
@@ -281,7 +365,83 @@ describe('replays and the cache’s bounds', () => {
     }, () => body);
     assert.ok(raced);
     assert.equal(cache.size, 0);
-    hot.record(request('/u'), raced, 200, {}, body, '/u');
+    hot.record(request('/u'), { entry: raced, body, encoding: undefined }, 200, { 'content-length': body.length }, '/u');
     assert.equal(hot.size, 0);
+  });
+});
+
+describe('the hot path after the rate-limit count (a Redis round trip)', () => {
+  const body = Buffer.from('{"tags":[]}');
+  const request = () => ({ method: 'GET', url: '/t', httpVersion: '1.1', headers: { host: 'localhost' } }) as unknown as IncomingMessage;
+  function response() {
+    const r = { destroyed: false, written: 0, destroy: () => void (r.destroyed = true), writeHead: () => r, end: () => void r.written++ };
+    return r;
+  }
+  async function setup() {
+    const cache = new ResponseCache({ ttlMs: 60_000, maxBytes: 1_000_000, compression: false, compressionThresholdBytes: 1024 });
+    const hot = new HotPath(cache);
+    const entry = await cache.get('k', async () => ({ data: 'k', tags: ['t'] }), () => body);
+    assert.ok(entry);
+    hot.record(request(), { entry, body, encoding: undefined }, 200, { 'content-length': body.length }, '/t');
+    const seen = { counted: 0, observed: 0, failed: 0, pipeline: 0 };
+    let release: (ok: boolean) => void = () => undefined;
+    const hooks: HotPathHooks = {
+      busy: () => false,
+      traced: () => false,
+      admit: () => new Promise<boolean>((resolve) => (release = resolve)),
+      counted: () => void seen.counted++,
+      observe: () => void seen.observed++,
+      failed: () => void seen.failed++,
+    };
+    hot.hooks = hooks;
+    const tick = () => new Promise((r) => setImmediate(r));
+    return { cache, hot, seen, hooks, release: (ok: boolean) => release(ok), tick };
+  }
+
+  test('answered once counted; over the limit, handed over uncounted; invalidated meanwhile, handed over counted; client gone, nothing', async () => {
+    const s = await setup();
+    const pipeline = () => void s.seen.pipeline++;
+    const run = async (ok: boolean, meanwhile: (res: ReturnType<typeof response>) => void = () => undefined) => {
+      const res = response();
+      s.hot.handle(request(), res as unknown as ServerResponse, pipeline);
+      meanwhile(res);
+      s.release(ok);
+      await s.tick();
+      return res;
+    };
+    assert.equal((await run(true)).written, 1);
+    assert.deepEqual(s.seen, { counted: 1, observed: 1, failed: 0, pipeline: 0 });
+    await run(false);
+    assert.deepEqual(s.seen, { counted: 1, observed: 1, failed: 0, pipeline: 1 }, 'over the limit: the pipeline counts and refuses it');
+    await run(true, (res) => void res.destroy());
+    assert.deepEqual(s.seen, { counted: 1, observed: 1, failed: 0, pipeline: 1 }, 'the client hung up: nothing more');
+    await run(true, () => s.cache.invalidate(['t']));
+    assert.deepEqual(s.seen, { counted: 2, observed: 1, failed: 0, pipeline: 2 }, 'invalidated meanwhile: to the pipeline, already counted');
+    assert.equal(s.hot.size, 0);
+  });
+
+  test('a process that starts draining while the count is read hands the request over; a throw is logged and the response ended', async () => {
+    const s = await setup();
+    let draining = false;
+    s.hooks.busy = () => draining;
+    let handed = 0;
+    const res = response();
+    s.hot.handle(request(), res as unknown as ServerResponse, () => void handed++);
+    draining = true;
+    s.release(true);
+    await s.tick();
+    assert.equal(handed, 1);
+    assert.equal(res.written, 0);
+
+    draining = false;
+    const broken = response();
+    s.hot.handle(request(), broken as unknown as ServerResponse, () => {
+      throw new Error('the pipeline threw');
+    });
+    s.hooks.traced = () => true;
+    s.release(true);
+    await s.tick();
+    assert.equal(s.seen.failed, 1);
+    assert.equal(broken.destroyed, true);
   });
 });

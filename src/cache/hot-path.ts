@@ -18,24 +18,28 @@
 //     (counted here, refused there), a request that tracing samples or continues.
 //   - What the pipeline does for every request is done here too: the rate-limit count, the
 //     request metrics, the cache-hit count and, at LOG_LEVEL=info, the request's log line.
-//   - Not done here: the in-flight count (a replay is answered synchronously, or after the
-//     rate-limit counter with Redis) and Fastify's own closing state: main.ts drains (the
-//     pipeline answers everything, with Connection: close) before it closes the server.
+//   - Not done here: the in-flight count (a replay is answered at once, or after the rate-limit
+//     counter: a Redis round trip with REDIS_URL) and Fastify's own closing state: main.ts
+//     drains (the pipeline answers everything, with Connection: close) before it closes the server.
+//   - Only what was sent as noted is recorded: a body changed on its way out (compressed by
+//     @fastify/compress for an Accept-Encoding the cache's negotiation did not pick, such as
+//     `x-gzip`) is not replayed.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { App } from '../context.ts';
-import type { Entry, ResponseCache } from './response-cache.ts';
+import type { Encoding, Entry, ResponseCache } from './response-cache.ts';
 
-const kServed = Symbol('conduit.servedFromCache');
-type Served = { [kServed]: { entry: Entry<unknown>; body: Buffer } | null };
+const kAnswer = Symbol('conduit.cachedAnswer');
+type CachedAnswer = { entry: Entry<unknown>; body: Buffer; encoding: Encoding | undefined };
+type Noted = { [kAnswer]: CachedAnswer | null };
 
 /**
- * Notes on the request that its answer is `body`, from `entry` (ResponseCache.send), for the
- * hot path to record once the response has gone out; returns `body`.
+ * Notes on the request that its answer is `body` (in `encoding`, or as stored), from `entry`
+ * (ResponseCache.send), for the hot path to record once the response has gone out; returns `body`.
  */
-export function served(request: FastifyRequest, entry: Entry<unknown>, body: Buffer): Buffer {
-  // The property exists on every request (decorateServed): setting it changes no object shape.
-  if (kServed in request) (request as unknown as Served)[kServed] = { entry, body };
+export function noteCachedAnswer(request: FastifyRequest, entry: Entry<unknown>, body: Buffer, encoding?: Encoding): Buffer {
+  // The property exists on every request (decorateCachedAnswer): setting it changes no object shape.
+  if (kAnswer in request) (request as unknown as Noted)[kAnswer] = { entry, body, encoding };
   return body;
 }
 
@@ -53,16 +57,33 @@ interface Replay {
 
 /** What the rest of the service does for every request, done for a replayed one too. */
 export interface HotPathHooks {
-  /** True when the pipeline must answer: the process drains, sheds, or tracing samples this request. */
-  pass(req: IncomingMessage): boolean;
+  /** The pipeline must answer every request now: the process drains, or sheds load. */
+  busy(): boolean;
+  /** Tracing wants a span for this request (decided once: the request hook is told). */
+  traced(req: IncomingMessage): boolean;
   /** Counts the request against the rate limits; false when it is over one (the pipeline refuses it). */
   admit: ((req: IncomingMessage) => Promise<boolean>) | undefined;
+  /** A request counted by admit and then handed to the pipeline: it must not be counted twice. */
+  counted(req: IncomingMessage): void;
   /** Counts the answered request in the metrics, and logs it when requests are logged. */
-  served(req: IncomingMessage, route: string, status: number, seconds: number): void;
+  observe(req: IncomingMessage, route: string, status: number, seconds: number): void;
+  /** Something threw on the way (a bug): logged; the response is ended. */
+  failed(err: unknown): void;
 }
 
-/** Headers Node writes per response itself, and the per-request ones: never replayed. */
-const NOT_REPLAYED = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding', 'traceparent', 'retry-after']);
+/**
+ * Response headers of the pipeline that belong to one response only: Connection (close, while
+ * draining) and a traceparent. (Date, Keep-Alive and Transfer-Encoding are Node's, written after
+ * the headers the pipeline sets, so they are never in what is recorded.)
+ */
+const NOT_REPLAYED = new Set(['connection', 'traceparent']);
+
+/**
+ * Replays of longer keys (URL and Accept-Encoding) are not kept: with 10,000 replays at most, a
+ * client sending ever-different long headers could otherwise hold ~160 MB (16 KiB of headers each)
+ * outside CACHE_MAX_BYTES. Real URLs and Accept-Encoding values are far shorter.
+ */
+const MAX_KEY_LENGTH = 2048;
 
 /** Whether a request may be replayed (and recorded): nothing in it could change the answer. */
 export function replayable(req: IncomingMessage): boolean {
@@ -90,11 +111,17 @@ export class HotPath {
   // Each entry's replays: dropped when the cache lets the entry go, so a replay never keeps an
   // entry (its bytes) alive past the cache's own bound (CACHE_MAX_BYTES).
   readonly #byEntry = new Map<Entry<unknown>, Set<string>>();
-  /** Set by buildApp once the rate limiter, metrics and logger exist. */
+  /** Set by buildApp once the shedder, rate limiter, metrics and logger exist; until then nothing is replayed. */
   hooks: HotPathHooks | undefined;
-  readonly stats = { replayed: 0, recorded: 0 };
+  readonly stats = { replayed: 0 };
 
+  /**
+   * `maxReplays`: one per URL and Accept-Encoding seen; 10,000 covers the benchmark's 2,131
+   * distinct anonymous reads several times over, at a few hundred bytes each (the bytes are the
+   * cache's).
+   */
   constructor(cache: ResponseCache, maxReplays = 10_000) {
+    if (cache.onDispose !== undefined) throw new Error('this cache already has a hot path');
     this.#cache = cache;
     this.#max = maxReplays;
     cache.onDispose = (entry) => {
@@ -103,6 +130,10 @@ export class HotPath {
       this.#byEntry.delete(entry);
       for (const key of keys) if (this.#replays.get(key)?.entry === entry) this.#replays.delete(key);
     };
+  }
+
+  get size(): number {
+    return this.#replays.size;
   }
 
   #drop(key: string): void {
@@ -114,27 +145,26 @@ export class HotPath {
     if (keys?.size === 0) this.#byEntry.delete(replay.entry);
   }
 
-  get size(): number {
-    return this.#replays.size;
-  }
-
-  /** Records what the pipeline sent for a replayable request answered from `entry` (onResponse). */
-  record(req: IncomingMessage, entry: Entry<unknown>, status: number, headers: Record<string, HeaderValue>, body: Buffer, route: string): void {
+  /** Records what the pipeline sent for a replayable request answered from the cache (onResponse). */
+  record(req: IncomingMessage, answer: CachedAnswer, status: number, headers: Record<string, HeaderValue>, route: string): void {
+    const { entry, body, encoding } = answer;
     // An entry the cache did not keep (a load that raced a write) is never replayed.
     if (status !== 200 || !replayable(req) || !this.#cache.isCurrent(entry)) return;
+    // The body as noted is the body that went out: not compressed (or recompressed) on the way.
+    if (headers['content-encoding'] !== encoding || Number(headers['content-length']) !== body.length) return;
+    const key = replayKey(req);
+    if (key.length > MAX_KEY_LENGTH) return;
     const flat: string[] = [];
     for (const [name, value] of Object.entries(headers)) {
       if (value === undefined || NOT_REPLAYED.has(name)) continue;
-      if (Array.isArray(value)) for (const v of value) flat.push(name, String(v));
+      if (Array.isArray(value)) for (const v of value) flat.push(name, v);
       else flat.push(name, String(value));
     }
-    const key = replayKey(req);
     this.#drop(key);
     this.#replays.set(key, { entry, headers: flat, body, route });
     let keys = this.#byEntry.get(entry);
     if (keys === undefined) this.#byEntry.set(entry, (keys = new Set()));
     keys.add(key);
-    this.stats.recorded++;
     if (this.#replays.size > this.#max) this.#drop(this.#replays.keys().next().value!);
   }
 
@@ -144,30 +174,41 @@ export class HotPath {
     if (hooks === undefined || !replayable(req)) return pipeline(req, res);
     const key = replayKey(req);
     const replay = this.#replays.get(key);
-    if (replay === undefined) return pipeline(req, res);
+    if (replay === undefined || hooks.busy()) return pipeline(req, res);
+    const started = performance.now();
+    if (hooks.admit === undefined) return this.#answer(key, replay, req, res, hooks, pipeline, started);
+    hooks
+      .admit(req)
+      .then(
+        (ok) => {
+          // The client hung up while the counter was read: there is no one to answer.
+          if (res.destroyed) return;
+          // Over the limit: the pipeline counts it again and refuses it (429).
+          if (!ok) return pipeline(req, res);
+          hooks.counted(req);
+          this.#answer(key, replay, req, res, hooks, pipeline, started);
+        },
+        () => pipeline(req, res),
+      )
+      .catch((err: unknown) => {
+        hooks.failed(err);
+        res.destroy();
+      });
+  }
+
+  // The last checks, after the rate limit (a Redis round trip may have passed): the entry is
+  // still current, the process still takes replays, and tracing does not want this request.
+  #answer(key: string, replay: Replay, req: IncomingMessage, res: ServerResponse, hooks: HotPathHooks, pipeline: (req: IncomingMessage, res: ServerResponse) => void, started: number): void {
     if (!this.#cache.isCurrent(replay.entry)) {
       this.#drop(key);
       return pipeline(req, res);
     }
-    if (hooks.pass(req)) return pipeline(req, res);
-    const started = performance.now();
-    if (hooks.admit === undefined) return this.#send(res, replay, hooks, req, started);
-    hooks.admit(req).then(
-      (ok) => {
-        // The entry may have been invalidated while the counter was read (a Redis round trip).
-        if (ok && this.#cache.isCurrent(replay.entry)) this.#send(res, replay, hooks, req, started);
-        else pipeline(req, res);
-      },
-      () => pipeline(req, res),
-    );
-  }
-
-  #send(res: ServerResponse, replay: Replay, hooks: HotPathHooks, req: IncomingMessage, started: number): void {
+    if (hooks.busy() || hooks.traced(req)) return pipeline(req, res);
     this.stats.replayed++;
     this.#cache.stats.hits++;
     res.writeHead(200, replay.headers as string[]);
     res.end(replay.body);
-    hooks.served(req, replay.route, 200, (performance.now() - started) / 1000);
+    hooks.observe(req, replay.route, 200, (performance.now() - started) / 1000);
   }
 }
 
@@ -176,12 +217,12 @@ export class HotPath {
  * cached anonymous read (ResponseCache.send noted it). One call in an existing hook, not a hook
  * of its own: every hook is per-request work for every request.
  */
-export function recordServed(hot: HotPath, request: FastifyRequest, reply: FastifyReply): void {
-  const s = (request as unknown as Served)[kServed];
-  if (s !== null) hot.record(request.raw, s.entry, reply.statusCode, reply.getHeaders(), s.body, request.routeOptions.url ?? 'unmatched');
+export function recordCachedAnswer(hot: HotPath, request: FastifyRequest, reply: FastifyReply): void {
+  const answer = (request as unknown as Noted)[kAnswer];
+  if (answer !== null) hot.record(request.raw, answer, reply.statusCode, reply.getHeaders(), request.routeOptions.url ?? 'unmatched');
 }
 
-/** Gives every request the property ResponseCache.send notes its entry in (see served()). */
-export function decorateServed(app: App): void {
-  app.decorateRequest(kServed, null);
+/** Gives every request the property ResponseCache.send notes its answer in (noteCachedAnswer). */
+export function decorateCachedAnswer(app: App): void {
+  app.decorateRequest(kAnswer, null);
 }

@@ -9,12 +9,12 @@ import zlib from 'node:zlib';
 import { FEED_AUTHOR_TAGS_MAX } from '../articles/articles.routes.ts';
 import { MAX_SET_SIZE } from './viewer-flags.ts';
 import { Client, createDatabase, createTestAppOn, type ArticleJson, type TestApp } from '../../test/harness.ts';
-import { served } from '../../test/inject.ts';
+import { throughServer } from '../../test/inject.ts';
 
 type Wire = { status: number; headers: Record<string, unknown>; raw: Buffer; text: string };
 
 async function get(t: TestApp, url: string, headers: Record<string, string> = {}): Promise<Wire> {
-  const res = await served(t.app, { method: 'GET', url, headers });
+  const res = await throughServer(t.app, { method: 'GET', url, headers });
   return { status: res.statusCode, headers: res.headers, raw: res.rawPayload, text: res.body };
 }
 

@@ -16,7 +16,7 @@ import zlib from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { COMPRESSION_LEVELS, ENCODING_PREFERENCE } from '../http/compression.ts';
-import { served } from './hot-path.ts';
+import { noteCachedAnswer } from './hot-path.ts';
 
 export type Encoding = 'zstd' | 'br' | 'gzip';
 
@@ -130,7 +130,9 @@ export class ResponseCache {
   readonly #inflight = new Map<string, Promise<Entry<unknown> | undefined>>();
   // Each stored entry's key, for isCurrent (entries from the shared tier are stored here too).
   readonly #keys = new WeakMap<Entry<unknown>, string>();
-  readonly #negotiator = new Negotiator({ supportedValues: ENCODINGS, cache: new Map() });
+  // Its cache is by Accept-Encoding value, which clients choose: bounded, or ever-different
+  // values would grow it without end.
+  readonly #negotiator = new Negotiator({ supportedValues: ENCODINGS, cache: new LRUCache<string, string>({ max: 1000 }) });
   // Invalidation clock: each invalidation gets the next number, remembered per tag, so a load
   // that started before an invalidation of one of its tags knows not to store its result.
   #clock = 0;
@@ -294,22 +296,25 @@ export class ResponseCache {
    * best encoding the client accepts, compressed once per entry and kept.
    */
   send(request: FastifyRequest, reply: FastifyReply, entry: Entry<unknown>): FastifyReply {
-    void reply.header('etag', entry.etag).header('vary', 'Accept-Encoding');
+    // Added to a Vary already set (@fastify/cors sets `Vary: Origin` when CORS_ORIGINS lists
+    // origins), not in place of it: a shared cache must keep the Origin variants apart too.
+    const vary = reply.getHeader('vary');
+    void reply.header('etag', entry.etag).header('vary', vary === undefined || vary === '' ? 'Accept-Encoding' : `${String(vary)}, Accept-Encoding`);
     const ifNoneMatch = request.headers['if-none-match'];
     if (ifNoneMatch !== undefined && (ifNoneMatch === entry.etag || matchesAny(ifNoneMatch, entry.etag))) return reply.code(304).send();
     void reply.type('application/json; charset=utf-8');
     const accept = request.headers['accept-encoding'];
     if (!this.#opts.compression || accept === undefined || entry.body.length < this.#opts.compressionThresholdBytes) {
-      return reply.send(served(request, entry, entry.body));
+      return reply.send(noteCachedAnswer(request, entry, entry.body));
     }
     const encoding = this.#negotiator.negotiate(accept) as Encoding | undefined;
-    if (!encoding || !ENCODINGS.includes(encoding)) return reply.send(served(request, entry, entry.body));
+    if (!encoding || !ENCODINGS.includes(encoding)) return reply.send(noteCachedAnswer(request, entry, entry.body));
     let variant = entry.variants.get(encoding);
     if (!variant) {
       variant = compress(entry.body, encoding);
       entry.variants.set(encoding, variant);
       this.stats.compressions++;
     }
-    return reply.header('content-encoding', encoding).send(served(request, entry, variant));
+    return reply.header('content-encoding', encoding).send(noteCachedAnswer(request, entry, variant, encoding));
   }
 }

@@ -46,15 +46,23 @@ export interface LoadShedder {
   readonly eventLoopDelayMs: number;
   /** Requests admitted and not yet closed. */
   readonly inFlight: number;
+  /** Why a request arriving now would be refused, or null (also asked by the cache's hot path). */
+  refusal(): string | null;
 }
 
 export function registerLoadShedding(
   app: App,
   config: Pick<Config, 'shed' | 'shedMaxEventLoopDelayMs' | 'shedMaxHeapUsedBytes' | 'shedMaxInFlight'>,
 ): LoadShedder {
-  const state = { reason: null as string | null, shed: 0, eventLoopDelayMs: 0, inFlight: 0 };
-  if (!config.shed) return state;
   const maxInFlight = config.shedMaxInFlight;
+  const state = {
+    reason: null as string | null,
+    shed: 0,
+    eventLoopDelayMs: 0,
+    inFlight: 0,
+    refusal: (): string | null => (config.shed ? (state.reason ?? (maxInFlight > 0 && state.inFlight >= maxInFlight ? 'requests in flight' : null)) : null),
+  };
+  if (!config.shed) return state;
   // A response leaves the count when it is finished or when its connection closes first (a client
   // that hangs up), whichever comes first, and once: the flag lives on the response object, so
   // one function serves every response, with no closure per request.
@@ -90,7 +98,7 @@ export function registerLoadShedding(
   });
   // Synchronous and first: a refused request costs one comparison, no promise, no parsing.
   app.addHook('onRequest', (request, reply, done) => {
-    const reason = state.reason ?? (maxInFlight > 0 && state.inFlight >= maxInFlight ? 'requests in flight' : null);
+    const reason = state.refusal();
     if (reason === null || request.routeOptions.config.neverShed) {
       if (maxInFlight > 0) {
         state.inFlight++;

@@ -5,6 +5,7 @@
 import rateLimit from '@fastify/rate-limit';
 import type { Redis } from 'ioredis';
 import type { FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import type { Config } from '../config.ts';
 import type { App } from '../context.ts';
 import { AppError } from './errors.ts';
@@ -25,7 +26,13 @@ const REDIS_COMMAND_TIMEOUT_MS = 250;
  * false when it is over. For requests answered outside Fastify's hooks (cache/hot-path.ts): it
  * reads only the address the request came from, as the limit's key does.
  */
-export type GlobalLimit = (request: { ip: string }) => Promise<boolean>;
+export interface GlobalLimit {
+  count(request: { ip: string }): Promise<boolean>;
+  /** This request was counted (and allowed): the pipeline, if it gets it, does not count it again. */
+  counted(raw: IncomingMessage): void;
+}
+
+const countedEarly = new WeakSet<IncomingMessage>();
 
 export async function registerRateLimit(
   app: App,
@@ -65,7 +72,8 @@ export async function registerRateLimit(
     // Liveness and readiness probes (the routes that are never shed) are never limited either:
     // the orchestrator's probes may share an address with client traffic (SNAT), and a 429 on
     // /healthz would get a healthy instance restarted.
-    allowList: (request) => request.routeOptions.config.neverShed === true,
+    // A request the hot path counted and then handed over (GlobalLimit.counted) is not counted twice.
+    allowList: (request) => request.routeOptions.config.neverShed === true || countedEarly.delete(request.raw),
     // Headers only on refusals: three extra headers on every response cost bytes for nothing.
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
     errorResponseBuilder: tooMany,
@@ -85,11 +93,18 @@ export async function registerRateLimit(
     const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
     route.onRequest = [countGlobally, ...own];
   });
-  // The limiter reads the key (the address) and the allow list (route config) from the request.
+  // @fastify/rate-limit reads, from the request: the address (its default key), the route's config
+  // (our allowList, and a per-route groupId) and, for the allow list, the raw request. Those are
+  // what a request answered outside Fastify has; the hot-path test checks that a replay and a
+  // request through the pipeline share one counter (TRUST_PROXY included).
   const noRoute = { config: {} };
-  return async ({ ip }) => {
-    const result = await globalLimit({ ip, routeOptions: noRoute } as unknown as FastifyRequest);
-    return result.isAllowed || !result.isExceeded;
+  const noRaw = {};
+  return {
+    count: async ({ ip }) => {
+      const result = await globalLimit({ ip, routeOptions: noRoute, raw: noRaw } as unknown as FastifyRequest);
+      return result.isAllowed || !result.isExceeded;
+    },
+    counted: (raw) => void countedEarly.add(raw),
   };
 }
 

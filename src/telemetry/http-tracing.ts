@@ -24,7 +24,7 @@ import type { App, AppContext } from '../context.ts';
 import { AppError } from '../http/errors.ts';
 import type { Passwords } from '../users/password.ts';
 import { operationName } from './operations.ts';
-import { inSpan, rootSampledEarly, rootSampleRatio, tracer } from './spans.ts';
+import { inSpan, rootSampleRatio, sampledEarlyTaken, tracer } from './spans.ts';
 
 /** Paths whose requests are not traced: probes and scrapes, every few seconds, say nothing. */
 const UNTRACED = ['/healthz', '/readyz', '/metrics', '/admin/'];
@@ -60,7 +60,7 @@ export async function registerTracing(app: App, ctx: AppContext): Promise<void> 
     const incoming = request.headers.traceparent !== undefined;
     // A root request (no caller's trace) not picked for sampling: no span at all (sdk.ts). Decided
     // first: it is the outcome for 99% of requests at 1%, and costs one Math.random().
-    if (!incoming && rootRatio !== undefined && !rootSampledEarly.delete(request.raw) && Math.random() >= rootRatio) {
+    if (!incoming && rootRatio !== undefined && !sampledEarlyTaken(request.raw) && Math.random() >= rootRatio) {
       done();
       return;
     }

@@ -33,12 +33,29 @@ export function rootSampleRatio(): number | undefined {
   return state?.rootRatio;
 }
 
+// Root requests the cache's hot path picked for a span before handing them to the pipeline.
+const sampledEarly = new WeakSet<object>();
+
 /**
- * Root requests already picked for a span by the cache's hot path (cache/hot-path.ts), which
- * rolls the sampling dice before handing them to the pipeline: the request hook must not roll
- * again (two rolls would sample ratio² of them).
+ * For a request about to be answered outside Fastify's hooks (cache/hot-path.ts): whether
+ * tracing wants a span for it. The dice are rolled here, once; a request picked goes to the
+ * pipeline, whose request hook (sampledEarlyTaken) makes its span without rolling again (two
+ * rolls would sample ratio² of them). Without tracing: false. With a sampler that decides per
+ * request (no root ratio): true, the pipeline asks it.
  */
-export const rootSampledEarly = new WeakSet<object>();
+export function wantsSpan(req: object): boolean {
+  if (state === undefined) return false;
+  const ratio = state.rootRatio;
+  if (ratio === undefined) return true;
+  if (ratio <= 0 || Math.random() >= ratio) return false;
+  sampledEarly.add(req);
+  return true;
+}
+
+/** Whether wantsSpan picked this request (and forgets it). */
+export function sampledEarlyTaken(req: object): boolean {
+  return sampledEarly.delete(req);
+}
 
 /** Flushes buffered spans and stops the SDK; a no-op when tracing is off. */
 export async function shutdownTracing(): Promise<void> {
