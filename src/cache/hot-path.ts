@@ -176,34 +176,45 @@ export class HotPath {
     const replay = this.#replays.get(key);
     if (replay === undefined || hooks.busy()) return pipeline(req, res);
     const started = performance.now();
-    if (hooks.admit === undefined) return this.#answer(key, replay, req, res, hooks, pipeline, started);
-    hooks
-      .admit(req)
-      .then(
-        (ok) => {
+    if (hooks.admit === undefined) return this.#answer(key, replay, req, res, hooks, pipeline, started, false);
+    // No promise chained for errors: a try in each callback (a replay is one promise, not three).
+    hooks.admit(req).then(
+      (ok) => {
+        try {
           // The client hung up while the counter was read: there is no one to answer.
           if (res.destroyed) return;
           // Over the limit: the pipeline counts it again and refuses it (429).
           if (!ok) return pipeline(req, res);
-          hooks.counted(req);
-          this.#answer(key, replay, req, res, hooks, pipeline, started);
-        },
-        () => pipeline(req, res),
-      )
-      .catch((err: unknown) => {
-        hooks.failed(err);
-        res.destroy();
-      });
+          this.#answer(key, replay, req, res, hooks, pipeline, started, true);
+        } catch (err) {
+          this.#failed(err, res, hooks);
+        }
+      },
+      () => {
+        try {
+          pipeline(req, res);
+        } catch (err) {
+          this.#failed(err, res, hooks);
+        }
+      },
+    );
+  }
+
+  #failed(err: unknown, res: ServerResponse, hooks: HotPathHooks): void {
+    hooks.failed(err);
+    res.destroy();
   }
 
   // The last checks, after the rate limit (a Redis round trip may have passed): the entry is
   // still current, the process still takes replays, and tracing does not want this request.
-  #answer(key: string, replay: Replay, req: IncomingMessage, res: ServerResponse, hooks: HotPathHooks, pipeline: (req: IncomingMessage, res: ServerResponse) => void, started: number): void {
-    if (!this.#cache.isCurrent(replay.entry)) {
-      this.#drop(key);
+  // A request handed over after it was counted is marked so, for the pipeline's limiter.
+  #answer(key: string, replay: Replay, req: IncomingMessage, res: ServerResponse, hooks: HotPathHooks, pipeline: (req: IncomingMessage, res: ServerResponse) => void, started: number, counted: boolean): void {
+    const current = this.#cache.isCurrent(replay.entry);
+    if (!current) this.#drop(key);
+    if (!current || hooks.busy() || hooks.traced(req)) {
+      if (counted) hooks.counted(req);
       return pipeline(req, res);
     }
-    if (hooks.busy() || hooks.traced(req)) return pipeline(req, res);
     this.stats.replayed++;
     this.#cache.stats.hits++;
     res.writeHead(200, replay.headers as string[]);
