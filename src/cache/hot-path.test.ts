@@ -444,4 +444,15 @@ describe('the hot path after the rate-limit count (a Redis round trip)', () => {
     assert.equal(s.seen.failed, 1);
     assert.equal(broken.destroyed, true);
   });
+
+  test('a count that throws at once is logged, and the pipeline answers', async () => {
+    const s = await setup();
+    s.hooks.admit = () => {
+      throw new Error('no address');
+    };
+    let handed = 0;
+    const res = response();
+    s.hot.handle(request(), res as unknown as ServerResponse, () => void handed++);
+    assert.deepEqual({ handed, failed: s.seen.failed, written: res.written }, { handed: 1, failed: 1, written: 0 });
+  });
 });

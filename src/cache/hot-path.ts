@@ -177,8 +177,17 @@ export class HotPath {
     if (replay === undefined || hooks.busy()) return pipeline(req, res);
     const started = performance.now();
     if (hooks.admit === undefined) return this.#answer(key, replay, req, res, hooks, pipeline, started, false);
+    let counting: Promise<boolean>;
+    try {
+      counting = hooks.admit(req);
+    } catch (err) {
+      // A bug in working out the count (the client's address, say): logged, and the pipeline,
+      // which counts on its own, answers.
+      hooks.failed(err);
+      return pipeline(req, res);
+    }
     // No promise chained for errors: a try in each callback (a replay is one promise, not three).
-    hooks.admit(req).then(
+    counting.then(
       (ok) => {
         try {
           // The client hung up while the counter was read: there is no one to answer.
