@@ -7,6 +7,13 @@ const SUB_BITS = 7;
 const SUB = 1 << SUB_BITS; // 128 sub-buckets per power of two
 const LINEAR = 1024; // values below this many µs get a bucket each
 
+/** The middle value (the mean of the two middle ones for an even count); NaN for none. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
 export interface Percentiles {
   p50: number;
   p90: number;

@@ -19,6 +19,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openEmbedded } from '../bench/databases.ts';
 import { record, startPlatform, type PlatformHandle } from '../bench/drive.ts';
+import { median } from '../bench/histogram.ts';
 import { killAllChildren, startService, type ServiceHandle } from '../bench/processes.ts';
 import { buildRequests, SCENARIOS } from '../bench/scenarios.ts';
 import { runWrk, wrkPath } from '../bench/wrk.ts';
@@ -39,11 +40,6 @@ if (!wrkPath()) throw new Error('wrk is not on PATH (apt-get install wrk)');
 const rounds = Number(values.rounds);
 const durationSec = Number(values.duration);
 const connections = Number(values.connections);
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 const workDir = await mkdtemp(path.join(os.tmpdir(), 'conduit-hot-path-ratio-'));
 const server = await openEmbedded({ seed: { users: 200, articles: 2000 }, poolUsers: 1, log: (l) => process.stderr.write(`${l}\n`) });

@@ -174,7 +174,7 @@ export class HotPath {
     if (hooks === undefined || !replayable(req)) return pipeline(req, res);
     const key = replayKey(req);
     const replay = this.#replays.get(key);
-    if (replay === undefined || hooks.busy()) return pipeline(req, res);
+    if (replay === undefined) return pipeline(req, res);
     const started = performance.now();
     if (hooks.admit === undefined) return this.#answer(key, replay, req, res, hooks, pipeline, started, false);
     let counting: Promise<boolean>;

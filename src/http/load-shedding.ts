@@ -60,7 +60,8 @@ export function registerLoadShedding(
     shed: 0,
     eventLoopDelayMs: 0,
     inFlight: 0,
-    refusal: (): string | null => (config.shed ? (state.reason ?? (maxInFlight > 0 && state.inFlight >= maxInFlight ? 'requests in flight' : null)) : null),
+    // With SHED=off nothing sets a reason or counts requests in flight: never a refusal.
+    refusal: (): string | null => state.reason ?? (maxInFlight > 0 && state.inFlight >= maxInFlight ? 'requests in flight' : null),
   };
   if (!config.shed) return state;
   // A response leaves the count when it is finished or when its connection closes first (a client

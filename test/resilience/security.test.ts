@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { createSigner } from 'fast-jwt';
 import { USER_EXISTS_TTL_MS } from '../../src/http/auth.ts';
 import { Client, createTestApp, TEST_JWT_SECRET, type Res, type RequestOptions, type TestApp } from '../harness.ts';
+import { median } from '../../bench/histogram.ts';
 import { json, listen, request, sleep, type WireResponse } from '../http/socket.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -58,11 +59,6 @@ function assertWireError(res: WireResponse, status: number, what: string): any {
 }
 
 const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 
 // ---------------------------------------------------------------------------------------------
 // One app for everything but the rate limit. A and B are the two users of the BOLA matrix; C is a

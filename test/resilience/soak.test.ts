@@ -27,6 +27,7 @@ import pg from 'pg';
 import { SEED_PASSWORD } from '../../scripts/seed.ts';
 import { openExternal, type DatabaseServer, type RunDatabase } from '../../bench/databases.ts';
 import { LoadSession, pool, requestPatiently } from '../../bench/drive.ts';
+import { median } from '../../bench/histogram.ts';
 import type { LoadResult } from '../../bench/loadgen.ts';
 import { startService, type ServiceHandle } from '../../bench/processes.ts';
 import { buildRequests, kindShares, SCENARIOS, type ScenarioInput, type TokenUser } from '../../bench/scenarios.ts';
@@ -170,10 +171,6 @@ async function sample(t: number): Promise<Sample> {
 
 // ---------------------------------------------------------------------------------------------
 
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const mb = (b: number) => (b / 1048576).toFixed(1);
 const pct = (from: number, to: number) => `${to >= from ? '+' : ''}${(((to - from) / from) * 100).toFixed(1)}%`;
 
