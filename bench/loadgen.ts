@@ -52,6 +52,8 @@ export interface LoadResult {
   unanswered?: number;
   /** Paced runs: the latency of the 2xx responses alone (under overload: the admitted requests). */
   latency2xxMs?: Percentiles;
+  /** Paced runs: how late the generator's own event loop ran (its GC, or the machine), 99th percentile and worst. */
+  generatorDelayMs?: { p99: number; max: number };
   /** Paced runs: status lines of responses that arrived with no request in flight (counted as errors). */
   unexpected?: string[];
 }

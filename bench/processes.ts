@@ -124,6 +124,12 @@ function readStat(pid: number): ProcStat | undefined {
   }
 }
 
+/** CPU seconds (user + system) the process has used so far, all its threads; NaN once it is gone. */
+export function cpuSeconds(pid: number): number {
+  const st = readStat(pid);
+  return st === undefined ? Number.NaN : st.ticks / CLK_TCK;
+}
+
 function readRssBytes(pid: number): number {
   try {
     return Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * PAGE;

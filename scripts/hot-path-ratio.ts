@@ -10,8 +10,18 @@
 // each does per request (both are CPU-bound). Rounds alternate the two services; the median
 // round is reported, with the range.
 //
+// --pin: the other way to keep the machine out of the ratio, and the way to measure latency.
+// This process, the load generators and the database run on CPU 0 (taskset); each server in turn
+// has CPU 1 to itself. A round measures, for the platform server, the service with its hot path
+// and the service without it: the peak rate (wrk), the CPU time per response (from /proc), and the
+// latency at half of that peak (bench/paced.ts, evenly paced, spinning on its own core so a
+// request goes out within microseconds of its due time, not in the 1 ms batches of its timer).
+// Without pinning, the generator and the server share both cores and the latency at half of
+// peak is mostly the wait for a core (BENCHMARKS.md "Latency").
+//
 //   node scripts/hot-path-ratio.ts [--scenario list|read-anon] [--rounds 6] [--duration 5]
-//                                  [--warmup 5] [--connections 16]
+//                                  [--warmup 5] [--connections 16] [--pin]
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -20,8 +30,9 @@ import { parseArgs } from 'node:util';
 import { openEmbedded } from '../bench/databases.ts';
 import { record, startPlatform, type PlatformHandle } from '../bench/drive.ts';
 import { median } from '../bench/histogram.ts';
-import { killAllChildren, startService, type ServiceHandle } from '../bench/processes.ts';
-import { buildRequests, SCENARIOS } from '../bench/scenarios.ts';
+import { runPaced } from '../bench/paced.ts';
+import { cpuSeconds, killAllChildren, startService, type ServiceHandle } from '../bench/processes.ts';
+import { buildRequests, SCENARIOS, type BenchRequest } from '../bench/scenarios.ts';
 import { runWrk, wrkPath } from '../bench/wrk.ts';
 import { SEED_PASSWORD } from './seed.ts';
 
@@ -32,6 +43,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '5' },
     warmup: { type: 'string', default: '5' },
     connections: { type: 'string', default: '16' },
+    pin: { type: 'boolean', default: false },
   },
 });
 const scenario = SCENARIOS[values.scenario];
@@ -40,6 +52,33 @@ if (!wrkPath()) throw new Error('wrk is not on PATH (apt-get install wrk)');
 const rounds = Number(values.rounds);
 const durationSec = Number(values.duration);
 const connections = Number(values.connections);
+
+/** Puts every thread of a process on the given CPUs (children started later inherit it). */
+const pin = (pid: number, cpus: string) => execFileSync('taskset', ['--all-tasks', '--pid', '--cpu-list', cpus, String(pid)], { stdio: 'ignore' });
+if (values.pin) {
+  if (os.availableParallelism() < 2) throw new Error('--pin needs two CPUs: one for the server, one for the load');
+  // Before anything is started: the database and the load generators inherit CPU 0.
+  pin(process.pid, '0');
+}
+
+// What the machine itself adds: a process that does nothing but turn its event loop, alone on a
+// CPU, and the longest it was kept from running. On this VM it is 10-15 ms a few times in 10 s
+// (BENCHMARKS.md "Latency at half of peak"): a server kept off its CPU that long answers the
+// requests due meanwhile that much later, however little work each one is.
+const STALL_PROBE = `
+const end = performance.now() + Number(process.argv[1]) * 1000;
+let last = performance.now(), worst = 0, over1 = 0;
+const turn = () => {
+  const now = performance.now();
+  if (now - last > 1) over1++;
+  worst = Math.max(worst, now - last);
+  last = now;
+  if (now < end) setImmediate(turn); else console.log(JSON.stringify({ worst, over1 }));
+};
+turn();`;
+
+type Servers = { platform: PlatformHandle; hot: ServiceHandle; off: ServiceHandle };
+const LABELS = { platform: 'platform (bare node:http)', hot: 'hot path (default)', off: 'HOT_PATH=off' } as const;
 
 const workDir = await mkdtemp(path.join(os.tmpdir(), 'conduit-hot-path-ratio-'));
 const server = await openEmbedded({ seed: { users: 200, articles: 2000 }, poolUsers: 1, log: (l) => process.stderr.write(`${l}\n`) });
@@ -70,35 +109,113 @@ try {
   const platform: PlatformHandle = await startPlatform(recordings, workDir, 'platform');
   started.push(platform);
 
-  const load = (url: string, seconds: number) => runWrk({ url, connections, durationSec: seconds, requestsFile, workDir }, () => undefined);
+  if (values.pin) {
+    await pinned({ platform, hot, off }, requestsFile, requests);
+  } else {
+    await sideBySide({ platform, hot, off }, requestsFile);
+  }
+} finally {
+  for (const s of started.reverse()) await s.stop().catch(() => undefined);
+  killAllChildren('SIGTERM');
+  await server.close();
+  await rm(workDir, { recursive: true, force: true });
+}
+
+
+function load(url: string, seconds: number, requestsFile: string) {
+  return runWrk({ url, connections, durationSec: seconds, requestsFile, workDir }, () => undefined);
+}
+
+async function sideBySide({ platform, hot, off }: Servers, requestsFile: string): Promise<void> {
   // Warm-up: every URL loaded into each service's cache (and replayed), JIT settled.
-  for (const s of [hot, off, platform]) await load(s.url, Number(values.warmup));
+  for (const s of [hot, off, platform]) await load(s.url, Number(values.warmup), requestsFile);
 
   const ratios: Record<'hot' | 'off', number[]> = { hot: [], off: [] };
   for (let round = 1; round <= rounds; round++) {
     for (const [name, s] of round % 2 ? ([['hot', hot], ['off', off]] as const) : ([['off', off], ['hot', hot]] as const)) {
-      const [a, b] = await Promise.all([load(s.url, durationSec), load(platform.url, durationSec)]);
+      const [a, b] = await Promise.all([load(s.url, durationSec, requestsFile), load(platform.url, durationSec, requestsFile)]);
       if (a.non2xx + a.errors > 0) throw new Error(`${name}: ${a.non2xx} non-2xx, ${a.errors} errors`);
       ratios[name].push(a.requestsPerSec / b.requestsPerSec);
-      process.stderr.write(`round ${round} ${name === 'hot' ? 'hot path' : 'HOT_PATH=off'}: ${a.requestsPerSec} req/s next to the platform's ${b.requestsPerSec}: ${(a.requestsPerSec / b.requestsPerSec).toFixed(2)} ×\n`);
+      process.stderr.write(`round ${round} ${LABELS[name]}: ${a.requestsPerSec} req/s next to the platform's ${b.requestsPerSec}: ${(a.requestsPerSec / b.requestsPerSec).toFixed(2)} ×\n`);
     }
   }
-  const line = (label: string, xs: number[]) =>
-    `| ${label} | ${median(xs).toFixed(2)} × | ${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)} |`;
   process.stdout.write(
     [
       `${values.scenario}: ${rounds} rounds of ${durationSec} s, each service next to the platform server at the same time (${connections} connections each)`,
       '',
       '| service | × platform (median round) | range |',
       '|---|--:|--:|',
-      line('hot path (default)', ratios.hot),
-      line('HOT_PATH=off', ratios.off),
+      `| ${LABELS.hot} | ${spread(ratios.hot)} |`,
+      `| ${LABELS.off} | ${spread(ratios.off)} |`,
       '',
     ].join('\n'),
   );
-} finally {
-  for (const s of started.reverse()) await s.stop().catch(() => undefined);
-  killAllChildren('SIGTERM');
-  await server.close();
-  await rm(workDir, { recursive: true, force: true });
+}
+
+/** The median and the range, "0.81 × | 0.74–0.88". */
+function spread(xs: number[]): string {
+  return `${median(xs).toFixed(2)} × | ${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
+}
+
+
+function machineStalls(cpu: string, seconds: number): { worst: number; over1: number } {
+  const out = execFileSync('taskset', ['--cpu-list', cpu, process.execPath, '-e', STALL_PROBE, String(seconds)], { encoding: 'utf8' });
+  return JSON.parse(out) as { worst: number; over1: number };
+}
+
+async function pinned(servers: Servers, requestsFile: string, requests: BenchRequest[]): Promise<void> {
+  const names = ['platform', 'hot', 'off'] as const;
+  for (const name of names) pin(servers[name].pid, '1');
+  for (const name of names) await load(servers[name].url, Number(values.warmup), requestsFile);
+  const stalls = [machineStalls('1', durationSec)];
+
+  type Round = { rate: number; cpuUs: number; p50: number; p90: number; p99: number; p999: number; lag: number };
+  const measured: Record<(typeof names)[number], Round[]> = { platform: [], hot: [], off: [] };
+  for (let round = 1; round <= rounds; round++) {
+    // The order turns each round, so no server is always measured right after the same one.
+    const order = names.map((_, i) => names[(i + round) % names.length]!);
+    for (const name of order) {
+      const s = servers[name];
+      const cpu0 = cpuSeconds(s.pid);
+      const peak = await load(s.url, durationSec, requestsFile);
+      const cpuUs = ((cpuSeconds(s.pid) - cpu0) * 1e6) / peak.responses;
+      // Half of this server's peak, just measured: each server at its own half.
+      const half = await runPaced(requests, { url: s.url, connections: 64, durationSec, rate: Math.round(peak.requestsPerSec / 2), timeoutSec: 10, spin: true });
+      for (const r of [peak, half]) if (r.non2xx + r.errors + r.timeouts > 0) throw new Error(`${name}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`);
+      const { p50, p90, p99, p999 } = half.latencyMs;
+      const lag = half.generatorDelayMs?.max ?? Number.NaN;
+      measured[name].push({ rate: peak.requestsPerSec, cpuUs, p50, p90, p99, p999, lag });
+      process.stderr.write(
+        `round ${round} ${LABELS[name]}: peak ${Math.round(peak.requestsPerSec)} req/s, ${cpuUs.toFixed(1)} µs CPU per response; ` +
+          `at ${Math.round(half.requestsPerSec)} req/s p50 ${p50} p90 ${p90} p99 ${p99} p99.9 ${p999} ms; the generator's own longest stall ${lag} ms\n`,
+      );
+    }
+  }
+  stalls.push(machineStalls('1', durationSec));
+  const ratio = (name: 'hot' | 'off', f: (r: Round) => number) => measured[name].map((r, i) => f(r) / f(measured.platform[i]!));
+  const ms = (name: (typeof names)[number], f: (r: Round) => number) => {
+    const xs = measured[name].map(f);
+    return `${median(xs).toFixed(3)} (${Math.min(...xs).toFixed(3)}–${Math.max(...xs).toFixed(3)})`;
+  };
+  process.stdout.write(
+    [
+      `${values.scenario}, pinned: each server alone on CPU 1, wrk (${connections} connections), the paced generator (64) and the database on CPU 0; ${rounds} rounds of ${durationSec} s per measurement`,
+      '',
+      '| service | peak req/s × platform (median round) | range | platform µs ÷ its CPU µs per response | range |',
+      '|---|--:|--:|--:|--:|',
+      ...(['hot', 'off'] as const).map(
+        (n) => `| ${LABELS[n]} | ${spread(ratio(n, (r) => r.rate))} | ${spread(ratio(n, (r) => 1 / r.cpuUs))} |`,
+      ),
+      '',
+      'Latency at half of each server\'s own peak, evenly paced (ms, median round and range):',
+      '',
+      '| server | p50 | p90 | p99 | p99.9 | generator\'s longest stall |',
+      '|---|--:|--:|--:|--:|--:|',
+      ...names.map((n) => `| ${LABELS[n]} | ${ms(n, (r) => r.p50)} | ${ms(n, (r) => r.p90)} | ${ms(n, (r) => r.p99)} | ${ms(n, (r) => r.p999)} | ${ms(n, (r) => r.lag)} |`),
+      '',
+      `The machine: a process doing nothing but turn its event loop, alone on CPU 1 for ${durationSec} s, before and after the rounds: ` +
+        stalls.map((s) => `kept from running for up to ${s.worst.toFixed(1)} ms, ${s.over1} times over 1 ms`).join('; '),
+      '',
+    ].join('\n'),
+  );
 }
