@@ -20,7 +20,7 @@
 // peak is mostly the wait for a core (BENCHMARKS.md "Latency").
 //
 //   node scripts/hot-path-ratio.ts [--scenario list|read-anon] [--rounds 6] [--duration 5]
-//                                  [--warmup 5] [--connections 16] [--pin]
+//                                  [--warmup 5] [--connections 16] [--pin [--latency-at 0.5]]
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -44,6 +44,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '5' },
     connections: { type: 'string', default: '16' },
     pin: { type: 'boolean', default: false },
+    'latency-at': { type: 'string', default: '0.5' },
   },
 });
 const scenario = SCENARIOS[values.scenario];
@@ -52,6 +53,9 @@ if (!wrkPath()) throw new Error('wrk is not on PATH (apt-get install wrk)');
 const rounds = Number(values.rounds);
 const durationSec = Number(values.duration);
 const connections = Number(values.connections);
+/** --pin: the latency is measured at this fraction of each server's peak (the issue's: a half). */
+const latencyAt = Number(values['latency-at']);
+if (!(latencyAt > 0 && latencyAt <= 1)) throw new Error('--latency-at must be a fraction of the peak, in (0, 1]');
 
 /** Puts every thread of a process on the given CPUs (children started later inherit it). */
 const pin = (pid: number, cpus: string) => execFileSync('taskset', ['--all-tasks', '--pid', '--cpu-list', cpus, String(pid)], { stdio: 'ignore' });
@@ -179,8 +183,8 @@ async function pinned(servers: Servers, requestsFile: string, requests: BenchReq
       const cpu0 = cpuSeconds(s.pid);
       const peak = await load(s.url, durationSec, requestsFile);
       const cpuUs = ((cpuSeconds(s.pid) - cpu0) * 1e6) / peak.responses;
-      // Half of this server's peak, just measured: each server at its own half.
-      const half = await runPaced(requests, { url: s.url, connections: 64, durationSec, rate: Math.round(peak.requestsPerSec / 2), timeoutSec: 10, spin: true });
+      // Half (--latency-at) of this server's peak, just measured: each server at its own half.
+      const half = await runPaced(requests, { url: s.url, connections: 64, durationSec, rate: Math.round(peak.requestsPerSec * latencyAt), timeoutSec: 10, spin: true });
       for (const r of [peak, half]) if (r.non2xx + r.errors + r.timeouts > 0) throw new Error(`${name}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`);
       const { p50, p90, p99, p999 } = half.latencyMs;
       const lag = half.generatorDelayMs?.max ?? Number.NaN;
@@ -207,7 +211,7 @@ async function pinned(servers: Servers, requestsFile: string, requests: BenchReq
         (n) => `| ${LABELS[n]} | ${spread(ratio(n, (r) => r.rate))} | ${spread(ratio(n, (r) => 1 / r.cpuUs))} |`,
       ),
       '',
-      'Latency at half of each server\'s own peak, evenly paced (ms, median round and range):',
+      `Latency at ${latencyAt === 0.5 ? 'half' : `${latencyAt} ×`} of each server's own peak, evenly paced (ms, median round and range):`,
       '',
       '| server | p50 | p90 | p99 | p99.9 | generator\'s longest stall |',
       '|---|--:|--:|--:|--:|--:|',

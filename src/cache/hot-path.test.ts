@@ -445,6 +445,24 @@ describe('the hot path after the rate-limit count (a Redis round trip)', () => {
     assert.equal(broken.destroyed, true);
   });
 
+  test('a count made at once (the counters in this process): answered, or handed over, before handle returns', async () => {
+    const s = await setup();
+    let allowed = true;
+    s.hooks.admit = () => allowed;
+    let handed = 0;
+    const res = response();
+    s.hot.handle(request(), res as unknown as ServerResponse, () => void handed++);
+    assert.deepEqual({ written: res.written, handed, observed: s.seen.observed }, { written: 1, handed: 0, observed: 1 });
+    allowed = false;
+    s.hot.handle(request(), response() as unknown as ServerResponse, () => void handed++);
+    assert.equal(handed, 1, 'over the limit: the pipeline counts it again and refuses it');
+    // Counted, then tracing wants it: handed over marked as counted (the pipeline does not count it again).
+    allowed = true;
+    s.hooks.traced = () => true;
+    s.hot.handle(request(), response() as unknown as ServerResponse, () => void handed++);
+    assert.deepEqual({ handed, counted: s.seen.counted }, { handed: 2, counted: 1 });
+  });
+
   test('a count that throws at once is logged, and the pipeline answers', async () => {
     const s = await setup();
     s.hooks.admit = () => {

@@ -61,8 +61,11 @@ export interface HotPathHooks {
   busy(): boolean;
   /** Tracing wants a span for this request (decided once: the request hook is told). */
   traced(req: IncomingMessage): boolean;
-  /** Counts the request against the rate limits; false when it is over one (the pipeline refuses it). */
-  admit: ((req: IncomingMessage) => Promise<boolean>) | undefined;
+  /**
+   * Counts the request against the rate limits; false when it is over one (the pipeline refuses
+   * it). Synchronous when the counters are in this process, a promise when they are in Redis.
+   */
+  admit: ((req: IncomingMessage) => boolean | Promise<boolean>) | undefined;
   /** A request counted by admit and then handed to the pipeline: it must not be counted twice. */
   counted(req: IncomingMessage): void;
   /** Counts the answered request in the metrics, and logs it when requests are logged. */
@@ -177,7 +180,7 @@ export class HotPath {
     if (replay === undefined) return pipeline(req, res);
     const started = performance.now();
     if (hooks.admit === undefined) return this.#answer(key, replay, req, res, hooks, pipeline, started, false);
-    let counting: Promise<boolean>;
+    let counting: boolean | Promise<boolean>;
     try {
       counting = hooks.admit(req);
     } catch (err) {
@@ -186,6 +189,10 @@ export class HotPath {
       hooks.failed(err);
       return pipeline(req, res);
     }
+    // Counted at once (the counters in this process): over the limit, the pipeline counts it
+    // again and refuses it (429).
+    if (counting === true) return this.#answer(key, replay, req, res, hooks, pipeline, started, true);
+    if (counting === false) return pipeline(req, res);
     // No promise chained for errors: a try in each callback (a replay is one promise, not three).
     counting.then(
       (ok) => {

@@ -1,0 +1,90 @@
+// The rate limit's counters in this process (rate-limit.ts LocalCounters) and the count the
+// cache's hot path makes outside Fastify (GlobalLimit.count): synchronous once the address has
+// been counted through the plugin, and always in the counters the plugin itself uses.
+// Over a real socket, with Redis, and per route: test/system/rate-limit.test.ts.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import Fastify from 'fastify';
+import { LocalCounters, registerRateLimit } from './rate-limit.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('LocalCounters', () => {
+  test('counts per key in a fixed window, and starts again when the window is over', async () => {
+    const c = new LocalCounters();
+    assert.equal(c.count('a', 80).current, 1);
+    assert.equal(c.count('a', 80).current, 2);
+    assert.equal(c.count('b', 80).current, 1);
+    const { current, ttl } = c.count('a', 80);
+    assert.equal(current, 3);
+    assert.ok(ttl > 0 && ttl <= 80, `ttl ${ttl}`);
+    await sleep(100);
+    assert.equal(c.count('a', 80).current, 1, 'a new window');
+  });
+
+  test('the store interface: incr counts, read does not, child counts apart', () => {
+    const c = new LocalCounters();
+    const results: number[] = [];
+    c.incr('k', (_e, r) => results.push(r!.current), 60_000);
+    c.incr('k', (_e, r) => results.push(r!.current), 60_000);
+    c.read('k', (_e, r) => results.push(r!.current), 60_000);
+    c.read('other', (_e, r) => results.push(r!.current), 60_000);
+    c.child({}).incr('k', (_e, r) => results.push(r!.current), 60_000);
+    assert.deepEqual(results, [1, 2, 2, 0, 1]);
+  });
+
+  test('holds at most `cache` keys: the least recently counted goes first', () => {
+    const c = new LocalCounters({ cache: 2 });
+    c.count('a', 60_000);
+    c.count('a', 60_000);
+    c.count('b', 60_000);
+    c.count('a', 60_000);
+    c.count('c', 60_000); // b goes
+    assert.equal(c.count('a', 60_000).current, 4);
+    assert.equal(c.count('b', 60_000).current, 1);
+  });
+});
+
+describe('the global limit counted outside Fastify (the hot path)', () => {
+  async function limited(max: number) {
+    const app = Fastify();
+    const limit = await registerRateLimit(app, { rateLimit: true, rateLimitMax: max, rateLimitWindowMs: 60_000, rateLimitPrefix: 'test' }, undefined);
+    app.get('/', async () => ({ ok: true }));
+    await app.ready();
+    const pipeline = async (remoteAddress: string) => (await app.inject({ method: 'GET', url: '/', remoteAddress })).statusCode;
+    return { app, limit: limit!, pipeline };
+  }
+
+  test('an address seen once is counted at once, in the counters the pipeline uses', async () => {
+    const { app, limit, pipeline } = await limited(4);
+    try {
+      const first = limit.count({ ip: '203.0.113.1' });
+      assert.ok(first instanceof Promise, 'the first count goes through the plugin');
+      assert.equal(await first, true);
+      assert.equal(limit.count({ ip: '203.0.113.1' }), true, 'then synchronous');
+      assert.equal(await pipeline('203.0.113.1'), 200); // the third
+      assert.equal(limit.count({ ip: '203.0.113.1' }), true); // the fourth
+      assert.equal(await pipeline('203.0.113.1'), 429);
+      assert.equal(limit.count({ ip: '203.0.113.1' }), false, 'over the limit');
+      // Another address has its own count.
+      assert.equal(await limit.count({ ip: '203.0.113.2' }), true);
+      assert.equal(await pipeline('203.0.113.2'), 200);
+    } finally {
+      await app.close();
+    }
+  });
+
+  test('IPv6 addresses of one /64 share a count, as the plugin keys them', async () => {
+    const { app, limit, pipeline } = await limited(3);
+    try {
+      assert.equal(await limit.count({ ip: '2001:db8:0:1::1' }), true);
+      assert.equal(await limit.count({ ip: '2001:db8:0:1::2' }), true);
+      assert.equal(limit.count({ ip: '2001:db8:0:1::1' }), true); // the third, at once
+      assert.equal(await pipeline('2001:db8:0:1::3'), 429);
+      assert.equal(limit.count({ ip: '2001:db8:0:1::2' }), false);
+      assert.equal(await limit.count({ ip: '2001:db8:0:2::1' }), true, 'another /64');
+    } finally {
+      await app.close();
+    }
+  });
+});
