@@ -111,6 +111,21 @@ describe('npm run bench', { timeout: 150_000 }, () => {
     assert.deepEqual(await benchDatabases(), [], 'the throwaway databases are dropped');
   });
 
+  test('--pin: every server measured ran on CPU 1 alone, and the pinned sweep reports the generator\'s own stalls', async () => {
+    const out = await outDir();
+    const { code, stderr } = await bench(['--scenarios', 'list', '--duration', '1', '--warmup', '0.5', '--sweep', '--sweep-duration', '0.5', '--floor', '--pin', '--out', out]);
+    assert.equal(code, 0, `exit ${code}\n${stderr}`);
+    const r = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as Results;
+    assert.equal(r.ok, true);
+    assert.equal(r.machine.cores, os.availableParallelism(), 'the machine\'s cores, not the harness\'s one');
+    assert.deepEqual(r.runs.map((x) => `${x.config}:${x.cpus}`), [`${config}:1`, 'platform:1', 'fastify-floor:1']);
+    for (const s of r.sweeps) for (const p of s.points) assert.equal(typeof p.generatorStallMs, 'number', `${s.config} ${p.percentOfPeak}%`);
+    const md = await readFile(path.join(out, 'summary.md'), 'utf8');
+    assert.match(md, /Pinned \(`--pin`\)/);
+    assert.match(md, /\| load gen stall ms \|/);
+    assert.deepEqual(await benchDatabases(), []);
+  });
+
   test('a run whose service answers errors fails loudly: non-zero exit, a red line, marked in the results', async () => {
     const out = await outDir();
     const { code, stderr } = await bench(['--scenarios', 'broken', '--duration', '1', '--warmup', '0', '--out', out]);

@@ -31,6 +31,8 @@ export interface SessionOptions {
   sample: Record<string, number | undefined>;
   /** Where spec files go. */
   workDir: string;
+  /** Paced steps spin on the generator's core (--pin). */
+  spin?: boolean;
 }
 
 let specSeq = 0;
@@ -58,7 +60,7 @@ export class LoadSession {
   }
 
   static async open(opts: SessionOptions): Promise<LoadSession> {
-    const spec: LoadSpec = { url: opts.url, connections: opts.connections, timeoutSec: 10, requestsFile: opts.requestsFile };
+    const spec: LoadSpec = { url: opts.url, connections: opts.connections, timeoutSec: 10, requestsFile: opts.requestsFile, spin: opts.spin === true };
     const specFile = path.join(opts.workDir, `load-${++specSeq}.json`);
     await writeFile(specFile, JSON.stringify(spec));
     const child = spawnTracked(process.execPath, [path.join(HERE, 'loadgen.ts'), specFile], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });

@@ -18,6 +18,8 @@ export interface LoadSpec {
   timeoutSec: number;
   /** A JSON file with the BenchRequest[] to cycle through. */
   requestsFile: string;
+  /** Paced steps spin (bench/paced.ts `spin`): the generator has a core of its own (--pin). */
+  spin?: boolean;
 }
 
 export interface LoadStep {
@@ -97,6 +99,7 @@ async function run(spec: LoadSpec, requests: readonly BenchRequest[], step: Load
       durationSec: step.durationSec,
       rate: step.rate,
       timeoutSec: spec.timeoutSec,
+      spin: spec.spin === true,
       onTick: (responses, elapsedSec) => send({ type: 'tick', responses, elapsedSec }),
     });
   }

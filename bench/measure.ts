@@ -33,7 +33,7 @@ export async function measureTarget(
   requestsFile: string,
 ): Promise<{ peak: Measurement; sweep: SweepPoint[]; gc: GcWindow | null; overload: OverloadPoint | null }> {
   const { opts, log } = ctx;
-  const session = await LoadSession.open({ url: target.url, connections, requestsFile, engine: opts.engine, workDir: ctx.workDir, sample: target.sample });
+  const session = await LoadSession.open({ url: target.url, connections, requestsFile, engine: opts.engine, workDir: ctx.workDir, sample: target.sample, spin: opts.pin });
   try {
     if (opts.warmupSec > 0) {
       const w = (await session.run({ durationSec: opts.warmupSec }, (n, t) => log.tick(`${target.label} warm-up`, n, t, opts.warmupSec))).result;
@@ -69,6 +69,7 @@ export async function measureTarget(
           byKind: x.byKind,
           service: m.usage.service ?? null,
           loadgen: m.usage.loadgen ?? null,
+          ...(x.generatorDelayMs ? { generatorStallMs: x.generatorDelayMs.max } : {}),
         });
         log.info(`${label}: p50 ${x.latencyMs.p50} ms, p99 ${x.latencyMs.p99} ms${x.unanswered ? `, ${x.unanswered} unanswered at the end` : ''}`);
         if (x.errors + x.timeouts + x.non2xx > 0) {

@@ -34,6 +34,11 @@ export const USAGE = `usage: npm run bench -- [options]
   --nice=<n>              run the harness and everything it starts at this niceness (-20..19;
                           below 0 needs root), the database backends of the run included:
                           on a shared machine, other work then disturbs the measurement less
+  --pin                   each server measured (the service, the platform limit, the floor) on
+                          CPU 1 alone, this harness, the load generators and the embedded
+                          database on CPU 0 (taskset; 2 CPUs or more), the paced generator
+                          spinning on its core: the server's own work per request, not how
+                          two cores were shared (the machine's PostgreSQL is not pinned)
   --out <dir>             where results go (default bench/results/<timestamp>/)
   --users N --articles N --comments N --favorites N --tags N --follows N --seed N
                           data set size (default 1,000 users, 10,000 articles, 50,000 comments,
@@ -55,6 +60,8 @@ export interface BenchOptions {
   overloadConnections: number;
   /** Also measure the bare-Fastify floor (bench/platform.ts --fastify). */
   floor: boolean;
+  /** Servers on CPU 1, everything else on CPU 0. */
+  pin: boolean;
   sweepDurationSec: number;
   pgbench: boolean;
   engine: Engine;
@@ -105,6 +112,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
         overload: { type: 'boolean' },
         'overload-connections': { type: 'string' },
         floor: { type: 'boolean' },
+        pin: { type: 'boolean' },
         'sweep-duration': { type: 'string' },
         pgbench: { type: 'boolean' },
         loadgen: { type: 'string' },
@@ -159,6 +167,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     overload: values.overload ?? false,
     overloadConnections: Math.max(1, int('overload-connections') ?? 400),
     floor: values.floor ?? false,
+    pin: values.pin ?? false,
     sweepDurationSec: num(values['sweep-duration'], 'sweep-duration', 0.5) ?? Math.max(3, Math.round(durationSec / 3)),
     pgbench,
     engine,

@@ -1,7 +1,7 @@
 // Child processes of the harness (the service, the platform server, the load generator, pgbench)
 // and their CPU and memory, read from /proc while they run. Every child is registered here and
 // killed when the harness exits, however it exits: a benchmark leaves nothing running.
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../src/db/embedded.ts';
@@ -122,6 +122,20 @@ function readStat(pid: number): ProcStat | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Puts a process, every thread of it and every process under it (cluster workers) on the given
+ * CPUs (`taskset`); threads and processes they start later inherit it.
+ */
+export function pinTree(root: number, cpus: string): void {
+  for (const pid of tree(root)) execFileSync('taskset', ['--all-tasks', '--pid', '--cpu-list', cpus, String(pid)], { stdio: 'ignore' });
+}
+
+/** The CPUs a process may run on, as taskset lists them ("1", "0,1", "0-3"). */
+export function cpuList(pid: number): string {
+  const out = execFileSync('taskset', ['--cpu-list', '--pid', String(pid)], { encoding: 'utf8' });
+  return out.slice(out.lastIndexOf(':') + 1).trim();
 }
 
 /** CPU seconds (user + system) the process has used so far, all its threads; NaN once it is gone. */

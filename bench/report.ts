@@ -37,6 +37,8 @@ export interface RunResult {
   ratioToPlatform: number | null;
   /** The load generator used ≥ 90% of a core: the throughput is (also) its limit. */
   loadgenBound: boolean;
+  /** --pin: the CPUs the server was allowed, read back at the end of its measurement. */
+  cpus?: string;
   ok: boolean;
   problems: string[];
 }
@@ -72,8 +74,10 @@ export interface SweepPoint {
   unanswered: number;
   byKind: Record<string, KindStats>;
   service: Usage | null;
-  /** The paced generator itself: near 100% of a core, the step measured it too. */
+  /** The paced generator itself: near 100% of a core, the step measured it too (unless it spins: --pin). */
   loadgen: Usage | null;
+  /** The paced generator's own event loop: how late it ran at worst (its GC, or the machine). */
+  generatorStallMs?: number;
 }
 
 export interface Sweep {
@@ -225,6 +229,9 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
       `Load average (1/5/15 min) at the start ${m.loadAverage.start.join(' / ')}, at the end ${m.loadAverage.end.join(' / ')}.`,
     '',
   );
+  if (r.options.pin === true) {
+    lines.push('Pinned (`--pin`): each server measured alone on CPU 1; the harness, the load generators and the embedded database on CPU 0; the paced generator spinning.', '');
+  }
   const d = r.dataset;
   lines.push(`Data set: ${['users', 'articles', 'comments', 'favorites', 'follows', 'tags'].map((k) => `${n0(Number(d[k] ?? 0))} ${k}`).join(', ')} (seed ${String(d.seed)}).`, '');
   if (!r.ok) {
@@ -266,14 +273,18 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
   if (r.sweeps.length) {
     lines.push('## Latency against offered load (--sweep)', '');
     lines.push('Open-loop, evenly paced load (bench/paced.ts); latency counts from when each request was due, so queueing shows.', '');
-    lines.push('| scenario | config | % of peak | offered req/s | answered req/s | p50 ms | p90 ms | p99 ms | max ms | unanswered | errors | load gen CPU |');
+    // Pinned, the generator spins on its core (100% of it whatever the rate): its CPU says nothing,
+    // its own longest stall does (a p99 near it is the stall's, not the server's).
+    const spinning = r.options.pin === true;
+    if (spinning) lines.push('Pinned: the generator spins on a core of its own; its last column is the longest its own event loop was held up during the step.', '');
+    lines.push(`| scenario | config | % of peak | offered req/s | answered req/s | p50 ms | p90 ms | p99 ms | max ms | unanswered | errors | ${spinning ? 'load gen stall ms' : 'load gen CPU'} |`);
     lines.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
     for (const s of r.sweeps) {
       for (const p of s.points) {
         lines.push(
           `| ${s.scenario} | ${s.config === PLATFORM ? '_platform limit_' : s.config} | ${p.percentOfPeak}% | ${n0(p.offeredRate)} | ${n0(p.requestsPerSec)} | ` +
             `${ms(p.latencyMs.p50)} | ${ms(p.latencyMs.p90)} | ${ms(p.latencyMs.p99)} | ${ms(p.latencyMs.max)} | ${p.unanswered} | ${p.errors + p.timeouts + p.non2xx} | ` +
-            `${p.loadgen ? `${p.loadgen.cpuPercent.toFixed(0)}%${p.loadgen.cpuPercent >= 90 ? ' ⚠' : ''}` : ''} |`,
+            `${spinning ? ms(p.generatorStallMs ?? Number.NaN) : p.loadgen ? `${p.loadgen.cpuPercent.toFixed(0)}%${p.loadgen.cpuPercent >= 90 ? ' ⚠' : ''}` : ''} |`,
         );
       }
     }

@@ -20,7 +20,7 @@ import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.ts
 import { pgbenchAvailable, runPgbench } from './pgbench.ts';
 import type { Recording } from './platform.ts';
 import { startOtlpSink, type OtlpSink } from './otlp-sink.ts';
-import { killAllChildren, startService } from './processes.ts';
+import { cpuList, killAllChildren, pinTree, startService } from './processes.ts';
 import { Progress } from './progress.ts';
 import { evaluateTargets, writeReport, type PgbenchResult, type Results, type RunResult, type Sweep } from './report.ts';
 import { buildRequests, kindShares, SCENARIOS, type ScenarioInput, type TokenUser } from './scenarios.ts';
@@ -68,6 +68,13 @@ function serviceEnv(ctx: Ctx, config: string, databaseUrl: string): Record<strin
  * the same niceness as everything the harness started (the embedded server inherits it), so
  * the two databases compete on equal terms. Only backends of the run's throwaway database.
  */
+/** The machine's CPUs, counted before --pin leaves this process only one of them. */
+const CORES = os.availableParallelism();
+
+/** --pin: the CPU of the server being measured, and the CPU of everything else. */
+const SERVER_CPU = '1';
+const LOAD_CPU = '0';
+
 let reniceWarned = false;
 async function reniceBackends(ctx: Ctx, server: DatabaseServer, database: string): Promise<void> {
   if (ctx.opts.nice === undefined || server.kind !== 'external') return;
@@ -154,6 +161,7 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
       try {
         const exportsBefore = ctx.otlp?.counts().exports ?? 0;
         const service = await startService(serviceEnv(ctx, config, db.url));
+        if (opts.pin) pinTree(service.pid, SERVER_CPU);
         try {
           // The platform replays the first configuration's responses, recorded after its
           // measurement: recording before it would fill that configuration's cache, and only its.
@@ -172,6 +180,7 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
           const m = await measureTarget(ctx, target, connections, requestsFile).finally(() => clearInterval(renicing));
           await recordOnce();
           const run = toRunResult(ctx, name, config, connections, m.peak, service.logs, m.gc);
+          if (opts.pin) run.cpus = cpuList(service.pid);
           run.overload = m.overload;
           runs.push(run);
           if (m.sweep.length) sweeps.push({ scenario: name, config, peakRequestsPerSec: run.requestsPerSec, points: m.sweep });
@@ -197,9 +206,11 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
     checkNotStopping(ctx);
     try {
       const platform = await startPlatform(recordings, ctx.workDir, name);
+      if (opts.pin) pinTree(platform.pid, SERVER_CPU);
       try {
         const m = await measureTarget(ctx, { label: `${name} × ${PLATFORM}`, url: platform.url, sample: { service: platform.pid } }, connections, requestsFile);
         const run = toRunResult(ctx, name, PLATFORM, connections, m.peak);
+        if (opts.pin) run.cpus = cpuList(platform.pid);
         runs.push(run);
         if (m.sweep.length) sweeps.push({ scenario: name, config: PLATFORM, peakRequestsPerSec: run.requestsPerSec, points: m.sweep });
         for (const x of runs.filter((y) => y.scenario === name && y.config !== PLATFORM)) {
@@ -221,9 +232,11 @@ async function runFloor(ctx: Ctx, name: string, recordings: Recording[], connect
   checkNotStopping(ctx);
   try {
     const floor = await startPlatform(recordings, ctx.workDir, `${name}-floor`, 'fastify');
+    if (ctx.opts.pin) pinTree(floor.pid, SERVER_CPU);
     try {
       const m = await measureTarget(ctx, { label: `${name} × ${FLOOR}`, url: floor.url, sample: { service: floor.pid } }, connections, requestsFile);
       const run = toRunResult(ctx, name, FLOOR, connections, m.peak);
+      if (ctx.opts.pin) run.cpus = cpuList(floor.pid);
       run.ratioToPlatform = platform.requestsPerSec > 0 ? Math.round((run.requestsPerSec / platform.requestsPerSec) * 1000) / 1000 : null;
       runs.push(run);
     } finally {
@@ -285,7 +298,7 @@ function machineInfo(ctx: Ctx, engine: string, loadAtStart: number[]): Results['
   }
   return {
     cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
-    cores: os.availableParallelism(),
+    cores: CORES,
     memoryGB: Math.round(os.totalmem() / 2 ** 30),
     os: `${os.type()} ${os.release()}`,
     node: process.version,
@@ -340,6 +353,20 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const opts = parsed;
+  if (opts.pin) {
+    if (CORES < 2) {
+      process.stderr.write('--pin needs two CPUs: one for the server measured, one for the rest\n');
+      return 2;
+    }
+    try {
+      // This process, and so everything it starts (the embedded database, the load generators),
+      // on CPU 0; each server measured is moved to CPU 1 once started.
+      pinTree(process.pid, LOAD_CPU);
+    } catch (err) {
+      process.stderr.write(`--pin: ${describe(err)} (taskset, from util-linux, must be on PATH)\n`);
+      return 2;
+    }
+  }
   if (opts.nice !== undefined) {
     try {
       os.setPriority(opts.nice); // this process; every child inherits it
