@@ -50,10 +50,15 @@ describe('in one process, with SHED_MAX_EVENT_LOOP_DELAY_MS=50', () => {
     url = await listen(t);
     // Warm: a pooled connection exists, so /readyz needs one round trip under saturation.
     assert.equal((await request(`${url}/readyz`)).status, 200);
+    // /api/tags answered from the cache and then replayed by the cache's hot path (before
+    // Fastify, where the shedding hook is): under saturation it must be refused all the same.
+    for (let i = 0; i < 2; i++) assert.equal((await request(`${url}/api/tags`)).status, 200);
+    const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+    assert.match(metrics, /^conduit_cache_replayed_total [1-9]/m, 'the repeat of /api/tags was replayed');
   });
   after(() => t.close());
 
-  test('while the event loop is saturated an API request gets 503 + Retry-After, and /healthz and /readyz answer 200', async () => {
+  test('while the event loop is saturated an API request gets 503 + Retry-After (a replayable one too), and /healthz and /readyz answer 200', async () => {
     let release!: () => void;
     const stop = new Promise<void>((resolve) => (release = resolve));
     // ~90 ms of delay on every timer, well over the 50 ms threshold.
