@@ -8,6 +8,7 @@
 // (autocannon's own histogram keeps whole milliseconds and only 2xx responses).
 import autocannon from 'autocannon';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { Histogram, type Percentiles } from './histogram.ts';
 import { runPaced } from './paced.ts';
 import type { BenchRequest } from './scenarios.ts';
@@ -178,6 +179,10 @@ if (import.meta.main) {
   }
   const spec = JSON.parse(readFileSync(file, 'utf8')) as LoadSpec;
   const requests = JSON.parse(readFileSync(spec.requestsFile, 'utf8')) as BenchRequest[];
+  // A generator that spins is always ready to run: on the core it shares with the harness and
+  // the embedded database (--pin), it must yield to them whenever they have work (a request
+  // that misses the cache waits for the database), so it takes the lowest priority there is.
+  if (spec.spin) os.setPriority(19);
   let queue = Promise.resolve();
   process.on('message', (cmd: LoadCommand) => {
     // Steps run one after the other, in the order they were sent.

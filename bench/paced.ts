@@ -28,7 +28,9 @@ export interface PacedSpec {
    * millisecond: requests go out within microseconds of their due time, evenly, instead of in
    * bursts of up to rate/1000 at once (at 30,000 req/s, 30 requests written together, the last
    * waiting behind the other 29 in the server: ~0.4 ms added to the median). It takes a whole
-   * core: only for a generator that has a core of its own (scripts/hot-path-ratio.ts --pin).
+   * core: only for a generator that has a core of its own (scripts/hot-path-ratio.ts --pin; under
+   * `npm run bench -- --pin` it shares CPU 0 with the harness and the embedded database, at the
+   * lowest priority: bench/loadgen.ts).
    */
   spin?: boolean;
 }
@@ -37,12 +39,21 @@ interface Pending {
   index: number;
   /** When latency counts from: the due time if the request had to wait for a free connection
    * (the target was still busy with earlier ones), else the moment it was written. The pump
-   * runs every millisecond, so a request goes out up to ~1 ms after its due time: that delay
-   * is the generator's, and counting it would swamp sub-millisecond latencies. */
+   * runs every millisecond (unless it spins), so a request goes out up to ~1 ms after its due
+   * time: that delay is the generator's, and counting it would swamp sub-millisecond latencies.
+   * (So a request that falls due while the generator itself is stalled is not late by the
+   * stall if a connection is free; a response that arrives during one is.) */
   from: number;
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n');
+
+/**
+ * The generator's own delay is sampled by a timer of this period: what the monitor records is the
+ * time between its firings (1.02–1.12 ms on an idle loop), so the lateness is that less the period.
+ */
+const OWN_DELAY_RESOLUTION_MS = 1;
+const lateMs = (ns: number) => Math.max(0, Math.round(ns / 1e3 - OWN_DELAY_RESOLUTION_MS * 1e3) / 1e3);
 
 class Conn {
   socket: net.Socket | undefined;
@@ -259,7 +270,7 @@ export async function runPaced(requests: readonly BenchRequest[], spec: PacedSpe
   // The generator's own stalls (its GC, or the machine taking its CPU away): a request due or
   // answered during one is late by the stall, whichever side caused it. Reported next to the
   // latencies so a tail the generator saw in its own event loop is not blamed on the server.
-  const ownDelay = monitorEventLoopDelay({ resolution: 1 });
+  const ownDelay = monitorEventLoopDelay({ resolution: OWN_DELAY_RESOLUTION_MS });
   ownDelay.enable();
   t0 = performance.now();
   const end = t0 + spec.durationSec * 1000;
@@ -314,7 +325,7 @@ export async function runPaced(requests: readonly BenchRequest[], spec: PacedSpe
     offeredRate: spec.rate,
     unanswered,
     latency2xxMs: ok.percentilesMs(),
-    generatorDelayMs: { p99: Math.round(ownDelay.percentile(99) / 1e3) / 1e3, max: Math.round(ownDelay.max / 1e3) / 1e3 },
+    generatorDelayMs: { p99: lateMs(ownDelay.percentile(99)), max: lateMs(ownDelay.max) },
     ...(unexpected.length ? { unexpected } : {}),
   };
 }

@@ -234,7 +234,8 @@ describe('the paced generator', () => {
         });
         assert.equal(result.errors + result.timeouts, 0);
         assert.ok(result.responses > 1000, `${result.responses} responses`);
-        assert.ok(result.generatorDelayMs !== undefined && result.generatorDelayMs.max >= 0);
+        // Its own delay is reported (how late its loop ran; the 1 ms sampling period taken off).
+        assert.ok(result.generatorDelayMs !== undefined && Number.isFinite(result.generatorDelayMs.max) && result.generatorDelayMs.p99 <= result.generatorDelayMs.max);
         let close = 0;
         for (let i = 1; i < arrivals.length; i++) if (arrivals[i]! - arrivals[i - 1]! < 0.1) close++;
         return close / arrivals.length;

@@ -230,7 +230,12 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
     '',
   );
   if (r.options.pin === true) {
-    lines.push('Pinned (`--pin`): each server measured alone on CPU 1; the harness, the load generators and the embedded database on CPU 0; the paced generator spinning.', '');
+    const external = r.configs.some((c) => c.database === 'external' && !c.skipped);
+    lines.push(
+      'Pinned (`--pin`): each server measured alone on CPU 1; the harness, the load generators and the embedded database on CPU 0; ' +
+        `the paced generator spinning there at the lowest priority.${external ? ' The machine\'s own PostgreSQL (external-pg) is not pinned: it may run on CPU 1 beside the server.' : ''}`,
+      '',
+    );
   }
   const d = r.dataset;
   lines.push(`Data set: ${['users', 'articles', 'comments', 'favorites', 'follows', 'tags'].map((k) => `${n0(Number(d[k] ?? 0))} ${k}`).join(', ')} (seed ${String(d.seed)}).`, '');

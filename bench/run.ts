@@ -63,11 +63,6 @@ function serviceEnv(ctx: Ctx, config: string, databaseUrl: string): Record<strin
   };
 }
 
-/**
- * With --nice, the processes of the machine's own PostgreSQL that serve the run's database get
- * the same niceness as everything the harness started (the embedded server inherits it), so
- * the two databases compete on equal terms. Only backends of the run's throwaway database.
- */
 /** The machine's CPUs, counted before --pin leaves this process only one of them. */
 const CORES = os.availableParallelism();
 
@@ -75,6 +70,11 @@ const CORES = os.availableParallelism();
 const SERVER_CPU = '1';
 const LOAD_CPU = '0';
 
+/**
+ * With --nice, the processes of the machine's own PostgreSQL that serve the run's database get
+ * the same niceness as everything the harness started (the embedded server inherits it), so
+ * the two databases compete on equal terms. Only backends of the run's throwaway database.
+ */
 let reniceWarned = false;
 async function reniceBackends(ctx: Ctx, server: DatabaseServer, database: string): Promise<void> {
   if (ctx.opts.nice === undefined || server.kind !== 'external') return;
@@ -376,6 +376,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
   }
   const log = new Progress();
+  if (opts.pin) {
+    // Several worker processes on the one CPU a pinned server gets: not what they are for.
+    for (const c of opts.configs.filter((c) => Number(CONFIGS[c]!.env.WORKERS ?? 1) > 1)) {
+      log.warn(`--pin: configuration ${c} runs ${CONFIGS[c]!.env.WORKERS} worker processes, all on CPU 1: it measures them sharing one core`);
+    }
+  }
   const startedAt = new Date();
   const loadAtStart = loadAverage();
   const outDir = path.resolve(opts.out ?? path.join(ROOT, 'bench', 'results', startedAt.toISOString().slice(0, 19).replace(/[:T]/g, '-')));

@@ -184,7 +184,7 @@ async function pinned(servers: Servers, requestsFile: string, requests: BenchReq
       const peak = await load(s.url, durationSec, requestsFile);
       const cpuUs = ((cpuSeconds(s.pid) - cpu0) * 1e6) / peak.responses;
       // Half (--latency-at) of this server's peak, just measured: each server at its own half.
-      const half = await runPaced(requests, { url: s.url, connections: 64, durationSec, rate: Math.round(peak.requestsPerSec * latencyAt), timeoutSec: 10, spin: true });
+      const half = await runPaced(requests, { url: s.url, connections: 64, durationSec, rate: Math.max(1, Math.round(peak.requestsPerSec * latencyAt)), timeoutSec: 10, spin: true });
       for (const r of [peak, half]) if (r.non2xx + r.errors + r.timeouts > 0) throw new Error(`${name}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`);
       const { p50, p90, p99, p999 } = half.latencyMs;
       const lag = half.generatorDelayMs?.max ?? Number.NaN;

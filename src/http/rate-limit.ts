@@ -39,10 +39,11 @@ const countedEarly = new WeakSet<IncomingMessage>();
 /**
  * The counters without Redis: a fixed window per key, as @fastify/rate-limit's own LocalStore
  * counts (its `continueExceeding` and `exponentialBackoff`, not used here, left out), with a
- * synchronous count. Through the plugin, a count is a chain of promises (`applyRateLimit` awaits
- * four times); for a request the hot path answers in ~17 µs of CPU, that chain was 8% of its
- * throughput (`scripts/hot-path-ratio.ts --pin`, RATE_LIMIT=off against on), so the hot path
- * counts here directly, in the same counters the plugin uses.
+ * synchronous count. Through the plugin, a count is a chain of promises (`applyRateLimit` is
+ * async and awaits its allow list and its store; our wrapper adds one); for a request the hot
+ * path answers in ~17 µs of CPU, that chain cost about 8% of its throughput in one A/B run
+ * (`scripts/hot-path-ratio.ts --pin`, RATE_LIMIT=off against on), so the hot path counts here
+ * directly, in the same counters the plugin uses.
  */
 export class LocalCounters {
   // Least recently counted keys go first past `cache` of them (the plugin's option, 5,000 by default).
@@ -153,8 +154,9 @@ export async function registerRateLimit(
   const noRoute = { config: {} };
   const noRaw = {};
   // The key the plugin counts an address under (its default key generator: the address, IPv6
-  // ones reduced to their subnet), learnt from its first count through the plugin: a function of
-  // the address alone, so a later count can go straight to the counters.
+  // ones reduced to their /64), learnt from its first count through the plugin: a function of
+  // the address alone, so a later count can go straight to the counters. Twice the counters'
+  // own bound (5,000 keys): an address it has forgotten is simply counted through the plugin again.
   const keys = local && new LRUCache<string, string>({ max: 10_000 });
   return {
     count: ({ ip }) => {
