@@ -3,6 +3,7 @@
 // been counted through the plugin, and always in the counters the plugin itself uses.
 // Over a real socket, with Redis, and per route: test/system/rate-limit.test.ts.
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import { describe, test } from 'node:test';
 import Fastify from 'fastify';
 import { LocalCounters, registerRateLimit } from './rate-limit.ts';
@@ -34,6 +35,24 @@ describe('LocalCounters', () => {
     c.read('other', (_e, r) => results.push(r!.current), 60_000);
     c.child({}).incr('k', (_e, r) => results.push(r!.current), 60_000);
     assert.deepEqual(results, [1, 2, 2, 0, 1]);
+  });
+
+  test('counts as the plugin\'s own LocalStore does, request for request (an upgrade that changes it fails here)', (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: 5_000_000 });
+    type Store = { incr(key: string, cb: (e: Error | null, r?: { current: number; ttl: number }) => void, timeWindow: number, max: number): void };
+    const theirs = new (createRequire(import.meta.url)('@fastify/rate-limit/store/LocalStore.js') as new (a: boolean, b: boolean, cache?: number) => Store)(false, false, 3);
+    const ours = new LocalCounters({ cache: 3 });
+    const seen = (store: Store, key: string) => {
+      let got: { current: number; ttl: number } | undefined;
+      store.incr(key, (_e, r) => (got = r), 1000, 2);
+      return { current: got!.current, ttl: got!.ttl };
+    };
+    // Keys come and go (a bound of 3), windows end, counts pass the max.
+    const steps: [string, number][] = [['a', 0], ['a', 100], ['b', 0], ['a', 300], ['c', 0], ['d', 50], ['a', 0], ['b', 700], ['b', 0], ['a', 1], ['c', 999]];
+    for (const [key, wait] of steps) {
+      t.mock.timers.tick(wait);
+      assert.deepEqual(seen(ours, key), seen(theirs, key), `${key} after ${wait} ms`);
+    }
   });
 
   test('holds at most `cache` keys: the least recently counted goes first', () => {
