@@ -9,7 +9,7 @@ import type { Results } from './report.ts';
 import { Histogram } from './histogram.ts';
 import { runPaced } from './paced.ts';
 import { listScript } from './pgbench.ts';
-import { buildRequests, SCENARIOS, type ScenarioInput } from './scenarios.ts';
+import { buildRequests, SCENARIOS, type BenchRequest, type ScenarioInput } from './scenarios.ts';
 import { colors, groupedBars, latencyRanges, linePanels, svgProblems } from './svg.ts';
 import { wrkScript } from './wrk.ts';
 
@@ -154,6 +154,19 @@ describe('regression check', () => {
   });
 });
 
+/** Runs `fn` with the URL of `server`, listening on a free port of 127.0.0.1, then closes it. */
+async function against(server: http.Server, fn: (url: string) => Promise<void>): Promise<void> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    await fn(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+}
+
+const ONE_GET: BenchRequest[] = [{ kind: 'k', method: 'GET', path: '/', headers: {} }];
+
 describe('the paced generator', () => {
   test('connections the server closes while idle (keep-alive timeout) are reopened, not handed requests, and are not errors', async () => {
     // A server that drops idle keep-alive connections after 100 ms, and a request every 125 ms:
@@ -162,24 +175,13 @@ describe('the paced generator', () => {
     // (Node adds a 1 s buffer to keepAliveTimeout unless told not to.)
     const server = http.createServer({ keepAliveTimeoutBuffer: 0 } as http.ServerOptions, (_req, res) => res.end('{}'));
     server.keepAliveTimeout = 100;
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    try {
-      const { port } = server.address() as AddressInfo;
-      const result = await runPaced([{ kind: 'k', method: 'GET', path: '/', headers: {} }], {
-        url: `http://127.0.0.1:${port}`,
-        connections: 4,
-        durationSec: 2,
-        rate: 8,
-        timeoutSec: 5,
-      });
+    await against(server, async (url) => {
+      const result = await runPaced(ONE_GET, { url, connections: 4, durationSec: 2, rate: 8, timeoutSec: 5 });
       assert.equal(result.errors, 0);
       assert.equal(result.timeouts, 0);
       assert.ok(result.responses >= 12, `${result.responses} responses`);
       assert.deepEqual(Object.keys(result.statusCodes), ['200']);
-    } finally {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    }
+    });
   });
 
   test('a request the server never answers is a timeout, and its connection goes on after reconnecting', async () => {
@@ -189,24 +191,13 @@ describe('the paced generator', () => {
     const server = http.createServer((_req, res) => {
       if (++seen % 3 !== 0) res.end('{}');
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    try {
-      const { port } = server.address() as AddressInfo;
-      const result = await runPaced([{ kind: 'k', method: 'GET', path: '/', headers: {} }], {
-        url: `http://127.0.0.1:${port}`,
-        connections: 2,
-        durationSec: 1.5,
-        rate: 10,
-        timeoutSec: 0.2,
-      });
+    await against(server, async (url) => {
+      const result = await runPaced(ONE_GET, { url, connections: 2, durationSec: 1.5, rate: 10, timeoutSec: 0.2 });
       assert.ok(result.timeouts >= 2, `${result.timeouts} timeouts`);
       assert.equal(result.errors, 0);
       assert.ok(result.responses >= 6, `${result.responses} responses`);
       assert.deepEqual(Object.keys(result.statusCodes), ['200']);
-    } finally {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    }
+    });
   });
 
   test('spinning, requests go out one by one at their due times, not in bursts', async () => {
@@ -219,19 +210,10 @@ describe('the paced generator', () => {
       arrivals.push(performance.now());
       res.end('{}');
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    try {
-      const { port } = server.address() as AddressInfo;
+    await against(server, async (url) => {
       const bursts = async (spin: boolean) => {
         arrivals.length = 0;
-        const result = await runPaced([{ kind: 'k', method: 'GET', path: '/', headers: {} }], {
-          url: `http://127.0.0.1:${port}`,
-          connections: 8,
-          durationSec: 1,
-          rate: 2000,
-          timeoutSec: 5,
-          spin,
-        });
+        const result = await runPaced(ONE_GET, { url, connections: 8, durationSec: 1, rate: 2000, timeoutSec: 5, spin });
         assert.equal(result.errors + result.timeouts, 0);
         assert.ok(result.responses > 1000, `${result.responses} responses`);
         // Its own delay is reported (how late its loop ran; the 1 ms sampling period taken off).
@@ -244,9 +226,6 @@ describe('the paced generator', () => {
       const spun = await bursts(true);
       assert.ok(pumped > 0.3, `with the millisecond pump ${(pumped * 100).toFixed(0)}% of requests came right after another`);
       assert.ok(spun < pumped / 2, `spinning ${(spun * 100).toFixed(0)}%, pumped ${(pumped * 100).toFixed(0)}%`);
-    } finally {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    }
+    });
   });
 });

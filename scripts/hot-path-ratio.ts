@@ -31,7 +31,7 @@ import { openEmbedded } from '../bench/databases.ts';
 import { record, startPlatform, type PlatformHandle } from '../bench/drive.ts';
 import { median } from '../bench/histogram.ts';
 import { runPaced } from '../bench/paced.ts';
-import { cpuSeconds, killAllChildren, startService, type ServiceHandle } from '../bench/processes.ts';
+import { cpuSeconds, killAllChildren, pinTree, startService, type ServiceHandle } from '../bench/processes.ts';
 import { buildRequests, SCENARIOS, type BenchRequest } from '../bench/scenarios.ts';
 import { runWrk, wrkPath } from '../bench/wrk.ts';
 import { SEED_PASSWORD } from './seed.ts';
@@ -57,12 +57,10 @@ const connections = Number(values.connections);
 const latencyAt = Number(values['latency-at']);
 if (!(latencyAt > 0 && latencyAt <= 1)) throw new Error('--latency-at must be a fraction of the peak, in (0, 1]');
 
-/** Puts every thread of a process on the given CPUs (children started later inherit it). */
-const pin = (pid: number, cpus: string) => execFileSync('taskset', ['--all-tasks', '--pid', '--cpu-list', cpus, String(pid)], { stdio: 'ignore' });
 if (values.pin) {
   if (os.availableParallelism() < 2) throw new Error('--pin needs two CPUs: one for the server, one for the load');
   // Before anything is started: the database and the load generators inherit CPU 0.
-  pin(process.pid, '0');
+  pinTree(process.pid, '0');
 }
 
 // What the machine itself adds: a process that does nothing but turn its event loop, alone on a
@@ -169,7 +167,7 @@ function machineStalls(cpu: string, seconds: number): { worst: number; over1: nu
 
 async function pinned(servers: Servers, requestsFile: string, requests: BenchRequest[]): Promise<void> {
   const names = ['platform', 'hot', 'off'] as const;
-  for (const name of names) pin(servers[name].pid, '1');
+  for (const name of names) pinTree(servers[name].pid, '1');
   for (const name of names) await load(servers[name].url, Number(values.warmup), requestsFile);
   const stalls = [machineStalls('1', durationSec)];
 
