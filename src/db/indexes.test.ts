@@ -2,12 +2,18 @@
 // that the planner prefers an index honestly, no `enable_seqscan = off`), each request below
 // runs through the real app; every statement it sends is captured and EXPLAINed with its own
 // parameters, and the plan must use the expected indexes and scan no large table sequentially.
+// The statements are prepared once per connection (prepared.ts), and after five executions
+// PostgreSQL may keep one generic plan for all values: each prepared statement is checked again
+// under the plan a connection keeps once it has run the statement repeatedly, against its indexes
+// and against the blocks the plan made for its values reads.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { listArticlesQuery } from '../articles/articles.listing.ts';
 import { Client, type Res } from '../../test/harness.ts';
 import { createSeededApp, type SeededApp } from '../../test/seeded.ts';
+import pg from 'pg';
 import type { Pool } from './pool.ts';
+import { statementName, withStatementName } from './prepared.ts';
 
 // The tables that grow with use. `tags` is not here: a hundred rows fit in one page, and a
 // sequential scan of one page is the right plan.
@@ -34,6 +40,14 @@ function render(node: PlanNode, depth = 0): string {
 interface Statement {
   text: string;
   values: unknown[];
+  /** Sent to be planned for its values on every call (prepared.ts plannedPerCall). */
+  queryMode?: 'extended';
+}
+
+/** Whether the pool's client prepares this statement (names it) rather than planning it per call. */
+function isPrepared(s: Statement): boolean {
+  const sent = withStatementName(s.queryMode ? { ...s } : s.text, s.values);
+  return typeof sent === 'object' && sent !== null && 'name' in sent;
 }
 
 /**
@@ -48,8 +62,8 @@ async function recordQueries<T>(pool: Pool, work: () => Promise<T>): Promise<{ r
     const [q, v] = args;
     if (typeof q === 'string') statements.push({ text: q, values: Array.isArray(v) ? v : [] });
     else if (q && typeof q === 'object' && 'text' in q) {
-      const config = q as { text: string; values?: unknown[] };
-      statements.push({ text: config.text, values: config.values ?? [] });
+      const config = q as Statement;
+      statements.push({ text: config.text, values: config.values ?? [], ...(config.queryMode ? { queryMode: config.queryMode } : {}) });
     }
     return query(...args);
   }) as Pool['query'];
@@ -64,6 +78,50 @@ async function recordQueries<T>(pool: Pool, work: () => Promise<T>): Promise<{ r
 async function explain(pool: Pool, s: Statement): Promise<PlanNode> {
   const res = await pool.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`explain (format json) ${s.text}`, s.values);
   return res.rows[0]!['QUERY PLAN'][0].Plan;
+}
+
+function literal(v: unknown): string {
+  if (v === null || v === undefined) return 'null';
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (Array.isArray(v)) return pg.escapeLiteral(`{${v.map((x) => JSON.stringify(x)).join(',')}}`);
+  if (typeof v === 'string') return pg.escapeLiteral(v);
+  throw new Error(`no literal for ${typeof v}`);
+}
+
+/** Executions after which PostgreSQL chooses between custom plans and a generic one (plancache.c). */
+const PLAN_CACHE_EXECUTIONS = 5;
+
+type AnalyzeRow = { 'QUERY PLAN': [{ Plan: PlanNode & Record<string, unknown> }] };
+
+interface Analyzed {
+  plan: PlanNode;
+  /** Shared buffers hit or read: the plan's work, as a count that does not drift with the machine. */
+  blocks: number;
+}
+
+function analyzed(row: AnalyzeRow): Analyzed {
+  const plan = row['QUERY PLAN'][0].Plan;
+  return { plan, blocks: Number(plan['Shared Hit Blocks'] ?? 0) + Number(plan['Shared Read Blocks'] ?? 0) };
+}
+
+/**
+ * The plan a pooled connection keeps for this statement and the one made for its values: the
+ * statement runs as the app sends it (prepared under its name) more times than the plan cache
+ * waits, then the next EXECUTE is analyzed, and the same text with the same values planned afresh.
+ */
+async function keptAndCustom(pool: Pool, s: Statement): Promise<{ kept: Analyzed; custom: Analyzed }> {
+  const name = statementName(s.text);
+  assert.ok(name, 'the statement is not prepared');
+  const client = await pool.connect();
+  try {
+    for (let i = 0; i <= PLAN_CACHE_EXECUTIONS; i++) await client.query(s.text, s.values);
+    const options = '(analyze, buffers, format json)';
+    const kept = await client.query<AnalyzeRow>(`explain ${options} execute ${name}(${s.values.map(literal).join(', ')})`);
+    const custom = await client.query<AnalyzeRow>(`explain ${options} ${s.text}`, s.values);
+    return { kept: analyzed(kept.rows[0]!), custom: analyzed(custom.rows[0]!) };
+  } finally {
+    client.release();
+  }
 }
 
 /** EXPLAINs every statement a request sends; asserts the request succeeded and sent some SQL. */
@@ -165,7 +223,37 @@ describe('the list, feed and filter queries use the indexes', () => {
       const { plans } = await plansOf(t.db, request);
       assertIndexed(plans, indexes);
     });
+    test(`${name}, prepared and run repeatedly: the plan kept uses the same indexes and reads no more than the plan for its values`, async () => {
+      const { statements } = await plansOf(t.db, request);
+      for (const s of statements.filter(isPrepared)) {
+        const { kept, custom } = await keptAndCustom(t.db, s);
+        assertIndexed([kept.plan], indexes.filter((i) => [...walk(custom.plan)].some((n) => n['Index Name'] === i)));
+        // The same plan reads the same blocks; a little room for an equivalent join order.
+        assert.ok(kept.blocks <= custom.blocks * 1.25 + 8, `the plan kept reads ${kept.blocks} blocks, the plan for these values ${custom.blocks}:\n${render(kept.plan)}\n---\n${render(custom.plan)}`);
+      }
+    });
   }
+
+  test('the feed is planned for its viewer on every call: a generic plan reads several times the blocks for the user who follows the most', async () => {
+    const { statements } = await recordQueries(t.db, () => api.get('/api/articles/feed', { token: f.token }));
+    assert.equal(statements.length, 1);
+    const feed = statements[0]!;
+    assert.equal(isPrepared(feed), false, 'the feed statement is prepared');
+    // What preparing it would risk: the generic plan, forced, against the plan for this viewer.
+    const client = await t.db.connect();
+    try {
+      const options = '(analyze, buffers, format json)';
+      const custom = analyzed((await client.query<AnalyzeRow>(`explain ${options} ${feed.text}`, feed.values)).rows[0]!);
+      await client.query('set plan_cache_mode = force_generic_plan');
+      await client.query({ name: 'feed_generic', text: feed.text, values: feed.values });
+      const execute = `explain ${options} execute feed_generic(${feed.values.map(literal).join(', ')})`;
+      const generic = analyzed((await client.query<AnalyzeRow>(execute)).rows[0]!);
+      assert.ok(generic.blocks > 2 * custom.blocks, `generic ${generic.blocks} blocks, for the viewer ${custom.blocks}: the feed could be prepared`);
+    } finally {
+      // The setting stays with the session: this connection is not pooled again.
+      client.release(true);
+    }
+  });
 
   test('the list endpoint sends exactly the SQL of listArticlesQuery', async () => {
     const { statements } = await recordQueries(t.db, () => api.get(`/api/articles?tag=${encodeURIComponent(f.popularTag)}&limit=5`));

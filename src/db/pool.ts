@@ -4,6 +4,7 @@
 import pg from 'pg';
 import type { Config } from '../config.ts';
 import { deadlineExceeded, expired, requestScope, watchDeadline, type RequestScope } from './deadline.ts';
+import { PreparingClient } from './prepared.ts';
 
 export type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
 export type Pool = pg.Pool;
@@ -69,6 +70,8 @@ export function createPool(
     connectionTimeoutMillis: config.dbAcquireTimeoutMs,
     idleTimeoutMillis: 30_000,
     application_name: 'conduit',
+    // Every parameterised statement prepared once per connection (prepared.ts).
+    Client: PreparingClient,
     // The server-side backstop for the request deadline: if a CancelRequest is lost, PostgreSQL
     // still stops the statement, well after the deadline (the cancel is the normal path).
     ...(deadline > 0 ? { statement_timeout: 2 * deadline + 1000 } : {}),

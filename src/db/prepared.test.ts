@@ -1,0 +1,78 @@
+// Every parameterised statement is prepared once per connection, on the real server: what the
+// connection holds is read back from pg_prepared_statements on that same connection.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Client, createTestApp, type TestApp } from '../../test/harness.ts';
+import { MAX_NAMED_STATEMENTS, plannedPerCall, statementName } from './prepared.ts';
+
+let t: TestApp;
+let api: Client;
+before(async () => {
+  // One connection: every request and every check below uses the same one.
+  t = await createTestApp({ DB_POOL_MAX: '1', CACHE: 'off' });
+  api = new Client(t.app);
+});
+after(() => t.close());
+
+interface Prepared {
+  name: string;
+  statement: string;
+  runs: number;
+}
+
+async function preparedOnTheConnection(): Promise<Prepared[]> {
+  const res = await t.db.query<Prepared>(
+    'select name, statement, (generic_plans + custom_plans)::int as runs from pg_prepared_statements order by name',
+  );
+  return res.rows;
+}
+
+test('a parameterised statement is parsed once per connection and then only executed', async () => {
+  const text = 'select $1::int + 1 as n';
+  for (const n of [1, 2, 3]) assert.equal((await t.db.query<{ n: number }>(text, [n])).rows[0]!.n, n + 1);
+
+  const mine = (await preparedOnTheConnection()).filter((p) => p.statement === text);
+  assert.deepEqual(mine, [{ name: statementName(text), statement: text, runs: 3 }]);
+});
+
+test('the article read is prepared on the connection and reused by every later read', async () => {
+  const author = await api.register();
+  const article = await api.createArticle(author.token, { title: 'Prepared once' });
+  const before = await preparedOnTheConnection();
+  for (let i = 0; i < 4; i++) assert.equal((await api.get(`/api/articles/${article.slug}`)).status, 200);
+
+  const after = await preparedOnTheConnection();
+  const read = after.find((p) => /where a\.slug = \$1/.test(p.statement));
+  assert.ok(read, `the article read is not among the prepared statements:\n${after.map((p) => p.statement).join('\n---\n')}`);
+  const earlier = before.find((p) => p.name === read.name)?.runs ?? 0;
+  assert.equal(read.runs - earlier, 4);
+  // Nothing else was prepared for those four reads: no statement text made per request.
+  assert.equal(after.length - before.length, earlier === 0 ? 1 : 0);
+});
+
+test('statements without parameters and statements planned per call are not prepared', async () => {
+  const planned = 'select $1::int * 2 as n';
+  assert.equal((await t.db.query<{ n: number }>(plannedPerCall(planned, [21]))).rows[0]!.n, 42);
+  await t.db.query('select 12345 as unprepared');
+
+  const statements = (await preparedOnTheConnection()).map((p) => p.statement);
+  assert.ok(!statements.includes(planned), 'the statement planned per call was prepared');
+  assert.ok(!statements.some((s) => s.includes('12345')), 'a statement without parameters was prepared');
+});
+
+test('a query with a name of its own keeps it', async () => {
+  const text = 'select $1::text as own';
+  await t.db.query({ name: 'own_name', text, values: ['x'] });
+  const own = (await preparedOnTheConnection()).filter((p) => p.statement === text);
+  assert.deepEqual(own.map((p) => p.name), ['own_name']);
+});
+
+// Last: it fills the process's table of names.
+test('past the bound on distinct texts, a new text runs unprepared instead of growing every connection', async () => {
+  for (let i = 0; statementName(`select ${i} + $1::int`) !== undefined; i++) {
+    assert.ok(i <= MAX_NAMED_STATEMENTS, 'the bound does not hold');
+  }
+  const text = 'select $1::int - 1 as n';
+  assert.equal((await t.db.query<{ n: number }>(text, [1])).rows[0]!.n, 0);
+  assert.ok(!(await preparedOnTheConnection()).some((p) => p.statement === text));
+});
