@@ -61,6 +61,21 @@ test('allowScripts approves only optional packages with install scripts (no anal
   assert.equal(pkg.allowScripts['@scarf/scarf'], undefined);
 });
 
+test('every npm command the contributor docs name is a script in package.json', async () => {
+  const pkg = await readJson('package.json');
+  const docs = ['CONTRIBUTING.md', 'SECURITY.md', ...(await readdir(path.join(ROOT, 'docs'))).map((f) => `docs/${f}`)];
+  for (const doc of docs) {
+    const text = await readFile(path.join(ROOT, doc), 'utf8');
+    for (const m of text.matchAll(/npm run ([\w:-]+)/g)) assert.ok(pkg.scripts[m[1]!], `${doc} names npm run ${m[1]}, which package.json lacks`);
+  }
+});
+
+test('LICENSE is MIT and package.json says so', async () => {
+  const [pkg, license] = await Promise.all([readJson('package.json'), readFile(path.join(ROOT, 'LICENSE'), 'utf8')]);
+  assert.equal(pkg.license, 'MIT');
+  assert.match(license, /^MIT License\n\nCopyright \(c\) 2026 Conduit contributors\n/);
+});
+
 // ---- GitHub Actions and Dependabot --------------------------------------------------------------
 
 const WORKFLOWS = '.github/workflows';
