@@ -26,7 +26,11 @@ debugPrint(process.nextTick);
 `;
 
 async function literalFeedback(preload: string[]): Promise<string[]> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--allow-natives-syntax', '--expose-gc', ...preload, '--input-type=module', '-e', SCRIPT], { maxBuffer: 16 * 1024 * 1024 });
+  // Under `npm run test:coverage` children inherit NODE_V8_COVERAGE, and V8's block coverage
+  // changes the very feedback read here: the child runs without it. (Node puts the variable back
+  // when a child's env leaves it out; an empty value turns coverage off.)
+  const env = { ...process.env, NODE_V8_COVERAGE: '' };
+  const { stdout } = await promisify(execFile)(process.execPath, ['--allow-natives-syntax', '--expose-gc', ...preload, '--input-type=module', '-e', SCRIPT], { env, maxBuffer: 16 * 1024 * 1024 });
   return [...stdout.matchAll(/DefineKeyedOwnPropertyInLiteral (\w+)/g)].map((m) => m[1]!);
 }
 

@@ -168,7 +168,9 @@ async function startCommand(): Promise<string[]> {
   const pkg = JSON.parse(await read('package.json')) as { scripts: Record<string, string> };
   const start = pkg.scripts.start;
   assert.ok(start && !/[|&;<>$`]/.test(start), `npm start is a plain command: ${start}`);
-  return start.trim().split(/\s+/);
+  // A developer's .env (loaded when present) never reaches the image (.dockerignore); the
+  // container's settings come from its environment.
+  return start.trim().split(/\s+/).filter((arg) => arg !== '--env-file-if-exists=.env');
 }
 
 describe('deploy/Dockerfile', () => {
