@@ -73,18 +73,53 @@ test('a publish that fails does not throw, and is made up for by "drop everythin
   const listener = new PgInvalidationBus({ url: database.url, db: pool, cache });
   closing.push(listener);
   await listener.start();
-  // A publisher whose pool cannot serve (ended): every statement through it fails.
+  // A publisher whose pool cannot serve (ended) and whose own connection is not up yet: the
+  // publish has no way through.
   const broken = createPool(database.url, poolOptions);
   await broken.end();
   const publisher = new PgInvalidationBus({ url: database.url, db: broken, cache: new ResponseCache(options) });
   closing.push(publisher);
-  await publisher.start();
 
   await publisher.publish(['x']);
+  await sleep(100);
   assert.equal(cache.size, 1, 'not delivered');
-  // Its own listener connection does not depend on the pool: within the retry interval the
-  // other process hears "drop everything".
+  // Its own connection comes up: the other process hears "drop everything" at once.
+  await publisher.start();
   const waited = await waitFor('the make-up message', () => cache.size === 0, 3000);
   assert.ok(waited < 2000, `${waited.toFixed(0)} ms`);
   assert.equal(listener.received, 1);
+});
+
+test('a publish goes through the bus own connection: it works with the pool exhausted or gone', async () => {
+  const cache = await filled();
+  const listener = new PgInvalidationBus({ url: database.url, db: pool, cache });
+  closing.push(listener);
+  await listener.start();
+  const gone = createPool(database.url, poolOptions);
+  await gone.end();
+  const publisher = new PgInvalidationBus({ url: database.url, db: gone, cache: new ResponseCache(options) });
+  closing.push(publisher);
+  await publisher.start();
+
+  await publisher.publish(['x']);
+  await waitFor('delivery', () => cache.size === 0);
+  assert.equal(listener.received, 1);
+});
+
+test('writes that finish together share one NOTIFY, and every tag of theirs arrives', async () => {
+  const cache = new ResponseCache(options);
+  const tags = Array.from({ length: 20 }, (_, i) => `t${i}`);
+  for (const tag of tags) await cache.get(tag, async () => ({ data: tag, tags: [tag] }), JSON.stringify);
+  const listener = new PgInvalidationBus({ url: database.url, db: pool, cache });
+  closing.push(listener);
+  await listener.start();
+  const publisher = new PgInvalidationBus({ url: database.url, db: pool, cache: new ResponseCache(options) });
+  closing.push(publisher);
+  await publisher.start();
+
+  // Twenty writers answering in the same turn of the event loop, each awaiting its publish.
+  await Promise.all(tags.map((tag) => publisher.publish([tag])));
+  await waitFor('every tag to be dropped', () => cache.size === 0);
+  // One message for all twenty (a second one at most, if the first was already on its way).
+  assert.ok(listener.received >= 1 && listener.received <= 2, `${listener.received} messages`);
 });
