@@ -39,6 +39,8 @@ export interface Config {
   readonly embeddedPgPort: number;
   readonly dbPoolMax: number;
   readonly dbAcquireTimeoutMs: number;
+  /** Each parameterised statement prepared once per connection (src/db/prepared.ts). */
+  readonly dbPrepare: boolean;
   readonly jwtSecret: Secret;
   readonly jwtTtlSeconds: number;
   readonly logLevel: LogLevel;
@@ -334,6 +336,10 @@ export function loadConfig(env: Env = process.env): Config {
     dbPoolMax: int(env, 'DB_POOL_MAX', 10, 1, 1000),
     // Waiting longer than this for a connection means the pool is saturated: fail fast (503).
     dbAcquireTimeoutMs: int(env, 'DB_ACQUIRE_TIMEOUT_MS', 2000, 1, 600_000),
+    // Prepared once per connection: PostgreSQL parses and plans each statement once, not per
+    // call. Off only behind a pooler that cannot follow protocol-level prepared statements
+    // (PgBouncer before 1.21, or without max_prepared_statements, in transaction mode): docs/database.md.
+    dbPrepare: bool(env, 'DB_PREPARE', true),
     jwtSecret: jwtSecret(env, nodeEnv, dataDir),
     // A week: long enough for the RealWorld front ends, which have no refresh flow.
     jwtTtlSeconds: int(env, 'JWT_TTL_SECONDS', 7 * 24 * 3600, 60, 365 * 24 * 3600),
@@ -473,6 +479,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'EMBEDDED_PG_PORT', default: '54329', description: 'port of the embedded PostgreSQL (loopback only)' },
   { name: 'DB_POOL_MAX', default: '10', description: 'database connections per process' },
   { name: 'DB_ACQUIRE_TIMEOUT_MS', default: '2000', description: 'wait for a pooled connection before failing with 503' },
+  { name: 'DB_PREPARE', default: 'on', description: 'prepare each statement once per connection; off only behind a pooler that cannot (docs/database.md)' },
   { name: 'JWT_SECRET', default: undefined, description: 'HS256 key, at least 32 characters; required when NODE_ENV=production (unset in development: generated once into DATA_DIR/jwt-secret)' },
   { name: 'JWT_TTL_SECONDS', default: '604800', description: 'token lifetime (7 days)' },
   { name: 'LOG_LEVEL', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },

@@ -59,7 +59,7 @@ pg.types.setTypeParser(INT8_ARRAY, (v: string) => parseInt8Array(v).map(Number))
 
 export function createPool(
   connectionString: string,
-  config: Pick<Config, 'dbPoolMax' | 'dbAcquireTimeoutMs'> & Partial<Pick<Config, 'requestTimeoutMs'>>,
+  config: Pick<Config, 'dbPoolMax' | 'dbAcquireTimeoutMs'> & Partial<Pick<Config, 'requestTimeoutMs' | 'dbPrepare'>>,
 ): Pool {
   const deadline = config.requestTimeoutMs ?? 0;
   const pool = new DeadlinePool({
@@ -71,7 +71,7 @@ export function createPool(
     idleTimeoutMillis: 30_000,
     application_name: 'conduit',
     // Every parameterised statement prepared once per connection (prepared.ts).
-    Client: PreparingClient,
+    ...(config.dbPrepare === false ? {} : { Client: PreparingClient }),
     // The server-side backstop for the request deadline: if a CancelRequest is lost, PostgreSQL
     // still stops the statement, well after the deadline (the cancel is the normal path).
     ...(deadline > 0 ? { statement_timeout: 2 * deadline + 1000 } : {}),

@@ -67,7 +67,7 @@ test('a query with a name of its own keeps it', async () => {
   assert.deepEqual(own.map((p) => p.name), ['own_name']);
 });
 
-// Last: it fills the process's table of names.
+// Fills the process's table of names: a test after it must not need a statement prepared.
 test('past the bound on distinct texts, a new text runs unprepared instead of growing every connection', async () => {
   for (let i = 0; statementName(`select ${i} + $1::int`) !== undefined; i++) {
     assert.ok(i <= MAX_NAMED_STATEMENTS, 'the bound does not hold');
@@ -75,4 +75,16 @@ test('past the bound on distinct texts, a new text runs unprepared instead of gr
   const text = 'select $1::int - 1 as n';
   assert.equal((await t.db.query<{ n: number }>(text, [1])).rows[0]!.n, 0);
   assert.ok(!(await preparedOnTheConnection()).some((p) => p.statement === text));
+});
+
+test('with DB_PREPARE=off (a pooler that cannot follow prepared statements) nothing is prepared', async () => {
+  const off = await createTestApp({ DB_POOL_MAX: '1', CACHE: 'off', DB_PREPARE: 'off' });
+  try {
+    const author = await new Client(off.app).register();
+    assert.equal((await new Client(off.app).get(`/api/profiles/${author.username}`)).status, 200);
+    const res = await off.db.query<{ n: number }>('select count(*)::int as n from pg_prepared_statements');
+    assert.equal(res.rows[0]!.n, 0);
+  } finally {
+    await off.close();
+  }
 });
