@@ -88,26 +88,41 @@ async function setTags(client: pg.PoolClient, articleId: number, tags: readonly 
 
 const SLUG_ATTEMPTS = 5;
 
+/**
+ * Creates the article with its tags and returns it as its author sees it, in one statement (one
+ * round trip, atomic without a transaction). Tags that exist are returned by `do update`, which
+ * locks them until the statement ends: a concurrent creator of the same new tag waits, then finds
+ * it, where `do nothing` would hide it from this statement's snapshot and lose the link.
+ */
 export async function insertArticle(
-  client: pg.PoolClient,
+  db: Queryable,
   authorId: number,
   a: { title: string; description: string; body: string; tagList: readonly string[] },
-): Promise<number> {
+): Promise<ArticleRow> {
   const base = slugify(a.title);
   // Duplicate titles are allowed (SPEC.md "Rules"): the first gets the plain slug, later ones a
   // random suffix. `on conflict do nothing` makes the check and the insert one atomic step.
   for (let attempt = 0; attempt < SLUG_ATTEMPTS; attempt++) {
     const slug = attempt === 0 ? base : withSuffix(base);
-    const res = await client.query<{ id: number }>(
-      `insert into articles (slug, title, description, body, author_id) values ($1, $2, $3, $4, $5)
-       on conflict (slug) do nothing returning id`,
-      [slug, a.title, a.description, a.body, authorId],
+    const res = await db.query<ArticleRow>(
+      `with art as (
+         insert into articles (slug, title, description, body, author_id) values ($1, $2, $3, $4, $5)
+         on conflict (slug) do nothing
+         returning id, author_id, slug, title, description, body, created_at, updated_at, favorites_count),
+       tg as (
+         insert into tags (name) select t.name from art, unnest($6::text[]) as t(name)
+         on conflict (name) do update set name = excluded.name
+         returning id, name),
+       lnk as (insert into article_tags (article_id, tag_id) select art.id, tg.id from art, tg)
+       select art.*, array(select name from tg order by name collate "C") as tag_list,
+              u.username as author_username, u.bio as author_bio, u.image as author_image,
+              false as favorited,
+              exists (select 1 from follows fo where fo.follower_id = $5 and fo.followee_id = $5) as following
+         from art join users u on u.id = art.author_id`,
+      [slug, a.title, a.description, a.body, authorId, a.tagList],
     );
-    const id = res.rows[0]?.id;
-    if (id !== undefined) {
-      await setTags(client, id, a.tagList);
-      return id;
-    }
+    const row = res.rows[0];
+    if (row) return row;
   }
   throw new Error(`no free slug for "${base}" after ${SLUG_ATTEMPTS} attempts`);
 }

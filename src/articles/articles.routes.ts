@@ -206,12 +206,9 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
   }, async (request, reply) => {
     const viewer = viewerId(request);
     const { title, description, body, tagList } = request.body.article;
-    const row = await inTransaction(db, async (tx) => {
-      const id = await insertArticle(tx, viewer, { title, description, body, tagList: normaliseTags(tagList ?? []) });
-      return findArticle(tx, { id }, viewer);
-    });
-    await ctx.invalidate(membershipTags(viewer, row!.author_username, row!.tag_list));
-    return reply.code(201).send({ article: toArticle(row!) });
+    const row = await insertArticle(db, viewer, { title, description, body, tagList: normaliseTags(tagList ?? []) });
+    await ctx.invalidate(membershipTags(viewer, row.author_username, row.tag_list));
+    return reply.code(201).send({ article: toArticle(row) });
   });
 
   app.put('/api/articles/:slug', {
