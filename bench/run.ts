@@ -17,6 +17,7 @@ import { openEmbedded, openExternal, type DatabaseServer } from './databases.ts'
 import { pool, record, requestPatiently, startPlatform } from './drive.ts';
 import { measureTarget, SWEEP_PERCENTS, toRunResult, type MeasureContext } from './measure.ts';
 import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.ts';
+import { openPgStatements } from './pgstat.ts';
 import { pgbenchAvailable, runPgbench } from './pgbench.ts';
 import type { Recording } from './platform.ts';
 import { startOtlpSink, type OtlpSink } from './otlp-sink.ts';
@@ -32,6 +33,8 @@ const JWT_SECRET = 'bench-only-secret-bench-only-secret-0123456789';
 const PGBENCH_CLIENTS = 10;
 
 interface Ctx extends MeasureContext {
+  /** Warns, and keeps the line for the report (what the run could not measure). */
+  note: (line: string) => void;
   servers: Map<DatabaseKind, DatabaseServer>;
   /** Set on a signal or the hard timeout: start nothing new. */
   stopping: boolean;
@@ -158,6 +161,7 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
     try {
       const server = ctx.servers.get(CONFIGS[config]!.database)!;
       const db = await server.createRunDatabase();
+      const pgStats = await openPgStatements(db.url, (line) => ctx.note(line));
       try {
         const exportsBefore = ctx.otlp?.counts().exports ?? 0;
         const service = await startService(serviceEnv(ctx, config, db.url));
@@ -174,12 +178,12 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
             for (const b of rec.bad.slice(0, 5)) log.error(`${name}: ${b.req.method} ${b.req.path} answered ${b.status}: ${b.body}`);
             if (rec.bad.length) ctx.fail(`${name}: ${rec.bad.length} of ${recordings.length} recorded responses were not 2xx`);
           };
-          const target = { label: `${name} × ${config}`, url: service.url, sample: { service: service.pid, database: server.postmasterPid }, metrics: true };
+          const target = { label: `${name} × ${config}`, url: service.url, sample: { service: service.pid, database: server.postmasterPid }, metrics: true, pg: pgStats };
           // The pool opens connections as load needs them: renice new backends as they come.
           const renicing = server.kind === 'external' && opts.nice !== undefined ? setInterval(() => void reniceBackends(ctx, server, db.name), 1000) : undefined;
           const m = await measureTarget(ctx, target, connections, requestsFile).finally(() => clearInterval(renicing));
           await recordOnce();
-          const run = toRunResult(ctx, name, config, connections, m.peak, service.logs, m.gc);
+          const run = toRunResult(ctx, name, config, connections, m.peak, service.logs, m.gc, m.pg);
           if (opts.pin) run.cpus = cpuList(service.pid);
           run.overload = m.overload;
           runs.push(run);
@@ -195,6 +199,7 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
           ctx.fail(`${name} × ${config}: no spans reached the OTLP sink`);
         }
       } finally {
+        await pgStats?.close();
         await db.drop();
       }
     } catch (err) {
@@ -387,7 +392,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   const outDir = path.resolve(opts.out ?? path.join(ROOT, 'bench', 'results', startedAt.toISOString().slice(0, 19).replace(/[:T]/g, '-')));
   await mkdir(outDir, { recursive: true });
   const failures: string[] = [];
+  const notes: string[] = [];
   const ctx: Ctx = {
+    note: (line) => {
+      notes.push(line);
+      log.warn(line);
+    },
     opts,
     log,
     fail: (text) => {
@@ -482,6 +492,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       targets: [],
       ok: failures.length === 0,
       failures,
+      notes,
     };
     results.targets = evaluateTargets(results);
     const files = await writeReport(outDir, results);
