@@ -18,6 +18,8 @@ import { pool, record, requestPatiently, startPlatform } from './drive.ts';
 import { measureTarget, SWEEP_PERCENTS, toRunResult, type MeasureContext } from './measure.ts';
 import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.ts';
 import { openPgStatements } from './pgstat.ts';
+import { runPeerMode, writePeerReport } from './peer/run.ts';
+import { compactPeerTable } from './peer/table.ts';
 import { pgbenchAvailable, runPgbench } from './pgbench.ts';
 import type { Recording } from './platform.ts';
 import { startOtlpSink, type OtlpSink } from './otlp-sink.ts';
@@ -323,6 +325,11 @@ function commandLine(argv: readonly string[]): string {
 
 /** A generous upper bound of the run's length, for the hard timeout. */
 function budgetSec(o: BenchOptions): number {
+  if (o.peer) {
+    const seeding = 120 + (o.dataset.articles / 500) * 60;
+    const runs = o.scenarios.length * o.peer.rounds * (o.configs.length + o.peer.peers.length) * (o.warmupSec + o.durationSec + 15);
+    return Math.round(2 * (seeding * (o.peer.peers.length + 1) + runs) + 300);
+  }
   const perRun = o.warmupSec + o.durationSec + 20 + (o.sweep ? SWEEP_PERCENTS.length * (o.sweepDurationSec + 2) : 0) + (o.overload ? o.sweepDurationSec + 15 : 0);
   const seeding = 60 + (o.dataset.articles / 10_000) * 120;
   const total = seeding * 2 + o.scenarios.length * (o.configs.length + 1) * perRun + (o.pgbench ? 4 * (o.durationSec + 10) : 0);
@@ -393,6 +400,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   await mkdir(outDir, { recursive: true });
   const failures: string[] = [];
   const notes: string[] = [];
+  const atCleanup: (() => Promise<void>)[] = [];
   const ctx: Ctx = {
     note: (line) => {
       notes.push(line);
@@ -417,6 +425,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const cleanup = () =>
     (cleaning ??= (async () => {
       killAllChildren('SIGTERM');
+      for (const work of atCleanup.splice(0)) await work().catch((e: unknown) => log.warn(`cleanup: ${describe(e)}`));
       for (const s of ctx.servers.values()) await s.close().catch((e: unknown) => log.warn(`cleanup: ${describe(e)}`));
       ctx.servers.clear();
       await ctx.otlp?.close();
@@ -437,6 +446,18 @@ export async function main(argv: readonly string[]): Promise<number> {
   deadline.unref();
 
   try {
+    if (opts.peer) {
+      const peerCtx = { ...ctx, isStopping: () => ctx.stopping, atCleanup: (w: () => Promise<void>) => void atCleanup.push(w) };
+      const results = await runPeerMode(peerCtx, opts.peer, outDir, commandLine(argv));
+      results.failures = failures;
+      results.notes = notes;
+      results.ok = failures.length === 0;
+      const files = await writePeerReport(outDir, results);
+      log.info(`wrote ${files.map((f) => path.join(path.relative(process.cwd(), outDir) || '.', f)).join(', ')}`);
+      process.stdout.write(`${compactPeerTable(results)}\n`);
+      if (!results.ok) log.error(`THIS RUN HAD ERRORS (${failures.length}): it is not a result. See above and ${path.join(outDir, 'summary.md')}`);
+      return results.ok ? 0 : 1;
+    }
     log.info(`bench: scenarios ${opts.scenarios.join(', ')}; configurations ${opts.configs.join(', ')}; ${opts.durationSec} s per run; output ${path.relative(process.cwd(), outDir) || '.'}`);
     if (opts.configs.some((c) => CONFIGS[c]!.otlp)) ctx.otlp = await startOtlpSink();
     const skipped = await openDatabases(ctx);
