@@ -1,6 +1,6 @@
 // The command line of `npm run bench`.
 import { parseArgs } from 'node:util';
-import { COMPARE_CONFIGS, COMPARE_SCENARIOS, selectConfigs } from './configs.ts';
+import { COMPARE_CONFIGS, COMPARE_SCENARIOS, CONFIGS, selectConfigs } from './configs.ts';
 import type { Engine } from './drive.ts';
 import { UsageError } from './errors.ts';
 import { selectPeerScenarios } from './peer/scenarios.ts';
@@ -160,6 +160,9 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
       if (compare || pgbench || values.sweep || values.overload || values.floor) throw new Error('--compare, --pgbench, --sweep, --overload and --floor are not for peer mode');
       scenarios = selectPeerScenarios(list(values.scenarios));
       configs = selectConfigs(list(values.configs) ?? ['default', 'cache-off']);
+      // Peer mode starts no OTLP sink: a tracing configuration would measure tracing off.
+      const traced = configs.filter((c) => CONFIGS[c]!.otlp);
+      if (traced.length) throw new Error(`${traced.join(', ')}: configurations that export spans are not for peer mode`);
     } else {
       scenarios = selectScenarios(list(values.scenarios) ?? (compare ? [...COMPARE_SCENARIOS] : undefined)).map((s) => s.name);
       if (pgbench && !scenarios.includes('list')) scenarios.push('list');

@@ -102,6 +102,7 @@ describe('peer mode: the command line', () => {
       ['--peer', 'a=http://x:1', '--rounds', '0'],
       ['--peer', 'a=http://x:1', '--scenarios', 'login'],
       ['--peer', 'a=http://x:1', '--sweep'],
+      ['--peer', 'a=http://x:1', '--configs', 'default,tracing-1pct'],
       ['--peer-database', 'a=postgres://h/db'],
     ]) {
       assert.throws(() => parseOptions(args), UsageError, args.join(' '));
