@@ -117,6 +117,9 @@ export function cpuUsPerResponse(cpuPercent: number | undefined, requestsPerSec:
   return round(((cpuPercent / 100) * 1e6) / requestsPerSec, 1);
 }
 
+/** Servers already reported as unable to tell (so each is reported once per run). */
+const noted = new Set<string>();
+
 /**
  * A reader for a run's database, or undefined after saying why (once per server, through `note`:
  * the run goes on without PostgreSQL's figures).
@@ -135,4 +138,3 @@ export async function openPgStatements(databaseUrl: string, note: (line: string)
   }
   return r;
 }
-const noted = new Set<string>();
