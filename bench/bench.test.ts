@@ -46,6 +46,16 @@ async function benchDatabases(): Promise<string[]> {
   }
 }
 
+async function serverSetting(url: string, name: string): Promise<string> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<{ v: string }>('select current_setting($1) as v', [name])).rows[0]!.v;
+  } finally {
+    await c.end();
+  }
+}
+
 const dirs: string[] = [];
 after(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
@@ -95,6 +105,19 @@ describe('npm run bench', { timeout: 150_000 }, () => {
       assert.deepEqual(s.points.map((p) => p.percentOfPeak), [10, 25, 50, 75, 100]);
       assert.ok(s.points.every((p) => p.offeredRate > 0 && p.requestsPerSec > 0 && p.latencyMs.p99 > 0));
     }
+    // The cost per response: the server's CPU always; PostgreSQL's time where pg_stat_statements
+    // is preloaded (the embedded server the bench starts; the suite's server only if configured so).
+    for (const x of r.runs) assert.ok(x.serviceCpuUsPerResponse! > 0, `${x.config} CPU per response`);
+    const measured = r.runs.find((x) => x.config === config)!;
+    const preloaded = server ? (await serverSetting(server, 'shared_preload_libraries')).includes('pg_stat_statements') : true;
+    if (preloaded) {
+      assert.ok(measured.pg && measured.pg.callsPerRequest > 0 && measured.pg.usPerRequest > 0, JSON.stringify(measured.pg));
+      assert.ok(Math.abs(measured.pg.usPerRequest - measured.pg.execUsPerRequest - measured.pg.planUsPerRequest) < 0.2);
+    } else {
+      assert.equal(measured.pg, null);
+      assert.ok(r.notes?.some((n) => /^pg_stat_statements not available on 127\.0\.0\.1:\d+ \(add shared_preload_libraries = 'pg_stat_statements' and restart\)$/.test(n)), String(r.notes));
+    }
+    assert.equal(r.runs.find((x) => x.config === 'platform')!.pg, null);
     assert.ok(r.targets.some((t) => t.id === 'mixed-errors' && t.met === true));
     assert.ok(r.targets.some((t) => t.id === 'mixed-p99-half' && typeof t.met === 'boolean'));
 
@@ -102,6 +125,8 @@ describe('npm run bench', { timeout: 150_000 }, () => {
     assert.match(md, /^\| scenario \| config \| req\/s \| × platform \| p50 ms \| p90 ms \| p99 ms \| max ms \| errors \| non-2xx \| timeouts \|/m);
     assert.match(md, new RegExp(`^\\| mixed \\| ${config} \\| [\\d,]+ \\| \\d\\.\\d\\d \\|`, 'm'));
     assert.match(md, /^\| mixed \| _platform limit_ \| [\d,]+ \|/m);
+    assert.match(md, new RegExp(`^\\| mixed \\| ${config} \\| [\\d,]+ \\| [\\d.,]+ \\| ${preloaded ? '[\\d.,]+ \\([\\d.,]+ \\+ [\\d.,]+\\) \\| \\d+\\.\\d\\d' : ' \\| '} \\|$`, 'm'));
+    if (!preloaded) assert.match(md, /^> ⚠ pg_stat_statements not available on /m);
     assert.doesNotMatch(md, /THIS RUN HAD ERRORS/);
     for (const svg of ['throughput.svg', 'latency.svg', 'sweep.svg']) {
       const text = await readFile(path.join(out, svg), 'utf8');

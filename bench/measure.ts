@@ -4,6 +4,7 @@
 import { LoadSession, type Measurement } from './drive.ts';
 import { gcWindow, readGc, readLag, type GcWindow } from './gc.ts';
 import type { BenchOptions } from './options.ts';
+import { cpuUsPerResponse, perRequest, type PgPerRequest, type PgStatements } from './pgstat.ts';
 import type { Progress } from './progress.ts';
 import type { OverloadPoint, RunResult, SweepPoint } from './report.ts';
 
@@ -16,6 +17,8 @@ export interface Target {
   sample: Record<string, number | undefined>;
   /** The service has Conduit's /metrics: its GC time over the peak run is read from there. */
   metrics?: boolean;
+  /** The target's database: its pg_stat_statements are reset before the peak run and read after. */
+  pg?: PgStatements | undefined;
 }
 
 export interface MeasureContext {
@@ -31,7 +34,7 @@ export async function measureTarget(
   target: Target,
   connections: number,
   requestsFile: string,
-): Promise<{ peak: Measurement; sweep: SweepPoint[]; gc: GcWindow | null; overload: OverloadPoint | null }> {
+): Promise<{ peak: Measurement; sweep: SweepPoint[]; gc: GcWindow | null; overload: OverloadPoint | null; pg: PgPerRequest | null }> {
   const { opts, log } = ctx;
   const session = await LoadSession.open({ url: target.url, connections, requestsFile, engine: opts.engine, workDir: ctx.workDir, sample: target.sample, spin: opts.pin });
   try {
@@ -40,7 +43,10 @@ export async function measureTarget(
       if (w.errors + w.timeouts + w.non2xx > 0) log.warn(`${target.label} warm-up: ${w.errors} errors, ${w.timeouts} timeouts, ${w.non2xx} non-2xx`);
     }
     const gcBefore = target.metrics ? await readGc(target.url) : null;
+    await target.pg?.reset();
     const peak = await session.run({ durationSec: opts.durationSec }, (n, t) => log.tick(target.label, n, t, opts.durationSec));
+    const pgTotals = target.pg ? await target.pg.read() : null;
+    const pg = pgTotals && target.pg ? perRequest(pgTotals, peak.result.responses, target.pg.planningTracked) : null;
     const gcAfter = gcBefore ? await readGc(target.url) : null;
     const gc = gcBefore && gcAfter ? gcWindow(gcBefore, gcAfter, peak.result.durationSec) : null;
     const r = peak.result;
@@ -48,7 +54,8 @@ export async function measureTarget(
     log.info(
       `${target.label}: ${Math.round(r.requestsPerSec).toLocaleString('en-US')} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms` +
         `${svc ? `, CPU ${svc.cpuPercent}%, RSS ${svc.rssPeakMB} MB` : ''}${peak.usage.database ? `, DB CPU ${peak.usage.database.cpuPercent}%` : ''}` +
-        `${peak.usage.loadgen ? `, load gen CPU ${peak.usage.loadgen.cpuPercent}%` : ''}${gc ? `, GC ${gc.percent}% (p99 pause ≤ ${gc.p99Ms} ms)` : ''}`,
+        `${peak.usage.loadgen ? `, load gen CPU ${peak.usage.loadgen.cpuPercent}%` : ''}${gc ? `, GC ${gc.percent}% (p99 pause ≤ ${gc.p99Ms} ms)` : ''}` +
+        `${pg ? `, PostgreSQL ${pg.usPerRequest} µs/req in ${pg.callsPerRequest} statements` : ''}`,
     );
     const sweep: SweepPoint[] = [];
     if (opts.sweep) {
@@ -107,14 +114,23 @@ export async function measureTarget(
           `${lag ? `; event-loop lag mean ${lag.mean} ms, max ${lag.max} ms` : ''}`,
       );
     }
-    return { peak, sweep, gc, overload };
+    return { peak, sweep, gc, overload, pg };
   } finally {
     await session.close();
   }
 }
 
 /** The peak measurement as a result row; reports (loudly) whatever makes it not a result. */
-export function toRunResult(ctx: MeasureContext, scenario: string, config: string, connections: number, m: Measurement, logs?: () => string, gc: GcWindow | null = null): RunResult {
+export function toRunResult(
+  ctx: MeasureContext,
+  scenario: string,
+  config: string,
+  connections: number,
+  m: Measurement,
+  logs?: () => string,
+  gc: GcWindow | null = null,
+  pg: PgPerRequest | null = null,
+): RunResult {
   const r = m.result;
   const problems: string[] = [];
   if (r.errors) problems.push(`${r.errors} connection errors`);
@@ -153,6 +169,8 @@ export function toRunResult(ctx: MeasureContext, scenario: string, config: strin
     database: m.usage.database ?? null,
     loadgen: m.usage.loadgen ?? null,
     gc,
+    serviceCpuUsPerResponse: cpuUsPerResponse(m.usage.service?.cpuPercent, r.requestsPerSec),
+    pg,
     ratioToPlatform: null,
     loadgenBound,
     ok: problems.length === 0,

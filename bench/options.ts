@@ -1,7 +1,10 @@
 // The command line of `npm run bench`.
 import { parseArgs } from 'node:util';
-import { COMPARE_CONFIGS, COMPARE_SCENARIOS, selectConfigs } from './configs.ts';
+import { COMPARE_CONFIGS, COMPARE_SCENARIOS, CONFIGS, selectConfigs } from './configs.ts';
 import type { Engine } from './drive.ts';
+import { UsageError } from './errors.ts';
+import { selectPeerScenarios } from './peer/scenarios.ts';
+import { parsePeerOptions, PEER_USAGE, type PeerOptions } from './peer/options.ts';
 import { SCENARIOS, selectScenarios } from './scenarios.ts';
 import { wrkPath } from './wrk.ts';
 
@@ -46,6 +49,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --token-users <n>       users logged in for the authenticated scenarios (default 200, quick 50)
   --external-pg-url <url> the server the external-pg configuration uses
                           (default postgres://postgres@127.0.0.1:5432/postgres)
+${PEER_USAGE}
   -h, --help`;
 
 export interface BenchOptions {
@@ -71,9 +75,11 @@ export interface BenchOptions {
   dataset: { users: number; articles: number; comments?: number; favorites?: number; tags?: number; follows?: number; seed: number };
   tokenUsers: number;
   externalPgUrl: string;
+  /** Peer mode (--peer): other RealWorld implementations side by side. */
+  peer?: PeerOptions | undefined;
 }
 
-export class UsageError extends Error {}
+export { UsageError };
 
 function num(raw: string | undefined, name: string, min: number): number | undefined {
   if (raw === undefined) return undefined;
@@ -127,6 +133,11 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
         seed: { type: 'string' },
         'token-users': { type: 'string' },
         'external-pg-url': { type: 'string' },
+        peer: { type: 'string', multiple: true },
+        'peer-database': { type: 'string', multiple: true },
+        'peer-pid': { type: 'string', multiple: true },
+        'peer-pg': { type: 'string' },
+        rounds: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -134,8 +145,9 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     throw new UsageError((err as Error).message);
   }
   if (values.help) return 'help';
+  const peer = parsePeerOptions(values);
   const quick = values.quick ?? false;
-  const durationSec = num(values.duration, 'duration', 0.5) ?? (quick ? 3 : 12);
+  const durationSec = num(values.duration, 'duration', 0.5) ?? (peer ? 5 : quick ? 3 : 12);
   const engine = values.loadgen ?? (wrkPath() ? 'wrk' : 'autocannon');
   if (engine !== 'autocannon' && engine !== 'wrk') throw new UsageError(`--loadgen must be autocannon or wrk, got "${engine}"`);
   if (engine === 'wrk' && !wrkPath()) throw new UsageError('--loadgen wrk: wrk is not on PATH (apt-get install wrk)');
@@ -144,9 +156,18 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
   let configs: string[];
   try {
     const compare = values.compare ?? false;
-    scenarios = selectScenarios(list(values.scenarios) ?? (compare ? [...COMPARE_SCENARIOS] : undefined)).map((s) => s.name);
-    if (pgbench && !scenarios.includes('list')) scenarios.push('list');
-    configs = selectConfigs(list(values.configs) ?? (compare ? [...COMPARE_CONFIGS] : undefined));
+    if (peer) {
+      if (compare || pgbench || values.sweep || values.overload || values.floor) throw new Error('--compare, --pgbench, --sweep, --overload and --floor are not for peer mode');
+      scenarios = selectPeerScenarios(list(values.scenarios));
+      configs = selectConfigs(list(values.configs) ?? ['default', 'cache-off']);
+      // Peer mode starts no OTLP sink: a tracing configuration would measure tracing off.
+      const traced = configs.filter((c) => CONFIGS[c]!.otlp);
+      if (traced.length) throw new Error(`${traced.join(', ')}: configurations that export spans are not for peer mode`);
+    } else {
+      scenarios = selectScenarios(list(values.scenarios) ?? (compare ? [...COMPARE_SCENARIOS] : undefined)).map((s) => s.name);
+      if (pgbench && !scenarios.includes('list')) scenarios.push('list');
+      configs = selectConfigs(list(values.configs) ?? (compare ? [...COMPARE_CONFIGS] : undefined));
+    }
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -161,8 +182,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     scenarios,
     configs,
     durationSec,
-    warmupSec: num(values.warmup, 'warmup', 0) ?? (quick ? 1 : 3),
-    connections: Math.max(1, int('connections') ?? 50),
+    warmupSec: num(values.warmup, 'warmup', 0) ?? (peer ? 2 : quick ? 1 : 3),
+    connections: Math.max(1, int('connections') ?? (peer ? 32 : 50)),
     sweep: values.sweep ?? false,
     overload: values.overload ?? false,
     overloadConnections: Math.max(1, int('overload-connections') ?? 400),
@@ -174,15 +195,16 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     nice: niceness(values.nice),
     out: values.out,
     dataset: {
-      users: int('users') ?? (quick ? 100 : 1000),
-      articles: int('articles') ?? (quick ? 1000 : 10_000),
+      users: int('users') ?? (peer ? 50 : quick ? 100 : 1000),
+      articles: int('articles') ?? (peer ? 500 : quick ? 1000 : 10_000),
       ...optional('comments', int('comments')),
       ...optional('favorites', int('favorites')),
       ...optional('tags', int('tags')),
       ...optional('follows', int('follows')),
       seed: int('seed') ?? 1,
     },
-    tokenUsers: int('token-users') ?? (quick ? 50 : 200),
+    tokenUsers: int('token-users') ?? (peer ? 10 : quick ? 50 : 200),
     externalPgUrl: values['external-pg-url'] ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    peer,
   };
 }

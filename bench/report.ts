@@ -5,6 +5,8 @@ import path from 'node:path';
 import { CONFIGS, FLOOR, PLATFORM, type DatabaseKind } from './configs.ts';
 import type { Percentiles } from './histogram.ts';
 import type { KindStats } from './loadgen.ts';
+import { costTable } from './costs.ts';
+import type { PgPerRequest } from './pgstat.ts';
 import type { GcWindow } from './gc.ts';
 import type { Usage } from './processes.ts';
 import { colors, groupedBars, latencyRanges, linePanels, type Line } from './svg.ts';
@@ -31,6 +33,10 @@ export interface RunResult {
   loadgen: Usage | null;
   /** The service's garbage collection over the peak run (from its /metrics); null for the platform. */
   gc?: GcWindow | null;
+  /** The server's CPU (user + system, its whole process tree) per response, µs. */
+  serviceCpuUsPerResponse?: number | null;
+  /** PostgreSQL's time and statements per response (pg_stat_statements); null when the server cannot tell. */
+  pg?: PgPerRequest | null;
   /** With --overload: the service at twice its peak rate. */
   overload?: OverloadPoint | null;
   /** requestsPerSec / the platform limit's requestsPerSec for the same scenario. */
@@ -139,6 +145,8 @@ export interface Results {
   targets: Target[];
   ok: boolean;
   failures: string[];
+  /** What the run could not measure, and why (e.g. pg_stat_statements not preloaded). */
+  notes?: string[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -245,6 +253,7 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
     lines.push('');
   }
   for (const c of r.configs.filter((x) => x.skipped)) lines.push(`> ⚠ configuration \`${c.name}\` skipped: ${c.skipped}`, '');
+  for (const note of r.notes ?? []) lines.push(`> ⚠ ${note}`, '');
 
   lines.push('## Throughput and latency', '');
   lines.push('| scenario | config | req/s | × platform | p50 ms | p90 ms | p99 ms | max ms | errors | non-2xx | timeouts | service CPU | service RSS | GC | DB CPU | load gen CPU |');
@@ -267,6 +276,8 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
       '⚠ on the load generator: it used ≥ 90% of a core, so that run measured (also) the generator\'s limit.',
     '',
   );
+
+  lines.push(...costTable(r.runs, (c) => (c === PLATFORM ? '_platform limit_' : c === FLOOR ? '_Fastify floor_' : c)));
 
   if (r.targets.length) {
     lines.push('## Targets (issue 6)', '');

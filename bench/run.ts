@@ -17,6 +17,9 @@ import { openEmbedded, openExternal, type DatabaseServer } from './databases.ts'
 import { pool, record, requestPatiently, startPlatform } from './drive.ts';
 import { measureTarget, SWEEP_PERCENTS, toRunResult, type MeasureContext } from './measure.ts';
 import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.ts';
+import { openPgStatements } from './pgstat.ts';
+import { runPeerMode, writePeerReport } from './peer/run.ts';
+import { compactPeerTable } from './peer/table.ts';
 import { pgbenchAvailable, runPgbench } from './pgbench.ts';
 import type { Recording } from './platform.ts';
 import { startOtlpSink, type OtlpSink } from './otlp-sink.ts';
@@ -32,6 +35,8 @@ const JWT_SECRET = 'bench-only-secret-bench-only-secret-0123456789';
 const PGBENCH_CLIENTS = 10;
 
 interface Ctx extends MeasureContext {
+  /** Warns, and keeps the line for the report (what the run could not measure). */
+  note: (line: string) => void;
   servers: Map<DatabaseKind, DatabaseServer>;
   /** Set on a signal or the hard timeout: start nothing new. */
   stopping: boolean;
@@ -158,6 +163,7 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
     try {
       const server = ctx.servers.get(CONFIGS[config]!.database)!;
       const db = await server.createRunDatabase();
+      const pgStats = await openPgStatements(db.url, (line) => ctx.note(line));
       try {
         const exportsBefore = ctx.otlp?.counts().exports ?? 0;
         const service = await startService(serviceEnv(ctx, config, db.url));
@@ -174,12 +180,12 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
             for (const b of rec.bad.slice(0, 5)) log.error(`${name}: ${b.req.method} ${b.req.path} answered ${b.status}: ${b.body}`);
             if (rec.bad.length) ctx.fail(`${name}: ${rec.bad.length} of ${recordings.length} recorded responses were not 2xx`);
           };
-          const target = { label: `${name} × ${config}`, url: service.url, sample: { service: service.pid, database: server.postmasterPid }, metrics: true };
+          const target = { label: `${name} × ${config}`, url: service.url, sample: { service: service.pid, database: server.postmasterPid }, metrics: true, pg: pgStats };
           // The pool opens connections as load needs them: renice new backends as they come.
           const renicing = server.kind === 'external' && opts.nice !== undefined ? setInterval(() => void reniceBackends(ctx, server, db.name), 1000) : undefined;
           const m = await measureTarget(ctx, target, connections, requestsFile).finally(() => clearInterval(renicing));
           await recordOnce();
-          const run = toRunResult(ctx, name, config, connections, m.peak, service.logs, m.gc);
+          const run = toRunResult(ctx, name, config, connections, m.peak, service.logs, m.gc, m.pg);
           if (opts.pin) run.cpus = cpuList(service.pid);
           run.overload = m.overload;
           runs.push(run);
@@ -195,6 +201,7 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
           ctx.fail(`${name} × ${config}: no spans reached the OTLP sink`);
         }
       } finally {
+        await pgStats?.close();
         await db.drop();
       }
     } catch (err) {
@@ -318,6 +325,11 @@ function commandLine(argv: readonly string[]): string {
 
 /** A generous upper bound of the run's length, for the hard timeout. */
 function budgetSec(o: BenchOptions): number {
+  if (o.peer) {
+    const seeding = 120 + (o.dataset.articles / 500) * 60;
+    const runs = o.scenarios.length * o.peer.rounds * (o.configs.length + o.peer.peers.length) * (o.warmupSec + o.durationSec + 15);
+    return Math.round(2 * (seeding * (o.peer.peers.length + 1) + runs) + 300);
+  }
   const perRun = o.warmupSec + o.durationSec + 20 + (o.sweep ? SWEEP_PERCENTS.length * (o.sweepDurationSec + 2) : 0) + (o.overload ? o.sweepDurationSec + 15 : 0);
   const seeding = 60 + (o.dataset.articles / 10_000) * 120;
   const total = seeding * 2 + o.scenarios.length * (o.configs.length + 1) * perRun + (o.pgbench ? 4 * (o.durationSec + 10) : 0);
@@ -387,7 +399,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   const outDir = path.resolve(opts.out ?? path.join(ROOT, 'bench', 'results', startedAt.toISOString().slice(0, 19).replace(/[:T]/g, '-')));
   await mkdir(outDir, { recursive: true });
   const failures: string[] = [];
+  const notes: string[] = [];
+  const atCleanup: (() => Promise<void>)[] = [];
   const ctx: Ctx = {
+    note: (line) => {
+      notes.push(line);
+      log.warn(line);
+    },
     opts,
     log,
     fail: (text) => {
@@ -407,6 +425,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const cleanup = () =>
     (cleaning ??= (async () => {
       killAllChildren('SIGTERM');
+      for (const work of atCleanup.splice(0)) await work().catch((e: unknown) => log.warn(`cleanup: ${describe(e)}`));
       for (const s of ctx.servers.values()) await s.close().catch((e: unknown) => log.warn(`cleanup: ${describe(e)}`));
       ctx.servers.clear();
       await ctx.otlp?.close();
@@ -427,6 +446,18 @@ export async function main(argv: readonly string[]): Promise<number> {
   deadline.unref();
 
   try {
+    if (opts.peer) {
+      const peerCtx = { ...ctx, isStopping: () => ctx.stopping, atCleanup: (w: () => Promise<void>) => void atCleanup.push(w) };
+      const results = await runPeerMode(peerCtx, opts.peer, outDir, commandLine(argv));
+      results.failures = failures;
+      results.notes = notes;
+      results.ok = failures.length === 0;
+      const files = await writePeerReport(outDir, results);
+      log.info(`wrote ${files.map((f) => path.join(path.relative(process.cwd(), outDir) || '.', f)).join(', ')}`);
+      process.stdout.write(`${compactPeerTable(results)}\n`);
+      if (!results.ok) log.error(`THIS RUN HAD ERRORS (${failures.length}): it is not a result. See above and ${path.join(outDir, 'summary.md')}`);
+      return results.ok ? 0 : 1;
+    }
     log.info(`bench: scenarios ${opts.scenarios.join(', ')}; configurations ${opts.configs.join(', ')}; ${opts.durationSec} s per run; output ${path.relative(process.cwd(), outDir) || '.'}`);
     if (opts.configs.some((c) => CONFIGS[c]!.otlp)) ctx.otlp = await startOtlpSink();
     const skipped = await openDatabases(ctx);
@@ -482,6 +513,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       targets: [],
       ok: failures.length === 0,
       failures,
+      notes,
     };
     results.targets = evaluateTargets(results);
     const files = await writeReport(outDir, results);

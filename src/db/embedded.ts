@@ -20,6 +20,8 @@ export interface EmbeddedOptions {
   port: number;
   /** Throwaway clusters (tests) skip durability for speed. */
   ephemeral?: boolean;
+  /** Libraries for shared_preload_libraries (e.g. pg_stat_statements for the bench). */
+  preload?: string[];
   onLog?: (line: string) => void;
 }
 
@@ -69,6 +71,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     '-c', 'unix_socket_directories=',
     '-c', 'max_connections=200',
   ];
+  if (opts.preload?.length) flags.push('-c', `shared_preload_libraries=${opts.preload.join(',')}`);
   if (opts.ephemeral) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
   // The package rejects with `undefined` when the server exits during start; keep the server's
   // last lines so the error says why (port in use, data directory locked, ...).
