@@ -27,7 +27,7 @@ export function listArticlesQuery(filter: ListFilter, viewer: number | null): { 
   // $1 viewer, $2 limit, $3 offset, then one parameter per filter.
   const values: unknown[] = [viewer, filter.limit, filter.offset];
   const w = whereClause(filter, values);
-  const text = `select c.total, x.*
+  const text = once(`list\0${w}`, () => `select c.total, x.*
        from (select count(*)::int as total from articles a ${w}) c
        left join lateral (
          select ${articleColumns(1, { body: false })}
@@ -35,8 +35,17 @@ export function listArticlesQuery(filter: ListFilter, viewer: number | null): { 
            ${w}
           order by a.created_at desc, a.id desc
           limit $2 offset $3
-       ) x on true`;
+       ) x on true`);
   return filter.followedBy === undefined ? { text, values } : plannedPerCall(text, values);
+}
+
+// Each statement text is built once per filter combination (at most 16 of each kind): the same
+// string on every call, not a new 1 KB one to build and hash (db/prepared.ts looks texts up).
+const texts = new Map<string, string>();
+function once(shape: string, build: () => string): string {
+  let text = texts.get(shape);
+  if (text === undefined) texts.set(shape, (text = build()));
+  return text;
 }
 
 /**
@@ -74,7 +83,8 @@ export async function listArticles(db: Queryable, filter: ListFilter, viewer: nu
 /** `articlesCount` for these filters. */
 export async function countArticles(db: Queryable, filter: Omit<ListFilter, 'limit' | 'offset'>): Promise<number> {
   const values: unknown[] = [];
-  const res = await db.query<{ total: number }>(`select count(*)::int as total from articles a ${whereClause(filter, values)}`, values);
+  const w = whereClause(filter, values);
+  const res = await db.query<{ total: number }>(once(`count\0${w}`, () => `select count(*)::int as total from articles a ${w}`), values);
   return res.rows[0]!.total;
 }
 
@@ -82,13 +92,11 @@ export async function countArticles(db: Queryable, filter: Omit<ListFilter, 'lim
 export async function pageOfArticles(db: Queryable, filter: ListFilter, viewer: number | null): Promise<ArticleRow[]> {
   const values: unknown[] = [viewer, filter.limit, filter.offset];
   const w = whereClause(filter, values);
-  const res = await db.query<ArticleRow>(
-    `select ${articleColumns(1, { body: false })}
+  const text = once(`page\0${w}`, () => `select ${articleColumns(1, { body: false })}
        from articles a join users u on u.id = a.author_id
        ${w}
       order by a.created_at desc, a.id desc
-      limit $2 offset $3`,
-    values,
-  );
+      limit $2 offset $3`);
+  const res = await db.query<ArticleRow>(text, values);
   return res.rows;
 }

@@ -60,12 +60,17 @@ export function toArticle(r: ArticleRow) {
   return { ...toListItem(r), body: r.body ?? '' };
 }
 
+// Statement texts are built once: the same string object on every call is parsed by nobody and
+// looked up in the prepared statements' table (db/prepared.ts) by its cached hash.
+const ARTICLE_BY = {
+  slug: `select ${articleColumns(2)} from articles a join users u on u.id = a.author_id where a.slug = $1`,
+  id: `select ${articleColumns(2)} from articles a join users u on u.id = a.author_id where a.id = $1`,
+};
+
 export async function findArticle(db: Queryable, where: { slug: string } | { id: number }, viewer: number | null) {
-  const [col, val] = 'slug' in where ? ['a.slug', where.slug] : ['a.id', where.id];
-  const res = await db.query<ArticleRow>(
-    `select ${articleColumns(2)} from articles a join users u on u.id = a.author_id where ${col} = $1`,
-    [val, viewer],
-  );
+  const res = 'slug' in where
+    ? await db.query<ArticleRow>(ARTICLE_BY.slug, [where.slug, viewer])
+    : await db.query<ArticleRow>(ARTICLE_BY.id, [where.id, viewer]);
   return res.rows[0];
 }
 
@@ -196,12 +201,10 @@ export async function deleteArticle(db: Queryable, slug: string, viewer: number)
   return res.rows[0]!;
 }
 
-/**
- * Favorite or unfavorite, idempotently, and return the article as the viewer now sees it.
- * The counter moves in the same statement as the favorites row, under the article's row lock,
- * so concurrent favorites from many users give the exact count.
- */
-export async function setFavorite(db: Queryable, slug: string, viewer: number, favorite: boolean) {
+/** setFavorite's two statements (below), built once. */
+const FAVORITE = { true: favoriteStatement(true), false: favoriteStatement(false) };
+
+function favoriteStatement(favorite: boolean): string {
   const change = favorite
     ? `ins as (insert into favorites (user_id, article_id) select $2, id from target
                  on conflict do nothing returning article_id),
@@ -214,14 +217,20 @@ export async function setFavorite(db: Queryable, slug: string, viewer: number, f
   // `for key share` on the target: an article being deleted makes this wait and then find
   // nothing (404), where inserting a favorite for it would fail its foreign key (a 500).
   // The outer select reads the snapshot from before the CTEs ran: the new count comes from upd.
-  const res = await db.query<ArticleRow & { changed: boolean; viewer_username: string | null }>(
-    `with target as (select id from articles where slug = $1 for key share), ${change}
+  return `with target as (select id from articles where slug = $1 for key share), ${change}
      select ${articleColumns(2, { body: true, favoritesCount: 'coalesce((select favorites_count from upd), a.favorites_count)' })},
             exists (select 1 from upd) as changed,
             (select username from users where id = $2) as viewer_username
-       from articles a join users u on u.id = a.author_id where a.id = (select id from target)`,
-    [slug, viewer],
-  );
+       from articles a join users u on u.id = a.author_id where a.id = (select id from target)`;
+}
+
+/**
+ * Favorite or unfavorite, idempotently, and return the article as the viewer now sees it.
+ * The counter moves in the same statement as the favorites row, under the article's row lock,
+ * so concurrent favorites from many users give the exact count.
+ */
+export async function setFavorite(db: Queryable, slug: string, viewer: number, favorite: boolean) {
+  const res = await db.query<ArticleRow & { changed: boolean; viewer_username: string | null }>(FAVORITE[`${favorite}`], [slug, viewer]);
   const row = res.rows[0];
   if (!row) return undefined;
   if (!row.changed) {
