@@ -70,8 +70,9 @@ export function createPool(
     connectionTimeoutMillis: config.dbAcquireTimeoutMs,
     idleTimeoutMillis: 30_000,
     application_name: 'conduit',
-    // Every parameterised statement prepared once per connection (prepared.ts).
-    ...(config.dbPrepare === false ? {} : { Client: PreparingClient }),
+    // Every parameterised statement prepared once per connection, and planned once: generic
+    // plans, held to the indexes by src/db/indexes.test.ts (prepared.ts says why).
+    ...(config.dbPrepare === false ? {} : { Client: PreparingClient, options: '-c plan_cache_mode=force_generic_plan' }),
     // The server-side backstop for the request deadline: if a CancelRequest is lost, PostgreSQL
     // still stops the statement, well after the deadline (the cancel is the normal path).
     ...(deadline > 0 ? { statement_timeout: 2 * deadline + 1000 } : {}),

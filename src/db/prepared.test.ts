@@ -51,13 +51,25 @@ test('the article read is prepared on the connection and reused by every later r
 });
 
 test('statements without parameters and statements planned per call are not prepared', async () => {
-  const planned = 'select $1::int * 2 as n';
-  assert.equal((await t.db.query<{ n: number }>(plannedPerCall(planned, [21]))).rows[0]!.n, 42);
+  const planned = 'select $1::int * 2 as doubled, $2::bigint as nothing';
+  assert.deepEqual((await t.db.query<{ doubled: number }>(plannedPerCall(planned, [21, null]))).rows[0], { doubled: 42, nothing: null });
   await t.db.query('select 12345 as unprepared');
 
   const statements = (await preparedOnTheConnection()).map((p) => p.statement);
-  assert.ok(!statements.includes(planned), 'the statement planned per call was prepared');
+  assert.ok(!statements.some((s) => s.includes('as doubled')), 'the statement planned per call was prepared');
   assert.ok(!statements.some((s) => s.includes('12345')), 'a statement without parameters was prepared');
+});
+
+test('a statement planned per call takes integers and null only: nothing else can reach its text', () => {
+  assert.equal(plannedPerCall('select $1, $2, $10', [1, null, 3, 4, 5, 6, 7, 8, 9, -10]), 'select 1, null, -10');
+  for (const bad of ["1; drop table users", 1.5, '1', true, undefined, 2 ** 60]) {
+    assert.throws(() => plannedPerCall('select $1', [bad]), TypeError, String(bad));
+  }
+});
+
+test('the pool plans each prepared statement once: its connections keep generic plans', async () => {
+  const res = await t.db.query<{ plan_cache_mode: string }>('show plan_cache_mode');
+  assert.equal(res.rows[0]!.plan_cache_mode, 'force_generic_plan');
 });
 
 test('a query with a name of its own keeps it', async () => {
