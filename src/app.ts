@@ -10,6 +10,7 @@ import { registerArticleRoutes } from './articles/articles.routes.ts';
 import { decorateCachedAnswer, HotPath, recordCachedAnswer } from './cache/hot-path.ts';
 import { registerCommentRoutes } from './comments/comments.routes.ts';
 import { registerDocsRoutes } from './docs/docs.routes.ts';
+import { DOC_TAGS, operationsLast } from './docs/openapi-order.ts';
 import type { Config } from './config.ts';
 import type { App, AppContext } from './context.ts';
 import { registerHealthRoutes } from './health/health.routes.ts';
@@ -144,6 +145,9 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
           ' An interactive reference of this document, whose "Try it out" calls this service, is served at /docs.',
       },
       servers: [{ url: '/' }],
+      // The order /docs shows them in: the API's resources first, in the contract's reading
+      // order, and the operator's endpoints (/healthz, /readyz, /metrics) last.
+      tags: DOC_TAGS.map((name) => ({ name })),
       components: {
         securitySchemes: {
           Token: {
@@ -154,6 +158,13 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
           },
         },
       },
+    },
+    // Paths in the same order as the tags: /metrics and the health checks are registered before
+    // the API's routes (they must see every request), which put them first in the document.
+    transformObject: (doc) => {
+      if (!('openapiObject' in doc)) return doc.swaggerObject;
+      if (doc.openapiObject.paths) doc.openapiObject.paths = operationsLast(doc.openapiObject.paths);
+      return doc.openapiObject;
     },
   });
 
