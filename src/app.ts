@@ -16,7 +16,7 @@ import type { App, AppContext } from './context.ts';
 import { registerHealthRoutes } from './health/health.routes.ts';
 import { requestScope } from './db/deadline.ts';
 import { registerCompression } from './http/compression.ts';
-import { AppError, clientErrorHandler, errorHandler, notFoundHandler } from './http/errors.ts';
+import { AppError, clientErrorHandler, errorHandler, forbiddenKey, notFoundHandler } from './http/errors.ts';
 import { registerLoadShedding } from './http/load-shedding.ts';
 import { registerRateLimit } from './http/rate-limit.ts';
 import { registerSecurity } from './http/security.ts';
@@ -121,7 +121,11 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
       done(null, undefined);
       return;
     }
-    void parseJson(request, body as string, done);
+    void parseJson(request, body as string, (err, parsed) => {
+      // Refused: malformed (400), or a `__proto__` / `constructor.prototype` key in valid JSON
+      // (422, errors.ts forbiddenKey). Only failures pay for the second look.
+      done(err ? (forbiddenKey(body as string) ?? err) : null, parsed);
+    });
   });
 
   // The OpenAPI document (GET /api/openapi.json, below) before any route: @fastify/swagger

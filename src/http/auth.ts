@@ -6,7 +6,7 @@ import { createSigner, createVerifier } from 'fast-jwt';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import type { Config } from '../config.ts';
-import { tokenInvalid, tokenMissing } from './errors.ts';
+import { tokenInvalid, tokenMissing, tokenWithoutScheme } from './errors.ts';
 
 export interface Viewer {
   readonly id: number;
@@ -69,6 +69,8 @@ export function createAuth(
     const space = header.indexOf(' ');
     const scheme = space === -1 ? '' : header.slice(0, space).toLowerCase();
     const token = header.slice(space + 1).trim();
+    // A bare JWT (the commonest mistake: the header set to the token itself) says what is missing.
+    if (space === -1 && header !== '' && !/^(token|bearer)$/i.test(header)) throw tokenWithoutScheme();
     if ((scheme !== 'token' && scheme !== 'bearer') || token === '') throw tokenInvalid();
     let payload: { sub?: unknown };
     try {

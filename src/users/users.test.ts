@@ -141,6 +141,21 @@ describe('authentication', () => {
     }
     const scheme = await api.get('/api/user', { headers: { authorization: `Basic ${u.token}` } });
     assert.equal(scheme.status, 401);
+    assert.deepEqual(scheme.body, { errors: { token: ['is invalid'] } });
+  });
+
+  test('a token without a scheme is 401 naming the two schemes', async () => {
+    const u = await api.register();
+    for (const url of ['/api/user', '/api/articles']) {
+      const res = await api.get(url, { headers: { authorization: u.token } });
+      assert.equal(res.status, 401, url);
+      assert.deepEqual(res.body, { errors: { token: ['must be Token <jwt> or Bearer <jwt>'] } }, url);
+    }
+    // A scheme with no token is not a token without a scheme.
+    for (const authorization of ['Token', 'Bearer', 'Token ']) {
+      const res = await api.get('/api/user', { headers: { authorization } });
+      assert.deepEqual(res.body, { errors: { token: ['is invalid'] } }, authorization);
+    }
   });
 
   test('a token of a user that no longer exists is 401', async () => {
