@@ -96,7 +96,7 @@ export async function createContext({ config, db, databaseUrl, migrations, log }
       const sharedClean = (await cache.shared?.invalidate(tags)) ?? true;
       await bus?.publish(tags, !sharedClean);
     },
-    auth: createAuth(config, async (id) => (await db.query('select 1 from users where id = $1', [id])).rowCount === 1),
+    auth: createAuth(config, async (id) => (await db.query<{ token_key: string }>('select token_key from users where id = $1', [id])).rows[0]?.token_key),
     passwords: createPasswords({
       concurrency: config.argon2Concurrency,
       queue: config.argon2Queue,
