@@ -31,6 +31,11 @@ const USER = 'postgres';
 // the real protection, as for any local development database.
 const PASSWORD = 'conduit';
 
+/** The `postgres` database of the embedded server listening on `port`. */
+export function embeddedServerUrl(port: number): string {
+  return `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -113,7 +118,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   const onExit = () => void child.kill('SIGINT');
   process.once('exit', onExit);
   return {
-    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/postgres`,
+    url: embeddedServerUrl(opts.port),
     port: opts.port,
     stop: async () => {
       process.removeListener('exit', onExit);
