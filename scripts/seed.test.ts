@@ -1,6 +1,8 @@
 // The seeder: sizes, determinism, invariants the API relies on, and the command itself.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { slugify } from '../src/articles/slug.ts';
@@ -8,7 +10,13 @@ import { createPool, type Pool } from '../src/db/pool.ts';
 import { verifyPassword } from '../src/users/password.ts';
 import { Client, createDatabase } from '../test/harness.ts';
 import { createSeededApp, type SeededApp } from '../test/seeded.ts';
-import { parseSeedArgs, seed, SEED_PASSWORD, SeedError, tableChecksums, type SeedOptions } from './seed.ts';
+import { freePort } from '../src/db/embedded.ts';
+import { USER_EXISTS_TTL_MS } from '../src/http/auth.ts';
+import { createTestAppOn } from '../test/harness.ts';
+import { startService } from '../test/service.ts';
+import { generate } from './seed.data.ts';
+import { NOTHING_OCCUPIED, place } from './seed.place.ts';
+import { parseSeedArgs, resolveOptions, seed, SEED_PASSWORD, SeedError, tableChecksums, type SeedOptions } from './seed.ts';
 
 const SMALL: Partial<SeedOptions> = { users: 40, articles: 200, comments: 300, favorites: 400, follows: 150, tags: 20, seed: 7 };
 
@@ -159,7 +167,6 @@ describe('determinism', () => {
     const a = await freshDatabase();
     try {
       const first = await seed(a.db, SMALL);
-      await assert.rejects(seed(a.db, SMALL), (err: unknown) => err instanceof SeedError && /--reset/.test(err.message));
       const other = await seed(a.db, { ...SMALL, seed: 8, reset: true });
       assert.notEqual(other.checksum, first.checksum);
       const again = await seed(a.db, { ...SMALL, reset: true });
@@ -168,6 +175,94 @@ describe('determinism', () => {
     } finally {
       await a.close();
     }
+  });
+});
+
+describe('adding to a database that has data', () => {
+  test('keeps every row there, adds the data set after it, and suffixes names and slugs in use', async () => {
+    const a = await freshDatabase();
+    try {
+      const generated = generate(resolveOptions(SMALL));
+      const firstName = generated.users[0]!.username;
+      const firstSlug = generated.articles[0]!.slug;
+      // A user and an article made through the API first, with the names the seed will want.
+      const app = await createTestAppOn(a.url);
+      const api = new Client(app.app);
+      const mine = await api.register({ username: firstName, email: `${firstName}@example.com` });
+      const myArticle = await api.createArticle(mine.token, { title: generated.articles[0]!.title, tagList: [generated.tags[0]!] });
+      assert.equal(myArticle.slug, firstSlug);
+      const before = await tableChecksums(a.db);
+
+      const summary = await seed(a.db, SMALL);
+
+      assert.equal(await count(a.db, 'users'), 41);
+      assert.equal(await count(a.db, 'articles'), 201);
+      assert.equal(await count(a.db, 'tags'), 20, 'the tag in use is the seed\'s tag of that name, not a second one');
+      assert.equal(summary.users, 40);
+      const me = await a.db.query('select id, email from users where username = $1', [firstName]);
+      assert.deepEqual(me.rows, [{ id: 1, email: `${firstName}@example.com` }], 'the existing user is untouched');
+      assert.equal(await count(a.db, `users where username = '${firstName}2' and id = 2`), 1, 'the seeded one is suffixed, with the next id');
+      assert.equal(await count(a.db, `articles where slug = '${firstSlug}-2' and id = 2`), 1);
+      assert.equal(await count(a.db, 'article_tags where article_id = 1'), 1);
+      // Everyone still logs in and works: the API user with their token, seeded users too.
+      assert.equal((await api.get('/api/user', { token: mine.token })).status, 200);
+      const seeded = await api.post('/api/users/login', { body: { user: { email: summary.sampleUsers[0]!.email, password: SEED_PASSWORD } } });
+      assert.equal(seeded.status, 200, seeded.text);
+      assert.equal(seeded.body.user.username, `${firstName}2`);
+      // The API's next insert goes after the seeded ids.
+      const later = await api.createArticle(mine.token, { title: 'After the seed' });
+      assert.equal((await a.db.query('select id from articles where slug = $1', [later.slug])).rows[0].id, 202);
+      await app.close();
+      assert.notDeepEqual(await tableChecksums(a.db), before);
+    } finally {
+      await a.close();
+    }
+  });
+
+  test('seeding twice with the same flags adds the data twice, unique and the same on any database', async () => {
+    const [a, b] = await Promise.all([freshDatabase(), freshDatabase()]);
+    try {
+      for (const db of [a.db, b.db]) {
+        await seed(db, SMALL);
+        await seed(db, SMALL);
+      }
+      assert.equal(await count(a.db, 'users'), 80);
+      assert.equal(await count(a.db, 'articles'), 400);
+      assert.equal(await count(a.db, 'comments'), 600);
+      assert.equal(await count(a.db, 'tags'), 20);
+      const unique = await a.db.query('select count(distinct username)::int as u, count(distinct lower(email))::int as e from users');
+      assert.deepEqual(unique.rows[0], { u: 80, e: 80 });
+      assert.equal(await count(a.db, 'articles where favorites_count <> (select count(*) from favorites f where f.article_id = articles.id)'), 0);
+      assert.deepEqual(await tableChecksums(a.db), await tableChecksums(b.db));
+      // Every user's token key is their own (the column's random default, per row).
+      assert.equal(await count(a.db, '(select distinct token_key from users) k'), 80);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  test('place() moves ids past the occupied ones and suffixes only names in use', () => {
+    const d = generate(resolveOptions({ users: 3, articles: 2, comments: 1, favorites: 1, follows: 1, tags: 2, seed: 3 }));
+    assert.deepEqual(place(d, NOTHING_OCCUPIED), d);
+    const taken = d.users[1]!;
+    const placed = place(d, {
+      base: { users: 10, articles: 20, comments: 30, tags: 40 },
+      usernames: new Set([taken.username, `${taken.username}2`]),
+      emails: new Set(),
+      slugs: new Set([d.articles[0]!.slug]),
+      tags: new Map([[d.tags[1]!, 7]]),
+    });
+    assert.deepEqual(placed.users.map((u) => u.id), [11, 12, 13]);
+    assert.equal(placed.users[1]!.username, `${taken.username}3`);
+    assert.match(placed.users[1]!.email, new RegExp(`^${RegExp.escape(taken.username)}3@`));
+    assert.equal(placed.users[0]!.username, d.users[0]!.username);
+    // The first free suffix: neither in use nor another generated slug.
+    assert.match(placed.articles[0]!.slug, new RegExp(`^${RegExp.escape(d.articles[0]!.slug)}-\\d+$`));
+    assert.ok(!d.articles.some((a) => a.slug === placed.articles[0]!.slug));
+    assert.equal(placed.articles[1]!.slug, d.articles[1]!.slug);
+    assert.deepEqual(placed.articles.map((a) => a.id), [21, 22]);
+    assert.ok(placed.articles.every((a) => a.authorId > 10 && a.tagIds.every((t) => t === 41 || t === 7)));
+    assert.equal(placed.comments[0]!.id, 31);
   });
 });
 
@@ -215,7 +310,7 @@ describe('npm run seed', () => {
     });
   }
 
-  test('prints a JSON summary, refuses a non-empty database with exit 1, and reseeds with --reset', async () => {
+  test('prints a JSON summary, adds to a database that has data, and reseeds with --reset', async () => {
     const a = await freshDatabase();
     try {
       const args = ['--users', '5', '--articles', '12', '--json'];
@@ -226,16 +321,58 @@ describe('npm run seed', () => {
       assert.equal(summary.password, SEED_PASSWORD);
       assert.match(first.stderr, /seeded in \d+\.\ds/);
 
-      const refused = await run(args, { DATABASE_URL: a.url });
-      assert.equal(refused.code, 1);
-      assert.equal(refused.stdout, '');
-      assert.match(refused.stderr, /already has data; run with --reset/);
+      const added = await run(args, { DATABASE_URL: a.url });
+      assert.equal(added.code, 0, added.stderr);
+      assert.match(added.stderr, /adding to the data there/);
+      assert.equal(await count(a.db, 'articles'), 24);
 
       const reset = await run([...args, '--reset'], { DATABASE_URL: a.url });
       assert.equal(reset.code, 0, reset.stderr);
       assert.equal(JSON.parse(reset.stdout).checksum, summary.checksum);
+      assert.equal(await count(a.db, 'articles'), 12);
     } finally {
       await a.close();
+    }
+  });
+
+  test('while `npm start` runs on the embedded PostgreSQL: seeds into it, the service serves the data at once, and --reset revokes old tokens', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'conduit-seed-running-'));
+    await chmod(dir, 0o755);
+    const env = { DATABASE_URL: '', DATA_DIR: path.join(dir, 'data'), EMBEDDED_PG_PORT: String(await freePort()) };
+    const service = await startService({ ...env, NODE_ENV: 'development' }, 60_000);
+    try {
+      // Use the API first, as a new user does: an account, and a list the cache now holds empty.
+      const reg = await fetch(`${service.url}/api/users`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ user: { username: 'first_hour', email: 'first@example.com', password: 'password123' } }),
+      });
+      assert.equal(reg.status, 201);
+      const { user } = (await reg.json()) as { user: { token: string } };
+      const articlesCount = async () => ((await (await fetch(`${service.url}/api/articles`)).json()) as { articlesCount: number }).articlesCount;
+      assert.equal(await articlesCount(), 0);
+
+      const seeded = await run(['--users', '5', '--articles', '12', '--json'], env);
+      assert.equal(seeded.code, 0, seeded.stderr);
+      assert.match(seeded.stderr, /using the embedded PostgreSQL already running/);
+      assert.doesNotMatch(seeded.stderr, /starting embedded PostgreSQL/);
+      // The cached empty list is dropped by the seed's message, long before CACHE_TTL_MS.
+      assert.equal(await articlesCount(), 12);
+      const me = await fetch(`${service.url}/api/user`, { headers: { authorization: `Token ${user.token}` } });
+      assert.equal(me.status, 200, 'the user made before the seed is still there');
+
+      const reset = await run(['--users', '5', '--articles', '3', '--reset'], env);
+      assert.equal(reset.code, 0, reset.stderr);
+      assert.equal(await articlesCount(), 3);
+      // User id 1 is a seeded user now: the old token names a row that is gone.
+      await new Promise((r) => setTimeout(r, USER_EXISTS_TTL_MS + 100));
+      const after = await fetch(`${service.url}/api/user`, { headers: { authorization: `Token ${user.token}` } });
+      assert.equal(after.status, 401);
+
+      assert.equal(await service.stop('SIGINT'), 0);
+    } finally {
+      await service.stop('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

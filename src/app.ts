@@ -10,12 +10,13 @@ import { registerArticleRoutes } from './articles/articles.routes.ts';
 import { decorateCachedAnswer, HotPath, recordCachedAnswer } from './cache/hot-path.ts';
 import { registerCommentRoutes } from './comments/comments.routes.ts';
 import { registerDocsRoutes } from './docs/docs.routes.ts';
+import { DOC_TAGS, operationsLast } from './docs/openapi-order.ts';
 import type { Config } from './config.ts';
 import type { App, AppContext } from './context.ts';
 import { registerHealthRoutes } from './health/health.routes.ts';
 import { requestScope } from './db/deadline.ts';
 import { registerCompression } from './http/compression.ts';
-import { AppError, clientErrorHandler, errorHandler, notFoundHandler } from './http/errors.ts';
+import { AppError, clientErrorHandler, errorHandler, forbiddenKey, notFoundHandler } from './http/errors.ts';
 import { registerLoadShedding } from './http/load-shedding.ts';
 import { registerRateLimit } from './http/rate-limit.ts';
 import { registerSecurity } from './http/security.ts';
@@ -120,7 +121,11 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
       done(null, undefined);
       return;
     }
-    void parseJson(request, body as string, done);
+    void parseJson(request, body as string, (err, parsed) => {
+      // Refused: malformed (400), or a `__proto__` / `constructor.prototype` key in valid JSON
+      // (422, errors.ts forbiddenKey). Only failures pay for the second look.
+      done(err ? (forbiddenKey(body as string) ?? err) : null, parsed);
+    });
   });
 
   // The OpenAPI document (GET /api/openapi.json, below) before any route: @fastify/swagger
@@ -144,6 +149,9 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
           ' An interactive reference of this document, whose "Try it out" calls this service, is served at /docs.',
       },
       servers: [{ url: '/' }],
+      // The order /docs shows them in: the API's resources first, in the contract's reading
+      // order, and the operator's endpoints (/healthz, /readyz, /metrics) last.
+      tags: DOC_TAGS.map((name) => ({ name })),
       components: {
         securitySchemes: {
           Token: {
@@ -154,6 +162,13 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
           },
         },
       },
+    },
+    // Paths in the same order as the tags: /metrics and the health checks are registered before
+    // the API's routes (they must see every request), which put them first in the document.
+    transformObject: (doc) => {
+      if (!('openapiObject' in doc)) return doc.swaggerObject;
+      if (doc.openapiObject.paths) doc.openapiObject.paths = operationsLast(doc.openapiObject.paths);
+      return doc.openapiObject;
     },
   });
 

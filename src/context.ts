@@ -6,7 +6,7 @@ import type { Config } from './config.ts';
 import type { Pool } from './db/pool.ts';
 import { Redis } from 'ioredis';
 import { PgInvalidationBus, type InvalidationBus } from './cache/bus.ts';
-import { RedisInvalidationBus } from './cache/redis-bus.ts';
+import { RedisInvalidationBus, redisInvalidationChannel } from './cache/redis-bus.ts';
 import { RedisTier } from './cache/redis-tier.ts';
 import { ResponseCache } from './cache/response-cache.ts';
 import { createAuth, type Auth } from './http/auth.ts';
@@ -71,7 +71,7 @@ export async function createContext({ config, db, databaseUrl, migrations, log }
     // it alone: the bus publishes on it (and closes it), the shared tier uses it, and the bus
     // makes its subscriber from it.
     const cacheRedis = redis.duplicate({ commandTimeout: config.cacheRedisTimeoutMs });
-    const redisBus = new RedisInvalidationBus({ redis: cacheRedis, channel: `${config.cacheRedisPrefix}invalidate`, cache, log });
+    const redisBus = new RedisInvalidationBus({ redis: cacheRedis, channel: redisInvalidationChannel(config.cacheRedisPrefix), cache, log });
     if (config.cacheRedis) {
       cache.shared = new RedisTier({ redis: cacheRedis, prefix: config.cacheRedisPrefix, ttlMs: config.cacheTtlMs, stats: cache.stats, log });
     }
@@ -96,7 +96,7 @@ export async function createContext({ config, db, databaseUrl, migrations, log }
       const sharedClean = (await cache.shared?.invalidate(tags)) ?? true;
       await bus?.publish(tags, !sharedClean);
     },
-    auth: createAuth(config, async (id) => (await db.query('select 1 from users where id = $1', [id])).rowCount === 1),
+    auth: createAuth(config, async (id) => (await db.query<{ token_key: string }>('select token_key from users where id = $1', [id])).rows[0]?.token_key),
     passwords: createPasswords({
       concurrency: config.argon2Concurrency,
       queue: config.argon2Queue,

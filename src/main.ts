@@ -14,7 +14,7 @@ import { closeContext, createContext } from './context.ts';
 import { openDatabase, type DatabaseSource } from './db/database.ts';
 import { listMigrations, migrate } from './db/migrate.ts';
 import { createPool } from './db/pool.ts';
-import { createLogger } from './telemetry/logging.ts';
+import { createLogger, errorFields } from './telemetry/logging.ts';
 import { clusterMetrics, serveMetricsToSupervisor, startMetricsServer, type MetricsServer } from './telemetry/metrics-server.ts';
 import { installProfileSignal } from './telemetry/profiler.ts';
 import { shutdownTracing, tracingActive } from './telemetry/spans.ts';
@@ -37,7 +37,9 @@ async function serve(config: Config, log: Logger, source: DatabaseSource, runMig
   if (runMigrations) await migrateOnce(source.url, config, log);
   const db = createPool(source.url, config);
   // An idle client whose server goes away emits 'error'; unhandled, that would crash the process.
-  db.on('error', (err) => log.warn({ err }, 'idle database connection failed'));
+  // The message and code only: pg attaches the client to the error, and pino's serializer
+  // logged the whole client object (its config, queues and type parsers) as one line.
+  db.on('error', (err) => log.warn({ err: errorFields(err) }, 'idle database connection failed'));
   const ctx = await createContext({ config, db, databaseUrl: source.url, migrations: await listMigrations(), log });
   const app = await buildApp(ctx, { logger: log });
   // SIGUSR2: CPU and allocation profiles of the next PROFILE_SECONDS into PROFILE_DIR.

@@ -439,10 +439,10 @@ export function coherence(name: string, env: Record<string, string>, runs: numbe
     async function reset(): Promise<Model> {
       const db = cluster.c.t.db;
       await db.query('truncate users, articles, tags restart identity cascade');
-      const { rows } = await db.query<{ id: number; username: string }>(
+      const { rows } = await db.query<{ id: number; username: string; token_key: string }>(
         `insert into users (username, email, password_hash)
          select 'user' || i, 'user' || i || '@example.com', 'not-a-hash' from generate_series(1, $1) i
-         returning id, username`,
+         returning id, username, token_key`,
         [USERS],
       );
       for (const i of [cluster.a, cluster.b]) {
@@ -450,7 +450,7 @@ export function coherence(name: string, env: Record<string, string>, runs: numbe
         await i.t.ctx.cache!.shared?.reset();
       }
       const sign = cluster.c.t.ctx.auth.sign;
-      return { users: rows.map((r) => ({ ...r, token: sign(r.id) })), slugs: [], gone: [], comments: [], formerNames: [] };
+      return { users: rows.map(({ token_key, ...r }) => ({ ...r, token: sign({ id: r.id, token_key }) })), slugs: [], gone: [], comments: [], formerNames: [] };
     }
 
     test('after every acknowledged write, both cached instances answer what the cache-off instance answers', async (t) => {

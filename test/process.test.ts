@@ -153,6 +153,36 @@ describe('with the embedded PostgreSQL', () => {
   });
 });
 
+describe('Ctrl-C in a terminal', () => {
+  test('SIGINT to the whole process group: the service stops the embedded PostgreSQL last, logs no warning or error, and exits 0', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'conduit-ctrl-c-'));
+    await chmod(dir, 0o755);
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const env = { NODE_ENV: 'development', DATA_DIR: path.join(dir, 'data'), EMBEDDED_PG_PORT: String(await freePort()) };
+    const s = await startService(env, 60_000, { detached: true });
+    cleanup.push(() => s.stop('SIGKILL'));
+    const reg = await fetch(`${s.url}/api/users`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user: { username: 'ctrlc', email: 'ctrlc@example.com', password: 'password123' } }),
+    });
+    assert.equal(reg.status, 201);
+    // A keep-alive connection and a warm pool, as after a few requests from a browser.
+    assert.equal((await fetch(`${s.url}/api/articles`)).status, 200);
+
+    // What the terminal does on Ctrl-C: SIGINT to every process of the foreground group.
+    process.kill(-s.proc.pid!, 'SIGINT');
+    assert.equal(await s.exited, 0, s.stderr());
+
+    const loud = s.logs.filter((l) => typeof l.level !== 'number' || l.level >= 40);
+    assert.deepEqual(loud, [], 'no WARN or ERROR (or unstructured) lines on stdout');
+    assert.doesNotMatch(s.stderr(), /WARN|ERROR|FATAL/i);
+    assert.ok(s.logs.some((l) => l.msg === 'shutdown complete'));
+    // PostgreSQL shut down cleanly (it removes its pid file last), stopped by the service.
+    await assert.rejects(stat(path.join(dir, 'data', 'pg', 'postmaster.pid')), { code: 'ENOENT' });
+  });
+});
+
 describe('with WORKERS=2', () => {
   test('two worker processes serve one port, share invalidations, and drain on SIGTERM', async () => {
     const db = await createDatabase({ empty: true });

@@ -20,10 +20,19 @@ export interface Service {
   exited: Promise<number | null>;
 }
 
-export function spawnService(env: Record<string, string>): { proc: ChildProcess; exited: Promise<number | null>; stderr: () => string; logs: Record<string, unknown>[] } {
+export interface SpawnOptions {
+  /**
+   * In a process group of its own, as a shell runs a foreground job: `process.kill(-pid, 'SIGINT')`
+   * then signals the whole group, as Ctrl-C in a terminal does.
+   */
+  detached?: boolean;
+}
+
+export function spawnService(env: Record<string, string>, opts: SpawnOptions = {}): { proc: ChildProcess; exited: Promise<number | null>; stderr: () => string; logs: Record<string, unknown>[] } {
   const proc = spawn(process.execPath, [MAIN], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'test', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.detached ?? false,
   });
   let err = '';
   proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
@@ -39,8 +48,8 @@ export function spawnService(env: Record<string, string>): { proc: ChildProcess;
   return { proc, exited, stderr: () => err, logs };
 }
 
-export async function startService(env: Record<string, string>, timeoutMs = 30_000): Promise<Service> {
-  const s = spawnService(env);
+export async function startService(env: Record<string, string>, timeoutMs = 30_000, opts: SpawnOptions = {}): Promise<Service> {
+  const s = spawnService(env, opts);
   const deadline = Date.now() + timeoutMs;
   let port: number | undefined;
   while (port === undefined) {

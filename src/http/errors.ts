@@ -32,8 +32,33 @@ export const forbidden = (what: Resource) => new AppError(403, { [what]: ['forbi
 export const taken = (field: 'username' | 'email') => new AppError(409, { [field]: ['has already been taken'] });
 export const tokenMissing = () => new AppError(401, { token: ['is missing'] });
 export const tokenInvalid = () => new AppError(401, { token: ['is invalid'] });
+export const tokenWithoutScheme = () => new AppError(401, { token: ['must be Token <jwt> or Bearer <jwt>'] });
 export const invalidCredentials = () => new AppError(401, { credentials: ['invalid'] });
 export const unprocessable = (errors: ErrorMap) => new AppError(422, errors);
+
+/**
+ * Fastify's JSON parser (secure-json-parse) refuses a `__proto__` or `constructor.prototype` key
+ * as if the body were malformed. Called on that refusal: undefined when the body really is not
+ * JSON (400 stays), else 422 `{"errors":{"__proto__":["is not allowed"]}}` (or `constructor`),
+ * keyed by the refused key wherever it is in the body: valid JSON with a key Conduit will not
+ * take. Plain JSON.parse is safe here: it makes `__proto__` an own property, not the prototype.
+ */
+export function forbiddenKey(body: string): AppError | undefined {
+  let proto = false;
+  try {
+    // A stack, not recursion: the body may be nested deeper than the call stack goes.
+    const stack: unknown[] = [JSON.parse(body)];
+    while (!proto && stack.length > 0) {
+      const v = stack.pop();
+      if (v === null || typeof v !== 'object') continue;
+      proto = Object.hasOwn(v, '__proto__');
+      for (const child of Object.values(v)) stack.push(child);
+    }
+  } catch {
+    return undefined;
+  }
+  return new AppError(422, Object.fromEntries([[proto ? '__proto__' : 'constructor', ['is not allowed']]]));
+}
 
 /** Unique constraints (by name, see migrations) that mean "this value is taken". */
 const TAKEN_BY_CONSTRAINT: Record<string, 'username' | 'email'> = {
@@ -90,8 +115,9 @@ function frameworkError(err: FastifyError): AppError | undefined {
     default:
       break;
   }
-  // The JSON parser's SyntaxError (and secure-json-parse's prototype-poisoning rejection).
-  if (err instanceof SyntaxError || err.name === 'SyntaxError' || /prototype/i.test(err.message)) {
+  // The JSON parser's SyntaxError (secure-json-parse's prototype-poisoning refusal is a 422
+  // made in the parser, app.ts).
+  if (err instanceof SyntaxError || err.name === 'SyntaxError') {
     return new AppError(400, { body: ['is not valid JSON'] });
   }
   if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {

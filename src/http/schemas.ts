@@ -34,7 +34,7 @@ export const Errors = {
   413: err('Body too large'),
   414: err('A path parameter is over 512 characters'),
   415: err('Content type is not application/json'),
-  422: err('Validation failed'),
+  422: err('Validation failed: every invalid field (at most 10 messages), or a `__proto__` / `constructor` key in the body ("is not allowed")'),
   429: err('Too many requests from this client (rate limit); retry after Retry-After seconds', retryAfter),
   503: err(
     'Temporarily unavailable: the process is overloaded (load shedding), the database is unreachable, or no ' +
@@ -62,9 +62,9 @@ export const PathErrors = { 400: Errors[400], 414: Errors[414], 422: Errors[422]
 /**
  * A route that takes no body, but whose method can carry one (POST, PUT, DELETE): Fastify still
  * parses a body that is sent, so a malformed (400), too large (413) or non-JSON (415) one is
- * refused. Found by test/resilience/fuzz.test.ts: these routes answered statuses they did not document.
+ * refused, and one with a `__proto__` or `constructor.prototype` key is 422. Found by test/resilience/fuzz.test.ts: these routes answered statuses they did not document.
  */
-export const IgnoredBodyErrors = { 400: Errors[400], 413: Errors[413], 415: Errors[415] } as const;
+export const IgnoredBodyErrors = { 400: Errors[400], 413: Errors[413], 415: Errors[415], 422: Errors[422] } as const;
 /** A route with query parameters: invalid (422). */
 export const QueryErrors = { 422: Errors[422] } as const;
 

@@ -56,8 +56,87 @@ function rejectingNul(validate: ValidateFunction): ValidateFunction {
   return wrapped;
 }
 
-export const validatorCompiler: FastifySchemaCompiler<object> = ({ schema, httpPart }) =>
-  rejectingNul((httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
+// ---------------------------------------------------------------------------------------------
+// Every field's error at once. ajv stops at the first error (allErrors: false): allErrors would
+// make each invalid request pay for every keyword of every item (a 1 MB body holds ~300k array
+// items, each an error object) and the error list would grow with the input. Instead, when the
+// fail-fast validator refuses, each declared field of the object that holds the fields (the
+// body's wrapper, or the query's or the path's root) is checked on its own by a fail-fast
+// validator of its own: at most one error per declared field, a bound set by the schema, not
+// by the client. The full validator still decides validity; this pass only explains.
+
+/** The property schemas of an object schema, and which of them are required. */
+interface ObjectLike {
+  type?: unknown;
+  properties?: Record<string, object>;
+  required?: string[];
+}
+
+interface FieldPlan {
+  /** JSON pointer of the object holding the fields: '' for the root, '/user' for a wrapper. */
+  pointer: string;
+  key: string | undefined;
+  required: ReadonlySet<string>;
+  fields: readonly (readonly [name: string, validate: ValidateFunction])[];
+}
+
+function fieldPlan(ajv: Ajv, schema: ObjectLike, httpPart: string | undefined): FieldPlan | undefined {
+  let holder = schema;
+  let key: string | undefined;
+  // `{"user": {...}}`: the fields are the wrapper's.
+  const props = Object.entries(schema.properties ?? {});
+  if (httpPart === 'body' && props.length === 1 && (props[0]![1] as ObjectLike).properties) {
+    key = props[0]![0];
+    holder = props[0]![1];
+  }
+  if (!holder.properties) return undefined;
+  return {
+    pointer: key === undefined ? '' : `/${key}`,
+    key,
+    required: new Set(holder.required ?? []),
+    fields: Object.entries(holder.properties).map(([name, s]) => [name, ajv.compile(s)] as const),
+  };
+}
+
+/** Each field's first error, in the schema's order (a missing required field as ajv reports it). */
+function fieldErrors(plan: FieldPlan, data: unknown): ErrorObject[] {
+  const holder = plan.key === undefined ? data : (data as Record<string, unknown> | null | undefined)?.[plan.key];
+  if (holder === null || typeof holder !== 'object' || Array.isArray(holder)) return [];
+  const found: ErrorObject[] = [];
+  for (const [name, validate] of plan.fields) {
+    if (!Object.hasOwn(holder, name)) {
+      if (plan.required.has(name)) {
+        found.push({ keyword: 'required', instancePath: plan.pointer, schemaPath: '#/required', params: { missingProperty: name } });
+      }
+      continue;
+    }
+    if (validate((holder as Record<string, unknown>)[name])) continue;
+    const e = validate.errors?.[0];
+    if (e) found.push({ ...e, instancePath: `${plan.pointer}/${name.replace(/~/g, '~0').replace(/\//g, '~1')}${e.instancePath}` });
+  }
+  return found;
+}
+
+function explainingAll(validate: ValidateFunction, plan: FieldPlan | undefined): ValidateFunction {
+  if (!plan) return validate;
+  const wrapped = function (this: unknown, data: unknown, cxt?: Parameters<ValidateFunction>[1]): boolean {
+    const valid = validate.call(this, data, cxt);
+    wrapped.errors = validate.errors;
+    if (!valid) {
+      const all = fieldErrors(plan, data);
+      if (all.length > 0) wrapped.errors = all;
+    }
+    return valid;
+  } as ValidateFunction;
+  wrapped.schemaEnv = validate.schemaEnv;
+  wrapped.schema = validate.schema;
+  return wrapped;
+}
+
+export const validatorCompiler: FastifySchemaCompiler<object> = ({ schema, httpPart }) => {
+  const ajv = httpPart === 'body' ? bodyAjv : textAjv;
+  return rejectingNul(explainingAll(ajv.compile(schema), fieldPlan(ajv, schema, httpPart)));
+};
 
 type ErrorMap = Record<string, string[]>;
 
@@ -106,13 +185,36 @@ interface ObjectSchema {
   properties?: Record<string, { required?: string[] }>;
 }
 
+/** At most this many messages in one answer, whatever the schema and the input. */
+export const MAX_VALIDATION_MESSAGES = 10;
+
 /**
- * Translate ajv's first error into the error map. `{"user":{...}}` bodies are wrapped; a missing
- * (or non-object) wrapper means every required field inside it is blank, as the suite expects.
+ * Translate ajv's errors (one per field, see fieldErrors) into the error map, at most
+ * MAX_VALIDATION_MESSAGES messages. `{"user":{...}}` bodies are wrapped; a missing (or
+ * non-object) wrapper means every required field inside it is blank, as the suite expects.
  */
 export function validationErrors(errors: ErrorObject[], part: string | undefined, request: FastifyRequest): ErrorMap {
-  const e = errors[0];
-  if (!e) return { request: ['is invalid'] };
+  if (errors.length === 0) return { request: ['is invalid'] };
+  // A Map, then fromEntries: a field may be named `__proto__` (a query key), which an
+  // assignment to a plain object would take for its prototype.
+  const map = new Map<string, string[]>();
+  let count = 0;
+  collect: for (const e of errors) {
+    for (const [field, messages] of Object.entries(translate(e, part, request))) {
+      for (const message of messages) {
+        if (count >= MAX_VALIDATION_MESSAGES) break collect;
+        const list = map.get(field) ?? [];
+        map.set(field, list);
+        if (list.includes(message)) continue;
+        list.push(message);
+        count++;
+      }
+    }
+  }
+  return Object.fromEntries(map);
+}
+
+function translate(e: ErrorObject, part: string | undefined, request: FastifyRequest): ErrorMap {
   const source: unknown =
     part === 'body' ? request.body : part === 'querystring' ? request.query : part === 'params' ? request.params : undefined;
   const segments = e.instancePath.split('/').slice(1);
@@ -134,6 +236,6 @@ export function validationErrors(errors: ErrorObject[], part: string | undefined
     const missing = String((e.params as { missingProperty: string }).missingProperty);
     return { [missing]: ["can't be blank"] };
   }
-  const field = segments[0] ?? part ?? 'request';
+  const field = (segments[0] ?? part ?? 'request').replace(/~1/g, '/').replace(/~0/g, '~');
   return { [field]: [describe(e, valueAt(source, e.instancePath))] };
 }

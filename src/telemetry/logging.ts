@@ -49,3 +49,14 @@ export function createLogger(config: Pick<Config, 'logLevel' | 'nodeEnv'>, desti
   if (destination) return pino(options, destination);
   return pino({ ...options, ...(config.nodeEnv === 'development' && process.stdout.isTTY ? { transport: { target: 'pino-pretty' } } : {}) });
 }
+
+/**
+ * An error as a log field: its message and code, nothing else. For errors that carry live
+ * objects (pg's pool attaches the client, a socket error its socket), which pino's error
+ * serializer would copy whole into the line.
+ */
+export function errorFields(err: unknown): { message: string; code?: string } {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? { message, code } : { message };
+}

@@ -10,7 +10,7 @@
 //
 // README "Metrics" lists every metric and the queries that answer the usual questions.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { HotPath } from '../cache/hot-path.ts';
 import type { App, AppContext } from '../context.ts';
 import type { Pool } from '../db/pool.ts';
@@ -58,6 +58,7 @@ export function processMetrics(): Registry {
   if (processRegistry) return processRegistry;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, gcDurationBuckets: GC_BUCKETS });
+  replaceEventLoopDelayGauges(registry);
   // Event-loop utilisation as a counter of seconds busy and idle: rate() of the busy one is the
   // share of time the loop was working (1 = saturated), for any scrape interval and any number
   // of scrapers, which a gauge "since the last scrape" would not be.
@@ -77,6 +78,50 @@ export function processMetrics(): Registry {
   return registry;
 }
 
+/** The event-loop delay summary gauges, as prom-client names them, and their cluster aggregators. */
+const LAG_GAUGES = [
+  ['min', 'The minimum recorded event loop delay.', 'min'],
+  ['max', 'The maximum recorded event loop delay.', 'max'],
+  ['mean', 'The mean of the recorded event loop delays.', 'average'],
+  ['stddev', 'The standard deviation of the recorded event loop delays.', 'average'],
+  ['p50', 'The 50th percentile of the recorded event loop delays.', 'average'],
+  ['p90', 'The 90th percentile of the recorded event loop delays.', 'average'],
+  ['p99', 'The 99th percentile of the recorded event loop delays.', 'average'],
+] as const;
+
+/**
+ * prom-client's event-loop delay gauges read a histogram it resets on every scrape; a scrape
+ * that finds it empty (the first one, which also starts the monitor, or two scrapes within its
+ * 10 ms resolution) reported min 9223372036.854776 s (the empty histogram's int64 maximum) and
+ * mean and stddev NaN. These replace them under the same names: a scrape that finds no new
+ * samples repeats the last values (zero before the first), so every value is finite.
+ */
+function replaceEventLoopDelayGauges(registry: Registry): void {
+  for (const [stat] of LAG_GAUGES) registry.removeSingleMetric(`nodejs_eventloop_lag_${stat}_seconds`);
+  const histogram = monitorEventLoopDelay({ resolution: 10 });
+  histogram.enable();
+  const last = { min: 0, max: 0, mean: 0, stddev: 0, p50: 0, p90: 0, p99: 0 };
+  const read = () => {
+    if (histogram.count === 0) return;
+    const ns = { min: histogram.min, max: histogram.max, mean: histogram.mean, stddev: histogram.stddev, p50: histogram.percentile(50), p90: histogram.percentile(90), p99: histogram.percentile(99) };
+    for (const [stat] of LAG_GAUGES) last[stat] = Number.isFinite(ns[stat]) ? ns[stat] / 1e9 : 0;
+    histogram.reset();
+  };
+  for (const [i, [stat, help, aggregator]] of LAG_GAUGES.entries()) {
+    new Gauge({
+      name: `nodejs_eventloop_lag_${stat}_seconds`,
+      help,
+      aggregator,
+      registers: [registry],
+      collect() {
+        // The first of them reads (and resets) the histogram for the whole scrape.
+        if (i === 0) read();
+        this.set(last[stat]);
+      },
+    });
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 type Child = { observe(value: number): void };
@@ -85,6 +130,9 @@ const kCounted = Symbol('conduit.metricsCounted');
 type Counted = { [kCounted]: boolean };
 
 export function registerMetrics(app: App, ctx: AppContext, opts: { route: boolean }): Metrics {
+  // Start the process-wide collectors (the event-loop monitor among them) with the app, not at
+  // the first scrape, so that scrape already has something to report.
+  processMetrics();
   const registry = new Registry();
   const registers = [registry];
   const refused = { rateLimited: 0, timedOut: 0 };

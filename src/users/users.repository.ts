@@ -9,9 +9,11 @@ export interface UserRow {
   password_hash: string;
   bio: string | null;
   image: string | null;
+  /** Carried in every token issued for this user (http/auth.ts); replaced on a password change. */
+  token_key: string;
 }
 
-const COLUMNS = 'id, username, email, password_hash, bio, image';
+const COLUMNS = 'id, username, email, password_hash, bio, image, token_key';
 
 export async function insertUser(
   db: Queryable,
@@ -50,6 +52,8 @@ export async function updateUser(db: Queryable, id: number, patch: UserPatch): P
        email         = coalesce($2, email),
        username      = coalesce($3, username),
        password_hash = coalesce($4, password_hash),
+       -- A new password revokes every token issued before it.
+       token_key     = case when $4::text is null then token_key else gen_random_uuid() end,
        bio           = case when $5::boolean then nullif($6, '') else bio end,
        image         = case when $7::boolean then nullif($8, '') else image end,
        updated_at    = now()

@@ -62,7 +62,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
     // Hash even when the email is unknown: the response time must not reveal which emails exist.
     const ok = await passwords.verify(password, row?.password_hash);
     if (!row || !ok) throw invalidCredentials();
-    return toUser(row, auth.sign(row.id));
+    return toUser(row, auth.sign(row));
   });
 
   app.post('/api/users', {
@@ -77,7 +77,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
     const { username, email, password } = request.body.user;
     // No "does it exist?" query first: the unique constraints decide, race-free (409).
     const row = await insertUser(db, { username, email, passwordHash: await passwords.hash(password) });
-    return reply.code(201).send(toUser(row, auth.sign(row.id)));
+    return reply.code(201).send(toUser(row, auth.sign(row)));
   });
 
   app.get('/api/user', {
@@ -130,7 +130,10 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
     // The profile shows wherever this user is an author; a new username also changes what the
     // author= and favorited= filters match.
     await ctx.invalidate([`user:${row.id}`, ...(username !== undefined ? ['list:by-username'] : [])]);
+    // A new password replaced the user's token key (users.repository.ts): the tokens issued
+    // before it are refused from now on, here at once.
+    if (password !== undefined) auth.keyChanged(row.id);
     // A fresh token: clients replace theirs after a profile change (SPEC.md "Endpoints").
-    return toUser(row, auth.sign(row.id));
+    return toUser(row, auth.sign(row));
   });
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createSigner } from 'fast-jwt';
 import { Client, createTestApp, TEST_JWT_SECRET, type TestApp } from '../../test/harness.ts';
+import { USER_EXISTS_TTL_MS } from '../http/auth.ts';
 
 let t: TestApp;
 let api: Client;
@@ -141,6 +142,49 @@ describe('authentication', () => {
     }
     const scheme = await api.get('/api/user', { headers: { authorization: `Basic ${u.token}` } });
     assert.equal(scheme.status, 401);
+    assert.deepEqual(scheme.body, { errors: { token: ['is invalid'] } });
+  });
+
+  test('a token without a scheme is 401 naming the two schemes', async () => {
+    const u = await api.register();
+    for (const url of ['/api/user', '/api/articles']) {
+      const res = await api.get(url, { headers: { authorization: u.token } });
+      assert.equal(res.status, 401, url);
+      assert.deepEqual(res.body, { errors: { token: ['must be Token <jwt> or Bearer <jwt>'] } }, url);
+    }
+    // A scheme with no token is not a token without a scheme.
+    for (const authorization of ['Token', 'Bearer', 'Token ']) {
+      const res = await api.get('/api/user', { headers: { authorization } });
+      assert.deepEqual(res.body, { errors: { token: ['is invalid'] } }, authorization);
+    }
+  });
+
+  test('a token of a user deleted and re-created with the same id (a database reset) is 401', async () => {
+    const u = await api.register();
+    assert.equal((await api.get('/api/user', { token: u.token })).status, 200);
+    // What `seed --reset` did: the rows go, and a new user gets the old id.
+    const { rows } = await t.db.query<{ id: number }>('delete from users where username = $1 returning id', [u.username]);
+    await t.db.query(
+      `insert into users (id, username, email, password_hash) overriding system value values ($1, $2, $3, 'not-a-hash')`,
+      [rows[0]!.id, `${u.username}-new`, `new-${u.email}`],
+    );
+    // The key remembered from the first request is trusted for USER_EXISTS_TTL_MS.
+    await new Promise((r) => setTimeout(r, USER_EXISTS_TTL_MS + 100));
+    const res = await api.get('/api/user', { token: u.token });
+    assert.equal(res.status, 401);
+    assert.deepEqual(res.body, { errors: { token: ['is invalid'] } });
+    assert.equal((await api.get('/api/articles', { token: u.token })).status, 401, 'on an optional-auth route too');
+  });
+
+  test('a validly signed token without the key claim, or with another key, is 401', async () => {
+    const u = await api.register();
+    const { sub } = JSON.parse(Buffer.from(u.token.split('.')[1]!, 'base64url').toString()) as { sub: string };
+    const sign = createSigner({ key: TEST_JWT_SECRET, algorithm: 'HS256', expiresIn: 60_000 });
+    for (const token of [sign({ sub }), sign({ sub, key: '00000000-0000-4000-8000-000000000000' }), sign({ sub, key: 7 })]) {
+      const res = await api.get('/api/user', { token });
+      assert.equal(res.status, 401);
+      assert.deepEqual(res.body, { errors: { token: ['is invalid'] } });
+    }
   });
 
   test('a token of a user that no longer exists is 401', async () => {
@@ -216,6 +260,35 @@ describe('updating the current user', () => {
     assert.equal(old.status, 401);
     const fresh = await api.post('/api/users/login', { body: { user: { email: u.email, password: 'a-new-password' } } });
     assert.equal(fresh.status, 200);
+  });
+
+  test('a password change revokes every token issued before it; the token it returns works', async () => {
+    const u = await api.register();
+    const second = await api.post('/api/users/login', { body: { user: { email: u.email, password: u.password } } });
+    const before = second.body.user.token as string;
+    assert.equal((await api.get('/api/user', { token: before })).status, 200, 'the token is remembered as valid');
+
+    const changed = await api.put('/api/user', { token: u.token, body: { user: { password: 'a-new-password' } } });
+    assert.equal(changed.status, 200);
+    const fresh = changed.body.user.token as string;
+
+    for (const old of [u.token, before]) {
+      const res = await api.get('/api/user', { token: old });
+      assert.equal(res.status, 401);
+      assert.deepEqual(res.body, { errors: { token: ['is invalid'] } });
+    }
+    const me = await api.get('/api/user', { token: fresh });
+    assert.equal(me.status, 200);
+    assert.equal(me.body.user.username, u.username);
+  });
+
+  test('a profile change without a new password keeps the other tokens valid', async () => {
+    const u = await api.register();
+    const res = await api.put('/api/user', { token: u.token, body: { user: { bio: 'still me' } } });
+    assert.equal(res.status, 200);
+    assert.notEqual(res.body.user.token, u.token);
+    assert.equal((await api.get('/api/user', { token: u.token })).status, 200);
+    assert.equal((await api.get('/api/user', { token: res.body.user.token })).status, 200);
   });
 
   test('the password is stored as an argon2id hash and never returned', async () => {

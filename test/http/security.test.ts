@@ -51,7 +51,7 @@ describe('security headers', () => {
     ['invalid token', '/api/user', { headers: { authorization: 'Token not-a-jwt' } }, 401],
     ['invalid input', '/api/users', { method: 'POST', body: { user: { email: 'x' } } }, 422],
     ['malformed JSON', '/api/users/login', { method: 'POST', body: '{"user":' }, 400],
-    ['prototype poisoning', '/api/users/login', { method: 'POST', body: '{"__proto__":{"admin":true}}' }, 400],
+    ['prototype poisoning', '/api/users/login', { method: 'POST', body: '{"__proto__":{"admin":true}}' }, 422],
     ['not JSON', '/api/users/login', { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } }, 415],
     ['body too large', '/api/users', { method: 'POST', body: { user: { bio: 'x'.repeat(4096) } } }, 413],
     ['badly percent-encoded URL', '/api/profiles/%zz', {}, 400],

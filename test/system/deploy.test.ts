@@ -170,7 +170,9 @@ async function startCommand(): Promise<string[]> {
   assert.ok(start && !/[|&;<>$`]/.test(start), `npm start is a plain command: ${start}`);
   // A developer's .env (loaded when present) never reaches the image (.dockerignore); the
   // container's settings come from its environment.
-  return start.trim().split(/\s+/).filter((arg) => arg !== '--env-file-if-exists=.env');
+  // Less the preload that checks the Node version and loads .env: the image is Node 24 and
+  // configured by its environment.
+  return start.trim().replace('--import ./scripts/preflight.mjs ', '').split(/\s+/);
 }
 
 describe('deploy/Dockerfile', () => {
