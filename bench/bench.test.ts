@@ -16,9 +16,28 @@ import { svgProblems } from './svg.ts';
 const RUN = path.join(import.meta.dirname, 'run.ts');
 const server = process.env.CONDUIT_TEST_SERVER_URL;
 // autocannon: it reports per-kind latencies and status codes (wrk, when installed, only counts them).
-const where = [...(server ? ['--configs', 'external-pg', '--external-pg-url', server] : ['--configs', 'default']), '--loadgen', 'autocannon'];
+const where = [
+  ...(server ? ['--configs', 'external-pg', '--external-pg-url', server] : ['--configs', 'default']),
+  '--loadgen',
+  'autocannon',
+];
 const config = server ? 'external-pg' : 'default';
-const TINY = ['--users', '20', '--articles', '120', '--comments', '300', '--favorites', '100', '--follows', '60', '--tags', '12', '--token-users', '8'];
+const TINY = [
+  '--users',
+  '20',
+  '--articles',
+  '120',
+  '--comments',
+  '300',
+  '--favorites',
+  '100',
+  '--follows',
+  '60',
+  '--tags',
+  '12',
+  '--token-users',
+  '8',
+];
 
 function bench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -40,7 +59,9 @@ async function benchDatabases(): Promise<string[]> {
   const c = new pg.Client({ connectionString: server });
   await c.connect();
   try {
-    return (await c.query<{ datname: string }>("select datname from pg_database where datname like 'bench\\_%'")).rows.map((r) => r.datname);
+    return (await c.query<{ datname: string }>("select datname from pg_database where datname like 'bench\\_%'")).rows.map(
+      (r) => r.datname,
+    );
   } finally {
     await c.end();
   }
@@ -71,7 +92,19 @@ describe('npm run bench', { timeout: 150_000 }, () => {
   test('a clean run writes results.json, the summary table and the plots, and exits 0', async () => {
     const out = await outDir();
     // mixed: reads and writes, anonymous and logged-in (the token pool), in one scenario.
-    const { code, stdout, stderr } = await bench(['--scenarios', 'mixed', '--duration', '1', '--warmup', '0.5', '--sweep', '--sweep-duration', '0.5', '--out', out]);
+    const { code, stdout, stderr } = await bench([
+      '--scenarios',
+      'mixed',
+      '--duration',
+      '1',
+      '--warmup',
+      '0.5',
+      '--sweep',
+      '--sweep-duration',
+      '0.5',
+      '--out',
+      out,
+    ]);
     assert.equal(code, 0, `exit ${code}\n${stderr}`);
     assert.match(stdout, /mixed\s+\S+\s+[\d,]+/);
 
@@ -84,7 +117,10 @@ describe('npm run bench', { timeout: 150_000 }, () => {
     assert.match(r.machine.gitCommit, /^[0-9a-f]{40}$|^unknown$/);
     assert.match(r.command, /bench\/run\.ts .*--scenarios mixed/);
     assert.equal(r.dataset.users, 20);
-    assert.deepEqual(r.runs.map((x) => `${x.scenario}/${x.config}`), [`mixed/${config}`, 'mixed/platform']);
+    assert.deepEqual(
+      r.runs.map((x) => `${x.scenario}/${x.config}`),
+      [`mixed/${config}`, 'mixed/platform'],
+    );
     for (const x of r.runs) {
       const what = `${x.scenario}/${x.config}`;
       assert.ok(x.ok, what);
@@ -102,7 +138,10 @@ describe('npm run bench', { timeout: 150_000 }, () => {
     }
     assert.equal(r.sweeps.length, 2);
     for (const s of r.sweeps) {
-      assert.deepEqual(s.points.map((p) => p.percentOfPeak), [10, 25, 50, 75, 100]);
+      assert.deepEqual(
+        s.points.map((p) => p.percentOfPeak),
+        [10, 25, 50, 75, 100],
+      );
       assert.ok(s.points.every((p) => p.offeredRate > 0 && p.requestsPerSec > 0 && p.latencyMs.p99 > 0));
     }
     // The cost per response: the server's CPU always; PostgreSQL's time where pg_stat_statements
@@ -115,17 +154,33 @@ describe('npm run bench', { timeout: 150_000 }, () => {
       assert.ok(Math.abs(measured.pg.usPerRequest - measured.pg.execUsPerRequest - measured.pg.planUsPerRequest) < 0.2);
     } else {
       assert.equal(measured.pg, null);
-      assert.ok(r.notes?.some((n) => /^pg_stat_statements not available on 127\.0\.0\.1:\d+ \(add shared_preload_libraries = 'pg_stat_statements' and restart\)$/.test(n)), String(r.notes));
+      assert.ok(
+        r.notes?.some((n) =>
+          /^pg_stat_statements not available on 127\.0\.0\.1:\d+ \(add shared_preload_libraries = 'pg_stat_statements' and restart\)$/.test(
+            n,
+          ),
+        ),
+        String(r.notes),
+      );
     }
     assert.equal(r.runs.find((x) => x.config === 'platform')!.pg, null);
     assert.ok(r.targets.some((t) => t.id === 'mixed-errors' && t.met === true));
     assert.ok(r.targets.some((t) => t.id === 'mixed-p99-half' && typeof t.met === 'boolean'));
 
     const md = await readFile(path.join(out, 'summary.md'), 'utf8');
-    assert.match(md, /^\| scenario \| config \| req\/s \| × platform \| p50 ms \| p90 ms \| p99 ms \| max ms \| errors \| non-2xx \| timeouts \|/m);
+    assert.match(
+      md,
+      /^\| scenario \| config \| req\/s \| × platform \| p50 ms \| p90 ms \| p99 ms \| max ms \| errors \| non-2xx \| timeouts \|/m,
+    );
     assert.match(md, new RegExp(`^\\| mixed \\| ${config} \\| [\\d,]+ \\| \\d\\.\\d\\d \\|`, 'm'));
     assert.match(md, /^\| mixed \| _platform limit_ \| [\d,]+ \|/m);
-    assert.match(md, new RegExp(`^\\| mixed \\| ${config} \\| [\\d,]+ \\| [\\d.,]+ \\| ${preloaded ? '[\\d.,]+ \\([\\d.,]+ \\+ [\\d.,]+\\) \\| \\d+\\.\\d\\d' : ' \\| '} \\|$`, 'm'));
+    assert.match(
+      md,
+      new RegExp(
+        `^\\| mixed \\| ${config} \\| [\\d,]+ \\| [\\d.,]+ \\| ${preloaded ? '[\\d.,]+ \\([\\d.,]+ \\+ [\\d.,]+\\) \\| \\d+\\.\\d\\d' : ' \\| '} \\|$`,
+        'm',
+      ),
+    );
     if (!preloaded) assert.match(md, /^> ⚠ pg_stat_statements not available on /m);
     assert.doesNotMatch(md, /THIS RUN HAD ERRORS/);
     for (const svg of ['throughput.svg', 'latency.svg', 'sweep.svg']) {
@@ -138,20 +193,42 @@ describe('npm run bench', { timeout: 150_000 }, () => {
 
   // --pin needs two CPUs and taskset (util-linux); the CI machine has both.
   const cantPin = os.availableParallelism() < 2 ? 'one CPU' : spawnSync('taskset', ['--version']).error ? 'no taskset' : false;
-  test('--pin: every server measured ran on CPU 1, and the pinned sweep reports the generator\'s own stalls', { skip: cantPin }, async () => {
-    const out = await outDir();
-    const { code, stderr } = await bench(['--scenarios', 'list', '--duration', '1', '--warmup', '0.5', '--sweep', '--sweep-duration', '0.5', '--floor', '--pin', '--out', out]);
-    assert.equal(code, 0, `exit ${code}\n${stderr}`);
-    const r = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as Results;
-    assert.equal(r.ok, true);
-    assert.equal(r.machine.cores, os.availableParallelism(), 'the machine\'s cores, not the harness\'s one');
-    assert.deepEqual(r.runs.map((x) => `${x.config}:${x.cpus}`), [`${config}:1`, 'platform:1', 'fastify-floor:1']);
-    for (const s of r.sweeps) for (const p of s.points) assert.equal(typeof p.generatorStallMs, 'number', `${s.config} ${p.percentOfPeak}%`);
-    const md = await readFile(path.join(out, 'summary.md'), 'utf8');
-    assert.match(md, /Pinned \(`--pin`\)/);
-    assert.match(md, /\| load gen stall ms \|/);
-    assert.deepEqual(await benchDatabases(), []);
-  });
+  test(
+    "--pin: every server measured ran on CPU 1, and the pinned sweep reports the generator's own stalls",
+    { skip: cantPin },
+    async () => {
+      const out = await outDir();
+      const { code, stderr } = await bench([
+        '--scenarios',
+        'list',
+        '--duration',
+        '1',
+        '--warmup',
+        '0.5',
+        '--sweep',
+        '--sweep-duration',
+        '0.5',
+        '--floor',
+        '--pin',
+        '--out',
+        out,
+      ]);
+      assert.equal(code, 0, `exit ${code}\n${stderr}`);
+      const r = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as Results;
+      assert.equal(r.ok, true);
+      assert.equal(r.machine.cores, os.availableParallelism(), "the machine's cores, not the harness's one");
+      assert.deepEqual(
+        r.runs.map((x) => `${x.config}:${x.cpus}`),
+        [`${config}:1`, 'platform:1', 'fastify-floor:1'],
+      );
+      for (const s of r.sweeps)
+        for (const p of s.points) assert.equal(typeof p.generatorStallMs, 'number', `${s.config} ${p.percentOfPeak}%`);
+      const md = await readFile(path.join(out, 'summary.md'), 'utf8');
+      assert.match(md, /Pinned \(`--pin`\)/);
+      assert.match(md, /\| load gen stall ms \|/);
+      assert.deepEqual(await benchDatabases(), []);
+    },
+  );
 
   test('a run whose service answers errors fails loudly: non-zero exit, a red line, marked in the results', async () => {
     const out = await outDir();

@@ -83,7 +83,14 @@ export function busy(runs: readonly Results[]): string | undefined {
 
 function runBench(out: string, loadgen: string | undefined, nice: string | undefined): Promise<number | null> {
   return new Promise((resolve) => {
-    const args = [path.join(HERE, 'run.ts'), ...CHECK_ARGS, ...(loadgen ? ['--loadgen', loadgen] : []), ...(nice ? [`--nice=${nice}`] : []), '--out', out];
+    const args = [
+      path.join(HERE, 'run.ts'),
+      ...CHECK_ARGS,
+      ...(loadgen ? ['--loadgen', loadgen] : []),
+      ...(nice ? [`--nice=${nice}`] : []),
+      '--out',
+      out,
+    ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     const forward = (sig: NodeJS.Signals) => child.kill(sig);
     process.once('SIGINT', forward);
@@ -173,7 +180,9 @@ async function main(): Promise<number> {
   const baseline = existing!;
   const other = results.find((r) => !r.machine.loadgen.startsWith(baseline.loadgen));
   if (other) {
-    process.stderr.write(`✖ bench:check: the baseline was measured with ${baseline.loadgen}, this run with ${other.machine.loadgen}: not comparable\n`);
+    process.stderr.write(
+      `✖ bench:check: the baseline was measured with ${baseline.loadgen}, this run with ${other.machine.loadgen}: not comparable\n`,
+    );
     return 1;
   }
   const rows = compare(baseline, fresh, threshold);
@@ -183,15 +192,20 @@ async function main(): Promise<number> {
   );
   for (const r of rows) {
     const change = r.change === undefined ? 'not measured' : `${r.change >= 0 ? '+' : ''}${(r.change * 100).toFixed(0)}%`;
-    process.stdout.write(`  ${r.regressed ? '✖' : r.fresh === undefined ? '?' : '✓'} ${r.key.padEnd(24)} ${r.baseline.toFixed(3)} -> ${r.fresh?.toFixed(3) ?? '-'}  (${change})\n`);
+    process.stdout.write(
+      `  ${r.regressed ? '✖' : r.fresh === undefined ? '?' : '✓'} ${r.key.padEnd(24)} ${r.baseline.toFixed(3)} -> ${r.fresh?.toFixed(3) ?? '-'}  (${change})\n`,
+    );
   }
   const improved = rows.filter((r) => r.change !== undefined && r.change > threshold);
-  if (improved.length) process.stdout.write(`  faster than the baseline: ${improved.map((r) => r.key).join(', ')}; if it holds, update it with --update\n`);
+  if (improved.length)
+    process.stdout.write(`  faster than the baseline: ${improved.map((r) => r.key).join(', ')}; if it holds, update it with --update\n`);
   const regressed = rows.filter((r) => r.regressed);
   if (regressed.length) {
     const keys = regressed.map((r) => r.key).join(', ');
     if (busyNote) {
-      process.stderr.write(`⚠ bench:check: INCONCLUSIVE: ${keys} below the baseline beyond ${Math.round(threshold * 100)}%, but the machine was busy; rerun when it is idle\n`);
+      process.stderr.write(
+        `⚠ bench:check: INCONCLUSIVE: ${keys} below the baseline beyond ${Math.round(threshold * 100)}%, but the machine was busy; rerun when it is idle\n`,
+      );
       return 2;
     }
     process.stderr.write(`✖ bench:check: ${regressed.length} regression(s) beyond ${Math.round(threshold * 100)}%: ${keys}\n`);

@@ -29,36 +29,139 @@ export interface BenchConfig {
 
 export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
   default: { database: 'embedded', env: {}, description: 'the defaults of `npm start`: embedded PostgreSQL, one process' },
-  'external-pg': { database: 'external', env: {}, description: "the machine's own PostgreSQL server (127.0.0.1:5432) instead of the embedded one" },
-  'cache-off': { database: 'embedded', env: { CACHE: 'off' }, description: 'the default without the in-process response cache: every request reaches PostgreSQL' },
-  'hot-path-off': { database: 'embedded', env: { HOT_PATH: 'off' }, description: "the default without the cache's hot path: every request goes through Fastify's pipeline", optIn: true },
-  'compression-off': { database: 'embedded', env: { COMPRESSION: 'off' }, description: 'the default without response compression', optIn: true },
-  'cache-off-compression-off': { database: 'embedded', env: { CACHE: 'off', COMPRESSION: 'off' }, description: 'neither cache nor compression', optIn: true },
+  'external-pg': {
+    database: 'external',
+    env: {},
+    description: "the machine's own PostgreSQL server (127.0.0.1:5432) instead of the embedded one",
+  },
+  'cache-off': {
+    database: 'embedded',
+    env: { CACHE: 'off' },
+    description: 'the default without the in-process response cache: every request reaches PostgreSQL',
+  },
+  'hot-path-off': {
+    database: 'embedded',
+    env: { HOT_PATH: 'off' },
+    description: "the default without the cache's hot path: every request goes through Fastify's pipeline",
+    optIn: true,
+  },
+  'compression-off': {
+    database: 'embedded',
+    env: { COMPRESSION: 'off' },
+    description: 'the default without response compression',
+    optIn: true,
+  },
+  'cache-off-compression-off': {
+    database: 'embedded',
+    env: { CACHE: 'off', COMPRESSION: 'off' },
+    description: 'neither cache nor compression',
+    optIn: true,
+  },
   // Tracing is loaded in every configuration (the service starts as `npm start` does, with
   // --import ./src/telemetry/tracing.ts); these two give it somewhere to send spans.
-  'tracing-1pct': { database: 'embedded', env: { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.01' }, otlp: true, description: 'OpenTelemetry on, 1% of traces sampled and exported over OTLP to a loopback sink', optIn: true },
-  'tracing-100pct': { database: 'embedded', env: { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '1' }, otlp: true, description: 'OpenTelemetry on, every trace sampled and exported over OTLP to a loopback sink', optIn: true },
+  'tracing-1pct': {
+    database: 'embedded',
+    env: { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.01' },
+    otlp: true,
+    description: 'OpenTelemetry on, 1% of traces sampled and exported over OTLP to a loopback sink',
+    optIn: true,
+  },
+  'tracing-100pct': {
+    database: 'embedded',
+    env: { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '1' },
+    otlp: true,
+    description: 'OpenTelemetry on, every trace sampled and exported over OTLP to a loopback sink',
+    optIn: true,
+  },
   // Load shedding (--overload compares them at twice the peak rate).
-  'shed-off': { database: 'embedded', env: { SHED: 'off' }, description: 'no load shedding: every request is admitted, however late', optIn: true },
-  'shed-50ms': { database: 'embedded', env: { SHED_MAX_EVENT_LOOP_DELAY_MS: '50' }, description: 'load shedding from 50 ms of event-loop delay (default 200 ms)', optIn: true },
+  'shed-off': {
+    database: 'embedded',
+    env: { SHED: 'off' },
+    description: 'no load shedding: every request is admitted, however late',
+    optIn: true,
+  },
+  'shed-50ms': {
+    database: 'embedded',
+    env: { SHED_MAX_EVENT_LOOP_DELAY_MS: '50' },
+    description: 'load shedding from 50 ms of event-loop delay (default 200 ms)',
+    optIn: true,
+  },
   // The runtime knobs (`--compare`): V8's young generation, libuv's threadpool, processes.
-  'semi-space-8': { database: 'embedded', env: { NODE_OPTIONS: '--max-semi-space-size=8' }, description: 'V8 young generation semi-spaces of up to 8 MB (a smaller young generation: more, shorter scavenges)', optIn: true },
-  'old-space-192': { database: 'embedded', env: { NODE_OPTIONS: '--max-old-space-size=192' }, description: 'V8 old generation capped at 192 MB (collects sooner instead of growing the heap)', optIn: true },
-  'semi-space-32': { database: 'embedded', env: { NODE_OPTIONS: '--max-semi-space-size=32' }, description: 'V8 young generation semi-spaces of up to 32 MB (fewer scavenges)', optIn: true },
-  'semi-space-64': { database: 'embedded', env: { NODE_OPTIONS: '--max-semi-space-size=64' }, description: 'V8 young generation semi-spaces of up to 64 MB', optIn: true },
-  'threadpool-2': { database: 'embedded', env: { UV_THREADPOOL_SIZE: '2' }, description: 'libuv threadpool of 2 (Argon2 and zlib stream work)', optIn: true },
+  'semi-space-8': {
+    database: 'embedded',
+    env: { NODE_OPTIONS: '--max-semi-space-size=8' },
+    description: 'V8 young generation semi-spaces of up to 8 MB (a smaller young generation: more, shorter scavenges)',
+    optIn: true,
+  },
+  'old-space-192': {
+    database: 'embedded',
+    env: { NODE_OPTIONS: '--max-old-space-size=192' },
+    description: 'V8 old generation capped at 192 MB (collects sooner instead of growing the heap)',
+    optIn: true,
+  },
+  'semi-space-32': {
+    database: 'embedded',
+    env: { NODE_OPTIONS: '--max-semi-space-size=32' },
+    description: 'V8 young generation semi-spaces of up to 32 MB (fewer scavenges)',
+    optIn: true,
+  },
+  'semi-space-64': {
+    database: 'embedded',
+    env: { NODE_OPTIONS: '--max-semi-space-size=64' },
+    description: 'V8 young generation semi-spaces of up to 64 MB',
+    optIn: true,
+  },
+  'threadpool-2': {
+    database: 'embedded',
+    env: { UV_THREADPOOL_SIZE: '2' },
+    description: 'libuv threadpool of 2 (Argon2 and zlib stream work)',
+    optIn: true,
+  },
   'threadpool-8': { database: 'embedded', env: { UV_THREADPOOL_SIZE: '8' }, description: 'libuv threadpool of 8', optIn: true },
   // The jemalloc chapter's analog: glibc's malloc gives each thread that allocates (libuv's
   // threadpool compressing, hashing) an arena of its own, which fragments; fewer arenas, or
   // jemalloc itself (Debian's libjemalloc2), may hold RSS down.
-  'malloc-arenas-2': { database: 'embedded', env: { MALLOC_ARENA_MAX: '2' }, description: "glibc malloc limited to 2 arenas (MALLOC_ARENA_MAX=2)", optIn: true },
-  jemalloc: { database: 'embedded', env: { LD_PRELOAD: '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2' }, requires: '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2', description: 'jemalloc (Debian libjemalloc2) preloaded instead of glibc malloc', optIn: true },
-  'workers-2-reuseport': { database: 'embedded', env: { WORKERS: '2', WORKERS_MODE: 'reuseport' }, description: 'two worker processes, each binding the port (the kernel spreads connections)', optIn: true },
-  'workers-2': { database: 'embedded', env: { WORKERS: '2' }, description: 'two worker processes (the service tree is sampled as a whole)', optIn: true },
+  'malloc-arenas-2': {
+    database: 'embedded',
+    env: { MALLOC_ARENA_MAX: '2' },
+    description: 'glibc malloc limited to 2 arenas (MALLOC_ARENA_MAX=2)',
+    optIn: true,
+  },
+  jemalloc: {
+    database: 'embedded',
+    env: { LD_PRELOAD: '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2' },
+    requires: '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2',
+    description: 'jemalloc (Debian libjemalloc2) preloaded instead of glibc malloc',
+    optIn: true,
+  },
+  'workers-2-reuseport': {
+    database: 'embedded',
+    env: { WORKERS: '2', WORKERS_MODE: 'reuseport' },
+    description: 'two worker processes, each binding the port (the kernel spreads connections)',
+    optIn: true,
+  },
+  'workers-2': {
+    database: 'embedded',
+    env: { WORKERS: '2' },
+    description: 'two worker processes (the service tree is sampled as a whole)',
+    optIn: true,
+  },
 };
 
 /** `npm run bench -- --compare`: each runtime knob against the default, on the scenarios it can move. */
-export const COMPARE_CONFIGS = ['default', 'semi-space-8', 'semi-space-32', 'semi-space-64', 'old-space-192', 'malloc-arenas-2', 'jemalloc', 'threadpool-2', 'threadpool-8', 'workers-2', 'workers-2-reuseport'] as const;
+export const COMPARE_CONFIGS = [
+  'default',
+  'semi-space-8',
+  'semi-space-32',
+  'semi-space-64',
+  'old-space-192',
+  'malloc-arenas-2',
+  'jemalloc',
+  'threadpool-2',
+  'threadpool-8',
+  'workers-2',
+  'workers-2-reuseport',
+] as const;
 export const COMPARE_SCENARIOS = ['read-anon', 'read-auth', 'mixed', 'login'] as const;
 
 /** The name the platform limit (the bare node:http server) has in results, next to the configurations. */

@@ -12,7 +12,9 @@ export function cpuCell(x: number | null | undefined): string {
 /** "312 (exec 120 + plan 192)", or execution alone marked when planning was not tracked. */
 export function pgCell(p: PgPerRequest | null | undefined): string {
   if (!p) return '';
-  return p.planningTracked ? `${us(p.usPerRequest)} (${us(p.execUsPerRequest)} + ${us(p.planUsPerRequest)})` : `${us(p.usPerRequest)} (exec only)`;
+  return p.planningTracked
+    ? `${us(p.usPerRequest)} (${us(p.execUsPerRequest)} + ${us(p.planUsPerRequest)})`
+    : `${us(p.usPerRequest)} (exec only)`;
 }
 
 export function callsCell(p: PgPerRequest | null | undefined): string {
@@ -33,14 +35,16 @@ export function costTable(rows: readonly CostRow[], label: (config: string) => s
   const lines = [
     '## Cost per response',
     '',
-    'The server\'s CPU (user + system, /proc, its whole process tree) per response, and PostgreSQL\'s time per request from ' +
-      'pg_stat_statements (execution + planning, summed over the run\'s database, reset before the measured window) and its statements per request.',
+    "The server's CPU (user + system, /proc, its whole process tree) per response, and PostgreSQL's time per request from " +
+      "pg_stat_statements (execution + planning, summed over the run's database, reset before the measured window) and its statements per request.",
     '',
     '| scenario | config | req/s | CPU µs/resp | PG µs/req (exec + plan) | PG calls/req |',
     '|---|---|--:|--:|--:|--:|',
   ];
   for (const x of rows) {
-    lines.push(`| ${x.scenario} | ${label(x.config)} | ${n0(x.requestsPerSec)} | ${cpuCell(x.serviceCpuUsPerResponse)} | ${pgCell(x.pg)} | ${callsCell(x.pg)} |`);
+    lines.push(
+      `| ${x.scenario} | ${label(x.config)} | ${n0(x.requestsPerSec)} | ${cpuCell(x.serviceCpuUsPerResponse)} | ${pgCell(x.pg)} | ${callsCell(x.pg)} |`,
+    );
   }
   lines.push('');
   return lines;

@@ -157,7 +157,9 @@ async function prepare(
     } finally {
       await pool.end();
     }
-    const version = await admin(serverUrl, (c) => c.query<{ v: string }>("select current_setting('server_version') as v")).then((r) => r.rows[0]!.v);
+    const version = await admin(serverUrl, (c) => c.query<{ v: string }>("select current_setting('server_version') as v")).then(
+      (r) => r.rows[0]!.v,
+    );
     let runs = 0;
     return {
       kind,
@@ -182,7 +184,9 @@ async function prepare(
         };
       },
       backendPids: async (database: string) =>
-        (await admin(serverUrl, (c) => c.query<{ pid: number }>('select pid from pg_stat_activity where datname = $1', [database]))).rows.map((r) => r.pid),
+        (
+          await admin(serverUrl, (c) => c.query<{ pid: number }>('select pid from pg_stat_activity where datname = $1', [database]))
+        ).rows.map((r) => r.pid),
       close: async () => {
         try {
           await dropAll();

@@ -60,7 +60,13 @@ export class LoadSession {
   }
 
   static async open(opts: SessionOptions): Promise<LoadSession> {
-    const spec: LoadSpec = { url: opts.url, connections: opts.connections, timeoutSec: 10, requestsFile: opts.requestsFile, spin: opts.spin === true };
+    const spec: LoadSpec = {
+      url: opts.url,
+      connections: opts.connections,
+      timeoutSec: 10,
+      requestsFile: opts.requestsFile,
+      spin: opts.spin === true,
+    };
     const specFile = path.join(opts.workDir, `load-${++specSeq}.json`);
     await writeFile(specFile, JSON.stringify(spec));
     const child = spawnTracked(process.execPath, [path.join(HERE, 'loadgen.ts'), specFile], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
@@ -130,7 +136,12 @@ export interface PlatformHandle {
   stop(): Promise<void>;
 }
 
-export async function startPlatform(recordings: readonly Recording[], workDir: string, name: string, engine: 'node' | 'fastify' = 'node'): Promise<PlatformHandle> {
+export async function startPlatform(
+  recordings: readonly Recording[],
+  workDir: string,
+  name: string,
+  engine: 'node' | 'fastify' = 'node',
+): Promise<PlatformHandle> {
   const file = path.join(workDir, `recordings-${name}.json`);
   await writeFile(file, JSON.stringify(recordings));
   const args = [path.join(HERE, 'platform.ts'), file, ...(engine === 'fastify' ? ['--fastify'] : [])];
@@ -194,7 +205,10 @@ export function request(base: string, r: Pick<BenchRequest, 'method' | 'path' | 
 }
 
 /** One request, retried (up to 3 times, after Retry-After) while it is answered 503 or 429, as a well-behaved client does. */
-export async function requestPatiently(base: string, r: Pick<BenchRequest, 'method' | 'path' | 'headers' | 'body'>): Promise<RawResponse & { retries: number }> {
+export async function requestPatiently(
+  base: string,
+  r: Pick<BenchRequest, 'method' | 'path' | 'headers' | 'body'>,
+): Promise<RawResponse & { retries: number }> {
   let res = await request(base, r);
   let retries = 0;
   while (retries < 3 && (res.status === 503 || res.status === 429)) {

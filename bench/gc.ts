@@ -90,7 +90,11 @@ export async function readLag(baseUrl: string): Promise<{ mean: number; p99: num
     const text = await res.text();
     const read = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
     const ms = (x: number) => Math.round(x * 1e4) / 10;
-    return { mean: ms(read('nodejs_eventloop_lag_mean_seconds')), p99: ms(read('nodejs_eventloop_lag_p99_seconds')), max: ms(read('nodejs_eventloop_lag_max_seconds')) };
+    return {
+      mean: ms(read('nodejs_eventloop_lag_mean_seconds')),
+      p99: ms(read('nodejs_eventloop_lag_p99_seconds')),
+      max: ms(read('nodejs_eventloop_lag_max_seconds')),
+    };
   } catch {
     return null;
   }

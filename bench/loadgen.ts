@@ -127,7 +127,14 @@ async function run(spec: LoadSpec, requests: readonly BenchRequest[], step: Load
     },
   };
   const instance = autocannon(
-    { url: spec.url, connections: spec.connections, duration: step.durationSec, timeout: spec.timeoutSec, pipelining: 1, requests: [entry] },
+    {
+      url: spec.url,
+      connections: spec.connections,
+      duration: step.durationSec,
+      timeout: spec.timeoutSec,
+      pipelining: 1,
+      requests: [entry],
+    },
     (err, result) => finish(err, result),
   );
   const started = performance.now();
@@ -161,7 +168,9 @@ async function run(spec: LoadSpec, requests: readonly BenchRequest[], step: Load
     timeouts: result.timeouts,
     non2xx,
     statusCodes,
-    byKind: Object.fromEntries([...byKind].map(([kind, k]) => [kind, { count: k.h.count, non2xx: k.non2xx, latencyMs: k.h.percentilesMs() }])),
+    byKind: Object.fromEntries(
+      [...byKind].map(([kind, k]) => [kind, { count: k.h.count, non2xx: k.non2xx, latencyMs: k.h.percentilesMs() }]),
+    ),
     bytesPerSec: round(result.throughput.average, 0),
   };
 }

@@ -36,11 +36,21 @@ export async function measureTarget(
   requestsFile: string,
 ): Promise<{ peak: Measurement; sweep: SweepPoint[]; gc: GcWindow | null; overload: OverloadPoint | null; pg: PgPerRequest | null }> {
   const { opts, log } = ctx;
-  const session = await LoadSession.open({ url: target.url, connections, requestsFile, engine: opts.engine, workDir: ctx.workDir, sample: target.sample, spin: opts.pin });
+  const session = await LoadSession.open({
+    url: target.url,
+    connections,
+    requestsFile,
+    engine: opts.engine,
+    workDir: ctx.workDir,
+    sample: target.sample,
+    spin: opts.pin,
+  });
   try {
     if (opts.warmupSec > 0) {
-      const w = (await session.run({ durationSec: opts.warmupSec }, (n, t) => log.tick(`${target.label} warm-up`, n, t, opts.warmupSec))).result;
-      if (w.errors + w.timeouts + w.non2xx > 0) log.warn(`${target.label} warm-up: ${w.errors} errors, ${w.timeouts} timeouts, ${w.non2xx} non-2xx`);
+      const w = (await session.run({ durationSec: opts.warmupSec }, (n, t) => log.tick(`${target.label} warm-up`, n, t, opts.warmupSec)))
+        .result;
+      if (w.errors + w.timeouts + w.non2xx > 0)
+        log.warn(`${target.label} warm-up: ${w.errors} errors, ${w.timeouts} timeouts, ${w.non2xx} non-2xx`);
     }
     const gcBefore = target.metrics ? await readGc(target.url) : null;
     await target.pg?.reset();
@@ -78,9 +88,13 @@ export async function measureTarget(
           loadgen: m.usage.loadgen ?? null,
           ...(x.generatorDelayMs ? { generatorStallMs: x.generatorDelayMs.max } : {}),
         });
-        log.info(`${label}: p50 ${x.latencyMs.p50} ms, p99 ${x.latencyMs.p99} ms${x.unanswered ? `, ${x.unanswered} unanswered at the end` : ''}`);
+        log.info(
+          `${label}: p50 ${x.latencyMs.p50} ms, p99 ${x.latencyMs.p99} ms${x.unanswered ? `, ${x.unanswered} unanswered at the end` : ''}`,
+        );
         if (x.errors + x.timeouts + x.non2xx > 0) {
-          ctx.fail(`${label}: ${x.errors} errors, ${x.timeouts} timeouts, ${x.non2xx} non-2xx ${JSON.stringify(x.statusCodes)}${x.unexpected ? `; responses with no request in flight: ${x.unexpected.join(' | ')}` : ''}`);
+          ctx.fail(
+            `${label}: ${x.errors} errors, ${x.timeouts} timeouts, ${x.non2xx} non-2xx ${JSON.stringify(x.statusCodes)}${x.unexpected ? `; responses with no request in flight: ${x.unexpected.join(' | ')}` : ''}`,
+          );
         }
       }
     }
@@ -89,7 +103,9 @@ export async function measureTarget(
       const rate = Math.max(1, Math.round(r.requestsPerSec * 2));
       const label = `${target.label} overload 200% (${rate} req/s, ${opts.overloadConnections} connections)`;
       const lagBefore = await readLag(target.url);
-      const m = await session.run({ durationSec: opts.sweepDurationSec, rate, connections: opts.overloadConnections }, (n, t) => log.tick(label, n, t, opts.sweepDurationSec));
+      const m = await session.run({ durationSec: opts.sweepDurationSec, rate, connections: opts.overloadConnections }, (n, t) =>
+        log.tick(label, n, t, opts.sweepDurationSec),
+      );
       const lag = lagBefore ? await readLag(target.url) : null;
       const x = m.result;
       const shed = x.statusCodes['503'] ?? 0;
@@ -136,19 +152,32 @@ export function toRunResult(
   if (r.errors) problems.push(`${r.errors} connection errors`);
   if (r.timeouts) problems.push(`${r.timeouts} timeouts`);
   if (r.non2xx) {
-    const codes = Object.entries(r.statusCodes).filter(([s]) => !/^2/.test(s)).map(([s, n]) => `${s}: ${n}`);
+    const codes = Object.entries(r.statusCodes)
+      .filter(([s]) => !/^2/.test(s))
+      .map(([s, n]) => `${s}: ${n}`);
     problems.push(`${r.non2xx} non-2xx responses (${codes.join(', ')})`);
   }
   if (r.responses === 0) problems.push('no responses at all');
   // A load generator using a whole core cannot go faster: the target may have had more to give.
   const loadgenBound = (m.usage.loadgen?.cpuPercent ?? 0) >= 90;
-  if (loadgenBound) ctx.log.warn(`${scenario} × ${config}: the load generator used ${m.usage.loadgen!.cpuPercent}% of a core: this is its limit, not necessarily the target's`);
+  if (loadgenBound)
+    ctx.log.warn(
+      `${scenario} × ${config}: the load generator used ${m.usage.loadgen!.cpuPercent}% of a core: this is its limit, not necessarily the target's`,
+    );
   if (problems.length) {
     ctx.fail(`${scenario} × ${config}: ${problems.join('; ')}`);
-    const bad = Object.entries(r.byKind).filter(([, k]) => k.non2xx > 0).map(([kind, k]) => `${kind} (${k.non2xx})`);
+    const bad = Object.entries(r.byKind)
+      .filter(([, k]) => k.non2xx > 0)
+      .map(([kind, k]) => `${kind} (${k.non2xx})`);
     if (bad.length) ctx.log.error(`  non-2xx by request kind: ${bad.join(', ')}`);
-    else if (r.non2xx && r.engine.startsWith('wrk')) ctx.log.error('  (wrk does not tell statuses or request kinds apart: rerun with --loadgen autocannon to see them)');
-    const lastLogs = logs?.().trim().split('\n').slice(-3).map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l)).join('\n');
+    else if (r.non2xx && r.engine.startsWith('wrk'))
+      ctx.log.error('  (wrk does not tell statuses or request kinds apart: rerun with --loadgen autocannon to see them)');
+    const lastLogs = logs?.()
+      .trim()
+      .split('\n')
+      .slice(-3)
+      .map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l))
+      .join('\n');
     if (lastLogs) ctx.log.error(`  the service's last log lines:\n${lastLogs}`);
   }
   return {

@@ -16,8 +16,14 @@ export const USAGE = `usage: npm run bench -- [options]
                           jemalloc (the allocator), threadpool-2/8,
                           workers-2 (cluster and reuseport) on
                           read-anon, read-auth, mixed and login (--configs/--scenarios override)
-  --scenarios a,b         scenarios to run (default: ${Object.values(SCENARIOS).filter((s) => s.inDefaultRun).map((s) => s.name).join(',')};
-                          also: ${Object.values(SCENARIOS).filter((s) => !s.inDefaultRun).map((s) => s.name).join(', ')})
+  --scenarios a,b         scenarios to run (default: ${Object.values(SCENARIOS)
+    .filter((s) => s.inDefaultRun)
+    .map((s) => s.name)
+    .join(',')};
+                          also: ${Object.values(SCENARIOS)
+                            .filter((s) => !s.inDefaultRun)
+                            .map((s) => s.name)
+                            .join(', ')})
   --configs a,b           configurations compared side by side (default: all in bench/configs.ts)
   --duration <s>          seconds of measured load per run (default 12, quick 3)
   --warmup <s>            seconds of unmeasured load before each run (default 3, quick 1)
@@ -96,7 +102,12 @@ function niceness(raw: string | undefined): number | undefined {
 }
 
 function list(raw: string | undefined): string[] | undefined {
-  return raw === undefined ? undefined : raw.split(',').map((s) => s.trim()).filter(Boolean);
+  return raw === undefined
+    ? undefined
+    : raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
 }
 
 export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
@@ -157,7 +168,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
   try {
     const compare = values.compare ?? false;
     if (peer) {
-      if (compare || pgbench || values.sweep || values.overload || values.floor) throw new Error('--compare, --pgbench, --sweep, --overload and --floor are not for peer mode');
+      if (compare || pgbench || values.sweep || values.overload || values.floor)
+        throw new Error('--compare, --pgbench, --sweep, --overload and --floor are not for peer mode');
       scenarios = selectPeerScenarios(list(values.scenarios));
       configs = selectConfigs(list(values.configs) ?? ['default', 'cache-off']);
       // Peer mode starts no OTLP sink: a tracing configuration would measure tracing off.

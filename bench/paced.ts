@@ -181,7 +181,9 @@ export async function runPaced(requests: readonly BenchRequest[], spec: PacedSpe
   const wire = requests.map((r) => {
     const body = r.body === undefined ? undefined : Buffer.from(r.body);
     const headers = { host: url.host, ...r.headers, ...(body ? { 'content-length': String(body.length) } : {}) };
-    const head = `${r.method} ${r.path} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+    const head = `${r.method} ${r.path} HTTP/1.1\r\n${Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('')}\r\n`;
     return body ? Buffer.concat([Buffer.from(head), body]) : Buffer.from(head);
   });
 

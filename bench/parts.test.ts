@@ -20,7 +20,10 @@ function assertWellFormedSvg(svg: string): void {
 const input: ScenarioInput = {
   catalog: {
     articles: Array.from({ length: 50 }, (_, i) => ({ slug: `article-${i}`, author: `author${i % 7}` })),
-    tags: [{ name: 'node', uses: 30 }, { name: 'rust & go', uses: 3 }],
+    tags: [
+      { name: 'node', uses: 30 },
+      { name: 'rust & go', uses: 3 },
+    ],
     usernames: Array.from({ length: 20 }, (_, i) => `user${i}`),
     favoriters: ['user1', 'user2', 'user1'],
   },
@@ -72,7 +75,7 @@ describe('scenarios', () => {
     assert.ok(auth.some((r) => r.kind === 'feed'));
   });
 
-  test('query values are URL-encoded and updates go to the token user\'s own articles', () => {
+  test("query values are URL-encoded and updates go to the token user's own articles", () => {
     const list = buildRequests(SCENARIOS['read-anon']!, input, 3, 2000);
     assert.ok(list.some((r) => r.path.includes('tag=rust%20%26%20go')));
     const writes = buildRequests(SCENARIOS.write!, input, 3, 2000);
@@ -96,7 +99,7 @@ describe('scenarios', () => {
 });
 
 describe('pgbench script', () => {
-  test('runs the service\'s list query with the viewer as NULL and limit/offset as variables', () => {
+  test("runs the service's list query with the viewer as NULL and limit/offset as variables", () => {
     const script = listScript();
     assert.match(script, /^\\set limit 20$/m);
     assert.match(script, /random_exponential\(0, 9, 6\.93\)/);
@@ -108,7 +111,9 @@ describe('pgbench script', () => {
 
 describe('wrk script', () => {
   test('every request becomes a Lua entry; long strings cannot be closed by their content', () => {
-    const lua = wrkScript([{ kind: 'x', method: 'POST', path: '/a]]b', headers: { 'content-type': 'application/json' }, body: '{"x":"]=]"}' }]);
+    const lua = wrkScript([
+      { kind: 'x', method: 'POST', path: '/a]]b', headers: { 'content-type': 'application/json' }, body: '{"x":"]=]"}' },
+    ]);
     assert.match(lua, /\[==\[\{"x":"\]=\]"\}\]==\]/);
     assert.match(lua, /function request\(\)/);
   });
@@ -120,14 +125,30 @@ describe('plots', () => {
 
   test('grouped bars, latency ranges and line panels are well-formed SVG, with text escaped', () => {
     assertWellFormedSvg(groupedBars({ title: 'A & B <test>', yLabel: 'req/s', categories: ['a', 'b'], series, value, note: 'x < y' }));
-    assertWellFormedSvg(latencyRanges({ title: 't', categories: ['a', 'b'], series, value: () => ({ p50: 0.2, p90: 0.5, p99: 3, max: 40 }) }));
+    assertWellFormedSvg(
+      latencyRanges({ title: 't', categories: ['a', 'b'], series, value: () => ({ p50: 0.2, p90: 0.5, p99: 3, max: 40 }) }),
+    );
     assertWellFormedSvg(
       linePanels({
         title: 't',
         xLabel: 'x',
         yLabel: 'y',
         series,
-        panels: [{ title: 'a', lines: [{ series: 'default', points: [{ x: 10, y: 0.4 }, { x: 100, y: 12 }] }, { series: 'platform', dashed: true, points: [{ x: 20, y: 0.2 }] }] }],
+        panels: [
+          {
+            title: 'a',
+            lines: [
+              {
+                series: 'default',
+                points: [
+                  { x: 10, y: 0.4 },
+                  { x: 100, y: 12 },
+                ],
+              },
+              { series: 'platform', dashed: true, points: [{ x: 20, y: 0.2 }] },
+            ],
+          },
+        ],
       }),
     );
   });
@@ -140,16 +161,41 @@ describe('plots', () => {
 
 describe('regression check', () => {
   test('flags a ratio below the baseline by more than the threshold, and only that', () => {
-    const baseline = { createdAt: '', loadgen: 'wrk' as const, command: '', machine: '', gitCommit: '', ratios: { 'a/default': 0.5, 'b/default': 0.5, 'c/default': 0.5 } };
+    const baseline = {
+      createdAt: '',
+      loadgen: 'wrk' as const,
+      command: '',
+      machine: '',
+      gitCommit: '',
+      ratios: { 'a/default': 0.5, 'b/default': 0.5, 'c/default': 0.5 },
+    };
     const rows = compare(baseline, { 'a/default': 0.41, 'b/default': 0.39, 'd/default': 1 }, 0.2);
-    assert.deepEqual(rows.map((r) => [r.key, r.regressed]), [['a/default', false], ['b/default', true], ['c/default', false]]);
+    assert.deepEqual(
+      rows.map((r) => [r.key, r.regressed]),
+      [
+        ['a/default', false],
+        ['b/default', true],
+        ['c/default', false],
+      ],
+    );
     assert.equal(rows[2]!.fresh, undefined);
   });
 
-  test('keeps each scenario\'s best ratio over the runs, and ignores the platform rows', () => {
+  test("keeps each scenario's best ratio over the runs, and ignores the platform rows", () => {
     const run = (ratios: [string, number | null][]) =>
-      ({ runs: ratios.map(([k, ratio]) => ({ scenario: k.split('/')[0], config: k.split('/')[1], ratioToPlatform: ratio })) }) as unknown as Results;
-    const best = bestRatios([run([['a/default', 0.3], ['a/platform', null]]), run([['a/default', 0.4], ['b/default', 0.1]])]);
+      ({
+        runs: ratios.map(([k, ratio]) => ({ scenario: k.split('/')[0], config: k.split('/')[1], ratioToPlatform: ratio })),
+      }) as unknown as Results;
+    const best = bestRatios([
+      run([
+        ['a/default', 0.3],
+        ['a/platform', null],
+      ]),
+      run([
+        ['a/default', 0.4],
+        ['b/default', 0.1],
+      ]),
+    ]);
     assert.deepEqual(best, { 'a/default': 0.4, 'b/default': 0.1 });
   });
 });
@@ -217,7 +263,11 @@ describe('the paced generator', () => {
         assert.equal(result.errors + result.timeouts, 0);
         assert.ok(result.responses > 1000, `${result.responses} responses`);
         // Its own delay is reported (how late its loop ran; the 1 ms sampling period taken off).
-        assert.ok(result.generatorDelayMs !== undefined && Number.isFinite(result.generatorDelayMs.max) && result.generatorDelayMs.p99 <= result.generatorDelayMs.max);
+        assert.ok(
+          result.generatorDelayMs !== undefined &&
+            Number.isFinite(result.generatorDelayMs.max) &&
+            result.generatorDelayMs.p99 <= result.generatorDelayMs.max,
+        );
         let close = 0;
         for (let i = 1; i < arrivals.length; i++) if (arrivals[i]! - arrivals[i - 1]! < 0.1) close++;
         return close / arrivals.length;

@@ -20,14 +20,17 @@ export interface PgbenchRun {
  */
 export function listScript(): string {
   const { text } = listArticlesQuery({ limit: 20, offset: 0 }, null);
-  const sql = text
-    .replace(/\$1\b/g, 'NULL')
-    .replace(/\$2\b/g, ':limit')
-    .replace(/\$3\b/g, ':offset');
+  const sql = text.replace(/\$1\b/g, 'NULL').replace(/\$2\b/g, ':limit').replace(/\$3\b/g, ':offset');
   if (/\$\d/.test(sql)) throw new Error('the list query has parameters the pgbench script does not fill in');
   // Page k with probability proportional to 0.5^k, k = 0..9: the same as the scenario (the
   // exponential's parameter is the decay over the whole range, 10 x ln 2).
-  return ['\\set limit 20', '\\set page random_exponential(0, 9, 6.93)', '\\set offset :page * :limit', `${sql.replace(/\s+/g, ' ').trim()};`, ''].join('\n');
+  return [
+    '\\set limit 20',
+    '\\set page random_exponential(0, 9, 6.93)',
+    '\\set offset :page * :limit',
+    `${sql.replace(/\s+/g, ' ').trim()};`,
+    '',
+  ].join('\n');
 }
 
 export async function runPgbench(opts: {
@@ -43,7 +46,20 @@ export async function runPgbench(opts: {
   await writeFile(script, listScript());
   const child = spawnTracked(
     'pgbench',
-    ['-n', '-M', opts.mode, '-c', String(opts.clients), '-j', '2', '-T', String(Math.max(1, Math.round(opts.durationSec))), '-f', script, opts.url],
+    [
+      '-n',
+      '-M',
+      opts.mode,
+      '-c',
+      String(opts.clients),
+      '-j',
+      '2',
+      '-T',
+      String(Math.max(1, Math.round(opts.durationSec))),
+      '-f',
+      script,
+      opts.url,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const out = tail(child.stdout);

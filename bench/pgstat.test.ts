@@ -34,7 +34,8 @@ describe('pg_stat_statements per request', { timeout: 120_000 }, () => {
     tmp = await mkdtemp(path.join(tmpdir(), 'conduit-pgstat-test-'));
     await chmod(tmp, 0o755);
     [withPreload, without] = await Promise.all([
-      (async () => startEmbeddedPostgres({ dir: path.join(tmp, 'with'), port: await freePort(), ephemeral: true, preload: ['pg_stat_statements'] }))(),
+      (async () =>
+        startEmbeddedPostgres({ dir: path.join(tmp, 'with'), port: await freePort(), ephemeral: true, preload: ['pg_stat_statements'] }))(),
       (async () => startEmbeddedPostgres({ dir: path.join(tmp, 'without'), port: await freePort(), ephemeral: true }))(),
     ]);
     await sql(withPreload.url, 'create database measured', 'create database other');
@@ -46,7 +47,7 @@ describe('pg_stat_statements per request', { timeout: 120_000 }, () => {
     await rm(tmp, { recursive: true, force: true });
   });
 
-  test('counts one database\'s statements since the reset, not another\'s, nor its own', async () => {
+  test("counts one database's statements since the reset, not another's, nor its own", async () => {
     const url = withDatabase(withPreload.url, 'measured');
     await sql(withPreload.url, 'alter system set pg_stat_statements.track_planning = on', 'select pg_reload_conf()');
     // The reload is a signal: new sessions see the setting once the postmaster has read it.
@@ -91,10 +92,15 @@ describe('pg_stat_statements per request', { timeout: 120_000 }, () => {
   test('a server without the preload says which server and how to fix it, once, and the run goes on', async () => {
     const url = withDatabase(without.url, 'measured');
     const port = new URL(without.url).port;
-    assert.equal(await PgStatements.open(url), `pg_stat_statements not available on 127.0.0.1:${port} (add shared_preload_libraries = 'pg_stat_statements' and restart)`);
+    assert.equal(
+      await PgStatements.open(url),
+      `pg_stat_statements not available on 127.0.0.1:${port} (add shared_preload_libraries = 'pg_stat_statements' and restart)`,
+    );
     const notes: string[] = [];
     assert.equal(await openPgStatements(url, (l) => notes.push(l)), undefined);
     assert.equal(await openPgStatements(url, (l) => notes.push(l)), undefined);
-    assert.deepEqual(notes, [`pg_stat_statements not available on 127.0.0.1:${port} (add shared_preload_libraries = 'pg_stat_statements' and restart)`]);
+    assert.deepEqual(notes, [
+      `pg_stat_statements not available on 127.0.0.1:${port} (add shared_preload_libraries = 'pg_stat_statements' and restart)`,
+    ]);
   });
 });

@@ -125,7 +125,9 @@ const noted = new Set<string>();
  * the run goes on without PostgreSQL's figures).
  */
 export async function openPgStatements(databaseUrl: string, note: (line: string) => void): Promise<PgStatements | undefined> {
-  const r = await PgStatements.open(databaseUrl).catch((err: unknown) => `pg_stat_statements on ${new URL(databaseUrl).host}: ${(err as Error).message}`);
+  const r = await PgStatements.open(databaseUrl).catch(
+    (err: unknown) => `pg_stat_statements on ${new URL(databaseUrl).host}: ${(err as Error).message}`,
+  );
   const server = new URL(databaseUrl).host;
   if (typeof r === 'string') {
     if (!noted.has(server)) note(r);
@@ -134,7 +136,9 @@ export async function openPgStatements(databaseUrl: string, note: (line: string)
   }
   if (!r.planningTracked && !noted.has(`${server} planning`)) {
     noted.add(`${server} planning`);
-    note(`pg_stat_statements.track_planning is off on ${server}: PostgreSQL's time per request there is execution only (alter system set pg_stat_statements.track_planning = on; select pg_reload_conf())`);
+    note(
+      `pg_stat_statements.track_planning is off on ${server}: PostgreSQL's time per request there is execution only (alter system set pg_stat_statements.track_planning = on; select pg_reload_conf())`,
+    );
   }
   return r;
 }

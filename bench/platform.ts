@@ -60,7 +60,8 @@ export function startPlatformServer(recordings: readonly Recording[], port = 0):
  */
 export async function startFastifyFloorServer(recordings: readonly Recording[], port = 0): Promise<http.Server> {
   const answers = new Map<string, { status: number; headers: Record<string, string>; body: Buffer }>();
-  for (const r of recordings) answers.set(`${r.method} ${r.path}`, { status: r.status, headers: r.headers, body: Buffer.from(r.bodyBase64, 'base64') });
+  for (const r of recordings)
+    answers.set(`${r.method} ${r.path}`, { status: r.status, headers: r.headers, body: Buffer.from(r.bodyBase64, 'base64') });
   const app = Fastify({ logger: false, keepAliveTimeout: 72_000 });
   // Bodies are read whole and not parsed, as the node:http server does.
   app.removeAllContentTypeParsers();

@@ -70,23 +70,31 @@ export async function startService(env: Record<string, string>, timeoutMs = 60_0
   // (info) is not written: the harness picks the port and waits for /readyz instead.
   const port = await freePort();
   // As `npm start` runs it: the tracing module first (near-zero cost without an OTLP endpoint).
-  const child = spawnTracked(process.execPath, ['--import', path.join(ROOT, 'src', 'telemetry', 'tracing.ts'), path.join(ROOT, 'src', 'main.ts')], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, HOST: '127.0.0.1', PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnTracked(
+    process.execPath,
+    ['--import', path.join(ROOT, 'src', 'telemetry', 'tracing.ts'), path.join(ROOT, 'src', 'main.ts')],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, HOST: '127.0.0.1', PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const out = tail(child.stdout);
   const err = tail(child.stderr);
   const logs = () => `${out()}${err()}`.trim();
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the service exited (${child.exitCode ?? child.signalCode}) while starting:\n${logs()}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`the service exited (${child.exitCode ?? child.signalCode}) while starting:\n${logs()}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`the service was not ready within ${timeoutMs / 1000} s:\n${logs()}`);
     }
-    const ready = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.status === 200, () => false);
+    const ready = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) }).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ready) break;
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -33,7 +33,9 @@ export class Progress {
   /** Live counter for the run in progress (TTY only: a log file gets the summary line). */
   tick(label: string, responses: number, elapsed: number, total: number): void {
     if (!this.#tty) return;
-    process.stderr.write(`\r\x1b[2K${this.#clock()} ${label}: ${elapsed.toFixed(0)}/${total} s, ${responses.toLocaleString('en-US')} responses (${Math.round(responses / Math.max(elapsed, 0.001)).toLocaleString('en-US')}/s)`);
+    process.stderr.write(
+      `\r\x1b[2K${this.#clock()} ${label}: ${elapsed.toFixed(0)}/${total} s, ${responses.toLocaleString('en-US')} responses (${Math.round(responses / Math.max(elapsed, 0.001)).toLocaleString('en-US')}/s)`,
+    );
     this.#pending = true;
   }
 }

@@ -165,7 +165,14 @@ export function evaluateTargets(r: Results): Target[] {
   const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(0)}%`);
   for (const c of configs.filter(cacheOn)) {
     const ra = run('read-anon', c);
-    if (ra) out.push({ id: 'read-anon-ratio', description: 'read-anon, cache on: ≥ 0.80 × the node:http limit', config: c, measured: pct(ra.ratioToPlatform), met: ra.ratioToPlatform === null ? null : ra.ratioToPlatform >= 0.8 });
+    if (ra)
+      out.push({
+        id: 'read-anon-ratio',
+        description: 'read-anon, cache on: ≥ 0.80 × the node:http limit',
+        config: c,
+        measured: pct(ra.ratioToPlatform),
+        met: ra.ratioToPlatform === null ? null : ra.ratioToPlatform >= 0.8,
+      });
     if (ra) {
       const half = sweepAtHalf(r, 'read-anon', c);
       out.push({
@@ -177,12 +184,25 @@ export function evaluateTargets(r: Results): Target[] {
       });
     }
     const rau = run('read-auth', c);
-    if (rau) out.push({ id: 'read-auth-ratio', description: 'read-auth, cache on: ≥ 0.5 × the limit', config: c, measured: pct(rau.ratioToPlatform), met: rau.ratioToPlatform === null ? null : rau.ratioToPlatform >= 0.5 });
+    if (rau)
+      out.push({
+        id: 'read-auth-ratio',
+        description: 'read-auth, cache on: ≥ 0.5 × the limit',
+        config: c,
+        measured: pct(rau.ratioToPlatform),
+        met: rau.ratioToPlatform === null ? null : rau.ratioToPlatform >= 0.5,
+      });
   }
   for (const c of configs) {
     const m = run('mixed', c);
     if (!m) continue;
-    out.push({ id: 'mixed-errors', description: 'mixed: no errors', config: c, measured: `${m.errors} errors, ${m.non2xx} non-2xx, ${m.timeouts} timeouts`, met: m.ok });
+    out.push({
+      id: 'mixed-errors',
+      description: 'mixed: no errors',
+      config: c,
+      measured: `${m.errors} errors, ${m.non2xx} non-2xx, ${m.timeouts} timeouts`,
+      met: m.ok,
+    });
     const half = sweepAtHalf(r, 'mixed', c);
     out.push({
       id: 'mixed-p99-half',
@@ -208,13 +228,25 @@ export function evaluateTargets(r: Results): Target[] {
     }
   }
   if (!r.pgbench.length && configs.length) {
-    out.push({ id: 'cache-off-pgbench', description: 'cache off: ≥ 0.7 × pgbench running the same query', config: '-', measured: 'not measured (needs --pgbench)', met: null });
+    out.push({
+      id: 'cache-off-pgbench',
+      description: 'cache off: ≥ 0.7 × pgbench running the same query',
+      config: '-',
+      measured: 'not measured (needs --pgbench)',
+      met: null,
+    });
   }
   for (const c of configs) {
     const rss = r.runs.filter((x) => x.config === c && x.service).map((x) => x.service!.rssPeakMB);
     if (!rss.length) continue;
     const peak = Math.max(...rss);
-    out.push({ id: 'rss', description: 'RSS under load < 200 MB per process', config: c, measured: `${peak} MB (largest process, all scenarios)`, met: peak < 200 });
+    out.push({
+      id: 'rss',
+      description: 'RSS under load < 200 MB per process',
+      config: c,
+      measured: `${peak} MB (largest process, all scenarios)`,
+      met: peak < 200,
+    });
   }
   return out;
 }
@@ -233,7 +265,9 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
   const m = r.machine;
   lines.push(
     `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGB} GB; ${m.os}; Node ${m.node}; ` +
-      `PostgreSQL ${Object.entries(m.postgres).map(([k, v]) => `${v} (${k})`).join(', ')}; load: ${m.loadgen}; commit ${m.gitCommit.slice(0, 10)}${m.gitDirty ? ' (with uncommitted changes)' : ''}. ` +
+      `PostgreSQL ${Object.entries(m.postgres)
+        .map(([k, v]) => `${v} (${k})`)
+        .join(', ')}; load: ${m.loadgen}; commit ${m.gitCommit.slice(0, 10)}${m.gitDirty ? ' (with uncommitted changes)' : ''}. ` +
       `Load average (1/5/15 min) at the start ${m.loadAverage.start.join(' / ')}, at the end ${m.loadAverage.end.join(' / ')}.`,
     '',
   );
@@ -241,12 +275,15 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
     const external = r.configs.some((c) => c.database === 'external' && !c.skipped);
     lines.push(
       'Pinned (`--pin`): each server measured alone on CPU 1; the harness, the load generators and the embedded database on CPU 0; ' +
-        `the paced generator spinning there at the lowest priority.${external ? ' The machine\'s own PostgreSQL (external-pg) is not pinned: it may run on CPU 1 beside the server.' : ''}`,
+        `the paced generator spinning there at the lowest priority.${external ? " The machine's own PostgreSQL (external-pg) is not pinned: it may run on CPU 1 beside the server." : ''}`,
       '',
     );
   }
   const d = r.dataset;
-  lines.push(`Data set: ${['users', 'articles', 'comments', 'favorites', 'follows', 'tags'].map((k) => `${n0(Number(d[k] ?? 0))} ${k}`).join(', ')} (seed ${String(d.seed)}).`, '');
+  lines.push(
+    `Data set: ${['users', 'articles', 'comments', 'favorites', 'follows', 'tags'].map((k) => `${n0(Number(d[k] ?? 0))} ${k}`).join(', ')} (seed ${String(d.seed)}).`,
+    '',
+  );
   if (!r.ok) {
     lines.push('> **❌ THIS RUN HAD ERRORS: it is not a result.**', '');
     for (const f of r.failures) lines.push(`> - ${f}`);
@@ -256,7 +293,9 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
   for (const note of r.notes ?? []) lines.push(`> ⚠ ${note}`, '');
 
   lines.push('## Throughput and latency', '');
-  lines.push('| scenario | config | req/s | × platform | p50 ms | p90 ms | p99 ms | max ms | errors | non-2xx | timeouts | service CPU | service RSS | GC | DB CPU | load gen CPU |');
+  lines.push(
+    '| scenario | config | req/s | × platform | p50 ms | p90 ms | p99 ms | max ms | errors | non-2xx | timeouts | service CPU | service RSS | GC | DB CPU | load gen CPU |',
+  );
   lines.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
   for (const x of r.runs) {
     const bad = (v: number) => (v > 0 ? `**${v} ❌**` : '0');
@@ -273,7 +312,7 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
     'CPU is the mean over the measured window in % of one core (this machine has ' +
       `${m.cores}: ${m.cores * 100}% is all of it). RSS is the peak resident set of the largest process. ` +
       '"× platform" is req/s divided by the bare node:http server\'s req/s on the same scenario in the same run. ' +
-      '⚠ on the load generator: it used ≥ 90% of a core, so that run measured (also) the generator\'s limit.',
+      "⚠ on the load generator: it used ≥ 90% of a core, so that run measured (also) the generator's limit.",
     '',
   );
 
@@ -282,7 +321,8 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
   if (r.targets.length) {
     lines.push('## Targets (issue 6)', '');
     lines.push('| target | config | measured | |', '|---|---|---|---|');
-    for (const t of r.targets) lines.push(`| ${t.description} | ${t.config} | ${t.measured}${t.note ? ` (${t.note})` : ''} | ${mark(t.met)} |`);
+    for (const t of r.targets)
+      lines.push(`| ${t.description} | ${t.config} | ${t.measured}${t.note ? ` (${t.note})` : ''} | ${mark(t.met)} |`);
     lines.push('');
   }
 
@@ -292,8 +332,14 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
     // Pinned, the generator spins on its core (100% of it whatever the rate): its CPU says nothing,
     // its own longest stall does (a p99 near it is the stall's, not the server's).
     const spinning = r.options.pin === true;
-    if (spinning) lines.push('Pinned: the generator spins on a core of its own; its last column is the longest its own event loop was held up during the step.', '');
-    lines.push(`| scenario | config | % of peak | offered req/s | answered req/s | p50 ms | p90 ms | p99 ms | max ms | unanswered | errors | ${spinning ? 'load gen stall ms' : 'load gen CPU'} |`);
+    if (spinning)
+      lines.push(
+        'Pinned: the generator spins on a core of its own; its last column is the longest its own event loop was held up during the step.',
+        '',
+      );
+    lines.push(
+      `| scenario | config | % of peak | offered req/s | answered req/s | p50 ms | p90 ms | p99 ms | max ms | unanswered | errors | ${spinning ? 'load gen stall ms' : 'load gen CPU'} |`,
+    );
     lines.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
     for (const s of r.sweeps) {
       for (const p of s.points) {
@@ -313,10 +359,12 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
     lines.push(
       'Each configuration offered 2 × its own peak rate, open loop (bench/paced.ts), over many connections. "Admitted" are the 2xx ' +
         'responses and their latency (counted from when each request was due); 503 are refusals (shedding, pool or hashing queue); ' +
-        'unanswered were still queued or in flight at the end. Event-loop lag is the service\'s own, over the step.',
+        "unanswered were still queued or in flight at the end. Event-loop lag is the service's own, over the step.",
       '',
     );
-    lines.push('| scenario | config | offered req/s | connections | admitted req/s | admitted p50 ms | admitted p99 ms | admitted max ms | 503 | other non-2xx | errors + timeouts | unanswered | loop lag mean / max ms | service RSS |');
+    lines.push(
+      '| scenario | config | offered req/s | connections | admitted req/s | admitted p50 ms | admitted p99 ms | admitted max ms | 503 | other non-2xx | errors + timeouts | unanswered | loop lag mean / max ms | service RSS |',
+    );
     lines.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
     for (const x of overloads) {
       const o = x.overload!;
@@ -353,13 +401,15 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
     if (byKind && Object.keys(byKind).length > 1) kindRows.push({ scenario: s.name, byKind });
   }
   if (kindRows.length) {
-    const at = r.sweeps.length ? 'at half of peak, the sweep\'s 50% step' : 'at peak';
+    const at = r.sweeps.length ? "at half of peak, the sweep's 50% step" : 'at peak';
     lines.push(`## Latency by request kind (${first}, ${at})`, '');
     lines.push('| scenario | kind | share | p50 ms | p99 ms | max ms | non-2xx |', '|---|---|--:|--:|--:|--:|--:|');
     for (const x of kindRows) {
       const total = Object.values(x.byKind).reduce((a, k) => a + k.count, 0);
       for (const [kind, k] of Object.entries(x.byKind).sort((a, b) => b[1].count - a[1].count)) {
-        lines.push(`| ${x.scenario} | ${kind} | ${((k.count / total) * 100).toFixed(1)}% | ${ms(k.latencyMs.p50)} | ${ms(k.latencyMs.p99)} | ${ms(k.latencyMs.max)} | ${k.non2xx} |`);
+        lines.push(
+          `| ${x.scenario} | ${kind} | ${((k.count / total) * 100).toFixed(1)}% | ${ms(k.latencyMs.p50)} | ${ms(k.latencyMs.p99)} | ${ms(k.latencyMs.max)} | ${k.non2xx} |`,
+        );
       }
     }
     lines.push('');
@@ -371,15 +421,29 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
   }
   lines.push('## Scenarios', '');
   for (const s of r.scenarios) {
-    lines.push(`- **${s.name}** (${s.connections} connections): ${s.description}. Mix: ${Object.entries(s.mix).map(([k, v]) => `${k} ${v}%`).join(', ')}.`);
+    lines.push(
+      `- **${s.name}** (${s.connections} connections): ${s.description}. Mix: ${Object.entries(s.mix)
+        .map(([k, v]) => `${k} ${v}%`)
+        .join(', ')}.`,
+    );
   }
   lines.push('', '## Configurations', '');
   for (const c of r.configs) {
-    lines.push(`- **${c.name}**: ${c.description}${Object.keys(c.env).length ? ` (${Object.entries(c.env).map(([k, v]) => `${k}=${v}`).join(' ')})` : ''}${c.skipped ? ` — skipped: ${c.skipped}` : ''}`);
+    lines.push(
+      `- **${c.name}**: ${c.description}${
+        Object.keys(c.env).length
+          ? ` (${Object.entries(c.env)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' ')})`
+          : ''
+      }${c.skipped ? ` — skipped: ${c.skipped}` : ''}`,
+    );
   }
   lines.push(`- **${PLATFORM}**: a bare node:http server returning the recorded bytes of the service's responses (bench/platform.ts)`);
   if (r.runs.some((x) => x.config === FLOOR)) {
-    lines.push(`- **${FLOOR}** (--floor): the same recorded bytes from a bare Fastify app, one catch-all route, no hooks or plugins: the framework's own cost`);
+    lines.push(
+      `- **${FLOOR}** (--floor): the same recorded bytes from a bare Fastify app, one catch-all route, no hooks or plugins: the framework's own cost`,
+    );
   }
   lines.push('');
   return lines.join('\n');

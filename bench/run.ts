@@ -147,7 +147,14 @@ async function loginTokenPool(ctx: Ctx, server: DatabaseServer, config: string):
 }
 
 /** One scenario: every configuration (recording the platform's responses from the first), then the platform limit. */
-async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs: readonly string[], runs: RunResult[], sweeps: Sweep[]): Promise<Results['scenarios'][number]> {
+async function runScenario(
+  ctx: Ctx,
+  name: string,
+  input: ScenarioInput,
+  configs: readonly string[],
+  runs: RunResult[],
+  sweeps: Sweep[],
+): Promise<Results['scenarios'][number]> {
   const { opts, log } = ctx;
   const scenario = SCENARIOS[name]!;
   const connections = Math.min(opts.connections, scenario.maxConnections ?? Infinity);
@@ -155,7 +162,11 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
   const requestsFile = path.join(ctx.workDir, `requests-${name}.json`);
   await writeFile(requestsFile, JSON.stringify(requests));
   const mix = kindShares(requests);
-  log.info(`scenario ${name}: ${requests.length} requests (${Object.entries(mix).map(([k, v]) => `${k} ${v}%`).join(', ')}), ${connections} connections`);
+  log.info(
+    `scenario ${name}: ${requests.length} requests (${Object.entries(mix)
+      .map(([k, v]) => `${k} ${v}%`)
+      .join(', ')}), ${connections} connections`,
+  );
 
   let recordings: Recording[] | undefined;
   for (const config of configs) {
@@ -176,13 +187,23 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
             const rec = await record(service.url, requests);
             recordings = rec.recordings;
             log.info(`recorded ${recordings.length} distinct responses for the platform limit`);
-            if (rec.retried) log.warn(`${name}: ${rec.retried} recording requests were answered 503/429 first and retried after Retry-After`);
+            if (rec.retried)
+              log.warn(`${name}: ${rec.retried} recording requests were answered 503/429 first and retried after Retry-After`);
             for (const b of rec.bad.slice(0, 5)) log.error(`${name}: ${b.req.method} ${b.req.path} answered ${b.status}: ${b.body}`);
             if (rec.bad.length) ctx.fail(`${name}: ${rec.bad.length} of ${recordings.length} recorded responses were not 2xx`);
           };
-          const target = { label: `${name} × ${config}`, url: service.url, sample: { service: service.pid, database: server.postmasterPid }, metrics: true, pg: pgStats };
+          const target = {
+            label: `${name} × ${config}`,
+            url: service.url,
+            sample: { service: service.pid, database: server.postmasterPid },
+            metrics: true,
+            pg: pgStats,
+          };
           // The pool opens connections as load needs them: renice new backends as they come.
-          const renicing = server.kind === 'external' && opts.nice !== undefined ? setInterval(() => void reniceBackends(ctx, server, db.name), 1000) : undefined;
+          const renicing =
+            server.kind === 'external' && opts.nice !== undefined
+              ? setInterval(() => void reniceBackends(ctx, server, db.name), 1000)
+              : undefined;
           const m = await measureTarget(ctx, target, connections, requestsFile).finally(() => clearInterval(renicing));
           await recordOnce();
           const run = toRunResult(ctx, name, config, connections, m.peak, service.logs, m.gc, m.pg);
@@ -190,7 +211,10 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
           run.overload = m.overload;
           runs.push(run);
           if (m.sweep.length) sweeps.push({ scenario: name, config, peakRequestsPerSec: run.requestsPerSec, points: m.sweep });
-          const alive = await fetch(`${service.url}/healthz`, { signal: AbortSignal.timeout(5000) }).then((r) => r.ok, () => false);
+          const alive = await fetch(`${service.url}/healthz`, { signal: AbortSignal.timeout(5000) }).then(
+            (r) => r.ok,
+            () => false,
+          );
           if (!alive) ctx.fail(`${name} × ${config}: the service did not answer /healthz after the run:\n${service.logs().slice(-2000)}`);
         } finally {
           await service.stop();
@@ -215,7 +239,12 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
       const platform = await startPlatform(recordings, ctx.workDir, name);
       if (opts.pin) pinTree(platform.pid, SERVER_CPU);
       try {
-        const m = await measureTarget(ctx, { label: `${name} × ${PLATFORM}`, url: platform.url, sample: { service: platform.pid } }, connections, requestsFile);
+        const m = await measureTarget(
+          ctx,
+          { label: `${name} × ${PLATFORM}`, url: platform.url, sample: { service: platform.pid } },
+          connections,
+          requestsFile,
+        );
         const run = toRunResult(ctx, name, PLATFORM, connections, m.peak);
         if (opts.pin) run.cpus = cpuList(platform.pid);
         runs.push(run);
@@ -235,13 +264,26 @@ async function runScenario(ctx: Ctx, name: string, input: ScenarioInput, configs
 }
 
 /** --floor: the recordings from a bare Fastify app, measured right after the platform limit. */
-async function runFloor(ctx: Ctx, name: string, recordings: Recording[], connections: number, requestsFile: string, platform: RunResult, runs: RunResult[]): Promise<void> {
+async function runFloor(
+  ctx: Ctx,
+  name: string,
+  recordings: Recording[],
+  connections: number,
+  requestsFile: string,
+  platform: RunResult,
+  runs: RunResult[],
+): Promise<void> {
   checkNotStopping(ctx);
   try {
     const floor = await startPlatform(recordings, ctx.workDir, `${name}-floor`, 'fastify');
     if (ctx.opts.pin) pinTree(floor.pid, SERVER_CPU);
     try {
-      const m = await measureTarget(ctx, { label: `${name} × ${FLOOR}`, url: floor.url, sample: { service: floor.pid } }, connections, requestsFile);
+      const m = await measureTarget(
+        ctx,
+        { label: `${name} × ${FLOOR}`, url: floor.url, sample: { service: floor.pid } },
+        connections,
+        requestsFile,
+      );
       const run = toRunResult(ctx, name, FLOOR, connections, m.peak);
       if (ctx.opts.pin) run.cpus = cpuList(floor.pid);
       run.ratioToPlatform = platform.requestsPerSec > 0 ? Math.round((run.requestsPerSec / platform.requestsPerSec) * 1000) / 1000 : null;
@@ -278,9 +320,24 @@ async function runPgbenchStep(ctx: Ctx, runs: readonly RunResult[]): Promise<Pgb
           });
           const service = runs
             .filter((r) => r.scenario === 'list' && r.config !== PLATFORM && CONFIGS[r.config]?.database === kind)
-            .map((r) => ({ config: r.config, requestsPerSec: r.requestsPerSec, ratio: Math.round((r.requestsPerSec / p.tps) * 1000) / 1000 }));
-          out.push({ database: kind, mode, clients: PGBENCH_CLIENTS, threads: 2, durationSec: opts.durationSec, tps: p.tps, latencyMsAvg: p.latencyMsAvg, service });
-          log.info(`pgbench (${kind}, ${mode}): ${Math.round(p.tps)} tps${service.map((s) => `; ${s.config} list: ${Math.round(s.requestsPerSec)} req/s = ${s.ratio}×`).join('')}`);
+            .map((r) => ({
+              config: r.config,
+              requestsPerSec: r.requestsPerSec,
+              ratio: Math.round((r.requestsPerSec / p.tps) * 1000) / 1000,
+            }));
+          out.push({
+            database: kind,
+            mode,
+            clients: PGBENCH_CLIENTS,
+            threads: 2,
+            durationSec: opts.durationSec,
+            tps: p.tps,
+            latencyMsAvg: p.latencyMsAvg,
+            service,
+          });
+          log.info(
+            `pgbench (${kind}, ${mode}): ${Math.round(p.tps)} tps${service.map((s) => `; ${s.config} list: ${Math.round(s.requestsPerSec)} req/s = ${s.ratio}×`).join('')}`,
+          );
         }
       } finally {
         await db.drop();
@@ -330,7 +387,12 @@ function budgetSec(o: BenchOptions): number {
     const runs = o.scenarios.length * o.peer.rounds * (o.configs.length + o.peer.peers.length) * (o.warmupSec + o.durationSec + 15);
     return Math.round(2 * (seeding * (o.peer.peers.length + 1) + runs) + 300);
   }
-  const perRun = o.warmupSec + o.durationSec + 20 + (o.sweep ? SWEEP_PERCENTS.length * (o.sweepDurationSec + 2) : 0) + (o.overload ? o.sweepDurationSec + 15 : 0);
+  const perRun =
+    o.warmupSec +
+    o.durationSec +
+    20 +
+    (o.sweep ? SWEEP_PERCENTS.length * (o.sweepDurationSec + 2) : 0) +
+    (o.overload ? o.sweepDurationSec + 15 : 0);
   const seeding = 60 + (o.dataset.articles / 10_000) * 120;
   const total = seeding * 2 + o.scenarios.length * (o.configs.length + 1) * perRun + (o.pgbench ? 4 * (o.durationSec + 10) : 0);
   return Math.round(2 * total + 300);
@@ -348,7 +410,9 @@ function compactTable(r: Results): string {
   ]);
   const head = ['scenario', 'config', 'req/s', 'x platform', 'p50 ms', 'p99 ms', ''];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  return [head, ...rows].map((row) => row.map((c, i) => (i >= 2 && i <= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ')).join('\n');
+  return [head, ...rows]
+    .map((row) => row.map((c, i) => (i >= 2 && i <= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  '))
+    .join('\n');
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -391,7 +455,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (opts.pin) {
     // Several worker processes on the one CPU a pinned server gets: not what they are for.
     for (const c of opts.configs.filter((c) => Number(CONFIGS[c]!.env.WORKERS ?? 1) > 1)) {
-      log.warn(`--pin: configuration ${c} runs ${CONFIGS[c]!.env.WORKERS} worker processes, all on CPU 1: it measures them sharing one core`);
+      log.warn(
+        `--pin: configuration ${c} runs ${CONFIGS[c]!.env.WORKERS} worker processes, all on CPU 1: it measures them sharing one core`,
+      );
     }
   }
   const startedAt = new Date();
@@ -455,10 +521,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       const files = await writePeerReport(outDir, results);
       log.info(`wrote ${files.map((f) => path.join(path.relative(process.cwd(), outDir) || '.', f)).join(', ')}`);
       process.stdout.write(`${compactPeerTable(results)}\n`);
-      if (!results.ok) log.error(`THIS RUN HAD ERRORS (${failures.length}): it is not a result. See above and ${path.join(outDir, 'summary.md')}`);
+      if (!results.ok)
+        log.error(`THIS RUN HAD ERRORS (${failures.length}): it is not a result. See above and ${path.join(outDir, 'summary.md')}`);
       return results.ok ? 0 : 1;
     }
-    log.info(`bench: scenarios ${opts.scenarios.join(', ')}; configurations ${opts.configs.join(', ')}; ${opts.durationSec} s per run; output ${path.relative(process.cwd(), outDir) || '.'}`);
+    log.info(
+      `bench: scenarios ${opts.scenarios.join(', ')}; configurations ${opts.configs.join(', ')}; ${opts.durationSec} s per run; output ${path.relative(process.cwd(), outDir) || '.'}`,
+    );
     if (opts.configs.some((c) => CONFIGS[c]!.otlp)) ctx.otlp = await startOtlpSink();
     const skipped = await openDatabases(ctx);
     for (const c of opts.configs) {
@@ -472,7 +541,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (active.length === 0) throw new Error('no configuration can run');
     const primary = ctx.servers.get(CONFIGS[active[0]!]!.database)!;
     for (const s of ctx.servers.values()) {
-      if (s.seedSummary.checksum !== primary.seedSummary.checksum) ctx.fail(`the ${s.kind} and ${primary.kind} data sets differ (checksums): the comparison would be meaningless`);
+      if (s.seedSummary.checksum !== primary.seedSummary.checksum)
+        ctx.fail(`the ${s.kind} and ${primary.kind} data sets differ (checksums): the comparison would be meaningless`);
     }
 
     const tokens = opts.scenarios.some((s) => SCENARIOS[s]!.auth) ? await loginTokenPool(ctx, primary, active[0]!) : [];
@@ -498,7 +568,16 @@ export async function main(argv: readonly string[]): Promise<number> {
       command: commandLine(argv),
       options: { ...opts, out: path.relative(ROOT, outDir) },
       machine: machineInfo(ctx, runs.find((r) => r.engine)?.engine ?? opts.engine, loadAtStart),
-      dataset: { users: s.users, articles: s.articles, comments: s.comments, favorites: s.favorites, follows: s.follows, tags: s.tags, seed: s.seed, checksum: s.checksum },
+      dataset: {
+        users: s.users,
+        articles: s.articles,
+        comments: s.comments,
+        favorites: s.favorites,
+        follows: s.follows,
+        tags: s.tags,
+        seed: s.seed,
+        checksum: s.checksum,
+      },
       configs: opts.configs.map((c) => ({
         name: c,
         description: CONFIGS[c]!.description,

@@ -172,7 +172,8 @@ const KINDS = {
   user: (_d, v) => (v ? get('user', '/api/user', v) : undefined),
   // Writes.
   favorite: (d, v) => v && { kind: 'favorite', method: 'POST', path: `/api/articles/${q(d.article().slug)}/favorite`, headers: authed(v) },
-  unfavorite: (d, v) => v && { kind: 'unfavorite', method: 'DELETE', path: `/api/articles/${q(d.article().slug)}/favorite`, headers: authed(v) },
+  unfavorite: (d, v) =>
+    v && { kind: 'unfavorite', method: 'DELETE', path: `/api/articles/${q(d.article().slug)}/favorite`, headers: authed(v) },
   'add-comment': (d, v) =>
     v && {
       kind: 'add-comment',
@@ -326,7 +327,7 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
   },
   'list-auth': {
     name: 'list-auth',
-    description: 'only the global article list, 20 per page, as logged-in users: the cached page plus the viewer\'s flags',
+    description: "only the global article list, 20 per page, as logged-in users: the cached page plus the viewer's flags",
     auth: true,
     inDefaultRun: false,
     mix: [[100, 'list-20']],
@@ -351,7 +352,11 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
 };
 
 export function selectScenarios(names: readonly string[] | undefined): Scenario[] {
-  const selected = names ?? Object.values(SCENARIOS).filter((s) => s.inDefaultRun).map((s) => s.name);
+  const selected =
+    names ??
+    Object.values(SCENARIOS)
+      .filter((s) => s.inDefaultRun)
+      .map((s) => s.name);
   return [...new Set(selected)].map((n) => {
     const s = SCENARIOS[n];
     if (!s) throw new Error(`unknown scenario "${n}"; known: ${Object.keys(SCENARIOS).join(', ')}`);

@@ -111,11 +111,17 @@ export function groupedBars(opts: {
       const v = opts.value(c, s.name);
       if (v === undefined) return;
       const x = gx + si * barW;
-      body.push(`<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(barW - 3).toFixed(1)}" height="${(top + plotH - y(v)).toFixed(1)}" fill="${s.color}"><title>${esc(`${c} / ${s.name}: ${fmt(v)}`)}</title></rect>`);
+      body.push(
+        `<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(barW - 3).toFixed(1)}" height="${(top + plotH - y(v)).toFixed(1)}" fill="${s.color}"><title>${esc(`${c} / ${s.name}: ${fmt(v)}`)}</title></rect>`,
+      );
       const label = `${fmt(v)}${opts.flag?.(c, s.name) ?? ''}`;
-      body.push(`<text x="${(x + (barW - 3) / 2).toFixed(1)}" y="${(y(v) - 4).toFixed(1)}" text-anchor="middle" font-size="10" fill="#333">${esc(label)}</text>`);
+      body.push(
+        `<text x="${(x + (barW - 3) / 2).toFixed(1)}" y="${(y(v) - 4).toFixed(1)}" text-anchor="middle" font-size="10" fill="#333">${esc(label)}</text>`,
+      );
     });
-    body.push(`<text x="${gx + (opts.series.length * barW) / 2}" y="${top + plotH + 18}" text-anchor="middle" fill="#222">${esc(c)}</text>`);
+    body.push(
+      `<text x="${gx + (opts.series.length * barW) / 2}" y="${top + plotH + 18}" text-anchor="middle" fill="#222">${esc(c)}</text>`,
+    );
   });
   body.push(`<line x1="${left}" x2="${width - 20}" y1="${top + plotH}" y2="${top + plotH}" stroke="#999"/>`);
   body.push(...legend(opts.series, left, top + plotH + 48));
@@ -136,10 +142,14 @@ export function latencyRanges(opts: {
   const plotH = 320;
   const width = Math.max(560, left + 30 + opts.categories.length * groupWidth);
   const height = top + plotH + 72;
-  const all = opts.categories.flatMap((c) => opts.series.flatMap((s) => {
-    const v = opts.value(c, s.name);
-    return v ? [v.p50, v.max] : [];
-  })).filter((v) => v > 0);
+  const all = opts.categories
+    .flatMap((c) =>
+      opts.series.flatMap((s) => {
+        const v = opts.value(c, s.name);
+        return v ? [v.p50, v.max] : [];
+      }),
+    )
+    .filter((v) => v > 0);
   const lo = 10 ** Math.floor(Math.log10(Math.min(...all, 1)));
   const hi = 10 ** Math.ceil(Math.log10(Math.max(...all, 1)));
   const y = (v: number) => top + plotH - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotH;
@@ -148,7 +158,9 @@ export function latencyRanges(opts: {
     body.push(`<line x1="${left}" x2="${width - 20}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" stroke="#e6e6e6"/>`);
     body.push(`<text x="${left - 6}" y="${(y(t) + 4).toFixed(1)}" text-anchor="end" fill="#555">${fmt(t)}</text>`);
   }
-  body.push(`<text transform="translate(18 ${top + plotH / 2}) rotate(-90)" text-anchor="middle" fill="#333">latency, ms (log scale)</text>`);
+  body.push(
+    `<text transform="translate(18 ${top + plotH / 2}) rotate(-90)" text-anchor="middle" fill="#333">latency, ms (log scale)</text>`,
+  );
   const step = Math.min(22, (groupWidth - 24) / Math.max(1, opts.series.length));
   opts.categories.forEach((c, ci) => {
     const gx = left + 15 + ci * groupWidth;
@@ -157,14 +169,22 @@ export function latencyRanges(opts: {
       if (!v) return;
       const x = (gx + si * step + step / 2).toFixed(1);
       const tip = `<title>${esc(`${c} / ${s.name}: p50 ${v.p50} ms, p90 ${v.p90} ms, p99 ${v.p99} ms, max ${v.max} ms`)}</title>`;
-      body.push(`<line x1="${x}" x2="${x}" y1="${y(v.p50).toFixed(1)}" y2="${y(v.max).toFixed(1)}" stroke="${s.color}" stroke-width="1" stroke-dasharray="2 2"/>`);
-      body.push(`<line x1="${x}" x2="${x}" y1="${y(v.p50).toFixed(1)}" y2="${y(v.p99).toFixed(1)}" stroke="${s.color}" stroke-width="5" stroke-linecap="round">${tip}</line>`);
+      body.push(
+        `<line x1="${x}" x2="${x}" y1="${y(v.p50).toFixed(1)}" y2="${y(v.max).toFixed(1)}" stroke="${s.color}" stroke-width="1" stroke-dasharray="2 2"/>`,
+      );
+      body.push(
+        `<line x1="${x}" x2="${x}" y1="${y(v.p50).toFixed(1)}" y2="${y(v.p99).toFixed(1)}" stroke="${s.color}" stroke-width="5" stroke-linecap="round">${tip}</line>`,
+      );
       body.push(`<circle cx="${x}" cy="${y(v.p50).toFixed(1)}" r="4" fill="#fff" stroke="${s.color}" stroke-width="2"/>`);
-      body.push(`<rect x="${(Number(x) - 3.5).toFixed(1)}" y="${(y(v.p90) - 3.5).toFixed(1)}" width="7" height="7" fill="#fff" stroke="${s.color}" stroke-width="1.5"/>`);
+      body.push(
+        `<rect x="${(Number(x) - 3.5).toFixed(1)}" y="${(y(v.p90) - 3.5).toFixed(1)}" width="7" height="7" fill="#fff" stroke="${s.color}" stroke-width="1.5"/>`,
+      );
       body.push(`<circle cx="${x}" cy="${y(v.p99).toFixed(1)}" r="4" fill="${s.color}"/>`);
       body.push(`<text x="${x}" y="${(y(v.max) - 4).toFixed(1)}" text-anchor="middle" font-size="9" fill="#777">▾</text>`);
     });
-    body.push(`<text x="${gx + (opts.series.length * step) / 2}" y="${top + plotH + 18}" text-anchor="middle" fill="#222">${esc(c)}</text>`);
+    body.push(
+      `<text x="${gx + (opts.series.length * step) / 2}" y="${top + plotH + 18}" text-anchor="middle" fill="#222">${esc(c)}</text>`,
+    );
   });
   body.push(...legend(opts.series, left, top + plotH + 48, ['○ p50   □ p90   ● p99   ▾ max (dashed)']));
   return frame(width, height, opts.title, body);
@@ -219,8 +239,12 @@ export function linePanels(opts: {
       body.push(`<text x="${X(t).toFixed(1)}" y="${oy + panelH + 14}" text-anchor="middle" font-size="10" fill="#555">${fmt(t)}</text>`);
     }
     body.push(`<rect x="${ox}" y="${oy}" width="${panelW}" height="${panelH}" fill="none" stroke="#bbb"/>`);
-    body.push(`<text x="${ox + panelW / 2}" y="${oy + panelH + 30}" text-anchor="middle" font-size="11" fill="#333">${esc(opts.xLabel)}</text>`);
-    body.push(`<text transform="translate(${ox - 40} ${oy + panelH / 2}) rotate(-90)" text-anchor="middle" font-size="11" fill="#333">${esc(opts.yLabel)}</text>`);
+    body.push(
+      `<text x="${ox + panelW / 2}" y="${oy + panelH + 30}" text-anchor="middle" font-size="11" fill="#333">${esc(opts.xLabel)}</text>`,
+    );
+    body.push(
+      `<text transform="translate(${ox - 40} ${oy + panelH / 2}) rotate(-90)" text-anchor="middle" font-size="11" fill="#333">${esc(opts.yLabel)}</text>`,
+    );
     for (const l of p.lines) {
       const ok = l.points.filter((pt) => pt.y > 0).sort((a, b) => a.x - b.x);
       if (ok.length === 0) continue;
@@ -228,7 +252,9 @@ export function linePanels(opts: {
       const d = ok.map((pt, k) => `${k ? 'L' : 'M'}${X(pt.x).toFixed(1)} ${Y(pt.y).toFixed(1)}`).join(' ');
       body.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2"${l.dashed ? ' stroke-dasharray="5 4"' : ''}/>`);
       for (const pt of ok) {
-        body.push(`<circle cx="${X(pt.x).toFixed(1)}" cy="${Y(pt.y).toFixed(1)}" r="2.5" fill="${color}"><title>${esc(`${l.series}: ${fmt(pt.x)} req/s, ${pt.y} ms`)}</title></circle>`);
+        body.push(
+          `<circle cx="${X(pt.x).toFixed(1)}" cy="${Y(pt.y).toFixed(1)}" r="2.5" fill="${color}"><title>${esc(`${l.series}: ${fmt(pt.x)} req/s, ${pt.y} ms`)}</title></circle>`,
+        );
       }
     }
   });

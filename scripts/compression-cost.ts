@@ -25,7 +25,11 @@ function compressor(encoding: Encoding, level: number): (b: Buffer) => Buffer {
     case 'br':
       return (b) =>
         zlib.brotliCompressSync(b, {
-          params: { [zlib.constants.BROTLI_PARAM_QUALITY]: level, [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: b.length },
+          params: {
+            [zlib.constants.BROTLI_PARAM_QUALITY]: level,
+            [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT,
+            [zlib.constants.BROTLI_PARAM_SIZE_HINT]: b.length,
+          },
         });
     case 'zstd':
       return (b) => zlib.zstdCompressSync(b, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level } });
@@ -60,11 +64,19 @@ function median(xs: number[]): number {
 }
 
 function main(): void {
-  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, iterations: { type: 'string', default: '200' }, limit: { type: 'string', default: '20' } } });
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '5' },
+      iterations: { type: 'string', default: '200' },
+      limit: { type: 'string', default: '20' },
+    },
+  });
   const rounds = Number(values.rounds);
   const iterations = Number(values.iterations);
   const body = listPage(Number(values.limit));
-  const cases = (Object.keys(LEVELS) as Encoding[]).flatMap((e) => LEVELS[e].map((level) => ({ encoding: e, level, run: compressor(e, level), us: [] as number[], size: 0 })));
+  const cases = (Object.keys(LEVELS) as Encoding[]).flatMap((e) =>
+    LEVELS[e].map((level) => ({ encoding: e, level, run: compressor(e, level), us: [] as number[], size: 0 })),
+  );
   for (const c of cases) c.size = c.run(body).length; // also warms each up
   for (let r = 0; r < rounds; r++) {
     for (const c of cases) {
@@ -81,7 +93,7 @@ function main(): void {
     '|---|--:|--:|--:|--:|--:|---|',
     ...cases.map((c) => {
       const us = median(c.us);
-      return `| ${c.encoding} | ${c.level} | ${us.toFixed(0)} | ${Math.round(1e6 / us).toLocaleString('en-US')} | ${c.size.toLocaleString('en-US')} | ${((c.size / body.length) * 100).toFixed(1)}% | ${used[c.encoding] === c.level ? 'the service\'s level' : ''} |`;
+      return `| ${c.encoding} | ${c.level} | ${us.toFixed(0)} | ${Math.round(1e6 / us).toLocaleString('en-US')} | ${c.size.toLocaleString('en-US')} | ${((c.size / body.length) * 100).toFixed(1)}% | ${used[c.encoding] === c.level ? "the service's level" : ''} |`;
     }),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -119,7 +119,8 @@ async function statements(concurrency: number, rand: () => number): Promise<Stat
   const list = listArticlesQuery({ limit: PAGE, offset: 40 }, 7);
   if (!sameValues(list.values, [7, PAGE, 40])) throw new Error(`listArticlesQuery's parameters changed: ${JSON.stringify(list.values)}`);
   const byTag = listArticlesQuery({ tag: 'tag-3', limit: PAGE, offset: 40 }, 7);
-  if (!sameValues(byTag.values, [7, PAGE, 40, 'tag-3'])) throw new Error(`listArticlesQuery's parameters changed: ${JSON.stringify(byTag.values)}`);
+  if (!sameValues(byTag.values, [7, PAGE, 40, 'tag-3']))
+    throw new Error(`listArticlesQuery's parameters changed: ${JSON.stringify(byTag.values)}`);
 
   const fav = await captureQuery((db) => setFavorite(db, 'article-1', 42, true));
   const unfav = await captureQuery((db) => setFavorite(db, 'article-1', 42, false));
@@ -149,7 +150,8 @@ async function statements(concurrency: number, rand: () => number): Promise<Stat
       label: '(b) list + count',
       calls: () => [{ name: 'dc_list', text: list.text, values: [reader(), PAGE, pick(ARTICLES - PAGE + 1)] }],
       check: (rows) => {
-        if (rows.length !== PAGE || rows[0]?.total !== ARTICLES) throw new Error(`list: ${rows.length} rows, total ${String(rows[0]?.total)}`);
+        if (rows.length !== PAGE || rows[0]?.total !== ARTICLES)
+          throw new Error(`list: ${rows.length} rows, total ${String(rows[0]?.total)}`);
       },
     },
     {
@@ -309,10 +311,10 @@ async function favoritesFingerprint(scratch: pg.Client): Promise<string> {
 
 /** The backends of one client (the control connection is in the scratch database too). */
 async function backendPids(admin: pg.Client, appName: string): Promise<number[]> {
-  const r = await admin.query<{ pid: number }>(
-    `select pid from pg_stat_activity where datname = $1 and application_name = $2`,
-    [SCRATCH_DB, appName],
-  );
+  const r = await admin.query<{ pid: number }>(`select pid from pg_stat_activity where datname = $1 and application_name = $2`, [
+    SCRATCH_DB,
+    appName,
+  ]);
   return r.rows.map((x) => x.pid);
 }
 
@@ -439,7 +441,13 @@ interface PlanCheck {
 function planShape(lines: string[]): string[] {
   return lines
     .filter((l) => !/^(Planning|Execution) Time/.test(l.trim()))
-    .map((l) => l.replace(/\(cost=[^)]*\)/g, '').replace(/\(actual[^)]*\)/g, '').replace(/\$\d+|'[^']*'::\w+|\b\d+\b/g, '?').trimEnd());
+    .map((l) =>
+      l
+        .replace(/\(cost=[^)]*\)/g, '')
+        .replace(/\(actual[^)]*\)/g, '')
+        .replace(/\$\d+|'[^']*'::\w+|\b\d+\b/g, '?')
+        .trimEnd(),
+    );
 }
 
 async function checkPlans(scratch: pg.Client, stmts: Statement[]): Promise<PlanCheck[]> {
@@ -448,7 +456,9 @@ async function checkPlans(scratch: pg.Client, stmts: Statement[]): Promise<PlanC
     const call = stmt.calls(0, 0)[0]!;
     const args = call.values.map((v) => (typeof v === 'number' ? String(v) : `'${String(v)}'`)).join(', ');
     const explain = async (analyze: boolean) => {
-      const r = await scratch.query<{ 'QUERY PLAN': string }>(`explain (${analyze ? 'analyze, timing off, ' : ''}costs off) execute dc_plan(${args})`);
+      const r = await scratch.query<{ 'QUERY PLAN': string }>(
+        `explain (${analyze ? 'analyze, timing off, ' : ''}costs off) execute dc_plan(${args})`,
+      );
       return r.rows.map((x) => x['QUERY PLAN']);
     };
     const ms = (lines: string[], what: string) => Number(new RegExp(`${what} Time: ([\\d.]+)`).exec(lines.join('\n'))?.[1] ?? NaN);
@@ -605,7 +615,10 @@ async function main(): Promise<void> {
       );
 
       const lines = [
-        `Node ${process.version}, PostgreSQL ${serverVersion}, ${os.cpus().length} CPUs (load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}), ` +
+        `Node ${process.version}, PostgreSQL ${serverVersion}, ${os.cpus().length} CPUs (load ${os
+          .loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' ')}), ` +
           `concurrency ${concurrency}, pool ${POOL_MAX} each, ${rounds} rounds of ${durationMs / 1000} s per client and statement. ` +
           `Median round (min–max).`,
         '',
@@ -617,7 +630,9 @@ async function main(): Promise<void> {
             (pgss ? ` ${cell(x.pgssUsPerCall, 1)} |` : ''),
         ),
         '',
-        `Connections open at the end: ${Object.entries(connections).map(([k, n]) => `${k} ${n}`).join(', ')}.`,
+        `Connections open at the end: ${Object.entries(connections)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', ')}.`,
         pgss ? '' : 'pg_stat_statements: not preloaded by this server (shared_preload_libraries), so server cost is backend CPU only.',
         '',
         'Prepared statements after 6 executions (plan_cache_mode = auto) vs a custom plan:',

@@ -24,7 +24,11 @@ function variablesRead(env: Record<string, string>): Set<string> {
 function everyVariableRead(): Set<string> {
   const defaults = Object.fromEntries(ENV_VARS.filter((v) => v.default !== undefined).map((v) => [v.name, v.default as string]));
   const read = new Set<string>();
-  for (const env of [{}, defaults, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:4318/v1/traces', TRUST_PROXY: '1', METRICS_PORT: '9464' }]) {
+  for (const env of [
+    {},
+    defaults,
+    { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:4318/v1/traces', TRUST_PROXY: '1', METRICS_PORT: '9464' },
+  ]) {
     for (const name of variablesRead({ JWT_SECRET: SECRET, ...env })) read.add(name);
   }
   return read;

@@ -92,14 +92,19 @@ try {
   const service = async (env: Record<string, string>): Promise<ServiceHandle> => {
     const db = await server.createRunDatabase();
     const s = await startService({
-      NODE_ENV: 'production', JWT_SECRET: randomBytes(32).toString('hex'), DATABASE_URL: db.url, LOG_LEVEL: 'warn',
+      NODE_ENV: 'production',
+      JWT_SECRET: randomBytes(32).toString('hex'),
+      DATABASE_URL: db.url,
+      LOG_LEVEL: 'warn',
       DATA_DIR: path.join(workDir, `data-${started.length}`),
       // Counted as in production (the hot path counts too), never reached; a busy machine must
       // not turn answers into 503s either.
-      RATE_LIMIT_MAX: '100000000', SHED: 'off',
+      RATE_LIMIT_MAX: '100000000',
+      SHED: 'off',
       // Measured are cached reads: with the default minute, read-anon's entries (all loaded
       // in the warm-up) expired together mid-run and a round measured their reloading.
-      CACHE_TTL_MS: '3600000', ...env,
+      CACHE_TTL_MS: '3600000',
+      ...env,
     });
     started.push(s, { stop: () => db.drop() });
     return s;
@@ -123,7 +128,6 @@ try {
   await rm(workDir, { recursive: true, force: true });
 }
 
-
 function load(url: string, seconds: number, requestsFile: string) {
   return runWrk({ url, connections, durationSec: seconds, requestsFile, workDir }, () => undefined);
 }
@@ -134,11 +138,21 @@ async function sideBySide({ platform, hot, off }: Servers, requestsFile: string)
 
   const ratios: Record<'hot' | 'off', number[]> = { hot: [], off: [] };
   for (let round = 1; round <= rounds; round++) {
-    for (const [name, s] of round % 2 ? ([['hot', hot], ['off', off]] as const) : ([['off', off], ['hot', hot]] as const)) {
+    for (const [name, s] of round % 2
+      ? ([
+          ['hot', hot],
+          ['off', off],
+        ] as const)
+      : ([
+          ['off', off],
+          ['hot', hot],
+        ] as const)) {
       const [a, b] = await Promise.all([load(s.url, durationSec, requestsFile), load(platform.url, durationSec, requestsFile)]);
       if (a.non2xx + a.errors > 0) throw new Error(`${name}: ${a.non2xx} non-2xx, ${a.errors} errors`);
       ratios[name].push(a.requestsPerSec / b.requestsPerSec);
-      process.stderr.write(`round ${round} ${LABELS[name]}: ${a.requestsPerSec} req/s next to the platform's ${b.requestsPerSec}: ${(a.requestsPerSec / b.requestsPerSec).toFixed(2)} ×\n`);
+      process.stderr.write(
+        `round ${round} ${LABELS[name]}: ${a.requestsPerSec} req/s next to the platform's ${b.requestsPerSec}: ${(a.requestsPerSec / b.requestsPerSec).toFixed(2)} ×\n`,
+      );
     }
   }
   process.stdout.write(
@@ -158,7 +172,6 @@ async function sideBySide({ platform, hot, off }: Servers, requestsFile: string)
 function spread(xs: number[]): string {
   return `${median(xs).toFixed(2)} × | ${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
 }
-
 
 function machineStalls(cpu: string, seconds: number): { worst: number; over1: number } {
   const out = execFileSync('taskset', ['--cpu-list', cpu, process.execPath, '-e', STALL_PROBE, String(seconds)], { encoding: 'utf8' });
@@ -182,8 +195,17 @@ async function pinned(servers: Servers, requestsFile: string, requests: BenchReq
       const peak = await load(s.url, durationSec, requestsFile);
       const cpuUs = ((cpuSeconds(s.pid) - cpu0) * 1e6) / peak.responses;
       // Half (--latency-at) of this server's peak, just measured: each server at its own half.
-      const half = await runPaced(requests, { url: s.url, connections: 64, durationSec, rate: Math.max(1, Math.round(peak.requestsPerSec * latencyAt)), timeoutSec: 10, spin: true });
-      for (const r of [peak, half]) if (r.non2xx + r.errors + r.timeouts > 0) throw new Error(`${name}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`);
+      const half = await runPaced(requests, {
+        url: s.url,
+        connections: 64,
+        durationSec,
+        rate: Math.max(1, Math.round(peak.requestsPerSec * latencyAt)),
+        timeoutSec: 10,
+        spin: true,
+      });
+      for (const r of [peak, half])
+        if (r.non2xx + r.errors + r.timeouts > 0)
+          throw new Error(`${name}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`);
       const { p50, p90, p99, p999 } = half.latencyMs;
       const lag = half.generatorDelayMs?.max ?? Number.NaN;
       measured[name].push({ rate: peak.requestsPerSec, cpuUs, p50, p90, p99, p999, lag });
@@ -211,9 +233,12 @@ async function pinned(servers: Servers, requestsFile: string, requests: BenchReq
       '',
       `Latency at ${latencyAt === 0.5 ? 'half' : `${latencyAt} ×`} of each server's own peak, evenly paced (ms, median round and range):`,
       '',
-      '| server | p50 | p90 | p99 | p99.9 | generator\'s longest stall |',
+      "| server | p50 | p90 | p99 | p99.9 | generator's longest stall |",
       '|---|--:|--:|--:|--:|--:|',
-      ...names.map((n) => `| ${LABELS[n]} | ${ms(n, (r) => r.p50)} | ${ms(n, (r) => r.p90)} | ${ms(n, (r) => r.p99)} | ${ms(n, (r) => r.p999)} | ${ms(n, (r) => r.lag)} |`),
+      ...names.map(
+        (n) =>
+          `| ${LABELS[n]} | ${ms(n, (r) => r.p50)} | ${ms(n, (r) => r.p90)} | ${ms(n, (r) => r.p99)} | ${ms(n, (r) => r.p999)} | ${ms(n, (r) => r.lag)} |`,
+      ),
       '',
       `The machine: a process doing nothing but turn its event loop, alone on CPU 1 for ${durationSec} s, before and after the rounds: ` +
         stalls.map((s) => `kept from running for up to ${s.worst.toFixed(1)} ms, ${s.over1} times over 1 ms`).join('; '),

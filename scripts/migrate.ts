@@ -24,10 +24,7 @@ let failed = false;
 try {
   const started = performance.now();
   const { applied, latest } = await migrate(pool);
-  log.info(
-    { applied, latest, ms: Math.round(performance.now() - started) },
-    applied.length ? 'migrations applied' : 'schema up to date',
-  );
+  log.info({ applied, latest, ms: Math.round(performance.now() - started) }, applied.length ? 'migrations applied' : 'schema up to date');
 } catch (err) {
   failed = true;
   log.error({ err }, 'migration failed');

@@ -28,7 +28,9 @@ export function minimumOf(range) {
 export function checkNode(version, range) {
   const min = minimumOf(range);
   if (!min) return undefined;
-  const have = String(version).split('.').map((n) => Number.parseInt(n, 10) || 0);
+  const have = String(version)
+    .split('.')
+    .map((n) => Number.parseInt(n, 10) || 0);
   for (let i = 0; i < 3; i++) {
     if ((have[i] || 0) > min[i]) return undefined;
     if ((have[i] || 0) < min[i]) {

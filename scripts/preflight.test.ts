@@ -11,7 +11,10 @@ import { checkNode, minimumOf } from './preflight.mjs';
 
 const check = checkNode as (version: string, range: string) => string | undefined;
 const root = path.join(import.meta.dirname, '..');
-const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { engines: { node: string }; scripts: Record<string, string> };
+const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+  engines: { node: string };
+  scripts: Record<string, string>;
+};
 
 test('an older Node gets one line naming the version needed and the one running', () => {
   assert.deepEqual(minimumOf('>=24.7.0 <25'), [24, 7, 0]);
@@ -32,11 +35,18 @@ test('runs first in every npm script that starts Node on TypeScript, and lets th
     // `npm test` passes the gate first (pretest).
     if (!/\bnode\b/.test(script) || !/\.ts\b/.test(script) || /\bnode --test\b/.test(script)) continue;
     // A preload, or a run of its own first where a watcher would wait for changes after the refusal.
-    assert.match(script, /^node (--\S+ )*--import \.\/scripts\/preflight\.mjs |^node scripts\/preflight\.mjs && /, `npm run ${name}: ${script}`);
+    assert.match(
+      script,
+      /^node (--\S+ )*--import \.\/scripts\/preflight\.mjs |^node scripts\/preflight\.mjs && /,
+      `npm run ${name}: ${script}`,
+    );
   }
   assert.equal(pkg.scripts.pretest, 'node scripts/preflight.mjs');
   // End to end under the current Node: the preload passes and the program runs.
-  const res = spawnSync(process.execPath, ['--import', './scripts/preflight.mjs', '-e', 'console.log("ran")'], { cwd: root, encoding: 'utf8' });
+  const res = spawnSync(process.execPath, ['--import', './scripts/preflight.mjs', '-e', 'console.log("ran")'], {
+    cwd: root,
+    encoding: 'utf8',
+  });
   assert.equal(res.status, 0, res.stderr);
   assert.equal(res.stdout, 'ran\n');
   assert.equal(res.stderr, '');
@@ -45,10 +55,14 @@ test('runs first in every npm script that starts Node on TypeScript, and lets th
 test('refuses, before the program loads, under a Node it is told is older', () => {
   // process.versions cannot be assigned: a preload ahead of the gate redefines it.
   const fake = "Object.defineProperty(process, 'versions', { value: { ...process.versions, node: '20.20.2' } });";
-  const res = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(fake)}`, '--import', './scripts/preflight.mjs', '-e', 'console.log("ran")'], {
-    cwd: root,
-    encoding: 'utf8',
-  });
+  const res = spawnSync(
+    process.execPath,
+    ['--import', `data:text/javascript,${encodeURIComponent(fake)}`, '--import', './scripts/preflight.mjs', '-e', 'console.log("ran")'],
+    {
+      cwd: root,
+      encoding: 'utf8',
+    },
+  );
   assert.equal(res.status, 1);
   assert.equal(res.stdout, '', 'the program never ran');
   assert.equal(res.stderr, 'conduit needs Node >= 24.7 (this is v20.20.2)\n');

@@ -24,7 +24,17 @@ import { LoadSession, pool, request } from '../bench/drive.ts';
 import type { LoadResult } from '../bench/loadgen.ts';
 import { killAllChildren, startService, type ServiceHandle } from '../bench/processes.ts';
 import { buildRequests, SCENARIOS, type ScenarioInput, type TokenUser } from '../bench/scenarios.ts';
-import { cpuTree, folded, heapTree, msPerSample, topSelf, topTable, type CpuProfile, type Frame, type HeapProfile } from '../src/telemetry/flamegraph.ts';
+import {
+  cpuTree,
+  folded,
+  heapTree,
+  msPerSample,
+  topSelf,
+  topTable,
+  type CpuProfile,
+  type Frame,
+  type HeapProfile,
+} from '../src/telemetry/flamegraph.ts';
 import { cpuFlamegraph, heapFlamegraph } from '../src/telemetry/profiler.ts';
 import { SEED_PASSWORD } from './seed.ts';
 
@@ -162,7 +172,9 @@ export interface ProfileResult {
 
 export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
   const scenario = SCENARIOS[opts.scenario]!;
-  const outDir = path.resolve(opts.out ?? path.join(ROOT, 'profiles', `${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}-${opts.scenario}`));
+  const outDir = path.resolve(
+    opts.out ?? path.join(ROOT, 'profiles', `${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}-${opts.scenario}`),
+  );
   await mkdir(outDir, { recursive: true });
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'conduit-profile-'));
   const openOpts = {
@@ -200,7 +212,14 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
         const requestsFile = path.join(workDir, 'requests.json');
         await writeFile(requestsFile, JSON.stringify(requests));
         const connections = Math.min(opts.connections, scenario.maxConnections ?? Infinity);
-        const session = await LoadSession.open({ url: service.url, connections, requestsFile, engine: 'autocannon', sample: { service: service.pid }, workDir });
+        const session = await LoadSession.open({
+          url: service.url,
+          connections,
+          requestsFile,
+          engine: 'autocannon',
+          sample: { service: service.pid },
+          workDir,
+        });
         let load: LoadResult;
         let cpuText: string;
         let heapText: string;
@@ -220,7 +239,9 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
           await session.close();
         }
         if (load.non2xx > 0 || load.errors > 0) {
-          say(`the service answered ${load.non2xx} non-2xx responses and ${load.errors} errors (${JSON.stringify(load.statusCodes)}); its last log lines:\n${service.logs().slice(-3000)}`);
+          say(
+            `the service answered ${load.non2xx} non-2xx responses and ${load.errors} errors (${JSON.stringify(load.statusCodes)}); its last log lines:\n${service.logs().slice(-3000)}`,
+          );
         }
         const files: string[] = [];
         const put = async (name: string, data: string) => {
@@ -249,7 +270,13 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
         const responses = load.requestsPerSec * opts.durationSec;
         const summary = [
           `scenario ${opts.scenario}, ${connections} connections, ${opts.durationSec} s profiled after ${opts.warmupSec} s of warm-up`,
-          `data set: ${opts.users} users, ${opts.articles} articles (seed ${opts.seed})${Object.keys(opts.env).length ? `; service env: ${Object.entries(opts.env).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`,
+          `data set: ${opts.users} users, ${opts.articles} articles (seed ${opts.seed})${
+            Object.keys(opts.env).length
+              ? `; service env: ${Object.entries(opts.env)
+                  .map(([k, v]) => `${k}=${v}`)
+                  .join(' ')}`
+              : ''
+          }`,
           `throughput ${Math.round(load.requestsPerSec)} req/s, p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, non-2xx ${load.non2xx}, errors ${load.errors}`,
           `CPU in telemetry code (OpenTelemetry, prom-client, src/telemetry; self time): ${(telemetry * 100).toFixed(1)}% of the busy samples`,
           `allocated: ${(allocated / 2 ** 20).toFixed(0)} MiB in the window, ${responses > 0 ? (allocated / responses / 1024).toFixed(1) : '?'} KiB per response (sampled heap profile)`,

@@ -20,14 +20,45 @@ export interface GenerateOptions {
   seed: number;
 }
 
-export interface UserData { id: number; username: string; email: string; bio: string | null; image: string | null; createdAt: number; updatedAt: number }
-export interface ArticleData {
-  id: number; slug: string; title: string; description: string; body: string; authorId: number;
-  favoritesCount: number; createdAt: number; updatedAt: number; tagIds: number[];
+export interface UserData {
+  id: number;
+  username: string;
+  email: string;
+  bio: string | null;
+  image: string | null;
+  createdAt: number;
+  updatedAt: number;
 }
-export interface FollowData { followerId: number; followeeId: number; createdAt: number }
-export interface FavoriteData { userId: number; articleId: number; createdAt: number }
-export interface CommentData { id: number; articleId: number; authorId: number; body: string; createdAt: number; updatedAt: number }
+export interface ArticleData {
+  id: number;
+  slug: string;
+  title: string;
+  description: string;
+  body: string;
+  authorId: number;
+  favoritesCount: number;
+  createdAt: number;
+  updatedAt: number;
+  tagIds: number[];
+}
+export interface FollowData {
+  followerId: number;
+  followeeId: number;
+  createdAt: number;
+}
+export interface FavoriteData {
+  userId: number;
+  articleId: number;
+  createdAt: number;
+}
+export interface CommentData {
+  id: number;
+  articleId: number;
+  authorId: number;
+  body: string;
+  createdAt: number;
+  updatedAt: number;
+}
 
 export interface Dataset {
   users: UserData[];
@@ -147,20 +178,29 @@ function plural(noun: string): string {
 function fill(template: string, rng: Rng, topic: string = rng.pick(W.TOPICS)): string {
   const text = template.replace(/\{(\w)\}/g, (_, k: string) => {
     switch (k) {
-      case 'T': return topic;
+      case 'T':
+        return topic;
       case 'U': {
         let other = rng.pick(W.TOPICS);
         while (other === topic) other = rng.pick(W.TOPICS);
         return other;
       }
-      case 'X': return rng.pick(W.THINGS);
-      case 'S': return plural(rng.pick(W.THINGS));
-      case 'A': return rng.pick(W.ADJECTIVES);
-      case 'a': return rng.pick(W.ADJECTIVES).toLowerCase();
-      case 'V': return rng.pick(W.VERBS);
-      case 'G': return rng.pick(W.GERUNDS);
-      case 'N': return rng.pick(W.NUMBERS);
-      default: throw new Error(`unknown template slot {${k}}`);
+      case 'X':
+        return rng.pick(W.THINGS);
+      case 'S':
+        return plural(rng.pick(W.THINGS));
+      case 'A':
+        return rng.pick(W.ADJECTIVES);
+      case 'a':
+        return rng.pick(W.ADJECTIVES).toLowerCase();
+      case 'V':
+        return rng.pick(W.VERBS);
+      case 'G':
+        return rng.pick(W.GERUNDS);
+      case 'N':
+        return rng.pick(W.NUMBERS);
+      default:
+        throw new Error(`unknown template slot {${k}}`);
     }
   });
   // "a Index" -> "an Index"; the word lists have no silent h or "you"-sounding u.
@@ -331,7 +371,16 @@ function distinctPairs(
 
 function makeFollows(o: GenerateOptions, rng: Rng, users: UserData[], byFame: Weighted, byActivity: Weighted): FollowData[] {
   const total = Math.min(o.follows, o.users * (o.users - 1));
-  const pairs = distinctPairs(total, rng, o.users, o.users, byFame, byActivity, (s, t) => s === t, () => o.users - 1);
+  const pairs = distinctPairs(
+    total,
+    rng,
+    o.users,
+    o.users,
+    byFame,
+    byActivity,
+    (s, t) => s === t,
+    () => o.users - 1,
+  );
   return pairs.map(([s, t]) => ({
     followerId: s + 1,
     followeeId: t + 1,
@@ -340,10 +389,24 @@ function makeFollows(o: GenerateOptions, rng: Rng, users: UserData[], byFame: We
 }
 
 function makeFavorites(
-  o: GenerateOptions, rng: Rng, users: UserData[], articles: ArticleData[], byInterest: Weighted, byActivity: Weighted,
+  o: GenerateOptions,
+  rng: Rng,
+  users: UserData[],
+  articles: ArticleData[],
+  byInterest: Weighted,
+  byActivity: Weighted,
 ): FavoriteData[] {
   const total = Math.min(o.favorites, o.users * o.articles);
-  const pairs = distinctPairs(total, rng, o.users, o.articles, byInterest, byActivity, () => false, () => o.users);
+  const pairs = distinctPairs(
+    total,
+    rng,
+    o.users,
+    o.articles,
+    byInterest,
+    byActivity,
+    () => false,
+    () => o.users,
+  );
   return pairs.map(([s, t]) => {
     const article = articles[t]!;
     article.favoritesCount++;
@@ -352,7 +415,12 @@ function makeFavorites(
 }
 
 function makeComments(
-  o: GenerateOptions, rng: Rng, users: UserData[], articles: ArticleData[], byInterest: Weighted, byActivity: Weighted,
+  o: GenerateOptions,
+  rng: Rng,
+  users: UserData[],
+  articles: ArticleData[],
+  byInterest: Weighted,
+  byActivity: Weighted,
 ): CommentData[] {
   const drafts = Array.from({ length: o.comments }, () => {
     const article = articles[byInterest.pick(rng)]!;

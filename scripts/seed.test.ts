@@ -51,7 +51,14 @@ describe('a seeded database', () => {
     for (const [table, n] of Object.entries(expected)) assert.equal(await count(t.db, table), n, table);
     assert.equal(await count(t.db, 'article_tags'), t.summary.articleTags);
     assert.deepEqual(
-      { users: t.summary.users, articles: t.summary.articles, comments: t.summary.comments, favorites: t.summary.favorites, follows: t.summary.follows, tags: t.summary.tags },
+      {
+        users: t.summary.users,
+        articles: t.summary.articles,
+        comments: t.summary.comments,
+        favorites: t.summary.favorites,
+        follows: t.summary.follows,
+        tags: t.summary.tags,
+      },
       expected,
     );
   });
@@ -90,11 +97,16 @@ describe('a seeded database', () => {
 
   test('has no self-follows, at most five tags per article, and nothing before its cause or after the epoch', async () => {
     assert.equal(await count(t.db, 'follows where follower_id = followee_id'), 0);
-    const perArticle = await t.db.query<{ n: number }>('select count(*)::int as n from article_tags group by article_id order by 1 desc limit 1');
+    const perArticle = await t.db.query<{ n: number }>(
+      'select count(*)::int as n from article_tags group by article_id order by 1 desc limit 1',
+    );
     assert.ok(perArticle.rows[0]!.n <= 5);
     // Nothing happens before its author or article exists, nor after the data set's "now".
     const epoch = t.summary.epoch;
-    assert.equal(await count(t.db, `articles a join users u on u.id = a.author_id where a.created_at < u.created_at or a.updated_at < a.created_at`), 0);
+    assert.equal(
+      await count(t.db, `articles a join users u on u.id = a.author_id where a.created_at < u.created_at or a.updated_at < a.created_at`),
+      0,
+    );
     assert.equal(await count(t.db, `comments c join articles a on a.id = c.article_id where c.created_at < a.created_at`), 0);
     for (const table of ['users', 'articles', 'comments', 'favorites', 'follows']) {
       assert.equal(await count(t.db, `${table} where created_at > '${epoch}'`), 0, table);
@@ -104,7 +116,8 @@ describe('a seeded database', () => {
   test('concentrates articles, follows, favorites and comments on a few popular users and articles', async () => {
     // The top tenth of authors, followees and articles get far more than a tenth of the
     // attention (Zipf-like popularity); a uniform draw would give them about 0.1.
-    const share = async (sql: string, total: number) => (await t.db.query<{ n: number }>(`select sum(n)::float as n from (${sql}) x`)).rows[0]!.n / total;
+    const share = async (sql: string, total: number) =>
+      (await t.db.query<{ n: number }>(`select sum(n)::float as n from (${sql}) x`)).rows[0]!.n / total;
     const articles = await share('select count(*) as n from articles group by author_id order by 1 desc limit 4', 200);
     const follows = await share('select count(*) as n from follows group by followee_id order by 1 desc limit 4', 150);
     const favorites = await share('select favorites_count as n from articles order by 1 desc limit 20', 400);
@@ -155,7 +168,11 @@ describe('determinism', () => {
       assert.deepEqual(await tableChecksums(a.db), await tableChecksums(b.db));
       assert.equal(sa.checksum, sb.checksum);
       // Spot checks that the checksums cover what matters: names, slugs, tags.
-      for (const sql of ['select username, email from users order by id', 'select slug from articles order by id', 'select name from tags order by id']) {
+      for (const sql of [
+        'select username, email from users order by id',
+        'select slug from articles order by id',
+        'select name from tags order by id',
+      ]) {
         assert.deepEqual((await a.db.query(sql)).rows, (await b.db.query(sql)).rows, sql);
       }
     } finally {
@@ -197,16 +214,22 @@ describe('adding to a database that has data', () => {
 
       assert.equal(await count(a.db, 'users'), 41);
       assert.equal(await count(a.db, 'articles'), 201);
-      assert.equal(await count(a.db, 'tags'), 20, 'the tag in use is the seed\'s tag of that name, not a second one');
+      assert.equal(await count(a.db, 'tags'), 20, "the tag in use is the seed's tag of that name, not a second one");
       assert.equal(summary.users, 40);
       const me = await a.db.query('select id, email from users where username = $1', [firstName]);
       assert.deepEqual(me.rows, [{ id: 1, email: `${firstName}@example.com` }], 'the existing user is untouched');
-      assert.equal(await count(a.db, `users where username = '${firstName}2' and id = 2`), 1, 'the seeded one is suffixed, with the next id');
+      assert.equal(
+        await count(a.db, `users where username = '${firstName}2' and id = 2`),
+        1,
+        'the seeded one is suffixed, with the next id',
+      );
       assert.equal(await count(a.db, `articles where slug = '${firstSlug}-2' and id = 2`), 1);
       assert.equal(await count(a.db, 'article_tags where article_id = 1'), 1);
       // Everyone still logs in and works: the API user with their token, seeded users too.
       assert.equal((await api.get('/api/user', { token: mine.token })).status, 200);
-      const seeded = await api.post('/api/users/login', { body: { user: { email: summary.sampleUsers[0]!.email, password: SEED_PASSWORD } } });
+      const seeded = await api.post('/api/users/login', {
+        body: { user: { email: summary.sampleUsers[0]!.email, password: SEED_PASSWORD } },
+      });
       assert.equal(seeded.status, 200, seeded.text);
       assert.equal(seeded.body.user.username, `${firstName}2`);
       // The API's next insert goes after the seeded ids.
@@ -232,7 +255,10 @@ describe('adding to a database that has data', () => {
       assert.equal(await count(a.db, 'tags'), 20);
       const unique = await a.db.query('select count(distinct username)::int as u, count(distinct lower(email))::int as e from users');
       assert.deepEqual(unique.rows[0], { u: 80, e: 80 });
-      assert.equal(await count(a.db, 'articles where favorites_count <> (select count(*) from favorites f where f.article_id = articles.id)'), 0);
+      assert.equal(
+        await count(a.db, 'articles where favorites_count <> (select count(*) from favorites f where f.article_id = articles.id)'),
+        0,
+      );
       assert.deepEqual(await tableChecksums(a.db), await tableChecksums(b.db));
       // Every user's token key is their own (the column's random default, per row).
       assert.equal(await count(a.db, '(select distinct token_key from users) k'), 80);
@@ -252,7 +278,10 @@ describe('adding to a database that has data', () => {
       slugs: new Set([d.articles[0]!.slug]),
       tags: new Map([[d.tags[1]!, 7]]),
     });
-    assert.deepEqual(placed.users.map((u) => u.id), [11, 12, 13]);
+    assert.deepEqual(
+      placed.users.map((u) => u.id),
+      [11, 12, 13],
+    );
     assert.equal(placed.users[1]!.username, `${taken.username}3`);
     assert.match(placed.users[1]!.email, new RegExp(`^${RegExp.escape(taken.username)}3@`));
     assert.equal(placed.users[0]!.username, d.users[0]!.username);
@@ -260,7 +289,10 @@ describe('adding to a database that has data', () => {
     assert.match(placed.articles[0]!.slug, new RegExp(`^${RegExp.escape(d.articles[0]!.slug)}-\\d+$`));
     assert.ok(!d.articles.some((a) => a.slug === placed.articles[0]!.slug));
     assert.equal(placed.articles[1]!.slug, d.articles[1]!.slug);
-    assert.deepEqual(placed.articles.map((a) => a.id), [21, 22]);
+    assert.deepEqual(
+      placed.articles.map((a) => a.id),
+      [21, 22],
+    );
     assert.ok(placed.articles.every((a) => a.authorId > 10 && a.tagIds.every((t) => t === 41 || t === 7)));
     assert.equal(placed.comments[0]!.id, 31);
   });
@@ -269,14 +301,27 @@ describe('adding to a database that has data', () => {
 describe('options', () => {
   test('default to the documented sizes, derived from users and articles', () => {
     assert.deepEqual(parseSeedArgs([]).options, {
-      users: 1000, articles: 10_000, comments: 50_000, favorites: 20_000, tags: 100, follows: 10_000, seed: 1, reset: false,
+      users: 1000,
+      articles: 10_000,
+      comments: 50_000,
+      favorites: 20_000,
+      tags: 100,
+      follows: 10_000,
+      seed: 1,
+      reset: false,
     });
     const small = parseSeedArgs(['--users', '3', '--articles=10', '--seed', '42', '--reset']).options;
     assert.deepEqual(small, { users: 3, articles: 10, comments: 50, favorites: 20, tags: 100, follows: 6, seed: 42, reset: true });
   });
 
   test('reject unknown flags, non-numbers and impossible combinations', () => {
-    for (const argv of [['--user', '3'], ['--users', '-1'], ['--users', 'many'], ['--articles', '5', '--users', '0'], ['--seed', '4294967296']]) {
+    for (const argv of [
+      ['--user', '3'],
+      ['--users', '-1'],
+      ['--users', 'many'],
+      ['--articles', '5', '--users', '0'],
+      ['--seed', '4294967296'],
+    ]) {
       assert.throws(() => parseSeedArgs(argv), SeedError, argv.join(' '));
     }
   });
@@ -349,7 +394,8 @@ describe('npm run seed', () => {
       });
       assert.equal(reg.status, 201);
       const { user } = (await reg.json()) as { user: { token: string } };
-      const articlesCount = async () => ((await (await fetch(`${service.url}/api/articles`)).json()) as { articlesCount: number }).articlesCount;
+      const articlesCount = async () =>
+        ((await (await fetch(`${service.url}/api/articles`)).json()) as { articlesCount: number }).articlesCount;
       assert.equal(await articlesCount(), 0);
 
       const seeded = await run(['--users', '5', '--articles', '12', '--json'], env);

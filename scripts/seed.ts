@@ -86,7 +86,8 @@ export function resolveOptions(given: Partial<SeedOptions> = {}): SeedOptions {
     reset: given.reset ?? false,
   };
   for (const key of ['users', 'articles', 'comments', 'favorites', 'tags', 'follows'] as const) {
-    if (!Number.isInteger(o[key]) || o[key] < 0 || o[key] > MAX_COUNT) throw new SeedError(`--${key} must be an integer from 0 to ${MAX_COUNT}`);
+    if (!Number.isInteger(o[key]) || o[key] < 0 || o[key] > MAX_COUNT)
+      throw new SeedError(`--${key} must be an integer from 0 to ${MAX_COUNT}`);
   }
   if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > 0xffffffff) throw new SeedError('--seed must be an integer from 0 to 4294967295');
   if (o.articles > 0 && o.users === 0) throw new SeedError('--articles needs at least one user (--users)');
@@ -103,7 +104,7 @@ export function parseSeedArgs(argv: readonly string[]): { options: SeedOptions; 
       strict: true,
       allowPositionals: false,
       options: {
-        ...Object.fromEntries(counts.map((k) => [k, { type: 'string' as const }])) as Record<(typeof counts)[number], { type: 'string' }>,
+        ...(Object.fromEntries(counts.map((k) => [k, { type: 'string' as const }])) as Record<(typeof counts)[number], { type: 'string' }>),
         reset: { type: 'boolean' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -132,13 +133,19 @@ const TABLES = ['users', 'follows', 'tags', 'articles', 'article_tags', 'favorit
  * analyzes the tables: the planner knows their sizes before the first request, and the visibility
  * map is set as autovacuum would leave it, so plans match a database in steady state.
  */
-export async function seed(pool: Pool, given: Partial<SeedOptions> = {}, log: (line: string) => void = () => undefined): Promise<SeedSummary> {
+export async function seed(
+  pool: Pool,
+  given: Partial<SeedOptions> = {},
+  log: (line: string) => void = () => undefined,
+): Promise<SeedSummary> {
   const started = performance.now();
   const o = resolveOptions(given);
   const since = () => `${((performance.now() - started) / 1000).toFixed(1)}s`;
 
-  log(`seed ${o.seed}: generating ${o.users} users, ${o.articles} articles, ${o.comments} comments, ` +
-    `${o.favorites} favorites, ${o.follows} follows, ${o.tags} tags`);
+  log(
+    `seed ${o.seed}: generating ${o.users} users, ${o.articles} articles, ${o.comments} comments, ` +
+      `${o.favorites} favorites, ${o.follows} follows, ${o.tags} tags`,
+  );
   const data = generate(o);
   // One hash for everybody: Argon2 costs ~50 ms on purpose, which is 50 s for 1000 users.
   const passwordHash = await hashPassword(SEED_PASSWORD);
@@ -155,7 +162,9 @@ export async function seed(pool: Pool, given: Partial<SeedOptions> = {}, log: (l
     // for it only a moment, and go on after the reserved ranges while the rows go in.
     const occupied = await inTransaction(pool, (client) => reserve(client, data));
     if (occupied.base.users > 0 || occupied.tags.size > 0) {
-      log(`adding to the data there: ids after users ${occupied.base.users}, articles ${occupied.base.articles}, comments ${occupied.base.comments}`);
+      log(
+        `adding to the data there: ids after users ${occupied.base.users}, articles ${occupied.base.articles}, comments ${occupied.base.comments}`,
+      );
     }
     placed = await inTransaction(pool, (client) => fill(client, data, occupied, passwordHash, (line) => log(`${line} (${since()})`)));
   }
@@ -189,7 +198,13 @@ export async function seed(pool: Pool, given: Partial<SeedOptions> = {}, log: (l
 }
 
 /** Places the data set after what `occupied` holds and inserts it; returns the rows as inserted. */
-async function fill(client: pg.PoolClient, data: Dataset, occupied: Occupied, passwordHash: string, log: (line: string) => void): Promise<Dataset> {
+async function fill(
+  client: pg.PoolClient,
+  data: Dataset,
+  occupied: Occupied,
+  passwordHash: string,
+  log: (line: string) => void,
+): Promise<Dataset> {
   // Flush the commit before it returns even where the server runs with synchronous_commit=off
   // (the test cluster does): until the commit record is on disk no hint bits can be set, so the
   // VACUUM below could not mark the pages all-visible and the plans would differ.
@@ -220,7 +235,12 @@ async function reserve(client: pg.PoolClient, data: Dataset): Promise<Occupied> 
     slugs: new Set(slugs.rows.map((r) => r.slug)),
     tags: new Map(tags.rows.map((r) => [r.name, r.id])),
   };
-  const counts = { users: data.users.length, articles: data.articles.length, comments: data.comments.length, tags: newTagNames(data, occupied).length };
+  const counts = {
+    users: data.users.length,
+    articles: data.articles.length,
+    comments: data.comments.length,
+    tags: newTagNames(data, occupied).length,
+  };
   for (const table of ['users', 'articles', 'comments', 'tags'] as const) {
     // Past every id in the table and every id its identity handed out (a row since deleted, an
     // insert rolled back); pg_sequence_last_value is null before the first (or after a restart).
@@ -238,7 +258,13 @@ async function reserve(client: pg.PoolClient, data: Dataset): Promise<Occupied> 
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-async function insertAll(client: pg.PoolClient, d: Dataset, newTags: { id: number; name: string }[], passwordHash: string, log: (line: string) => void): Promise<void> {
+async function insertAll(
+  client: pg.PoolClient,
+  d: Dataset,
+  newTags: { id: number; name: string }[],
+  passwordHash: string,
+  log: (line: string) => void,
+): Promise<void> {
   await insert(client, log, 'users', d.users, {
     id: ['bigint', (u) => u.id],
     username: ['text', (u) => u.username],
@@ -269,10 +295,16 @@ async function insertAll(client: pg.PoolClient, d: Dataset, newTags: { id: numbe
     created_at: ['timestamptz', (a) => iso(a.createdAt)],
     updated_at: ['timestamptz', (a) => iso(a.updatedAt)],
   });
-  await insert(client, log, 'article_tags', d.articles.flatMap((a) => a.tagIds.map((tagId) => ({ articleId: a.id, tagId }))), {
-    article_id: ['bigint', (t) => t.articleId],
-    tag_id: ['integer', (t) => t.tagId],
-  });
+  await insert(
+    client,
+    log,
+    'article_tags',
+    d.articles.flatMap((a) => a.tagIds.map((tagId) => ({ articleId: a.id, tagId }))),
+    {
+      article_id: ['bigint', (t) => t.articleId],
+      tag_id: ['integer', (t) => t.tagId],
+    },
+  );
   await insert(client, log, 'favorites', d.favorites, {
     user_id: ['bigint', (f) => f.userId],
     article_id: ['bigint', (f) => f.articleId],
@@ -296,7 +328,13 @@ type Columns<T> = Record<string, readonly [type: string, value: (row: T) => unkn
 const BATCH = 5000;
 
 /** Multi-row insert: one array parameter per column, `unnest`ed into rows, BATCH rows at a time. */
-async function insert<T>(client: pg.PoolClient, log: (line: string) => void, table: string, rows: readonly T[], columns: Columns<T>): Promise<void> {
+async function insert<T>(
+  client: pg.PoolClient,
+  log: (line: string) => void,
+  table: string,
+  rows: readonly T[],
+  columns: Columns<T>,
+): Promise<void> {
   const names = Object.keys(columns);
   const specs = Object.values(columns);
   // Explicit ids into `generated always` identity columns need the override.
@@ -305,7 +343,10 @@ async function insert<T>(client: pg.PoolClient, log: (line: string) => void, tab
     select * from unnest(${specs.map(([type], i) => `$${i + 1}::${type}[]`).join(', ')})`;
   for (let start = 0; start < rows.length; start += BATCH) {
     const batch = rows.slice(start, start + BATCH);
-    await client.query(text, specs.map(([, value]) => batch.map(value)));
+    await client.query(
+      text,
+      specs.map(([, value]) => batch.map(value)),
+    );
     if (rows.length > BATCH) log(`${table}: ${Math.min(start + BATCH, rows.length)}/${rows.length}`);
   }
   if (rows.length <= BATCH) log(`${table}: ${rows.length}`);
@@ -338,7 +379,9 @@ export async function tableChecksums(db: Queryable): Promise<Record<(typeof TABL
 /** One md5 over tableChecksums: equal checksums, equal data. */
 export async function datasetChecksum(db: Queryable): Promise<string> {
   const tables = await tableChecksums(db);
-  return createHash('md5').update(TABLES.map((t) => tables[t]).join('')).digest('hex');
+  return createHash('md5')
+    .update(TABLES.map((t) => tables[t]).join(''))
+    .digest('hex');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -374,7 +417,9 @@ async function dropCaches(pool: Pool, config: Config, log: (line: string) => voi
       await redis.connect();
       await publishDropAllRedis(redis, redisInvalidationChannel(config.cacheRedisPrefix), origin);
     } catch (err) {
-      log(`could not tell the instances on Redis to drop their caches (${(err as Error).message}); cached responses expire within CACHE_TTL_MS`);
+      log(
+        `could not tell the instances on Redis to drop their caches (${(err as Error).message}); cached responses expire within CACHE_TTL_MS`,
+      );
     } finally {
       redis.disconnect();
     }
@@ -401,7 +446,9 @@ async function main(): Promise<void> {
   }
 
   const source = await openDatabase(config, log, { reuseRunning: true }).catch((err: unknown) => {
-    throw new Error('could not start the embedded PostgreSQL (another server on EMBEDDED_PG_PORT? set DATABASE_URL to use yours)', { cause: err });
+    throw new Error('could not start the embedded PostgreSQL (another server on EMBEDDED_PG_PORT? set DATABASE_URL to use yours)', {
+      cause: err,
+    });
   });
   const pool = createPool(source.url, config);
   pool.on('error', (err) => log(`idle database connection failed: ${err.message}`));

@@ -80,11 +80,26 @@ async function start(target: Target, env: Record<string, string>, opts: { callgr
   // the warm-up run at valgrind's uninstrumented speed and count nothing. V8 writes machine code
   // at run time: valgrind must look for changed code everywhere, not only on the stack. A file per
   // thread and dump, so the main (JavaScript) thread can be told from V8's helper threads.
-  const valgrind = ['valgrind', '--tool=callgrind', '--smc-check=all-non-file', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${opts.callgrindOut}.%p`];
+  const valgrind = [
+    'valgrind',
+    '--tool=callgrind',
+    '--smc-check=all-non-file',
+    '--instr-atstart=no',
+    '--separate-threads=yes',
+    `--callgrind-out-file=${opts.callgrindOut}.%p`,
+  ];
   const [command, ...args] = opts.callgrindOut ? [...valgrind, ...node] : node;
   const child = spawnTracked(command!, args, {
     cwd: target.root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...(opts.callgrindOut ? VALGRIND_ENV : {}), ...env, ...target.env, HOST: '127.0.0.1', PORT: String(port) },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      ...(opts.callgrindOut ? VALGRIND_ENV : {}),
+      ...env,
+      ...target.env,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs = tail(child.stderr);
@@ -93,7 +108,13 @@ async function start(target: Target, env: Record<string, string>, opts: { callgr
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${target.name} exited while starting: ${logs()}`);
     if (Date.now() > deadline) throw new Error(`${target.name} did not become ready: ${logs()}`);
-    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) break;
+    if (
+      await fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
@@ -122,7 +143,12 @@ const callgrind = (pid: number, ...args: string[]) =>
  * Instructions counted since the last dump (a dump zeroes the counters): all threads, and the
  * main (JavaScript) thread. The dump's files are read and deleted.
  */
-async function dumpCounts(pid: number, outBase: string, part: number, keepDir: string | undefined): Promise<{ total: number; main: number; slowTicks: number }> {
+async function dumpCounts(
+  pid: number,
+  outBase: string,
+  part: number,
+  keepDir: string | undefined,
+): Promise<{ total: number; main: number; slowTicks: number }> {
   await callgrind(pid, '--dump');
   // One file per thread: <base>.<pid>.<part>-<thread>, thread 01 the main one.
   const prefix = `${path.basename(outBase)}.${pid}.${part}-`;
@@ -188,9 +214,11 @@ async function fire(url: string, count: number, connections: number): Promise<nu
         .on('error', reject);
     });
   try {
-    await Promise.all(Array.from({ length: connections }, async () => {
-      while (left-- > 0) await one();
-    }));
+    await Promise.all(
+      Array.from({ length: connections }, async () => {
+        while (left-- > 0) await one();
+      }),
+    );
   } finally {
     agent.destroy();
   }
@@ -230,8 +258,15 @@ interface Counting {
  * instructions too (which code V8 optimised, and how, is decided anew in each), so one process
  * per configuration is not enough.
  */
-async function countAll(targets: Target[], together: boolean, count: CountSettings, open: (t: Target) => Promise<Counting>): Promise<Counted[]> {
-  const results = new Map<string, Counted>(targets.map((t) => [t.name, { name: t.name, perRequest: [], mainPerRequest: [], processes: [], failed: 0, exports: 0 }]));
+async function countAll(
+  targets: Target[],
+  together: boolean,
+  count: CountSettings,
+  open: (t: Target) => Promise<Counting>,
+): Promise<Counted[]> {
+  const results = new Map<string, Counted>(
+    targets.map((t) => [t.name, { name: t.name, perRequest: [], mainPerRequest: [], processes: [], failed: 0, exports: 0 }]),
+  );
   const one = async (target: Target, round: number): Promise<void> => {
     const result = results.get(target.name)!;
     const service = await open(target);
@@ -249,7 +284,9 @@ async function countAll(targets: Target[], together: boolean, count: CountSettin
         result.mainPerRequest.push(n.main / count.requests);
         mine.push(n.main / count.requests);
         slowTicks += n.slowTicks / count.requests;
-        process.stderr.write(`round ${round}: ${target.name}: window ${w}: ${Math.round(n.total / count.requests)} instructions per request (main thread ${Math.round(n.main / count.requests)}, object-literal runtime ${Math.round(n.slowTicks / count.requests)})\n`);
+        process.stderr.write(
+          `round ${round}: ${target.name}: window ${w}: ${Math.round(n.total / count.requests)} instructions per request (main thread ${Math.round(n.main / count.requests)}, object-literal runtime ${Math.round(n.slowTicks / count.requests)})\n`,
+        );
       }
       // Normal: a few instructions per request in that runtime function; in the slow state ~4,000.
       result.processes.push({ mainPerRequest: mine.reduce((a, b) => a + b, 0) / mine.length, slowTicks: slowTicks / count.windows > 1000 });
@@ -312,7 +349,8 @@ async function main(): Promise<void> {
   const warmupSec = Number(values.warmup);
   const rounds = Number(values.rounds);
   const connections = Number(values.connections);
-  if (values.engine !== 'autocannon' && values.engine !== 'wrk' && values.engine !== 'callgrind') throw new Error(`--engine: autocannon, wrk or callgrind, not ${values.engine}`);
+  if (values.engine !== 'autocannon' && values.engine !== 'wrk' && values.engine !== 'callgrind')
+    throw new Error(`--engine: autocannon, wrk or callgrind, not ${values.engine}`);
   const engine = values.engine;
   const together = values.together;
   const otlp = { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio' };
@@ -332,7 +370,10 @@ async function main(): Promise<void> {
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'conduit-telemetry-cost-'));
   const server = await openEmbedded({ seed: { users: 100, articles: 1000 }, poolUsers: 1, log: (l) => process.stderr.write(`${l}\n`) });
   const requestsFile = path.join(workDir, 'requests.json');
-  await writeFile(requestsFile, JSON.stringify([{ kind: 'read', method: 'GET', path: values.path, headers: { 'accept-encoding': ACCEPT_ENCODING } }]));
+  await writeFile(
+    requestsFile,
+    JSON.stringify([{ kind: 'read', method: 'GET', path: values.path, headers: { 'accept-encoding': ACCEPT_ENCODING } }]),
+  );
   const serviceEnv = (dbUrl: string) => ({
     NODE_ENV: 'production',
     JWT_SECRET: randomBytes(32).toString('hex'),
@@ -348,7 +389,12 @@ async function main(): Promise<void> {
     const keepDir = values.keep ? path.resolve(values.keep) : undefined;
     if (keepDir) await mkdir(keepDir, { recursive: true });
     try {
-      const count = { rounds, requests: Number(values.requests), windows: Number(values.windows), warmup: Number(values['warmup-requests']) };
+      const count = {
+        rounds,
+        requests: Number(values.requests),
+        windows: Number(values.windows),
+        warmup: Number(values['warmup-requests']),
+      };
       const counted = await countAll(targets, together, count, async (target) => {
         const db = await server.createRunDatabase();
         const sink = await startOtlpSink();
@@ -362,7 +408,11 @@ async function main(): Promise<void> {
         const outBase = path.join(workDir, `callgrind-${target.name.replace(/\W+/g, '-').replace(/-$/, '')}`);
         // Valgrind's slowness must not turn into 504s (REQUEST_TIMEOUT_MS); the deadline scope
         // itself stays on, as in production.
-        const service = await start(traced, { ...serviceEnv(db.url), REQUEST_TIMEOUT_MS: '600000', HTTP_REQUEST_TIMEOUT_MS: '600000' }, { callgrindOut: outBase });
+        const service = await start(
+          traced,
+          { ...serviceEnv(db.url), REQUEST_TIMEOUT_MS: '600000', HTTP_REQUEST_TIMEOUT_MS: '600000' },
+          { callgrindOut: outBase },
+        );
         let part = 0;
         return {
           url: `${service.url}${values.path}`,
@@ -402,7 +452,14 @@ async function main(): Promise<void> {
       cleanup.push(() => sink.close());
       const service = await start(withSink(target, sink.url), serviceEnv(db.url));
       cleanup.push(() => service.stop());
-      const session = await LoadSession.open({ url: service.url, connections: conns, requestsFile, engine: loadEngine, sample: { service: service.pid }, workDir });
+      const session = await LoadSession.open({
+        url: service.url,
+        connections: conns,
+        requestsFile,
+        engine: loadEngine,
+        sample: { service: service.pid },
+        workDir,
+      });
       cleanup.push(() => session.close());
       const measure = async (round: number): Promise<Run> => {
         const before = sink.counts().exports;
@@ -414,11 +471,16 @@ async function main(): Promise<void> {
           p50: m.result.latencyMs.p50,
           p99: m.result.latencyMs.p99,
           cpuPercent: m.usage.service?.cpuPercent ?? 0,
-          cpuUsPerRequest: m.result.responses > 0 ? Math.round((((m.usage.service?.cpuPercent ?? 0) / 100) * m.result.durationSec * 1e6) / m.result.responses) : 0,
+          cpuUsPerRequest:
+            m.result.responses > 0
+              ? Math.round((((m.usage.service?.cpuPercent ?? 0) / 100) * m.result.durationSec * 1e6) / m.result.responses)
+              : 0,
           non2xx: m.result.non2xx + m.result.errors,
           exports: sink.counts().exports - before,
         };
-        process.stderr.write(`round ${round}: ${run.name}: ${Math.round(run.requestsPerSec)} req/s, p50 ${run.p50} ms, p99 ${run.p99} ms, service CPU ${run.cpuPercent}% (${run.cpuUsPerRequest} µs/request), ${run.exports} OTLP exports\n`);
+        process.stderr.write(
+          `round ${round}: ${run.name}: ${Math.round(run.requestsPerSec)} req/s, p50 ${run.p50} ms, p99 ${run.p99} ms, service CPU ${run.cpuPercent}% (${run.cpuUsPerRequest} µs/request), ${run.exports} OTLP exports\n`,
+        );
         return run;
       };
       return { warmUp: () => session.run({ durationSec: warmupSec }), measure, close };
@@ -478,7 +540,9 @@ async function main(): Promise<void> {
     return median(ratios);
   };
   const pct = (x: number) => `${x >= 1 ? '+' : ''}${((x - 1) * 100).toFixed(1)}%`;
-  const mode = together ? `all ${targets.length} configurations loaded at once (${share} connections each)` : `${connections} connections, configurations one after another`;
+  const mode = together
+    ? `all ${targets.length} configurations loaded at once (${share} connections each)`
+    : `${connections} connections, configurations one after another`;
   const lines = [
     `GET ${values.path} (cached, anonymous), ${mode}, ${engine}, ${durationSec} s per run after ${warmupSec} s of warm-up, ${rounds} rounds, medians; ${os.cpus()[0]?.model.trim()} × ${os.availableParallelism()}, Node ${process.version}`,
     '',

@@ -95,9 +95,8 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
       return server;
     };
   }
-  const app: App = (opts.logger
-    ? Fastify({ ...serverOptions, http, loggerInstance: opts.logger })
-    : Fastify({ ...serverOptions, http, logger: false })
+  const app: App = (
+    opts.logger ? Fastify({ ...serverOptions, http, loggerInstance: opts.logger }) : Fastify({ ...serverOptions, http, logger: false })
   ).withTypeProvider<TypeBoxTypeProvider>();
 
   // An `Expect` other than 100-continue: Node answered 417 with an empty body and left the
@@ -158,7 +157,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
             type: 'apiKey',
             in: 'header',
             name: 'Authorization',
-            description: 'Value: `Token <jwt>` (the spec\'s scheme) or `Bearer <jwt>`.',
+            description: "Value: `Token <jwt>` (the spec's scheme) or `Bearer <jwt>`.",
           },
         },
       },
@@ -214,7 +213,12 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     // pino has isLevelEnabled; the no-op logger of an app built without one has not (info is a no-op there).
     if (logsRequests) {
       request.log.info(
-        { method: request.method, route: request.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 },
+        {
+          method: request.method,
+          route: request.routeOptions.url,
+          status: reply.statusCode,
+          ms: Math.round(reply.elapsedTime * 100) / 100,
+        },
         'request',
       );
     }
@@ -243,7 +247,16 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
         app.metrics.observeRequest('GET', route, status, seconds);
         if (logsRequests) {
           const reqId = req.headers['x-request-id'];
-          app.log.info({ reqId: typeof reqId === 'string' && reqId !== '' ? reqId : randomUUID(), method: 'GET', route, status, ms: Math.round(seconds * 100_000) / 100 }, 'request');
+          app.log.info(
+            {
+              reqId: typeof reqId === 'string' && reqId !== '' ? reqId : randomUUID(),
+              method: 'GET',
+              route,
+              status,
+              ms: Math.round(seconds * 100_000) / 100,
+            },
+            'request',
+          );
         }
       },
       failed: (err) => app.log.error({ err }, 'the cache hot path failed on a request'),

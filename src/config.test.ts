@@ -49,7 +49,11 @@ test('a bad value stops with a message naming the variable', () => {
     [{ TRUST_PROXY: '0' }, /TRUST_PROXY/],
   ];
   for (const [env, re] of cases) {
-    assert.throws(() => loadConfig({ JWT_SECRET: SECRET, ...env }), (err: unknown) => err instanceof ConfigError && re.test(err.message), JSON.stringify(env));
+    assert.throws(
+      () => loadConfig({ JWT_SECRET: SECRET, ...env }),
+      (err: unknown) => err instanceof ConfigError && re.test(err.message),
+      JSON.stringify(env),
+    );
   }
 });
 

@@ -71,9 +71,20 @@ export async function createContext({ config, db, databaseUrl, migrations, log }
     // it alone: the bus publishes on it (and closes it), the shared tier uses it, and the bus
     // makes its subscriber from it.
     const cacheRedis = redis.duplicate({ commandTimeout: config.cacheRedisTimeoutMs });
-    const redisBus = new RedisInvalidationBus({ redis: cacheRedis, channel: redisInvalidationChannel(config.cacheRedisPrefix), cache, log });
+    const redisBus = new RedisInvalidationBus({
+      redis: cacheRedis,
+      channel: redisInvalidationChannel(config.cacheRedisPrefix),
+      cache,
+      log,
+    });
     if (config.cacheRedis) {
-      cache.shared = new RedisTier({ redis: cacheRedis, prefix: config.cacheRedisPrefix, ttlMs: config.cacheTtlMs, stats: cache.stats, log });
+      cache.shared = new RedisTier({
+        redis: cacheRedis,
+        prefix: config.cacheRedisPrefix,
+        ttlMs: config.cacheTtlMs,
+        stats: cache.stats,
+        log,
+      });
     }
     await redisBus.start();
     bus = redisBus;
@@ -96,7 +107,10 @@ export async function createContext({ config, db, databaseUrl, migrations, log }
       const sharedClean = (await cache.shared?.invalidate(tags)) ?? true;
       await bus?.publish(tags, !sharedClean);
     },
-    auth: createAuth(config, async (id) => (await db.query<{ token_key: string }>('select token_key from users where id = $1', [id])).rows[0]?.token_key),
+    auth: createAuth(
+      config,
+      async (id) => (await db.query<{ token_key: string }>('select token_key from users where id = $1', [id])).rows[0]?.token_key,
+    ),
     passwords: createPasswords({
       concurrency: config.argon2Concurrency,
       queue: config.argon2Queue,

@@ -48,33 +48,42 @@ async function serve(config: Config, log: Logger, source: DatabaseSource, runMig
   let metricsServer: MetricsServer | undefined;
   if (config.metricsPort !== undefined) {
     if (cluster.isWorker) serveMetricsToSupervisor(app.metrics);
-    else metricsServer = await startMetricsServer({ host: config.host, port: config.metricsPort, contentType: app.metrics.contentType, render: () => app.metrics.render() });
+    else
+      metricsServer = await startMetricsServer({
+        host: config.host,
+        port: config.metricsPort,
+        contentType: app.metrics.contentType,
+        render: () => app.metrics.render(),
+      });
     if (metricsServer) log.info({ port: metricsServer.port }, `metrics at http://${config.host}:${metricsServer.port}/metrics`);
   }
 
-  closeWithGrace({ delay: config.shutdownTimeoutMs, logger: { error: (m: string) => log.error(m) }, skip: PROFILE_SIGNAL }, async ({ signal, err }) => {
-    if (err) log.error({ err }, 'fatal error, shutting down');
-    else log.info({ signal }, 'shutting down: draining in-flight requests');
-    ctx.lifecycle.draining = true;
-    // Behind a load balancer, keep serving while /readyz says 503 so the balancer stops routing
-    // here before the listener closes (Kubernetes: endpoints are removed asynchronously).
-    if (config.shutdownDelayMs > 0 && !err) await new Promise((r) => setTimeout(r, config.shutdownDelayMs));
-    // Stops accepting, answers 503 to requests that arrive meanwhile, waits for in-flight ones.
-    // Keep-alive connections that go idle after their last response would hold close() open
-    // until their idle timeout: close them as they become idle.
-    const closing = app.close();
-    const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
-    await closing;
-    clearInterval(sweep);
-    await metricsServer?.close();
-    await closeContext(ctx);
-    // The spans of the last requests are still in the exporter's buffer.
-    await shutdownTracing();
-    await db.end();
-    await source.embedded?.stop();
-    log.info('shutdown complete');
-    if (err) throw err;
-  });
+  closeWithGrace(
+    { delay: config.shutdownTimeoutMs, logger: { error: (m: string) => log.error(m) }, skip: PROFILE_SIGNAL },
+    async ({ signal, err }) => {
+      if (err) log.error({ err }, 'fatal error, shutting down');
+      else log.info({ signal }, 'shutting down: draining in-flight requests');
+      ctx.lifecycle.draining = true;
+      // Behind a load balancer, keep serving while /readyz says 503 so the balancer stops routing
+      // here before the listener closes (Kubernetes: endpoints are removed asynchronously).
+      if (config.shutdownDelayMs > 0 && !err) await new Promise((r) => setTimeout(r, config.shutdownDelayMs));
+      // Stops accepting, answers 503 to requests that arrive meanwhile, waits for in-flight ones.
+      // Keep-alive connections that go idle after their last response would hold close() open
+      // until their idle timeout: close them as they become idle.
+      const closing = app.close();
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+      await closing;
+      clearInterval(sweep);
+      await metricsServer?.close();
+      await closeContext(ctx);
+      // The spans of the last requests are still in the exporter's buffer.
+      await shutdownTracing();
+      await db.end();
+      await source.embedded?.stop();
+      log.info('shutdown complete');
+      if (err) throw err;
+    },
+  );
 
   // reuseport: every worker binds the port itself and the kernel spreads connections; cluster:
   // the supervisor accepts and hands connections to workers round-robin.
@@ -108,33 +117,38 @@ async function supervise(config: Config, log: Logger): Promise<void> {
     log.info({ port: metricsServer.port }, `cluster metrics at http://${config.host}:${metricsServer.port}/metrics`);
   }
 
-  closeWithGrace({ delay: config.shutdownTimeoutMs, logger: { error: (m: string) => log.error(m) }, skip: PROFILE_SIGNAL }, async ({ signal, err }) => {
-    if (err) log.error({ err }, 'supervisor failed, shutting down');
-    stopping = true;
-    log.info({ signal }, 'stopping workers');
-    const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
-    await Promise.all(
-      workers.map(
-        (w) =>
-          new Promise<void>((resolve) => {
-            if (w.isDead()) return resolve();
-            w.once('exit', () => resolve());
-            w.process.kill('SIGTERM');
-          }),
-      ),
-    );
-    await metricsServer?.close();
-    await source.embedded?.stop();
-    log.info('shutdown complete');
-    if (err) throw err;
-  });
+  closeWithGrace(
+    { delay: config.shutdownTimeoutMs, logger: { error: (m: string) => log.error(m) }, skip: PROFILE_SIGNAL },
+    async ({ signal, err }) => {
+      if (err) log.error({ err }, 'supervisor failed, shutting down');
+      stopping = true;
+      log.info({ signal }, 'stopping workers');
+      const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+      await Promise.all(
+        workers.map(
+          (w) =>
+            new Promise<void>((resolve) => {
+              if (w.isDead()) return resolve();
+              w.once('exit', () => resolve());
+              w.process.kill('SIGTERM');
+            }),
+        ),
+      );
+      await metricsServer?.close();
+      await source.embedded?.stop();
+      log.info('shutdown complete');
+      if (err) throw err;
+    },
+  );
 }
 
 const config = loadConfigOrExit();
 const log = createLogger(config);
 if (config.tracing.enabled && !tracingActive()) {
   // The SDK's hooks must be in place before pg is imported: only a preload can do that.
-  log.warn('an OTLP endpoint is set but tracing is not running: start with `node --import ./src/telemetry/tracing.ts src/main.ts` (npm start does)');
+  log.warn(
+    'an OTLP endpoint is set but tracing is not running: start with `node --import ./src/telemetry/tracing.ts src/main.ts` (npm start does)',
+  );
 }
 if (config.workers > 1 && cluster.isPrimary) {
   await supervise(config, log);

@@ -30,7 +30,11 @@ async function literalFeedback(preload: string[]): Promise<string[]> {
   // changes the very feedback read here: the child runs without it. (Node puts the variable back
   // when a child's env leaves it out; an empty value turns coverage off.)
   const env = { ...process.env, NODE_V8_COVERAGE: '' };
-  const { stdout } = await promisify(execFile)(process.execPath, ['--allow-natives-syntax', '--expose-gc', ...preload, '--input-type=module', '-e', SCRIPT], { env, maxBuffer: 16 * 1024 * 1024 });
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['--allow-natives-syntax', '--expose-gc', ...preload, '--input-type=module', '-e', SCRIPT],
+    { env, maxBuffer: 16 * 1024 * 1024 },
+  );
   return [...stdout.matchAll(/DefineKeyedOwnPropertyInLiteral (\w+)/g)].map((m) => m[1]!);
 }
 
@@ -45,7 +49,10 @@ test('after full GCs with no tick alive, nextTick builds its tick objects on one
     assert.equal(without.length, 5, `nextTick's literal feedback not found in %DebugPrint output: ${without.join(',')}`);
     tries.push(without);
   }
-  assert.ok(tries.some((t) => t.includes('MEGAMORPHIC')), `expected the slow state without runtime.ts, got ${tries.map((t) => t.join(',')).join(' / ')}`);
+  assert.ok(
+    tries.some((t) => t.includes('MEGAMORPHIC')),
+    `expected the slow state without runtime.ts, got ${tries.map((t) => t.join(',')).join(' / ')}`,
+  );
 
   // With it, every process keeps one set of maps (80 of 80 under the load above).
   for (let i = 0; i < 3; i++) {

@@ -8,7 +8,14 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { benchmarksMarkdown, generatedProblem, MAX_LINES, parsePeerResults, parseResults, writeBenchmarksMd } from '../bench/benchmarks-md.ts';
+import {
+  benchmarksMarkdown,
+  generatedProblem,
+  MAX_LINES,
+  parsePeerResults,
+  parseResults,
+  writeBenchmarksMd,
+} from '../bench/benchmarks-md.ts';
 import type { Results, RunResult } from '../bench/report.ts';
 
 const ROOT = path.join(import.meta.dirname, '..');
@@ -41,10 +48,30 @@ async function fuller(): Promise<Results> {
   });
   r.scenarios.push({ name: 'list', description: 'only GET /api/articles with limit and offset', connections: 50, mix: { list: 100 } });
   r.configs.push({ name: 'cache-off', description: 'no cache', database: 'embedded', env: { CACHE: 'off' } });
-  r.runs.push(run('default', 12_345.6, 0.61, 7.5), run('cache-off', 512, 0.025, 286), run('platform', 20_238, null, 2.01), run('fastify-floor', 15_000, 0.74, 2.6));
-  const point = (percentOfPeak: number, p99: number) => ({ ...structuredClone(r.runs[2]!), percentOfPeak, offeredRate: 123.4 * percentOfPeak, unanswered: 0, latencyMs: { ...base.latencyMs, p99 } });
+  r.runs.push(
+    run('default', 12_345.6, 0.61, 7.5),
+    run('cache-off', 512, 0.025, 286),
+    run('platform', 20_238, null, 2.01),
+    run('fastify-floor', 15_000, 0.74, 2.6),
+  );
+  const point = (percentOfPeak: number, p99: number) => ({
+    ...structuredClone(r.runs[2]!),
+    percentOfPeak,
+    offeredRate: 123.4 * percentOfPeak,
+    unanswered: 0,
+    latencyMs: { ...base.latencyMs, p99 },
+  });
   r.sweeps.push({ scenario: 'list', config: 'default', peakRequestsPerSec: 12_345.6, points: [point(10, 0.9), point(50, 3.25)] });
-  r.pgbench.push({ database: 'embedded', mode: 'extended', clients: 10, threads: 2, durationSec: 3, tps: 848, latencyMsAvg: 11.8, service: [{ config: 'cache-off', requestsPerSec: 512, ratio: 0.604 }] });
+  r.pgbench.push({
+    database: 'embedded',
+    mode: 'extended',
+    clients: 10,
+    threads: 2,
+    durationSec: 3,
+    tps: 848,
+    latencyMsAvg: 11.8,
+    service: [{ config: 'cache-off', requestsPerSec: 512, ratio: 0.604 }],
+  });
   return r;
 }
 
@@ -76,16 +103,23 @@ test('a table per scenario, against its own platform limit; the sweep, pgbench a
   r.runs[3]!.non2xx = 7;
   const text = benchmarksMarkdown(r, undefined, opts);
   const list = section(text, '### list');
-  assert.deepEqual(list.filter((l) => l.startsWith('| ') && !l.startsWith('| config')).map((l) => l.split(' | ').slice(0, 3)), [
-    ['| default', '12,346', '0.61'],
-    ['| cache-off ❌', '512', '0.03'],
-    ['| _platform limit_', '20,238', ''],
-    ['| _Fastify floor_', '15,000', '0.74'],
-  ]);
+  assert.deepEqual(
+    list.filter((l) => l.startsWith('| ') && !l.startsWith('| config')).map((l) => l.split(' | ').slice(0, 3)),
+    [
+      ['| default', '12,346', '0.61'],
+      ['| cache-off ❌', '512', '0.03'],
+      ['| _platform limit_', '20,238', ''],
+      ['| _Fastify floor_', '15,000', '0.74'],
+    ],
+  );
   assert.ok(list.some((l) => l.includes('| **7 ❌** |')));
   assert.ok(!section(text, '### article').some((l) => l.includes('12,346')), 'each scenario has its own rows only');
   assert.ok(section(text, '## Latency against offered load (`--sweep`)').includes('| list | default | 0.90 (1,234) | 3.25 (6,170) |'));
-  assert.ok(section(text, '## pgbench: the list query without the service (`--pgbench`)').includes('| embedded | extended | 10 | 848 | 11.8 | 512 (cache-off) | 0.60 |'));
+  assert.ok(
+    section(text, '## pgbench: the list query without the service (`--pgbench`)').includes(
+      '| embedded | extended | 10 | 848 | 11.8 | 512 (cache-off) | 0.60 |',
+    ),
+  );
 });
 
 test('with a peer run: the side-by-side table, its command, its method', async () => {
@@ -96,7 +130,12 @@ test('with a peer run: the side-by-side table, its command, its method', async (
   assert.ok(peer.some((l) => l.includes('alternating rounds') && l.includes('median of 3 rounds') && l.includes('**axum-off**')));
   assert.ok(peer.includes('| scenario | axum-off | axum-on | Conduit default | Conduit cache-off |'));
   const row = peer.find((l) => l.startsWith('| read-anon |'))!;
-  assert.ok(row.startsWith('| read-anon | **1,240** req/s (1.00×)<br>p50 22.3 / p99 75.8 ms<br>CPU 228 µs/resp<br>PG 651 µs/req, 1.05 calls/req | **5,205** req/s (4.20×)'), row);
+  assert.ok(
+    row.startsWith(
+      '| read-anon | **1,240** req/s (1.00×)<br>p50 22.3 / p99 75.8 ms<br>CPU 228 µs/resp<br>PG 651 µs/req, 1.05 calls/req | **5,205** req/s (4.20×)',
+    ),
+    row,
+  );
   assert.ok(row.includes('**7,619** req/s (6.15×)'));
   assert.equal(peer.filter((l) => /^\| (read-anon|read-auth|list|article|write) \|/.test(l)).length, 5);
 });
@@ -130,7 +169,7 @@ test('a report longer than the limit is refused, not written', async () => {
   assert.throws(() => benchmarksMarkdown(r, undefined, opts), new RegExp(`more than ${MAX_LINES}`));
 });
 
-test('the header carries the body\'s hash: an edit of the body is noticed', async () => {
+test("the header carries the body's hash: an edit of the body is noticed", async () => {
   const text = benchmarksMarkdown(parseResults(await raw('results.json')), undefined, opts);
   assert.equal(generatedProblem(text), null);
   assert.match(generatedProblem(text.replace('| default | 3,549 |', '| default | 9,549 |'))!, /edited by hand/);

@@ -123,7 +123,14 @@ type Spec =
   | { kind: 'comment'; article: number }
   | { kind: 'uncomment'; comment: number }
   | { kind: 'profile'; change: 'bio' | 'image' | 'username'; value: number }
-  | { kind: 'read'; what: 'list' | 'article' | 'comments' | 'profile' | 'tags' | 'feed'; n: number; tag: number; limit: number; offset: number };
+  | {
+      kind: 'read';
+      what: 'list' | 'article' | 'comments' | 'profile' | 'tags' | 'feed';
+      n: number;
+      tag: number;
+      limit: number;
+      offset: number;
+    };
 
 class Step implements fc.AsyncCommand<Model, Cluster> {
   #done = '';
@@ -162,13 +169,20 @@ class Step implements fc.AsyncCommand<Model, Cluster> {
     switch (s.kind) {
       case 'create': {
         tags = s.tags.map((t) => TAGS[t]!);
-        res = await send(self, 'POST', '/api/articles', token, { article: { title: TITLES[s.title], description: 'd', body: 'b', tagList: tags } });
+        res = await send(self, 'POST', '/api/articles', token, {
+          article: { title: TITLES[s.title], description: 'd', body: 'b', tagList: tags },
+        });
         if (res.status === 201) model.slugs.push((slug = (res.body as { article: { slug: string } }).article.slug));
         break;
       }
       case 'update': {
         slug = slugAt(model, s.article);
-        const patch = s.change === 'title' ? { title: TITLES[s.title] } : s.change === 'body' ? { body: `body ${s.title}` } : { tagList: s.tags.map((t) => TAGS[t]!) };
+        const patch =
+          s.change === 'title'
+            ? { title: TITLES[s.title] }
+            : s.change === 'body'
+              ? { body: `body ${s.title}` }
+              : { tagList: s.tags.map((t) => TAGS[t]!) };
         const old = await send(cluster.c, 'GET', `/api/articles/${slug}`);
         if (old.status === 200) tags = (old.body as { article: { tagList: string[] } }).article.tagList;
         res = await send(self, 'PUT', `/api/articles/${slug}`, token, { article: patch });
@@ -222,7 +236,12 @@ class Step implements fc.AsyncCommand<Model, Cluster> {
         break;
       }
       case 'profile': {
-        const user = s.change === 'username' ? { username: NAMES[s.value % NAMES.length] } : s.change === 'bio' ? { bio: s.value % 3 === 0 ? null : `bio ${s.value}` } : { image: s.value % 3 === 0 ? null : `https://img.example/${s.value}.png` };
+        const user =
+          s.change === 'username'
+            ? { username: NAMES[s.value % NAMES.length] }
+            : s.change === 'bio'
+              ? { bio: s.value % 3 === 0 ? null : `bio ${s.value}` }
+              : { image: s.value % 3 === 0 ? null : `https://img.example/${s.value}.png` };
         res = await send(self, 'PUT', '/api/user', token, { user });
         if (res.status === 200) {
           const username = (res.body as { user: { username: string } }).user.username;
@@ -241,7 +260,16 @@ class Step implements fc.AsyncCommand<Model, Cluster> {
     await this.#probe(cluster, self, other, model, writer, slug ? [slug, ...slugs] : slugs, tags, names);
   }
 
-  async #probe(cluster: Cluster, self: Instance, other: Instance, model: Model, writer: User, slugs: string[], tags: string[], names: string[]) {
+  async #probe(
+    cluster: Cluster,
+    self: Instance,
+    other: Instance,
+    model: Model,
+    writer: User,
+    slugs: string[],
+    tags: string[],
+    names: string[],
+  ) {
     const token = tokenOf(model, this.viewer);
     const urls = probes(writer, slugs, tags, names);
     if (token) urls.push('/api/articles/feed');
@@ -331,9 +359,15 @@ class Step implements fc.AsyncCommand<Model, Cluster> {
 /** Waits until each instance has received every invalidation the other published. */
 async function delivered(cluster: Cluster): Promise<void> {
   const started = performance.now();
-  for (const [from, to] of [[cluster.a, cluster.b], [cluster.b, cluster.a]] as const) {
+  for (const [from, to] of [
+    [cluster.a, cluster.b],
+    [cluster.b, cluster.a],
+  ] as const) {
     while (to.t.ctx.bus!.received < from.published) {
-      assert.ok(performance.now() - started < CONVERGE_WITHIN_MS, `${to.name} never received ${from.name}'s invalidations (${to.t.ctx.bus!.received} of ${from.published})`);
+      assert.ok(
+        performance.now() - started < CONVERGE_WITHIN_MS,
+        `${to.name} never received ${from.name}'s invalidations (${to.t.ctx.bus!.received} of ${from.published})`,
+      );
       await new Promise((r) => setImmediate(r));
     }
   }
@@ -351,23 +385,46 @@ function step(spec: fc.Arbitrary<Spec>): fc.Arbitrary<Step> {
 
 const commandArbs = [
   step(fc.record({ kind: fc.constant('create' as const), title: fc.nat({ max: TITLES.length - 1 }), tags: tagsArb })),
-  step(fc.record({ kind: fc.constant('update' as const), article: n, change: fc.constantFrom('title' as const, 'body' as const, 'tags' as const), title: fc.nat({ max: TITLES.length - 1 }), tags: tagsArb })),
+  step(
+    fc.record({
+      kind: fc.constant('update' as const),
+      article: n,
+      change: fc.constantFrom('title' as const, 'body' as const, 'tags' as const),
+      title: fc.nat({ max: TITLES.length - 1 }),
+      tags: tagsArb,
+    }),
+  ),
   step(fc.record({ kind: fc.constant('delete' as const), article: n })),
   step(fc.record({ kind: fc.constantFrom('favorite' as const, 'unfavorite' as const), article: n })),
   step(fc.record({ kind: fc.constantFrom('follow' as const, 'unfollow' as const), target: userArb })),
   step(fc.record({ kind: fc.constant('comment' as const), article: n })),
   step(fc.record({ kind: fc.constant('uncomment' as const), comment: n })),
-  step(fc.record({ kind: fc.constant('profile' as const), change: fc.constantFrom('bio' as const, 'image' as const, 'username' as const), value: n })),
+  step(
+    fc.record({
+      kind: fc.constant('profile' as const),
+      change: fc.constantFrom('bio' as const, 'image' as const, 'username' as const),
+      value: n,
+    }),
+  ),
   // Reads weigh as much as all the writes together.
   ...Array.from({ length: 4 }, () =>
-    step(fc.record({
-      kind: fc.constant('read' as const),
-      what: fc.constantFrom('list' as const, 'article' as const, 'comments' as const, 'profile' as const, 'tags' as const, 'feed' as const),
-      n,
-      tag: n,
-      limit: n,
-      offset: n,
-    })),
+    step(
+      fc.record({
+        kind: fc.constant('read' as const),
+        what: fc.constantFrom(
+          'list' as const,
+          'article' as const,
+          'comments' as const,
+          'profile' as const,
+          'tags' as const,
+          'feed' as const,
+        ),
+        n,
+        tag: n,
+        limit: n,
+        offset: n,
+      }),
+    ),
   ),
 ];
 
@@ -415,7 +472,16 @@ export function coherence(name: string, env: Record<string, string>, runs: numbe
       for (const s of settled) if (s.status === 'rejected') throw s.reason;
       const [a, b, c] = apps as [TestApp, TestApp, TestApp];
       const instance = (n: string, t: TestApp): Instance => ({ name: n, t, published: 0, publishedAt: undefined });
-      cluster = { a: instance('A', a), b: instance('B', b), c: instance('C', c), busDelays: [], convergeDelays: [], staleReads: 0, writes: 0, reads: 0 };
+      cluster = {
+        a: instance('A', a),
+        b: instance('B', b),
+        c: instance('C', c),
+        busDelays: [],
+        convergeDelays: [],
+        staleReads: 0,
+        writes: 0,
+        reads: 0,
+      };
       instrument(cluster.a, cluster.b, cluster);
       instrument(cluster.b, cluster.a, cluster);
       // On a busy machine the subscriptions may take longer than the service waits at start.
@@ -450,7 +516,13 @@ export function coherence(name: string, env: Record<string, string>, runs: numbe
         await i.t.ctx.cache!.shared?.reset();
       }
       const sign = cluster.c.t.ctx.auth.sign;
-      return { users: rows.map(({ token_key, ...r }) => ({ ...r, token: sign({ id: r.id, token_key }) })), slugs: [], gone: [], comments: [], formerNames: [] };
+      return {
+        users: rows.map(({ token_key, ...r }) => ({ ...r, token: sign({ id: r.id, token_key }) })),
+        slugs: [],
+        gone: [],
+        comments: [],
+        formerNames: [],
+      };
     }
 
     test('after every acknowledged write, both cached instances answer what the cache-off instance answers', async (t) => {
@@ -468,17 +540,26 @@ export function coherence(name: string, env: Record<string, string>, runs: numbe
         { numRuns: runs, interruptAfterTimeLimit: timeLimitMs },
       );
       const { busDelays: bus, convergeDelays: converge } = cluster;
-      t.diagnostic(`${lengths.length} runs of ${Math.min(...lengths)}-${Math.max(...lengths)} commands: ${cluster.writes} writes, ${cluster.reads} compared reads, ${cluster.staleReads} stale polls of the other instance`);
+      t.diagnostic(
+        `${lengths.length} runs of ${Math.min(...lengths)}-${Math.max(...lengths)} commands: ${cluster.writes} writes, ${cluster.reads} compared reads, ${cluster.staleReads} stale polls of the other instance`,
+      );
       assert.ok(lengths.length >= Math.min(5, runs), `only ${lengths.length} runs within ${timeLimitMs} ms`);
-      t.diagnostic(`bus delay (publish to delivery), ${bus.length} messages: p50 ${percentile(bus, 50).toFixed(2)} ms, p99 ${percentile(bus, 99).toFixed(2)} ms, max ${Math.max(...bus).toFixed(2)} ms`);
-      t.diagnostic(`other instance fresh after the write's answer: p50 ${percentile(converge, 50).toFixed(2)} ms, max ${Math.max(...converge).toFixed(2)} ms`);
+      t.diagnostic(
+        `bus delay (publish to delivery), ${bus.length} messages: p50 ${percentile(bus, 50).toFixed(2)} ms, p99 ${percentile(bus, 99).toFixed(2)} ms, max ${Math.max(...bus).toFixed(2)} ms`,
+      );
+      t.diagnostic(
+        `other instance fresh after the write's answer: p50 ${percentile(converge, 50).toFixed(2)} ms, max ${Math.max(...converge).toFixed(2)} ms`,
+      );
       const stats = [cluster.a, cluster.b].map((i) => i.t.ctx.cache!.stats);
       t.diagnostic(`cache: ${stats.map((x) => JSON.stringify(x)).join(' ')}`);
       assert.ok(bus.length > 0, 'invalidations crossed the bus');
       if (env.REDIS_URL) {
         // Not "no errors": on a loaded machine a stalled event loop can time a command out (the
         // tier then stands aside, correctly); the property above is what must hold regardless.
-        assert.ok(stats.every((x) => x.redisHits > 0 && x.redisStores > 0), 'both instances used the shared tier');
+        assert.ok(
+          stats.every((x) => x.redisHits > 0 && x.redisStores > 0),
+          'both instances used the shared tier',
+        );
       }
     });
 
@@ -493,7 +574,9 @@ export function coherence(name: string, env: Record<string, string>, runs: numbe
       });
       const slugs: string[] = [];
       for (let k = 0; k < 6; k++) {
-        const res = await writerApi(cluster.a, users[k % USERS]!).send('POST', '/api/articles', { article: { title: TITLES[k % TITLES.length], description: 'd', body: 'b', tagList: [TAGS[k % TAGS.length]] } });
+        const res = await writerApi(cluster.a, users[k % USERS]!).send('POST', '/api/articles', {
+          article: { title: TITLES[k % TITLES.length], description: 'd', body: 'b', tagList: [TAGS[k % TAGS.length]] },
+        });
         slugs.push((res.body as { article: { slug: string } }).article.slug);
       }
       // Latency after each statement of the cached instances (as from a busy event loop or a
@@ -528,10 +611,17 @@ export function coherence(name: string, env: Record<string, string>, runs: numbe
           [author, 'PUT', '/api/user', { user: { bio: `bio ${n}` } }],
           [author, 'PUT', `/api/articles/${slug}`, { article: { tagList: [TAGS[n % TAGS.length]!] } }],
         ][n % 6] as [User, string, string, unknown?];
-        const affected = [`/api/articles/${slug}`, `/api/articles/${slug}/comments`, '/api/articles', '/api/tags', `/api/profiles/${author.username}`,
-          `/api/articles?favorited=${other.username}`, `/api/articles?author=${author.username}`,
+        const affected = [
+          `/api/articles/${slug}`,
+          `/api/articles/${slug}/comments`,
+          '/api/articles',
+          '/api/tags',
+          `/api/profiles/${author.username}`,
+          `/api/articles?favorited=${other.username}`,
+          `/api/articles?author=${author.username}`,
           // A tag edit changes the lists it leaves and joins: all of them then.
-          ...(n % 6 === 5 ? TAGS : [TAGS[k % TAGS.length]!]).map((tag) => `/api/articles?tag=${tag}`)];
+          ...(n % 6 === 5 ? TAGS : [TAGS[k % TAGS.length]!]).map((tag) => `/api/articles?tag=${tag}`),
+        ];
         // Empty caches, so that the reads below are loads, in flight while the write commits
         // and invalidates: some read the database before the commit and finish after.
         for (const x of [cluster.a, cluster.b]) x.t.ctx.cache!.clear();
@@ -550,11 +640,17 @@ export function coherence(name: string, env: Record<string, string>, runs: numbe
         await delivered(cluster);
         for (const x of [cluster.a, cluster.b]) {
           for (const u of affected) {
-            assert.deepStrictEqual(await send(x, 'GET', u), await send(cluster.c, 'GET', u), `after ${method} ${url} on ${i.name}: GET ${u} on ${x.name} kept a stale entry`);
+            assert.deepStrictEqual(
+              await send(x, 'GET', u),
+              await send(cluster.c, 'GET', u),
+              `after ${method} ${url} on ${i.name}: GET ${u} on ${x.name} kept a stale entry`,
+            );
           }
         }
       }
-      t.diagnostic(`${writes} writes and ${reads} reads overlapping; ${raced() - racedBefore} loads raced an invalidation and were not stored`);
+      t.diagnostic(
+        `${writes} writes and ${reads} reads overlapping; ${raced() - racedBefore} loads raced an invalidation and were not stored`,
+      );
     });
   });
 }

@@ -45,7 +45,16 @@ export function npmCommands(text: string): string[] {
 const NPM_BUILTINS = new Set(['install', 'ci', 'audit', 'test', 'start', 'exec']);
 
 // Settings read by someone other than src/config.ts: Node, the OpenTelemetry exporter, and the test suites.
-const EXTERNAL_VARS = new Set(['NODE_OPTIONS', 'TEST_DATABASE_URL', 'SOAK_SECONDS', 'FUZZ_SEED', 'DEPLOY_TEST_PG_URL', 'DEPLOY_TEST_REDIS_URL', 'CHROMIUM_PATH', 'CI']);
+const EXTERNAL_VARS = new Set([
+  'NODE_OPTIONS',
+  'TEST_DATABASE_URL',
+  'SOAK_SECONDS',
+  'FUZZ_SEED',
+  'DEPLOY_TEST_PG_URL',
+  'DEPLOY_TEST_REDIS_URL',
+  'CHROMIUM_PATH',
+  'CI',
+]);
 const EXTERNAL_PREFIXES = ['OTEL_'];
 // ALL_CAPS tokens in backticks that are not settings: code identifiers, SQL, Dockerfile instructions.
 const NOT_SETTINGS = new Set(['ENV_VARS']);
@@ -75,13 +84,15 @@ test('every relative link in README.md, docs/, CONTRIBUTING.md and SECURITY.md p
   assert.deepEqual(missing, []);
 });
 
-test('every npm command the docs name exists (a script in package.json, or npm\'s own)', async () => {
+test("every npm command the docs name exists (a script in package.json, or npm's own)", async () => {
   const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8'));
   const unknown: string[] = [];
   for (const { file, text } of await docs()) {
     for (const cmd of npmCommands(text)) {
       const script = cmd.startsWith('run ') ? cmd.slice(4) : cmd;
-      const ok = cmd.startsWith('run ') ? pkg.scripts[script] !== undefined : NPM_BUILTINS.has(cmd) && (!['test', 'start'].includes(cmd) || pkg.scripts[cmd] !== undefined);
+      const ok = cmd.startsWith('run ')
+        ? pkg.scripts[script] !== undefined
+        : NPM_BUILTINS.has(cmd) && (!['test', 'start'].includes(cmd) || pkg.scripts[cmd] !== undefined);
       if (!ok) unknown.push(`${file}: npm ${cmd}`);
     }
   }
@@ -93,7 +104,8 @@ test('every setting the docs name is in ENV_VARS (src/config.ts) or read by Node
   const unknown: string[] = [];
   for (const { file, text } of await docs()) {
     for (const name of settingNames(text)) {
-      if (!known.has(name) && !EXTERNAL_VARS.has(name) && !EXTERNAL_PREFIXES.some((p) => name.startsWith(p))) unknown.push(`${file}: ${name}`);
+      if (!known.has(name) && !EXTERNAL_VARS.has(name) && !EXTERNAL_PREFIXES.some((p) => name.startsWith(p)))
+        unknown.push(`${file}: ${name}`);
     }
   }
   assert.deepEqual([...new Set(unknown)], []);
@@ -101,13 +113,30 @@ test('every setting the docs name is in ENV_VARS (src/config.ts) or read by Node
 
 test('the README configuration table is ENV_VARS: every variable, in order, with its default and description', async () => {
   const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8');
-  const rows = [...readme.matchAll(/^\| `([A-Z0-9_]+)` \| (.*?) \| (.*) \|$/gm)].map((m) => ({ name: m[1]!, default: m[2]!, description: m[3]! }));
-  const expected = ENV_VARS.map((v) => ({ name: v.name, default: v.default === undefined ? '–' : `\`${v.default}\``, description: v.description }));
+  const rows = [...readme.matchAll(/^\| `([A-Z0-9_]+)` \| (.*?) \| (.*) \|$/gm)].map((m) => ({
+    name: m[1]!,
+    default: m[2]!,
+    description: m[3]!,
+  }));
+  const expected = ENV_VARS.map((v) => ({
+    name: v.name,
+    default: v.default === undefined ? '–' : `\`${v.default}\``,
+    description: v.description,
+  }));
   assert.deepEqual(rows, expected);
 });
 
 test('the checks catch what they are for', () => {
   assert.deepEqual(relativeLinks('[a](docs/x.md#y) [b](https://e.org) [c](#z)\n```\n[d](nope.md)\n```'), ['docs/x.md']);
-  assert.deepEqual(npmCommands('`npm run seed -- --reset`, `npm test`, an npm package,\nnpm registry\n```sh\nnpm ci && npm start\n```\n'), ['run seed', 'test', 'ci', 'start']);
-  assert.deepEqual(settingNames('`CACHE_TTL_MS`, `LOG_LEVEL=warn`, `WORKERS=2`, `CACHE`, `Token <jwt>`, `GET`, `ENV_VARS`'), ['CACHE_TTL_MS', 'LOG_LEVEL', 'WORKERS']);
+  assert.deepEqual(npmCommands('`npm run seed -- --reset`, `npm test`, an npm package,\nnpm registry\n```sh\nnpm ci && npm start\n```\n'), [
+    'run seed',
+    'test',
+    'ci',
+    'start',
+  ]);
+  assert.deepEqual(settingNames('`CACHE_TTL_MS`, `LOG_LEVEL=warn`, `WORKERS=2`, `CACHE`, `Token <jwt>`, `GET`, `ENV_VARS`'), [
+    'CACHE_TTL_MS',
+    'LOG_LEVEL',
+    'WORKERS',
+  ]);
 });

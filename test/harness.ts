@@ -145,7 +145,8 @@ export class Client {
       contentType: res.headers['content-type'],
       body: res.body,
     });
-    if (problems.length > 0) throw new Error(`response does not conform to GET /api/openapi.json:\n${problems.join('\n')}\nbody: ${res.body.slice(0, 500)}`);
+    if (problems.length > 0)
+      throw new Error(`response does not conform to GET /api/openapi.json:\n${problems.join('\n')}\nbody: ${res.body.slice(0, 500)}`);
     return { status: res.statusCode, headers: res.headers, body, text: res.body };
   }
 
@@ -160,7 +161,10 @@ export class Client {
     const user = { username: `user${n}`, email: `user${n}@example.com`, password: 'password123', ...overrides };
     const res = await this.post('/api/users', { body: { user } });
     if (res.status !== 201) throw new Error(`register failed: ${res.status} ${res.text}`);
-    return { ...(res.body.user as { username: string; email: string; token: string; bio: string | null; image: string | null }), password: user.password };
+    return {
+      ...(res.body.user as { username: string; email: string; token: string; bio: string | null; image: string | null }),
+      password: user.password,
+    };
   }
 
   async createArticle(token: string, overrides: Partial<{ title: string; description: string; body: string; tagList: string[] }> = {}) {

@@ -19,7 +19,12 @@ export interface LoggedApp extends TestApp {
 export async function createLoggedApp(env: Record<string, string> = {}, level: LogLevel = 'info'): Promise<LoggedApp> {
   const database = await createDatabase();
   const config = loadConfig({
-    NODE_ENV: 'test', JWT_SECRET: TEST_JWT_SECRET, DATABASE_URL: database.url, RATE_LIMIT: 'off', SHED: 'off', LOG_LEVEL: level,
+    NODE_ENV: 'test',
+    JWT_SECRET: TEST_JWT_SECRET,
+    DATABASE_URL: database.url,
+    RATE_LIMIT: 'off',
+    SHED: 'off',
+    LOG_LEVEL: level,
     // As in harness.ts: the shared Redis cache tier is per database.
     CACHE_REDIS_PREFIX: `conduit-test:${database.name}:cache:`,
     ...env,

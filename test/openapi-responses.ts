@@ -102,7 +102,12 @@ export function createConformance(doc: OpenApiDocument): Conformance {
         .split('/')
         .map((seg) => (/^\{\w+\}$/.test(seg) ? '[^/]*' : seg.replace(/[.*+?^$()|[\]\\]/g, '\\$&')))
         .join('/');
-      routes.push({ label: `${method.toUpperCase()} ${template}`, method: method.toUpperCase(), regex: new RegExp(`^${source}$`), params: (template.match(/\{/g) ?? []).length });
+      routes.push({
+        label: `${method.toUpperCase()} ${template}`,
+        method: method.toUpperCase(),
+        regex: new RegExp(`^${source}$`),
+        params: (template.match(/\{/g) ?? []).length,
+      });
     }
   }
   routes.sort((a, b) => a.params - b.params);
@@ -172,8 +177,10 @@ export function createConformance(doc: OpenApiDocument): Conformance {
       // Each operation lists the statuses it can answer (the document says so); 500 is the one
       // exception, described once in info.description (opaque, names only the request id).
       const onConnection = CONNECTION_ERRORS[res.status] === JSON.stringify(body);
-      if (label && documented === undefined && res.status !== 500 && !onConnection) problems.push(`${label}: status ${res.status} is not documented`);
-      if (!errorShape(body)) problems.push(...describe(errorShape).map((e) => `${res.method} ${res.url} ${res.status}: not the error shape: ${e}`));
+      if (label && documented === undefined && res.status !== 500 && !onConnection)
+        problems.push(`${label}: status ${res.status} is not documented`);
+      if (!errorShape(body))
+        problems.push(...describe(errorShape).map((e) => `${res.method} ${res.url} ${res.status}: not the error shape: ${e}`));
       return problems;
     }
     return [];

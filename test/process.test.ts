@@ -54,7 +54,10 @@ describe('with DATABASE_URL', () => {
       startService({ DATABASE_URL: db.url, JWT_SECRET: SECRET }),
       startService({ DATABASE_URL: db.url, JWT_SECRET: SECRET }),
     ]);
-    cleanup.push(() => a.stop('SIGKILL'), () => b.stop('SIGKILL'));
+    cleanup.push(
+      () => a.stop('SIGKILL'),
+      () => b.stop('SIGKILL'),
+    );
     for (const s of [a, b]) assert.equal((await fetch(`${s.url}/readyz`)).status, 200);
     // One instance applied every file; the other waited on the advisory lock and applied none.
     const applied = [a, b].flatMap((s) => (s.logs.find((l) => Array.isArray(l.applied))?.applied as string[]) ?? []);

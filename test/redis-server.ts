@@ -16,7 +16,9 @@ export class PrivateRedis {
   /** Starts it (on the same port as before, after a kill) and waits until it accepts connections. */
   async start(): Promise<void> {
     this.port ||= await freePort();
-    const proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     this.#proc = proc;
     let out = '';
     proc.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -66,7 +66,8 @@ test('every npm command the contributor docs name is a script in package.json', 
   const docs = ['CONTRIBUTING.md', 'SECURITY.md', ...(await readdir(path.join(ROOT, 'docs'))).map((f) => `docs/${f}`)];
   for (const doc of docs) {
     const text = await readFile(path.join(ROOT, doc), 'utf8');
-    for (const m of text.matchAll(/npm run ([\w:-]+)/g)) assert.ok(pkg.scripts[m[1]!], `${doc} names npm run ${m[1]}, which package.json lacks`);
+    for (const m of text.matchAll(/npm run ([\w:-]+)/g))
+      assert.ok(pkg.scripts[m[1]!], `${doc} names npm run ${m[1]}, which package.json lacks`);
   }
 });
 
@@ -109,9 +110,15 @@ describe('.github/workflows', () => {
   });
 
   test('ci.yml runs npm test and the unit suite on PostgreSQL 15 with Redis, coverage and the audit on the Node of .nvmrc', async () => {
-    const [text, pkg, nvmrc] = await Promise.all([readFile(path.join(ROOT, WORKFLOWS, 'ci.yml'), 'utf8'), readJson('package.json'), readFile(path.join(ROOT, '.nvmrc'), 'utf8')]);
+    const [text, pkg, nvmrc] = await Promise.all([
+      readFile(path.join(ROOT, WORKFLOWS, 'ci.yml'), 'utf8'),
+      readJson('package.json'),
+      readFile(path.join(ROOT, '.nvmrc'), 'utf8'),
+    ]);
     const wf = parse(text);
-    const steps = Object.values(wf.jobs as Record<string, { steps: { run?: string; uses?: string; with?: Record<string, string>; env?: Record<string, string> }[] }>).flatMap((j) => j.steps);
+    const steps = Object.values(
+      wf.jobs as Record<string, { steps: { run?: string; uses?: string; with?: Record<string, string>; env?: Record<string, string> }[] }>,
+    ).flatMap((j) => j.steps);
     const runs = steps.map((s) => s.run ?? '');
     // Every `npm run X` names a script that exists.
     for (const m of text.matchAll(/npm run ([\w:-]+)/g)) assert.ok(pkg.scripts[m[1]!], `npm run ${m[1]} is not a script in package.json`);
@@ -144,7 +151,20 @@ function dependabotProblems(doc: any): string[] {
   for (const e of ['npm', 'github-actions']) if (!ecosystems.includes(e)) problems.push(`no updates for ${e}`);
   for (const u of updates) {
     const at = `updates[${u['package-ecosystem']}]`;
-    const known = ['package-ecosystem', 'directory', 'directories', 'schedule', 'cooldown', 'groups', 'ignore', 'allow', 'open-pull-requests-limit', 'labels', 'commit-message', 'versioning-strategy'];
+    const known = [
+      'package-ecosystem',
+      'directory',
+      'directories',
+      'schedule',
+      'cooldown',
+      'groups',
+      'ignore',
+      'allow',
+      'open-pull-requests-limit',
+      'labels',
+      'commit-message',
+      'versioning-strategy',
+    ];
     for (const k of Object.keys(u)) if (!known.includes(k)) problems.push(`${at}: unknown key ${k}`);
     if (typeof u.directory !== 'string' || !u.directory.startsWith('/')) problems.push(`${at}: directory must be an absolute path`);
     if (u.schedule?.interval !== 'weekly') problems.push(`${at}: schedule.interval must be weekly`);
@@ -152,14 +172,17 @@ function dependabotProblems(doc: any): string[] {
     if (!Number.isInteger(days) || days < 1 || days > 90) problems.push(`${at}: cooldown.default-days must be 1..90`);
     for (const k of Object.keys(u.cooldown ?? {})) {
       if (![...COOLDOWN_SEMVER, 'default-days', 'include', 'exclude'].includes(k)) problems.push(`${at}: unknown cooldown key ${k}`);
-      else if (COOLDOWN_SEMVER.includes(k) && !SEMVER_ECOSYSTEMS.includes(u['package-ecosystem'])) problems.push(`${at}: ${k} is not supported for this ecosystem`);
-      else if (COOLDOWN_SEMVER.includes(k) && !(Number.isInteger(u.cooldown[k]) && u.cooldown[k] >= 1 && u.cooldown[k] <= 90)) problems.push(`${at}: cooldown.${k} must be 1..90`);
+      else if (COOLDOWN_SEMVER.includes(k) && !SEMVER_ECOSYSTEMS.includes(u['package-ecosystem']))
+        problems.push(`${at}: ${k} is not supported for this ecosystem`);
+      else if (COOLDOWN_SEMVER.includes(k) && !(Number.isInteger(u.cooldown[k]) && u.cooldown[k] >= 1 && u.cooldown[k] <= 90))
+        problems.push(`${at}: cooldown.${k} must be 1..90`);
     }
     const groups = Object.entries(u.groups ?? {});
     if (groups.length === 0) problems.push(`${at}: no groups`);
     for (const [name, g] of groups as [string, any][]) {
       if (!g.patterns && !g['dependency-type']) problems.push(`${at}: group ${name} selects nothing (patterns or dependency-type)`);
-      for (const t of g['update-types'] ?? []) if (!['major', 'minor', 'patch'].includes(t)) problems.push(`${at}: group ${name}: update type ${t}`);
+      for (const t of g['update-types'] ?? [])
+        if (!['major', 'minor', 'patch'].includes(t)) problems.push(`${at}: group ${name}: update type ${t}`);
     }
   }
   return problems;
@@ -178,14 +201,26 @@ describe('.github/dependabot.yml', () => {
     const broken: [string, RegExp][] = [
       [text.replace(/default-days: 7\n    groups:\n      actions/, 'groups:\n      actions'), /github-actions.*default-days/],
       [text.replace('interval: weekly', 'interval: hourly'), /weekly/],
-      [text.replace('default-days: 7\n    groups:\n      actions', 'default-days: 7\n      semver-major-days: 7\n    groups:\n      actions'), /semver-major-days is not supported/],
+      [
+        text.replace(
+          'default-days: 7\n    groups:\n      actions',
+          'default-days: 7\n      semver-major-days: 7\n    groups:\n      actions',
+        ),
+        /semver-major-days is not supported/,
+      ],
       [text.replace('version: 2', 'version: 1'), /version/],
-      [text.replace('    cooldown:\n      default-days: 7\n      semver', '    cooldwn:\n      default-days: 7\n      semver'), /unknown key cooldwn/],
+      [
+        text.replace('    cooldown:\n      default-days: 7\n      semver', '    cooldwn:\n      default-days: 7\n      semver'),
+        /unknown key cooldwn/,
+      ],
     ];
     for (const [copy, expected] of broken) {
       assert.notEqual(copy, text);
       const problems = dependabotProblems(parse(copy));
-      assert.ok(problems.some((p) => expected.test(p)), `${expected}: ${problems.join('; ')}`);
+      assert.ok(
+        problems.some((p) => expected.test(p)),
+        `${expected}: ${problems.join('; ')}`,
+      );
     }
   });
 });

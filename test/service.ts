@@ -28,7 +28,10 @@ export interface SpawnOptions {
   detached?: boolean;
 }
 
-export function spawnService(env: Record<string, string>, opts: SpawnOptions = {}): { proc: ChildProcess; exited: Promise<number | null>; stderr: () => string; logs: Record<string, unknown>[] } {
+export function spawnService(
+  env: Record<string, string>,
+  opts: SpawnOptions = {},
+): { proc: ChildProcess; exited: Promise<number | null>; stderr: () => string; logs: Record<string, unknown>[] } {
   const proc = spawn(process.execPath, [MAIN], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'test', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -62,7 +65,10 @@ export async function startService(env: Record<string, string>, timeoutMs = 30_0
     if (env.PORT && env.PORT !== '0') {
       // A fixed port (and perhaps LOG_LEVEL=warn, which leaves out the "listening" line): ready
       // when /readyz says so.
-      const ready = await fetch(`http://127.0.0.1:${env.PORT}/readyz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+      const ready = await fetch(`http://127.0.0.1:${env.PORT}/readyz`, { signal: AbortSignal.timeout(1000) }).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (ready) port = Number(env.PORT);
       continue;
     }

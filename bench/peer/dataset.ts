@@ -73,7 +73,11 @@ function distinctPairs(want: number, draw: () => [number, number] | undefined): 
 export function makePlan(o: PlanOptions): Plan {
   if (o.users < 2 || o.articles < 1) throw new Error('the peer data set needs at least 2 users and 1 article');
   const rng = new Rng(o.seed, 'bench:peer');
-  const users = Array.from({ length: o.users }, (_, i) => ({ username: `bench_${o.seed}_${i}`, email: `bench${o.seed}.${i}@example.com`, password: PLAN_PASSWORD }));
+  const users = Array.from({ length: o.users }, (_, i) => ({
+    username: `bench_${o.seed}_${i}`,
+    email: `bench${o.seed}.${i}@example.com`,
+    password: PLAN_PASSWORD,
+  }));
   const tags = TAGS.slice(0, Math.min(TAGS.length, o.tags ?? 20));
   // A few prolific authors and a long tail, as on any blogging site; the same for tags.
   const byAuthor = new Weighted(zipf(o.users, 0.8));
@@ -92,7 +96,9 @@ export function makePlan(o: PlanOptions): Plan {
   const k = Math.min(o.tokenUsers, o.users);
   const tokenUsers = Array.from({ length: k }, (_, i) => Math.floor((i * o.users) / k));
   // Every logged-in user follows a few prolific authors first, so their feeds have articles.
-  const followSeeds: [number, number][] = tokenUsers.flatMap((u) => [0, 1, 2, 3].filter((a) => a !== u && a < o.users).map((a): [number, number] => [u, a]));
+  const followSeeds: [number, number][] = tokenUsers.flatMap((u) =>
+    [0, 1, 2, 3].filter((a) => a !== u && a < o.users).map((a): [number, number] => [u, a]),
+  );
   const follows = distinctPairs(Math.max(o.follows ?? o.users * 4, followSeeds.length), () => {
     const seeded = followSeeds.shift();
     if (seeded) return seeded;
@@ -107,5 +113,14 @@ export function makePlan(o: PlanOptions): Plan {
     article: byAge.pick(rng),
     body: rng.pick(COMMENTS).replace(/\{\w\}/g, rng.pick(TOPICS)),
   }));
-  return { seed: o.seed, users, articles, tags: tags.filter((t) => articles.some((a) => a.tagList.includes(t))), follows, favorites, comments, tokenUsers };
+  return {
+    seed: o.seed,
+    users,
+    articles,
+    tags: tags.filter((t) => articles.some((a) => a.tagList.includes(t))),
+    follows,
+    favorites,
+    comments,
+    tokenUsers,
+  };
 }

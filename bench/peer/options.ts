@@ -42,7 +42,13 @@ function pairs(raw: readonly string[] | undefined, flag: string): [string, strin
   });
 }
 
-export function parsePeerOptions(v: { peer?: string[]; 'peer-database'?: string[]; 'peer-pid'?: string[]; 'peer-pg'?: string; rounds?: string }): PeerOptions | undefined {
+export function parsePeerOptions(v: {
+  peer?: string[];
+  'peer-database'?: string[];
+  'peer-pid'?: string[];
+  'peer-pg'?: string;
+  rounds?: string;
+}): PeerOptions | undefined {
   const peerFlags = [v['peer-database'], v['peer-pid'], v['peer-pg'], v.rounds].some((x) => x !== undefined);
   if (!v.peer?.length) {
     if (peerFlags) throw new UsageError('--peer-database, --peer-pid, --peer-pg and --rounds need --peer NAME=URL');

@@ -21,7 +21,10 @@ describe('peer mode: the plan', () => {
     assert.equal(plan.users.length, 20);
     assert.equal(plan.articles.length, 80);
     assert.equal(new Set(plan.articles.map((a) => a.title)).size, 80, 'distinct titles, so no implementation adds a suffix to a slug');
-    for (const [name, pairs] of [['follows', plan.follows], ['favorites', plan.favorites]] as const) {
+    for (const [name, pairs] of [
+      ['follows', plan.follows],
+      ['favorites', plan.favorites],
+    ] as const) {
       assert.equal(new Set(pairs.map(([a, b]) => `${a}:${b}`)).size, pairs.length, `${name} distinct`);
     }
     assert.ok(plan.follows.every(([a, b]) => a !== b && a < 20 && b < 20));
@@ -33,7 +36,10 @@ describe('peer mode: the plan', () => {
     // Every logged-in user follows someone with articles: their feed is never empty.
     for (const u of plan.tokenUsers) {
       const followed = plan.follows.filter(([a]) => a === u).map(([, b]) => b);
-      assert.ok(plan.articles.some((a) => followed.includes(a.author)), `user ${u}`);
+      assert.ok(
+        plan.articles.some((a) => followed.includes(a.author)),
+        `user ${u}`,
+      );
     }
   });
 
@@ -44,18 +50,36 @@ describe('peer mode: the plan', () => {
     const b = catalogOf(plan, slugsB);
     assert.equal(a.articles[0]!.slug, 'a-79', 'newest first');
     assert.deepEqual({ ...a, articles: a.articles.map((x) => x.author) }, { ...b, articles: b.articles.map((x) => x.author) });
-    const tokens = (p: string) => plan.tokenUsers.map((i) => ({ username: plan.users[i]!.username, email: plan.users[i]!.email, token: `${p}${i}`, ownSlugs: [] }));
+    const tokens = (p: string) =>
+      plan.tokenUsers.map((i) => ({ username: plan.users[i]!.username, email: plan.users[i]!.email, token: `${p}${i}`, ownSlugs: [] }));
     for (const s of Object.values(PEER_SCENARIOS)) {
       const ra = peerRequests(s, { catalog: a, tokens: tokens('TOKA'), emails: [], password: '' }, 1, 600);
       const rb = peerRequests(s, { catalog: b, tokens: tokens('TOKB'), emails: [], password: '' }, 1, 600);
       assert.equal(ra.length, 600, s.name);
       const norm = (r: (typeof ra)[number], slug: RegExp, tok: string) => JSON.stringify(r).replace(slug, 'S$1').replaceAll(tok, 'T');
-      assert.deepEqual(ra.map((r) => norm(r, /a-(\d+)/g, 'TOKA')), rb.map((r) => norm(r, /b-(\d+)-x/g, 'TOKB')), s.name);
+      assert.deepEqual(
+        ra.map((r) => norm(r, /a-(\d+)/g, 'TOKA')),
+        rb.map((r) => norm(r, /b-(\d+)-x/g, 'TOKB')),
+        s.name,
+      );
     }
   });
 
-  test('the write scenario pairs each favorite with the same user\'s unfavorite, 20% comments', () => {
-    const w = peerRequests(PEER_SCENARIOS.write!, { catalog: catalogOf(plan, plan.articles.map((_, i) => `s${i}`)), tokens: [{ username: 'u', email: 'e', token: 't', ownSlugs: [] }], emails: [], password: '' }, 1, 3000);
+  test("the write scenario pairs each favorite with the same user's unfavorite, 20% comments", () => {
+    const w = peerRequests(
+      PEER_SCENARIOS.write!,
+      {
+        catalog: catalogOf(
+          plan,
+          plan.articles.map((_, i) => `s${i}`),
+        ),
+        tokens: [{ username: 'u', email: 'e', token: 't', ownSlugs: [] }],
+        emails: [],
+        password: '',
+      },
+      1,
+      3000,
+    );
     for (let i = 0; i < w.length - 1; i++) {
       if (w[i]!.kind !== 'favorite') continue;
       assert.equal(w[i + 1]!.kind, 'unfavorite');
@@ -64,7 +88,20 @@ describe('peer mode: the plan', () => {
     }
     const comments = w.filter((r) => r.kind === 'add-comment').length / w.length;
     assert.ok(Math.abs(comments - 0.2) < 0.03, `comments ${comments}`);
-    const reads = peerRequests(PEER_SCENARIOS['read-anon']!, { catalog: catalogOf(plan, plan.articles.map((_, i) => `s${i}`)), tokens: [], emails: [], password: '' }, 1, 4000);
+    const reads = peerRequests(
+      PEER_SCENARIOS['read-anon']!,
+      {
+        catalog: catalogOf(
+          plan,
+          plan.articles.map((_, i) => `s${i}`),
+        ),
+        tokens: [],
+        emails: [],
+        password: '',
+      },
+      1,
+      4000,
+    );
     const lists = reads.filter((r) => r.kind.startsWith('list')).length / reads.length;
     assert.ok(Math.abs(lists - 0.6) < 0.03, `lists ${lists}`);
   });
@@ -74,7 +111,16 @@ describe('peer mode: the command line', () => {
   const parse = (args: string[]) => parseOptions(args) as BenchOptions;
 
   test('--peer NAME=URL, repeatable, with databases, pids and its own defaults', () => {
-    const o = parse(['--peer', 'axum=http://127.0.0.1:3105/', '--peer', 'other=http://localhost:9000', '--peer-database', 'axum=postgres://postgres@127.0.0.1/axum', '--peer-pid', 'other=42']);
+    const o = parse([
+      '--peer',
+      'axum=http://127.0.0.1:3105/',
+      '--peer',
+      'other=http://localhost:9000',
+      '--peer-database',
+      'axum=postgres://postgres@127.0.0.1/axum',
+      '--peer-pid',
+      'other=42',
+    ]);
     assert.deepEqual(o.peer?.peers, [
       { name: 'axum', url: 'http://127.0.0.1:3105' },
       { name: 'other', url: 'http://localhost:9000' },
@@ -86,7 +132,18 @@ describe('peer mode: the command line', () => {
     assert.deepEqual([o.dataset.users, o.dataset.articles, o.durationSec, o.connections, o.tokenUsers], [50, 500, 5, 32, 10]);
     assert.deepEqual(o.configs, ['default', 'cache-off']);
     assert.deepEqual(o.scenarios, ['read-anon', 'read-auth', 'list', 'article', 'write']);
-    const custom = parse(['--peer', 'x=http://127.0.0.1:1', '--rounds', '5', '--users', '8', '--scenarios', 'write,list', '--peer-pg', 'postgres://p@h/db']);
+    const custom = parse([
+      '--peer',
+      'x=http://127.0.0.1:1',
+      '--rounds',
+      '5',
+      '--users',
+      '8',
+      '--scenarios',
+      'write,list',
+      '--peer-pg',
+      'postgres://p@h/db',
+    ]);
     assert.deepEqual([custom.peer?.rounds, custom.dataset.users, custom.peer?.pgUrl], [5, 8, 'postgres://p@h/db']);
     assert.deepEqual(custom.scenarios, ['list', 'write'], 'writes run last whatever the order given');
     assert.equal(parse([]).peer, undefined);
@@ -118,7 +175,7 @@ describe('peer mode: the server pid from ss', () => {
     'LISTEN 0      511    0.0.0.0:31050  0.0.0.0:* users:(("node",pid=1,fd=3))',
     'LISTEN 0      511    *:8080  *:* users:(("node",pid=700,fd=20),("node",pid=701,fd=20))',
   ].join('\n');
-  test('the one process listening on the URL\'s port; none when several or remote', () => {
+  test("the one process listening on the URL's port; none when several or remote", () => {
     assert.equal(listeningPid('http://127.0.0.1:3105', ss), 27582);
     assert.equal(listeningPid('http://localhost:3106', ss), 27585);
     assert.equal(listeningPid('http://127.0.0.1:8080', ss), undefined, 'two workers: which one is not knowable');
@@ -129,10 +186,29 @@ describe('peer mode: the server pid from ss', () => {
 
 function run(rps: number, over: Partial<RunResult> = {}): RunResult {
   return {
-    scenario: 's', config: 'c', engine: 'autocannon', connections: 32, durationSec: 5, responses: rps * 5, requestsPerSec: rps,
+    scenario: 's',
+    config: 'c',
+    engine: 'autocannon',
+    connections: 32,
+    durationSec: 5,
+    responses: rps * 5,
+    requestsPerSec: rps,
     latencyMs: { p50: rps / 1000, p90: 0, p99: rps / 100, max: 0 } as RunResult['latencyMs'],
-    errors: 0, timeouts: 0, non2xx: 0, statusCodes: {}, byKind: {}, service: null, database: null, loadgen: null,
-    ratioToPlatform: null, loadgenBound: false, ok: true, problems: [], serviceCpuUsPerResponse: null, pg: null, ...over,
+    errors: 0,
+    timeouts: 0,
+    non2xx: 0,
+    statusCodes: {},
+    byKind: {},
+    service: null,
+    database: null,
+    loadgen: null,
+    ratioToPlatform: null,
+    loadgenBound: false,
+    ok: true,
+    problems: [],
+    serviceCpuUsPerResponse: null,
+    pg: null,
+    ...over,
   };
 }
 
@@ -140,26 +216,61 @@ describe('peer mode: medians and tables', () => {
   test('medians over rounds, errors summed, ratios over the reference', () => {
     assert.equal(median([3, 1, 2]), 2);
     assert.equal(median([4, 1, 2, 3]), 2.5);
-    const pg = (us: number) => ({ usPerRequest: us, execUsPerRequest: us / 2, planUsPerRequest: us / 2, callsPerRequest: 1.5, planningTracked: true });
-    const ref = cellOf('list', 'axum', [run(1000, { serviceCpuUsPerResponse: 100, pg: pg(50) }), run(3000, { serviceCpuUsPerResponse: 90, pg: pg(70) }), run(2000, { serviceCpuUsPerResponse: 300, pg: pg(60), non2xx: 2 })]);
+    const pg = (us: number) => ({
+      usPerRequest: us,
+      execUsPerRequest: us / 2,
+      planUsPerRequest: us / 2,
+      callsPerRequest: 1.5,
+      planningTracked: true,
+    });
+    const ref = cellOf('list', 'axum', [
+      run(1000, { serviceCpuUsPerResponse: 100, pg: pg(50) }),
+      run(3000, { serviceCpuUsPerResponse: 90, pg: pg(70) }),
+      run(2000, { serviceCpuUsPerResponse: 300, pg: pg(60), non2xx: 2 }),
+    ]);
     const other = cellOf('list', 'Conduit default', [run(500), run(1500, { errors: 1, timeouts: 1 })]);
     withRatios([ref, other], 'axum');
-    assert.deepEqual([ref.requestsPerSec, ref.p99Ms, ref.cpuUsPerResponse, ref.pgUsPerRequest, ref.pgCallsPerRequest, ref.non2xx, ref.ratio], [2000, 20, 100, 60, 1.5, 2, 1]);
-    assert.deepEqual([other.requestsPerSec, other.ratio, other.errors, other.cpuUsPerResponse, other.pgUsPerRequest], [1000, 0.5, 2, null, null]);
+    assert.deepEqual(
+      [ref.requestsPerSec, ref.p99Ms, ref.cpuUsPerResponse, ref.pgUsPerRequest, ref.pgCallsPerRequest, ref.non2xx, ref.ratio],
+      [2000, 20, 100, 60, 1.5, 2, 1],
+    );
+    assert.deepEqual(
+      [other.requestsPerSec, other.ratio, other.errors, other.cpuUsPerResponse, other.pgUsPerRequest],
+      [1000, 0.5, 2, null, null],
+    );
 
-    const md = sideBySide({ targets: [{ name: 'axum', kind: 'peer', url: '', pid: 1, database: null }, { name: 'Conduit default', kind: 'conduit', url: '', pid: 2, database: null }], scenarios: [{ name: 'list', description: '', connections: 32, mix: {} }], cells: [ref, other] });
+    const md = sideBySide({
+      targets: [
+        { name: 'axum', kind: 'peer', url: '', pid: 1, database: null },
+        { name: 'Conduit default', kind: 'conduit', url: '', pid: 2, database: null },
+      ],
+      scenarios: [{ name: 'list', description: '', connections: 32, mix: {} }],
+      cells: [ref, other],
+    });
     assert.equal(md[0], '| scenario | axum | Conduit default |');
     assert.equal(md[1], '|---|--:|--:|');
     assert.equal(md[2], `| list | ${cellText(ref)} | ${cellText(other)} |`);
-    assert.equal(cellText(ref), '**2,000** req/s (1.00×)<br>p50 2.00 / p99 20.0 ms<br>❌ 0 errors, 2 non-2xx<br>CPU 100 µs/resp<br>PG 60.0 µs/req, 1.50 calls/req');
+    assert.equal(
+      cellText(ref),
+      '**2,000** req/s (1.00×)<br>p50 2.00 / p99 20.0 ms<br>❌ 0 errors, 2 non-2xx<br>CPU 100 µs/resp<br>PG 60.0 µs/req, 1.50 calls/req',
+    );
     assert.equal(cellText(other), '**1,000** req/s (0.50×)<br>p50 1.00 / p99 10.0 ms<br>❌ 2 errors, 0 non-2xx<br>CPU – µs/resp<br>PG –');
     assert.match(cellText({ ...ref, planningTracked: false, non2xx: 0 }), /PG 60\.0 µs\/req \(exec only\), 1\.50 calls\/req$/);
-    assert.match(longTable({ cells: [ref] })[2]!, /^\| list \| axum \| 2,000 \| 1\.00 \| 2\.00 \| 20\.0 \| 0 \| 2 \| 100 \| 60\.0 \| 30\.0 \| 30\.0 \| 1\.50 \|$/);
+    assert.match(
+      longTable({ cells: [ref] })[2]!,
+      /^\| list \| axum \| 2,000 \| 1\.00 \| 2\.00 \| 20\.0 \| 0 \| 2 \| 100 \| 60\.0 \| 30\.0 \| 30\.0 \| 1\.50 \|$/,
+    );
   });
 
-  test('the normal run\'s cost table: CPU and PostgreSQL per response, blank where not measured', () => {
+  test("the normal run's cost table: CPU and PostgreSQL per response, blank where not measured", () => {
     const rows = [
-      { scenario: 'list', config: 'default', requestsPerSec: 1234.4, serviceCpuUsPerResponse: 812.25, pg: { usPerRequest: 150, execUsPerRequest: 50, planUsPerRequest: 100, callsPerRequest: 1, planningTracked: true } },
+      {
+        scenario: 'list',
+        config: 'default',
+        requestsPerSec: 1234.4,
+        serviceCpuUsPerResponse: 812.25,
+        pg: { usPerRequest: 150, execUsPerRequest: 50, planUsPerRequest: 100, callsPerRequest: 1, planningTracked: true },
+      },
       { scenario: 'list', config: 'platform', requestsPerSec: 9000, serviceCpuUsPerResponse: 40, pg: null },
     ];
     const t = costTable(rows);

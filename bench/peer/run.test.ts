@@ -42,9 +42,43 @@ describe('npm run bench -- --peer', { timeout: 240_000 }, () => {
     const url = `http://127.0.0.1:${(peer.app.server.address() as AddressInfo).port}`;
     out = await mkdtemp(path.join(os.tmpdir(), 'conduit-bench-peer-test-'));
     const args = [
-      RUN, '--peer', `twin=${url}`, '--peer-database', `twin=${database.url}`, '--peer-pg', server, '--configs', 'cache-off',
-      '--scenarios', 'write,list', '--rounds', '2', '--duration', '0.5', '--warmup', '0.3', '--connections', '4', '--loadgen', 'autocannon',
-      '--users', '6', '--articles', '24', '--comments', '10', '--favorites', '20', '--follows', '10', '--tags', '6', '--token-users', '3', '--out', out,
+      RUN,
+      '--peer',
+      `twin=${url}`,
+      '--peer-database',
+      `twin=${database.url}`,
+      '--peer-pg',
+      server,
+      '--configs',
+      'cache-off',
+      '--scenarios',
+      'write,list',
+      '--rounds',
+      '2',
+      '--duration',
+      '0.5',
+      '--warmup',
+      '0.3',
+      '--connections',
+      '4',
+      '--loadgen',
+      'autocannon',
+      '--users',
+      '6',
+      '--articles',
+      '24',
+      '--comments',
+      '10',
+      '--favorites',
+      '20',
+      '--follows',
+      '10',
+      '--tags',
+      '6',
+      '--token-users',
+      '3',
+      '--out',
+      out,
     ];
     // The peer answers from this process's event loop: the harness runs as a child, not awaited synchronously.
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -59,11 +93,22 @@ describe('npm run bench -- --peer', { timeout: 240_000 }, () => {
     const r = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as PeerResults;
     assert.equal(r.mode, 'peer');
     assert.equal(r.ok, true, r.failures.join('\n'));
-    assert.deepEqual(r.targets.map((t) => `${t.name}:${t.kind}`), ['twin:peer', 'Conduit cache-off:conduit']);
+    assert.deepEqual(
+      r.targets.map((t) => `${t.name}:${t.kind}`),
+      ['twin:peer', 'Conduit cache-off:conduit'],
+    );
     assert.equal(r.targets[1]!.database?.includes('bench_peer_'), true);
-    assert.deepEqual(r.cells.map((c) => `${c.scenario}/${c.target}`), ['list/twin', 'list/Conduit cache-off', 'write/twin', 'write/Conduit cache-off'], 'writes last');
+    assert.deepEqual(
+      r.cells.map((c) => `${c.scenario}/${c.target}`),
+      ['list/twin', 'list/Conduit cache-off', 'write/twin', 'write/Conduit cache-off'],
+      'writes last',
+    );
     assert.equal(r.rounds.length, 8);
-    assert.deepEqual(r.rounds.filter((x) => x.scenario === 'list').map((x) => `${x.round}:${x.target}`), ['1:twin', '1:Conduit cache-off', '2:Conduit cache-off', '2:twin'], 'alternating, the order rotated');
+    assert.deepEqual(
+      r.rounds.filter((x) => x.scenario === 'list').map((x) => `${x.round}:${x.target}`),
+      ['1:twin', '1:Conduit cache-off', '2:Conduit cache-off', '2:twin'],
+      'alternating, the order rotated',
+    );
     for (const c of r.cells) {
       assert.equal(c.rounds, 2);
       assert.ok(c.requestsPerSec > 0 && c.p99Ms >= c.p50Ms, `${c.scenario}/${c.target}`);
@@ -80,7 +125,12 @@ describe('npm run bench -- --peer', { timeout: 240_000 }, () => {
       // Cache off: every list request reaches PostgreSQL, on both.
       for (const c of r.cells.filter((x) => x.scenario === 'list')) assert.ok(c.pgCallsPerRequest! >= 1 && c.pgUsPerRequest! > 0, c.target);
     } else {
-      assert.ok(r.notes.some((n) => /pg_stat_statements not available on .* \(add shared_preload_libraries = 'pg_stat_statements' and restart\)/.test(n)), r.notes.join('\n'));
+      assert.ok(
+        r.notes.some((n) =>
+          /pg_stat_statements not available on .* \(add shared_preload_libraries = 'pg_stat_statements' and restart\)/.test(n),
+        ),
+        r.notes.join('\n'),
+      );
       assert.ok(r.cells.every((c) => c.pgUsPerRequest === null));
     }
 
@@ -88,7 +138,14 @@ describe('npm run bench -- --peer', { timeout: 240_000 }, () => {
     const table = md.indexOf('| scenario | twin | Conduit cache-off |');
     assert.ok(table > 0, md);
     assert.ok(md.lastIndexOf('bench/run.ts --peer twin=', table) > 0, 'the command above the table');
-    assert.match(md, /^\| list \| \*\*[\d,]+\*\* req\/s \(1\.00×\)<br>p50 [\d.]+ \/ p99 [\d.]+ ms<br>CPU [\d.,]+ µs\/resp<br>PG .*\| \*\*[\d,]+\*\* req\/s \(\d+\.\d\d×\)/m);
-    assert.deepEqual(await query(server, "select datname from pg_database where datname like 'bench\\_peer\\_%'"), [], 'Conduit\'s throwaway databases are dropped');
+    assert.match(
+      md,
+      /^\| list \| \*\*[\d,]+\*\* req\/s \(1\.00×\)<br>p50 [\d.]+ \/ p99 [\d.]+ ms<br>CPU [\d.,]+ µs\/resp<br>PG .*\| \*\*[\d,]+\*\* req\/s \(\d+\.\d\d×\)/m,
+    );
+    assert.deepEqual(
+      await query(server, "select datname from pg_database where datname like 'bench\\_peer\\_%'"),
+      [],
+      "Conduit's throwaway databases are dropped",
+    );
   });
 });

@@ -93,7 +93,9 @@ export async function runPeerMode(ctx: PeerContext, peer: PeerOptions, outDir: s
   const startedAt = new Date();
   const loadStart = os.loadavg();
   const plan = makePlan({ ...opts.dataset, tokenUsers: opts.tokenUsers });
-  log.info(`peer mode: ${peer.peers.map((p) => `${p.name} (${p.url})`).join(', ')} and Conduit ${opts.configs.join(', ')} on ${redact(peer.pgUrl)}; ${peer.rounds} rounds of ${opts.durationSec} s`);
+  log.info(
+    `peer mode: ${peer.peers.map((p) => `${p.name} (${p.url})`).join(', ')} and Conduit ${opts.configs.join(', ')} on ${redact(peer.pgUrl)}; ${peer.rounds} rounds of ${opts.durationSec} s`,
+  );
 
   const targets: PeerTarget[] = [];
   for (const p of peer.peers) targets.push(await preparePeer(p, plan, peer.databases[p.name], peer.pids[p.name], (l) => log.info(l)));
@@ -127,13 +129,31 @@ export async function runPeerMode(ctx: PeerContext, peer: PeerOptions, outDir: s
         for (const t of order) {
           if (ctx.isStopping()) throw new Error('stopping');
           const label = `${name} × ${t.name} (round ${round}/${peer.rounds})`;
-          const m = await measureTarget(ctx, { label, url: t.url, sample: { service: t.pid }, metrics: t.kind === 'conduit', pg: stats.get(t.name) }, opts.connections, files.get(t.name)!);
-          rounds.push({ scenario: name, target: t.name, round, run: toRunResult(ctx, name, t.name, opts.connections, m.peak, undefined, m.gc, m.pg) });
+          const m = await measureTarget(
+            ctx,
+            { label, url: t.url, sample: { service: t.pid }, metrics: t.kind === 'conduit', pg: stats.get(t.name) },
+            opts.connections,
+            files.get(t.name)!,
+          );
+          rounds.push({
+            scenario: name,
+            target: t.name,
+            round,
+            run: toRunResult(ctx, name, t.name, opts.connections, m.peak, undefined, m.gc, m.pg),
+          });
         }
       }
     }
     const cells = withRatios(
-      opts.scenarios.flatMap((s) => targets.map((t) => cellOf(s, t.name, rounds.filter((r) => r.scenario === s && r.target === t.name).map((r) => r.run)))),
+      opts.scenarios.flatMap((s) =>
+        targets.map((t) =>
+          cellOf(
+            s,
+            t.name,
+            rounds.filter((r) => r.scenario === s && r.target === t.name).map((r) => r.run),
+          ),
+        ),
+      ),
       targets[0]!.name,
     );
     const finishedAt = new Date();
@@ -154,8 +174,23 @@ export async function runPeerMode(ctx: PeerContext, peer: PeerOptions, outDir: s
         loadgen: opts.engine,
         loadAverage: { start: loadStart.map((x) => Math.round(x * 100) / 100), end: os.loadavg().map((x) => Math.round(x * 100) / 100) },
       },
-      dataset: { users: plan.users.length, articles: plan.articles.length, tags: plan.tags.length, follows: plan.follows.length, favorites: plan.favorites.length, comments: plan.comments.length, tokenUsers: plan.tokenUsers.length, seed: plan.seed },
-      targets: targets.map((t) => ({ name: t.name, kind: t.kind, url: t.url, pid: t.pid ?? null, database: t.databaseUrl ? redact(t.databaseUrl) : null })),
+      dataset: {
+        users: plan.users.length,
+        articles: plan.articles.length,
+        tags: plan.tags.length,
+        follows: plan.follows.length,
+        favorites: plan.favorites.length,
+        comments: plan.comments.length,
+        tokenUsers: plan.tokenUsers.length,
+        seed: plan.seed,
+      },
+      targets: targets.map((t) => ({
+        name: t.name,
+        kind: t.kind,
+        url: t.url,
+        pid: t.pid ?? null,
+        database: t.databaseUrl ? redact(t.databaseUrl) : null,
+      })),
       reference: targets[0]!.name,
       scenarios,
       cells,

@@ -20,12 +20,27 @@ export interface PeerScenario extends Scenario {
   readonly pairs?: boolean;
 }
 
-const scenario = (name: string, description: string, auth: boolean, mix: Mix, pairs = false): PeerScenario => ({ name, description, auth, inDefaultRun: true, mix, pairs });
+const scenario = (name: string, description: string, auth: boolean, mix: Mix, pairs = false): PeerScenario => ({
+  name,
+  description,
+  auth,
+  inDefaultRun: true,
+  mix,
+  pairs,
+});
 
 /** In the order they run: writes last, since a peer's database is not reset between scenarios. */
 export const PEER_SCENARIOS: Readonly<Record<string, PeerScenario>> = {
-  'read-anon': scenario('read-anon', 'anonymous reads: 60% article lists (pages with offsets, by tag, by author), 25% single articles, tags, profiles', false, READ_ANON),
-  'read-auth': scenario('read-auth', 'the same reads as logged-in users, plus 15% their feeds', true, [...READ_ANON.map(([w, k]) => [w * 0.85, k] as const), [15, 'feed']]),
+  'read-anon': scenario(
+    'read-anon',
+    'anonymous reads: 60% article lists (pages with offsets, by tag, by author), 25% single articles, tags, profiles',
+    false,
+    READ_ANON,
+  ),
+  'read-auth': scenario('read-auth', 'the same reads as logged-in users, plus 15% their feeds', true, [
+    ...READ_ANON.map(([w, k]) => [w * 0.85, k] as const),
+    [15, 'feed'],
+  ]),
   list: scenario('list', 'article list pages: global with offsets, by tag, by author', false, [
     [60, 'list'],
     [25, 'list-tag'],

@@ -49,15 +49,25 @@ describe('peer mode: seeding through the public API', { timeout: 120_000 }, () =
       ).rows;
     const rowsA = await rows(a.t);
     assert.deepEqual(rowsA, await rows(b.t));
-    assert.deepEqual(rowsA.map((r) => r.title), plan.articles.map((x) => x.title), 'created in the plan\'s order');
-    assert.equal(rowsA.reduce((s, r) => s + r.comments, 0), 20);
+    assert.deepEqual(
+      rowsA.map((r) => r.title),
+      plan.articles.map((x) => x.title),
+      "created in the plan's order",
+    );
+    assert.equal(
+      rowsA.reduce((s, r) => s + r.comments, 0),
+      20,
+    );
     const follows = async (t: TestApp) => (await t.db.query<{ n: number }>('select count(*)::int as n from follows')).rows[0]!.n;
     assert.equal(await follows(a.t), plan.follows.length);
     assert.equal(await follows(b.t), plan.follows.length);
 
     // Tokens issued by each target work there, and the same draws hit the same articles.
     const tokensA = await loginTokens(a.url, plan, slugsA);
-    assert.deepEqual(tokensA.map((x) => x.username), plan.tokenUsers.map((i) => plan.users[i]!.username));
+    assert.deepEqual(
+      tokensA.map((x) => x.username),
+      plan.tokenUsers.map((i) => plan.users[i]!.username),
+    );
     for (const tk of tokensA) {
       const res = await request(a.url, { method: 'GET', path: '/api/articles/feed', headers: { authorization: `Token ${tk.token}` } });
       assert.equal(res.status, 200);
@@ -69,7 +79,16 @@ describe('peer mode: seeding through the public API', { timeout: 120_000 }, () =
     // A difference from the plan is found: one favorite more on b.
     const extra = plan.favorites.length ? plan.articles.findIndex((_, i) => !plan.favorites.some(([u, x]) => u === 0 && x === i)) : 0;
     const token = (await loginTokens(b.url, { ...plan, tokenUsers: [0] }, slugsB))[0]!.token;
-    assert.equal((await request(b.url, { method: 'POST', path: `/api/articles/${slugsB[extra]}/favorite`, headers: { authorization: `Token ${token}` } })).status, 200);
+    assert.equal(
+      (
+        await request(b.url, {
+          method: 'POST',
+          path: `/api/articles/${slugsB[extra]}/favorite`,
+          headers: { authorization: `Token ${token}` },
+        })
+      ).status,
+      200,
+    );
     const problems = await verifySeeded(b.url, plan, slugsB);
     assert.equal(problems.length, 1, problems.join('\n'));
     assert.match(problems[0]!, new RegExp(`^article ${extra} \\(.+\\): \\d+ favorites, planned \\d+$`));

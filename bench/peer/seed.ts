@@ -27,22 +27,39 @@ export async function seedThroughApi(url: string, plan: Plan, log: (line: string
   const started = performance.now();
   const first = await call(url, 'POST', '/api/users', undefined, { user: plan.users[0] });
   if (first.status === 409 || first.status === 422) {
-    throw new Error(`${url} already has user ${plan.users[0]!.username} (${first.status}): peer mode needs a fresh, empty database behind each peer`);
+    throw new Error(
+      `${url} already has user ${plan.users[0]!.username} (${first.status}): peer mode needs a fresh, empty database behind each peer`,
+    );
   }
   const tokens: string[] = [(expect2xx(first, 'register') as { user: { token: string } }).user.token];
   // Registration hashes a password (argon2, bcrypt): a few at a time.
-  const rest = await pool(plan.users.slice(1), 4, async (u) => (expect2xx(await call(url, 'POST', '/api/users', undefined, { user: u }), `register ${u.username}`) as { user: { token: string } }).user.token);
+  const rest = await pool(
+    plan.users.slice(1),
+    4,
+    async (u) =>
+      (expect2xx(await call(url, 'POST', '/api/users', undefined, { user: u }), `register ${u.username}`) as { user: { token: string } })
+        .user.token,
+  );
   tokens.push(...rest);
   const slugs: string[] = [];
   for (const [i, a] of plan.articles.entries()) {
     const { author, ...article } = a;
-    const res = expect2xx(await call(url, 'POST', '/api/articles', tokens[author], { article }), `create article ${i}`) as { article: { slug: string } };
+    const res = expect2xx(await call(url, 'POST', '/api/articles', tokens[author], { article }), `create article ${i}`) as {
+      article: { slug: string };
+    };
     slugs.push(res.article.slug);
   }
-  await pool(plan.follows, 8, async ([a, b]) => expect2xx(await call(url, 'POST', `/api/profiles/${q(plan.users[b]!.username)}/follow`, tokens[a]), `follow ${a}→${b}`));
-  await pool(plan.favorites, 8, async ([u, a]) => expect2xx(await call(url, 'POST', `/api/articles/${q(slugs[a]!)}/favorite`, tokens[u]), `favorite ${u}→${a}`));
+  await pool(plan.follows, 8, async ([a, b]) =>
+    expect2xx(await call(url, 'POST', `/api/profiles/${q(plan.users[b]!.username)}/follow`, tokens[a]), `follow ${a}→${b}`),
+  );
+  await pool(plan.favorites, 8, async ([u, a]) =>
+    expect2xx(await call(url, 'POST', `/api/articles/${q(slugs[a]!)}/favorite`, tokens[u]), `favorite ${u}→${a}`),
+  );
   await pool(plan.comments, 8, async (c) =>
-    expect2xx(await call(url, 'POST', `/api/articles/${q(slugs[c.article]!)}/comments`, tokens[c.user], { comment: { body: c.body } }), `comment on ${c.article}`),
+    expect2xx(
+      await call(url, 'POST', `/api/articles/${q(slugs[c.article]!)}/comments`, tokens[c.user], { comment: { body: c.body } }),
+      `comment on ${c.article}`,
+    ),
   );
   log(
     `seeded ${url} through its API: ${plan.users.length} users, ${plan.articles.length} articles, ${plan.follows.length} follows, ` +
@@ -55,7 +72,10 @@ export async function seedThroughApi(url: string, plan: Plan, log: (line: string
 export async function loginTokens(url: string, plan: Plan, slugs: readonly string[]): Promise<TokenUser[]> {
   return pool(plan.tokenUsers, 4, async (i) => {
     const u = plan.users[i]!;
-    const res = expect2xx(await call(url, 'POST', '/api/users/login', undefined, { user: { email: u.email, password: u.password } }), `login as ${u.email}`) as { user: { token: string } };
+    const res = expect2xx(
+      await call(url, 'POST', '/api/users/login', undefined, { user: { email: u.email, password: u.password } }),
+      `login as ${u.email}`,
+    ) as { user: { token: string } };
     const ownSlugs = plan.articles.flatMap((a, k) => (a.author === i ? [slugs[k]!] : []));
     return { username: u.username, email: u.email, token: res.user.token, ownSlugs };
   });
@@ -90,7 +110,10 @@ export async function verifySeeded(url: string, plan: Plan, slugs: readonly stri
   const listed: ListedArticle[] = [];
   let count = -1;
   for (let offset = 0; offset === 0 || offset < count; offset += 100) {
-    const page = expect2xx(await call(url, 'GET', `/api/articles?limit=100&offset=${offset}`), 'list articles') as { articles: ListedArticle[]; articlesCount: number };
+    const page = expect2xx(await call(url, 'GET', `/api/articles?limit=100&offset=${offset}`), 'list articles') as {
+      articles: ListedArticle[];
+      articlesCount: number;
+    };
     count = page.articlesCount;
     listed.push(...page.articles);
     if (page.articles.length === 0) break;
@@ -105,18 +128,23 @@ export async function verifySeeded(url: string, plan: Plan, slugs: readonly stri
     const where = `article ${i} (${got.slug})`;
     if (got.slug !== slugs[i]) problems.push(`${where}: listed at position ${k}, expected ${slugs[i]} there`);
     if (got.author.username !== plan.users[want.author]!.username) problems.push(`${where}: author ${got.author.username}`);
-    if ([...got.tagList].sort().join(',') !== want.tagList.join(',')) problems.push(`${where}: tags ${got.tagList.join(',')}, planned ${want.tagList.join(',')}`);
+    if ([...got.tagList].sort().join(',') !== want.tagList.join(','))
+      problems.push(`${where}: tags ${got.tagList.join(',')}, planned ${want.tagList.join(',')}`);
     if (got.favoritesCount !== (favs.get(i) ?? 0)) problems.push(`${where}: ${got.favoritesCount} favorites, planned ${favs.get(i) ?? 0}`);
   }
   const tags = (expect2xx(await call(url, 'GET', '/api/tags'), 'tags') as { tags: string[] }).tags;
-  if ([...tags].sort().join(',') !== [...plan.tags].sort().join(',')) problems.push(`tags ${[...tags].sort().join(',')}, planned ${[...plan.tags].sort().join(',')}`);
+  if ([...tags].sort().join(',') !== [...plan.tags].sort().join(','))
+    problems.push(`tags ${[...tags].sort().join(',')}, planned ${[...plan.tags].sort().join(',')}`);
   const reader = plan.tokenUsers[0];
   if (reader !== undefined) {
     const following = new Set(plan.follows.filter(([a]) => a === reader).map(([, b]) => plan.users[b]!.username));
     const token = (await loginTokens(url, { ...plan, tokenUsers: [reader] }, slugs))[0]!.token;
     for (const name of plan.users.map((u) => u.username)) {
-      const p = (expect2xx(await call(url, 'GET', `/api/profiles/${q(name)}`, token), `profile ${name}`) as { profile: { following: boolean } }).profile;
-      if (p.following !== following.has(name)) problems.push(`user ${reader} following ${name}: ${p.following}, planned ${following.has(name)}`);
+      const p = (
+        expect2xx(await call(url, 'GET', `/api/profiles/${q(name)}`, token), `profile ${name}`) as { profile: { following: boolean } }
+      ).profile;
+      if (p.following !== following.has(name))
+        problems.push(`user ${reader} following ${name}: ${p.following}, planned ${following.has(name)}`);
     }
   }
   return problems.slice(0, 20);

@@ -35,7 +35,15 @@ export interface PeerResults {
   elapsedSec: number;
   command: string;
   options: Record<string, unknown>;
-  machine: { cpuModel: string; cores: number; node: string; postgres: string; gitCommit: string; loadgen: string; loadAverage: { start: number[]; end: number[] } };
+  machine: {
+    cpuModel: string;
+    cores: number;
+    node: string;
+    postgres: string;
+    gitCommit: string;
+    loadgen: string;
+    loadAverage: { start: number[]; end: number[] };
+  };
   dataset: Record<string, number>;
   targets: { name: string; kind: 'peer' | 'conduit'; url: string; pid: number | null; database: string | null }[];
   /** The target the ratios divide by: the first peer. */
@@ -53,11 +61,16 @@ const num = (x: number) => (x >= 100 ? n0(x) : x >= 10 ? x.toFixed(1) : x.toFixe
 
 /** One cell of the side-by-side table: throughput and ratio, latency, then the costs per request. */
 export function cellText(c: PeerCell): string {
-  const parts = [`**${n0(c.requestsPerSec)}** req/s${c.ratio === null ? '' : ` (${c.ratio.toFixed(2)}×)`}${c.loadgenBound ? ' ⚠' : ''}`, `p50 ${num(c.p50Ms)} / p99 ${num(c.p99Ms)} ms`];
+  const parts = [
+    `**${n0(c.requestsPerSec)}** req/s${c.ratio === null ? '' : ` (${c.ratio.toFixed(2)}×)`}${c.loadgenBound ? ' ⚠' : ''}`,
+    `p50 ${num(c.p50Ms)} / p99 ${num(c.p99Ms)} ms`,
+  ];
   if (c.errors + c.non2xx > 0) parts.push(`❌ ${c.errors} errors, ${c.non2xx} non-2xx`);
   parts.push(`CPU ${c.cpuUsPerResponse === null ? '–' : num(c.cpuUsPerResponse)} µs/resp`);
   parts.push(
-    c.pgUsPerRequest === null ? 'PG –' : `PG ${num(c.pgUsPerRequest)} µs/req${c.planningTracked ? '' : ' (exec only)'}, ${c.pgCallsPerRequest!.toFixed(2)} calls/req`,
+    c.pgUsPerRequest === null
+      ? 'PG –'
+      : `PG ${num(c.pgUsPerRequest)} µs/req${c.planningTracked ? '' : ' (exec only)'}, ${c.pgCallsPerRequest!.toFixed(2)} calls/req`,
   );
   return parts.join('<br>');
 }
@@ -114,7 +127,7 @@ export function peerSummary(r: PeerResults): string {
     '',
     `Medians of ${String(r.options.durationSec)} s rounds (${r.cells[0]?.rounds ?? 0} per target, alternating), ${r.scenarios[0]?.connections ?? ''} connections. ` +
       `Ratios: req/s over ${r.reference}'s. CPU: the server process's user + system time per response (/proc). ` +
-      'PG: PostgreSQL\'s execution + planning time per request and statements per request, from pg_stat_statements on the target\'s own database. ' +
+      "PG: PostgreSQL's execution + planning time per request and statements per request, from pg_stat_statements on the target's own database. " +
       '⚠: the load generator used ≥ 90% of a core (its limit may be the figure).',
     '',
     ...sideBySide(r),
@@ -125,11 +138,19 @@ export function peerSummary(r: PeerResults): string {
     '',
     '## Targets',
     '',
-    ...r.targets.map((t) => `- **${t.name}** (${t.kind}): ${t.url}${t.pid ? `, pid ${t.pid}` : ', pid unknown'}${t.database ? `, database ${t.database}` : ''}`),
+    ...r.targets.map(
+      (t) =>
+        `- **${t.name}** (${t.kind}): ${t.url}${t.pid ? `, pid ${t.pid}` : ', pid unknown'}${t.database ? `, database ${t.database}` : ''}`,
+    ),
     '',
     '## Scenarios',
     '',
-    ...r.scenarios.map((s) => `- **${s.name}**: ${s.description}. Mix: ${Object.entries(s.mix).map(([k, v]) => `${k} ${v}%`).join(', ')}.`),
+    ...r.scenarios.map(
+      (s) =>
+        `- **${s.name}**: ${s.description}. Mix: ${Object.entries(s.mix)
+          .map(([k, v]) => `${k} ${v}%`)
+          .join(', ')}.`,
+    ),
     '',
   );
   return lines.join('\n');
@@ -138,6 +159,9 @@ export function peerSummary(r: PeerResults): string {
 /** A few lines for the terminal. */
 export function compactPeerTable(r: Pick<PeerResults, 'cells'>): string {
   return r.cells
-    .map((c) => `${c.scenario.padEnd(10)} ${c.target.padEnd(22)} ${n0(c.requestsPerSec).padStart(8)} req/s ${c.ratio === null ? '     ' : `${c.ratio.toFixed(2)}×`} p99 ${num(c.p99Ms)} ms  CPU ${c.cpuUsPerResponse ?? '–'} µs  PG ${c.pgUsPerRequest ?? '–'} µs ${c.pgCallsPerRequest ?? '–'} calls${c.errors + c.non2xx ? '  ERRORS' : ''}`)
+    .map(
+      (c) =>
+        `${c.scenario.padEnd(10)} ${c.target.padEnd(22)} ${n0(c.requestsPerSec).padStart(8)} req/s ${c.ratio === null ? '     ' : `${c.ratio.toFixed(2)}×`} p99 ${num(c.p99Ms)} ms  CPU ${c.cpuUsPerResponse ?? '–'} µs  PG ${c.pgUsPerRequest ?? '–'} µs ${c.pgCallsPerRequest ?? '–'} calls${c.errors + c.non2xx ? '  ERRORS' : ''}`,
+    )
     .join('\n');
 }

@@ -64,13 +64,30 @@ export function listeningPid(url: string, ssOutput?: string): number | undefined
 }
 
 /** Seeds a peer through its API, checks it holds the plan, logs in its token users. */
-export async function preparePeer(peer: Peer, plan: Plan, database: string | undefined, pid: number | undefined, log: (line: string) => void): Promise<PeerTarget> {
+export async function preparePeer(
+  peer: Peer,
+  plan: Plan,
+  database: string | undefined,
+  pid: number | undefined,
+  log: (line: string) => void,
+): Promise<PeerTarget> {
   const slugs = await seedThroughApi(peer.url, plan, (l) => log(`${peer.name}: ${l}`));
   const problems = await verifySeeded(peer.url, plan, slugs);
   if (problems.length) throw new Error(`${peer.name} does not hold the planned data after seeding:\n  ${problems.join('\n  ')}`);
   const found = pid ?? listeningPid(peer.url);
-  if (found === undefined) log(`${peer.name}: no server pid (none listening on ${peer.url} here, or several; --peer-pid ${peer.name}=PID): its CPU per response stays blank`);
-  return { name: peer.name, kind: 'peer', url: peer.url, pid: found, databaseUrl: database, catalog: catalogOf(plan, slugs), tokens: await loginTokens(peer.url, plan, slugs) };
+  if (found === undefined)
+    log(
+      `${peer.name}: no server pid (none listening on ${peer.url} here, or several; --peer-pid ${peer.name}=PID): its CPU per response stays blank`,
+    );
+  return {
+    name: peer.name,
+    kind: 'peer',
+    url: peer.url,
+    pid: found,
+    databaseUrl: database,
+    catalog: catalogOf(plan, slugs),
+    tokens: await loginTokens(peer.url, plan, slugs),
+  };
 }
 
 function withDatabase(url: string, db: string): string {
@@ -100,13 +117,20 @@ export interface ConduitTargets {
  * service in the first configuration), then a copy of it per configuration, each served by its
  * own running service, so one configuration's writes and cache never touch another's.
  */
-export async function startConduits(serverUrl: string, configs: readonly string[], plan: Plan, dataDir: string, log: (line: string) => void): Promise<ConduitTargets> {
+export async function startConduits(
+  serverUrl: string,
+  configs: readonly string[],
+  plan: Plan,
+  dataDir: string,
+  log: (line: string) => void,
+): Promise<ConduitTargets> {
   const base = `bench_peer_${randomBytes(4).toString('hex')}`;
   const databases: string[] = [];
   const services: ServiceHandle[] = [];
   const close = async () => {
     for (const s of services.splice(0)) await s.stop();
-    for (const d of databases.splice(0).reverse()) await admin(serverUrl, `drop database if exists ${d} with (force)`).catch((e: unknown) => log(`cannot drop ${d}: ${String(e)}`));
+    for (const d of databases.splice(0).reverse())
+      await admin(serverUrl, `drop database if exists ${d} with (force)`).catch((e: unknown) => log(`cannot drop ${d}: ${String(e)}`));
   };
   try {
     await admin(serverUrl, `create database ${base}`);
@@ -128,7 +152,15 @@ export async function startConduits(serverUrl: string, configs: readonly string[
       const url = withDatabase(serverUrl, name);
       const service = await startService(conduitEnv(config, url, dataDir));
       services.push(service);
-      targets.push({ name: `Conduit ${config}`, kind: 'conduit', url: service.url, pid: service.pid, databaseUrl: url, catalog: catalogOf(plan, slugs), tokens: await loginTokens(service.url, plan, slugs) });
+      targets.push({
+        name: `Conduit ${config}`,
+        kind: 'conduit',
+        url: service.url,
+        pid: service.pid,
+        databaseUrl: url,
+        catalog: catalogOf(plan, slugs),
+        tokens: await loginTokens(service.url, plan, slugs),
+      });
     }
     return { targets, close };
   } catch (err) {

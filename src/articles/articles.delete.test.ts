@@ -36,7 +36,10 @@ describe('deleting an article', () => {
     const fan = await api.register();
     const a = await api.createArticle(author.token, { tagList: ['delete-only-tag', 'delete-shared-tag'] });
     const kept = await api.createArticle(author.token, { tagList: ['delete-shared-tag'] });
-    assert.equal((await api.post(`/api/articles/${a.slug}/comments`, { token: fan.token, body: { comment: { body: 'nice' } } })).status, 201);
+    assert.equal(
+      (await api.post(`/api/articles/${a.slug}/comments`, { token: fan.token, body: { comment: { body: 'nice' } } })).status,
+      201,
+    );
     assert.equal((await api.post(`/api/articles/${a.slug}/favorite`, { token: fan.token })).status, 200);
     const { rows } = await t.db.query<{ id: number }>('select id from articles where slug = $1', [a.slug]);
     const id = rows[0]!.id;
@@ -57,7 +60,10 @@ describe('deleting an article', () => {
     assert.ok(!tags.includes('delete-only-tag'));
     assert.ok(tags.includes('delete-shared-tag'));
     const byTag = await api.get('/api/articles?tag=delete-shared-tag');
-    assert.deepEqual(byTag.body.articles.map((x: { slug: string }) => x.slug), [kept.slug]);
+    assert.deepEqual(
+      byTag.body.articles.map((x: { slug: string }) => x.slug),
+      [kept.slug],
+    );
     assert.equal(byTag.body.articlesCount, 1);
   });
 
@@ -96,7 +102,7 @@ describe('deleting an article', () => {
 });
 
 describe('ownership under concurrency', () => {
-  test('while the author updates repeatedly, another user\'s concurrent updates and deletes are all 403 and never land', async () => {
+  test("while the author updates repeatedly, another user's concurrent updates and deletes are all 403 and never land", async () => {
     const author = await api.register();
     const intruder = await api.register();
     const a = await api.createArticle(author.token, { body: 'original', tagList: ['owned'] });
@@ -106,13 +112,22 @@ describe('ownership under concurrency', () => {
       api.put(`/api/articles/${a.slug}`, { token: author.token, body: { article: { body: `author ${i}`, description: `author ${i}` } } }),
     );
     const intruderWrites = Array.from({ length: rounds }, (_, i) => [
-      api.put(`/api/articles/${a.slug}`, { token: intruder.token, body: { article: { body: `intruder ${i}`, title: `Intruder ${i}`, tagList: [] } } }),
+      api.put(`/api/articles/${a.slug}`, {
+        token: intruder.token,
+        body: { article: { body: `intruder ${i}`, title: `Intruder ${i}`, tagList: [] } },
+      }),
       api.delete(`/api/articles/${a.slug}`, { token: intruder.token }),
     ]).flat();
     const [mine, theirs] = await Promise.all([Promise.all(authorWrites), Promise.all(intruderWrites)]);
 
-    assert.deepEqual(mine.map((r) => r.status), Array(rounds).fill(200));
-    assert.deepEqual(theirs.map((r) => r.status), Array(rounds * 2).fill(403));
+    assert.deepEqual(
+      mine.map((r) => r.status),
+      Array(rounds).fill(200),
+    );
+    assert.deepEqual(
+      theirs.map((r) => r.status),
+      Array(rounds * 2).fill(403),
+    );
     for (const r of theirs) assert.deepEqual(r.body, { errors: { article: ['forbidden'] } });
     const stored = await api.get(`/api/articles/${a.slug}`);
     assert.equal(stored.status, 200);

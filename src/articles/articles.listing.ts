@@ -28,7 +28,9 @@ export function listArticlesQuery(filter: ListFilter, viewer: number | null): { 
   // $1 viewer, $2 limit, $3 offset, then one parameter per filter.
   const values: unknown[] = [viewer, filter.limit, filter.offset];
   const w = whereClause(filter, values);
-  const text = once(`list\0${w}`, () => `select c.total, x.*
+  const text = once(
+    `list\0${w}`,
+    () => `select c.total, x.*
        from (select count(*)::int as total from articles a ${w}) c
        left join lateral (
          select ${articleColumns(1, { body: false })}
@@ -36,7 +38,8 @@ export function listArticlesQuery(filter: ListFilter, viewer: number | null): { 
            ${w}
           order by a.created_at desc, a.id desc
           limit $2 offset $3
-       ) x on true`);
+       ) x on true`,
+  );
   return { text, values };
 }
 
@@ -61,7 +64,9 @@ function whereClause(filter: Omit<ListFilter, 'limit' | 'offset'>, values: unkno
   }
   if (filter.author) where.push(`a.author_id = (select id from users where username = ${param(filter.author)})`);
   if (filter.favorited) {
-    where.push(`a.id in (select f.article_id from favorites f join users fu on fu.id = f.user_id where fu.username = ${param(filter.favorited)})`);
+    where.push(
+      `a.id in (select f.article_id from favorites f join users fu on fu.id = f.user_id where fu.username = ${param(filter.favorited)})`,
+    );
   }
   if (filter.followedBy !== undefined) {
     where.push(`a.author_id in (select followee_id from follows where follower_id = ${param(filter.followedBy)})`);
@@ -71,9 +76,10 @@ function whereClause(filter: Omit<ListFilter, 'limit' | 'offset'>, values: unkno
 
 export async function listArticles(db: Queryable, filter: ListFilter, viewer: number | null) {
   const { text, values } = listArticlesQuery(filter, viewer);
-  const res = filter.followedBy === undefined
-    ? await db.query<ArticleRow & { total: number }>(text, values)
-    : await db.query<ArticleRow & { total: number }>(plannedPerCall(text, values));
+  const res =
+    filter.followedBy === undefined
+      ? await db.query<ArticleRow & { total: number }>(text, values)
+      : await db.query<ArticleRow & { total: number }>(plannedPerCall(text, values));
   const total = res.rows[0]?.total ?? 0;
   const rows = res.rows[0]?.slug === null || res.rows[0]?.slug === undefined ? [] : res.rows;
   return { rows, total };
@@ -88,7 +94,10 @@ export async function listArticles(db: Queryable, filter: ListFilter, viewer: nu
 export async function countArticles(db: Queryable, filter: Omit<ListFilter, 'limit' | 'offset'>): Promise<number> {
   const values: unknown[] = [];
   const w = whereClause(filter, values);
-  const res = await db.query<{ total: number }>(once(`count\0${w}`, () => `select count(*)::int as total from articles a ${w}`), values);
+  const res = await db.query<{ total: number }>(
+    once(`count\0${w}`, () => `select count(*)::int as total from articles a ${w}`),
+    values,
+  );
   return res.rows[0]!.total;
 }
 
@@ -96,11 +105,14 @@ export async function countArticles(db: Queryable, filter: Omit<ListFilter, 'lim
 export async function pageOfArticles(db: Queryable, filter: ListFilter, viewer: number | null): Promise<ArticleRow[]> {
   const values: unknown[] = [viewer, filter.limit, filter.offset];
   const w = whereClause(filter, values);
-  const text = once(`page\0${w}`, () => `select ${articleColumns(1, { body: false })}
+  const text = once(
+    `page\0${w}`,
+    () => `select ${articleColumns(1, { body: false })}
        from articles a join users u on u.id = a.author_id
        ${w}
       order by a.created_at desc, a.id desc
-      limit $2 offset $3`);
+      limit $2 offset $3`,
+  );
   const res = await db.query<ArticleRow>(text, values);
   return res.rows;
 }

@@ -27,10 +27,7 @@ export interface ArticleRow {
  * The article columns, for `articles a join users u on u.id = a.author_id`, with the viewer's id
  * as parameter `$${viewerParam}` (null for anonymous: both flags are then false).
  */
-export function articleColumns(
-  viewerParam: number,
-  opts: { body: boolean; favoritesCount?: string } = { body: true },
-): string {
+export function articleColumns(viewerParam: number, opts: { body: boolean; favoritesCount?: string } = { body: true }): string {
   const v = `$${viewerParam}::bigint`;
   return `a.id, a.author_id, a.slug, a.title, a.description, ${opts.body ? 'a.body,' : ''}
     a.created_at, a.updated_at, ${opts.favoritesCount ?? 'a.favorites_count'} as favorites_count,
@@ -68,9 +65,10 @@ const ARTICLE_BY = {
 };
 
 export async function findArticle(db: Queryable, where: { slug: string } | { id: number }, viewer: number | null) {
-  const res = 'slug' in where
-    ? await db.query<ArticleRow>(ARTICLE_BY.slug, [where.slug, viewer])
-    : await db.query<ArticleRow>(ARTICLE_BY.id, [where.id, viewer]);
+  const res =
+    'slug' in where
+      ? await db.query<ArticleRow>(ARTICLE_BY.slug, [where.slug, viewer])
+      : await db.query<ArticleRow>(ARTICLE_BY.id, [where.id, viewer]);
   return res.rows[0];
 }
 
@@ -85,10 +83,10 @@ async function setTags(client: pg.PoolClient, articleId: number, tags: readonly 
   // A concurrent insert of the same new tag waits on the unique index, then does nothing; the
   // next statement (a fresh snapshot) sees the committed row either way.
   await client.query('insert into tags (name) select unnest($1::text[]) on conflict (name) do nothing', [tags]);
-  await client.query(
-    `insert into article_tags (article_id, tag_id) select $1, id from tags where name = any($2::text[])`,
-    [articleId, tags],
-  );
+  await client.query(`insert into article_tags (article_id, tag_id) select $1, id from tags where name = any($2::text[])`, [
+    articleId,
+    tags,
+  ]);
 }
 
 const SLUG_ATTEMPTS = 5;
@@ -146,7 +144,12 @@ export async function lockArticle(client: pg.PoolClient, slug: string) {
 export async function updateArticle(
   client: pg.PoolClient,
   current: { id: number; title: string },
-  patch: { title?: string | undefined; description?: string | undefined; body?: string | undefined; tagList?: readonly string[] | undefined },
+  patch: {
+    title?: string | undefined;
+    description?: string | undefined;
+    body?: string | undefined;
+    tagList?: readonly string[] | undefined;
+  },
 ): Promise<void> {
   // updatedAt must move on every update (SPEC.md "Rules"), even two updates within one
   // millisecond: the API shows milliseconds, so step at least one past the previous value.
@@ -187,7 +190,13 @@ async function changeSlug(client: pg.PoolClient, id: number, base: string): Prom
  * Comments, favorites and tag links go with it (on delete cascade).
  */
 export async function deleteArticle(db: Queryable, slug: string, viewer: number) {
-  const res = await db.query<{ id: number | null; author_id: number | null; author_username: string | null; tag_list: string[] | null; deleted: number }>(
+  const res = await db.query<{
+    id: number | null;
+    author_id: number | null;
+    author_username: string | null;
+    tag_list: string[] | null;
+    deleted: number;
+  }>(
     `with target as (
        select a.id, a.author_id, u.username,
               array(select t.name from article_tags at join tags t on t.id = at.tag_id where at.article_id = a.id) as tag_list

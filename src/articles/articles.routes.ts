@@ -75,201 +75,257 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
   const { db, auth, cache } = ctx;
   const tags = ['Articles'];
 
-  app.get('/api/articles', {
-    onRequest: auth.optional,
-    schema: {
-      summary: 'List articles, newest first',
-      description: 'Filters combine. `articlesCount` is the total matching the filters before limit/offset.',
-      tags,
-      querystring: ListQuery,
-      response: { 200: ArticleListResponse, 401: Errors[401], ...QueryErrors, ...Refusals },
-    },
-  }, async (request, reply) => {
-    // Pick the filters by name: the query object also carries parameters the schema does not
-    // declare (ajv keeps them), and `?followedBy=abc` must not reach the feed filter (a 500,
-    // or with a number anyone's feed). Empty filters mean no filter (one cache key for both).
-    const { limit, offset } = request.query;
-    const filter = { tag: request.query.tag || undefined, author: request.query.author || undefined, favorited: request.query.favorited || undefined, limit, offset };
-    const viewer = request.viewer?.id ?? null;
-    if (!cache) {
-      const { rows, total } = await listArticles(db, filter, viewer);
-      return { articles: rows.map(toListItem), articlesCount: total };
-    }
-    // The page is cached as an anonymous viewer sees it; a viewer's flags go on top.
-    const entry = await cache.get(
-      listKey(filter),
-      async () => {
-        // The count is its own entry, tagged with the filter's membership only: after a
-        // favorite or an edit drops this page, reloading it costs the page query alone.
-        const { limit: _limit, offset: _offset, ...counted } = filter;
-        const count = await cache.get(
-          `count\u0000${counted.tag ?? ''}\u0000${counted.author ?? ''}\u0000${counted.favorited ?? ''}`,
-          async () => ({ data: await countArticles(db, counted), tags: listTags(filter, []) }),
-          (n) => String(n),
-        );
-        const page = { rows: await pageOfArticles(db, filter, null), total: count!.data };
-        return { data: page, tags: listTags(filter, page.rows) };
+  app.get(
+    '/api/articles',
+    {
+      onRequest: auth.optional,
+      schema: {
+        summary: 'List articles, newest first',
+        description: 'Filters combine. `articlesCount` is the total matching the filters before limit/offset.',
+        tags,
+        querystring: ListQuery,
+        response: { 200: ArticleListResponse, 401: Errors[401], ...QueryErrors, ...Refusals },
       },
-      (page) => reply.serialize({ articles: page.rows.map(toListItem), articlesCount: page.total }),
-    );
-    // Anonymous: the stored bytes as they are, without building the id lists or awaiting anything.
-    if (viewer === null) return cache.send(request, reply, entry!);
-    const page = entry!.data;
-    const flags = await viewerFlags(db, cache, viewer, page.rows.map((r) => r.id), page.rows.map((r) => r.author_id));
-    if (flags.favorited.size === 0 && flags.following.size === 0) return cache.send(request, reply, entry!);
-    const body = withViewerFlags(entry!.body, page.rows.map((r) => flags.favorited.has(r.id)), page.rows.map((r) => flags.following.has(r.author_id)));
-    if (body) return sendViewerBody(reply, body);
-    return {
-      articles: page.rows.map((r) =>
-        toListItem({ ...r, favorited: flags.favorited.has(r.id), following: flags.following.has(r.author_id) }),
-      ),
-      articlesCount: page.total,
-    };
-  });
-
-  app.get('/api/articles/feed', {
-    onRequest: auth.required,
-    schema: {
-      summary: 'Articles by followed users, newest first',
-      tags,
-      security: Security,
-      querystring: FeedQuery,
-      response: { 200: ArticleListResponse, 401: Errors[401], ...QueryErrors, ...Refusals },
     },
-  }, async (request, reply) => {
-    const viewer = viewerId(request);
-    // limit and offset only: `?tag=` and the other list filters are not feed parameters.
-    const { limit, offset } = request.query;
-    const filter = { limit, offset, followedBy: viewer };
-    if (!cache) {
-      const { rows, total } = await listArticles(db, filter, viewer);
-      return { articles: rows.map(toListItem), articlesCount: total };
-    }
-    // Cached per viewer, flags included (the whole page is theirs): the feed's count(*) was the
-    // most expensive query of logged-in reading (BENCHMARKS.md, read-auth).
-    const entry = await cache.get(
-      `feed\u0000${viewer}\u0000${limit}\u0000${offset}`,
-      async () => {
-        // The followed authors before the page: a follow from here on invalidates the viewer's
-        // tag, so a page built from an older list of authors is answered but not stored.
-        const sets = await viewerSets(db, cache, viewer);
-        const page = await listArticles(db, filter, viewer);
-        return { data: page, tags: feedTags(viewer, sets?.following, page.rows) };
+    async (request, reply) => {
+      // Pick the filters by name: the query object also carries parameters the schema does not
+      // declare (ajv keeps them), and `?followedBy=abc` must not reach the feed filter (a 500,
+      // or with a number anyone's feed). Empty filters mean no filter (one cache key for both).
+      const { limit, offset } = request.query;
+      const filter = {
+        tag: request.query.tag || undefined,
+        author: request.query.author || undefined,
+        favorited: request.query.favorited || undefined,
+        limit,
+        offset,
+      };
+      const viewer = request.viewer?.id ?? null;
+      if (!cache) {
+        const { rows, total } = await listArticles(db, filter, viewer);
+        return { articles: rows.map(toListItem), articlesCount: total };
+      }
+      // The page is cached as an anonymous viewer sees it; a viewer's flags go on top.
+      const entry = await cache.get(
+        listKey(filter),
+        async () => {
+          // The count is its own entry, tagged with the filter's membership only: after a
+          // favorite or an edit drops this page, reloading it costs the page query alone.
+          const { limit: _limit, offset: _offset, ...counted } = filter;
+          const count = await cache.get(
+            `count\u0000${counted.tag ?? ''}\u0000${counted.author ?? ''}\u0000${counted.favorited ?? ''}`,
+            async () => ({ data: await countArticles(db, counted), tags: listTags(filter, []) }),
+            (n) => String(n),
+          );
+          const page = { rows: await pageOfArticles(db, filter, null), total: count!.data };
+          return { data: page, tags: listTags(filter, page.rows) };
+        },
+        (page) => reply.serialize({ articles: page.rows.map(toListItem), articlesCount: page.total }),
+      );
+      // Anonymous: the stored bytes as they are, without building the id lists or awaiting anything.
+      if (viewer === null) return cache.send(request, reply, entry!);
+      const page = entry!.data;
+      const flags = await viewerFlags(
+        db,
+        cache,
+        viewer,
+        page.rows.map((r) => r.id),
+        page.rows.map((r) => r.author_id),
+      );
+      if (flags.favorited.size === 0 && flags.following.size === 0) return cache.send(request, reply, entry!);
+      const body = withViewerFlags(
+        entry!.body,
+        page.rows.map((r) => flags.favorited.has(r.id)),
+        page.rows.map((r) => flags.following.has(r.author_id)),
+      );
+      if (body) return sendViewerBody(reply, body);
+      return {
+        articles: page.rows.map((r) =>
+          toListItem({ ...r, favorited: flags.favorited.has(r.id), following: flags.following.has(r.author_id) }),
+        ),
+        articlesCount: page.total,
+      };
+    },
+  );
+
+  app.get(
+    '/api/articles/feed',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'Articles by followed users, newest first',
+        tags,
+        security: Security,
+        querystring: FeedQuery,
+        response: { 200: ArticleListResponse, 401: Errors[401], ...QueryErrors, ...Refusals },
       },
-      (page) => reply.serialize({ articles: page.rows.map(toListItem), articlesCount: page.total }),
-    );
-    return cache.send(request, reply, entry!);
-  });
-
-  app.get('/api/articles/:slug', {
-    onRequest: auth.optional,
-    schema: {
-      summary: 'Get an article',
-      tags,
-      params: SlugParams,
-      response: { 200: ArticleResponse, 401: Errors[401], 404: Errors[404], ...PathErrors, ...Refusals },
     },
-  }, async (request, reply) => {
-    const viewer = request.viewer?.id ?? null;
-    if (!cache) {
-      const row = await findArticle(db, { slug: request.params.slug }, viewer);
-      if (!row) throw notFound('article');
-      return { article: toArticle(row) };
-    }
-    const entry = await cache.get(
-      `article\u0000${request.params.slug}`,
-      async () => {
-        const row = await findArticle(db, { slug: request.params.slug }, null);
-        return row && { data: row, tags: [`article:${row.id}`, `user:${row.author_id}`] };
+    async (request, reply) => {
+      const viewer = viewerId(request);
+      // limit and offset only: `?tag=` and the other list filters are not feed parameters.
+      const { limit, offset } = request.query;
+      const filter = { limit, offset, followedBy: viewer };
+      if (!cache) {
+        const { rows, total } = await listArticles(db, filter, viewer);
+        return { articles: rows.map(toListItem), articlesCount: total };
+      }
+      // Cached per viewer, flags included (the whole page is theirs): the feed's count(*) was the
+      // most expensive query of logged-in reading (BENCHMARKS.md, read-auth).
+      const entry = await cache.get(
+        `feed\u0000${viewer}\u0000${limit}\u0000${offset}`,
+        async () => {
+          // The followed authors before the page: a follow from here on invalidates the viewer's
+          // tag, so a page built from an older list of authors is answered but not stored.
+          const sets = await viewerSets(db, cache, viewer);
+          const page = await listArticles(db, filter, viewer);
+          return { data: page, tags: feedTags(viewer, sets?.following, page.rows) };
+        },
+        (page) => reply.serialize({ articles: page.rows.map(toListItem), articlesCount: page.total }),
+      );
+      return cache.send(request, reply, entry!);
+    },
+  );
+
+  app.get(
+    '/api/articles/:slug',
+    {
+      onRequest: auth.optional,
+      schema: {
+        summary: 'Get an article',
+        tags,
+        params: SlugParams,
+        response: { 200: ArticleResponse, 401: Errors[401], 404: Errors[404], ...PathErrors, ...Refusals },
       },
-      (row) => reply.serialize({ article: toArticle(row) }),
-    );
-    if (!entry) throw notFound('article');
-    if (viewer === null) return cache.send(request, reply, entry);
-    const row = entry.data;
-    const flags = await viewerFlags(db, cache, viewer, [row.id], [row.author_id]);
-    if (flags.favorited.size === 0 && flags.following.size === 0) return cache.send(request, reply, entry);
-    const body = withViewerFlags(entry.body, [flags.favorited.has(row.id)], [flags.following.has(row.author_id)]);
-    if (body) return sendViewerBody(reply, body);
-    return { article: toArticle({ ...row, favorited: flags.favorited.has(row.id), following: flags.following.has(row.author_id) }) };
-  });
-
-  app.post('/api/articles', {
-    onRequest: auth.required,
-    schema: {
-      summary: 'Create an article',
-      tags,
-      security: Security,
-      body: CreateArticleBody,
-      response: { 201: ArticleResponse, 401: Errors[401], ...BodyErrors, ...Refusals },
     },
-  }, async (request, reply) => {
-    const viewer = viewerId(request);
-    const { title, description, body, tagList } = request.body.article;
-    const row = await insertArticle(db, viewer, { title, description, body, tagList: normaliseTags(tagList ?? []) });
-    await ctx.invalidate(membershipTags(viewer, row.author_username, row.tag_list));
-    return reply.code(201).send({ article: toArticle(row) });
-  });
-
-  app.put('/api/articles/:slug', {
-    onRequest: auth.required,
-    schema: {
-      summary: 'Update an article (author only)',
-      description: '`tagList` absent keeps the tags, `[]` clears them. A new title gives a new slug.',
-      tags,
-      security: Security,
-      params: SlugParams,
-      body: UpdateArticleBody,
-      response: { 200: ArticleResponse, 401: Errors[401], 403: Errors[403], 404: Errors[404], ...BodyErrors, ...PathErrors, ...Refusals },
+    async (request, reply) => {
+      const viewer = request.viewer?.id ?? null;
+      if (!cache) {
+        const row = await findArticle(db, { slug: request.params.slug }, viewer);
+        if (!row) throw notFound('article');
+        return { article: toArticle(row) };
+      }
+      const entry = await cache.get(
+        `article\u0000${request.params.slug}`,
+        async () => {
+          const row = await findArticle(db, { slug: request.params.slug }, null);
+          return row && { data: row, tags: [`article:${row.id}`, `user:${row.author_id}`] };
+        },
+        (row) => reply.serialize({ article: toArticle(row) }),
+      );
+      if (!entry) throw notFound('article');
+      if (viewer === null) return cache.send(request, reply, entry);
+      const row = entry.data;
+      const flags = await viewerFlags(db, cache, viewer, [row.id], [row.author_id]);
+      if (flags.favorited.size === 0 && flags.following.size === 0) return cache.send(request, reply, entry);
+      const body = withViewerFlags(entry.body, [flags.favorited.has(row.id)], [flags.following.has(row.author_id)]);
+      if (body) return sendViewerBody(reply, body);
+      return { article: toArticle({ ...row, favorited: flags.favorited.has(row.id), following: flags.following.has(row.author_id) }) };
     },
-  }, async (request) => {
-    const viewer = viewerId(request);
-    const patch = request.body.article;
-    const row = await inTransaction(db, async (tx) => {
-      // Locked until commit: a concurrent delete or update waits, and the ownership check
-      // cannot go stale between the check and the write.
-      const current = await lockArticle(tx, request.params.slug);
-      if (!current) throw notFound('article');
-      if (current.author_id !== viewer) throw forbidden('article');
-      await updateArticle(tx, current, { ...patch, tagList: patch.tagList && normaliseTags(patch.tagList) });
-      const updated = await findArticle(tx, { id: current.id }, viewer);
-      return { updated: updated!, oldTags: current.tag_list };
-    });
-    // The article itself (every entry showing it, its old slug included), and when its tags
-    // changed, the tag lists it left or joined.
-    const changedTags = patch.tagList === undefined ? [] : [...new Set([...row.oldTags, ...row.updated.tag_list])];
-    await ctx.invalidate([
-      `article:${row.updated.id}`,
-      ...(changedTags.length || patch.tagList ? ['tags', ...changedTags.map((t) => `list:tag:${t}`)] : []),
-    ]);
-    return { article: toArticle(row.updated) };
-  });
+  );
 
-  app.delete('/api/articles/:slug', {
-    onRequest: auth.required,
-    schema: {
-      summary: 'Delete an article (author only)',
-      tags,
-      security: Security,
-      params: SlugParams,
-      response: { 204: { type: 'null', description: 'Deleted' }, 401: Errors[401], 403: Errors[403], 404: Errors[404], ...IgnoredBodyErrors, ...PathErrors, ...Refusals },
+  app.post(
+    '/api/articles',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'Create an article',
+        tags,
+        security: Security,
+        body: CreateArticleBody,
+        response: { 201: ArticleResponse, 401: Errors[401], ...BodyErrors, ...Refusals },
+      },
     },
-  }, async (request, reply) => {
-    const viewer = viewerId(request);
-    const { id, author_id, author_username, tag_list, deleted } = await deleteArticle(db, request.params.slug, viewer);
-    if (deleted > 0) {
-      // Its entries, every list it was in (favorited-by lists included: who favorited it is
-      // gone with it), and its comments.
-      await ctx.invalidate([`article:${id}`, `comments:${id}`, 'list:favorited', ...membershipTags(author_id!, author_username!, tag_list ?? [])]);
-      return reply.code(204).send(null);
-    }
-    // The author's own delete that deleted nothing lost a race to a concurrent delete (the
-    // statement's snapshot still saw the row): the article is gone, so 404, not 403.
-    if (author_id === null || author_id === viewer) throw notFound('article');
-    throw forbidden('article');
-  });
+    async (request, reply) => {
+      const viewer = viewerId(request);
+      const { title, description, body, tagList } = request.body.article;
+      const row = await insertArticle(db, viewer, { title, description, body, tagList: normaliseTags(tagList ?? []) });
+      await ctx.invalidate(membershipTags(viewer, row.author_username, row.tag_list));
+      return reply.code(201).send({ article: toArticle(row) });
+    },
+  );
 
-  for (const [method, favorite] of [['POST', true], ['DELETE', false]] as const) {
+  app.put(
+    '/api/articles/:slug',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'Update an article (author only)',
+        description: '`tagList` absent keeps the tags, `[]` clears them. A new title gives a new slug.',
+        tags,
+        security: Security,
+        params: SlugParams,
+        body: UpdateArticleBody,
+        response: { 200: ArticleResponse, 401: Errors[401], 403: Errors[403], 404: Errors[404], ...BodyErrors, ...PathErrors, ...Refusals },
+      },
+    },
+    async (request) => {
+      const viewer = viewerId(request);
+      const patch = request.body.article;
+      const row = await inTransaction(db, async (tx) => {
+        // Locked until commit: a concurrent delete or update waits, and the ownership check
+        // cannot go stale between the check and the write.
+        const current = await lockArticle(tx, request.params.slug);
+        if (!current) throw notFound('article');
+        if (current.author_id !== viewer) throw forbidden('article');
+        await updateArticle(tx, current, { ...patch, tagList: patch.tagList && normaliseTags(patch.tagList) });
+        const updated = await findArticle(tx, { id: current.id }, viewer);
+        return { updated: updated!, oldTags: current.tag_list };
+      });
+      // The article itself (every entry showing it, its old slug included), and when its tags
+      // changed, the tag lists it left or joined.
+      const changedTags = patch.tagList === undefined ? [] : [...new Set([...row.oldTags, ...row.updated.tag_list])];
+      await ctx.invalidate([
+        `article:${row.updated.id}`,
+        ...(changedTags.length || patch.tagList ? ['tags', ...changedTags.map((t) => `list:tag:${t}`)] : []),
+      ]);
+      return { article: toArticle(row.updated) };
+    },
+  );
+
+  app.delete(
+    '/api/articles/:slug',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'Delete an article (author only)',
+        tags,
+        security: Security,
+        params: SlugParams,
+        response: {
+          204: { type: 'null', description: 'Deleted' },
+          401: Errors[401],
+          403: Errors[403],
+          404: Errors[404],
+          ...IgnoredBodyErrors,
+          ...PathErrors,
+          ...Refusals,
+        },
+      },
+    },
+    async (request, reply) => {
+      const viewer = viewerId(request);
+      const { id, author_id, author_username, tag_list, deleted } = await deleteArticle(db, request.params.slug, viewer);
+      if (deleted > 0) {
+        // Its entries, every list it was in (favorited-by lists included: who favorited it is
+        // gone with it), and its comments.
+        await ctx.invalidate([
+          `article:${id}`,
+          `comments:${id}`,
+          'list:favorited',
+          ...membershipTags(author_id!, author_username!, tag_list ?? []),
+        ]);
+        return reply.code(204).send(null);
+      }
+      // The author's own delete that deleted nothing lost a race to a concurrent delete (the
+      // statement's snapshot still saw the row): the article is gone, so 404, not 403.
+      if (author_id === null || author_id === viewer) throw notFound('article');
+      throw forbidden('article');
+    },
+  );
+
+  for (const [method, favorite] of [
+    ['POST', true],
+    ['DELETE', false],
+  ] as const) {
     app.route({
       method,
       url: '/api/articles/:slug/favorite',

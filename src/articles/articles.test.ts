@@ -20,7 +20,14 @@ describe('creating an article', () => {
     const u = await api.register();
     const res = await api.post('/api/articles', {
       token: u.token,
-      body: { article: { title: 'How to train your dragon', description: 'Ever wonder how?', body: 'You have to believe', tagList: ['dragons', 'training'] } },
+      body: {
+        article: {
+          title: 'How to train your dragon',
+          description: 'Ever wonder how?',
+          body: 'You have to believe',
+          tagList: ['dragons', 'training'],
+        },
+      },
     });
     assert.equal(res.status, 201);
     const a = res.body.article;
@@ -54,7 +61,10 @@ describe('creating an article', () => {
     const u = await api.register();
     const a = await api.createArticle(u.token, { tagList: ['zebra', 'training', 'dragons', 'training', 'Angular', 'dragons'] });
     assert.deepEqual(a.tagList, ['Angular', 'dragons', 'training', 'zebra']);
-    const links = await t.db.query('select count(*)::int as n from article_tags at join articles a on a.id = at.article_id where a.slug = $1', [a.slug]);
+    const links = await t.db.query(
+      'select count(*)::int as n from article_tags at join articles a on a.id = at.article_id where a.slug = $1',
+      [a.slug],
+    );
     assert.equal(links.rows[0].n, 4);
     const got = await api.get(`/api/articles/${a.slug}`);
     assert.deepEqual(got.body.article.tagList, ['Angular', 'dragons', 'training', 'zebra']);
@@ -91,9 +101,14 @@ describe('creating an article', () => {
   test('ten concurrent articles with one title all succeed with distinct slugs', async () => {
     const u = await api.register();
     const results = await Promise.all(
-      Array.from({ length: 10 }, () => api.post('/api/articles', { token: u.token, body: { article: { title: 'Race Title', description: 'd', body: 'b' } } })),
+      Array.from({ length: 10 }, () =>
+        api.post('/api/articles', { token: u.token, body: { article: { title: 'Race Title', description: 'd', body: 'b' } } }),
+      ),
     );
-    assert.deepEqual(results.map((r) => r.status), Array(10).fill(201));
+    assert.deepEqual(
+      results.map((r) => r.status),
+      Array(10).fill(201),
+    );
     const slugs = new Set(results.map((r) => r.body.article.slug));
     assert.equal(slugs.size, 10);
   });
@@ -101,7 +116,11 @@ describe('creating an article', () => {
   test('concurrent articles introducing the same new tags each get the complete tag list', async () => {
     const u = await api.register();
     const tagList = ['race-tag-b', 'race-tag-a', 'race-tag-c'];
-    const results = await Promise.all(Array.from({ length: 8 }, () => api.post('/api/articles', { token: u.token, body: { article: { title: 'Tag Race', description: 'd', body: 'b', tagList } } })));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        api.post('/api/articles', { token: u.token, body: { article: { title: 'Tag Race', description: 'd', body: 'b', tagList } } }),
+      ),
+    );
     for (const r of results) {
       assert.equal(r.status, 201, r.text);
       assert.deepEqual(r.body.article.tagList, ['race-tag-a', 'race-tag-b', 'race-tag-c']);
@@ -167,7 +186,10 @@ describe('creating an article', () => {
     const u = await api.register();
     const tooMany = Array.from({ length: 33 }, (_, i) => `tag-${i}`);
     for (const tagList of [null, 'dragons', ['ok', ''], ['ok', '   '], ['ok', 42], tooMany]) {
-      const res = await api.post('/api/articles', { token: u.token, body: { article: { title: 't', description: 'd', body: 'b', tagList } } });
+      const res = await api.post('/api/articles', {
+        token: u.token,
+        body: { article: { title: 't', description: 'd', body: 'b', tagList } },
+      });
       assert.equal(res.status, 422, JSON.stringify(tagList));
       assert.deepEqual(Object.keys(res.body.errors), ['tagList'], JSON.stringify(tagList));
       assert.ok(res.body.errors.tagList.every((m: unknown) => typeof m === 'string'));
@@ -188,7 +210,18 @@ describe('creating an article', () => {
     const other = await api.register();
     const res = await api.post('/api/articles', {
       token: u.token,
-      body: { article: { title: 'Owned', description: 'd', body: 'b', slug: 'custom-slug', favoritesCount: 99, favorited: true, createdAt: '2000-01-01T00:00:00.000Z', author: { username: other.username } } },
+      body: {
+        article: {
+          title: 'Owned',
+          description: 'd',
+          body: 'b',
+          slug: 'custom-slug',
+          favoritesCount: 99,
+          favorited: true,
+          createdAt: '2000-01-01T00:00:00.000Z',
+          author: { username: other.username },
+        },
+      },
     });
     assert.equal(res.status, 201);
     assert.equal(res.body.article.slug, 'owned');
@@ -235,7 +268,7 @@ describe('reading one article', () => {
     assert.equal(byAuthor.body.article.favoritesCount, 1);
   });
 
-  test('the author profile shows the author\'s current bio and image', async () => {
+  test("the author profile shows the author's current bio and image", async () => {
     const u = await api.register();
     const created = await api.createArticle(u.token);
     await api.put('/api/user', { token: u.token, body: { user: { bio: 'A bio', image: 'https://i.example/a.png' } } });

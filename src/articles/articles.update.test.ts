@@ -21,7 +21,18 @@ describe('updating an article', () => {
     const res = await put(a.slug, u.token, { body: 'new body' });
     assert.equal(res.status, 200);
     const b = res.body.article;
-    assert.deepEqual(Object.keys(b).sort(), ['author', 'body', 'createdAt', 'description', 'favorited', 'favoritesCount', 'slug', 'tagList', 'title', 'updatedAt']);
+    assert.deepEqual(Object.keys(b).sort(), [
+      'author',
+      'body',
+      'createdAt',
+      'description',
+      'favorited',
+      'favoritesCount',
+      'slug',
+      'tagList',
+      'title',
+      'updatedAt',
+    ]);
     assert.equal(b.body, 'new body');
     assert.equal(b.title, 'Partial');
     assert.equal(b.slug, a.slug);
@@ -76,7 +87,10 @@ describe('updating an article', () => {
     const u = await api.register();
     const a = await api.createArticle(u.token);
     const b = await api.createArticle(u.token);
-    const [ra, rb] = await Promise.all([put(a.slug, u.token, { title: 'Concurrent Rename' }), put(b.slug, u.token, { title: 'Concurrent Rename' })]);
+    const [ra, rb] = await Promise.all([
+      put(a.slug, u.token, { title: 'Concurrent Rename' }),
+      put(b.slug, u.token, { title: 'Concurrent Rename' }),
+    ]);
     assert.equal(ra.status, 200);
     assert.equal(rb.status, 200);
     assert.notEqual(ra.body.article.slug, rb.body.article.slug);
@@ -195,7 +209,7 @@ describe('updating an article', () => {
     assert.deepEqual(anonymous.body, { errors: { token: ['is missing'] } });
   });
 
-  test('the update response shows the author\'s own flags: favorited and count are kept', async () => {
+  test("the update response shows the author's own flags: favorited and count are kept", async () => {
     const author = await api.register();
     const fan = await api.register();
     const a = await api.createArticle(author.token);

@@ -49,7 +49,12 @@ describe('favoriting', () => {
     const other = await api.register();
     const a = await api.createArticle(author.token);
     await favorite(a.slug, fan.token);
-    for (const [who, token, expected] of [['fan', fan.token, true], ['other', other.token, false], ['author', author.token, false], ['anonymous', undefined, false]] as const) {
+    for (const [who, token, expected] of [
+      ['fan', fan.token, true],
+      ['other', other.token, false],
+      ['author', author.token, false],
+      ['anonymous', undefined, false],
+    ] as const) {
       const res = await api.get(`/api/articles/${a.slug}`, { token });
       assert.equal(res.body.article.favorited, expected, who);
       assert.equal(res.body.article.favoritesCount, 1, who);
@@ -148,18 +153,30 @@ describe('favorites under concurrency', () => {
 
     const favs = await Promise.all(fans.map((f) => favorite(a.slug, f.token)));
 
-    assert.deepEqual(favs.map((r) => r.status), Array(30).fill(200));
+    assert.deepEqual(
+      favs.map((r) => r.status),
+      Array(30).fill(200),
+    );
     assert.ok(favs.every((r) => r.body.article.favorited === true));
     // Each favorite moved the counter once, under the row lock: every response saw a distinct value.
-    assert.deepEqual(favs.map((r) => r.body.article.favoritesCount).sort((x, y) => x - y), Array.from({ length: 30 }, (_, i) => i + 1));
+    assert.deepEqual(
+      favs.map((r) => r.body.article.favoritesCount).sort((x, y) => x - y),
+      Array.from({ length: 30 }, (_, i) => i + 1),
+    );
     assert.equal((await api.get(`/api/articles/${a.slug}`)).body.article.favoritesCount, 30);
     assert.deepEqual(await storedCount(a.slug), { counter: 30, rows: 30 });
 
     const unfavs = await Promise.all(fans.map((f) => unfavorite(a.slug, f.token)));
 
-    assert.deepEqual(unfavs.map((r) => r.status), Array(30).fill(200));
+    assert.deepEqual(
+      unfavs.map((r) => r.status),
+      Array(30).fill(200),
+    );
     assert.ok(unfavs.every((r) => r.body.article.favorited === false));
-    assert.deepEqual(unfavs.map((r) => r.body.article.favoritesCount).sort((x, y) => x - y), Array.from({ length: 30 }, (_, i) => i));
+    assert.deepEqual(
+      unfavs.map((r) => r.body.article.favoritesCount).sort((x, y) => x - y),
+      Array.from({ length: 30 }, (_, i) => i),
+    );
     assert.equal((await api.get(`/api/articles/${a.slug}`)).body.article.favoritesCount, 0);
     assert.deepEqual(await storedCount(a.slug), { counter: 0, rows: 0 });
   });
@@ -171,7 +188,10 @@ describe('favorites under concurrency', () => {
 
     const favs = await Promise.all(Array.from({ length: 10 }, () => favorite(a.slug, fan.token)));
 
-    assert.deepEqual(favs.map((r) => r.status), Array(10).fill(200));
+    assert.deepEqual(
+      favs.map((r) => r.status),
+      Array(10).fill(200),
+    );
     assert.ok(favs.every((r) => r.body.article.favorited === true && r.body.article.favoritesCount === 1));
     assert.deepEqual(await storedCount(a.slug), { counter: 1, rows: 1 });
 
@@ -198,7 +218,9 @@ describe('favorites under concurrency', () => {
     const author = await api.register();
     const fans = await registerMany(10);
     const a = await api.createArticle(author.token);
-    const edits = Array.from({ length: 10 }, (_, i) => api.put(`/api/articles/${a.slug}`, { token: author.token, body: { article: { body: `edit ${i}` } } }));
+    const edits = Array.from({ length: 10 }, (_, i) =>
+      api.put(`/api/articles/${a.slug}`, { token: author.token, body: { article: { body: `edit ${i}` } } }),
+    );
     const favs = fans.map((f) => favorite(a.slug, f.token));
     const results = await Promise.all([...edits, ...favs]);
     for (const r of results) assert.equal(r.status, 200, r.text);
@@ -210,7 +232,10 @@ describe('favorites under concurrency', () => {
     const fans = await registerMany(8);
     for (let round = 0; round < 10; round++) {
       const a = await api.createArticle(author.token);
-      const [deleted, ...favs] = await Promise.all([api.delete(`/api/articles/${a.slug}`, { token: author.token }), ...fans.map((f) => favorite(a.slug, f.token))]);
+      const [deleted, ...favs] = await Promise.all([
+        api.delete(`/api/articles/${a.slug}`, { token: author.token }),
+        ...fans.map((f) => favorite(a.slug, f.token)),
+      ]);
       assert.equal(deleted?.status, 204);
       for (const r of favs) assert.ok(r.status === 200 || r.status === 404, `round ${round}: ${r.status} ${r.text}`);
     }

@@ -31,7 +31,10 @@ describe('the article list', () => {
     const res = await api.get(`/api/articles?author=${u.username}`);
     assert.equal(res.status, 200);
     assert.deepEqual(Object.keys(res.body).sort(), ['articles', 'articlesCount']);
-    assert.deepEqual(slugs(res), made.map((a) => a.slug));
+    assert.deepEqual(
+      slugs(res),
+      made.map((a) => a.slug),
+    );
     assert.equal(res.body.articlesCount, 3);
     for (const [i, item] of res.body.articles.entries()) {
       assert.deepEqual(Object.keys(item).sort(), LIST_ITEM_KEYS);
@@ -64,7 +67,8 @@ describe('the article list', () => {
     const byAuthor = await api.get(`/api/articles?author=${u.username}`);
     assert.deepEqual(slugs(byAuthor), expected);
     const paged: string[] = [];
-    for (let offset = 0; offset < 4; offset++) paged.push(...slugs(await api.get(`/api/articles?author=${u.username}&limit=1&offset=${offset}`)));
+    for (let offset = 0; offset < 4; offset++)
+      paged.push(...slugs(await api.get(`/api/articles?author=${u.username}&limit=1&offset=${offset}`)));
     assert.deepEqual(paged, expected);
 
     const total = (await api.get('/api/articles?limit=1')).body.articlesCount as number;
@@ -79,7 +83,10 @@ describe('the article list', () => {
     const res = await api.get(`/api/articles?author=${u.username}`);
     assert.equal(res.body.articles.length, 20);
     assert.equal(res.body.articlesCount, 25);
-    assert.deepEqual(slugs(res), made.slice(0, 20).map((a) => a.slug));
+    assert.deepEqual(
+      slugs(res),
+      made.slice(0, 20).map((a) => a.slug),
+    );
     const unfiltered = await api.get('/api/articles');
     assert.equal(unfiltered.body.articles.length, 20);
   });
@@ -94,7 +101,10 @@ describe('the article list', () => {
       assert.ok(res.body.articles.length <= 3);
       pages.push(...slugs(res));
     }
-    assert.deepEqual(pages, made.map((a) => a.slug));
+    assert.deepEqual(
+      pages,
+      made.map((a) => a.slug),
+    );
     const one = await api.get(`/api/articles?author=${u.username}&limit=1&offset=6`);
     assert.deepEqual(slugs(one), [made[6]!.slug]);
   });
@@ -118,7 +128,16 @@ describe('the article list', () => {
 
   test('a limit below 1, above 100 or not an integer, and a bad offset, are 422 in the error shape', async () => {
     const u = await api.register();
-    const cases = [['limit', '0'], ['limit', '-1'], ['limit', '101'], ['limit', 'abc'], ['limit', '1.5'], ['limit', ''], ['offset', '-1'], ['offset', 'abc']] as const;
+    const cases = [
+      ['limit', '0'],
+      ['limit', '-1'],
+      ['limit', '101'],
+      ['limit', 'abc'],
+      ['limit', '1.5'],
+      ['limit', ''],
+      ['offset', '-1'],
+      ['offset', 'abc'],
+    ] as const;
     for (const [param, value] of cases) {
       for (const path of ['/api/articles', '/api/articles/feed']) {
         const res = await api.get(`${path}?${param}=${value}`, { token: u.token });
@@ -176,7 +195,11 @@ describe('list filters', () => {
     for (const [query, expected] of cases) {
       const res = await api.get(`/api/articles?${query}`);
       assert.equal(res.status, 200, query);
-      assert.deepEqual(slugs(res), expected.map((a) => a.slug), query);
+      assert.deepEqual(
+        slugs(res),
+        expected.map((a) => a.slug),
+        query,
+      );
       assert.equal(res.body.articlesCount, expected.length, query);
     }
     const byT2 = await api.get(`/api/articles?tag=${t2}`);
@@ -226,7 +249,7 @@ describe('the feed', () => {
     assert.deepEqual(res.body, { articles: [], articlesCount: 0 });
   });
 
-  test('shows only followed authors\' articles, newest first, with following true and no body', async () => {
+  test("shows only followed authors' articles, newest first, with following true and no body", async () => {
     const reader = await api.register();
     const followed1 = await api.register();
     const followed2 = await api.register();
@@ -261,12 +284,15 @@ describe('the feed', () => {
       assert.equal(res.body.articlesCount, 5);
       pages.push(...slugs(res));
     }
-    assert.deepEqual(pages, made.map((a) => a.slug));
+    assert.deepEqual(
+      pages,
+      made.map((a) => a.slug),
+    );
     const past = await api.get('/api/articles/feed?offset=10', { token: reader.token });
     assert.deepEqual(past.body, { articles: [], articlesCount: 5 });
   });
 
-  test('unfollowing removes the author\'s articles from the feed', async () => {
+  test("unfollowing removes the author's articles from the feed", async () => {
     const reader = await api.register();
     const author = await api.register();
     await api.createArticle(author.token);
@@ -277,7 +303,7 @@ describe('the feed', () => {
     assert.deepEqual(res.body, { articles: [], articlesCount: 0 });
   });
 
-  test('list filters do not apply to the feed, and never reach another user\'s feed', async () => {
+  test("list filters do not apply to the feed, and never reach another user's feed", async () => {
     const reader = await api.register();
     const author = await api.register();
     const a = await api.createArticle(author.token, { tagList: ['feed-tag'] });

@@ -39,7 +39,10 @@ describe('favorited and following for every viewer, article and state', () => {
       const method = s.aFavorites.includes(art) ? 'post' : 'delete';
       assert.equal((await api[method](`/api/articles/${articles[art].slug}/favorite`, { token: users.A.token })).status, 200);
     }
-    for (const [follower, followee, on] of [['A', 'B', s.aFollowsB], ['B', 'A', s.bFollowsA]] as const) {
+    for (const [follower, followee, on] of [
+      ['A', 'B', s.aFollowsB],
+      ['B', 'A', s.bFollowsA],
+    ] as const) {
       const method = on ? 'post' : 'delete';
       assert.equal((await api[method](`/api/profiles/${users[followee].username}/follow`, { token: users[follower].token })).status, 200);
     }
@@ -91,10 +94,17 @@ describe('favorited and following for every viewer, article and state', () => {
             for (const author of aFavorites) check(bySlug(favored.body.articles, author), s, viewer, author, 'GET /api/articles?favorited');
           }
 
-          for (const [viewer, other, follows] of [['A', 'B', aFollowsB], ['B', 'A', bFollowsA]] as const) {
+          for (const [viewer, other, follows] of [
+            ['A', 'B', aFollowsB],
+            ['B', 'A', bFollowsA],
+          ] as const) {
             const feed = await api.get('/api/articles/feed', { token: users[viewer].token });
             assert.equal(feed.status, 200);
-            assert.deepEqual(feed.body.articles.map((x: ArticleJson) => x.slug), follows ? [articles[other].slug] : [], `feed of ${viewer}`);
+            assert.deepEqual(
+              feed.body.articles.map((x: ArticleJson) => x.slug),
+              follows ? [articles[other].slug] : [],
+              `feed of ${viewer}`,
+            );
             assert.equal(feed.body.articlesCount, follows ? 1 : 0);
             if (follows) check(feed.body.articles[0], s, viewer, other, 'GET /api/articles/feed');
           }

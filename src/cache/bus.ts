@@ -138,10 +138,12 @@ export class PgInvalidationBus implements InvalidationBus {
     if (!batch) {
       const next: Batch = { tags: new Set(), distrust: false, sent: Promise.resolve() };
       // setImmediate: the writes whose results arrived in this turn of the event loop join too.
-      next.sent = this.#sending.then(() => new Promise<void>((resolve) => setImmediate(resolve))).then(() => {
-        if (this.#open === next) this.#open = undefined;
-        return this.#sendBatch(next);
-      });
+      next.sent = this.#sending
+        .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+        .then(() => {
+          if (this.#open === next) this.#open = undefined;
+          return this.#sendBatch(next);
+        });
       this.#sending = next.sent;
       this.#open = batch = next;
     }

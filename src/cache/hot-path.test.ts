@@ -71,7 +71,11 @@ describe('the hot path', () => {
     client = new Client(t.app);
     author = await client.register();
     // Long enough that lists and the article are compressed (over COMPRESSION_THRESHOLD_BYTES).
-    article = await client.createArticle(author.token, { tagList: ['hot', 'path'], description: 'A description. '.repeat(60), body: 'The body. '.repeat(200) });
+    article = await client.createArticle(author.token, {
+      tagList: ['hot', 'path'],
+      description: 'A description. '.repeat(60),
+      body: 'The body. '.repeat(200),
+    });
     await client.post(`/api/articles/${article.slug}/comments`, { token: author.token, body: { comment: { body: 'first' } } });
   });
   after(async () => {
@@ -140,7 +144,10 @@ describe('the hot path', () => {
     assert.equal((await bodyOf('/api/articles')).articles.find((a: ArticleJson) => a.slug === slug).favoritesCount, 1);
 
     await reader.post(`/api/articles/${slug}/comments`, { token: fan.token, body: { comment: { body: 'second' } } });
-    assert.deepEqual((await bodyOf(`/api/articles/${slug}/comments`)).comments.map((c: { body: string }) => c.body).sort(), ['first', 'second']);
+    assert.deepEqual((await bodyOf(`/api/articles/${slug}/comments`)).comments.map((c: { body: string }) => c.body).sort(), [
+      'first',
+      'second',
+    ]);
 
     await reader.put('/api/user', { token: author.token, body: { user: { bio: 'a new bio' } } });
     assert.equal((await bodyOf(`/api/profiles/${author.username}`)).profile.bio, 'a new bio');
@@ -319,17 +326,26 @@ describe('the hot path, logged', () => {
     assert.ok((await replayed(t)) >= 2);
     for (const id of ['hot-1', 'hot-2', 'hot-3']) {
       const line = t.lines.find((l) => l.reqId === id && l.msg === 'request');
-      assert.deepEqual({ method: line?.method, route: line?.route, status: line?.status, level: line?.level }, { method: 'GET', route: '/api/tags', status: 200, level: 30 }, id);
+      assert.deepEqual(
+        { method: line?.method, route: line?.route, status: line?.status, level: line?.level },
+        { method: 'GET', route: '/api/tags', status: 200, level: 30 },
+        id,
+      );
       assert.equal(typeof line?.ms, 'number');
     }
   });
 });
 
 describe('replays and the cache’s bounds', () => {
-  const request = (url: string) => ({ method: 'GET', url, httpVersion: '1.1', headers: { host: 'localhost' } }) as unknown as IncomingMessage;
+  const request = (url: string) =>
+    ({ method: 'GET', url, httpVersion: '1.1', headers: { host: 'localhost' } }) as unknown as IncomingMessage;
   const body = Buffer.alloc(1000, 'x');
   async function store(cache: ResponseCache, key: string, tags: string[]) {
-    const entry = await cache.get(key, async () => ({ data: key, tags }), () => body);
+    const entry = await cache.get(
+      key,
+      async () => ({ data: key, tags }),
+      () => body,
+    );
     assert.ok(entry);
     return entry;
   }
@@ -340,7 +356,13 @@ describe('replays and the cache’s bounds', () => {
     const hot = new HotPath(cache, 3);
     for (let i = 0; i < 5; i++) {
       const entry = await store(cache, `k${i}`, [`t${i}`]);
-      hot.record(request(`/u${i}`), { entry, body, encoding: undefined }, 200, { 'content-type': 'application/json', 'content-length': body.length }, '/u/:i');
+      hot.record(
+        request(`/u${i}`),
+        { entry, body, encoding: undefined },
+        200,
+        { 'content-type': 'application/json', 'content-length': body.length },
+        '/u/:i',
+      );
     }
     assert.equal(cache.size, 2);
     assert.equal(hot.size, 2, 'only the entries still cached have replays');
@@ -351,7 +373,14 @@ describe('replays and the cache’s bounds', () => {
 
     const roomy = new ResponseCache({ ttlMs: 60_000, maxBytes: 1_000_000, compression: false, compressionThresholdBytes: 1024 });
     const bounded = new HotPath(roomy, 3);
-    for (let i = 0; i < 5; i++) bounded.record(request(`/u${i}`), { entry: await store(roomy, `k${i}`, []), body, encoding: undefined }, 200, { 'content-length': body.length }, '/u/:i');
+    for (let i = 0; i < 5; i++)
+      bounded.record(
+        request(`/u${i}`),
+        { entry: await store(roomy, `k${i}`, []), body, encoding: undefined },
+        200,
+        { 'content-length': body.length },
+        '/u/:i',
+      );
     assert.equal(bounded.size, 3, 'at most maxReplays');
   });
 
@@ -359,10 +388,14 @@ describe('replays and the cache’s bounds', () => {
     const cache = new ResponseCache({ ttlMs: 60_000, maxBytes: 1_000_000, compression: false, compressionThresholdBytes: 1024 });
     const hot = new HotPath(cache);
     // A load that raced a write: answered, not stored.
-    const raced = await cache.get('k', async () => {
-      cache.invalidate(['t']);
-      return { data: 'k', tags: ['t'] };
-    }, () => body);
+    const raced = await cache.get(
+      'k',
+      async () => {
+        cache.invalidate(['t']);
+        return { data: 'k', tags: ['t'] };
+      },
+      () => body,
+    );
     assert.ok(raced);
     assert.equal(cache.size, 0);
     hot.record(request('/u'), { entry: raced, body, encoding: undefined }, 200, { 'content-length': body.length }, '/u');
@@ -380,7 +413,11 @@ describe('the hot path after the rate-limit count (a Redis round trip)', () => {
   async function setup() {
     const cache = new ResponseCache({ ttlMs: 60_000, maxBytes: 1_000_000, compression: false, compressionThresholdBytes: 1024 });
     const hot = new HotPath(cache);
-    const entry = await cache.get('k', async () => ({ data: 'k', tags: ['t'] }), () => body);
+    const entry = await cache.get(
+      'k',
+      async () => ({ data: 'k', tags: ['t'] }),
+      () => body,
+    );
     assert.ok(entry);
     hot.record(request(), { entry, body, encoding: undefined }, 200, { 'content-length': body.length }, '/t');
     const seen = { counted: 0, observed: 0, failed: 0, pipeline: 0 };
@@ -416,7 +453,11 @@ describe('the hot path after the rate-limit count (a Redis round trip)', () => {
     await run(true, (res) => void res.destroy());
     assert.deepEqual(s.seen, { counted: 0, observed: 1, failed: 0, pipeline: 1 }, 'the client hung up: nothing more');
     await run(true, () => s.cache.invalidate(['t']));
-    assert.deepEqual(s.seen, { counted: 1, observed: 1, failed: 0, pipeline: 2 }, 'invalidated meanwhile: to the pipeline, marked as counted');
+    assert.deepEqual(
+      s.seen,
+      { counted: 1, observed: 1, failed: 0, pipeline: 2 },
+      'invalidated meanwhile: to the pipeline, marked as counted',
+    );
     assert.equal(s.hot.size, 0);
   });
 

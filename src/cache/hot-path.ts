@@ -224,7 +224,16 @@ export class HotPath {
   // The last checks, after the rate limit (a Redis round trip may have passed): the entry is
   // still current, the process still takes replays, and tracing does not want this request.
   // A request handed over after it was counted is marked so, for the pipeline's limiter.
-  #answer(key: string, replay: Replay, req: IncomingMessage, res: ServerResponse, hooks: HotPathHooks, pipeline: (req: IncomingMessage, res: ServerResponse) => void, started: number, counted: boolean): void {
+  #answer(
+    key: string,
+    replay: Replay,
+    req: IncomingMessage,
+    res: ServerResponse,
+    hooks: HotPathHooks,
+    pipeline: (req: IncomingMessage, res: ServerResponse) => void,
+    started: number,
+    counted: boolean,
+  ): void {
     const current = this.#cache.isCurrent(replay.entry);
     if (!current) this.#drop(key);
     if (!current || hooks.busy() || hooks.traced(req)) {

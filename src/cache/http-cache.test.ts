@@ -44,7 +44,11 @@ function countDatabase(t: TestApp) {
 }
 
 /** One GET on `t`, with what it cost the database (statements and checkouts). */
-async function countedGet(t: TestApp, url: string, headers: Record<string, string> = {}): Promise<{ res: Wire; counts: { query: number; connect: number } }> {
+async function countedGet(
+  t: TestApp,
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ res: Wire; counts: { query: number; connect: number } }> {
   const counter = countDatabase(t);
   try {
     return { res: await get(t, url, headers), counts: counter.counts };
@@ -95,11 +99,13 @@ describe('the response cache over HTTP', () => {
     reader = await api.register();
     articles = [];
     for (let i = 0; i < 8; i++) {
-      articles.push(await api.createArticle(author.token, {
-        title: `Cached article ${i}`,
-        description: 'A description long enough that a page of these is well over a kilobyte. '.repeat(2),
-        tagList: [`tag${i % 3}`, 'shared'],
-      }));
+      articles.push(
+        await api.createArticle(author.token, {
+          title: `Cached article ${i}`,
+          description: 'A description long enough that a page of these is well over a kilobyte. '.repeat(2),
+          tagList: [`tag${i % 3}`, 'shared'],
+        }),
+      );
     }
     const first = articles[0]!;
     await api.post(`/api/articles/${first.slug}/comments`, { token: reader.token, body: { comment: { body: 'First!' } } });
@@ -140,9 +146,10 @@ describe('the response cache over HTTP', () => {
   });
 
   test('a write that changes a resource changes its ETag, and the old ETag then gets 200 with the new body', async () => {
-    const etags = async () => Object.fromEntries(
-      await Promise.all(Object.entries(urls).map(async ([name, url]) => [name, (await get(on, url)).headers.etag as string])),
-    ) as Record<keyof typeof urls, string>;
+    const etags = async () =>
+      Object.fromEntries(
+        await Promise.all(Object.entries(urls).map(async ([name, url]) => [name, (await get(on, url)).headers.etag as string])),
+      ) as Record<keyof typeof urls, string>;
     const stale = async (name: keyof typeof urls, etag: string) => {
       const res = await get(on, urls[name], { 'if-none-match': etag });
       assert.equal(res.status, 200, `${name}: the old ETag no longer matches`);
@@ -152,7 +159,10 @@ describe('the response cache over HTTP', () => {
     const slug = articles[0]!.slug;
 
     let before = await etags();
-    assert.equal((await api.put(`/api/articles/${slug}`, { token: author.token, body: { article: { body: 'An edited body' } } })).status, 200);
+    assert.equal(
+      (await api.put(`/api/articles/${slug}`, { token: author.token, body: { article: { body: 'An edited body' } } })).status,
+      200,
+    );
     let now = await etags();
     await stale('article', before.article);
     await stale('list', before.list);
@@ -160,7 +170,10 @@ describe('the response cache over HTTP', () => {
     assert.equal(now.comments, before.comments, 'comments untouched by a body edit');
 
     before = now;
-    assert.equal((await api.post(`/api/articles/${slug}/comments`, { token: author.token, body: { comment: { body: 'Second' } } })).status, 201);
+    assert.equal(
+      (await api.post(`/api/articles/${slug}/comments`, { token: author.token, body: { comment: { body: 'Second' } } })).status,
+      201,
+    );
     now = await etags();
     await stale('comments', before.comments);
     assert.equal(now.article, before.article, 'a comment does not change the article');
@@ -311,7 +324,10 @@ describe('the response cache over HTTP', () => {
     assert.equal((await feed("after another user's favorite")).articles[0]!.favoritesCount, 1);
     assert.equal((await api.post(`/api/articles/${fresh.slug}/favorite`, { token: viewer.token })).status, 200);
     assert.equal((await feed("after the viewer's own favorite")).articles[0]!.favorited, true);
-    assert.equal((await api.put(`/api/articles/${fresh.slug}`, { token: author.token, body: { article: { description: 'changed' } } })).status, 200);
+    assert.equal(
+      (await api.put(`/api/articles/${fresh.slug}`, { token: author.token, body: { article: { description: 'changed' } } })).status,
+      200,
+    );
     assert.equal((await feed('after an update')).articles[0]!.description, 'changed');
     assert.equal((await api.delete(`/api/articles/${fresh.slug}`, { token: author.token })).status, 204);
     assert.equal((await feed('after the delete')).articlesCount, articles.length);

@@ -79,7 +79,10 @@ export class RedisInvalidationBus implements InvalidationBus {
   #warn(err: Error): void {
     if (this.#warned) return;
     this.#warned = true;
-    this.#log?.warn({ err: err.message }, 'redis unreachable: cache invalidations from other processes wait for it; entries expire by CACHE_TTL_MS');
+    this.#log?.warn(
+      { err: err.message },
+      'redis unreachable: cache invalidations from other processes wait for it; entries expire by CACHE_TTL_MS',
+    );
   }
 
   #receive(channel: Buffer, payload: Buffer): void {
@@ -131,7 +134,10 @@ export class RedisInvalidationBus implements InvalidationBus {
       failed = resolve;
       this.#sub.once('error', failed);
       timer = setTimeout(resolve, START_WAIT_MS);
-      Promise.all([subscribed, published]).then(() => resolve(), () => resolve());
+      Promise.all([subscribed, published]).then(
+        () => resolve(),
+        () => resolve(),
+      );
     });
     clearTimeout(timer);
     this.#sub.off('error', failed!);

@@ -204,7 +204,13 @@ export class RedisTier implements SharedTier {
       return undefined;
     }
     try {
-      const [epoch, stamp, value, ttlMs] = await this.#redis.cacheReadBuffer(this.#meta, this.#prefix, `${FORMAT}:${key}`, freshEpoch(), this.#metaTtlMs);
+      const [epoch, stamp, value, ttlMs] = await this.#redis.cacheReadBuffer(
+        this.#meta,
+        this.#prefix,
+        `${FORMAT}:${key}`,
+        freshEpoch(),
+        this.#metaTtlMs,
+      );
       const ticket: Ticket = { epoch: epoch.toString(), stamp: stamp.toString(), at: performance.now() };
       if (!value) return { ticket };
       const stored = v8.deserialize(value) as Stored;
@@ -225,7 +231,18 @@ export class RedisTier implements SharedTier {
     const value = v8.serialize({ data: entry.data, body: entry.body, etag: entry.etag, tags: entry.tags } satisfies Stored);
     const tags = [...new Set(entry.tags)];
     try {
-      const stored = await this.#redis.cacheStore(this.#meta, this.#prefix, `${FORMAT}:${key}`, value, this.#ttlMs, t.epoch, t.stamp, MAX_LOAD_MS * 1000, JSON.stringify(tags), ...tags);
+      const stored = await this.#redis.cacheStore(
+        this.#meta,
+        this.#prefix,
+        `${FORMAT}:${key}`,
+        value,
+        this.#ttlMs,
+        t.epoch,
+        t.stamp,
+        MAX_LOAD_MS * 1000,
+        JSON.stringify(tags),
+        ...tags,
+      );
       if (stored === 1) this.#stats.redisStores++;
       return stored === 1;
     } catch (err) {

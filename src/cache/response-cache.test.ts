@@ -42,20 +42,28 @@ test('invalidating a tag drops exactly the entries built from it', async () => {
   cache.invalidate(['user:1']);
   assert.equal(cache.size, 1);
   let loads = 0;
-  await cache.get('c', async () => {
-    loads++;
-    return { data: 'c', tags: [] as string[] };
-  }, serialize);
+  await cache.get(
+    'c',
+    async () => {
+      loads++;
+      return { data: 'c', tags: [] as string[] };
+    },
+    serialize,
+  );
   assert.equal(loads, 0, 'c survived');
 });
 
 test('a load that raced with an invalidation of its tags is answered but not stored', async () => {
   const cache = new ResponseCache(options);
   let release!: () => void;
-  const slow = cache.get('k', async () => {
-    await new Promise<void>((r) => (release = r));
-    return { data: 'old', tags: ['article:1'] };
-  }, serialize);
+  const slow = cache.get(
+    'k',
+    async () => {
+      await new Promise<void>((r) => (release = r));
+      return { data: 'old', tags: ['article:1'] };
+    },
+    serialize,
+  );
   await new Promise((r) => setImmediate(r));
   cache.invalidate(['article:1']);
   release();
@@ -70,10 +78,14 @@ test('a load that raced with an invalidation of its tags is answered but not sto
 test('a reader arriving after an invalidation does not join a load that started before it', async () => {
   const cache = new ResponseCache(options);
   let release!: () => void;
-  const before = cache.get('k', async () => {
-    await new Promise<void>((r) => (release = r));
-    return { data: 'before the write', tags: ['x'] };
-  }, serialize);
+  const before = cache.get(
+    'k',
+    async () => {
+      await new Promise<void>((r) => (release = r));
+      return { data: 'before the write', tags: ['x'] };
+    },
+    serialize,
+  );
   await new Promise((r) => setImmediate(r));
   cache.invalidate(['unrelated']);
   const after = cache.get('k', async () => ({ data: 'after the write', tags: ['x'] }), serialize);
@@ -98,10 +110,14 @@ test('clear() drops everything and refuses to store loads that started before it
   const cache = new ResponseCache(options);
   await cache.get('a', async () => ({ data: 'a', tags: [] }), serialize);
   let release!: () => void;
-  const inFlight = cache.get('b', async () => {
-    await new Promise<void>((r) => (release = r));
-    return { data: 'b', tags: [] };
-  }, serialize);
+  const inFlight = cache.get(
+    'b',
+    async () => {
+      await new Promise<void>((r) => (release = r));
+      return { data: 'b', tags: [] };
+    },
+    serialize,
+  );
   await new Promise((r) => setImmediate(r));
   cache.clear();
   release();

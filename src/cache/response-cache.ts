@@ -121,8 +121,17 @@ export class ResponseCache {
   /** Told of every entry the cache lets go (the hot path drops its replays of it). */
   onDispose: ((entry: Entry<unknown>) => void) | undefined;
   readonly stats: CacheStats = {
-    hits: 0, misses: 0, coalesced: 0, evictions: 0, invalidations: 0, raced: 0, compressions: 0,
-    redisHits: 0, redisMisses: 0, redisStores: 0, redisErrors: 0,
+    hits: 0,
+    misses: 0,
+    coalesced: 0,
+    evictions: 0,
+    invalidations: 0,
+    raced: 0,
+    compressions: 0,
+    redisHits: 0,
+    redisMisses: 0,
+    redisStores: 0,
+    redisErrors: 0,
   };
   readonly #opts: CacheOptions;
   readonly #lru: LRUCache<string, Entry<unknown>>;
@@ -299,7 +308,9 @@ export class ResponseCache {
     // Added to a Vary already set (@fastify/cors sets `Vary: Origin` when CORS_ORIGINS lists
     // origins), not in place of it: a shared cache must keep the Origin variants apart too.
     const vary = reply.getHeader('vary');
-    void reply.header('etag', entry.etag).header('vary', vary === undefined || vary === '' ? 'Accept-Encoding' : `${String(vary)}, Accept-Encoding`);
+    void reply
+      .header('etag', entry.etag)
+      .header('vary', vary === undefined || vary === '' ? 'Accept-Encoding' : `${String(vary)}, Accept-Encoding`);
     const ifNoneMatch = request.headers['if-none-match'];
     if (ifNoneMatch !== undefined && (ifNoneMatch === entry.etag || matchesAny(ifNoneMatch, entry.etag))) return reply.code(304).send();
     void reply.type('application/json; charset=utf-8');

@@ -24,7 +24,11 @@ describe('withViewerFlags', () => {
     const n = titles.length;
     for (let mask = 0; mask < 1 << (2 * n); mask += 7) {
       const flags = titles.map((_, i) => [(mask >> (2 * i)) & 1, (mask >> (2 * i + 1)) & 1].map(Boolean) as [boolean, boolean]);
-      const got = withViewerFlags(anonymous, flags.map((f) => f[0]), flags.map((f) => f[1]));
+      const got = withViewerFlags(
+        anonymous,
+        flags.map((f) => f[0]),
+        flags.map((f) => f[1]),
+      );
       assert.equal(got?.toString(), JSON.stringify(page(flags, titles)), `mask ${mask}`);
     }
   });

@@ -58,7 +58,12 @@ function pick(set: ReadonlySet<number>, ids: readonly number[]): Set<number> | u
   return out;
 }
 
-async function queryFlags(db: Queryable, viewer: number, articleIds: readonly number[], authorIds: readonly number[]): Promise<ViewerFlags> {
+async function queryFlags(
+  db: Queryable,
+  viewer: number,
+  articleIds: readonly number[],
+  authorIds: readonly number[],
+): Promise<ViewerFlags> {
   const res = await db.query<{ favorited: number[]; following: number[] }>(
     `select array(select article_id from favorites where user_id = $1 and article_id = any($2::bigint[])) as favorited,
             array(select followee_id from follows where follower_id = $1 and followee_id = any($3::bigint[])) as following`,

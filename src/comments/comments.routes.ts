@@ -46,7 +46,10 @@ function toComment(r: CommentRow) {
   };
 }
 
-const COLUMNS = (viewer: string, articleId = 'c.article_id') => `c.id, ${articleId} as article_id, c.author_id, c.created_at, c.updated_at, c.body,
+const COLUMNS = (
+  viewer: string,
+  articleId = 'c.article_id',
+) => `c.id, ${articleId} as article_id, c.author_id, c.created_at, c.updated_at, c.body,
   u.username as author_username, u.bio as author_bio, u.image as author_image,
   exists (select 1 from follows fo where fo.follower_id = ${viewer} and fo.followee_id = c.author_id) as following`;
 
@@ -98,75 +101,99 @@ export function registerCommentRoutes(app: App, ctx: AppContext): void {
   const { db, auth } = ctx;
   const tags = ['Comments'];
 
-  app.get('/api/articles/:slug/comments', {
-    onRequest: auth.optional,
-    schema: {
-      summary: "An article's comments, newest first",
-      tags,
-      params: SlugParams,
-      response: { 200: Type.Object({ comments: Type.Array(Comment) }), 401: Errors[401], 404: Errors[404], ...PathErrors, ...Refusals },
-    },
-  }, async (request, reply) => {
-    const viewer = request.viewer?.id ?? null;
-    if (!ctx.cache) {
-      const list = await listComments(db, request.params.slug, viewer);
-      if (!list) throw notFound('article');
-      return { comments: list.rows.map(toComment) };
-    }
-    // Cached as anonymous viewers see it; `author.following` is the viewer's and goes on top.
-    const entry = await ctx.cache.get(
-      `comments\u0000${request.params.slug}`,
-      async () => {
-        const list = await listComments(db, request.params.slug, null);
-        if (!list) return undefined;
-        const tags = [`article:${list.articleId}`, `comments:${list.articleId}`, ...new Set(list.rows.map((r) => `user:${r.author_id}`))];
-        return { data: list.rows, tags };
+  app.get(
+    '/api/articles/:slug/comments',
+    {
+      onRequest: auth.optional,
+      schema: {
+        summary: "An article's comments, newest first",
+        tags,
+        params: SlugParams,
+        response: { 200: Type.Object({ comments: Type.Array(Comment) }), 401: Errors[401], 404: Errors[404], ...PathErrors, ...Refusals },
       },
-      (rows) => reply.serialize({ comments: rows.map(toComment) }),
-    );
-    if (!entry) throw notFound('article');
-    if (viewer === null) return ctx.cache.send(request, reply, entry);
-    const flags = await viewerFlags(db, ctx.cache, viewer, [], [...new Set(entry.data.map((r) => r.author_id))]);
-    if (flags.following.size === 0) return ctx.cache.send(request, reply, entry);
-    const body = withViewerFlags(entry.body, [], entry.data.map((r) => flags.following.has(r.author_id)));
-    if (body) return sendViewerBody(reply, body);
-    return { comments: entry.data.map((r) => toComment({ ...r, following: flags.following.has(r.author_id) })) };
-  });
-
-  app.post('/api/articles/:slug/comments', {
-    onRequest: auth.required,
-    schema: {
-      summary: 'Comment on an article',
-      tags,
-      security: Security,
-      params: SlugParams,
-      body: CreateBody,
-      response: { 201: Type.Object({ comment: Comment }), 401: Errors[401], 404: Errors[404], ...BodyErrors, ...PathErrors, ...Refusals },
     },
-  }, async (request, reply) => {
-    const row = await addComment(db, request.params.slug, viewerId(request), request.body.comment.body);
-    if (!row) throw notFound('article');
-    await ctx.invalidate([`comments:${row.article_id}`]);
-    return reply.code(201).send({ comment: toComment(row) });
-  });
-
-  app.delete('/api/articles/:slug/comments/:id', {
-    onRequest: auth.required,
-    schema: {
-      summary: 'Delete a comment (its author only)',
-      tags,
-      security: Security,
-      params: CommentParams,
-      response: { 204: { type: 'null', description: 'Deleted' }, 401: Errors[401], 403: Errors[403], 404: Errors[404], ...IgnoredBodyErrors, ...PathErrors, ...Refusals },
+    async (request, reply) => {
+      const viewer = request.viewer?.id ?? null;
+      if (!ctx.cache) {
+        const list = await listComments(db, request.params.slug, viewer);
+        if (!list) throw notFound('article');
+        return { comments: list.rows.map(toComment) };
+      }
+      // Cached as anonymous viewers see it; `author.following` is the viewer's and goes on top.
+      const entry = await ctx.cache.get(
+        `comments\u0000${request.params.slug}`,
+        async () => {
+          const list = await listComments(db, request.params.slug, null);
+          if (!list) return undefined;
+          const tags = [`article:${list.articleId}`, `comments:${list.articleId}`, ...new Set(list.rows.map((r) => `user:${r.author_id}`))];
+          return { data: list.rows, tags };
+        },
+        (rows) => reply.serialize({ comments: rows.map(toComment) }),
+      );
+      if (!entry) throw notFound('article');
+      if (viewer === null) return ctx.cache.send(request, reply, entry);
+      const flags = await viewerFlags(db, ctx.cache, viewer, [], [...new Set(entry.data.map((r) => r.author_id))]);
+      if (flags.following.size === 0) return ctx.cache.send(request, reply, entry);
+      const body = withViewerFlags(
+        entry.body,
+        [],
+        entry.data.map((r) => flags.following.has(r.author_id)),
+      );
+      if (body) return sendViewerBody(reply, body);
+      return { comments: entry.data.map((r) => toComment({ ...r, following: flags.following.has(r.author_id) })) };
     },
-  }, async (request, reply) => {
-    const { article_id, author_id, deleted } = await deleteComment(db, request.params.slug, request.params.id, viewerId(request));
-    if (article_id === null) throw notFound('article');
-    if (author_id === null) throw notFound('comment');
-    // The author's own concurrent delete won the race: for this request the comment is gone.
-    if (deleted === 0 && author_id === viewerId(request)) throw notFound('comment');
-    if (deleted === 0) throw forbidden('comment');
-    await ctx.invalidate([`comments:${article_id}`]);
-    return reply.code(204).send(null);
-  });
+  );
+
+  app.post(
+    '/api/articles/:slug/comments',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'Comment on an article',
+        tags,
+        security: Security,
+        params: SlugParams,
+        body: CreateBody,
+        response: { 201: Type.Object({ comment: Comment }), 401: Errors[401], 404: Errors[404], ...BodyErrors, ...PathErrors, ...Refusals },
+      },
+    },
+    async (request, reply) => {
+      const row = await addComment(db, request.params.slug, viewerId(request), request.body.comment.body);
+      if (!row) throw notFound('article');
+      await ctx.invalidate([`comments:${row.article_id}`]);
+      return reply.code(201).send({ comment: toComment(row) });
+    },
+  );
+
+  app.delete(
+    '/api/articles/:slug/comments/:id',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'Delete a comment (its author only)',
+        tags,
+        security: Security,
+        params: CommentParams,
+        response: {
+          204: { type: 'null', description: 'Deleted' },
+          401: Errors[401],
+          403: Errors[403],
+          404: Errors[404],
+          ...IgnoredBodyErrors,
+          ...PathErrors,
+          ...Refusals,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { article_id, author_id, deleted } = await deleteComment(db, request.params.slug, request.params.id, viewerId(request));
+      if (article_id === null) throw notFound('article');
+      if (author_id === null) throw notFound('comment');
+      // The author's own concurrent delete won the race: for this request the comment is gone.
+      if (deleted === 0 && author_id === viewerId(request)) throw notFound('comment');
+      if (deleted === 0) throw forbidden('comment');
+      await ctx.invalidate([`comments:${article_id}`]);
+      return reply.code(204).send(null);
+    },
+  );
 }

@@ -34,7 +34,10 @@ describe('adding a comment', () => {
   test('returns 201 with an integer id, ISO timestamps, the body and the author profile', async () => {
     const { commenter, article } = await articleWithCommenter();
 
-    const res = await api.post(`/api/articles/${article.slug}/comments`, { token: commenter.token, body: { comment: { body: 'Thank you so much!' } } });
+    const res = await api.post(`/api/articles/${article.slug}/comments`, {
+      token: commenter.token,
+      body: { comment: { body: 'Thank you so much!' } },
+    });
 
     assert.equal(res.status, 201);
     const c = res.body.comment;
@@ -66,7 +69,9 @@ describe('adding a comment', () => {
       assert.equal(res.status, 422, JSON.stringify(comment));
       assert.deepEqual(res.body, { errors: { body: ["can't be blank"] } }, JSON.stringify(comment));
     }
-    const stored = await t.db.query('select count(*)::int as n from comments c join articles a on a.id = c.article_id where a.slug = $1', [article.slug]);
+    const stored = await t.db.query('select count(*)::int as n from comments c join articles a on a.id = c.article_id where a.slug = $1', [
+      article.slug,
+    ]);
     assert.equal(stored.rows[0].n, 0);
   });
 
@@ -92,7 +97,10 @@ describe('adding a comment', () => {
   test('a body containing a NUL character is 422 keyed by body, not a database error', async () => {
     const { commenter, article } = await articleWithCommenter();
 
-    const res = await api.post(`/api/articles/${article.slug}/comments`, { token: commenter.token, body: { comment: { body: 'a\u0000b' } } });
+    const res = await api.post(`/api/articles/${article.slug}/comments`, {
+      token: commenter.token,
+      body: { comment: { body: 'a\u0000b' } },
+    });
 
     assert.equal(res.status, 422);
     assert.deepEqual(res.body, { errors: { body: ['must not contain NUL characters'] } });
@@ -101,8 +109,14 @@ describe('adding a comment', () => {
   test('a body over 65,536 characters is 422 "too long" and one of exactly 65,536 is accepted', async () => {
     const { commenter, article } = await articleWithCommenter();
 
-    const tooLong = await api.post(`/api/articles/${article.slug}/comments`, { token: commenter.token, body: { comment: { body: 'x'.repeat(65_537) } } });
-    const longest = await api.post(`/api/articles/${article.slug}/comments`, { token: commenter.token, body: { comment: { body: 'x'.repeat(65_536) } } });
+    const tooLong = await api.post(`/api/articles/${article.slug}/comments`, {
+      token: commenter.token,
+      body: { comment: { body: 'x'.repeat(65_537) } },
+    });
+    const longest = await api.post(`/api/articles/${article.slug}/comments`, {
+      token: commenter.token,
+      body: { comment: { body: 'x'.repeat(65_536) } },
+    });
 
     assert.equal(tooLong.status, 422);
     assert.deepEqual(tooLong.body, { errors: { body: ['is too long (maximum is 65536 characters)'] } });
@@ -176,10 +190,19 @@ describe('listing comments', () => {
 
     for (const res of [anonymous, authenticated]) {
       assert.equal(res.status, 200);
-      assert.deepEqual(res.body.comments.map((c: { id: number }) => c.id), [third.id, second.id, first.id]);
-      assert.deepEqual(res.body.comments.map((c: { body: string }) => c.body), ['third', 'second', 'first']);
+      assert.deepEqual(
+        res.body.comments.map((c: { id: number }) => c.id),
+        [third.id, second.id, first.id],
+      );
+      assert.deepEqual(
+        res.body.comments.map((c: { body: string }) => c.body),
+        ['third', 'second', 'first'],
+      );
     }
-    assert.deepEqual(anonymous.body.comments[2], { ...first, author: { username: commenter.username, bio: null, image: null, following: false } });
+    assert.deepEqual(anonymous.body.comments[2], {
+      ...first,
+      author: { username: commenter.username, bio: null, image: null, following: false },
+    });
   });
 
   test('comments created at the same instant are ordered by id, highest first', async () => {
@@ -190,10 +213,13 @@ describe('listing comments', () => {
 
     const res = await api.get(`/api/articles/${article.slug}/comments`);
 
-    assert.deepEqual(res.body.comments.map((c: { id: number }) => c.id), [...ids].sort((x, y) => y - x));
+    assert.deepEqual(
+      res.body.comments.map((c: { id: number }) => c.id),
+      [...ids].sort((x, y) => y - x),
+    );
   });
 
-  test('only the requested article\'s comments are listed', async () => {
+  test("only the requested article's comments are listed", async () => {
     const { author, commenter, article } = await articleWithCommenter();
     const other = await api.createArticle(author.token);
     const mine = await addComment(article.slug, commenter.token, 'on the first article');
@@ -201,7 +227,10 @@ describe('listing comments', () => {
 
     const res = await api.get(`/api/articles/${article.slug}/comments`);
 
-    assert.deepEqual(res.body.comments.map((c: { id: number }) => c.id), [mine.id]);
+    assert.deepEqual(
+      res.body.comments.map((c: { id: number }) => c.id),
+      [mine.id],
+    );
   });
 
   test('author.following is computed per viewer and per comment author', async () => {
@@ -217,7 +246,9 @@ describe('listing comments', () => {
     const forAnonymous = await api.get(`/api/articles/${article.slug}/comments`);
 
     const following = (res: typeof forFollower) =>
-      Object.fromEntries(res.body.comments.map((c: { author: { username: string; following: boolean } }) => [c.author.username, c.author.following]));
+      Object.fromEntries(
+        res.body.comments.map((c: { author: { username: string; following: boolean } }) => [c.author.username, c.author.following]),
+      );
     assert.deepEqual(following(forFollower), { [commenter.username]: true, [author.username]: false });
     assert.deepEqual(following(forStranger), { [commenter.username]: false, [author.username]: false });
     assert.deepEqual(following(forAnonymous), { [commenter.username]: false, [author.username]: false });
@@ -230,7 +261,12 @@ describe('listing comments', () => {
 
     const res = await api.get(`/api/articles/${article.slug}/comments`);
 
-    assert.deepEqual(res.body.comments[0].author, { username: commenter.username, bio: 'new bio', image: 'https://i.example/me.png', following: false });
+    assert.deepEqual(res.body.comments[0].author, {
+      username: commenter.username,
+      bio: 'new bio',
+      image: 'https://i.example/me.png',
+      following: false,
+    });
   });
 
   test('listing the comments of an unknown article is 404 "article not found"', async () => {
@@ -261,7 +297,10 @@ describe('deleting a comment', () => {
     assert.equal(res.status, 204);
     assert.equal(res.text, '');
     const listed = await api.get(`/api/articles/${article.slug}/comments`);
-    assert.deepEqual(listed.body.comments.map((x: { id: number }) => x.id), [keep.id]);
+    assert.deepEqual(
+      listed.body.comments.map((x: { id: number }) => x.id),
+      [keep.id],
+    );
   });
 
   test('someone else\'s comment is 403 "comment forbidden" and stays, even for the article\'s author', async () => {
@@ -276,7 +315,10 @@ describe('deleting a comment', () => {
       assert.deepEqual(res.body, { errors: { comment: ['forbidden'] } });
     }
     const listed = await api.get(`/api/articles/${article.slug}/comments`);
-    assert.deepEqual(listed.body.comments.map((x: { id: number }) => x.id), [c.id]);
+    assert.deepEqual(
+      listed.body.comments.map((x: { id: number }) => x.id),
+      [c.id],
+    );
   });
 
   test('an unknown comment id is 404 "comment not found"', async () => {
@@ -309,7 +351,10 @@ describe('deleting a comment', () => {
     assert.equal(res.status, 404);
     assert.deepEqual(res.body, commentNotFound);
     const listed = await api.get(`/api/articles/${other.slug}/comments`);
-    assert.deepEqual(listed.body.comments.map((x: { id: number }) => x.id), [c.id]);
+    assert.deepEqual(
+      listed.body.comments.map((x: { id: number }) => x.id),
+      [c.id],
+    );
   });
 
   test('a comment on an unknown article is 404 "article not found"', async () => {
@@ -374,7 +419,10 @@ describe('comments and their article', () => {
     assert.notEqual(put.body.article.slug, article.slug);
 
     const listed = await api.get(`/api/articles/${put.body.article.slug}/comments`);
-    assert.deepEqual(listed.body.comments.map((x: { id: number }) => x.id), [c.id]);
+    assert.deepEqual(
+      listed.body.comments.map((x: { id: number }) => x.id),
+      [c.id],
+    );
     const old = await api.get(`/api/articles/${article.slug}/comments`);
     assert.equal(old.status, 404);
   });

@@ -54,7 +54,10 @@ test('a statement still running at the deadline is cancelled in PostgreSQL and t
 
 test('after deadlines the pool is healthy: requests succeed on every connection', async () => {
   const results = await Promise.all(Array.from({ length: 10 }, () => api.get('/api/articles')));
-  assert.deepEqual(results.map((r) => r.status), Array(10).fill(200));
+  assert.deepEqual(
+    results.map((r) => r.status),
+    Array(10).fill(200),
+  );
   assert.ok(t.db.totalCount <= 3);
   assert.equal(t.db.waitingCount, 0);
 });

@@ -66,10 +66,13 @@ export function sendCancel(client: pg.PoolClient): Promise<void> {
  */
 export function watchDeadline(client: pg.PoolClient, scope: RequestScope): () => boolean {
   let cancelled = false;
-  const timer = setTimeout(() => {
-    cancelled = true;
-    void sendCancel(client);
-  }, Math.max(0, scope.deadline - performance.now()));
+  const timer = setTimeout(
+    () => {
+      cancelled = true;
+      void sendCancel(client);
+    },
+    Math.max(0, scope.deadline - performance.now()),
+  );
   return () => {
     clearTimeout(timer);
     return cancelled;

@@ -74,10 +74,13 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   }
   await mkdir(path.dirname(opts.dir), { recursive: true });
   const flags = [
-    '-c', 'listen_addresses=127.0.0.1',
+    '-c',
+    'listen_addresses=127.0.0.1',
     // No Unix socket: it would land in /var/run/postgresql, shared with a system server.
-    '-c', 'unix_socket_directories=',
-    '-c', 'max_connections=200',
+    '-c',
+    'unix_socket_directories=',
+    '-c',
+    'max_connections=200',
   ];
   if (opts.preload?.length) flags.push('-c', `shared_preload_libraries=${opts.preload.join(',')}`);
   if (opts.ephemeral) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
@@ -151,11 +154,20 @@ async function postgresBinary(): Promise<string> {
  * logged failed connections. Detached, it hears only the service, which stops it last.
  * Resolves once the server accepts connections.
  */
-async function spawnPostgres(dir: string, port: number, flags: string[], asRoot: boolean, log: (line: string) => void): Promise<ChildProcess> {
+async function spawnPostgres(
+  dir: string,
+  port: number,
+  flags: string[],
+  asRoot: boolean,
+  log: (line: string) => void,
+): Promise<ChildProcess> {
   const postgres = await postgresBinary();
   // As root, as the `postgres` user that initialise() created (PostgreSQL refuses root).
   const ids = asRoot
-    ? { uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })) }
+    ? {
+        uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })),
+        gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })),
+      }
     : {};
   const child = spawn(postgres, ['-D', dir, '-p', String(port), ...flags], {
     ...ids,
@@ -165,7 +177,8 @@ async function spawnPostgres(dir: string, port: number, flags: string[], asRoot:
     env: { ...process.env, LC_MESSAGES: 'C' },
   });
   await new Promise<void>((resolve, reject) => {
-    const onExit = (code: number | null, signal: string | null) => reject(new Error(`postgres exited during start (code ${code}, signal ${signal})`));
+    const onExit = (code: number | null, signal: string | null) =>
+      reject(new Error(`postgres exited during start (code ${code}, signal ${signal})`));
     child.once('error', reject);
     child.once('exit', onExit);
     // PostgreSQL logs to stderr for as long as it runs: read it all, or the pipe fills and

@@ -134,7 +134,11 @@ function assertIndexed(plans: PlanNode[], indexes: readonly string[]): void {
   const shown = plans.map((p) => render(p)).join('\n---\n');
   const nodes = plans.flatMap((p) => [...walk(p)]);
   const seqScans = nodes.filter((n) => n['Node Type'] === 'Seq Scan' && LARGE_TABLES.has(n['Relation Name'] ?? ''));
-  assert.deepEqual(seqScans.map((n) => n['Relation Name']), [], `sequential scan of a large table:\n${shown}`);
+  assert.deepEqual(
+    seqScans.map((n) => n['Relation Name']),
+    [],
+    `sequential scan of a large table:\n${shown}`,
+  );
   const used = new Set(nodes.map((n) => n['Index Name']).filter(Boolean));
   for (const index of indexes) assert.ok(used.has(index), `${index} is not used:\n${shown}`);
 }
@@ -185,12 +189,16 @@ before(async () => {
     rareTag: (await one<{ name: string }>(`${tagsByUse} offset 60 limit 1`)).name,
     prolificAuthor: (await one<{ username: string }>(`${authorsByOutput} limit 1`)).username,
     casualAuthor: (await one<{ username: string }>(`${authorsByOutput} offset 200 limit 1`)).username,
-    favoriter: (await one<{ username: string }>(
-      `select u.username from users u join favorites f on f.user_id = u.id group by u.id order by count(*) desc, u.id limit 1`,
-    )).username,
-    busiestSlug: (await one<{ slug: string }>(
-      `select a.slug from articles a join comments c on c.article_id = a.id group by a.id order by count(*) desc, a.id limit 1`,
-    )).slug,
+    favoriter: (
+      await one<{ username: string }>(
+        `select u.username from users u join favorites f on f.user_id = u.id group by u.id order by count(*) desc, u.id limit 1`,
+      )
+    ).username,
+    busiestSlug: (
+      await one<{ slug: string }>(
+        `select a.slug from articles a join comments c on c.article_id = a.id group by a.id order by count(*) desc, a.id limit 1`,
+      )
+    ).slug,
     email: viewer.email,
   };
 });
@@ -199,22 +207,75 @@ after(() => t.close());
 describe('the list, feed and filter queries use the indexes', () => {
   const cases: [name: string, indexes: string[], request: () => Promise<Res>][] = [
     ['the global list, anonymous', ['articles_created_idx'], () => api.get('/api/articles')],
-    ['the global list, signed in', ['articles_created_idx', 'favorites_pkey', 'follows_pkey'], () => api.get('/api/articles', { token: f.token })],
+    [
+      'the global list, signed in',
+      ['articles_created_idx', 'favorites_pkey', 'follows_pkey'],
+      () => api.get('/api/articles', { token: f.token }),
+    ],
     // A fifth of the way down. Much deeper, reading the whole table and sorting it is cheaper than
     // walking most of the index, and the planner says so.
-    ['a deep page of the global list', ['articles_created_idx'], () => api.get(`/api/articles?limit=20&offset=${SIZE.articles / 5}`, { token: f.token })],
-    ['the most used tag', ['article_tags_tag_idx'], () => api.get(`/api/articles?tag=${encodeURIComponent(f.popularTag)}`, { token: f.token })],
-    ['a rarely used tag', ['article_tags_tag_idx'], () => api.get(`/api/articles?tag=${encodeURIComponent(f.rareTag)}`, { token: f.token })],
-    ['the most prolific author', ['users_username_key', 'articles_author_created_idx'], () => api.get(`/api/articles?author=${encodeURIComponent(f.prolificAuthor)}`, { token: f.token })],
-    ['a casual author', ['users_username_key', 'articles_author_created_idx'], () => api.get(`/api/articles?author=${encodeURIComponent(f.casualAuthor)}`, { token: f.token })],
-    ['favorited by the keenest user', ['users_username_key', 'favorites_pkey'], () => api.get(`/api/articles?favorited=${encodeURIComponent(f.favoriter)}`, { token: f.token })],
-    ['tag and author together', ['users_username_key', 'articles_author_created_idx'], () => api.get(`/api/articles?tag=${encodeURIComponent(f.popularTag)}&author=${encodeURIComponent(f.prolificAuthor)}`, { token: f.token })],
+    [
+      'a deep page of the global list',
+      ['articles_created_idx'],
+      () => api.get(`/api/articles?limit=20&offset=${SIZE.articles / 5}`, { token: f.token }),
+    ],
+    [
+      'the most used tag',
+      ['article_tags_tag_idx'],
+      () => api.get(`/api/articles?tag=${encodeURIComponent(f.popularTag)}`, { token: f.token }),
+    ],
+    [
+      'a rarely used tag',
+      ['article_tags_tag_idx'],
+      () => api.get(`/api/articles?tag=${encodeURIComponent(f.rareTag)}`, { token: f.token }),
+    ],
+    [
+      'the most prolific author',
+      ['users_username_key', 'articles_author_created_idx'],
+      () => api.get(`/api/articles?author=${encodeURIComponent(f.prolificAuthor)}`, { token: f.token }),
+    ],
+    [
+      'a casual author',
+      ['users_username_key', 'articles_author_created_idx'],
+      () => api.get(`/api/articles?author=${encodeURIComponent(f.casualAuthor)}`, { token: f.token }),
+    ],
+    [
+      'favorited by the keenest user',
+      ['users_username_key', 'favorites_pkey'],
+      () => api.get(`/api/articles?favorited=${encodeURIComponent(f.favoriter)}`, { token: f.token }),
+    ],
+    [
+      'tag and author together',
+      ['users_username_key', 'articles_author_created_idx'],
+      () =>
+        api.get(`/api/articles?tag=${encodeURIComponent(f.popularTag)}&author=${encodeURIComponent(f.prolificAuthor)}`, { token: f.token }),
+    ],
     ['the feed of the user who follows the most', ['follows_pkey'], () => api.get('/api/articles/feed', { token: f.token })],
-    ['the feed of a user who follows a median number of people', ['follows_pkey'], () => api.get('/api/articles/feed', { token: f.typicalToken })],
-    ['an article by slug', ['articles_slug_key', 'users_pkey'], () => api.get(`/api/articles/${encodeURIComponent(f.busiestSlug)}`, { token: f.token })],
-    ['the comments of the most commented article', ['articles_slug_key', 'comments_article_idx'], () => api.get(`/api/articles/${encodeURIComponent(f.busiestSlug)}/comments`, { token: f.token })],
-    ['a profile by username', ['users_username_key'], () => api.get(`/api/profiles/${encodeURIComponent(f.prolificAuthor)}`, { token: f.token })],
-    ['login by email, in any case', ['users_email_key'], () => api.post('/api/users/login', { body: { user: { email: f.email.toUpperCase(), password: t.summary.password } } })],
+    [
+      'the feed of a user who follows a median number of people',
+      ['follows_pkey'],
+      () => api.get('/api/articles/feed', { token: f.typicalToken }),
+    ],
+    [
+      'an article by slug',
+      ['articles_slug_key', 'users_pkey'],
+      () => api.get(`/api/articles/${encodeURIComponent(f.busiestSlug)}`, { token: f.token }),
+    ],
+    [
+      'the comments of the most commented article',
+      ['articles_slug_key', 'comments_article_idx'],
+      () => api.get(`/api/articles/${encodeURIComponent(f.busiestSlug)}/comments`, { token: f.token }),
+    ],
+    [
+      'a profile by username',
+      ['users_username_key'],
+      () => api.get(`/api/profiles/${encodeURIComponent(f.prolificAuthor)}`, { token: f.token }),
+    ],
+    [
+      'login by email, in any case',
+      ['users_email_key'],
+      () => api.post('/api/users/login', { body: { user: { email: f.email.toUpperCase(), password: t.summary.password } } }),
+    ],
   ];
   for (const [name, indexes, request] of cases) {
     test(`${name}: ${indexes.join(', ')}, and no sequential scan of a large table`, async () => {
@@ -225,9 +286,15 @@ describe('the list, feed and filter queries use the indexes', () => {
       const { statements } = await plansOf(t.db, request);
       for (const s of statements.filter(isPrepared)) {
         const { kept, custom } = await keptAndCustom(t.db, s);
-        assertIndexed([kept.plan], indexes.filter((i) => [...walk(custom.plan)].some((n) => n['Index Name'] === i)));
+        assertIndexed(
+          [kept.plan],
+          indexes.filter((i) => [...walk(custom.plan)].some((n) => n['Index Name'] === i)),
+        );
         // The same plan reads the same blocks; a little room for an equivalent join order.
-        assert.ok(kept.blocks <= custom.blocks * 1.25 + 8, `the plan kept reads ${kept.blocks} blocks, the plan for these values ${custom.blocks}:\n${render(kept.plan)}\n---\n${render(custom.plan)}`);
+        assert.ok(
+          kept.blocks <= custom.blocks * 1.25 + 8,
+          `the plan kept reads ${kept.blocks} blocks, the plan for these values ${custom.blocks}:\n${render(kept.plan)}\n---\n${render(custom.plan)}`,
+        );
       }
     });
   }
@@ -250,7 +317,10 @@ describe('the list, feed and filter queries use the indexes', () => {
       await client.query({ name: 'feed_generic', text: feed.text, values: feed.values });
       const execute = `explain ${options} execute feed_generic(${feed.values.map(literal).join(', ')})`;
       const generic = analyzed((await client.query<AnalyzeRow>(execute)).rows[0]!);
-      assert.ok(generic.blocks > 2 * custom.blocks, `generic ${generic.blocks} blocks, for the viewer ${custom.blocks}: the feed could be prepared`);
+      assert.ok(
+        generic.blocks > 2 * custom.blocks,
+        `generic ${generic.blocks} blocks, for the viewer ${custom.blocks}: the feed could be prepared`,
+      );
     } finally {
       // The setting stays with the session: this connection is not pooled again.
       client.release(true);

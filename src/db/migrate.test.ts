@@ -7,7 +7,16 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { promisify } from 'node:util';
 import { createDatabase } from '../../test/harness.ts';
-import { checksum, createMigration, isMigrated, listMigrations, migrate, MIGRATIONS_DIR, newMigrationName, sortMigrations } from './migrate.ts';
+import {
+  checksum,
+  createMigration,
+  isMigrated,
+  listMigrations,
+  migrate,
+  MIGRATIONS_DIR,
+  newMigrationName,
+  sortMigrations,
+} from './migrate.ts';
 import { createPool, type Pool } from './pool.ts';
 
 const cleanup: (() => Promise<void>)[] = [];
@@ -29,9 +38,15 @@ async function schemaSummary(pool: Pool) {
   const tables = await pool.query<{ table_name: string }>(
     `select table_name from information_schema.tables where table_schema = 'public' order by table_name`,
   );
-  const indexes = await pool.query<{ indexname: string }>(`select indexname from pg_indexes where schemaname = 'public' order by indexname`);
+  const indexes = await pool.query<{ indexname: string }>(
+    `select indexname from pg_indexes where schemaname = 'public' order by indexname`,
+  );
   const versions = await pool.query<{ version: string }>('select version from schema_migrations order by version');
-  return { tables: tables.rows.map((r) => r.table_name), indexes: indexes.rows.map((r) => r.indexname), versions: versions.rows.map((r) => r.version) };
+  return {
+    tables: tables.rows.map((r) => r.table_name),
+    indexes: indexes.rows.map((r) => r.indexname),
+    versions: versions.rows.map((r) => r.version),
+  };
 }
 
 test('migrating an empty database creates the schema and records every migration', async () => {
@@ -106,7 +121,12 @@ test('a new migration is named by its UTC time and sorts after every numbered an
 test('npm run migrate:new creates an empty migration that lists after the existing ones', async () => {
   const dir = await migrationsDir({ '002_parallel.sql': 'select 1;\n' });
   const run = promisify(execFile);
-  const { stdout } = await run(process.execPath, [path.join(import.meta.dirname, '../../scripts/migrate-new.ts'), '--dir', dir, 'add_widgets']);
+  const { stdout } = await run(process.execPath, [
+    path.join(import.meta.dirname, '../../scripts/migrate-new.ts'),
+    '--dir',
+    dir,
+    'add_widgets',
+  ]);
   const created = path.basename(stdout.trim());
   assert.match(created, /^\d{14}_add_widgets\.sql$/);
   const files = await listMigrations(dir);
@@ -168,7 +188,9 @@ test('a database migrated before checksums existed gets the column and its check
   }
   const result = await migrate(pool);
   assert.deepEqual(result.applied, []);
-  const rows = (await pool.query<{ version: string; checksum: string | null }>('select version, checksum from schema_migrations order by version')).rows;
+  const rows = (
+    await pool.query<{ version: string; checksum: string | null }>('select version, checksum from schema_migrations order by version')
+  ).rows;
   for (const row of rows) assert.equal(row.checksum, checksum(await readFile(path.join(MIGRATIONS_DIR, row.version), 'utf8')), row.version);
   // From now on an edit is caught.
   const dir = await migrationsDir();

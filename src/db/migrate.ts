@@ -100,10 +100,9 @@ export async function migrate(pool: Pool, opts: MigrateOptions = {}): Promise<Mi
       // Databases migrated before checksums were recorded have the table without the column.
       await client.query('alter table schema_migrations add column if not exists checksum text');
       const done = new Map(
-        (await client.query<{ version: string; checksum: string | null }>('select version, checksum from schema_migrations')).rows.map((r) => [
-          r.version,
-          r.checksum,
-        ]),
+        (await client.query<{ version: string; checksum: string | null }>('select version, checksum from schema_migrations')).rows.map(
+          (r) => [r.version, r.checksum],
+        ),
       );
       for (const [file, recorded] of done) {
         const sql = texts.get(file);
@@ -146,9 +145,6 @@ export async function migrate(pool: Pool, opts: MigrateOptions = {}): Promise<Mi
 
 /** True when every migration file shipped with this build has been applied. */
 export async function isMigrated(pool: Pool, files: readonly string[]): Promise<boolean> {
-  const res = await pool.query<{ n: number }>(
-    `select count(*) as n from schema_migrations where version = any($1::text[])`,
-    [files],
-  );
+  const res = await pool.query<{ n: number }>(`select count(*) as n from schema_migrations where version = any($1::text[])`, [files]);
   return res.rows[0]?.n === files.length;
 }

@@ -62,7 +62,7 @@ test('statements without parameters and statements planned per call are not prep
 
 test('a statement planned per call takes integers and null only: nothing else can reach its text', () => {
   assert.equal(plannedPerCall('select $1, $2, $10', [1, null, 3, 4, 5, 6, 7, 8, 9, -10]), 'select 1, null, -10');
-  for (const bad of ["1; drop table users", 1.5, '1', true, undefined, 2 ** 60]) {
+  for (const bad of ['1; drop table users', 1.5, '1', true, undefined, 2 ** 60]) {
     assert.throws(() => plannedPerCall('select $1', [bad]), TypeError, String(bad));
   }
 });
@@ -76,7 +76,10 @@ test('a query with a name of its own keeps it', async () => {
   const text = 'select $1::text as own';
   await t.db.query({ name: 'own_name', text, values: ['x'] });
   const own = (await preparedOnTheConnection()).filter((p) => p.statement === text);
-  assert.deepEqual(own.map((p) => p.name), ['own_name']);
+  assert.deepEqual(
+    own.map((p) => p.name),
+    ['own_name'],
+  );
 });
 
 // Fills the process's table of names: a test after it must not need a statement prepared.

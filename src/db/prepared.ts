@@ -61,7 +61,12 @@ export function plannedPerCall(text: string, values: readonly unknown[]): string
 }
 
 function isPlainConfig(config: unknown): config is QueryConfig {
-  return typeof config === 'object' && config !== null && typeof (config as { text?: unknown }).text === 'string' && typeof (config as { submit?: unknown }).submit !== 'function';
+  return (
+    typeof config === 'object' &&
+    config !== null &&
+    typeof (config as { text?: unknown }).text === 'string' &&
+    typeof (config as { submit?: unknown }).submit !== 'function'
+  );
 }
 
 /** The config to send: named when it has parameters and no name of its own. */

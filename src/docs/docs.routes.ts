@@ -162,10 +162,11 @@ export function registerDocsRoutes(app: App, config: Pick<Config, 'compression' 
   const docsCsp = contentSecurityPolicy(DOCS_CSP);
   // Read from disk on the first request, not at start-up: most processes never serve the page.
   let site: Promise<Site> | undefined;
-  const loadSite = () => (site ??= buildSite().catch((err: unknown) => {
-    site = undefined;
-    throw err;
-  }));
+  const loadSite = () =>
+    (site ??= buildSite().catch((err: unknown) => {
+      site = undefined;
+      throw err;
+    }));
   const negotiator = new Negotiator({ supportedValues: ENCODINGS, cache: new Map() });
 
   /** The encoding to send `a` in to this request, or null for the bytes as they are. */
@@ -206,21 +207,25 @@ export function registerDocsRoutes(app: App, config: Pick<Config, 'compression' 
   // A new object for each route: plugins' onRoute hooks may write into a route's config.
   const routeConfig = () => ({ rateLimit: false, neverShed: true }) as const;
 
-  app.get(DOCS_PATH, {
-    schema: { hide: true },
-    config: routeConfig(),
-  }, async (request, reply) => {
-    // The page's own policy replaces the API's `default-src 'none'` (set by the onRequest hook).
-    void reply.header('content-security-policy', docsCsp);
-    const { page, assets } = await loadSite();
-    // The browser asks for the page's files next: start compressing them for it now (once per
-    // process and encoding), not when each request comes.
-    for (const a of assets.values()) {
-      const encoding = encodingFor(request, a);
-      if (encoding) variant(a, encoding).catch(() => undefined);
-    }
-    return send(request, reply, page, 'no-cache');
-  });
+  app.get(
+    DOCS_PATH,
+    {
+      schema: { hide: true },
+      config: routeConfig(),
+    },
+    async (request, reply) => {
+      // The page's own policy replaces the API's `default-src 'none'` (set by the onRequest hook).
+      void reply.header('content-security-policy', docsCsp);
+      const { page, assets } = await loadSite();
+      // The browser asks for the page's files next: start compressing them for it now (once per
+      // process and encoding), not when each request comes.
+      for (const a of assets.values()) {
+        const encoding = encodingFor(request, a);
+        if (encoding) variant(a, encoding).catch(() => undefined);
+      }
+      return send(request, reply, page, 'no-cache');
+    },
+  );
 
   app.get(`${ASSETS_PATH}/:name`, { schema: { hide: true }, config: routeConfig() }, async (request, reply) => {
     const { name } = request.params as { name: string };

@@ -62,7 +62,7 @@ describe('GET /docs', () => {
     assert.doesNotMatch(res.text, /<script>|<style|\son\w+=/, 'no inline script, style or handler');
   });
 
-  test('the API and the page\'s files keep the API\'s policy, default-src \'none\'', async () => {
+  test("the API and the page's files keep the API's policy, default-src 'none'", async () => {
     const { assets } = await page(client);
     for (const url of ['/api/tags', '/api/openapi.json', '/healthz', '/api/nothing', ...assets]) {
       const res = await client.get(url);
@@ -84,8 +84,14 @@ describe('GET /docs', () => {
       assert.equal(res.headers['cache-control'], 'public, max-age=31536000, immutable', url);
       assert.match(String(res.headers.etag), /^W\/"[\w-]{16}"$/, url);
     }
-    assert.ok(assets.some((u) => /\/swagger-ui-bundle\.[\w-]+\.js$/.test(u)), 'Swagger UI');
-    assert.ok(assets.some((u) => /\/docs\.[\w-]+\.js$/.test(u)), 'its configuration');
+    assert.ok(
+      assets.some((u) => /\/swagger-ui-bundle\.[\w-]+\.js$/.test(u)),
+      'Swagger UI',
+    );
+    assert.ok(
+      assets.some((u) => /\/docs\.[\w-]+\.js$/.test(u)),
+      'its configuration',
+    );
   });
 
   test('the configuration points Swagger UI at /api/openapi.json, with no validator badge nor remote documents', async () => {
@@ -136,7 +142,12 @@ describe('GET /docs', () => {
   });
 
   test('an unknown file, or a path out of the folder, is a 404 in the error shape', async () => {
-    for (const url of ['/docs/assets/swagger-ui-bundle.js', '/docs/assets/..%2F..%2Fpackage.json', '/docs/assets/..%2Fdocs.routes.ts', '/docs/nothing']) {
+    for (const url of [
+      '/docs/assets/swagger-ui-bundle.js',
+      '/docs/assets/..%2F..%2Fpackage.json',
+      '/docs/assets/..%2Fdocs.routes.ts',
+      '/docs/nothing',
+    ]) {
       const res = await client.get(url);
       assert.equal(res.status, 404, url);
       assert.deepEqual(res.body, { errors: { route: ['not found'] } }, url);
@@ -185,7 +196,10 @@ describe('the rate limit and load shedding leave the page alone', () => {
       const docs = await Promise.all(['/docs', ...assets].map(async (url) => [url, (await client.get(url)).status] as const));
 
       assert.equal(api.status, 503, 'the API is shed: the loop was saturated');
-      assert.deepEqual(docs, ['/docs', ...assets].map((url) => [url, 200]));
+      assert.deepEqual(
+        docs,
+        ['/docs', ...assets].map((url) => [url, 200]),
+      );
     } finally {
       stop = true;
       await load;
@@ -201,7 +215,7 @@ describe('the OpenAPI document behind /docs', () => {
   });
   after(() => t.close());
 
-  test('lists the API\'s operations first and the operations endpoints (/metrics, /healthz, /readyz) last', async () => {
+  test("lists the API's operations first and the operations endpoints (/metrics, /healthz, /readyz) last", async () => {
     const res = await new Client(t.app).get('/api/openapi.json');
     assert.equal(res.status, 200);
     const doc = res.body as { tags: { name: string }[]; paths: Record<string, Record<string, { tags?: string[] }>> };
@@ -210,14 +224,21 @@ describe('the OpenAPI document behind /docs', () => {
     assert.equal(tagNames[0], 'User and Authentication');
     assert.equal(tagNames.at(-1), 'Operations');
     const used = new Set(Object.values(doc.paths).flatMap((item) => Object.values(item).flatMap((op) => op.tags ?? [])));
-    assert.deepEqual([...used].filter((tag) => !tagNames.includes(tag)), [], 'every tag in use is in the ordered list');
+    assert.deepEqual(
+      [...used].filter((tag) => !tagNames.includes(tag)),
+      [],
+      'every tag in use is in the ordered list',
+    );
 
     const paths = Object.keys(doc.paths);
     const isOperations = (path: string) => Object.values(doc.paths[path]!).every((op) => op.tags?.includes('Operations'));
     const firstOperations = paths.findIndex(isOperations);
     assert.ok(firstOperations > 0, paths.join(' '));
     assert.deepEqual(paths.slice(0, firstOperations).filter(isOperations), []);
-    assert.ok(paths.slice(firstOperations).every(isOperations), `after ${paths[firstOperations]} only operations endpoints: ${paths.join(' ')}`);
+    assert.ok(
+      paths.slice(firstOperations).every(isOperations),
+      `after ${paths[firstOperations]} only operations endpoints: ${paths.join(' ')}`,
+    );
     for (const path of ['/metrics', '/healthz', '/readyz']) assert.ok(paths.slice(firstOperations).includes(path), path);
     assert.equal(paths[0], '/api/users/login');
   });

@@ -12,7 +12,9 @@ const OPERATIONS = 'Operations';
  */
 export function operationsLast<T>(paths: Record<string, T>): Record<string, T> {
   const isOperations = (item: T) => {
-    const ops = Object.values(item as Record<string, { tags?: unknown }>).filter((op) => op !== null && typeof op === 'object' && Array.isArray(op.tags));
+    const ops = Object.values(item as Record<string, { tags?: unknown }>).filter(
+      (op) => op !== null && typeof op === 'object' && Array.isArray(op.tags),
+    );
     return ops.length > 0 && ops.every((op) => (op.tags as unknown[]).includes(OPERATIONS));
   };
   const entries = Object.entries(paths);

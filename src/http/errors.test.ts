@@ -36,7 +36,12 @@ function assertError(res: Res, status: number, expected?: Record<string, string[
 
 /** A raw request, for what the Client helper cannot send (no content type, odd methods). */
 async function raw(method: string, url: string, opts: { payload?: string; headers?: Record<string, string> } = {}): Promise<Res> {
-  const res = await t.app.inject({ method: method as 'GET', url, headers: opts.headers ?? {}, ...(opts.payload !== undefined ? { payload: opts.payload } : {}) });
+  const res = await t.app.inject({
+    method: method as 'GET',
+    url,
+    headers: opts.headers ?? {},
+    ...(opts.payload !== undefined ? { payload: opts.payload } : {}),
+  });
   const isJson = String(res.headers['content-type'] ?? '').includes('json') && res.body.length > 0;
   return { status: res.statusCode, headers: res.headers, body: isJson ? JSON.parse(res.body) : undefined, text: res.body };
 }
@@ -95,7 +100,10 @@ describe('malformed and hostile JSON', () => {
 
   test('a missing body, or an empty one labelled JSON, is 422 with every required field blank', async () => {
     const none = await raw('POST', '/api/articles', { headers: { authorization: `Token ${token}` } });
-    const empty = await raw('POST', '/api/articles', { payload: '', headers: { authorization: `Token ${token}`, 'content-type': 'application/json' } });
+    const empty = await raw('POST', '/api/articles', {
+      payload: '',
+      headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
+    });
 
     for (const res of [none, empty]) {
       assertError(res, 422, { title: ["can't be blank"], description: ["can't be blank"], body: ["can't be blank"] });
@@ -136,7 +144,11 @@ describe('content types and sizes', () => {
   });
 
   test('application/json with a charset parameter is accepted', async () => {
-    const res = await api.post('/api/articles', { token, body: newArticle, headers: { 'content-type': 'application/json; charset=utf-8' } });
+    const res = await api.post('/api/articles', {
+      token,
+      body: newArticle,
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+    });
 
     assert.equal(res.status, 201, res.text);
   });
@@ -169,7 +181,13 @@ describe('routes, methods and URLs', () => {
   });
 
   test('an unknown method on a known path is 404 or 405 in the error shape', async () => {
-    for (const [method, url] of [['PATCH', '/api/tags'], ['PUT', '/api/tags'], ['DELETE', '/api/articles'], ['PATCH', '/api/user'], ['POST', '/api/articles/feed']] as const) {
+    for (const [method, url] of [
+      ['PATCH', '/api/tags'],
+      ['PUT', '/api/tags'],
+      ['DELETE', '/api/articles'],
+      ['PATCH', '/api/user'],
+      ['POST', '/api/articles/feed'],
+    ] as const) {
       const res = await raw(method, url, { headers: { authorization: `Token ${token}` } });
 
       assert.ok(res.status === 404 || res.status === 405, `${method} ${url}: ${res.status}`);
@@ -270,10 +288,20 @@ describe('query strings and JSON types', () => {
     // 100k invalid tags: the field's first error only, not one per item.
     const tagList = Array.from({ length: 100_000 }, (_, i) => i);
     const many = await api.post('/api/articles', { token, body: { article: { title: 5, description: 6, body: 7, tagList } } });
-    assertError(many, 422, { title: ['must be a string'], description: ['must be a string'], body: ['must be a string'], tagList: ['has too many items (maximum is 32)'] });
+    assertError(many, 422, {
+      title: ['must be a string'],
+      description: ['must be a string'],
+      body: ['must be a string'],
+      tagList: ['has too many items (maximum is 32)'],
+    });
 
     const { validationErrors, MAX_VALIDATION_MESSAGES } = await import('./validation.ts');
-    const errors = Array.from({ length: 50 }, (_, i) => ({ keyword: 'required', instancePath: '', schemaPath: '#', params: { missingProperty: `f${i}` } }));
+    const errors = Array.from({ length: 50 }, (_, i) => ({
+      keyword: 'required',
+      instancePath: '',
+      schemaPath: '#',
+      params: { missingProperty: `f${i}` },
+    }));
     const request = { routeOptions: { schema: {} }, query: {} } as unknown as Parameters<typeof validationErrors>[2];
     const map = validationErrors(errors, 'querystring', request);
     assert.equal(MAX_VALIDATION_MESSAGES, 10);

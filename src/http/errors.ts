@@ -16,7 +16,12 @@ export class AppError extends Error {
   /** Seconds, for 429/503: sent as Retry-After. */
   readonly retryAfter: number | undefined;
   constructor(status: number, errors: ErrorMap, options?: { cause?: unknown; retryAfter?: number }) {
-    super(Object.entries(errors).map(([k, v]) => `${k} ${v.join(', ')}`).join('; '), { cause: options?.cause });
+    super(
+      Object.entries(errors)
+        .map(([k, v]) => `${k} ${v.join(', ')}`)
+        .join('; '),
+      { cause: options?.cause },
+    );
     this.name = 'AppError';
     this.status = status;
     this.errors = errors;
@@ -67,12 +72,7 @@ const TAKEN_BY_CONSTRAINT: Record<string, 'username' | 'email'> = {
 };
 
 /** Foreign keys whose referencing column is the acting user. */
-const VIEWER_FKEYS = new Set([
-  'follows_follower_id_fkey',
-  'articles_author_id_fkey',
-  'favorites_user_id_fkey',
-  'comments_author_id_fkey',
-]);
+const VIEWER_FKEYS = new Set(['follows_follower_id_fkey', 'articles_author_id_fkey', 'favorites_user_id_fkey', 'comments_author_id_fkey']);
 
 // SQLSTATEs that mean the database is unreachable or going away, not that the request is wrong:
 // the client may retry, so 503 with Retry-After rather than an opaque 500.
@@ -187,8 +187,10 @@ export function notFoundHandler(_request: FastifyRequest, reply: FastifyReply): 
 export function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const [status, errors] =
-    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, { request: ['timed out'] }]
-      : err.code === 'HPE_HEADER_OVERFLOW' ? [431, { headers: ['are too large'] }]
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, { request: ['timed out'] }]
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, { headers: ['are too large'] }]
         : [400, { request: ['is malformed'] }];
   const started = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
   if (socket.writable && !started) {

@@ -76,7 +76,10 @@ function registeredRoutes(tree: string): Set<string> {
     stack.length = depth;
     const path = (stack[depth - 1] ?? '') + m[2]!;
     stack[depth] = path;
-    for (const method of (m[3] ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    for (const method of (m[3] ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       out.add(`${method} ${path.replace(/:(\w+)/g, '{$1}')}`);
     }
   }
@@ -109,7 +112,11 @@ describe('GET /api/openapi.json', () => {
 
   test('declares the Token scheme: an API key in the Authorization header', async () => {
     assert.deepEqual(
-      { type: doc.components?.securitySchemes?.Token?.type, in: doc.components?.securitySchemes?.Token?.in, name: doc.components?.securitySchemes?.Token?.name },
+      {
+        type: doc.components?.securitySchemes?.Token?.type,
+        in: doc.components?.securitySchemes?.Token?.in,
+        name: doc.components?.securitySchemes?.Token?.name,
+      },
       { type: 'apiKey', in: 'header', name: 'Authorization' },
     );
   });
@@ -132,7 +139,10 @@ describe('GET /api/openapi.json', () => {
   test('the API reference page (/docs) is registered and hidden from the document', async () => {
     const registered = registeredRoutes(t.app.printRoutes({ commonPrefix: false }));
     assert.ok(registered.has('GET /docs'), [...registered].join('\n'));
-    assert.deepEqual(Object.keys(doc.paths).filter((p) => p.startsWith('/docs')), []);
+    assert.deepEqual(
+      Object.keys(doc.paths).filter((p) => p.startsWith('/docs')),
+      [],
+    );
   });
 
   test('documents the operational endpoints', async () => {
@@ -214,7 +224,11 @@ describe('coverage of the RealWorld contract', () => {
         const ours = doc.paths[`${prefix()}${path}`]?.[method];
         assert.ok(ours, label);
 
-        const pathParams = (op: Operation) => (op.parameters ?? []).filter((p) => p.in === 'path').map((p) => p.name).sort();
+        const pathParams = (op: Operation) =>
+          (op.parameters ?? [])
+            .filter((p) => p.in === 'path')
+            .map((p) => p.name)
+            .sort();
         assert.deepEqual(pathParams(ours), pathParams(theirs), `${label}: path parameters`);
 
         const needsToken = (op: Operation) => (op.security ?? []).some((s) => 'Token' in s);

@@ -23,7 +23,7 @@ describe('LocalCounters', () => {
     assert.equal(c.count('a', 1000).current, 4, 'still the same window');
     t.mock.timers.tick(1);
     assert.equal(c.count('a', 1000).current, 1, 'a new window');
-    assert.equal(c.count('b', 1000).current, 2, 'b\'s window began 400 ms later: not over yet');
+    assert.equal(c.count('b', 1000).current, 2, "b's window began 400 ms later: not over yet");
   });
 
   test('the store interface: incr counts, read does not, child counts apart', () => {
@@ -37,10 +37,14 @@ describe('LocalCounters', () => {
     assert.deepEqual(results, [1, 2, 2, 0, 1]);
   });
 
-  test('counts as the plugin\'s own LocalStore does, request for request (an upgrade that changes it fails here)', (t) => {
+  test("counts as the plugin's own LocalStore does, request for request (an upgrade that changes it fails here)", (t) => {
     t.mock.timers.enable({ apis: ['Date'], now: 5_000_000 });
-    type Store = { incr(key: string, cb: (e: Error | null, r?: { current: number; ttl: number }) => void, timeWindow: number, max: number): void };
-    const theirs = new (createRequire(import.meta.url)('@fastify/rate-limit/store/LocalStore.js') as new (a: boolean, b: boolean, cache?: number) => Store)(false, false, 3);
+    type Store = {
+      incr(key: string, cb: (e: Error | null, r?: { current: number; ttl: number }) => void, timeWindow: number, max: number): void;
+    };
+    const theirs = new (
+      createRequire(import.meta.url)('@fastify/rate-limit/store/LocalStore.js') as new (a: boolean, b: boolean, cache?: number) => Store
+    )(false, false, 3);
     const ours = new LocalCounters({ cache: 3 });
     const seen = (store: Store, key: string) => {
       let got: { current: number; ttl: number } | undefined;
@@ -48,7 +52,19 @@ describe('LocalCounters', () => {
       return { current: got!.current, ttl: got!.ttl };
     };
     // Keys come and go (a bound of 3), windows end, counts pass the max.
-    const steps: [string, number][] = [['a', 0], ['a', 100], ['b', 0], ['a', 300], ['c', 0], ['d', 50], ['a', 0], ['b', 700], ['b', 0], ['a', 1], ['c', 999]];
+    const steps: [string, number][] = [
+      ['a', 0],
+      ['a', 100],
+      ['b', 0],
+      ['a', 300],
+      ['c', 0],
+      ['d', 50],
+      ['a', 0],
+      ['b', 700],
+      ['b', 0],
+      ['a', 1],
+      ['c', 999],
+    ];
     for (const [key, wait] of steps) {
       t.mock.timers.tick(wait);
       assert.deepEqual(seen(ours, key), seen(theirs, key), `${key} after ${wait} ms`);
@@ -70,7 +86,11 @@ describe('LocalCounters', () => {
 describe('the global limit counted outside Fastify (the hot path)', () => {
   async function limited(max: number) {
     const app = Fastify();
-    const limit = await registerRateLimit(app, { rateLimit: true, rateLimitMax: max, rateLimitWindowMs: 60_000, rateLimitPrefix: 'test' }, undefined);
+    const limit = await registerRateLimit(
+      app,
+      { rateLimit: true, rateLimitMax: max, rateLimitWindowMs: 60_000, rateLimitPrefix: 'test' },
+      undefined,
+    );
     app.get('/', async () => ({ ok: true }));
     await app.ready();
     const pipeline = async (remoteAddress: string) => (await app.inject({ method: 'GET', url: '/', remoteAddress })).statusCode;

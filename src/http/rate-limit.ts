@@ -70,7 +70,10 @@ export class LocalCounters {
   read(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void, timeWindow: number): void {
     const w = this.#windows.peek(key);
     const now = Date.now();
-    callback(null, w === undefined || w.start + timeWindow <= now ? { current: 0, ttl: 0 } : { current: w.current, ttl: w.start + timeWindow - now });
+    callback(
+      null,
+      w === undefined || w.start + timeWindow <= now ? { current: 0, ttl: 0 } : { current: w.current, ttl: w.start + timeWindow - now },
+    );
   }
 
   /** A route's own limit (login, registration): counters of its own (the plugin passes the route's merged options). */

@@ -34,7 +34,9 @@ export const Errors = {
   413: err('Body too large'),
   414: err('A path parameter is over 512 characters'),
   415: err('Content type is not application/json'),
-  422: err('Validation failed: every invalid field (at most 10 messages), or a `__proto__` / `constructor` key in the body ("is not allowed")'),
+  422: err(
+    'Validation failed: every invalid field (at most 10 messages), or a `__proto__` / `constructor` key in the body ("is not allowed")',
+  ),
   429: err('Too many requests from this client (rate limit); retry after Retry-After seconds', retryAfter),
   503: err(
     'Temporarily unavailable: the process is overloaded (load shedding), the database is unreachable, or no ' +

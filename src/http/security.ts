@@ -36,7 +36,9 @@ const API_HEADERS = helmetHeaders(HELMET_OPTIONS);
 /** The Content-Security-Policy header value for these directives (a page with its own policy). */
 export function contentSecurityPolicy(directives: Readonly<Record<string, readonly string[]>>): string {
   const own = Object.fromEntries(Object.entries(directives).map(([k, v]) => [k, [...v]]));
-  const csp = helmetHeaders({ ...HELMET_OPTIONS, contentSecurityPolicy: { useDefaults: false, directives: own } })['content-security-policy'];
+  const csp = helmetHeaders({ ...HELMET_OPTIONS, contentSecurityPolicy: { useDefaults: false, directives: own } })[
+    'content-security-policy'
+  ];
   if (!csp) throw new Error('helmet produced no Content-Security-Policy');
   return csp;
 }

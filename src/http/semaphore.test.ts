@@ -27,13 +27,16 @@ test('past the queue bound a task is refused at once with 503 and Retry-After', 
   const first = sem.run(() => sleep(50));
   const second = sem.run(() => sleep(1));
   const started = Date.now();
-  await assert.rejects(sem.run(() => sleep(1)), (err: unknown) => {
-    assert.ok(err instanceof AppError);
-    assert.equal(err.status, 503);
-    assert.equal(err.retryAfter, 1);
-    assert.deepEqual(err.errors, { hashing: ['is busy, retry later'] });
-    return true;
-  });
+  await assert.rejects(
+    sem.run(() => sleep(1)),
+    (err: unknown) => {
+      assert.ok(err instanceof AppError);
+      assert.equal(err.status, 503);
+      assert.equal(err.retryAfter, 1);
+      assert.deepEqual(err.errors, { hashing: ['is busy, retry later'] });
+      return true;
+    },
+  );
   // Far below the 10 s it would wait in the queue (generous for a loaded CI machine).
   assert.ok(Date.now() - started < 1000, 'refused without waiting');
   await Promise.all([first, second]);
@@ -43,7 +46,10 @@ test('past the queue bound a task is refused at once with 503 and Retry-After', 
 test('a queued task gives up after maxWaitMs and the permit accounting stays right', async () => {
   const sem = new Semaphore({ permits: 1, queue: 5, maxWaitMs: 30, name: 'x' });
   const long = sem.run(() => sleep(100));
-  await assert.rejects(sem.run(() => sleep(1)), AppError);
+  await assert.rejects(
+    sem.run(() => sleep(1)),
+    AppError,
+  );
   await long;
   assert.equal(sem.running, 0);
   assert.equal(sem.waiting, 0);
@@ -53,6 +59,9 @@ test('a queued task gives up after maxWaitMs and the permit accounting stays rig
 
 test('a failing task releases its permit', async () => {
   const sem = new Semaphore({ permits: 1, queue: 0, maxWaitMs: 10, name: 'x' });
-  await assert.rejects(sem.run(() => Promise.reject(new Error('boom'))), /boom/);
+  await assert.rejects(
+    sem.run(() => Promise.reject(new Error('boom'))),
+    /boom/,
+  );
   assert.equal(await sem.run(async () => 'ok'), 'ok');
 });

@@ -161,7 +161,9 @@ function describe(e: ErrorObject, value: unknown): string {
   const p = e.params as Record<string, unknown>;
   switch (e.keyword) {
     case 'type': {
-      const types = String(p.type).split(',').filter((t) => t !== 'null');
+      const types = String(p.type)
+        .split(',')
+        .filter((t) => t !== 'null');
       return `must be ${types.map((t) => A_OR_AN[t] ?? `a ${t}`).join(' or ')}`;
     }
     case 'minLength':
@@ -222,8 +224,7 @@ function translate(e: ErrorObject, part: string | undefined, request: FastifyReq
 
   if (part === 'body') {
     const wrapper = Object.keys(bodySchema?.properties ?? {})[0];
-    const wrapperMissing =
-      (e.keyword === 'required' && segments.length === 0) || (e.keyword === 'type' && segments.length <= 1);
+    const wrapperMissing = (e.keyword === 'required' && segments.length === 0) || (e.keyword === 'type' && segments.length <= 1);
     if (wrapper && wrapperMissing) {
       const required = bodySchema?.properties?.[wrapper]?.required ?? [];
       if (required.length === 0) return { [wrapper]: ["can't be blank"] };

@@ -62,56 +62,68 @@ export function registerProfileRoutes(app: App, ctx: AppContext): void {
   const tags = ['Profile'];
   const response = { 200: ProfileResponse, 401: Errors[401], 404: Errors[404], ...PathErrors, ...Refusals };
 
-  app.get('/api/profiles/:username', {
-    onRequest: auth.optional,
-    schema: { summary: 'Get a profile', tags, params: Params, response },
-  }, async (request, reply) => {
-    const viewer = request.viewer?.id ?? null;
-    const toBody = ({ username, bio, image, following }: ProfileRow) => ({ profile: { username, bio, image, following } });
-    if (!ctx.cache) {
-      const profile = await findProfile(db, request.params.username, viewer);
-      if (!profile) throw notFound('profile');
-      return toBody(profile);
-    }
-    // Cached as anonymous viewers see it; `following` is the viewer's and goes on top.
-    const entry = await ctx.cache.get(
-      `profile\u0000${request.params.username}`,
-      async () => {
-        const row = await findProfile(db, request.params.username, null);
-        return row && { data: row, tags: [`user:${row.id}`] };
-      },
-      (row) => reply.serialize(toBody(row)),
-    );
-    if (!entry) throw notFound('profile');
-    if (viewer === null) return ctx.cache.send(request, reply, entry);
-    const flags = await viewerFlags(db, ctx.cache, viewer, [], [entry.data.id!]);
-    if (flags.following.size === 0) return ctx.cache.send(request, reply, entry);
-    const body = withViewerFlags(entry.body, [], [true]);
-    if (body) return sendViewerBody(reply, body);
-    return toBody({ ...entry.data, following: true });
-  });
+  app.get(
+    '/api/profiles/:username',
+    {
+      onRequest: auth.optional,
+      schema: { summary: 'Get a profile', tags, params: Params, response },
+    },
+    async (request, reply) => {
+      const viewer = request.viewer?.id ?? null;
+      const toBody = ({ username, bio, image, following }: ProfileRow) => ({ profile: { username, bio, image, following } });
+      if (!ctx.cache) {
+        const profile = await findProfile(db, request.params.username, viewer);
+        if (!profile) throw notFound('profile');
+        return toBody(profile);
+      }
+      // Cached as anonymous viewers see it; `following` is the viewer's and goes on top.
+      const entry = await ctx.cache.get(
+        `profile\u0000${request.params.username}`,
+        async () => {
+          const row = await findProfile(db, request.params.username, null);
+          return row && { data: row, tags: [`user:${row.id}`] };
+        },
+        (row) => reply.serialize(toBody(row)),
+      );
+      if (!entry) throw notFound('profile');
+      if (viewer === null) return ctx.cache.send(request, reply, entry);
+      const flags = await viewerFlags(db, ctx.cache, viewer, [], [entry.data.id!]);
+      if (flags.following.size === 0) return ctx.cache.send(request, reply, entry);
+      const body = withViewerFlags(entry.body, [], [true]);
+      if (body) return sendViewerBody(reply, body);
+      return toBody({ ...entry.data, following: true });
+    },
+  );
 
-  app.post('/api/profiles/:username/follow', {
-    onRequest: auth.required,
-    schema: { summary: 'Follow a user', tags, security: Security, params: Params, response: { ...response, ...IgnoredBodyErrors } },
-  }, async (request) => {
-    const viewer = viewerId(request);
-    const result = await follow(db, viewer, request.params.username);
-    if (!result) throw notFound('profile');
-    // The viewer's cached follows (cache/viewer-flags.ts), before the answer: read-your-writes.
-    if (result.changed) await ctx.invalidate([viewerTag(viewer)]);
-    return { profile: result.profile };
-  });
+  app.post(
+    '/api/profiles/:username/follow',
+    {
+      onRequest: auth.required,
+      schema: { summary: 'Follow a user', tags, security: Security, params: Params, response: { ...response, ...IgnoredBodyErrors } },
+    },
+    async (request) => {
+      const viewer = viewerId(request);
+      const result = await follow(db, viewer, request.params.username);
+      if (!result) throw notFound('profile');
+      // The viewer's cached follows (cache/viewer-flags.ts), before the answer: read-your-writes.
+      if (result.changed) await ctx.invalidate([viewerTag(viewer)]);
+      return { profile: result.profile };
+    },
+  );
 
-  app.delete('/api/profiles/:username/follow', {
-    onRequest: auth.required,
-    schema: { summary: 'Unfollow a user', tags, security: Security, params: Params, response: { ...response, ...IgnoredBodyErrors } },
-  }, async (request) => {
-    const viewer = viewerId(request);
-    const result = await unfollow(db, viewer, request.params.username);
-    if (!result) throw notFound('profile');
-    // The viewer's cached follows (cache/viewer-flags.ts), before the answer: read-your-writes.
-    if (result.changed) await ctx.invalidate([viewerTag(viewer)]);
-    return { profile: result.profile };
-  });
+  app.delete(
+    '/api/profiles/:username/follow',
+    {
+      onRequest: auth.required,
+      schema: { summary: 'Unfollow a user', tags, security: Security, params: Params, response: { ...response, ...IgnoredBodyErrors } },
+    },
+    async (request) => {
+      const viewer = viewerId(request);
+      const result = await unfollow(db, viewer, request.params.username);
+      if (!result) throw notFound('profile');
+      // The viewer's cached follows (cache/viewer-flags.ts), before the answer: read-your-writes.
+      if (result.changed) await ctx.invalidate([viewerTag(viewer)]);
+      return { profile: result.profile };
+    },
+  );
 }

@@ -43,13 +43,21 @@ describe('reading a profile', () => {
 
   test('a bio and image set with PUT /user show on the profile, and clearing them shows null again', async () => {
     const u = await api.register();
-    const put = await api.put('/api/user', { token: u.token, body: { user: { bio: 'I work at statefarm', image: 'https://i.example/jake.jpg' } } });
+    const put = await api.put('/api/user', {
+      token: u.token,
+      body: { user: { bio: 'I work at statefarm', image: 'https://i.example/jake.jpg' } },
+    });
     assert.equal(put.status, 200);
 
     const res = await api.get(`/api/profiles/${u.username}`);
 
     assert.equal(res.status, 200);
-    assert.deepEqual(res.body.profile, { username: u.username, bio: 'I work at statefarm', image: 'https://i.example/jake.jpg', following: false });
+    assert.deepEqual(res.body.profile, {
+      username: u.username,
+      bio: 'I work at statefarm',
+      image: 'https://i.example/jake.jpg',
+      following: false,
+    });
 
     await api.put('/api/user', { token: put.body.user.token, body: { user: { bio: '', image: null } } });
     const cleared = await api.get(`/api/profiles/${u.username}`);
@@ -116,7 +124,10 @@ describe('following', () => {
     const follower = await api.register();
     const celeb = await api.register();
 
-    const res = await api.post(`/api/profiles/${celeb.username}/follow`, { token: follower.token, headers: { 'content-type': 'application/json' } });
+    const res = await api.post(`/api/profiles/${celeb.username}/follow`, {
+      token: follower.token,
+      headers: { 'content-type': 'application/json' },
+    });
 
     assert.equal(res.status, 200);
     assert.equal(res.body.profile.following, true);
@@ -167,7 +178,9 @@ describe('following', () => {
     assert.deepEqual(follow.body, profileNotFound);
     assert.equal(unfollow.status, 404);
     assert.deepEqual(unfollow.body, profileNotFound);
-    const rows = await t.db.query('select count(*)::int as n from follows f join users u on u.id = f.follower_id where u.username = $1', [follower.username]);
+    const rows = await t.db.query('select count(*)::int as n from follows f join users u on u.id = f.follower_id where u.username = $1', [
+      follower.username,
+    ]);
     assert.equal(rows.rows[0].n, 0);
   });
 
@@ -207,7 +220,7 @@ describe('following', () => {
     assert.equal(res.body.profile.following, false);
   });
 
-  test('unfollowing by one viewer leaves another viewer\'s follow in place', async () => {
+  test("unfollowing by one viewer leaves another viewer's follow in place", async () => {
     const a = await api.register();
     const b = await api.register();
     const c = await api.register();
@@ -220,7 +233,7 @@ describe('following', () => {
     assert.equal((await api.get(`/api/profiles/${c.username}`, { token: b.token })).body.profile.following, true);
   });
 
-  test('the follow response carries the followed user\'s current bio and image', async () => {
+  test("the follow response carries the followed user's current bio and image", async () => {
     const follower = await api.register();
     const celeb = await api.register();
     await api.put('/api/user', { token: celeb.token, body: { user: { bio: 'famous', image: 'https://i.example/c.png' } } });
@@ -238,11 +251,13 @@ describe('following', () => {
       Array.from({ length: 8 }, () => api.post(`/api/profiles/${celeb.username}/follow`, { token: follower.token })),
     );
 
-    assert.deepEqual(results.map((r) => r.status), Array(8).fill(200));
-    const rows = await t.db.query(
-      'select count(*)::int as n from follows f join users u on u.id = f.follower_id where u.username = $1',
-      [follower.username],
+    assert.deepEqual(
+      results.map((r) => r.status),
+      Array(8).fill(200),
     );
+    const rows = await t.db.query('select count(*)::int as n from follows f join users u on u.id = f.follower_id where u.username = $1', [
+      follower.username,
+    ]);
     assert.equal(rows.rows[0].n, 1);
   });
 });

@@ -58,7 +58,10 @@ describe('GET /api/tags', () => {
     const listed = await tags();
 
     for (const tag of many) assert.ok(listed.includes(tag), `missing ${tag}`);
-    assert.deepEqual(listed.filter((x) => x.startsWith('many-')), many);
+    assert.deepEqual(
+      listed.filter((x) => x.startsWith('many-')),
+      many,
+    );
   });
 
   test('a tag used by several articles appears once', async () => {

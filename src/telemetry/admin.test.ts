@@ -57,7 +57,10 @@ describe('with ADMIN_TOKEN', () => {
   });
 
   test('one CPU profile at a time: a second one meanwhile is refused with 409', async () => {
-    const [a, b] = await Promise.all([client.post('/admin/profile/cpu?seconds=1', { headers: auth }), client.post('/admin/profile/cpu?seconds=1', { headers: auth })]);
+    const [a, b] = await Promise.all([
+      client.post('/admin/profile/cpu?seconds=1', { headers: auth }),
+      client.post('/admin/profile/cpu?seconds=1', { headers: auth }),
+    ]);
     assert.deepEqual([a.status, b.status].sort(), [200, 409]);
   });
 
@@ -72,7 +75,14 @@ describe('with ADMIN_TOKEN', () => {
     const files = await readdir(dir);
     assert.equal(files.filter((f) => f.endsWith('.heapsnapshot')).length, 1);
     assert.ok(!files.some((f) => f.endsWith('.tmp')));
-    assert.ok(existsSync(path.join(dir, files.find((f) => f.endsWith('.heapsnapshot'))!)));
+    assert.ok(
+      existsSync(
+        path.join(
+          dir,
+          files.find((f) => f.endsWith('.heapsnapshot'))!,
+        ),
+      ),
+    );
   });
 
   test('seconds is bounded', async () => {

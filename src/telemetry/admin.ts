@@ -52,14 +52,20 @@ export function registerAdminRoutes(app: App, ctx: AppContext): void {
       const { seconds, format } = request.query as { seconds: number; format: 'json' | 'svg' };
       const profile = await cpuProfile(seconds).catch(busy);
       if (format === 'svg') return reply.type('image/svg+xml').send(cpuFlamegraph(profile, title()));
-      return reply.type('application/json').header('content-disposition', `attachment; filename="${profileBaseName()}.cpuprofile"`).send(JSON.stringify(profile));
+      return reply
+        .type('application/json')
+        .header('content-disposition', `attachment; filename="${profileBaseName()}.cpuprofile"`)
+        .send(JSON.stringify(profile));
     });
 
     admin.post('/admin/profile/heap', { config: NEVER_SHED, schema: { hide: true, querystring: Query } }, async (request, reply) => {
       const { seconds, format } = request.query as { seconds: number; format: 'json' | 'svg' };
       const profile = await heapProfile(seconds).catch(busy);
       if (format === 'svg') return reply.type('image/svg+xml').send(heapFlamegraph(profile, title()));
-      return reply.type('application/json').header('content-disposition', `attachment; filename="${profileBaseName()}.heapprofile"`).send(JSON.stringify(profile));
+      return reply
+        .type('application/json')
+        .header('content-disposition', `attachment; filename="${profileBaseName()}.heapprofile"`)
+        .send(JSON.stringify(profile));
     });
 
     admin.post('/admin/heap-snapshot', { config: NEVER_SHED, schema: { hide: true } }, async (_request, reply) => {

@@ -27,7 +27,11 @@ const port = parentPort!;
 port.on('message', (msg: ExportRequest) => {
   if (msg.type === 'export') {
     delegate.export({ bytes: msg.bytes, spans: msg.spans }, (result: ExportResult) => {
-      port.postMessage({ id: msg.id, ok: result.code === ExportResultCode.SUCCESS, error: result.error ? String(result.error.message || result.error) : undefined } satisfies WorkerReply);
+      port.postMessage({
+        id: msg.id,
+        ok: result.code === ExportResultCode.SUCCESS,
+        error: result.error ? String(result.error.message || result.error) : undefined,
+      } satisfies WorkerReply);
     });
   } else {
     const done = msg.type === 'flush' ? delegate.forceFlush() : delegate.shutdown();

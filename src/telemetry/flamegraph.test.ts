@@ -30,16 +30,25 @@ const profile: CpuProfile = {
 test('a CPU profile becomes a call tree without idle time, same functions merged, heaviest first', () => {
   const tree = cpuTree(profile);
   assert.equal(tree.total, 40);
-  assert.deepEqual(tree.children.map((c) => [c.name, c.total]), [['processTicksAndRejections', 35], ['(program)', 5]]);
+  assert.deepEqual(
+    tree.children.map((c) => [c.name, c.total]),
+    [
+      ['processTicksAndRejections', 35],
+      ['(program)', 5],
+    ],
+  );
   const list = tree.children[0]!.children;
   assert.equal(list.length, 1, 'the two listArticles nodes are one box');
-  assert.deepEqual({ name: list[0]!.name, location: list[0]!.location, kind: list[0]!.kind, self: list[0]!.self, total: list[0]!.total }, {
-    name: 'listArticles',
-    location: 'src/articles/articles.listing.ts:10',
-    kind: 'app',
-    self: 25,
-    total: 35,
-  });
+  assert.deepEqual(
+    { name: list[0]!.name, location: list[0]!.location, kind: list[0]!.kind, self: list[0]!.self, total: list[0]!.total },
+    {
+      name: 'listArticles',
+      location: 'src/articles/articles.listing.ts:10',
+      kind: 'app',
+      self: 25,
+      total: 35,
+    },
+  );
   assert.deepEqual([list[0]!.children[0]!.location, list[0]!.children[0]!.kind], ['pg/lib/client.js:100', 'dep']);
   assert.equal(tree.children[0]!.kind, 'node');
   assert.equal(msPerSample(profile), 1);
@@ -59,14 +68,23 @@ test('collapsed stacks: one line per stack with its own samples', () => {
 
 test('top functions by self time', () => {
   const top = topSelf(cpuTree(profile), 2);
-  assert.deepEqual(top.map((e) => [e.name, e.self, Math.round(e.share * 100)]), [['listArticles', 25, 63], ['query', 10, 25]]);
+  assert.deepEqual(
+    top.map((e) => [e.name, e.self, Math.round(e.share * 100)]),
+    [
+      ['listArticles', 25, 63],
+      ['query', 10, 25],
+    ],
+  );
 });
 
 test('the SVG names each function with its file, escapes what it shows, and needs no script to show it', () => {
-  const svg = renderSvg(cpuTree({ ...profile, nodes: profile.nodes.map((n) => (n.id === 6 ? { ...n, callFrame: frame('<lambda> & "q"', pgClient, 99) } : n)) }), {
-    title: 'a <test>',
-    unit: { kind: 'samples', msPerSample: 1 },
-  });
+  const svg = renderSvg(
+    cpuTree({ ...profile, nodes: profile.nodes.map((n) => (n.id === 6 ? { ...n, callFrame: frame('<lambda> & "q"', pgClient, 99) } : n)) }),
+    {
+      title: 'a <test>',
+      unit: { kind: 'samples', msPerSample: 1 },
+    },
+  );
   assert.match(svg, /^<\?xml version="1.0" encoding="UTF-8"\?>\n<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
   assert.ok(svg.includes('listArticles (src/articles/articles.listing.ts:10): 35.0 ms, 35 samples (87.50%)'));
   assert.ok(svg.includes('&lt;lambda&gt; &amp; &quot;q&quot;'));

@@ -305,6 +305,9 @@ export function msPerSample(profile: CpuProfile): number {
 /** Lines for a terminal: the top functions by self weight. */
 export function topTable(entries: TopEntry[], unit: SvgOptions['unit']): string {
   return entries
-    .map((e) => `${(e.share * 100).toFixed(1).padStart(5)}%  ${amount(e.self, unit).padEnd(26)} ${e.name}${e.location ? ` (${e.location})` : ''}`)
+    .map(
+      (e) =>
+        `${(e.share * 100).toFixed(1).padStart(5)}%  ${amount(e.self, unit).padEnd(26)} ${e.name}${e.location ? ` (${e.location})` : ''}`,
+    )
     .join('\n');
 }

@@ -195,5 +195,6 @@ function tracePasswords(passwords: Passwords): void {
   const verify = passwords.verify.bind(passwords);
   const recording = () => trace.getActiveSpan()?.isRecording() === true;
   passwords.hash = (password) => (recording() ? inSpan('hash password', {}, () => hash(password), { isClientError }) : hash(password));
-  passwords.verify = (password, phc) => (recording() ? inSpan('verify password', {}, () => verify(password, phc), { isClientError }) : verify(password, phc));
+  passwords.verify = (password, phc) =>
+    recording() ? inSpan('verify password', {}, () => verify(password, phc), { isClientError }) : verify(password, phc);
 }

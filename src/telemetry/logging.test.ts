@@ -10,11 +10,17 @@ test('a login logs one line per request, with no password and no token in any li
   try {
     const client = new Client(t.app);
     const user = await client.register({ password: 'correct horse battery' });
-    const login = await client.post('/api/users/login', { body: { user: { email: user.email, password: user.password } }, headers: { 'x-request-id': 'login-1' } });
+    const login = await client.post('/api/users/login', {
+      body: { user: { email: user.email, password: user.password } },
+      headers: { 'x-request-id': 'login-1' },
+    });
     assert.equal(login.status, 200);
     const token = login.body.user.token as string;
     await client.post('/api/users/login', { body: { user: { email: user.email, password: 'wrong password' } } });
-    await client.post('/api/users/login', { body: '{"user":{"email":"x@example.com","password":"broken json', headers: { 'content-type': 'application/json' } });
+    await client.post('/api/users/login', {
+      body: '{"user":{"email":"x@example.com","password":"broken json',
+      headers: { 'content-type': 'application/json' },
+    });
     await client.get('/api/user', { token });
     await client.get('/api/user', { token: `${token}tampered` });
 

@@ -47,7 +47,10 @@ export function createLogger(config: Pick<Config, 'logLevel' | 'nodeEnv'>, desti
     ...(cluster.isWorker ? { base: { pid: process.pid, worker: cluster.worker?.id } } : {}),
   };
   if (destination) return pino(options, destination);
-  return pino({ ...options, ...(config.nodeEnv === 'development' && process.stdout.isTTY ? { transport: { target: 'pino-pretty' } } : {}) });
+  return pino({
+    ...options,
+    ...(config.nodeEnv === 'development' && process.stdout.isTTY ? { transport: { target: 'pino-pretty' } } : {}),
+  });
 }
 
 /**

@@ -32,7 +32,10 @@ export async function startMetricsServer(opts: {
     }
     opts.render().then(
       (text) => res.writeHead(200, { 'content-type': opts.contentType }).end(text),
-      (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics unavailable: ${err instanceof Error ? err.message : String(err)}\n`),
+      (err: unknown) =>
+        res
+          .writeHead(500, { 'content-type': 'text/plain' })
+          .end(`metrics unavailable: ${err instanceof Error ? err.message : String(err)}\n`),
     );
   });
   // A scraper keeps its connection; it must not hold the process open at shutdown.

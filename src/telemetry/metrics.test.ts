@@ -67,7 +67,10 @@ describe('GET /metrics', () => {
     assert.ok(value(samples, `${h}_sum`, tags)! > 0);
     // Cumulative buckets: non-decreasing, the last (+Inf) equal to the count.
     const buckets = samples.filter((s) => s.name === `${h}_bucket` && s.labels.route === '/api/tags' && s.labels.status_class === '2xx');
-    assert.deepEqual(buckets.map((b) => b.labels.le), ['0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '+Inf']);
+    assert.deepEqual(
+      buckets.map((b) => b.labels.le),
+      ['0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '+Inf'],
+    );
     for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i]!.value >= buckets[i - 1]!.value);
     assert.equal(buckets.at(-1)!.value, 3);
     // Low cardinality: no raw path reaches a label.
@@ -146,7 +149,10 @@ describe('refusals', () => {
     assert.equal(value(samples, 'conduit_requests_refused_total', { reason: 'rate_limited' }), 2);
     assert.equal(value(samples, 'conduit_requests_refused_total', { reason: 'shed' }), 0);
     assert.equal(value(samples, 'conduit_requests_refused_total', { reason: 'timed_out' }), 0);
-    assert.equal(value(samples, 'http_server_request_duration_seconds_count', { method: 'GET', route: '/api/tags', status_class: '4xx' }), 2);
+    assert.equal(
+      value(samples, 'http_server_request_duration_seconds_count', { method: 'GET', route: '/api/tags', status_class: '4xx' }),
+      2,
+    );
   });
 });
 
@@ -161,16 +167,23 @@ describe('METRICS_PORT', () => {
     const client = new Client(t.app);
     assert.equal((await client.get('/metrics')).status, 404);
     await client.get('/api/tags');
-    const server = await startMetricsServer({ host: '127.0.0.1', port: 0, contentType: t.app.metrics.contentType, render: () => t.app.metrics.render() });
+    const server = await startMetricsServer({
+      host: '127.0.0.1',
+      port: 0,
+      contentType: t.app.metrics.contentType,
+      render: () => t.app.metrics.render(),
+    });
     try {
       const res = await fetch(`http://127.0.0.1:${server.port}/metrics`);
       assert.equal(res.status, 200);
       const { samples } = parsePrometheus(await res.text());
-      assert.equal(value(samples, 'http_server_request_duration_seconds_count', { method: 'GET', route: '/api/tags', status_class: '2xx' }), 1);
+      assert.equal(
+        value(samples, 'http_server_request_duration_seconds_count', { method: 'GET', route: '/api/tags', status_class: '2xx' }),
+        1,
+      );
       assert.equal((await fetch(`http://127.0.0.1:${server.port}/api/tags`)).status, 404);
     } finally {
       await server.close();
     }
   });
 });
-

@@ -103,7 +103,15 @@ function replaceEventLoopDelayGauges(registry: Registry): void {
   const last = { min: 0, max: 0, mean: 0, stddev: 0, p50: 0, p90: 0, p99: 0 };
   const read = () => {
     if (histogram.count === 0) return;
-    const ns = { min: histogram.min, max: histogram.max, mean: histogram.mean, stddev: histogram.stddev, p50: histogram.percentile(50), p90: histogram.percentile(90), p99: histogram.percentile(99) };
+    const ns = {
+      min: histogram.min,
+      max: histogram.max,
+      mean: histogram.mean,
+      stddev: histogram.stddev,
+      p50: histogram.percentile(50),
+      p90: histogram.percentile(90),
+      p99: histogram.percentile(99),
+    };
     for (const [stat] of LAG_GAUGES) last[stat] = Number.isFinite(ns[stat]) ? ns[stat] / 1e9 : 0;
     histogram.reset();
   };
@@ -228,27 +236,51 @@ export function registerMetrics(app: App, ctx: AppContext, opts: { route: boolea
           for (const [result, n] of Object.entries(read())) this.inc({ result }, n);
         },
       });
-    byResult('conduit_cache_requests_total', 'Response-cache lookups by result: hit, miss (loaded from the database), coalesced (joined a load in flight).', () => ({
-      hit: cache.stats.hits,
-      miss: cache.stats.misses,
-      coalesced: cache.stats.coalesced,
-    }));
+    byResult(
+      'conduit_cache_requests_total',
+      'Response-cache lookups by result: hit, miss (loaded from the database), coalesced (joined a load in flight).',
+      () => ({
+        hit: cache.stats.hits,
+        miss: cache.stats.misses,
+        coalesced: cache.stats.coalesced,
+      }),
+    );
     // The shared Redis tier (REDIS_URL): consulted on an in-process miss. Errors include
     // timeouts (CACHE_REDIS_TIMEOUT_MS) and calls skipped while Redis is down; each one is a
     // request that went to PostgreSQL instead.
     if (ctx.config.cacheRedis) {
-      byResult('conduit_cache_redis_requests_total', 'Redis cache-tier lookups after an in-process miss, by result: hit, miss, error (timed out or Redis down: served from PostgreSQL).', () => ({
-        hit: cache.stats.redisHits,
-        miss: cache.stats.redisMisses,
-        error: cache.stats.redisErrors,
-      }));
+      byResult(
+        'conduit_cache_redis_requests_total',
+        'Redis cache-tier lookups after an in-process miss, by result: hit, miss, error (timed out or Redis down: served from PostgreSQL).',
+        () => ({
+          hit: cache.stats.redisHits,
+          miss: cache.stats.redisMisses,
+          error: cache.stats.redisErrors,
+        }),
+      );
       counter('conduit_cache_redis_stores_total', 'Entries written to the Redis cache tier.', () => cache.stats.redisStores);
     }
     // Hits answered by the hot path (cache/hot-path.ts), before Fastify: a part of the hits above.
-    counter('conduit_cache_replayed_total', 'Cache hits answered by the hot path (a repeat of an anonymous read, before the framework); included in conduit_cache_requests_total{result="hit"}.', () => hotPath?.stats.replayed ?? 0);
-    counter('conduit_cache_evictions_total', 'Entries evicted to stay within CACHE_MAX_BYTES (not expiries or invalidations).', () => cache.stats.evictions);
-    counter('conduit_cache_invalidations_total', 'Tags invalidated by writes, here and from other processes.', () => cache.stats.invalidations);
-    counter('conduit_cache_raced_loads_total', 'Loads answered but not stored because a write invalidated them meanwhile.', () => cache.stats.raced);
+    counter(
+      'conduit_cache_replayed_total',
+      'Cache hits answered by the hot path (a repeat of an anonymous read, before the framework); included in conduit_cache_requests_total{result="hit"}.',
+      () => hotPath?.stats.replayed ?? 0,
+    );
+    counter(
+      'conduit_cache_evictions_total',
+      'Entries evicted to stay within CACHE_MAX_BYTES (not expiries or invalidations).',
+      () => cache.stats.evictions,
+    );
+    counter(
+      'conduit_cache_invalidations_total',
+      'Tags invalidated by writes, here and from other processes.',
+      () => cache.stats.invalidations,
+    );
+    counter(
+      'conduit_cache_raced_loads_total',
+      'Loads answered but not stored because a write invalidated them meanwhile.',
+      () => cache.stats.raced,
+    );
     new Gauge({
       name: 'conduit_cache_entries',
       help: 'Entries in the response cache.',
@@ -270,16 +302,20 @@ export function registerMetrics(app: App, ctx: AppContext, opts: { route: boolea
   const contentType = registry.contentType;
   const render = async () => `${await processMetrics().metrics()}\n${await registry.metrics()}`;
   if (opts.route) {
-    app.get('/metrics', {
-      config: NEVER_SHED,
-      schema: {
-        summary: 'Prometheus metrics, in the text exposition format (here unless METRICS_PORT is set)',
-        tags: ['Operations'],
-        response: { 200: { description: 'The metrics', content: { 'text/plain': { schema: { type: 'string' } } } } },
+    app.get(
+      '/metrics',
+      {
+        config: NEVER_SHED,
+        schema: {
+          summary: 'Prometheus metrics, in the text exposition format (here unless METRICS_PORT is set)',
+          tags: ['Operations'],
+          response: { 200: { description: 'The metrics', content: { 'text/plain': { schema: { type: 'string' } } } } },
+        },
       },
-    }, async (_request, reply) => {
-      return reply.type(contentType).send(await render());
-    });
+      async (_request, reply) => {
+        return reply.type(contentType).send(await render());
+      },
+    );
   }
   const metrics: Metrics = {
     registry,

@@ -29,7 +29,11 @@ async function otlpReceiver() {
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bodies, close: () => new Promise<void>((r) => server.close(() => r())) };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    bodies,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }
 
 test('started with --import and an OTLP endpoint, the process exports its spans, SQL included, and flushes them at shutdown', async () => {
@@ -45,7 +49,9 @@ test('started with --import and an OTLP endpoint, the process exports its spans,
     });
     let traceId: string;
     try {
-      const res = await fetch(`${service.url}/api/tags`, { headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
+      const res = await fetch(`${service.url}/api/tags`, {
+        headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+      });
       assert.equal(res.status, 200);
       const traceparent = res.headers.get('traceparent') ?? '';
       assert.match(traceparent, /^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/);
@@ -71,7 +77,10 @@ test('started with --import and an OTLP endpoint, the process exports its spans,
 test('without an endpoint the preload loads no OpenTelemetry code and the responses carry no traceparent', async () => {
   const probe = `const loaded = Object.keys((await import('node:module')).createRequire(import.meta.url).cache).filter((k) => k.includes('@opentelemetry'));
 process.stdout.write(JSON.stringify(loaded));`;
-  const { stdout } = await promisify(execFile)(process.execPath, [PRELOAD, '--input-type=module', '-e', probe], { cwd: ROOT, env: { PATH: process.env.PATH ?? '' } });
+  const { stdout } = await promisify(execFile)(process.execPath, [PRELOAD, '--input-type=module', '-e', probe], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '' },
+  });
   assert.deepEqual(JSON.parse(stdout), []);
 
   const db = await createDatabase();
@@ -106,7 +115,13 @@ test('SIGUSR2 writes a CPU and an allocation profile, each with its flame graph,
   const dir = await mkdtemp(path.join(tmpdir(), 'conduit-sigusr2-'));
   try {
     // SHED off: writing the profiles stalls the loop on purpose, and this test is about profiles.
-    const service = await startService({ DATABASE_URL: db.url, JWT_SECRET: TEST_JWT_SECRET, PROFILE_DIR: dir, PROFILE_SECONDS: '1', SHED: 'off' });
+    const service = await startService({
+      DATABASE_URL: db.url,
+      JWT_SECRET: TEST_JWT_SECRET,
+      PROFILE_DIR: dir,
+      PROFILE_SECONDS: '1',
+      SHED: 'off',
+    });
     try {
       service.proc.kill('SIGUSR2');
       const deadline = Date.now() + 30_000;
@@ -118,7 +133,10 @@ test('SIGUSR2 writes a CPU and an allocation profile, each with its flame graph,
         if (files.length === 4 && !files.some((f) => f.endsWith('.tmp'))) break;
         await new Promise((r) => setTimeout(r, 200));
       }
-      assert.deepEqual(files.map((f) => f.replace(/^conduit-\d+-[\dTZ-]+/, '')), ['.cpu.svg', '.cpuprofile', '.heap.svg', '.heapprofile']);
+      assert.deepEqual(
+        files.map((f) => f.replace(/^conduit-\d+-[\dTZ-]+/, '')),
+        ['.cpu.svg', '.cpuprofile', '.heap.svg', '.heapprofile'],
+      );
       const cpu = JSON.parse(await readFile(path.join(dir, files[1]!), 'utf8')) as { nodes: unknown[] };
       assert.ok(cpu.nodes.length > 0);
       assert.ok((await readFile(path.join(dir, files[0]!), 'utf8')).startsWith('<?xml'));
@@ -138,11 +156,17 @@ test('with WORKERS=2 and METRICS_PORT the supervisor serves the sum over both wo
   const metricsPort = await freePort();
   try {
     // Three processes start: on a machine busy with the rest of the suite that can take a while.
-    const service = await startService({ DATABASE_URL: db.url, JWT_SECRET: TEST_JWT_SECRET, WORKERS: '2', METRICS_PORT: String(metricsPort), DB_POOL_MAX: '3' }, 120_000);
+    const service = await startService(
+      { DATABASE_URL: db.url, JWT_SECRET: TEST_JWT_SECRET, WORKERS: '2', METRICS_PORT: String(metricsPort), DB_POOL_MAX: '3' },
+      120_000,
+    );
     try {
       // Both workers listening (each logs it), so the sum covers two processes.
       const deadline = Date.now() + 30_000;
-      while (service.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening')).length < 2 && Date.now() < deadline) {
+      while (
+        service.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening')).length < 2 &&
+        Date.now() < deadline
+      ) {
         await new Promise((r) => setTimeout(r, 100));
       }
       // New connections each time: the cluster hands them to the workers in turn.

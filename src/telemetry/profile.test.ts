@@ -18,7 +18,11 @@ test('the profile command writes CPU and allocation flame graphs that name Condu
     const args = ['scripts/profile.ts', '--scenario', 'read-anon', '--duration', '2', '--warmup', '1', '--connections', '8'];
     // CACHE=off: every read runs the article code and its SQL, not only the cache's bytes.
     args.push('--users', '30', '--articles', '200', '--pg-url', server, '--out', out, '--set', 'CACHE=off');
-    const { stdout } = await promisify(execFile)(process.execPath, args, { cwd: ROOT, timeout: 180_000, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' } });
+    const { stdout } = await promisify(execFile)(process.execPath, args, {
+      cwd: ROOT,
+      timeout: 180_000,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+    });
     assert.match(stdout, /throughput \d+ req\/s/);
 
     const cpuSvg = await readFile(path.join(out, 'cpu.svg'), 'utf8');

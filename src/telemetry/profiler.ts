@@ -66,7 +66,11 @@ export async function heapProfile(seconds: number): Promise<HeapProfile> {
     return await withSession(async (s) => {
       await s.post('HeapProfiler.enable');
       // Kept after collection too: the profile shows all allocation, not only what survived.
-      await s.post('HeapProfiler.startSampling', { samplingInterval: HEAP_INTERVAL_BYTES, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+      await s.post('HeapProfiler.startSampling', {
+        samplingInterval: HEAP_INTERVAL_BYTES,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
       await sleep(seconds * 1000);
       const { profile } = await s.post('HeapProfiler.stopSampling');
       await s.post('HeapProfiler.disable');
@@ -111,7 +115,11 @@ export function cpuFlamegraph(profile: CpuProfile, title: string): string {
 
 export function heapFlamegraph(profile: HeapProfile, title: string): string {
   const tree = heapTree(profile);
-  return renderSvg(tree, { title, subtitle: `Allocations (sampled), ${(tree.total / 1048576).toFixed(1)} MiB in all.`, unit: { kind: 'bytes' } });
+  return renderSvg(tree, {
+    title,
+    subtitle: `Allocations (sampled), ${(tree.total / 1048576).toFixed(1)} MiB in all.`,
+    unit: { kind: 'bytes' },
+  });
 }
 
 async function writeAtomic(file: string, data: string): Promise<void> {

@@ -27,13 +27,22 @@ test('the standard sampler variables, with the specification’s defaults', () =
       batch: { scheduledDelayMillis: 5000, exportTimeoutMillis: 30_000, maxQueueSize: 2048, maxExportBatchSize: 512 },
     },
   );
-  const s = tracingSettings({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.01', OTEL_SERVICE_NAME: 'conduit-eu' });
+  const s = tracingSettings({
+    OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+    OTEL_TRACES_SAMPLER_ARG: '0.01',
+    OTEL_SERVICE_NAME: 'conduit-eu',
+  });
   assert.deepEqual([s.sampler, s.samplerRatio, s.serviceName], ['parentbased_traceidratio', 0.01, 'conduit-eu']);
   assert.match(createSampler(s).toString(), /ParentBased.*TraceIdRatioBased\{0\.01\}/);
 });
 
 test('the batch processor takes the OTEL_BSP_* variables: a full batch is exported at once, a partial one waits', async () => {
-  const batch = tracingSettings({ OTEL_BSP_SCHEDULE_DELAY: '3600000', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '3', OTEL_BSP_MAX_QUEUE_SIZE: '10', OTEL_BSP_EXPORT_TIMEOUT: '1000' }).batch;
+  const batch = tracingSettings({
+    OTEL_BSP_SCHEDULE_DELAY: '3600000',
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '3',
+    OTEL_BSP_MAX_QUEUE_SIZE: '10',
+    OTEL_BSP_EXPORT_TIMEOUT: '1000',
+  }).batch;
   assert.deepEqual({ ...batch }, { scheduledDelayMillis: 3_600_000, exportTimeoutMillis: 1000, maxQueueSize: 10, maxExportBatchSize: 3 });
   const exported: number[] = [];
   let exportedNow: () => void = () => undefined;
@@ -55,7 +64,10 @@ test('the batch processor takes the OTEL_BSP_* variables: a full batch is export
   // The third fills the batch (of 3, not the default 512): exported without waiting.
   const full = new Promise<void>((r) => (exportedNow = r));
   tracer.startSpan('c').end();
-  await Promise.race([full, new Promise((_, reject) => setTimeout(() => reject(new Error('a full batch was not exported at once')), 2000).unref())]);
+  await Promise.race([
+    full,
+    new Promise((_, reject) => setTimeout(() => reject(new Error('a full batch was not exported at once')), 2000).unref()),
+  ]);
   assert.deepEqual(exported, [3]);
   tracer.startSpan('d').end();
   await processor.forceFlush();
@@ -74,10 +86,17 @@ test('bad OTEL_* values stop the process with a message naming the variable', ()
     [{ OTEL_TRACES_EXPORTER: 'zipkin' }, /OTEL_TRACES_EXPORTER must be one of otlp, none/],
     [{ OTEL_BSP_SCHEDULE_DELAY: '5s' }, /OTEL_BSP_SCHEDULE_DELAY must be an integer, got "5s"/],
     [{ OTEL_BSP_MAX_QUEUE_SIZE: '0' }, /OTEL_BSP_MAX_QUEUE_SIZE must be between 1/],
-    [{ OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '4096' }, /OTEL_BSP_MAX_EXPORT_BATCH_SIZE must not exceed OTEL_BSP_MAX_QUEUE_SIZE \(2048\), got 4096/],
+    [
+      { OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '4096' },
+      /OTEL_BSP_MAX_EXPORT_BATCH_SIZE must not exceed OTEL_BSP_MAX_QUEUE_SIZE \(2048\), got 4096/,
+    ],
   ];
   for (const [env, message] of bad) {
-    assert.throws(() => loadConfig({ ...base, ...env }), (err: unknown) => err instanceof ConfigError && message.test(err.message), JSON.stringify(env));
+    assert.throws(
+      () => loadConfig({ ...base, ...env }),
+      (err: unknown) => err instanceof ConfigError && message.test(err.message),
+      JSON.stringify(env),
+    );
   }
 });
 

@@ -17,13 +17,21 @@ async function collector(status: number) {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      got.push({ path: req.url ?? '', type: String(req.headers['content-type']), body: Buffer.concat(chunks), client: req.socket.remotePort ?? 0 });
+      got.push({
+        path: req.url ?? '',
+        type: String(req.headers['content-type']),
+        body: Buffer.concat(chunks),
+        client: req.socket.remotePort ?? 0,
+      });
       res.writeHead(status, { 'content-type': 'application/x-protobuf' }).end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`;
-  return { url, got, close: () =>
+  return {
+    url,
+    got,
+    close: () =>
       new Promise<void>((r) => {
         // The worker's keep-alive connection would hold close() open until it times out.
         server.closeAllConnections();
@@ -41,7 +49,8 @@ function spans(): ReadableSpan[] {
   return memory.getFinishedSpans();
 }
 
-const exportOnce = (exporter: WorkerSpanExporter, batch: ReadableSpan[]) => new Promise<ExportResult>((resolve) => exporter.export(batch, resolve));
+const exportOnce = (exporter: WorkerSpanExporter, batch: ReadableSpan[]) =>
+  new Promise<ExportResult>((resolve) => exporter.export(batch, resolve));
 
 test('a batch is encoded as OTLP protobuf and posted by the worker; the main thread opens no connection', async () => {
   const c = await collector(200);
@@ -57,7 +66,8 @@ test('a batch is encoded as OTLP protobuf and posted by the worker; the main thr
     assert.equal(c.got.length, 1);
     assert.equal(c.got[0]!.path, '/v1/traces');
     assert.equal(c.got[0]!.type, 'application/x-protobuf');
-    for (const name of ['load feed', 'favorite article', 'cache lookup']) assert.ok(c.got[0]!.body.includes(name), `the export holds "${name}"`);
+    for (const name of ['load feed', 'favorite article', 'cache lookup'])
+      assert.ok(c.got[0]!.body.includes(name), `the export holds "${name}"`);
     assert.ok(c.got[0]!.body.includes(Buffer.from(batch[0]!.spanContext().traceId, 'hex')), 'and the trace id, as bytes');
     assert.equal(mainThreadRequests, 0, 'the request was made by the worker');
     await exporter.forceFlush();

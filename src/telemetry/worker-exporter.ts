@@ -71,7 +71,9 @@ export class WorkerSpanExporter implements SpanExporter {
       return;
     }
     void this.#call({ type: 'export', id: ++this.#next, bytes, spans: spans.length }).then((reply) =>
-      resultCallback(reply.ok ? { code: ExportResultCode.SUCCESS } : { code: ExportResultCode.FAILED, error: new Error(reply.error ?? 'export failed') }),
+      resultCallback(
+        reply.ok ? { code: ExportResultCode.SUCCESS } : { code: ExportResultCode.FAILED, error: new Error(reply.error ?? 'export failed') },
+      ),
     );
   }
 

@@ -15,14 +15,12 @@ export interface UserRow {
 
 const COLUMNS = 'id, username, email, password_hash, bio, image, token_key';
 
-export async function insertUser(
-  db: Queryable,
-  user: { username: string; email: string; passwordHash: string },
-): Promise<UserRow> {
-  const res = await db.query<UserRow>(
-    `insert into users (username, email, password_hash) values ($1, $2, $3) returning ${COLUMNS}`,
-    [user.username, user.email, user.passwordHash],
-  );
+export async function insertUser(db: Queryable, user: { username: string; email: string; passwordHash: string }): Promise<UserRow> {
+  const res = await db.query<UserRow>(`insert into users (username, email, password_hash) values ($1, $2, $3) returning ${COLUMNS}`, [
+    user.username,
+    user.email,
+    user.passwordHash,
+  ]);
   return res.rows[0]!;
 }
 

@@ -48,92 +48,115 @@ function toUser(row: Pick<UserRow, 'email' | 'username' | 'bio' | 'image'>, toke
 export function registerUserRoutes(app: App, ctx: AppContext): void {
   const { db, auth, passwords } = ctx;
 
-  app.post('/api/users/login', {
-    config: loginRateLimit(ctx.config),
-    schema: {
-      summary: 'Log in',
-      tags: ['User and Authentication'],
-      body: LoginBody,
-      response: { 200: UserResponse, 401: Errors[401], ...BodyErrors, ...Refusals },
+  app.post(
+    '/api/users/login',
+    {
+      config: loginRateLimit(ctx.config),
+      schema: {
+        summary: 'Log in',
+        tags: ['User and Authentication'],
+        body: LoginBody,
+        response: { 200: UserResponse, 401: Errors[401], ...BodyErrors, ...Refusals },
+      },
     },
-  }, async (request) => {
-    const { email, password } = request.body.user;
-    const row = await findUserByEmail(db, email);
-    // Hash even when the email is unknown: the response time must not reveal which emails exist.
-    const ok = await passwords.verify(password, row?.password_hash);
-    if (!row || !ok) throw invalidCredentials();
-    return toUser(row, auth.sign(row));
-  });
+    async (request) => {
+      const { email, password } = request.body.user;
+      const row = await findUserByEmail(db, email);
+      // Hash even when the email is unknown: the response time must not reveal which emails exist.
+      const ok = await passwords.verify(password, row?.password_hash);
+      if (!row || !ok) throw invalidCredentials();
+      return toUser(row, auth.sign(row));
+    },
+  );
 
-  app.post('/api/users', {
-    config: registerRateLimitConfig(ctx.config),
-    schema: {
-      summary: 'Register',
-      tags: ['User and Authentication'],
-      body: RegisterBody,
-      response: { 201: UserResponse, 409: Errors[409], ...BodyErrors, ...Refusals },
+  app.post(
+    '/api/users',
+    {
+      config: registerRateLimitConfig(ctx.config),
+      schema: {
+        summary: 'Register',
+        tags: ['User and Authentication'],
+        body: RegisterBody,
+        response: { 201: UserResponse, 409: Errors[409], ...BodyErrors, ...Refusals },
+      },
     },
-  }, async (request, reply) => {
-    const { username, email, password } = request.body.user;
-    // No "does it exist?" query first: the unique constraints decide, race-free (409).
-    const row = await insertUser(db, { username, email, passwordHash: await passwords.hash(password) });
-    return reply.code(201).send(toUser(row, auth.sign(row)));
-  });
+    async (request, reply) => {
+      const { username, email, password } = request.body.user;
+      // No "does it exist?" query first: the unique constraints decide, race-free (409).
+      const row = await insertUser(db, { username, email, passwordHash: await passwords.hash(password) });
+      return reply.code(201).send(toUser(row, auth.sign(row)));
+    },
+  );
 
-  app.get('/api/user', {
-    onRequest: auth.required,
-    schema: {
-      summary: 'Current user',
-      tags: ['User and Authentication'],
-      security: Security,
-      response: { 200: UserResponse, 401: Errors[401], ...Refusals },
+  app.get(
+    '/api/user',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'Current user',
+        tags: ['User and Authentication'],
+        security: Security,
+        response: { 200: UserResponse, 401: Errors[401], ...Refusals },
+      },
     },
-  }, async (request) => {
-    const id = viewerId(request);
-    // The front ends ask this on every page load: cached per user (tagged user:<id>, which an
-    // update of the user invalidates), without the password hash. The body carries the
-    // request's own token, so it is serialized per request.
-    const row = ctx.cache
-      ? (await ctx.cache.get(
-          `me\u0000${id}`,
-          async () => {
-            const found = await findUserById(db, id);
-            return found && { data: { id: found.id, email: found.email, username: found.username, bio: found.bio, image: found.image }, tags: [`user:${id}`] };
-          },
-          (data) => JSON.stringify(data),
-        ))?.data
-      : await findUserById(db, id);
-    // A valid signature for a user that no longer exists is not a valid identity.
-    if (!row) throw tokenInvalid();
-    return toUser(row, request.viewer!.token);
-  });
+    async (request) => {
+      const id = viewerId(request);
+      // The front ends ask this on every page load: cached per user (tagged user:<id>, which an
+      // update of the user invalidates), without the password hash. The body carries the
+      // request's own token, so it is serialized per request.
+      const row = ctx.cache
+        ? (
+            await ctx.cache.get(
+              `me\u0000${id}`,
+              async () => {
+                const found = await findUserById(db, id);
+                return (
+                  found && {
+                    data: { id: found.id, email: found.email, username: found.username, bio: found.bio, image: found.image },
+                    tags: [`user:${id}`],
+                  }
+                );
+              },
+              (data) => JSON.stringify(data),
+            )
+          )?.data
+        : await findUserById(db, id);
+      // A valid signature for a user that no longer exists is not a valid identity.
+      if (!row) throw tokenInvalid();
+      return toUser(row, request.viewer!.token);
+    },
+  );
 
-  app.put('/api/user', {
-    onRequest: auth.required,
-    schema: {
-      summary: 'Update the current user',
-      tags: ['User and Authentication'],
-      security: Security,
-      body: UpdateBody,
-      response: { 200: UserResponse, 401: Errors[401], 409: Errors[409], ...BodyErrors, ...Refusals },
+  app.put(
+    '/api/user',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'Update the current user',
+        tags: ['User and Authentication'],
+        security: Security,
+        body: UpdateBody,
+        response: { 200: UserResponse, 401: Errors[401], 409: Errors[409], ...BodyErrors, ...Refusals },
+      },
     },
-  }, async (request) => {
-    const { email, username, password, bio, image } = request.body.user;
-    const row = await updateUser(db, viewerId(request), {
-      email,
-      username,
-      passwordHash: password === undefined ? undefined : await passwords.hash(password),
-      bio,
-      image,
-    });
-    if (!row) throw tokenInvalid();
-    // The profile shows wherever this user is an author; a new username also changes what the
-    // author= and favorited= filters match.
-    await ctx.invalidate([`user:${row.id}`, ...(username !== undefined ? ['list:by-username'] : [])]);
-    // A new password replaced the user's token key (users.repository.ts): the tokens issued
-    // before it are refused from now on, here at once.
-    if (password !== undefined) auth.keyChanged(row.id);
-    // A fresh token: clients replace theirs after a profile change (SPEC.md "Endpoints").
-    return toUser(row, auth.sign(row));
-  });
+    async (request) => {
+      const { email, username, password, bio, image } = request.body.user;
+      const row = await updateUser(db, viewerId(request), {
+        email,
+        username,
+        passwordHash: password === undefined ? undefined : await passwords.hash(password),
+        bio,
+        image,
+      });
+      if (!row) throw tokenInvalid();
+      // The profile shows wherever this user is an author; a new username also changes what the
+      // author= and favorited= filters match.
+      await ctx.invalidate([`user:${row.id}`, ...(username !== undefined ? ['list:by-username'] : [])]);
+      // A new password replaced the user's token key (users.repository.ts): the tokens issued
+      // before it are refused from now on, here at once.
+      if (password !== undefined) auth.keyChanged(row.id);
+      // A fresh token: clients replace theirs after a profile change (SPEC.md "Endpoints").
+      return toUser(row, auth.sign(row));
+    },
+  );
 }

@@ -15,7 +15,9 @@ after(() => t.close());
 
 describe('registration', () => {
   test('a new user gets 201 with a token and null bio and image', async () => {
-    const res = await api.post('/api/users', { body: { user: { username: 'alice', email: 'alice@example.com', password: 'password123' } } });
+    const res = await api.post('/api/users', {
+      body: { user: { username: 'alice', email: 'alice@example.com', password: 'password123' } },
+    });
     assert.equal(res.status, 201);
     assert.deepEqual(Object.keys(res.body.user).sort(), ['bio', 'email', 'image', 'token', 'username']);
     assert.equal(res.body.user.username, 'alice');
@@ -27,10 +29,14 @@ describe('registration', () => {
 
   test('a taken username or email is 409 with the field named', async () => {
     const u = await api.register();
-    const byName = await api.post('/api/users', { body: { user: { username: u.username, email: 'other@example.com', password: 'password123' } } });
+    const byName = await api.post('/api/users', {
+      body: { user: { username: u.username, email: 'other@example.com', password: 'password123' } },
+    });
     assert.equal(byName.status, 409);
     assert.deepEqual(byName.body, { errors: { username: ['has already been taken'] } });
-    const byEmail = await api.post('/api/users', { body: { user: { username: 'someone-else', email: u.email.toUpperCase(), password: 'password123' } } });
+    const byEmail = await api.post('/api/users', {
+      body: { user: { username: 'someone-else', email: u.email.toUpperCase(), password: 'password123' } },
+    });
     assert.equal(byEmail.status, 409);
     assert.deepEqual(byEmail.body, { errors: { email: ['has already been taken'] } });
   });
@@ -56,9 +62,16 @@ describe('registration', () => {
   });
 
   test('passwords of 8 to 64 characters are accepted and others are 422', async () => {
-    for (const [len, status] of [[7, 422], [8, 201], [64, 201], [65, 422]] as const) {
+    for (const [len, status] of [
+      [7, 422],
+      [8, 201],
+      [64, 201],
+      [65, 422],
+    ] as const) {
       const n = `${len}x${Date.now()}`;
-      const res = await api.post('/api/users', { body: { user: { username: `p${n}`, email: `p${n}@example.com`, password: 'p'.repeat(len) } } });
+      const res = await api.post('/api/users', {
+        body: { user: { username: `p${n}`, email: `p${n}@example.com`, password: 'p'.repeat(len) } },
+      });
       assert.equal(res.status, status, `length ${len}`);
       if (status === 422) assert.ok(res.body.errors.password, `length ${len}`);
     }
@@ -88,7 +101,10 @@ describe('login', () => {
 
   test('a wrong password or unknown email is 401 "credentials invalid"', async () => {
     const u = await api.register();
-    for (const user of [{ email: u.email, password: 'wrong-password' }, { email: 'nobody@example.com', password: 'password123' }]) {
+    for (const user of [
+      { email: u.email, password: 'wrong-password' },
+      { email: 'nobody@example.com', password: 'password123' },
+    ]) {
       const res = await api.post('/api/users/login', { body: { user } });
       assert.equal(res.status, 401);
       assert.deepEqual(res.body, { errors: { credentials: ['invalid'] } });
@@ -124,13 +140,17 @@ describe('authentication', () => {
     const [h, p, s] = u.token.split('.') as [string, string, string];
     const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
     const payload = JSON.parse(Buffer.from(p, 'base64url').toString()) as { sub: string };
-    const expired = createSigner({ key: TEST_JWT_SECRET, algorithm: 'HS256', clockTimestamp: Date.now() - 3_600_000, expiresIn: 1000 })({ sub: payload.sub });
+    const expired = createSigner({ key: TEST_JWT_SECRET, algorithm: 'HS256', clockTimestamp: Date.now() - 3_600_000, expiresIn: 1000 })({
+      sub: payload.sub,
+    });
     const bad = {
       malformed: 'not-a-jwt',
       tampered: `${h}.${b64({ ...payload, sub: '999' })}.${s}`,
       expired,
       algNone: `${b64({ alg: 'none', typ: 'JWT' })}.${p}.`,
-      otherSecret: createSigner({ key: 'another-secret-another-secret-another', algorithm: 'HS256', expiresIn: 60_000 })({ sub: payload.sub }),
+      otherSecret: createSigner({ key: 'another-secret-another-secret-another', algorithm: 'HS256', expiresIn: 60_000 })({
+        sub: payload.sub,
+      }),
     };
     for (const [name, token] of Object.entries(bad)) {
       const res = await api.get('/api/user', { token });
@@ -164,10 +184,11 @@ describe('authentication', () => {
     assert.equal((await api.get('/api/user', { token: u.token })).status, 200);
     // What `seed --reset` did: the rows go, and a new user gets the old id.
     const { rows } = await t.db.query<{ id: number }>('delete from users where username = $1 returning id', [u.username]);
-    await t.db.query(
-      `insert into users (id, username, email, password_hash) overriding system value values ($1, $2, $3, 'not-a-hash')`,
-      [rows[0]!.id, `${u.username}-new`, `new-${u.email}`],
-    );
+    await t.db.query(`insert into users (id, username, email, password_hash) overriding system value values ($1, $2, $3, 'not-a-hash')`, [
+      rows[0]!.id,
+      `${u.username}-new`,
+      `new-${u.email}`,
+    ]);
     // The key remembered from the first request is trusted for USER_EXISTS_TTL_MS.
     await new Promise((r) => setTimeout(r, USER_EXISTS_TTL_MS + 100));
     const res = await api.get('/api/user', { token: u.token });
@@ -200,7 +221,10 @@ describe('authentication', () => {
 describe('updating the current user', () => {
   test('a partial update changes only the given fields and returns a fresh token', async () => {
     const u = await api.register();
-    const res = await api.put('/api/user', { token: u.token, body: { user: { bio: 'I like to skateboard', image: 'https://i.example/x.jpg' } } });
+    const res = await api.put('/api/user', {
+      token: u.token,
+      body: { user: { bio: 'I like to skateboard', image: 'https://i.example/x.jpg' } },
+    });
     assert.equal(res.status, 200);
     assert.equal(res.body.user.bio, 'I like to skateboard');
     assert.equal(res.body.user.image, 'https://i.example/x.jpg');
@@ -241,7 +265,7 @@ describe('updating the current user', () => {
     }
   });
 
-  test('re-sending your own email and username is not a conflict; someone else\'s is 409', async () => {
+  test("re-sending your own email and username is not a conflict; someone else's is 409", async () => {
     const u = await api.register();
     const other = await api.register();
     const same = await api.put('/api/user', { token: u.token, body: { user: { email: u.email, username: u.username } } });

@@ -28,7 +28,8 @@ after(async () => {
 });
 
 // GET /api/user reads the users table every time (cache off): a table lock holds it in flight.
-const me = (timeoutMs?: number) => request(`${url}/api/user`, { headers: { authorization: `Token ${token}` }, ...(timeoutMs ? { timeoutMs } : {}) });
+const me = (timeoutMs?: number) =>
+  request(`${url}/api/user`, { headers: { authorization: `Token ${token}` }, ...(timeoutMs ? { timeoutMs } : {}) });
 
 async function holding<T>(work: () => Promise<T>): Promise<T> {
   await locker.query('begin');

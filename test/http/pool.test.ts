@@ -75,7 +75,10 @@ test('with both connections held, a third request gets 503 + Retry-After within 
 
   // The held requests were only waiting: they complete normally once the lock goes.
   const held = await blocked;
-  assert.deepEqual(held.map((r) => r.status), [200, 200]);
+  assert.deepEqual(
+    held.map((r) => r.status),
+    [200, 200],
+  );
 
   const recovered = await Promise.all([
     ...Array.from({ length: 8 }, () => me()),
@@ -83,7 +86,10 @@ test('with both connections held, a third request gets 503 + Retry-After within 
     request(`${url}/api/tags`),
     request(`${url}/readyz`),
   ]);
-  assert.deepEqual(recovered.map((r) => r.status), Array(recovered.length).fill(200));
+  assert.deepEqual(
+    recovered.map((r) => r.status),
+    Array(recovered.length).fill(200),
+  );
   assert.equal(t.db.waitingCount, 0);
   assert.ok(t.db.totalCount <= 2);
 });
@@ -91,6 +97,9 @@ test('with both connections held, a third request gets 503 + Retry-After within 
 test('requests beyond the pool that wait less than the acquire timeout are served, not refused', async () => {
   // Six at once on two connections: each waits a few milliseconds, far under 300 ms.
   const results = await Promise.all(Array.from({ length: 6 }, () => me()));
-  assert.deepEqual(results.map((r) => r.status), Array(6).fill(200));
+  assert.deepEqual(
+    results.map((r) => r.status),
+    Array(6).fill(200),
+  );
   assert.equal(t.db.waitingCount, 0);
 });

@@ -95,7 +95,11 @@ describe('CORS with explicit origins', () => {
     assert.match(String(res.headers['access-control-expose-headers']), /Retry-After/);
     const preflight = await request(`${url}/api/articles`, {
       method: 'OPTIONS',
-      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+      headers: {
+        origin: 'https://app.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization,content-type',
+      },
     });
     assert.equal(preflight.status, 204);
     assert.equal(preflight.headers['access-control-allow-origin'], 'https://app.example');

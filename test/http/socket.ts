@@ -42,7 +42,10 @@ export function request(url: string, opts: WireRequest = {}): Promise<WireRespon
     });
     req.on('error', reject);
     // No test may hang on a server that stopped answering: fail it instead.
-    const timer = setTimeout(() => req.destroy(Object.assign(new Error('no response in time'), { code: 'ETIMEDOUT' })), opts.timeoutMs ?? 10_000);
+    const timer = setTimeout(
+      () => req.destroy(Object.assign(new Error('no response in time'), { code: 'ETIMEDOUT' })),
+      opts.timeoutMs ?? 10_000,
+    );
     req.on('close', () => clearTimeout(timer));
     req.end(payload);
   });

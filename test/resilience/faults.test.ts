@@ -58,13 +58,21 @@ function send(req: Req, agent: http.Agent): Promise<Outcome> {
   }
   const sentAt = performance.now();
   return new Promise((resolve) => {
-    const failed = (err: NodeJS.ErrnoException) => resolve({ req, sentAt, doneAt: performance.now(), error: err.code ?? err.message, body: '' });
+    const failed = (err: NodeJS.ErrnoException) =>
+      resolve({ req, sentAt, doneAt: performance.now(), error: err.code ?? err.message, body: '' });
     const r = http.request(`${req.base}${req.path}`, { method: req.method, headers, agent }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', failed);
       res.on('end', () =>
-        resolve({ req, sentAt, doneAt: performance.now(), status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), retryAfter: res.headers['retry-after'] }),
+        resolve({
+          req,
+          sentAt,
+          doneAt: performance.now(),
+          status: res.statusCode ?? 0,
+          body: Buffer.concat(chunks).toString('utf8'),
+          retryAfter: res.headers['retry-after'],
+        }),
       );
     });
     r.on('error', failed);
@@ -109,7 +117,8 @@ function drive(clients: number, next: (client: number, n: number) => Req, pauseM
 
 const ms = (x: number) => `${x.toFixed(0)} ms`;
 const latency = (o: Outcome) => o.doneAt - o.sentAt;
-const describeOutcome = (o: Outcome) => `${o.req.method} ${o.req.path}: ${o.status ?? o.error} in ${ms(latency(o))} ${o.body.slice(0, 200)}`;
+const describeOutcome = (o: Outcome) =>
+  `${o.req.method} ${o.req.path}: ${o.status ?? o.error} in ${ms(latency(o))} ${o.body.slice(0, 200)}`;
 
 function tally(values: readonly (string | number | undefined)[]): Record<string, number> {
   const counts: Record<string, number> = {};
@@ -129,13 +138,20 @@ async function waitFor(what: string, condition: () => boolean | Promise<boolean>
 }
 
 async function register(base: string, name: string): Promise<{ username: string; token: string }> {
-  const res = await request(`${base}/api/users`, { method: 'POST', body: { user: { username: name, email: `${name}@example.com`, password: 'password123' } } });
+  const res = await request(`${base}/api/users`, {
+    method: 'POST',
+    body: { user: { username: name, email: `${name}@example.com`, password: 'password123' } },
+  });
   assert.equal(res.status, 201, res.body.toString());
   return JSON.parse(res.body.toString()).user as { username: string; token: string };
 }
 
 async function createArticle(base: string, token: string, title: string, tagList: string[]): Promise<string> {
-  const res = await request(`${base}/api/articles`, { method: 'POST', headers: { authorization: `Token ${token}` }, body: { article: { title, description: 'd', body: 'b', tagList } } });
+  const res = await request(`${base}/api/articles`, {
+    method: 'POST',
+    headers: { authorization: `Token ${token}` },
+    body: { article: { title, description: 'd', body: 'b', tagList } },
+  });
   assert.equal(res.status, 201, res.body.toString());
   return (JSON.parse(res.body.toString()).article as { slug: string }).slug;
 }
@@ -218,7 +234,13 @@ describe('PostgreSQL stopped and started again under load', () => {
         const title = `Fault ${c}-${n}`;
         const tagList = [`f${c}x${n}a`, `f${c}x${n}b`, 'shared'].slice(0, 1 + (n % 3));
         sent.set(title, tagList);
-        return { base, method: 'POST', path: '/api/articles', token: writer.token, body: { article: { title, description: 'd', body: 'b', tagList } } };
+        return {
+          base,
+          method: 'POST',
+          path: '/api/articles',
+          token: writer.token,
+          body: { article: { title, description: 'd', body: 'b', tagList } },
+        };
       }
       return { base, method: 'GET', path: reads[(c + n) % reads.length]!(n), token: reader.token };
     });
@@ -230,7 +252,11 @@ describe('PostgreSQL stopped and started again under load', () => {
     // The probes, while it is down.
     const probes: { readyz: number | string; healthz: number | string }[] = [];
     // A probe that gets no answer records why (ECONNREFUSED: the process is gone).
-    const status = (url: string) => request(url).then((r) => r.status, (err: NodeJS.ErrnoException) => err.code ?? String(err));
+    const status = (url: string) =>
+      request(url).then(
+        (r) => r.status,
+        (err: NodeJS.ErrnoException) => err.code ?? String(err),
+      );
     while (performance.now() - downAt < DOWN_MS) {
       const [readyz, healthz] = await Promise.all([status(`${base}/readyz`), status(`${base}/healthz`)]);
       probes.push({ readyz, healthz });
@@ -261,7 +287,11 @@ describe('PostgreSQL stopped and started again under load', () => {
 
     // Never an exit, a hang or a reset: every request got an HTTP answer, within the deadline.
     const fatal = s!.logs.filter((l) => Number(l.level) >= 50).map((l) => JSON.stringify(l).slice(0, 400));
-    assert.deepEqual([s!.proc.exitCode, s!.proc.signalCode, fatal], [null, null, []], 'the process is still running, with nothing fatal logged');
+    assert.deepEqual(
+      [s!.proc.exitCode, s!.proc.signalCode, fatal],
+      [null, null, []],
+      'the process is still running, with nothing fatal logged',
+    );
     assert.equal(s!.proc.pid, pid);
     assert.deepEqual(outcomes.filter((o) => o.error !== undefined).map(describeOutcome), [], 'connection-level failures');
     assert.deepEqual(outcomes.filter((o) => latency(o) > DEADLINE_MS + MARGIN_MS).map(describeOutcome), [], 'answers past the deadline');
@@ -269,12 +299,19 @@ describe('PostgreSQL stopped and started again under load', () => {
     assert.deepEqual(outcomes.filter((o) => ![200, 201, 503, 504].includes(o.status!)).map(describeOutcome), [], 'unexpected statuses');
     for (const o of outcomes.filter((x) => x.status === 503 || x.status === 504)) {
       const body = JSON.parse(o.body) as { errors: Record<string, unknown> };
-      assert.ok(Object.values(body.errors).every((v) => Array.isArray(v) && v.every((m) => typeof m === 'string')), describeOutcome(o));
+      assert.ok(
+        Object.values(body.errors).every((v) => Array.isArray(v) && v.every((m) => typeof m === 'string')),
+        describeOutcome(o),
+      );
       assert.ok(Number(o.retryAfter) >= 1, `Retry-After on ${describeOutcome(o)}`);
     }
     assert.ok(whileDown.length > 20, `load ran while it was down: ${whileDown.length} requests`);
     const allowedWhileDown = (o: Outcome) => (o.req.method === 'GET' ? [200, 503, 504] : [503, 504]).includes(o.status!);
-    assert.deepEqual(whileDown.filter((o) => !allowedWhileDown(o)).map(describeOutcome), [], 'while down: reads 200 (cached) or 503/504, writes 503/504');
+    assert.deepEqual(
+      whileDown.filter((o) => !allowedWhileDown(o)).map(describeOutcome),
+      [],
+      'while down: reads 200 (cached) or 503/504, writes 503/504',
+    );
     assert.ok(whileDown.filter((o) => o.status === 503).length > 20, 'the outage showed: requests needing the database were refused');
     // Readiness follows the database; liveness does not (a restart would not help).
     assert.ok(probes.length >= 5);
@@ -291,11 +328,13 @@ describe('PostgreSQL stopped and started again under load', () => {
     await db.connect();
     let rows: { title: string; tags: string[] }[];
     try {
-      rows = (await db.query<{ title: string; tags: string[] }>(
-        `select a.title, coalesce(array_agg(t.name order by t.name) filter (where t.name is not null), '{}') as tags
+      rows = (
+        await db.query<{ title: string; tags: string[] }>(
+          `select a.title, coalesce(array_agg(t.name order by t.name) filter (where t.name is not null), '{}') as tags
            from articles a left join article_tags at on at.article_id = a.id left join tags t on t.id = at.tag_id
           where a.title like 'Fault %' group by a.id, a.title`,
-      )).rows;
+        )
+      ).rows;
     } finally {
       await db.end();
     }
@@ -417,12 +456,20 @@ describe('Redis killed and restarted under load, two instances', () => {
     // instances, the cache tier and the limiter. Both subscribers are back on the bus channel.
     await probe!.connect();
     let usedAgain = 0;
-    await waitFor('both instances to use Redis again', async () => {
-      const [cache, limits, subs] = await Promise.all([cacheKeys(), limitKeys(), probe!.pubsub('NUMSUB', `${cachePrefix}invalidate`) as Promise<[string, number]>]);
-      const ok = cache.length > 0 && limits.length > 0 && subs[1] === 2;
-      if (ok) usedAgain = performance.now() - upAt;
-      return ok;
-    }, 15_000);
+    await waitFor(
+      'both instances to use Redis again',
+      async () => {
+        const [cache, limits, subs] = await Promise.all([
+          cacheKeys(),
+          limitKeys(),
+          probe!.pubsub('NUMSUB', `${cachePrefix}invalidate`) as Promise<[string, number]>,
+        ]);
+        const ok = cache.length > 0 && limits.length > 0 && subs[1] === 2;
+        if (ok) usedAgain = performance.now() - upAt;
+        return ok;
+      },
+      15_000,
+    );
     await sleep(1500);
     await load.stop();
     const outcomes = load.outcomes;
@@ -445,10 +492,17 @@ describe('Redis killed and restarted under load, two instances', () => {
     assert.ok(before.cache > 0 && before.limits > 0, 'Redis was in use before the kill');
     assert.ok(whileDown.length > 20, `load ran while Redis was down: ${whileDown.length} requests`);
     assert.ok(afterBack.length > 20, `load ran after Redis was back: ${afterBack.length} requests`);
-    assert.deepEqual(outcomes.filter((o) => o.status === undefined || o.status < 200 || o.status >= 300).map(describeOutcome), [], 'non-2xx answers');
+    assert.deepEqual(
+      outcomes.filter((o) => o.status === undefined || o.status < 200 || o.status >= 300).map(describeOutcome),
+      [],
+      'non-2xx answers',
+    );
     // Nothing waited on the dead Redis: fail-fast commands, then PostgreSQL.
     assert.deepEqual(outcomes.filter((o) => latency(o) > 2000).map(describeOutcome), [], 'slow answers');
-    assert.ok(redisErrors.some((e) => e > 0), 'the outage was noticed');
+    assert.ok(
+      redisErrors.some((e) => e > 0),
+      'the outage was noticed',
+    );
     assert.deepEqual([a.proc.exitCode, b.proc.exitCode, a.proc.pid, b.proc.pid], [null, null, ...pids]);
   });
 });

@@ -67,13 +67,45 @@ function toJson(v: J): string {
 // Values
 
 const EDGE_STRINGS = [
-  '', ' ', '\t\n\r', '\u00a0', '\u200b', '\u200d', '\ufeff', '\u2028\u2029',
-  '\ud800', '\udfff', 'a\ud800b', '\udc00\ud800', // lone and reversed surrogates
-  '\u202eevil\u202c', 'مرحبا بالعالم', 'שלום', '\u061c', // right-to-left
-  '👩‍👩‍👧‍👦', '🏳️‍🌈', 'e\u0301\u0301\u0301', 'Z̸̧̛̖̗̘̙̜̝̞̟', '\u{10ffff}', '\ufffd',
-  '\u00c0\u00af', '\u00e0\u0080\u00af', // overlong UTF-8 of "/" read as latin-1 text
-  'a\u0000b', '\u0000', '\u0001\u001f\u007f', '../../etc/passwd', '<script>alert(1)</script>',
-  "' or 1=1 --", '%00', '%zz', '${jndi:x}', '__proto__', 'constructor', 'null', 'undefined', '-0', 'NaN',
+  '',
+  ' ',
+  '\t\n\r',
+  '\u00a0',
+  '\u200b',
+  '\u200d',
+  '\ufeff',
+  '\u2028\u2029',
+  '\ud800',
+  '\udfff',
+  'a\ud800b',
+  '\udc00\ud800', // lone and reversed surrogates
+  '\u202eevil\u202c',
+  'مرحبا بالعالم',
+  'שלום',
+  '\u061c', // right-to-left
+  '👩‍👩‍👧‍👦',
+  '🏳️‍🌈',
+  'e\u0301\u0301\u0301',
+  'Z̸̧̛̖̗̘̙̜̝̞̟',
+  '\u{10ffff}',
+  '\ufffd',
+  '\u00c0\u00af',
+  '\u00e0\u0080\u00af', // overlong UTF-8 of "/" read as latin-1 text
+  'a\u0000b',
+  '\u0000',
+  '\u0001\u001f\u007f',
+  '../../etc/passwd',
+  '<script>alert(1)</script>',
+  "' or 1=1 --",
+  '%00',
+  '%zz',
+  '${jndi:x}',
+  '__proto__',
+  'constructor',
+  'null',
+  'undefined',
+  '-0',
+  'NaN',
 ];
 
 const edgeString = fc.constantFrom(...EDGE_STRINGS);
@@ -90,23 +122,41 @@ const hugeString = fc
   .oneof({ weight: 6, arbitrary: fc.constantFrom(65, 255, 257, 1_025, 4_097) }, { weight: 1, arbitrary: fc.constantFrom(65_537, 262_145) })
   .chain((n) => fc.constantFrom('x'.repeat(n), 'é'.repeat(n), `${' '.repeat(n - 1)}x`));
 const hugeNumber = fc.constantFrom(
-  new Raw('1e309'), new Raw('-1e309'), new Raw('123456789012345678901234567890'), new Raw('1.0e-400'),
-  new Raw('-0'), new Raw('9007199254740993'), new Raw('1E+2'), new Raw('0.1e1'),
+  new Raw('1e309'),
+  new Raw('-1e309'),
+  new Raw('123456789012345678901234567890'),
+  new Raw('1.0e-400'),
+  new Raw('-0'),
+  new Raw('9007199254740993'),
+  new Raw('1E+2'),
+  new Raw('0.1e1'),
 );
 const scalar: fc.Arbitrary<J> = fc.oneof(
-  fc.boolean(), fc.constant(null), fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), hugeNumber, anyString,
+  fc.boolean(),
+  fc.constant(null),
+  fc.integer(),
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+  hugeNumber,
+  anyString,
 );
 const anyJson: fc.Arbitrary<J> = fc.letrec<{ v: J }>((tie) => ({
   v: fc.oneof(
     { depthSize: 'small', withCrossShrink: true },
     scalar,
     fc.array(tie('v'), { maxLength: 4 }),
-    fc.array(fc.tuple(fc.oneof(anyString, fc.constantFrom('__proto__', 'constructor', 'prototype')), tie('v')), { maxLength: 4 }).map((e) => new Obj(e)),
+    fc
+      .array(fc.tuple(fc.oneof(anyString, fc.constantFrom('__proto__', 'constructor', 'prototype')), tie('v')), { maxLength: 4 })
+      .map((e) => new Obj(e)),
   ),
 })).v;
 // A value of the wrong type for a string field: never a string.
 const notAString: fc.Arbitrary<J> = fc.oneof(
-  fc.boolean(), fc.integer(), hugeNumber, fc.array(scalar, { maxLength: 3 }), fc.constant(new Obj([['a', 1]])), fc.constant(new Obj([])),
+  fc.boolean(),
+  fc.integer(),
+  hugeNumber,
+  fc.array(scalar, { maxLength: 3 }),
+  fc.constant(new Obj([['a', 1]])),
+  fc.constant(new Obj([])),
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -127,26 +177,54 @@ const BODY_KINDS = {
   login: {
     wrapper: 'user',
     valid: () => fc.record({ email: word.map((w) => `${w}@example.com`), password: word }),
-    invalid: { email: fc.oneof(notAString, blank, fc.constant('no-at-sign')), password: fc.oneof(notAString, fc.constant(''), tooLong(64)) },
+    invalid: {
+      email: fc.oneof(notAString, blank, fc.constant('no-at-sign')),
+      password: fc.oneof(notAString, fc.constant(''), tooLong(64)),
+    },
   },
   register: {
     wrapper: 'user',
-    valid: () => fc.record({ username: word.map((w) => `fz${w}`), email: word.map((w) => `fz${w}@example.com`), password: word.map((w) => `${w}-password`) }),
-    invalid: { username: fc.oneof(notAString, blank, tooLong(64)), email: fc.oneof(notAString, blank, fc.constant('a b@c')), password: fc.oneof(notAString, fc.constant('short'), tooLong(64)) },
+    valid: () =>
+      fc.record({
+        username: word.map((w) => `fz${w}`),
+        email: word.map((w) => `fz${w}@example.com`),
+        password: word.map((w) => `${w}-password`),
+      }),
+    invalid: {
+      username: fc.oneof(notAString, blank, tooLong(64)),
+      email: fc.oneof(notAString, blank, fc.constant('a b@c')),
+      password: fc.oneof(notAString, fc.constant('short'), tooLong(64)),
+    },
   },
   user: {
     wrapper: 'user',
     valid: () => fc.record({ bio: fc.oneof(fc.constant(null), anyString), image: fc.oneof(fc.constant(null), fc.webUrl()) }),
-    invalid: { email: fc.oneof(notAString, blank, fc.constant('@')), username: fc.oneof(notAString, blank, tooLong(64)), bio: fc.oneof(notAString, tooLong(4096)), image: fc.oneof(notAString, tooLong(4096)) },
+    invalid: {
+      email: fc.oneof(notAString, blank, fc.constant('@')),
+      username: fc.oneof(notAString, blank, tooLong(64)),
+      bio: fc.oneof(notAString, tooLong(4096)),
+      image: fc.oneof(notAString, tooLong(4096)),
+    },
   },
   article: {
     wrapper: 'article',
-    valid: () => fc.record({ title: word.map((w) => `Fuzz ${w}`), description: anyString.map((s) => `d${s}`), body: anyString.map((s) => `b${s}`), tagList: fc.array(word, { maxLength: 3 }) }),
+    valid: () =>
+      fc.record({
+        title: word.map((w) => `Fuzz ${w}`),
+        description: anyString.map((s) => `d${s}`),
+        body: anyString.map((s) => `b${s}`),
+        tagList: fc.array(word, { maxLength: 3 }),
+      }),
     invalid: {
       title: fc.oneof(notAString, blank, tooLong(256)),
       description: fc.oneof(notAString, blank, tooLong(1024)),
       body: fc.oneof(notAString, blank),
-      tagList: fc.oneof(fc.constant('dragons'), fc.integer(), fc.array(fc.oneof(fc.integer(), fc.constant(null)), { minLength: 1, maxLength: 3 }), fc.constant(Array.from({ length: 33 }, (_, i) => `t${i}`))),
+      tagList: fc.oneof(
+        fc.constant('dragons'),
+        fc.integer(),
+        fc.array(fc.oneof(fc.integer(), fc.constant(null)), { minLength: 1, maxLength: 3 }),
+        fc.constant(Array.from({ length: 33 }, (_, i) => `t${i}`)),
+      ),
     },
   },
   comment: {
@@ -159,7 +237,12 @@ type BodyName = keyof typeof BODY_KINDS;
 
 /** A valid body with some of its fields replaced by anything, removed, or joined by strange keys. */
 function mutatedBody(kind: BodyKind): fc.Arbitrary<J> {
-  const fieldValue = fc.oneof({ weight: 3, arbitrary: anyString }, { weight: 2, arbitrary: notAString }, { weight: 1, arbitrary: hugeString }, { weight: 1, arbitrary: anyJson });
+  const fieldValue = fc.oneof(
+    { weight: 3, arbitrary: anyString },
+    { weight: 2, arbitrary: notAString },
+    { weight: 1, arbitrary: hugeString },
+    { weight: 1, arbitrary: anyJson },
+  );
   const extraKey = fc.oneof(fc.constantFrom('__proto__', 'constructor', 'prototype', 'id', 'author', 'favoritesCount', 'slug'), anyString);
   return fc
     .tuple(
@@ -195,7 +278,10 @@ function mutatedBody(kind: BodyKind): fc.Arbitrary<J> {
 function invalidBody(kind: BodyKind): fc.Arbitrary<J> {
   const fields = Object.entries(kind.invalid) as [Field, fc.Arbitrary<J>][];
   return fc
-    .tuple(kind.valid(), fc.subarray(fields, { minLength: 1 }).chain((chosen) => fc.tuple(...chosen.map(([f, arb]) => arb.map((v): [string, J] => [f, v])))))
+    .tuple(
+      kind.valid(),
+      fc.subarray(fields, { minLength: 1 }).chain((chosen) => fc.tuple(...chosen.map(([f, arb]) => arb.map((v): [string, J] => [f, v])))),
+    )
     .map(([valid, bad]) => {
       const merged = new Map<string, J>(Object.entries(valid));
       for (const [f, v] of bad) merged.set(f, v);
@@ -204,19 +290,21 @@ function invalidBody(kind: BodyKind): fc.Arbitrary<J> {
 }
 
 const OVERSIZED = `{"user":{"bio":"${'x'.repeat(1_100_000)}"}}`; // over the 1 MiB body limit
-const deepJson = fc.tuple(fc.integer({ min: 1_000, max: 12_000 }), fc.constantFrom('array', 'object', 'wrapped', 'proto-at-bottom')).map(([n, how]) => {
-  switch (how) {
-    case 'array':
-      return '['.repeat(n) + ']'.repeat(n);
-    case 'object':
-      return '{"a":'.repeat(n) + '1' + '}'.repeat(n);
-    case 'wrapped':
-      return `{"article":{"title":${'['.repeat(n)}"x"${']'.repeat(n)},"description":"d","body":"b"}}`;
-    default:
-      // secure-json-parse walks the parsed value when the text holds "__proto__": a deep one.
-      return '{"a":'.repeat(n) + '{"__proto__":{"x":1}}' + '}'.repeat(n);
-  }
-});
+const deepJson = fc
+  .tuple(fc.integer({ min: 1_000, max: 12_000 }), fc.constantFrom('array', 'object', 'wrapped', 'proto-at-bottom'))
+  .map(([n, how]) => {
+    switch (how) {
+      case 'array':
+        return '['.repeat(n) + ']'.repeat(n);
+      case 'object':
+        return '{"a":'.repeat(n) + '1' + '}'.repeat(n);
+      case 'wrapped':
+        return `{"article":{"title":${'['.repeat(n)}"x"${']'.repeat(n)},"description":"d","body":"b"}}`;
+      default:
+        // secure-json-parse walks the parsed value when the text holds "__proto__": a deep one.
+        return '{"a":'.repeat(n) + '{"__proto__":{"x":1}}' + '}'.repeat(n);
+    }
+  });
 const protoJson = fc.constantFrom(
   '{"__proto__":{"admin":true}}',
   '{"user":{"__proto__":{"admin":true},"email":"a@b.c","password":"password123"}}',
@@ -227,9 +315,33 @@ const protoJson = fc.constantFrom(
 );
 const brokenJson = fc.oneof(
   fc.constantFrom(
-    '{', '}', '{"user":}', "{'user':{}}", '{"user":{"email":"a@b.c",}}', 'NaN', 'Infinity', '[1,]', '\ufeff{"a":1}',
-    '{"a":1}{"b":2}', '{"a":"\\x41"}', '{"a":"\\ud800"}', '{"a" 1}', 'nul', 'true false', '"unterminated', '{"a":1e}',
-    '{"a":01}', '{"a":.5}', '{"a":+1}', '{"a":"\u0001"}', '{"a":"tab\there"}', '/* c */{}', '{"a":1}//', ' ', '\u0000', '{"a":-}',
+    '{',
+    '}',
+    '{"user":}',
+    "{'user':{}}",
+    '{"user":{"email":"a@b.c",}}',
+    'NaN',
+    'Infinity',
+    '[1,]',
+    '\ufeff{"a":1}',
+    '{"a":1}{"b":2}',
+    '{"a":"\\x41"}',
+    '{"a":"\\ud800"}',
+    '{"a" 1}',
+    'nul',
+    'true false',
+    '"unterminated',
+    '{"a":1e}',
+    '{"a":01}',
+    '{"a":.5}',
+    '{"a":+1}',
+    '{"a":"\u0001"}',
+    '{"a":"tab\there"}',
+    '/* c */{}',
+    '{"a":1}//',
+    ' ',
+    '\u0000',
+    '{"a":-}',
   ),
   fc.tuple(anyJson, fc.nat()).map(([v, n]) => {
     const s = toJson(new Obj([['user', v]]));
@@ -238,9 +350,20 @@ const brokenJson = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 60 }),
 );
 const CONTENT_TYPES = [
-  'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=utf-16',
-  'APPLICATION/JSON', 'application/jsonp', 'application/vnd.api+json', '*/*', '', 'application/json;;;', 'application/xml',
-  'application/json; charset=latin1', 'application/json, text/plain', 'json',
+  'text/plain',
+  'application/x-www-form-urlencoded',
+  'multipart/form-data; boundary=x',
+  'application/json; charset=utf-16',
+  'APPLICATION/JSON',
+  'application/jsonp',
+  'application/vnd.api+json',
+  '*/*',
+  '',
+  'application/json;;;',
+  'application/xml',
+  'application/json; charset=latin1',
+  'application/json, text/plain',
+  'json',
 ];
 const contentType = fc.oneof(
   { weight: 12, arbitrary: fc.constantFrom('application/json', 'application/json; charset=utf-8') },
@@ -260,12 +383,21 @@ function payloadFor(body: BodyName | undefined): fc.Arbitrary<Payload | undefine
     { weight: 1, arbitrary: protoJson },
     { weight: 1, arbitrary: anyJson.map(toJson) },
     // Overlong UTF-8 ("/" as C0 AF), a lone surrogate encoded as UTF-8 (ED A0 80), a stray continuation byte.
-    { weight: 1, arbitrary: fc.constantFrom(Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc0, 0xaf, 0x22, 0x7d]), Buffer.from('{"user":{"email":"\xed\xa0\x80@x.y","password":"p"}}', 'latin1'), Buffer.from([0x80, 0x7b, 0x7d])) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc0, 0xaf, 0x22, 0x7d]),
+        Buffer.from('{"user":{"email":"\xed\xa0\x80@x.y","password":"p"}}', 'latin1'),
+        Buffer.from([0x80, 0x7b, 0x7d]),
+      ),
+    },
     { weight: 1, arbitrary: fc.constant(OVERSIZED) },
   );
   const payload = fc.record({ text, contentType });
   // Routes without a body get one now and then; routes with one go without it now and then.
-  return body ? fc.oneof({ weight: 12, arbitrary: payload }, { weight: 1, arbitrary: fc.constant(undefined) }) : fc.oneof({ weight: 6, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: payload });
+  return body
+    ? fc.oneof({ weight: 12, arbitrary: payload }, { weight: 1, arbitrary: fc.constant(undefined) })
+    : fc.oneof({ weight: 6, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: payload });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -279,7 +411,25 @@ function wire(s: string): string {
 }
 
 const mangled = fc.oneof(
-  fc.constantFrom('%zz', '%', '%E0%A4%A', '%00', 'a%00b', '%C0%AF', '%ED%A0%80', '%FF%FE', '..', '.', '%2F', '%252F', '%2e%2e', 'a'.repeat(600), 'a'.repeat(512), ';', '*'),
+  fc.constantFrom(
+    '%zz',
+    '%',
+    '%E0%A4%A',
+    '%00',
+    'a%00b',
+    '%C0%AF',
+    '%ED%A0%80',
+    '%FF%FE',
+    '..',
+    '.',
+    '%2F',
+    '%252F',
+    '%2e%2e',
+    'a'.repeat(600),
+    'a'.repeat(512),
+    ';',
+    '*',
+  ),
   anyString.map(wire),
   hugeString.map((s) => wire(s.slice(0, 1_500))),
 );
@@ -295,7 +445,21 @@ interface Fixtures {
 
 function param(kind: 'username' | 'slug' | 'id', fx: Fixtures): fc.Arbitrary<string> {
   const real = kind === 'username' ? fx.usernames : kind === 'slug' ? fx.slugs : fx.commentIds;
-  const ids = fc.constantFrom('-1', '0', '1e309', '1.5', 'abc', '99999999999999999999', '0x10', '%201', '9007199254740993', '1%00', '+1', '01', 'Infinity');
+  const ids = fc.constantFrom(
+    '-1',
+    '0',
+    '1e309',
+    '1.5',
+    'abc',
+    '99999999999999999999',
+    '0x10',
+    '%201',
+    '9007199254740993',
+    '1%00',
+    '+1',
+    '01',
+    'Infinity',
+  );
   return fc.oneof(
     { weight: 4, arbitrary: fc.constantFrom(...real).map(encodeURIComponent) },
     { weight: 3, arbitrary: mangled },
@@ -306,8 +470,49 @@ function param(kind: 'username' | 'slug' | 'id', fx: Fixtures): fc.Arbitrary<str
 const queryString = fc
   .array(
     fc.tuple(
-      fc.oneof(fc.constantFrom('limit', 'offset', 'tag', 'author', 'favorited', 'tag[]', 'limit[]', 'limit[a]', '__proto__', '__proto__[limit]', 'constructor', 'constructor[prototype][x]'), anyString.map(wire)),
-      fc.oneof(fc.constantFrom('-1', '0', '1', '100', '101', '1e309', 'NaN', 'Infinity', 'abc', '', ' ', '1.5', '99999999999999999999', '0x10', '%zz', '%00', '%E0%A4%A', 'true', '[]', '{}'), anyString.map(wire), hugeString.map((s) => wire(s.slice(0, 1_500)))),
+      fc.oneof(
+        fc.constantFrom(
+          'limit',
+          'offset',
+          'tag',
+          'author',
+          'favorited',
+          'tag[]',
+          'limit[]',
+          'limit[a]',
+          '__proto__',
+          '__proto__[limit]',
+          'constructor',
+          'constructor[prototype][x]',
+        ),
+        anyString.map(wire),
+      ),
+      fc.oneof(
+        fc.constantFrom(
+          '-1',
+          '0',
+          '1',
+          '100',
+          '101',
+          '1e309',
+          'NaN',
+          'Infinity',
+          'abc',
+          '',
+          ' ',
+          '1.5',
+          '99999999999999999999',
+          '0x10',
+          '%zz',
+          '%00',
+          '%E0%A4%A',
+          'true',
+          '[]',
+          '{}',
+        ),
+        anyString.map(wire),
+        hugeString.map((s) => wire(s.slice(0, 1_500))),
+      ),
       fc.boolean(),
     ),
     { maxLength: 4 },
@@ -358,10 +563,12 @@ const ROUTES: Route[] = [
 
 function urlFor(path: string, fx: Fixtures): fc.Arbitrary<string> {
   const names = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as 'username' | 'slug' | 'id');
-  return fc.tuple(fc.tuple(...names.map((n) => param(n, fx))), queryString, fc.constantFrom('', '', '', '/')).map(([values, query, slash]) => {
-    let i = 0;
-    return path.replace(/\{\w+\}/g, () => values[i++] ?? '') + slash + query;
-  });
+  return fc
+    .tuple(fc.tuple(...names.map((n) => param(n, fx))), queryString, fc.constantFrom('', '', '', '/'))
+    .map(([values, query, slash]) => {
+      let i = 0;
+      return path.replace(/\{\w+\}/g, () => values[i++] ?? '') + slash + query;
+    });
 }
 
 function authHeader(fx: Fixtures): fc.Arbitrary<string | undefined> {
@@ -375,8 +582,36 @@ function authHeader(fx: Fixtures): fc.Arbitrary<string | undefined> {
 }
 
 const extraHeaders = fc.dictionary(
-  fc.constantFrom('accept-encoding', 'accept', 'if-none-match', 'x-request-id', 'origin', 'x-forwarded-for', 'content-encoding', 'range', 'expect', 'cookie'),
-  fc.oneof(fc.constantFrom('zstd', 'br', 'gzip;q=abc, *;q=-1', 'identity;q=0', '*', 'application/xml', '"x"', 'W/"y"', '*', 'null', 'bytes=0-1', '100-continue', 'gzip'), anyString),
+  fc.constantFrom(
+    'accept-encoding',
+    'accept',
+    'if-none-match',
+    'x-request-id',
+    'origin',
+    'x-forwarded-for',
+    'content-encoding',
+    'range',
+    'expect',
+    'cookie',
+  ),
+  fc.oneof(
+    fc.constantFrom(
+      'zstd',
+      'br',
+      'gzip;q=abc, *;q=-1',
+      'identity;q=0',
+      '*',
+      'application/xml',
+      '"x"',
+      'W/"y"',
+      '*',
+      'null',
+      'bytes=0-1',
+      '100-continue',
+      'gzip',
+    ),
+    anyString,
+  ),
   { maxKeys: 3 },
 );
 
@@ -385,22 +620,60 @@ function requestArb(fx: Fixtures): fc.Arbitrary<FuzzRequest> {
     ...ROUTES.map((r) => ({
       weight: r.weight,
       arbitrary: fc
-        .tuple(urlFor(r.path, fx), authHeader(fx), payloadFor(r.body), extraHeaders, fc.constantFrom(r.method, r.method, r.method, r.method, 'GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'))
+        .tuple(
+          urlFor(r.path, fx),
+          authHeader(fx),
+          payloadFor(r.body),
+          extraHeaders,
+          fc.constantFrom(r.method, r.method, r.method, r.method, 'GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'),
+        )
         .map(([url, auth, payload, extra, method]) => build(method, url, auth, payload, extra)),
     })),
   );
   const randomPath = fc.oneof(
     fc.webPath(),
     anyString.map((s) => `/${wire(s)}`),
-    fc.constantFrom('/', '/api', '/api/', '//api//tags', '/api/articles/feed/x', '/API/TAGS', '/api/tags/../user', '/%2e%2e/', '/*', '/docs/assets/..%2f..%2fpackage.json', '/docs/assets/%00', '/api/openapi.json', '/docs', '/metrics', '/api/users/login/', '/api/articles//comments', '/api/profiles/', '/api/articles/x/comments/'),
+    fc.constantFrom(
+      '/',
+      '/api',
+      '/api/',
+      '//api//tags',
+      '/api/articles/feed/x',
+      '/API/TAGS',
+      '/api/tags/../user',
+      '/%2e%2e/',
+      '/*',
+      '/docs/assets/..%2f..%2fpackage.json',
+      '/docs/assets/%00',
+      '/api/openapi.json',
+      '/docs',
+      '/metrics',
+      '/api/users/login/',
+      '/api/articles//comments',
+      '/api/profiles/',
+      '/api/articles/x/comments/',
+    ),
   );
   const random = fc
-    .tuple(fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'), randomPath, queryString, authHeader(fx), payloadFor(undefined), extraHeaders)
+    .tuple(
+      fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'),
+      randomPath,
+      queryString,
+      authHeader(fx),
+      payloadFor(undefined),
+      extraHeaders,
+    )
     .map(([method, path, query, auth, payload, extra]) => build(method, path + query, auth, payload, extra));
   return fc.oneof({ weight: 8, arbitrary: real }, { weight: 1, arbitrary: random });
 }
 
-function build(method: string, url: string, auth: string | undefined, payload: Payload | undefined, extra: Record<string, string>): FuzzRequest {
+function build(
+  method: string,
+  url: string,
+  auth: string | undefined,
+  payload: Payload | undefined,
+  extra: Record<string, string>,
+): FuzzRequest {
   const headers: Record<string, string> = { ...extra };
   if (auth !== undefined) headers.authorization = auth;
   if (payload?.contentType !== undefined) headers['content-type'] = payload.contentType;
@@ -408,59 +681,124 @@ function build(method: string, url: string, auth: string | undefined, payload: P
 }
 
 /** Requests the service must refuse, every one: for the run that checks the database is untouched. */
-function invalidArb(fx: Fixtures, owner: { token: string; slug: string }, other: { token: string; commentPath: string }): fc.Arbitrary<FuzzRequest> {
+function invalidArb(
+  fx: Fixtures,
+  owner: { token: string; slug: string },
+  other: { token: string; commentPath: string },
+): fc.Arbitrary<FuzzRequest> {
   const writes = ROUTES.filter((r) => r.method !== 'GET' && r.path.startsWith('/api/') && !r.path.startsWith('/api/users'));
-  const validBody = (b: BodyName | undefined) => (b ? BODY_KINDS[b].valid().map((v) => toJson(new Obj([[BODY_KINDS[b].wrapper, new Obj(Object.entries(v))]]))) : fc.constant(undefined));
-  const json = (text: string | undefined): Payload | undefined => (text === undefined ? undefined : { text, contentType: 'application/json' });
+  const validBody = (b: BodyName | undefined) =>
+    b ? BODY_KINDS[b].valid().map((v) => toJson(new Obj([[BODY_KINDS[b].wrapper, new Obj(Object.entries(v))]]))) : fc.constant(undefined);
+  const json = (text: string | undefined): Payload | undefined =>
+    text === undefined ? undefined : { text, contentType: 'application/json' };
   const tok = (t: string) => `Token ${t}`;
-  const existing = (path: string) => path.replace('{username}', encodeURIComponent(fx.usernames[0]!)).replace('{slug}', owner.slug).replace('{id}', fx.commentIds[0]!);
+  const existing = (path: string) =>
+    path.replace('{username}', encodeURIComponent(fx.usernames[0]!)).replace('{slug}', owner.slug).replace('{id}', fx.commentIds[0]!);
   const common = fc.oneof(
     // 1. A write without a usable token: 401 whatever the body.
-    fc.tuple(fc.constantFrom(...writes), fc.oneof(fc.constant(undefined), fc.constantFrom(...fx.bad), anyString.map((s) => `Token ${s}`))).chain(([r, auth]) =>
-      fc.tuple(validBody(r.body), queryString).map(([b, q]) => build(r.method, existing(r.path) + q, auth, json(b), {})),
-    ),
+    fc
+      .tuple(
+        fc.constantFrom(...writes),
+        fc.oneof(
+          fc.constant(undefined),
+          fc.constantFrom(...fx.bad),
+          anyString.map((s) => `Token ${s}`),
+        ),
+      )
+      .chain(([r, auth]) =>
+        fc.tuple(validBody(r.body), queryString).map(([b, q]) => build(r.method, existing(r.path) + q, auth, json(b), {})),
+      ),
     // 2. The owner's write with a body the schema must refuse, or that is not JSON at all.
     fc.constantFrom(...ROUTES.filter((r) => r.body && r.body !== 'login' && r.body !== 'register')).chain((r) =>
       fc
         .oneof(
           invalidBody(BODY_KINDS[r.body!]).map((v): Payload => ({ text: toJson(v), contentType: 'application/json' })),
-          fc.oneof(brokenJson, deepJson, protoJson).filter((s) => s.trim() !== '').map((text): Payload => ({ text, contentType: 'application/json' })),
-          fc.tuple(validBody(r.body), fc.constantFrom(...CONTENT_TYPES.filter((c) => !/^application\/json( *;.*)?$/i.test(c)))).map(([text, contentType]): Payload => ({ text: text!, contentType })),
+          fc
+            .oneof(brokenJson, deepJson, protoJson)
+            .filter((s) => s.trim() !== '')
+            .map((text): Payload => ({ text, contentType: 'application/json' })),
+          fc
+            .tuple(validBody(r.body), fc.constantFrom(...CONTENT_TYPES.filter((c) => !/^application\/json( *;.*)?$/i.test(c))))
+            .map(([text, contentType]): Payload => ({ text: text!, contentType })),
           fc.constant<Payload>({ text: OVERSIZED, contentType: 'application/json' }),
         )
         .map((p) => build(r.method, existing(r.path), tok(owner.token), p, {})),
     ),
     // 3. Someone else's article or comment: 403.
-    fc.tuple(fc.constantFrom('PUT', 'DELETE'), validBody('article')).map(([m, b]) => build(m, `/api/articles/${owner.slug}`, tok(other.token), m === 'PUT' ? json(b) : undefined, {})),
+    fc
+      .tuple(fc.constantFrom('PUT', 'DELETE'), validBody('article'))
+      .map(([m, b]) => build(m, `/api/articles/${owner.slug}`, tok(other.token), m === 'PUT' ? json(b) : undefined, {})),
     fc.constant(other.commentPath).map((p) => build('DELETE', p, tok(owner.token), undefined, {})),
     // 4. A well-signed token of a user that does not exist, with valid bodies: the database
     //    refuses the write (foreign keys), and nothing may remain of it.
     //    (Not DELETE: unfollowing or unfavoriting as nobody removes nothing, and is answered 200.)
-    fc.constantFrom(...writes.filter((r) => r.method !== 'DELETE'), ROUTES.find((r) => r.method === 'PUT' && r.path === '/api/user')!).chain((r) =>
-      validBody(r.body).map((b) => build(r.method, existing(r.path), fx.ghost, json(b), {})),
-    ),
+    fc
+      .constantFrom(
+        ...writes.filter((r) => r.method !== 'DELETE'),
+        ROUTES.find((r) => r.method === 'PUT' && r.path === '/api/user')!,
+      )
+      .chain((r) => validBody(r.body).map((b) => build(r.method, existing(r.path), fx.ghost, json(b), {}))),
     // 5. Valid token and body, but the article, profile or comment does not exist: 404.
-    fc.tuple(fc.constantFrom(...writes.filter((r) => r.path.includes('{'))), word).chain(([r, w]) =>
-      validBody(r.body).map((b) => build(r.method, r.path.replace('{username}', `nope-${w}`).replace('{slug}', `nope-${w}`).replace('{id}', '2147483000'), tok(owner.token), json(b), {})),
-    ),
+    fc
+      .tuple(fc.constantFrom(...writes.filter((r) => r.path.includes('{'))), word)
+      .chain(([r, w]) =>
+        validBody(r.body).map((b) =>
+          build(
+            r.method,
+            r.path.replace('{username}', `nope-${w}`).replace('{slug}', `nope-${w}`).replace('{id}', '2147483000'),
+            tok(owner.token),
+            json(b),
+            {},
+          ),
+        ),
+      ),
     // 6. Path parameters the router or the schema refuses: 400, 414, 422.
-    fc.tuple(fc.constantFrom(...writes.filter((r) => r.path.includes('{'))), fc.constantFrom('%zz', '%E0%A4%A', 'a'.repeat(600), '%00')).chain(([r, bad]) =>
-      validBody(r.body).map((b) => build(r.method, r.path.replace(/\{\w+\}/g, bad), tok(owner.token), json(b), {})),
-    ),
-    fc.constantFrom('0', '-1', '1e309', 'abc', '99999999999999999999').map((id) => build('DELETE', `/api/articles/${owner.slug}/comments/${id}`, tok(owner.token), undefined, {})),
+    fc
+      .tuple(fc.constantFrom(...writes.filter((r) => r.path.includes('{'))), fc.constantFrom('%zz', '%E0%A4%A', 'a'.repeat(600), '%00'))
+      .chain(([r, bad]) => validBody(r.body).map((b) => build(r.method, r.path.replace(/\{\w+\}/g, bad), tok(owner.token), json(b), {}))),
+    fc
+      .constantFrom('0', '-1', '1e309', 'abc', '99999999999999999999')
+      .map((id) => build('DELETE', `/api/articles/${owner.slug}/comments/${id}`, tok(owner.token), undefined, {})),
     // 7. Reads with a query the schema refuses.
-    fc.constantFrom('?limit=-1', '?limit=0', '?offset=1e309', '?limit=abc', '?offset=-1', '?limit=101', '?offset=100001', '?tag[]=x&limit=0').chain((q) =>
-      fc.constantFrom('/api/articles', '/api/articles/feed').map((p) => build('GET', p + q, tok(owner.token), undefined, {})),
-    ),
+    fc
+      .constantFrom(
+        '?limit=-1',
+        '?limit=0',
+        '?offset=1e309',
+        '?limit=abc',
+        '?offset=-1',
+        '?limit=101',
+        '?offset=100001',
+        '?tag[]=x&limit=0',
+      )
+      .chain((q) =>
+        fc.constantFrom('/api/articles', '/api/articles/feed').map((p) => build('GET', p + q, tok(owner.token), undefined, {})),
+      ),
   );
   // 8. Rare (each costs an Argon2 hash): a registration whose username or email is taken, a
   //    login with a wrong password.
   const email = `${fx.usernames[0]}@example.com`;
-  const hashing = fc.tuple(word, fc.constantFrom('taken username', 'taken email', 'wrong password')).map(([w, what]) =>
-    what === 'wrong password'
-      ? build('POST', '/api/users/login', undefined, json(JSON.stringify({ user: { email, password: `${w}-wrong` } })), {})
-      : build('POST', '/api/users', undefined, json(JSON.stringify({ user: { username: what === 'taken username' ? fx.usernames[0] : `fz${w}x`, email: what === 'taken email' ? email : `fz${w}x@example.com`, password: 'password123' } })), {}),
-  );
+  const hashing = fc
+    .tuple(word, fc.constantFrom('taken username', 'taken email', 'wrong password'))
+    .map(([w, what]) =>
+      what === 'wrong password'
+        ? build('POST', '/api/users/login', undefined, json(JSON.stringify({ user: { email, password: `${w}-wrong` } })), {})
+        : build(
+            'POST',
+            '/api/users',
+            undefined,
+            json(
+              JSON.stringify({
+                user: {
+                  username: what === 'taken username' ? fx.usernames[0] : `fz${w}x`,
+                  email: what === 'taken email' ? email : `fz${w}x@example.com`,
+                  password: 'password123',
+                },
+              }),
+            ),
+            {},
+          ),
+    );
   return fc.oneof({ weight: 60, arbitrary: common }, { weight: 1, arbitrary: hashing });
 }
 
@@ -510,7 +848,13 @@ function judge(tally: Tally, conformance: Conformance, req: FuzzRequest, res: An
       problem ??= `outside the error shape: ${what}`;
     }
   }
-  const problems = conformance.check({ method: req.method, url: req.url, status: res.status, contentType: res.contentType, body: res.body });
+  const problems = conformance.check({
+    method: req.method,
+    url: req.url,
+    status: res.status,
+    contentType: res.contentType,
+    body: res.body,
+  });
   if (problems.length > 0) {
     tally.nonConforming++;
     problem ??= `not as documented (${problems.join('; ')}): ${what}`;
@@ -520,9 +864,13 @@ function judge(tally: Tally, conformance: Conformance, req: FuzzRequest, res: An
 }
 
 function report(t: TestContext, name: string, tally: Tally, ms: number): void {
-  t.diagnostic(`${name}: ${tally.requests} requests in ${(ms / 1000).toFixed(1)} s (${Math.round((tally.requests / ms) * 1000)} requests/s); by class ${JSON.stringify(tally.byClass)}`);
+  t.diagnostic(
+    `${name}: ${tally.requests} requests in ${(ms / 1000).toFixed(1)} s (${Math.round((tally.requests / ms) * 1000)} requests/s); by class ${JSON.stringify(tally.byClass)}`,
+  );
   if (EXPLORE) for (const p of new Set(tally.problems.map((x) => x.slice(0, 400)))) t.diagnostic(`PROBLEM ${p}`);
-  t.diagnostic(`${name}: 5xx ${tally.fiveXx}, 4xx outside the error shape ${tally.outsideErrorShape}, not as documented ${tally.nonConforming}`);
+  t.diagnostic(
+    `${name}: 5xx ${tally.fiveXx}, 4xx outside the error shape ${tally.outsideErrorShape}, not as documented ${tally.nonConforming}`,
+  );
 }
 
 const fcParams = (runs: number): fc.Parameters<[FuzzRequest[]]> => ({ seed: SEED, numRuns: runs });
@@ -544,8 +892,17 @@ async function inject(app: App, req: FuzzRequest): Promise<Answer | undefined> {
     unsendable++;
     return undefined;
   }
-  const res = await app.inject({ method: req.method as 'GET', url: req.url, headers: req.headers, ...(req.payload !== undefined ? { payload: req.payload } : {}) });
-  return { status: res.statusCode, contentType: res.headers['content-type'], body: decoded(res.rawPayload, res.headers['content-encoding']) };
+  const res = await app.inject({
+    method: req.method as 'GET',
+    url: req.url,
+    headers: req.headers,
+    ...(req.payload !== undefined ? { payload: req.payload } : {}),
+  });
+  return {
+    status: res.statusCode,
+    contentType: res.headers['content-type'],
+    body: decoded(res.rawPayload, res.headers['content-encoding']),
+  };
 }
 
 /** The body as text, decompressed as its Content-Encoding says (clients asked for zstd, br, gzip). */
@@ -564,7 +921,10 @@ function decoded(body: Buffer, encoding: unknown): string {
 }
 
 /** A header value Node's HTTP client accepts (it refuses control characters and code points above U+00FF). */
-const latin1 = (s: string) => Buffer.from(s, 'utf8').toString('latin1').replace(/[^\t\x20-\x7e\x80-\xff]/g, '?');
+const latin1 = (s: string) =>
+  Buffer.from(s, 'utf8')
+    .toString('latin1')
+    .replace(/[^\t\x20-\x7e\x80-\xff]/g, '?');
 
 function overSocket(base: string, agent: http.Agent, req: FuzzRequest): Promise<Answer> {
   const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, latin1(v)]));
@@ -581,14 +941,25 @@ function overSocket(base: string, agent: http.Agent, req: FuzzRequest): Promise<
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         try {
-          resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'], body: decoded(Buffer.concat(chunks), res.headers['content-encoding']) });
+          resolve({
+            status: res.statusCode ?? 0,
+            contentType: res.headers['content-type'],
+            body: decoded(Buffer.concat(chunks), res.headers['content-encoding']),
+          });
         } catch (err) {
           reject(err instanceof Error ? err : new Error(String(err)));
         }
       });
       res.on('error', reject);
     });
-    r.on('error', (err) => reject(new Error(`${req.method} ${req.url.slice(0, 200)} ${JSON.stringify(req.headers).slice(0, 300)} body ${String(req.payload ?? '').length} bytes: ${String(err)}`, { cause: err })));
+    r.on('error', (err) =>
+      reject(
+        new Error(
+          `${req.method} ${req.url.slice(0, 200)} ${JSON.stringify(req.headers).slice(0, 300)} body ${String(req.payload ?? '').length} bytes: ${String(err)}`,
+          { cause: err },
+        ),
+      ),
+    );
     const timer = setTimeout(() => r.destroy(new Error('no response in 30 s')), 30_000);
     r.on('close', () => clearTimeout(timer));
     r.end(req.payload);
@@ -651,8 +1022,11 @@ describe('malformed input fuzzing', () => {
       commentIds.push(String(c.body.comment.id));
       await client.post(`/api/articles/${a.slug}/favorite`, { token: carol.token });
     }
-    const sign = (key: string, extra: Record<string, unknown> = {}) => createSigner({ key, algorithm: 'HS256', expiresIn: 3_600_000, ...extra });
-    const expired = createSigner({ key: TEST_JWT_SECRET, algorithm: 'HS256', expiresIn: 1000, clockTimestamp: Date.now() - 3_600_000 })({ sub: '1' });
+    const sign = (key: string, extra: Record<string, unknown> = {}) =>
+      createSigner({ key, algorithm: 'HS256', expiresIn: 3_600_000, ...extra });
+    const expired = createSigner({ key: TEST_JWT_SECRET, algorithm: 'HS256', expiresIn: 1000, clockTimestamp: Date.now() - 3_600_000 })({
+      sub: '1',
+    });
     const valid = alice.token;
     fx = {
       usernames: [alice.username, bob.username, carol.username, 'nobody-here'],
@@ -661,12 +1035,19 @@ describe('malformed input fuzzing', () => {
       valid: [`Token ${alice.token}`, `Token ${bob.token}`, `Bearer ${carol.token}`],
       ghost: `Token ${t.ctx.auth.sign({ id: 2_000_000_000, token_key: randomUUID() })}`,
       bad: [
-        'Token', 'Token ', 'Token not-a-jwt', 'Basic YWxhZGRpbjpvcGVuc2VzYW1l', valid, `Token  ${valid}x`,
+        'Token',
+        'Token ',
+        'Token not-a-jwt',
+        'Basic YWxhZGRpbjpvcGVuc2VzYW1l',
+        valid,
+        `Token  ${valid}x`,
         `Token ${valid.slice(0, -2)}${valid.endsWith('AA') ? 'BB' : 'AA'}`, // tampered signature
         `Token ${sign('another-secret-another-secret-another-32')({ sub: '1' })}`, // wrong key
         `Token ${expired}`,
         `Token ${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from('{"sub":"1","exp":9999999999}').toString('base64url')}.`,
-        `Token ${sign(TEST_JWT_SECRET)({ sub: 'abc' })}`, `Token ${sign(TEST_JWT_SECRET)({ sub: '-1' })}`, `Token ${sign(TEST_JWT_SECRET)({ sub: '1e309' })}`,
+        `Token ${sign(TEST_JWT_SECRET)({ sub: 'abc' })}`,
+        `Token ${sign(TEST_JWT_SECRET)({ sub: '-1' })}`,
+        `Token ${sign(TEST_JWT_SECRET)({ sub: '1e309' })}`,
         `Token ${sign(TEST_JWT_SECRET)({ x: 1 })}`, // no sub
       ],
     };
@@ -688,7 +1069,10 @@ describe('malformed input fuzzing', () => {
     const doc = (await t.app.inject({ method: 'GET', url: '/api/openapi.json' })).json<OpenApiDocument>();
     const documented = Object.entries(doc.paths).flatMap(([p, item]) => Object.keys(item).map((m) => `${m.toUpperCase()} ${p}`));
     const generated = new Set(ROUTES.map((r) => `${r.method} ${r.path}`));
-    assert.deepEqual(documented.filter((op) => op !== 'GET /metrics' && !generated.has(op)), []);
+    assert.deepEqual(
+      documented.filter((op) => op !== 'GET /metrics' && !generated.has(op)),
+      [],
+    );
   });
 
   test(`${INVALID_RUNS * BATCH} requests designed to be rejected get 4xx in the error shape and leave the database unchanged`, async (ctx) => {
@@ -716,7 +1100,11 @@ describe('malformed input fuzzing', () => {
     const ms = performance.now() - started;
     const afterwards = await snapshot(t);
     report(ctx, 'only-invalid (inject)', tally, ms);
-    ctx.diagnostic(`tables compared: ${Object.entries(before).map(([name, s]) => `${name} ${s.rows} rows`).join(', ')}`);
+    ctx.diagnostic(
+      `tables compared: ${Object.entries(before)
+        .map(([name, s]) => `${name} ${s.rows} rows`)
+        .join(', ')}`,
+    );
     assert.deepEqual(notRejected, []);
     assert.equal(tally.fiveXx, 0);
     assert.equal(tally.outsideErrorShape, 0);
@@ -788,12 +1176,14 @@ describe('malformed input fuzzing', () => {
       try {
         await fc.assert(
           fc.asyncProperty(fc.array(requestArb(fx), { minLength: BATCH, maxLength: BATCH }), async (batch) => {
-            const answers = await Promise.all(batch.map((r) => overSocket(base, agent, r).catch((err: Error) => {
-                if (!EXPLORE) throw err;
-                return { status: 599, contentType: undefined, body: err.message };
-              }),
-            ),
-          );
+            const answers = await Promise.all(
+              batch.map((r) =>
+                overSocket(base, agent, r).catch((err: Error) => {
+                  if (!EXPLORE) throw err;
+                  return { status: 599, contentType: undefined, body: err.message };
+                }),
+              ),
+            );
             answers.forEach((a, i) => {
               const problem = judge(tally, conformance, batch[i]!, a);
               if (problem && !EXPLORE) throw new Error(problem);
@@ -841,7 +1231,9 @@ describe('malformed input fuzzing', () => {
         { ...fcParams(RAW_RUNS), seed: SEED + 2 } as fc.Parameters<[RawRequest[]]>,
       );
       const ms = performance.now() - started;
-      ctx.diagnostic(`raw TCP: ${tally.connections} connections in ${(ms / 1000).toFixed(1)} s; answered ${tally.answered} (by status ${JSON.stringify(tally.byStatus)}), closed without an answer ${tally.silent} (truncated or reset by us)`);
+      ctx.diagnostic(
+        `raw TCP: ${tally.connections} connections in ${(ms / 1000).toFixed(1)} s; answered ${tally.answered} (by status ${JSON.stringify(tally.byStatus)}), closed without an answer ${tally.silent} (truncated or reset by us)`,
+      );
       if (EXPLORE) for (const p of tally.problems) ctx.diagnostic(`PROBLEM ${p.slice(0, 400)}`);
       ctx.diagnostic(`/healthz probe so far: ${probe.ok} ok, ${probe.failed.length} failed`);
       assert.deepEqual(tally.problems, []);
@@ -852,7 +1244,7 @@ describe('malformed input fuzzing', () => {
     });
   });
 
-  test('no request of the whole run was answered with a 5xx (the service\'s own metrics), and nothing crashed', async (ctx) => {
+  test("no request of the whole run was answered with a 5xx (the service's own metrics), and nothing crashed", async (ctx) => {
     // Counted by the service itself, so it includes requests whose client went away before the
     // answer (truncated bodies, resets) and which no tally above could see.
     const metrics = await t.app.inject({ method: 'GET', url: '/metrics' });
@@ -862,7 +1254,9 @@ describe('malformed input fuzzing', () => {
         .split('\n')
         .filter((l) => l.startsWith('http_server_request_duration_seconds_count{') && l.includes(`status_class="${cls}"`))
         .reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
-    ctx.diagnostic(`service metrics: 2xx ${count('2xx')}, 4xx ${count('4xx')}, 5xx ${count('5xx')}; uncaught exceptions and unhandled rejections: ${crashes.length}`);
+    ctx.diagnostic(
+      `service metrics: 2xx ${count('2xx')}, 4xx ${count('4xx')}, 5xx ${count('5xx')}; uncaught exceptions and unhandled rejections: ${crashes.length}`,
+    );
     assert.ok(count('4xx') > INJECT_RUNS * BATCH * 0.5, `${count('4xx')}`);
     assert.equal(count('5xx'), 0);
     assert.deepEqual(crashes, []);
@@ -881,50 +1275,138 @@ interface RawRequest {
 
 function rawArb(fx: Fixtures): fc.Arbitrary<RawRequest> {
   const crlf = '\r\n';
-  const head = (line: string, headers: string[]) => Buffer.from(`${line}${crlf}${headers.join(crlf)}${headers.length ? crlf : ''}${crlf}`, 'latin1');
+  const head = (line: string, headers: string[]) =>
+    Buffer.from(`${line}${crlf}${headers.join(crlf)}${headers.length ? crlf : ''}${crlf}`, 'latin1');
   const H = ['Host: x', 'Connection: close'];
   const json = (s: string) => [...H, 'Content-Type: application/json', `Content-Length: ${Buffer.byteLength(s)}`];
   const path = fc.oneof(fc.constantFrom(...ROUTES.map((r) => r.path)), fc.webPath());
   const bytes = (n: number) => fc.uint8Array({ minLength: 1, maxLength: n }).map((a) => Buffer.from(a));
-  const req = (kind: string, b: fc.Arbitrary<Buffer>, then: RawRequest['then'] = 'wait') => b.map((x): RawRequest => ({ kind, bytes: x, then }));
+  const req = (kind: string, b: fc.Arbitrary<Buffer>, then: RawRequest['then'] = 'wait') =>
+    b.map((x): RawRequest => ({ kind, bytes: x, then }));
   return fc.oneof(
     // Content-Length larger than what is sent, then close (half-close: the server sees the end).
-    req('truncated body', fc.tuple(fc.constantFrom('/api/users', '/api/users/login', '/api/articles'), fc.nat({ max: 30 })).map(([p, n]) => {
-      const body = '{"user":{"email":"a@b.c","password":"password123"}}';
-      return Buffer.concat([head(`POST ${p} HTTP/1.1`, [...H, 'Content-Type: application/json', `Content-Length: ${body.length + 1 + n * 100}`]), Buffer.from(body.slice(0, n))]);
-    }), 'end'),
-    req('truncated body, reset', fc.nat({ max: 40 }).map((n) => Buffer.concat([head('PUT /api/user HTTP/1.1', [...H, `Authorization: ${fx.valid[0]}`, 'Content-Type: application/json', 'Content-Length: 5000']), Buffer.from('{"user":{"bio":"'.slice(0, n))])), 'reset'),
-    req('truncated headers', fc.constantFrom('GET /api/tags HTTP/1.1\r\nHost: x\r\n', 'GET /api/ta', 'POST /api/users HTTP/1.1\r\nContent-Le').map((s) => Buffer.from(s)), 'end'),
+    req(
+      'truncated body',
+      fc.tuple(fc.constantFrom('/api/users', '/api/users/login', '/api/articles'), fc.nat({ max: 30 })).map(([p, n]) => {
+        const body = '{"user":{"email":"a@b.c","password":"password123"}}';
+        return Buffer.concat([
+          head(`POST ${p} HTTP/1.1`, [...H, 'Content-Type: application/json', `Content-Length: ${body.length + 1 + n * 100}`]),
+          Buffer.from(body.slice(0, n)),
+        ]);
+      }),
+      'end',
+    ),
+    req(
+      'truncated body, reset',
+      fc
+        .nat({ max: 40 })
+        .map((n) =>
+          Buffer.concat([
+            head('PUT /api/user HTTP/1.1', [
+              ...H,
+              `Authorization: ${fx.valid[0]}`,
+              'Content-Type: application/json',
+              'Content-Length: 5000',
+            ]),
+            Buffer.from('{"user":{"bio":"'.slice(0, n)),
+          ]),
+        ),
+      'reset',
+    ),
+    req(
+      'truncated headers',
+      fc
+        .constantFrom('GET /api/tags HTTP/1.1\r\nHost: x\r\n', 'GET /api/ta', 'POST /api/users HTTP/1.1\r\nContent-Le')
+        .map((s) => Buffer.from(s)),
+      'end',
+    ),
     // Over Node's 16 KiB header limit: 431.
-    req('oversized header', fc.constantFrom(17_000, 40_000, 80_000).map((n) => head('GET /api/tags HTTP/1.1', [...H, `X-Big: ${'a'.repeat(n)}`]))),
-    req('many headers', fc.constantFrom(2_000, 5_000).map((n) => head('GET /api/tags HTTP/1.1', [...H, ...Array.from({ length: n }, (_, i) => `X-H${i}: v`)]))),
-    req('garbage request line', fc.oneof(bytes(200), fc.string({ unit: 'binary', maxLength: 80 }).map((s) => Buffer.from(s))).map((b) => Buffer.concat([b, Buffer.from('\r\n\r\n')]))),
-    req('random method', fc.tuple(fc.stringMatching(/^[A-Za-z!#$%&'*+.^_`|~-]{1,20}$/), path).map(([m, p]) => head(`${m} ${p} HTTP/1.1`, H))),
-    req('bad request line', fc.constantFrom('GET', 'GET /api/tags', 'GET /api/tags HTTP/9.9', 'GET  /api/tags  HTTP/1.1', 'GET /api/tags HTTP/1.1 extra', 'GET api/tags HTTP/1.1', 'GET http://evil/api/tags HTTP/1.1', '/api/tags HTTP/1.1', 'GET /api/tags HTTP/1.0', ' GET /api/tags HTTP/1.1').map((l) => head(l, H))),
-    req('bad percent-encoding', fc.constantFrom('%zz', '%', '%E0%A4%A', '%C0%AF', '%ED%A0%80', '%FF', '%2', '%%').chain((bad) => fc.constantFrom(`/api/profiles/${bad}`, `/api/articles/${bad}/comments`, `/api/articles?tag=${bad}`, `/api/${bad}`)).map((p) => head(`GET ${p} HTTP/1.1`, H))),
-    req('NUL byte', fc.constantFrom(
-      head('GET /api/profiles/a\u0000b HTTP/1.1', H),
-      head('GET /api/tags HTTP/1.1', [...H, 'X-Nul: a\u0000b']),
-      head('GET /api/tags HTTP/1.1', [...H, 'X-\u0000: b']),
-      Buffer.from('GET /api/tags HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\u0000\r\n\r\n', 'latin1'),
-      Buffer.concat([head('POST /api/users/login HTTP/1.1', json('{"user":{"email":"a\\u0000@b.c","password":"p"}}')), Buffer.from('{"user":{"email":"a\\u0000@b.c","password":"p"}}')]),
-      Buffer.concat([head('POST /api/users/login HTTP/1.1', [...H, 'Content-Type: application/json', 'Content-Length: 4']), Buffer.from([0x7b, 0x00, 0x00, 0x7d])]),
-    )),
-    req('bad framing', fc.constantFrom(
-      head('POST /api/users HTTP/1.1', [...H, 'Content-Length: abc']),
-      head('POST /api/users HTTP/1.1', [...H, 'Content-Length: -1']),
-      head('POST /api/users HTTP/1.1', [...H, 'Content-Length: 1', 'Content-Length: 2']),
-      head('POST /api/users HTTP/1.1', [...H, 'Content-Length: 99999999999999999999']),
-      Buffer.from('POST /api/users HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'),
-      Buffer.from('POST /api/users HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nzz\r\n{}\r\n0\r\n\r\n'),
-      Buffer.from('POST /api/users HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n'),
-      head('GET /api/tags HTTP/1.1', ['Connection: close']), // no Host
-      head('GET /api/tags HTTP/1.1', [...H, 'Host: y']), // two Hosts
-      head('GET /api/tags HTTP/1.1', [...H, 'Bad Header: x']),
-      head('GET /api/tags HTTP/1.1', [...H, ' folded: x']),
-      Buffer.from('GET /api/tags HTTP/1.1\nHost: x\nConnection: close\n\n'), // bare LF
-      Buffer.from('GET /api/tags HTTP/1.1\rHost: x\r\r'), // bare CR
-    )),
+    req(
+      'oversized header',
+      fc.constantFrom(17_000, 40_000, 80_000).map((n) => head('GET /api/tags HTTP/1.1', [...H, `X-Big: ${'a'.repeat(n)}`])),
+    ),
+    req(
+      'many headers',
+      fc
+        .constantFrom(2_000, 5_000)
+        .map((n) => head('GET /api/tags HTTP/1.1', [...H, ...Array.from({ length: n }, (_, i) => `X-H${i}: v`)])),
+    ),
+    req(
+      'garbage request line',
+      fc
+        .oneof(
+          bytes(200),
+          fc.string({ unit: 'binary', maxLength: 80 }).map((s) => Buffer.from(s)),
+        )
+        .map((b) => Buffer.concat([b, Buffer.from('\r\n\r\n')])),
+    ),
+    req(
+      'random method',
+      fc.tuple(fc.stringMatching(/^[A-Za-z!#$%&'*+.^_`|~-]{1,20}$/), path).map(([m, p]) => head(`${m} ${p} HTTP/1.1`, H)),
+    ),
+    req(
+      'bad request line',
+      fc
+        .constantFrom(
+          'GET',
+          'GET /api/tags',
+          'GET /api/tags HTTP/9.9',
+          'GET  /api/tags  HTTP/1.1',
+          'GET /api/tags HTTP/1.1 extra',
+          'GET api/tags HTTP/1.1',
+          'GET http://evil/api/tags HTTP/1.1',
+          '/api/tags HTTP/1.1',
+          'GET /api/tags HTTP/1.0',
+          ' GET /api/tags HTTP/1.1',
+        )
+        .map((l) => head(l, H)),
+    ),
+    req(
+      'bad percent-encoding',
+      fc
+        .constantFrom('%zz', '%', '%E0%A4%A', '%C0%AF', '%ED%A0%80', '%FF', '%2', '%%')
+        .chain((bad) => fc.constantFrom(`/api/profiles/${bad}`, `/api/articles/${bad}/comments`, `/api/articles?tag=${bad}`, `/api/${bad}`))
+        .map((p) => head(`GET ${p} HTTP/1.1`, H)),
+    ),
+    req(
+      'NUL byte',
+      fc.constantFrom(
+        head('GET /api/profiles/a\u0000b HTTP/1.1', H),
+        head('GET /api/tags HTTP/1.1', [...H, 'X-Nul: a\u0000b']),
+        head('GET /api/tags HTTP/1.1', [...H, 'X-\u0000: b']),
+        Buffer.from('GET /api/tags HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\u0000\r\n\r\n', 'latin1'),
+        Buffer.concat([
+          head('POST /api/users/login HTTP/1.1', json('{"user":{"email":"a\\u0000@b.c","password":"p"}}')),
+          Buffer.from('{"user":{"email":"a\\u0000@b.c","password":"p"}}'),
+        ]),
+        Buffer.concat([
+          head('POST /api/users/login HTTP/1.1', [...H, 'Content-Type: application/json', 'Content-Length: 4']),
+          Buffer.from([0x7b, 0x00, 0x00, 0x7d]),
+        ]),
+      ),
+    ),
+    req(
+      'bad framing',
+      fc.constantFrom(
+        head('POST /api/users HTTP/1.1', [...H, 'Content-Length: abc']),
+        head('POST /api/users HTTP/1.1', [...H, 'Content-Length: -1']),
+        head('POST /api/users HTTP/1.1', [...H, 'Content-Length: 1', 'Content-Length: 2']),
+        head('POST /api/users HTTP/1.1', [...H, 'Content-Length: 99999999999999999999']),
+        Buffer.from(
+          'POST /api/users HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+        ),
+        Buffer.from(
+          'POST /api/users HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nzz\r\n{}\r\n0\r\n\r\n',
+        ),
+        Buffer.from('POST /api/users HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n'),
+        head('GET /api/tags HTTP/1.1', ['Connection: close']), // no Host
+        head('GET /api/tags HTTP/1.1', [...H, 'Host: y']), // two Hosts
+        head('GET /api/tags HTTP/1.1', [...H, 'Bad Header: x']),
+        head('GET /api/tags HTTP/1.1', [...H, ' folded: x']),
+        Buffer.from('GET /api/tags HTTP/1.1\nHost: x\nConnection: close\n\n'), // bare LF
+        Buffer.from('GET /api/tags HTTP/1.1\rHost: x\r\r'), // bare CR
+      ),
+    ),
     req('reset at once', bytes(100), 'reset'),
   );
 }
@@ -1007,8 +1489,16 @@ describe('the response conformance check', () => {
   after(() => t?.close());
 
   const article = {
-    slug: 'a', title: 'A', description: 'd', body: 'b', tagList: ['x'], createdAt: '2025-01-01T00:00:00.000Z', updatedAt: '2025-01-01T00:00:00.000Z',
-    favorited: false, favoritesCount: 0, author: { username: 'u', bio: null, image: null, following: false },
+    slug: 'a',
+    title: 'A',
+    description: 'd',
+    body: 'b',
+    tagList: ['x'],
+    createdAt: '2025-01-01T00:00:00.000Z',
+    updatedAt: '2025-01-01T00:00:00.000Z',
+    favorited: false,
+    favoritesCount: 0,
+    author: { username: 'u', bio: null, image: null, following: false },
   };
 
   test('accepts a body as documented, and refuses one with a field missing, of the wrong type or format', async () => {
@@ -1017,7 +1507,10 @@ describe('the response conformance check', () => {
     assert.notDeepEqual(conformance.validate('GET /api/articles/{slug}', 200, { article: withoutCount }), []);
     assert.notDeepEqual(conformance.validate('GET /api/articles/{slug}', 200, { article: { ...article, favoritesCount: '0' } }), []);
     assert.notDeepEqual(conformance.validate('GET /api/articles/{slug}', 200, { article: { ...article, createdAt: 'yesterday' } }), []);
-    assert.notDeepEqual(conformance.validate('GET /api/articles/{slug}', 200, { article: { ...article, author: { ...article.author, bio: 3 } } }), []);
+    assert.notDeepEqual(
+      conformance.validate('GET /api/articles/{slug}', 200, { article: { ...article, author: { ...article.author, bio: 3 } } }),
+      [],
+    );
     assert.notDeepEqual(conformance.validate('GET /api/articles', 200, { articles: [article] }), []); // articlesCount missing
   });
 
@@ -1034,7 +1527,7 @@ describe('the response conformance check', () => {
     assert.equal(conformance.operationOf('DELETE', '/api/articles/x/comments/3/'), 'DELETE /api/articles/{slug}/comments/{id}');
   });
 
-  test('Client.request (test/harness.ts) fails a test whose response does not match the app\'s document', async () => {
+  test("Client.request (test/harness.ts) fails a test whose response does not match the app's document", async () => {
     // An app whose document promises {"n": integer} and whose handler sends a string: every test
     // of the suite goes through this same check, so a service doing this would fail them.
     const app = Fastify();

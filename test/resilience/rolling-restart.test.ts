@@ -56,7 +56,13 @@ class Balancer {
   readonly #server = http.createServer((req, res) => void this.#handle(req, res).catch(() => res.destroy()));
 
   constructor(urls: string[]) {
-    this.upstreams = urls.map((url, i) => ({ name: `instance ${i + 1}`, url, agent: new http.Agent({ keepAlive: true, maxSockets: 16 }), ready: false, served: 0 }));
+    this.upstreams = urls.map((url, i) => ({
+      name: `instance ${i + 1}`,
+      url,
+      agent: new http.Agent({ keepAlive: true, maxSockets: 16 }),
+      ready: false,
+      served: 0,
+    }));
   }
 
   async start(): Promise<string> {
@@ -105,7 +111,9 @@ class Balancer {
       }
     }
     if (!answer || answer instanceof Error) {
-      res.writeHead(502, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: { balancer: [answer?.message ?? 'no ready upstream'] } }));
+      res
+        .writeHead(502, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ errors: { balancer: [answer?.message ?? 'no ready upstream'] } }));
       return;
     }
     res.writeHead(answer.status, withoutHopByHop(answer.headers)).end(answer.body);
@@ -193,11 +201,18 @@ test('a rolling restart of both instances under load fails no request at the bal
   const url = await balancer.start();
   await waitFor('both instances to be ready', () => balancer!.upstreams.every((u) => u.ready), 10_000);
 
-  const reg = await request(`${url}/api/users`, { method: 'POST', body: { user: { username: 'rolling', email: 'rolling@example.com', password: 'password123' } } });
+  const reg = await request(`${url}/api/users`, {
+    method: 'POST',
+    body: { user: { username: 'rolling', email: 'rolling@example.com', password: 'password123' } },
+  });
   assert.equal(reg.status, 201);
   const { token, username } = JSON.parse(reg.body.toString()).user as { token: string; username: string };
   const auth = { authorization: `Token ${token}` };
-  const art = await request(`${url}/api/articles`, { method: 'POST', headers: auth, body: { article: { title: 'Rolling', description: 'd', body: 'b', tagList: ['rolling'] } } });
+  const art = await request(`${url}/api/articles`, {
+    method: 'POST',
+    headers: auth,
+    body: { article: { title: 'Rolling', description: 'd', body: 'b', tagList: ['rolling'] } },
+  });
   assert.equal(art.status, 201);
   const slug = JSON.parse(art.body.toString()).article.slug as string;
 
@@ -222,7 +237,14 @@ test('a rolling restart of both instances under load fails no request at the bal
         const [method, path, headers, body] = mix[(c + n) % mix.length]!;
         const sentAt = performance.now();
         const o: Outcome = await request(`${url}${path}`, { method, agent, body, ...(headers ? { headers } : {}) }).then(
-          (r) => ({ method, path, sentAt, status: r.status, upstream: String(r.headers['x-upstream']), body: r.body.toString().slice(0, 300) }),
+          (r) => ({
+            method,
+            path,
+            sentAt,
+            status: r.status,
+            upstream: String(r.headers['x-upstream']),
+            body: r.body.toString().slice(0, 300),
+          }),
           (err: NodeJS.ErrnoException) => ({ method, path, sentAt, error: err.code ?? err.message, body: '' }),
         );
         if (method === 'POST' && path === '/api/articles') o.title = title;
@@ -239,7 +261,9 @@ test('a rolling restart of both instances under load fails no request at the bal
   };
 
   await sleep(1000);
-  const phases: { name: string; from: number; exit?: number | null; downMs?: number }[] = [{ name: 'before', from: performance.now() - 1000 }];
+  const phases: { name: string; from: number; exit?: number | null; downMs?: number }[] = [
+    { name: 'before', from: performance.now() - 1000 },
+  ];
   for (const i of [0, 1]) {
     const u = balancer.upstreams[i]!;
     const from = performance.now();
@@ -256,7 +280,8 @@ test('a rolling restart of both instances under load fails no request at the bal
   await sleep(1000);
   await stopLoad();
 
-  const inPhase = (p: number) => outcomes.filter((o) => o.sentAt >= phases[p]!.from && (p + 1 >= phases.length || o.sentAt < phases[p + 1]!.from));
+  const inPhase = (p: number) =>
+    outcomes.filter((o) => o.sentAt >= phases[p]!.from && (p + 1 >= phases.length || o.sentAt < phases[p + 1]!.from));
   const perUpstream = (os: Outcome[]) => {
     const counts: Record<string, number> = {};
     for (const o of os) counts[o.upstream ?? o.error ?? '?'] = (counts[o.upstream ?? o.error ?? '?'] ?? 0) + 1;
@@ -266,12 +291,25 @@ test('a rolling restart of both instances under load fails no request at the bal
   for (const o of outcomes) statuses[String(o.status ?? o.error)] = (statuses[String(o.status ?? o.error)] ?? 0) + 1;
   ctx.diagnostic(
     `${outcomes.length} requests through the balancer ${JSON.stringify(statuses)}, ${balancer.retries.length} retried on the other instance ${JSON.stringify(balancer.retries)}; ` +
-      phases.map((p, i) => `${p.name}: ${JSON.stringify(perUpstream(inPhase(i)))}${p.exit !== undefined ? ` (exit ${p.exit}, back in rotation ${p.downMs!.toFixed(0)} ms after it exited)` : ''}`).join('; '),
+      phases
+        .map(
+          (p, i) =>
+            `${p.name}: ${JSON.stringify(perUpstream(inPhase(i)))}${p.exit !== undefined ? ` (exit ${p.exit}, back in rotation ${p.downMs!.toFixed(0)} ms after it exited)` : ''}`,
+        )
+        .join('; '),
   );
 
-  assert.deepEqual(phases.filter((p) => p.exit !== undefined).map((p) => p.exit), [0, 0], 'each instance exited 0 on SIGTERM');
+  assert.deepEqual(
+    phases.filter((p) => p.exit !== undefined).map((p) => p.exit),
+    [0, 0],
+    'each instance exited 0 on SIGTERM',
+  );
   const failed = outcomes.filter((o) => o.status === undefined || o.status < 200 || o.status >= 300);
-  assert.deepEqual(failed.map((o) => `${o.method} ${o.path}: ${o.status ?? o.error} ${o.body}`), [], 'failed requests at the balancer');
+  assert.deepEqual(
+    failed.map((o) => `${o.method} ${o.path}: ${o.status ?? o.error} ${o.body}`),
+    [],
+    'failed requests at the balancer',
+  );
   assert.ok(outcomes.length > 100, `load ran: ${outcomes.length} requests`);
   for (let p = 1; p < phases.length - 1; p++) assert.ok(inPhase(p).length > 20, `load ran during the ${phases[p]!.name}`);
   // Both instances served before and after: the restarted processes took traffic again.
@@ -283,12 +321,24 @@ test('a rolling restart of both instances under load fails no request at the bal
   const db = new pg.Client({ connectionString: database!.url });
   await db.connect();
   try {
-    const rows = (await db.query<{ title: string; n: number }>(`select title, count(*)::int as n from articles where title like 'Rolling %' group by title`)).rows;
+    const rows = (
+      await db.query<{ title: string; n: number }>(
+        `select title, count(*)::int as n from articles where title like 'Rolling %' group by title`,
+      )
+    ).rows;
     const created = outcomes.filter((o) => o.title !== undefined);
     assert.ok(created.length > 10);
-    assert.deepEqual(rows.filter((r) => r.n !== 1), [], 'no write ran twice');
+    assert.deepEqual(
+      rows.filter((r) => r.n !== 1),
+      [],
+      'no write ran twice',
+    );
     const stored = new Set(rows.map((r) => r.title));
-    assert.deepEqual(created.filter((o) => !stored.has(o.title!)).map((o) => o.title), [], 'every 201 is stored');
+    assert.deepEqual(
+      created.filter((o) => !stored.has(o.title!)).map((o) => o.title),
+      [],
+      'every 201 is stored',
+    );
     assert.equal(stored.size, created.length, 'nothing stored that no client was told about');
   } finally {
     await db.end();

@@ -27,7 +27,10 @@ const LEAKS: [string, RegExp][] = [
   ['node_modules', /node_modules/],
   ['SQL text', /\bselect\s|\binsert\s|\bupdate \w+ set\b|\bdelete from\b|syntax error|\bSQLSTATE\b/i],
   ['a PostgreSQL message', /violates|duplicate key|relation "|column "|invalid input syntax|unterminated quoted/i],
-  ['a PostgreSQL error code', /"code"\s*:|\b(?:22021|22P02|23502|23503|23505|23514|25P02|40001|40P01|42601|42703|42P01|53300|57014|57P01|08006)\b/],
+  [
+    'a PostgreSQL error code',
+    /"code"\s*:|\b(?:22021|22P02|23502|23503|23505|23514|25P02|40001|40P01|42601|42703|42P01|53300|57014|57P01|08006)\b/,
+  ],
 ];
 
 let leakChecks = 0;
@@ -132,8 +135,12 @@ async function snapshotOf(id: number) {
   const rows = async (sql: string) => (await t.db.query(sql, [id])).rows;
   return {
     user: await rows('select id, username, email, password_hash, bio, image, created_at, updated_at from users where id = $1'),
-    articles: await rows('select id, slug, title, description, body, author_id, favorites_count, created_at, updated_at from articles where author_id = $1 order by id'),
-    tags: await rows('select at.article_id, t.name from article_tags at join tags t on t.id = at.tag_id join articles a on a.id = at.article_id where a.author_id = $1 order by 1, 2'),
+    articles: await rows(
+      'select id, slug, title, description, body, author_id, favorites_count, created_at, updated_at from articles where author_id = $1 order by id',
+    ),
+    tags: await rows(
+      'select at.article_id, t.name from article_tags at join tags t on t.id = at.tag_id join articles a on a.id = at.article_id where a.author_id = $1 order by 1, 2',
+    ),
     comments: await rows('select id, article_id, author_id, body, created_at, updated_at from comments where author_id = $1 order by id'),
     favorites: await rows('select user_id, article_id from favorites where user_id = $1 order by 2'),
     follows: await rows('select follower_id, followee_id from follows where follower_id = $1 order by 2'),
@@ -152,12 +159,18 @@ async function publicViewOfA() {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('BOLA: B acting on A\'s resources', () => {
-  test('every write on A\'s article, comments and account is refused in the error shape and changes nothing of A\'s', async (ctx) => {
+describe("BOLA: B acting on A's resources", () => {
+  test("every write on A's article, comments and account is refused in the error shape and changes nothing of A's", async (ctx) => {
     const before = await snapshotOf(A.id);
     const publicBefore = await publicViewOfA();
     const attempts: [string, string, RequestOptions, number, object][] = [
-      ['PUT', `/api/articles/${aSlug}`, { body: { article: { title: 'pwned', description: 'pwned', body: 'pwned', tagList: ['pwned'] } } }, 403, { article: ['forbidden'] }],
+      [
+        'PUT',
+        `/api/articles/${aSlug}`,
+        { body: { article: { title: 'pwned', description: 'pwned', body: 'pwned', tagList: ['pwned'] } } },
+        403,
+        { article: ['forbidden'] },
+      ],
       ['PUT', `/api/articles/${aSlug}`, { body: { article: { body: 'pwned' } } }, 403, { article: ['forbidden'] }],
       ['PUT', `/api/articles/${aSlug}`, { body: { article: { tagList: [] } } }, 403, { article: ['forbidden'] }],
       ['DELETE', `/api/articles/${aSlug}`, {}, 403, { article: ['forbidden'] }],
@@ -188,24 +201,30 @@ describe('BOLA: B acting on A\'s resources', () => {
     B = { ...B, username: `${B.username}x`, token: me.body.user.token };
     assert.equal((await t.db.query('select bio from users where id = $1', [B.id])).rows[0].bio, 'B bio');
 
-    assert.deepEqual(await snapshotOf(A.id), before, 'A\'s rows after the attempts');
-    assert.deepEqual(await publicViewOfA(), publicBefore, 'A\'s public view after the attempts');
-    ctx.diagnostic(`BOLA: ${attempts.length + 1} write attempts by B on A's resources refused or confined to B; A's rows and public view unchanged`);
+    assert.deepEqual(await snapshotOf(A.id), before, "A's rows after the attempts");
+    assert.deepEqual(await publicViewOfA(), publicBefore, "A's public view after the attempts");
+    ctx.diagnostic(
+      `BOLA: ${attempts.length + 1} write attempts by B on A's resources refused or confined to B; A's rows and public view unchanged`,
+    );
   });
 
-  test('favorite and follow act as the caller: B\'s calls never add or remove A\'s favorites and follows', async (ctx) => {
+  test("favorite and follow act as the caller: B's calls never add or remove A's favorites and follows", async (ctx) => {
     const before = await snapshotOf(A.id);
     const count = async (sql: string, params: unknown[]) => (await t.db.query<{ n: number }>(sql, params)).rows[0]!.n;
     const fav = (user: number, slug: string) =>
-      count('select count(*)::int as n from favorites f join articles a on a.id = f.article_id where f.user_id = $1 and a.slug = $2', [user, slug]);
-    const follows = (a: number, b: number) => count('select count(*)::int as n from follows where follower_id = $1 and followee_id = $2', [a, b]);
+      count('select count(*)::int as n from favorites f join articles a on a.id = f.article_id where f.user_id = $1 and a.slug = $2', [
+        user,
+        slug,
+      ]);
+    const follows = (a: number, b: number) =>
+      count('select count(*)::int as n from follows where follower_id = $1 and followee_id = $2', [a, b]);
 
     // B unfavorites the articles A favorited and unfollows whom A follows: B's state, not A's.
     for (const slug of [bSlug, cSlug]) {
       const res = await call('DELETE', `/api/articles/${slug}/favorite`, { token: B.token });
       assert.equal(res.status, 200);
       assert.equal(res.body.article.favorited, false);
-      assert.equal(res.body.article.favoritesCount, 1, 'A\'s favorite still counts');
+      assert.equal(res.body.article.favoritesCount, 1, "A's favorite still counts");
     }
     const unfollow = await call('DELETE', `/api/profiles/${C.username}/follow`, { token: B.token });
     assert.equal(unfollow.status, 200);
@@ -224,7 +243,10 @@ describe('BOLA: B acting on A\'s resources', () => {
 
     const after = await snapshotOf(A.id);
     // B's favorite legitimately moved the counter of A's article; nothing else of A's changed.
-    assert.deepEqual(after.articles.map((a: any) => ({ ...a, favorites_count: 0 })), before.articles.map((a: any) => ({ ...a, favorites_count: 0 })));
+    assert.deepEqual(
+      after.articles.map((a: any) => ({ ...a, favorites_count: 0 })),
+      before.articles.map((a: any) => ({ ...a, favorites_count: 0 })),
+    );
     assert.deepEqual({ ...after, articles: [] }, { ...before, articles: [] });
     assert.equal(await fav(A.id, bSlug), 1);
     assert.equal(await fav(A.id, cSlug), 1);
@@ -232,13 +254,16 @@ describe('BOLA: B acting on A\'s resources', () => {
     // Undo, so later parts see the initial state.
     await call('DELETE', `/api/articles/${aSlug}/favorite`, { token: B.token });
     await call('DELETE', `/api/profiles/${A.username}/follow`, { token: B.token });
-    ctx.diagnostic('favorite/follow: 5 calls by B; A\'s 2 favorites and 1 follow intact');
+    ctx.diagnostic("favorite/follow: 5 calls by B; A's 2 favorites and 1 follow intact");
   });
 
-  test('with B\'s token nothing private to A can be read: GET /user is B, the feed and flags are B\'s', async (ctx) => {
+  test("with B's token nothing private to A can be read: GET /user is B, the feed and flags are B's", async (ctx) => {
     // A reads first, so any per-viewer state that leaked through the response cache would show.
     const aFeed = await call('GET', '/api/articles/feed', { token: A.token });
-    assert.deepEqual(aFeed.body.articles.map((a: any) => a.slug), [cSlug]);
+    assert.deepEqual(
+      aFeed.body.articles.map((a: any) => a.slug),
+      [cSlug],
+    );
     assert.equal((await call('GET', `/api/profiles/${C.username}`, { token: A.token })).body.profile.following, true);
     assert.equal((await call('GET', `/api/articles/${cSlug}`, { token: A.token })).body.article.favorited, true);
 
@@ -296,12 +321,16 @@ describe('tokens: every bad token on every authenticated endpoint is 401', () =>
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     const tokens: Record<string, string> = {
-      expired: createSigner({ key: TEST_JWT_SECRET, algorithm: 'HS256', clockTimestamp: Date.now() - 3_600_000, expiresIn: 1000 })({ sub: String(B.id) }),
+      expired: createSigner({ key: TEST_JWT_SECRET, algorithm: 'HS256', clockTimestamp: Date.now() - 3_600_000, expiresIn: 1000 })({
+        sub: String(B.id),
+      }),
       'tampered payload (sub = A, signature kept)': `${h}.${asA}.${s}`,
       'tampered payload (exp pushed out, signature kept)': `${h}.${b64({ ...payload, exp: payload.exp + 10 ** 6 })}.${s}`,
       'tampered signature': `${h}.${p}.${flipped}`,
       'signature removed': `${h}.${p}.`,
-      'signed with another secret': createSigner({ key: 'another-secret-another-secret-another', algorithm: 'HS256', expiresIn: 60_000 })({ sub: String(A.id) }),
+      'signed with another secret': createSigner({ key: 'another-secret-another-secret-another', algorithm: 'HS256', expiresIn: 60_000 })({
+        sub: String(A.id),
+      }),
       'alg none without signature': `${b64({ alg: 'none', typ: 'JWT' })}.${asA}.`,
       'alg none with the original signature': `${b64({ alg: 'none', typ: 'JWT' })}.${p}.${s}`,
       'alg None (case)': `${b64({ alg: 'None', typ: 'JWT' })}.${asA}.`,
@@ -351,22 +380,31 @@ describe('tokens: every bad token on every authenticated endpoint is 401', () =>
     assert.deepEqual(failures, [], `${failures.length} of ${cases} cases were not 401 "is invalid"`);
     assert.deepEqual(await tableCounts(), countsBefore, 'row counts after the matrix');
     assert.deepEqual(await snapshotOf(A.id), aBefore);
-    ctx.diagnostic(`tokens: ${Object.keys(headers).length} bad Authorization values x ${endpoints().length} endpoints = ${cases} cases, all 401`);
+    ctx.diagnostic(
+      `tokens: ${Object.keys(headers).length} bad Authorization values x ${endpoints().length} endpoints = ${cases} cases, all 401`,
+    );
   });
 
-  test('a token in use stops working within USER_EXISTS_TTL_MS of its user\'s deletion', async (ctx) => {
+  test("a token in use stops working within USER_EXISTS_TTL_MS of its user's deletion", async (ctx) => {
     const E = await registerUser();
     const slug = (await api.createArticle(E.token)).slug;
     assert.equal((await call('GET', '/api/user', { token: E.token })).status, 200);
     await t.db.query('delete from users where id = $1', [E.id]);
     const deletedAt = performance.now();
     await sleep(USER_EXISTS_TTL_MS + 200);
-    for (const [method, url] of [['GET', '/api/user'], ['GET', '/api/articles/feed'], ['DELETE', `/api/articles/${slug}`], ['GET', '/api/articles']]) {
+    for (const [method, url] of [
+      ['GET', '/api/user'],
+      ['GET', '/api/articles/feed'],
+      ['DELETE', `/api/articles/${slug}`],
+      ['GET', '/api/articles'],
+    ]) {
       const res = await call(method!, url!, { token: E.token });
       assert.equal(res.status, 401, `${method} ${url}: ${res.text}`);
       assert.deepEqual(res.body, { errors: { token: ['is invalid'] } });
     }
-    ctx.diagnostic(`deleted user: token refused ${(performance.now() - deletedAt).toFixed(0)} ms after the row was deleted (USER_EXISTS_TTL_MS=${USER_EXISTS_TTL_MS})`);
+    ctx.diagnostic(
+      `deleted user: token refused ${(performance.now() - deletedAt).toFixed(0)} ms after the row was deleted (USER_EXISTS_TTL_MS=${USER_EXISTS_TTL_MS})`,
+    );
   });
 
   test('no token on a required-auth endpoint is 401 "is missing"', async (ctx) => {
@@ -423,8 +461,23 @@ describe('mass assignment: extra fields in write bodies are neither stored nor r
 
   test('register, login and PUT /user ignore id, token, password_hash, timestamps and flags', async (ctx) => {
     const n = `${process.pid}${Date.now().toString(36)}`;
-    const extras = { id: A.id, token: 'forged.token.value', password_hash: 'plain', passwordHash: 'plain', createdAt: FORGED_TIME, created_at: FORGED_TIME, updatedAt: FORGED_TIME, following: true, admin: true, role: 'admin', bio: 'forged bio', image: 'forged image' };
-    const reg = await call('POST', '/api/users', { body: { user: { username: `mass${n}`, email: `mass${n}@example.com`, password: 'password123', ...extras }, admin: true } });
+    const extras = {
+      id: A.id,
+      token: 'forged.token.value',
+      password_hash: 'plain',
+      passwordHash: 'plain',
+      createdAt: FORGED_TIME,
+      created_at: FORGED_TIME,
+      updatedAt: FORGED_TIME,
+      following: true,
+      admin: true,
+      role: 'admin',
+      bio: 'forged bio',
+      image: 'forged image',
+    };
+    const reg = await call('POST', '/api/users', {
+      body: { user: { username: `mass${n}`, email: `mass${n}@example.com`, password: 'password123', ...extras }, admin: true },
+    });
     assert.equal(reg.status, 201, reg.text);
     assert.deepEqual(Object.keys(reg.body.user).sort(), ['bio', 'email', 'image', 'token', 'username']);
     assert.notEqual(reg.body.user.token, extras.token);
@@ -435,16 +488,25 @@ describe('mass assignment: extra fields in write bodies are neither stored nor r
     assert.match(row.password_hash, /^\$argon2id\$/);
     assert.equal(row.bio, null);
     assert.equal(row.image, null);
-    assert.ok(recent(row.created_at) && recent(row.updated_at), 'timestamps are the server\'s');
-    assert.deepEqual(Object.keys(row).sort(), ['bio', 'created_at', 'email', 'id', 'image', 'password_hash', 'updated_at', 'username'], 'no new columns');
+    assert.ok(recent(row.created_at) && recent(row.updated_at), "timestamps are the server's");
+    assert.deepEqual(
+      Object.keys(row).sort(),
+      ['bio', 'created_at', 'email', 'id', 'image', 'password_hash', 'updated_at', 'username'],
+      'no new columns',
+    );
 
-    const login = await call('POST', '/api/users/login', { body: { user: { email: `mass${n}@example.com`, password: 'password123', ...extras, username: A.username } } });
+    const login = await call('POST', '/api/users/login', {
+      body: { user: { email: `mass${n}@example.com`, password: 'password123', ...extras, username: A.username } },
+    });
     assert.equal(login.status, 200);
     assert.equal(login.body.user.username, `mass${n}`, 'login is the account of the email, not of a username in the body');
     assert.notEqual(login.body.user.token, extras.token);
     assert.equal((await call('GET', '/api/user', { token: login.body.user.token })).body.user.username, `mass${n}`);
 
-    const upd = await call('PUT', '/api/user', { token: reg.body.user.token, body: { user: { ...extras, bio: 'real bio', image: undefined } } });
+    const upd = await call('PUT', '/api/user', {
+      token: reg.body.user.token,
+      body: { user: { ...extras, bio: 'real bio', image: undefined } },
+    });
     assert.equal(upd.status, 200, upd.text);
     assert.notEqual(upd.body.user.token, extras.token);
     const after = (await t.db.query('select * from users where username = $1', [`mass${n}`])).rows[0];
@@ -454,7 +516,10 @@ describe('mass assignment: extra fields in write bodies are neither stored nor r
     assert.deepEqual(after.created_at, row.created_at);
     // A's account is untouched by a body naming A's id.
     assert.deepEqual((await snapshotOf(A.id)).user[0].bio, null);
-    assert.equal((await call('POST', '/api/users/login', { body: { user: { email: `mass${n}@example.com`, password: 'password123' } } })).status, 200);
+    assert.equal(
+      (await call('POST', '/api/users/login', { body: { user: { email: `mass${n}@example.com`, password: 'password123' } } })).status,
+      200,
+    );
     ctx.diagnostic(`mass assignment (users): ${Object.keys(extras).length} extra fields on register, login and PUT /user`);
   });
 
@@ -473,10 +538,24 @@ describe('mass assignment: extra fields in write bodies are neither stored nor r
       email: A.email,
       token: A.token,
     };
-    const created = await call('POST', '/api/articles', { token: B.token, body: { article: { title: 'Mass assigned', description: 'd', body: 'b', tagList: ['mass'], ...extras } } });
+    const created = await call('POST', '/api/articles', {
+      token: B.token,
+      body: { article: { title: 'Mass assigned', description: 'd', body: 'b', tagList: ['mass'], ...extras } },
+    });
     assert.equal(created.status, 201, created.text);
     const art = created.body.article;
-    assert.deepEqual(Object.keys(art).sort(), ['author', 'body', 'createdAt', 'description', 'favorited', 'favoritesCount', 'slug', 'tagList', 'title', 'updatedAt']);
+    assert.deepEqual(Object.keys(art).sort(), [
+      'author',
+      'body',
+      'createdAt',
+      'description',
+      'favorited',
+      'favoritesCount',
+      'slug',
+      'tagList',
+      'title',
+      'updatedAt',
+    ]);
     assert.match(art.slug, /^mass-assigned/);
     assert.equal(art.favoritesCount, 0);
     assert.equal(art.favorited, false);
@@ -502,7 +581,10 @@ describe('mass assignment: extra fields in write bodies are neither stored nor r
     assert.deepEqual(rowAfter.created_at, row.created_at);
     assert.equal(rowAfter.body, 'new body');
 
-    const c = await call('POST', `/api/articles/${art.slug}/comments`, { token: B.token, body: { comment: { body: 'real', ...extras, article_id: 1, articleId: 1 } } });
+    const c = await call('POST', `/api/articles/${art.slug}/comments`, {
+      token: B.token,
+      body: { comment: { body: 'real', ...extras, article_id: 1, articleId: 1 } },
+    });
     assert.equal(c.status, 201, c.text);
     assert.deepEqual(Object.keys(c.body.comment).sort(), ['author', 'body', 'createdAt', 'id', 'updatedAt']);
     assert.notEqual(c.body.comment.id, 1);
@@ -588,8 +670,13 @@ describe('SQL injection: payloads are data, never SQL', () => {
     }
     // LIKE wildcards next to real values: an equality filter must not match on a prefix.
     const wildcards = [
-      ['tag', 'bola-%'], ['tag', 'bola-_'], ['tag', '%a'], ['author', `${A.username.slice(0, -1)}_`], ['author', `${A.username.slice(0, 4)}%`],
-      ['favorited', `${A.username.slice(0, -1)}_`], ['favorited', '%'],
+      ['tag', 'bola-%'],
+      ['tag', 'bola-_'],
+      ['tag', '%a'],
+      ['author', `${A.username.slice(0, -1)}_`],
+      ['author', `${A.username.slice(0, 4)}%`],
+      ['favorited', `${A.username.slice(0, -1)}_`],
+      ['favorited', '%'],
     ];
     for (const [filter, value] of wildcards) {
       const res = await expect('GET', `/api/articles?${filter}=${enc(value!)}`, [200]);
@@ -598,14 +685,17 @@ describe('SQL injection: payloads are data, never SQL', () => {
     // The genuine values do match, so the zeros above are about the wildcards.
     assert.equal((await call('GET', '/api/articles?tag=bola-a')).body.articlesCount, 1);
     assert.ok((await call('GET', `/api/articles?favorited=${enc(A.username)}`)).body.articlesCount >= 2);
-    for (const p of ['%', `${A.username.slice(0, 4)}%`, `${A.username.slice(0, -1)}_`]) await expect('GET', `/api/profiles/${enc(p)}`, [404]);
+    for (const p of ['%', `${A.username.slice(0, 4)}%`, `${A.username.slice(0, -1)}_`])
+      await expect('GET', `/api/profiles/${enc(p)}`, [404]);
     // NUL cannot be stored in PostgreSQL text: refused as 422 wherever it appears.
     await expect('GET', '/api/profiles/a%00b', [422]);
     await expect('GET', '/api/articles/a%00b', [422]);
     await expect('GET', '/api/articles?tag=a%00b', [422]);
     await expect('GET', '/api/articles?author=%00', [422]);
     assert.deepEqual(await tableCounts(), before, 'row counts after the read-only injections');
-    ctx.diagnostic(`SQL injection (paths, queries): ${PAYLOADS.length} payloads, ${cases} requests, row counts of ${Object.keys(before).length} tables unchanged`);
+    ctx.diagnostic(
+      `SQL injection (paths, queries): ${PAYLOADS.length} payloads, ${cases} requests, row counts of ${Object.keys(before).length} tables unchanged`,
+    );
   });
 
   test('in every body string field: stored verbatim and read back identically, or 4xx', async (ctx) => {
@@ -656,15 +746,26 @@ describe('SQL injection: payloads are data, never SQL', () => {
       assert.equal(me.body.user.image, p);
 
       // An article: title, description, body and a tag.
-      const created = await call('POST', '/api/articles', { token: writer.token, body: { article: { title: p, description: p, body: p, tagList: [p] } } });
+      const created = await call('POST', '/api/articles', {
+        token: writer.token,
+        body: { article: { title: p, description: p, body: p, tagList: [p] } },
+      });
       assert.equal(created.status, 201, `article ${p}: ${created.text}`);
       articles++;
       newTags.add(p);
       const slug = created.body.article.slug as string;
       const read = await call('GET', `/api/articles/${enc(slug)}`);
-      assert.deepEqual([read.body.article.title, read.body.article.description, read.body.article.body, read.body.article.tagList], [p, p, p, [p]], `article ${p}`);
+      assert.deepEqual(
+        [read.body.article.title, read.body.article.description, read.body.article.body, read.body.article.tagList],
+        [p, p, p, [p]],
+        `article ${p}`,
+      );
       const byTag = await call('GET', `/api/articles?tag=${enc(p)}`);
-      assert.deepEqual(byTag.body.articles.map((a: any) => a.slug), [slug], `tag=${p} finds exactly its article`);
+      assert.deepEqual(
+        byTag.body.articles.map((a: any) => a.slug),
+        [slug],
+        `tag=${p} finds exactly its article`,
+      );
       // Updating with the payload, too.
       const upd2 = await call('PUT', `/api/articles/${enc(slug)}`, { token: writer.token, body: { article: { body: `${p}${p}` } } });
       assert.equal(upd2.status, 200, upd2.text);
@@ -675,7 +776,10 @@ describe('SQL injection: payloads are data, never SQL', () => {
       assert.equal(c.status, 201, c.text);
       comments++;
       const list = await call('GET', `/api/articles/${enc(slug)}/comments`);
-      assert.deepEqual(list.body.comments.map((x: any) => x.body), [p]);
+      assert.deepEqual(
+        list.body.comments.map((x: any) => x.body),
+        [p],
+      );
       stored += 11;
     }
     // NUL in any body string: 422 keyed by the field, nothing stored.
@@ -703,11 +807,18 @@ describe('SQL injection: payloads are data, never SQL', () => {
 
     const after = await tableCounts();
     assert.deepEqual(Object.keys(after), tablesBefore, 'every table is still there');
-    const expected = { ...before, users: before.users! + registered, articles: before.articles! + articles, comments: before.comments! + comments };
+    const expected = {
+      ...before,
+      users: before.users! + registered,
+      articles: before.articles! + articles,
+      comments: before.comments! + comments,
+    };
     assert.deepEqual({ ...after, tags: 0, article_tags: 0 }, { ...expected, tags: 0, article_tags: 0 });
     assert.equal(after.tags, before.tags! + newTags.size);
     assert.equal(after.article_tags, before.article_tags! + articles);
-    ctx.diagnostic(`SQL injection (bodies): ${PAYLOADS.length} payloads x 11 fields stored verbatim and read back (${stored} checks), ${rejected} emails refused by the pattern, ${nulCases.length} NUL cases 422; ${tablesBefore.length} tables intact with the expected counts`);
+    ctx.diagnostic(
+      `SQL injection (bodies): ${PAYLOADS.length} payloads x 11 fields stored verbatim and read back (${stored} checks), ${rejected} emails refused by the pattern, ${nulCases.length} NUL cases 422; ${tablesBefore.length} tables intact with the expected counts`,
+    );
   });
 });
 
@@ -719,7 +830,12 @@ describe('no leaks: error bodies never show internals', () => {
       ['POST', '/api/users', { body: { user: { username: A.username, email: 'x@example.com', password: 'password123' } } }, 409],
       ['POST', '/api/users', { body: { user: { username: 'someone', email: A.email.toUpperCase(), password: 'password123' } } }, 409],
       ['PUT', '/api/user', { token: B.token, body: { user: { email: A.email } } }, 409],
-      ['POST', '/api/users', { body: { user: { username: 'big', email: 'big@example.com', password: 'password123', bio: 'x'.repeat(1_100_000) } } }, 413],
+      [
+        'POST',
+        '/api/users',
+        { body: { user: { username: 'big', email: 'big@example.com', password: 'password123', bio: 'x'.repeat(1_100_000) } } },
+        413,
+      ],
       ['POST', '/api/users/login', { body: '{"user":{"email":' }, 400],
       ['POST', '/api/users/login', { body: '{"user":{"email":"a@b","password":"x"}' }, 400],
       ['POST', '/api/articles', { token: B.token, body: '{"__proto__":{"admin":true}}' }, 400],
@@ -744,7 +860,9 @@ describe('no leaks: error bodies never show internals', () => {
       const res = await call(method, url, opts);
       assertError(res, status, `${method} ${url.slice(0, 60)}`);
     }
-    ctx.diagnostic(`no leaks: ${cases.length} deliberate errors; ${leakChecks} response bodies of this file checked for stack frames, paths, SQL and PostgreSQL codes`);
+    ctx.diagnostic(
+      `no leaks: ${cases.length} deliberate errors; ${leakChecks} response bodies of this file checked for stack frames, paths, SQL and PostgreSQL codes`,
+    );
   });
 });
 
@@ -758,7 +876,12 @@ describe('brute force: login attempts under RATE_LIMIT=on, over a real socket', 
   let victim: User;
   let requests = 0;
   before(async () => {
-    rl = await createTestApp({ RATE_LIMIT: 'on', RATE_LIMIT_LOGIN_MAX: String(LOGIN_MAX), RATE_LIMIT_MAX: String(GLOBAL_MAX), RATE_LIMIT_REGISTER_MAX: '10' });
+    rl = await createTestApp({
+      RATE_LIMIT: 'on',
+      RATE_LIMIT_LOGIN_MAX: String(LOGIN_MAX),
+      RATE_LIMIT_MAX: String(GLOBAL_MAX),
+      RATE_LIMIT_REGISTER_MAX: '10',
+    });
     const u = await new Client(rl.app).register();
     requests++;
     victim = { ...u, id: 0 };
@@ -780,7 +903,10 @@ describe('brute force: login attempts under RATE_LIMIT=on, over a real socket', 
     }
     const limited = await login(victim.email, 'wrong-password-x');
     const right = await login(victim.email, victim.password);
-    for (const [name, res] of [['wrong password', limited], ['right password', right]] as const) {
+    for (const [name, res] of [
+      ['wrong password', limited],
+      ['right password', right],
+    ] as const) {
       assert.deepEqual(assertWireError(res, 429, name), { errors: { request: ['too many requests, retry later'] } });
       const retryAfter = Number(res.headers['retry-after']);
       assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60, `${name}: retry-after ${res.headers['retry-after']}`);
@@ -799,7 +925,9 @@ describe('brute force: login attempts under RATE_LIMIT=on, over a real socket', 
       assertWireError(await login(email, victim.password, headers), 429, `${email} ${JSON.stringify(headers)}`);
     }
     statuses.push(limited.status, right.status);
-    ctx.diagnostic(`brute force: ${LOGIN_MAX} wrong logins answered 401, then ${statuses.length - LOGIN_MAX + 3} attempts (wrong, right, upper-cased email, forged X-Forwarded-For x2) all 429`);
+    ctx.diagnostic(
+      `brute force: ${LOGIN_MAX} wrong logins answered 401, then ${statuses.length - LOGIN_MAX + 3} attempts (wrong, right, upper-cased email, forged X-Forwarded-For x2) all 429`,
+    );
   });
 
   test('spraying many emails from one address is stopped by the global per-address limit', async (ctx) => {
@@ -819,15 +947,23 @@ describe('brute force: login attempts under RATE_LIMIT=on, over a real socket', 
       }
       assertWireError(res, 401, `spray ${i}`);
     }
-    assert.ok(firstRefusal >= 0, `${sprayed.length} sprayed logins from one address were never refused: RATE_LIMIT_MAX did not apply to login`);
+    assert.ok(
+      firstRefusal >= 0,
+      `${sprayed.length} sprayed logins from one address were never refused: RATE_LIMIT_MAX did not apply to login`,
+    );
     assert.ok(firstRefusal > LOGIN_MAX, `refused after ${firstRefusal} emails: the per-email login limit should not apply across emails`);
     // Every request of this address counted towards the global limit (the registration, the
     // limited logins above and the spray): the refused one is exactly the first past it.
     assert.equal(requests, GLOBAL_MAX + 1, `refused at request ${requests} of this address, RATE_LIMIT_MAX=${GLOBAL_MAX}`);
     // Registration, the other route with a limit of its own, is under the global limit too.
-    const reg = await request(`${url}/api/users`, { method: 'POST', body: { user: { username: 'sprayer', email: 'sprayer@example.com', password: 'password123' } } });
+    const reg = await request(`${url}/api/users`, {
+      method: 'POST',
+      body: { user: { username: 'sprayer', email: 'sprayer@example.com', password: 'password123' } },
+    });
     assertWireError(reg, 429, 'registration past the global limit');
-    ctx.diagnostic(`spray: ${firstRefusal} distinct emails x 1 wrong password from one address answered 401 (login limit ${LOGIN_MAX} per email never reached), then 429 at the global limit (RATE_LIMIT_MAX=${GLOBAL_MAX}: request ${requests} of this address)`);
+    ctx.diagnostic(
+      `spray: ${firstRefusal} distinct emails x 1 wrong password from one address answered 401 (login limit ${LOGIN_MAX} per email never reached), then 429 at the global limit (RATE_LIMIT_MAX=${GLOBAL_MAX}: request ${requests} of this address)`,
+    );
   });
 });
 
@@ -863,9 +999,14 @@ describe('user enumeration by timing', () => {
     }
     const mu = median(unknown);
     const mw = median(wrong);
-    ctx.diagnostic(`login timing, N=${N} each: unknown email median ${mu.toFixed(1)} ms, known email + wrong password median ${mw.toFixed(1)} ms, ratio ${(mu / mw).toFixed(2)}`);
+    ctx.diagnostic(
+      `login timing, N=${N} each: unknown email median ${mu.toFixed(1)} ms, known email + wrong password median ${mw.toFixed(1)} ms, ratio ${(mu / mw).toFixed(2)}`,
+    );
     // Both pay an Argon2 verification (~tens of ms); an unknown email that skipped it would
     // answer in about a millisecond, a ratio far below 0.67.
-    assert.ok(mu / mw > 0.67 && mu / mw < 1.5, `median ratio ${(mu / mw).toFixed(2)} (unknown ${mu.toFixed(1)} ms, wrong ${mw.toFixed(1)} ms)`);
+    assert.ok(
+      mu / mw > 0.67 && mu / mw < 1.5,
+      `median ratio ${(mu / mw).toFixed(2)} (unknown ${mu.toFixed(1)} ms, wrong ${mw.toFixed(1)} ms)`,
+    );
   });
 });

@@ -139,7 +139,9 @@ const openFds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
 async function sample(t: number): Promise<Sample> {
   const res = await fetch(`${service.url}/metrics`, { signal: AbortSignal.timeout(10_000) }).catch((err: unknown) => {
-    throw new Error(`/metrics did not answer at t=${t.toFixed(0)} s (${String(err)}); the service's last output:\n${service.logs().slice(-2000)}`);
+    throw new Error(
+      `/metrics did not answer at t=${t.toFixed(0)} s (${String(err)}); the service's last output:\n${service.logs().slice(-2000)}`,
+    );
   });
   assert.equal(res.status, 200, '/metrics answers during the soak');
   const { samples } = parsePrometheus(await res.text());
@@ -210,91 +212,124 @@ function floors(values: readonly number[]): { start: number; end: number } {
   return { start: Math.min(...values.slice(0, k)), end: Math.min(...values.slice(-k)) };
 }
 
-test(`soak: ${SOAK_SECONDS} s of the mixed scenario at ${RATE} req/s: no errors, no growth of memory, fds or connections`, { timeout: (SOAK_SECONDS + 300) * 1000 }, async (ctx) => {
-  const tokens = await loginTokens();
-  const input: ScenarioInput = { catalog: server.catalog, tokens, emails: server.users.map((u) => u.email), password: SEED_PASSWORD };
-  const requests = buildRequests(SCENARIOS.mixed!, input, 1);
-  const requestsFile = path.join(workDir, 'requests-mixed.json');
-  await writeFile(requestsFile, JSON.stringify(requests));
-  ctx.diagnostic(`mix (${requests.length} requests, cycled): ${Object.entries(kindShares(requests)).map(([k, v]) => `${k} ${v}%`).join(', ')}`);
-
-  const session = await LoadSession.open({ url: service.url, connections: CONNECTIONS, requestsFile, engine: 'autocannon', sample: { service: service.pid }, workDir });
-  const all: Sample[] = [];
-  let result: LoadResult;
-  try {
-    let done = false;
-    const run = session.run({ durationSec: SOAK_SECONDS, rate: RATE }).finally(() => (done = true));
-    const startedAt = performance.now();
-    // Sampled from the start (the warm-up's figures are reported too), every SAMPLE_MS until the
-    // load stops. A sample that cannot be taken (the service stopped answering /metrics) fails
-    // the test with its reason, after the load has stopped.
-    const sampling = (async () => {
-      while (!done) {
-        const at = performance.now();
-        all.push(await sample((at - startedAt) / 1000));
-        const until = at + SAMPLE_MS;
-        while (!done && performance.now() < until) await new Promise((r) => setTimeout(r, Math.max(1, Math.min(250, until - performance.now()))));
-      }
-    })();
-    result = (await Promise.all([run, sampling]))[0].result;
-  } finally {
-    await session.close();
-  }
-  // The service's counters once everything is answered.
-  const final = await sample(SOAK_SECONDS);
-
-  // Compared: the samples after the warm-up and before the generator's last second (as it stops
-  // it closes its connections, and the fds go with them).
-  const samples = all.filter((s) => s.t >= WARMUP_SECONDS && s.t <= SOAK_SECONDS - 1);
-  for (const s of all) {
+test(
+  `soak: ${SOAK_SECONDS} s of the mixed scenario at ${RATE} req/s: no errors, no growth of memory, fds or connections`,
+  { timeout: (SOAK_SECONDS + 300) * 1000 },
+  async (ctx) => {
+    const tokens = await loginTokens();
+    const input: ScenarioInput = { catalog: server.catalog, tokens, emails: server.users.map((u) => u.email), password: SEED_PASSWORD };
+    const requests = buildRequests(SCENARIOS.mixed!, input, 1);
+    const requestsFile = path.join(workDir, 'requests-mixed.json');
+    await writeFile(requestsFile, JSON.stringify(requests));
     ctx.diagnostic(
-      `${s.t < WARMUP_SECONDS ? 'warm-up ' : ''}t=${s.t.toFixed(0)}s rss ${mb(s.rssBytes)} MB, heap ${mb(s.heapUsedBytes)}/${mb(s.heapTotalBytes)} MB (mark-compacts ${s.majorGcs}), external ${mb(s.externalBytes)} MB, cache ${mb(s.cacheBytes)} MB, fds ${s.fds}, ` +
-        `db ${s.dbBackends} (pool ${s.poolConnections}), loop lag max ${s.loopLagMaxMs.toFixed(0)} ms, served ${s.served}`,
+      `mix (${requests.length} requests, cycled): ${Object.entries(kindShares(requests))
+        .map(([k, v]) => `${k} ${v}%`)
+        .join(', ')}`,
     );
-  }
-  assert.ok(samples.length >= 6, `only ${samples.length} samples after the warm-up`);
-  const rss = ends(samples.map((s) => s.rssBytes));
-  const heap = floors(samples.map((s) => s.heapUsedBytes));
-  // Mark-compacts within each end: a floor is only as good as the collections under it.
-  const k = endSize(samples.length);
-  const majorGcs = { start: samples[k - 1]!.majorGcs - samples[0]!.majorGcs, end: samples.at(-1)!.majorGcs - samples.at(-k)!.majorGcs };
-  const fds = ends(samples.map((s) => s.fds));
-  const backends = ends(samples.map((s) => s.dbBackends));
-  const maxBackends = Math.max(...samples.map((s) => s.dbBackends));
-  const maxPool = Math.max(...samples.map((s) => s.poolConnections));
-  const failures = result.errors + result.timeouts + result.non2xx + final.served5xx + final.poolFailures + Object.values(final.refused).reduce((a, b) => a + b, 0);
-  ctx.diagnostic(
-    `soak ${SOAK_SECONDS} s (warm-up ${WARMUP_SECONDS} s), mixed at ${RATE} req/s offered over ${CONNECTIONS} connections: ` +
-      `${result.responses} requests served, ${result.requestsPerSec} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms; ` +
-      `RSS ${mb(rss.start)} → ${mb(rss.end)} MB (${pct(rss.start, rss.end)}); heap used (lowest) ${mb(heap.start)} → ${mb(heap.end)} MB (${pct(heap.start, heap.end)}; mark-compacts ${majorGcs.start} and ${majorGcs.end} in those windows); ` +
-      `fds ${fds.start} → ${fds.end}; DB connections ${backends.start} → ${backends.end} (max ${maxBackends}); ` +
-      `errors ${result.errors}, timeouts ${result.timeouts}, non-2xx ${result.non2xx} ${JSON.stringify(result.statusCodes)}, ` +
-      `service-side 5xx ${final.served5xx}, refused ${JSON.stringify(final.refused)}, pool failures ${final.poolFailures}`,
-  );
 
-  // Zero errors: every request answered 2xx (the mix has no request the service should refuse:
-  // the bench counts any non-2xx as a failure too), on the client's side and on the service's.
-  assert.deepEqual(
-    { errors: result.errors, timeouts: result.timeouts, non2xx: result.non2xx, statusCodes: Object.keys(result.statusCodes).filter((c) => !/^2/.test(c)) },
-    { errors: 0, timeouts: 0, non2xx: 0, statusCodes: [] },
-    `no connection errors, timeouts or non-2xx responses${result.unexpected ? `; responses with no request in flight: ${result.unexpected.join(' | ')}` : ''}`,
-  );
-  assert.equal(failures, 0, 'nothing failed or was refused by the service (5xx, pool failures, shedding, timeouts)');
-  // It kept up with the offered rate (a moderate one): a service that slowed down as it aged would
-  // fall behind. Requests still queued when the generator stopped are the only shortfall allowed.
-  assert.ok(result.responses >= RATE * SOAK_SECONDS * 0.9, `served ${result.responses} of ${RATE * SOAK_SECONDS} offered`);
-  assert.ok(final.served >= result.responses, `the service counted ${final.served} requests, the generator ${result.responses} responses`);
+    const session = await LoadSession.open({
+      url: service.url,
+      connections: CONNECTIONS,
+      requestsFile,
+      engine: 'autocannon',
+      sample: { service: service.pid },
+      workDir,
+    });
+    const all: Sample[] = [];
+    let result: LoadResult;
+    try {
+      let done = false;
+      const run = session.run({ durationSec: SOAK_SECONDS, rate: RATE }).finally(() => (done = true));
+      const startedAt = performance.now();
+      // Sampled from the start (the warm-up's figures are reported too), every SAMPLE_MS until the
+      // load stops. A sample that cannot be taken (the service stopped answering /metrics) fails
+      // the test with its reason, after the load has stopped.
+      const sampling = (async () => {
+        while (!done) {
+          const at = performance.now();
+          all.push(await sample((at - startedAt) / 1000));
+          const until = at + SAMPLE_MS;
+          while (!done && performance.now() < until)
+            await new Promise((r) => setTimeout(r, Math.max(1, Math.min(250, until - performance.now()))));
+        }
+      })();
+      result = (await Promise.all([run, sampling]))[0].result;
+    } finally {
+      await session.close();
+    }
+    // The service's counters once everything is answered.
+    const final = await sample(SOAK_SECONDS);
 
-  // No growth: memory within 10% of its post-warm-up level, fds and connections flat.
-  assert.ok(rss.end <= rss.start * (1 + MAX_GROWTH), `RSS grew ${pct(rss.start, rss.end)} (${mb(rss.start)} → ${mb(rss.end)} MB)`);
-  assert.ok(heap.end <= heap.start * (1 + MAX_GROWTH), `heap used (lowest of each end) grew ${pct(heap.start, heap.end)} (${mb(heap.start)} → ${mb(heap.end)} MB)`);
-  assert.ok(fds.end <= fds.start + 5, `open fds grew ${fds.start} → ${fds.end}`);
-  // The pool's bound, plus the cache bus's LISTEN connection (src/cache/bus.ts).
-  assert.ok(maxPool <= DB_POOL_MAX, `the pool held ${maxPool} connections (DB_POOL_MAX ${DB_POOL_MAX})`);
-  assert.ok(maxBackends <= DB_POOL_MAX + 1, `${maxBackends} server connections to the database`);
-  assert.ok(backends.end <= backends.start + 1, `database connections grew ${backends.start} → ${backends.end}`);
+    // Compared: the samples after the warm-up and before the generator's last second (as it stops
+    // it closes its connections, and the fds go with them).
+    const samples = all.filter((s) => s.t >= WARMUP_SECONDS && s.t <= SOAK_SECONDS - 1);
+    for (const s of all) {
+      ctx.diagnostic(
+        `${s.t < WARMUP_SECONDS ? 'warm-up ' : ''}t=${s.t.toFixed(0)}s rss ${mb(s.rssBytes)} MB, heap ${mb(s.heapUsedBytes)}/${mb(s.heapTotalBytes)} MB (mark-compacts ${s.majorGcs}), external ${mb(s.externalBytes)} MB, cache ${mb(s.cacheBytes)} MB, fds ${s.fds}, ` +
+          `db ${s.dbBackends} (pool ${s.poolConnections}), loop lag max ${s.loopLagMaxMs.toFixed(0)} ms, served ${s.served}`,
+      );
+    }
+    assert.ok(samples.length >= 6, `only ${samples.length} samples after the warm-up`);
+    const rss = ends(samples.map((s) => s.rssBytes));
+    const heap = floors(samples.map((s) => s.heapUsedBytes));
+    // Mark-compacts within each end: a floor is only as good as the collections under it.
+    const k = endSize(samples.length);
+    const majorGcs = { start: samples[k - 1]!.majorGcs - samples[0]!.majorGcs, end: samples.at(-1)!.majorGcs - samples.at(-k)!.majorGcs };
+    const fds = ends(samples.map((s) => s.fds));
+    const backends = ends(samples.map((s) => s.dbBackends));
+    const maxBackends = Math.max(...samples.map((s) => s.dbBackends));
+    const maxPool = Math.max(...samples.map((s) => s.poolConnections));
+    const failures =
+      result.errors +
+      result.timeouts +
+      result.non2xx +
+      final.served5xx +
+      final.poolFailures +
+      Object.values(final.refused).reduce((a, b) => a + b, 0);
+    ctx.diagnostic(
+      `soak ${SOAK_SECONDS} s (warm-up ${WARMUP_SECONDS} s), mixed at ${RATE} req/s offered over ${CONNECTIONS} connections: ` +
+        `${result.responses} requests served, ${result.requestsPerSec} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms; ` +
+        `RSS ${mb(rss.start)} → ${mb(rss.end)} MB (${pct(rss.start, rss.end)}); heap used (lowest) ${mb(heap.start)} → ${mb(heap.end)} MB (${pct(heap.start, heap.end)}; mark-compacts ${majorGcs.start} and ${majorGcs.end} in those windows); ` +
+        `fds ${fds.start} → ${fds.end}; DB connections ${backends.start} → ${backends.end} (max ${maxBackends}); ` +
+        `errors ${result.errors}, timeouts ${result.timeouts}, non-2xx ${result.non2xx} ${JSON.stringify(result.statusCodes)}, ` +
+        `service-side 5xx ${final.served5xx}, refused ${JSON.stringify(final.refused)}, pool failures ${final.poolFailures}`,
+    );
 
-  // Still healthy at the end.
-  const health = await fetch(`${service.url}/readyz`, { signal: AbortSignal.timeout(5000) });
-  assert.equal(health.status, 200, 'ready after the soak');
-});
+    // Zero errors: every request answered 2xx (the mix has no request the service should refuse:
+    // the bench counts any non-2xx as a failure too), on the client's side and on the service's.
+    assert.deepEqual(
+      {
+        errors: result.errors,
+        timeouts: result.timeouts,
+        non2xx: result.non2xx,
+        statusCodes: Object.keys(result.statusCodes).filter((c) => !/^2/.test(c)),
+      },
+      { errors: 0, timeouts: 0, non2xx: 0, statusCodes: [] },
+      `no connection errors, timeouts or non-2xx responses${result.unexpected ? `; responses with no request in flight: ${result.unexpected.join(' | ')}` : ''}`,
+    );
+    assert.equal(failures, 0, 'nothing failed or was refused by the service (5xx, pool failures, shedding, timeouts)');
+    // It kept up with the offered rate (a moderate one): a service that slowed down as it aged would
+    // fall behind. Requests still queued when the generator stopped are the only shortfall allowed.
+    assert.ok(result.responses >= RATE * SOAK_SECONDS * 0.9, `served ${result.responses} of ${RATE * SOAK_SECONDS} offered`);
+    assert.ok(
+      final.served >= result.responses,
+      `the service counted ${final.served} requests, the generator ${result.responses} responses`,
+    );
+
+    // No growth: memory within 10% of its post-warm-up level, fds and connections flat.
+    assert.ok(rss.end <= rss.start * (1 + MAX_GROWTH), `RSS grew ${pct(rss.start, rss.end)} (${mb(rss.start)} → ${mb(rss.end)} MB)`);
+    assert.ok(
+      heap.end <= heap.start * (1 + MAX_GROWTH),
+      `heap used (lowest of each end) grew ${pct(heap.start, heap.end)} (${mb(heap.start)} → ${mb(heap.end)} MB)`,
+    );
+    assert.ok(fds.end <= fds.start + 5, `open fds grew ${fds.start} → ${fds.end}`);
+    // The pool's bound, plus the cache bus's LISTEN connection (src/cache/bus.ts).
+    assert.ok(maxPool <= DB_POOL_MAX, `the pool held ${maxPool} connections (DB_POOL_MAX ${DB_POOL_MAX})`);
+    assert.ok(maxBackends <= DB_POOL_MAX + 1, `${maxBackends} server connections to the database`);
+    assert.ok(backends.end <= backends.start + 1, `database connections grew ${backends.start} → ${backends.end}`);
+
+    // Still healthy at the end.
+    const health = await fetch(`${service.url}/readyz`, { signal: AbortSignal.timeout(5000) });
+    assert.equal(health.status, 200, 'ready after the soak');
+  },
+);

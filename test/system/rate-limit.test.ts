@@ -19,7 +19,10 @@ function login(url: string, email: string, password = 'wrong-password') {
 let seq = 0;
 function register(url: string) {
   const n = `${process.pid}x${++seq}x${randomUUID().slice(0, 6)}`;
-  return request(`${url}/api/users`, { method: 'POST', body: { user: { username: `rl${n}`, email: `rl${n}@example.com`, password: 'password123' } } });
+  return request(`${url}/api/users`, {
+    method: 'POST',
+    body: { user: { username: `rl${n}`, email: `rl${n}@example.com`, password: 'password123' } },
+  });
 }
 
 function assertTooMany(res: WireResponse): void {
@@ -208,7 +211,10 @@ describe('two instances sharing Redis', () => {
 
   test('the counters live in Redis under RATE_LIMIT_PREFIX', async () => {
     const [, keys] = await a.ctx.redis!.scan('0', 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    assert.ok(keys.some((k) => k.includes('login:')), `keys: ${keys.join(', ')}`);
+    assert.ok(
+      keys.some((k) => k.includes('login:')),
+      `keys: ${keys.join(', ')}`,
+    );
   });
 });
 

@@ -10,7 +10,10 @@ import { startTracing } from '../../src/telemetry/sdk.ts';
 
 const RATIO = 0.25;
 const exporter = new InMemorySpanExporter();
-startTracing(tracingSettings({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: String(RATIO) }), { exporter, synchronous: true });
+startTracing(tracingSettings({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: String(RATIO) }), {
+  exporter,
+  synchronous: true,
+});
 const { Client, createTestApp } = await import('../harness.ts');
 
 const N = 400;

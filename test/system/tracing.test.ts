@@ -23,7 +23,13 @@ const id = (s: ReadableSpan) => s.spanContext().spanId;
 
 function only(name: string): ReadableSpan {
   const found = named(name);
-  assert.equal(found.length, 1, `one "${name}" span; spans: ${spans().map((s) => s.name).join(', ')}`);
+  assert.equal(
+    found.length,
+    1,
+    `one "${name}" span; spans: ${spans()
+      .map((s) => s.name)
+      .join(', ')}`,
+  );
   return found[0]!;
 }
 
@@ -103,9 +109,15 @@ describe('tracing', () => {
 
   test('a caller that did not sample its trace gets none recorded here, but keeps its trace id in the header and the log', async () => {
     const traceId = '5bf92f3577b34da6a3ce929d0e0e4737';
-    const res = await client.get(`/api/articles/${slug}/comments`, { headers: { traceparent: `00-${traceId}-00f067aa0ba902b8-00`, 'x-request-id': 'unsampled' } });
+    const res = await client.get(`/api/articles/${slug}/comments`, {
+      headers: { traceparent: `00-${traceId}-00f067aa0ba902b8-00`, 'x-request-id': 'unsampled' },
+    });
     assert.equal(res.status, 200);
-    assert.deepEqual(spans().map((s) => s.name), [], 'nothing recorded: not the request, not its SQL');
+    assert.deepEqual(
+      spans().map((s) => s.name),
+      [],
+      'nothing recorded: not the request, not its SQL',
+    );
     assert.match(String(res.headers.traceparent), new RegExp(`^00-${traceId}-[0-9a-f]{16}-00$`));
     assert.equal(t.lines.find((l) => l.reqId === 'unsampled')?.trace_id, traceId);
   });
@@ -140,7 +152,9 @@ describe('tracing', () => {
     assert.equal(parentOf(operation), id(request));
     // The caller's identity check (http/auth.ts: does the token's user still exist?) runs in the
     // auth hook, before the operation; every other statement is the operation's.
-    const sql = spans().filter((s) => s.name.startsWith('pg.query') && !String(s.attributes['db.query.text']).startsWith('select 1 from users where id'));
+    const sql = spans().filter(
+      (s) => s.name.startsWith('pg.query') && !String(s.attributes['db.query.text']).startsWith('select 1 from users where id'),
+    );
     assert.ok(sql.length >= 1);
     for (const q of sql) assert.ok(descends(q, operation), `${q.name} is below "favorite article"`);
   });
@@ -169,7 +183,10 @@ describe('tracing', () => {
     await client.get('/healthz');
     await client.get('/readyz');
     await client.get('/metrics');
-    assert.deepEqual(spans().map((s) => s.name), []);
+    assert.deepEqual(
+      spans().map((s) => s.name),
+      [],
+    );
   });
 
   test('every route of the operation table exists, so no name silently stops being used', () => {
@@ -181,7 +198,11 @@ describe('tracing with Redis', () => {
   let t: LoggedApp;
   before(async () => {
     // The machine's Redis, as test/http/rate-limit.test.ts uses it (.ci/run starts it).
-    t = await createLoggedApp({ RATE_LIMIT: 'on', REDIS_URL: 'redis://127.0.0.1:6379', RATE_LIMIT_PREFIX: `conduit-tracing-test-${process.pid}:` });
+    t = await createLoggedApp({
+      RATE_LIMIT: 'on',
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      RATE_LIMIT_PREFIX: `conduit-tracing-test-${process.pid}:`,
+    });
   });
   after(() => t.close());
   beforeEach(() => exporter.reset());
@@ -196,7 +217,12 @@ describe('tracing with Redis', () => {
       redis = spans().filter((s) => s.attributes['db.system'] === 'redis' || s.attributes['db.system.name'] === 'redis');
       if (redis.length === 0) await new Promise((r) => setTimeout(r, 100));
     }
-    assert.ok(redis.length >= 1, `a Redis span; spans: ${spans().map((s) => s.name).join(', ')}`);
+    assert.ok(
+      redis.length >= 1,
+      `a Redis span; spans: ${spans()
+        .map((s) => s.name)
+        .join(', ')}`,
+    );
     const request = only('GET /api/tags');
     for (const s of redis) assert.ok(descends(s, request), `${s.name} is below the request`);
   });

@@ -53,6 +53,9 @@ test('50 concurrent logins with 4 permits and a queue of 4: the excess gets 503 
   const medianRefusal = refusals[Math.floor(refusals.length / 2)]!;
   const slowestSuccess = Math.max(...ok.map((r) => r.ms));
   assert.ok(refusals.at(-1)! < 2000, `a refusal took ${refusals.at(-1)!.toFixed(1)} ms: it waited for a queue slot`);
-  assert.ok(medianRefusal < slowestSuccess, `refusals (median ${medianRefusal.toFixed(1)} ms) came before the last admitted login finished (${slowestSuccess.toFixed(1)} ms)`);
+  assert.ok(
+    medianRefusal < slowestSuccess,
+    `refusals (median ${medianRefusal.toFixed(1)} ms) came before the last admitted login finished (${slowestSuccess.toFixed(1)} ms)`,
+  );
   assert.equal(t.ctx.passwords.limiter.running, 0);
 });

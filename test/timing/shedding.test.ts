@@ -157,7 +157,10 @@ describe('the real process driven past capacity (SHED on, 100 connections × 15 
     const rssBefore = await rssMb(pid);
     let rssMax = rssBefore;
     const sampler = setInterval(() => {
-      void rssMb(pid).then((mb) => (rssMax = Math.max(rssMax, mb)), () => undefined);
+      void rssMb(pid).then(
+        (mb) => (rssMax = Math.max(rssMax, mb)),
+        () => undefined,
+      );
     }, 200);
     const bodies = { shed: 0, otherRefusal: 0, badRefusal: 0, other: 0 };
     const admittedMs: number[] = [];
@@ -186,7 +189,9 @@ describe('the real process driven past capacity (SHED on, 100 connections × 15 
         })),
       };
       result = await new Promise<autocannon.Result>((resolve, reject) => {
-        const instance = autocannon(options, (err: unknown, res: autocannon.Result) => (err ? reject(err instanceof Error ? err : new Error('autocannon failed', { cause: err })) : resolve(res)));
+        const instance = autocannon(options, (err: unknown, res: autocannon.Result) =>
+          err ? reject(err instanceof Error ? err : new Error('autocannon failed', { cause: err })) : resolve(res),
+        );
         // Per response, with its latency: the admitted requests' own distribution.
         instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
           if (status === 200) admittedMs.push(ms);
@@ -211,7 +216,11 @@ describe('the real process driven past capacity (SHED on, 100 connections × 15 
     assert.ok((codes['200'] ?? 0) > 0, 'some requests were admitted');
     assert.equal(result.errors, 0, 'no connection errors');
     assert.equal(result.timeouts, 0, 'no timeouts');
-    assert.deepEqual({ badRefusal: bodies.badRefusal, other: bodies.other }, { badRefusal: 0, other: 0 }, 'only 200 and 503 + Retry-After in the error shape');
+    assert.deepEqual(
+      { badRefusal: bodies.badRefusal, other: bodies.other },
+      { badRefusal: 0, other: 0 },
+      'only 200 and 503 + Retry-After in the error shape',
+    );
     // Admitted requests do not queue without bound. The figure above is what to read; the bound
     // is loose on purpose: this process drives the load with autocannon on the same two cores
     // (its own event loop delays what it measures: 3.4 s p99 was seen with other suites running
@@ -235,7 +244,10 @@ describe('the real process driven past capacity (SHED on, 100 connections × 15 
     ctx.diagnostic(`served again ${(performance.now() - started).toFixed(0)} ms after the load stopped`);
     assert.equal(status, 200);
     const again = await Promise.all(Array.from({ length: 10 }, () => request(`${s.url}/api/articles?limit=5`)));
-    assert.deepEqual(again.map((r) => r.status), Array(10).fill(200));
+    assert.deepEqual(
+      again.map((r) => r.status),
+      Array(10).fill(200),
+    );
     assert.equal(await s.stop(), 0);
   });
 });

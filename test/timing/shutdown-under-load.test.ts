@@ -47,7 +47,12 @@ interface Attempt {
 }
 
 /** One request on the agent's connection, recording how it ended (never throws). */
-function attempt(id: string, path: string, init: { method?: string; headers?: Record<string, string>; body?: unknown }, agent: http.Agent): Promise<Attempt> {
+function attempt(
+  id: string,
+  path: string,
+  init: { method?: string; headers?: Record<string, string>; body?: unknown },
+  agent: http.Agent,
+): Promise<Attempt> {
   const headers: Record<string, string> = { ...init.headers, 'x-request-id': id };
   let payload: string | undefined;
   if (init.body !== undefined) {
@@ -58,7 +63,9 @@ function attempt(id: string, path: string, init: { method?: string; headers?: Re
     const a: Attempt = { id, path, sentAt: performance.now(), sentAtEpoch: Date.now(), reused: false };
     const req = http.request(`${s.url}${path}`, { method: init.method ?? 'GET', headers, agent }, (res) => {
       res.resume();
-      res.on('end', () => resolve({ ...a, reused: req.reusedSocket, status: res.statusCode ?? 0, connectionClose: res.headers.connection === 'close' }));
+      res.on('end', () =>
+        resolve({ ...a, reused: req.reusedSocket, status: res.statusCode ?? 0, connectionClose: res.headers.connection === 'close' }),
+      );
       res.on('error', (err: NodeJS.ErrnoException) => resolve({ ...a, reused: req.reusedSocket, error: err.code ?? err.message }));
     });
     req.on('error', (err: NodeJS.ErrnoException) => resolve({ ...a, reused: req.reusedSocket, error: err.code ?? err.message }));
@@ -79,8 +86,15 @@ async function client(i: number, token: string, stop: Promise<unknown>): Promise
       const auth = { authorization: `Token ${token}` };
       const kind = (i + n) % 3;
       const a =
-        kind === 0 ? await attempt(id, '/api/articles', { method: 'POST', headers: auth, body: { article: { title: `Drain ${id}`, description: 'd', body: 'b' } } }, agent)
-          : kind === 1 ? await attempt(id, '/api/user', { headers: auth }, agent)
+        kind === 0
+          ? await attempt(
+              id,
+              '/api/articles',
+              { method: 'POST', headers: auth, body: { article: { title: `Drain ${id}`, description: 'd', body: 'b' } } },
+              agent,
+            )
+          : kind === 1
+            ? await attempt(id, '/api/user', { headers: auth }, agent)
             : await attempt(id, '/api/articles?limit=5', {}, agent);
       attempts.push(a);
       if (a.error === 'ECONNREFUSED') break;
@@ -114,7 +128,9 @@ test('SIGTERM under keep-alive load: no request the server took on fails, and th
   const answered = new Set(s.logs.filter((l) => l.msg === 'request').map((l) => l.reqId));
   const pg = new Client({ connectionString: db.url });
   await pg.connect();
-  const written = new Set((await pg.query<{ title: string }>(`select title from articles where title like 'Drain %'`)).rows.map((r) => r.title.slice(6)));
+  const written = new Set(
+    (await pg.query<{ title: string }>(`select title from articles where title like 'Drain %'`)).rows.map((r) => r.title.slice(6)),
+  );
   await pg.end();
   const before = attempts.filter((a) => a.sentAt < signalAt);
   const afterSignal = attempts.filter((a) => a.sentAt >= signalAt);
@@ -143,10 +159,16 @@ test('SIGTERM under keep-alive load: no request the server took on fails, and th
 
   assert.ok(before.length > 10, `load was running: ${before.length} requests before the signal`);
   // Every request sent before the signal (the in-flight ones included) was answered normally.
-  assert.deepEqual(before.filter((a) => a.status !== 200 && a.status !== 201), []);
+  assert.deepEqual(
+    before.filter((a) => a.status !== 200 && a.status !== 201),
+    [],
+  );
   assert.deepEqual(failed, []);
   // Every write the server ran was reported to its client as done.
-  assert.deepEqual(attempts.filter((a) => written.has(a.id) && a.status !== 201), []);
+  assert.deepEqual(
+    attempts.filter((a) => written.has(a.id) && a.status !== 201),
+    [],
+  );
   assert.ok(counts.ok > 0, 'requests kept being served during the shutdown delay');
   assert.ok(Number.isFinite(drainingSince), 'the service logged the start of its shutdown');
   assert.ok(whileDraining.length > 0, 'requests were served while draining');

@@ -98,7 +98,10 @@ describe('headers and request timeouts (headers 1 s, whole request 1.5 s, keep-a
     assert.match(conn.received(), /^HTTP\/1\.1 408 /);
     const statuses = await others;
     assert.ok(statuses.length >= 5, `${statuses.length} requests served meanwhile`);
-    assert.deepEqual(statuses, statuses.map(() => 200));
+    assert.deepEqual(
+      statuses,
+      statuses.map(() => 200),
+    );
   });
 
   test('a connection that never sends a byte is closed within the headers timeout too', async (ctx) => {
@@ -126,7 +129,9 @@ describe('headers and request timeouts (headers 1 s, whole request 1.5 s, keep-a
   test('a client that sends headers with Content-Length: 1000 and trickles the body gets 408 at the request timeout', async (ctx) => {
     const conn = await connect(url);
     const started = performance.now();
-    conn.socket.write('POST /api/users/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n');
+    conn.socket.write(
+      'POST /api/users/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n',
+    );
     const trickle = setInterval(() => conn.socket.write('          '), 200);
     const others = keepServing(url, conn.closed);
     const closedAt = await Promise.race([conn.closed, sleep(6000).then(() => Infinity)]);
@@ -143,7 +148,10 @@ describe('headers and request timeouts (headers 1 s, whole request 1.5 s, keep-a
     assert.deepEqual(JSON.parse(res.body), { errors: { request: ['timed out'] } });
     const statuses = await others;
     assert.ok(statuses.length >= 5);
-    assert.deepEqual(statuses, statuses.map(() => 200));
+    assert.deepEqual(
+      statuses,
+      statuses.map(() => 200),
+    );
   });
 
   test('a keep-alive connection idle for longer than the headers and request timeouts still serves its next request', async () => {
