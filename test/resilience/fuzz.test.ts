@@ -778,27 +778,25 @@ function invalidArb(
   // 8. Rare (each costs an Argon2 hash): a registration whose username or email is taken, a
   //    login with a wrong password.
   const email = `${fx.usernames[0]}@example.com`;
-  const hashing = fc
-    .tuple(word, fc.constantFrom('taken username', 'taken email', 'wrong password'))
-    .map(([w, what]) =>
-      what === 'wrong password'
-        ? build('POST', '/api/users/login', undefined, json(JSON.stringify({ user: { email, password: `${w}-wrong` } })), {})
-        : build(
-            'POST',
-            '/api/users',
-            undefined,
-            json(
-              JSON.stringify({
-                user: {
-                  username: what === 'taken username' ? fx.usernames[0] : `fz${w}x`,
-                  email: what === 'taken email' ? email : `fz${w}x@example.com`,
-                  password: 'password123',
-                },
-              }),
-            ),
-            {},
+  const hashing = fc.tuple(word, fc.constantFrom('taken username', 'taken email', 'wrong password')).map(([w, what]) =>
+    what === 'wrong password'
+      ? build('POST', '/api/users/login', undefined, json(JSON.stringify({ user: { email, password: `${w}-wrong` } })), {})
+      : build(
+          'POST',
+          '/api/users',
+          undefined,
+          json(
+            JSON.stringify({
+              user: {
+                username: what === 'taken username' ? fx.usernames[0] : `fz${w}x`,
+                email: what === 'taken email' ? email : `fz${w}x@example.com`,
+                password: 'password123',
+              },
+            }),
           ),
-    );
+          {},
+        ),
+  );
   return fc.oneof({ weight: 60, arbitrary: common }, { weight: 1, arbitrary: hashing });
 }
 
