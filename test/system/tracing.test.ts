@@ -150,10 +150,10 @@ describe('tracing', () => {
     const request = only('POST /api/articles/:slug/favorite');
     const operation = only('favorite article');
     assert.equal(parentOf(operation), id(request));
-    // The caller's identity check (http/auth.ts: does the token's user still exist?) runs in the
-    // auth hook, before the operation; every other statement is the operation's.
+    // The caller's identity check (http/auth.ts: the token's user and key, context.ts) runs in
+    // the auth hook, before the operation; every other statement is the operation's.
     const sql = spans().filter(
-      (s) => s.name.startsWith('pg.query') && !String(s.attributes['db.query.text']).startsWith('select 1 from users where id'),
+      (s) => s.name.startsWith('pg.query') && !String(s.attributes['db.query.text']).startsWith('select token_key from users where id'),
     );
     assert.ok(sql.length >= 1);
     for (const q of sql) assert.ok(descends(q, operation), `${q.name} is below "favorite article"`);
