@@ -18,7 +18,7 @@ import { requestScope } from './db/deadline.ts';
 import { registerCompression } from './http/compression.ts';
 import { AppError, clientErrorHandler, errorHandler, forbiddenKey, notFoundHandler } from './http/errors.ts';
 import { LoadShedder } from './http/load-shedding.ts';
-import { kRefusal, kRouted, Pipeline } from './http/pipeline.ts';
+import { kRefusal, kRouted, NeverRefused, Pipeline } from './http/pipeline.ts';
 import { RateLimits } from './http/rate-limit.ts';
 import { registerSecurity } from './http/security.ts';
 import { validatorCompiler } from './http/validation.ts';
@@ -91,7 +91,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   const limits = new RateLimits(config, ctx.redis, opts.logger ?? silent);
   const replays = ctx.cache && config.hotPath ? new Replays(ctx.cache) : undefined;
   const requests = new RequestMetrics();
-  const neverRefused = new Set<string>();
+  const neverRefused = new NeverRefused();
   const trust = trustProxyOption(config.trustProxy);
   const trustFn = typeof trust === 'function' ? trust : Array.isArray(trust) ? proxyAddr.compile(trust) : undefined;
   const pipeline = new Pipeline({

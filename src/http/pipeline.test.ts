@@ -10,7 +10,13 @@ import { after, describe, test } from 'node:test';
 import type { FastifyRequest } from 'fastify';
 import { noteCachedAnswer, Replays } from '../cache/hot-path.ts';
 import { ResponseCache } from '../cache/response-cache.ts';
-import { kRefusal, kSampled, Pipeline, type PipelineParts, type Window } from './pipeline.ts';
+import { kRefusal, kSampled, NeverRefused, Pipeline, type PipelineParts, type Window } from './pipeline.ts';
+
+function never(...routes: string[]): NeverRefused {
+  const n = new NeverRefused();
+  for (const route of routes) n.add(route);
+  return n;
+}
 
 interface Seen {
   routed: { url: string; refusal: IncomingMessage[typeof kRefusal]; sampled: boolean | undefined }[];
@@ -24,7 +30,7 @@ async function serve(parts: Partial<PipelineParts>) {
     refusal: undefined,
     limit: undefined,
     clientAddress: (req) => req.socket.remoteAddress ?? '',
-    neverRefused: new Set(['/healthz']),
+    neverRefused: never('/healthz', '/docs/assets/:name'),
     sample: undefined,
     replays: undefined,
     observe: (method, route, status) => void seen.observed.push({ method, route, status }),
@@ -125,7 +131,9 @@ describe('the request pipeline', () => {
       { status: refused.status, key: refused.key, retryAfter: refused.retryAfter },
       { status: 429, key: 'request', retryAfter: 3 },
     );
-    assert.equal((await s.get('/healthz')).status, 200, 'never counted, never refused');
+    for (const url of ['/healthz', '/healthz?verbose', '/docs/assets/app.js']) {
+      assert.equal((await s.get(url)).status, 200, `${url}: never counted, never refused`);
+    }
     assert.equal(current, 3);
     shared = true;
     current = 0;

@@ -67,8 +67,8 @@ export interface PipelineParts {
   readonly limit: GlobalLimit | undefined;
   /** The client's address, as TRUST_PROXY says to read it. */
   clientAddress(req: IncomingMessage): string;
-  /** URLs never refused: the probes and /metrics (routes with config.neverShed). */
-  readonly neverRefused: ReadonlySet<string>;
+  /** URLs never refused nor counted: the probes, /metrics, /docs (routes with config.neverShed). */
+  readonly neverRefused: NeverRefused;
   /** Tracing's decision for a request (undefined: tracing is off). */
   readonly sample: ((req: IncomingMessage) => boolean) | undefined;
   readonly replays: Replays | undefined;
@@ -76,6 +76,29 @@ export interface PipelineParts {
   observe(method: string, route: string, status: number, seconds: number): void;
   /** Request lines are written at info, when the logger writes info. */
   readonly log: FastifyBaseLogger | undefined;
+}
+
+/**
+ * The URLs of routes that are never refused, collected as they are registered: a static route by
+ * its path, a parametric one (`/docs/assets/:name`) by the part before its first parameter.
+ */
+export class NeverRefused {
+  readonly #paths = new Set<string>();
+  readonly #prefixes: string[] = [];
+
+  add(routeUrl: string): void {
+    const param = routeUrl.search(/[:*]/);
+    if (param === -1) this.#paths.add(routeUrl);
+    else this.#prefixes.push(routeUrl.slice(0, param));
+  }
+
+  has(url: string): boolean {
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    if (this.#paths.has(path)) return true;
+    for (const prefix of this.#prefixes) if (path.startsWith(prefix)) return true;
+    return false;
+  }
 }
 
 export type Router = (req: IncomingMessage, res: ServerResponse) => void;
@@ -105,7 +128,7 @@ export class Pipeline {
     const inFlight = this.stats.inFlight++;
     res.once('close', this.#closed);
     if (parts.sample !== undefined) req[kSampled] = parts.sample(req);
-    const exempt = parts.neverRefused.has(req.url ?? '');
+    const exempt = parts.neverRefused.has(req.url ?? '/');
     const reason = exempt ? null : (parts.refusal?.(inFlight) ?? null);
     if (reason !== null) {
       this.stats.shed++;
