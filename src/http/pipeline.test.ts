@@ -93,24 +93,27 @@ describe('the request pipeline', () => {
     assert.equal(s.pipeline.stats.inFlight, 0);
   });
 
-  test('the shedder is asked with the number of requests already in flight', async () => {
+  test('the shedder is asked with the number of admitted requests in flight (shed ones do not count)', async () => {
     const asked: number[] = [];
-    // The limit holds each request until all three have arrived.
+    // The limit holds each admitted request until both have arrived.
     const held: (() => void)[] = [];
     const s = await started({
-      refusal: (n) => (asked.push(n), null),
+      // The second to arrive is shed: it is not one of the admitted ones the third is counted with.
+      refusal: (n) => (asked.push(n), asked.length === 2 ? 'a test' : null),
       limit: {
         max: 10,
         count: () =>
           new Promise<Window>((resolve) => {
             held.push(() => resolve({ current: 1, ttl: 1 }));
-            if (held.length === 3) for (const release of held) release();
+            if (held.length === 2) for (const release of held) release();
           }),
       },
     });
-    await Promise.all([s.get('/a'), s.get('/b'), s.get('/c')]);
+    const statuses = await Promise.all([s.get('/a'), s.get('/b'), s.get('/c')]);
     await s.settled();
-    assert.deepEqual(asked, [0, 1, 2]);
+    assert.deepEqual(asked, [0, 1, 1]);
+    assert.deepEqual(statuses.map((r) => r.status).sort(), [200, 200, 503]);
+    assert.deepEqual({ inFlight: s.pipeline.stats.inFlight, admitted: s.pipeline.stats.admitted }, { inFlight: 0, admitted: 0 });
   });
 
   test('the per-address limit: over max, a 429 refusal with Retry-After from the window; at once or after a promise', async () => {

@@ -21,6 +21,7 @@ export const kRefusal = Symbol('conduit.refusal');
 export const kSampled = Symbol('conduit.sampled');
 export const kRouted = Symbol('conduit.routed');
 const kStarted = Symbol('conduit.started');
+const kAdmitted = Symbol('conduit.admitted');
 const kReplay = Symbol('conduit.replay');
 
 /** Why the pipeline refuses a request: the router's side renders it (app.ts). */
@@ -44,6 +45,8 @@ declare module 'node:http' {
   }
   interface ServerResponse {
     [kStarted]?: number;
+    /** Counted in `admitted` (not shed) until it is done. */
+    [kAdmitted]?: boolean;
   }
 }
 
@@ -107,7 +110,11 @@ export class Pipeline {
   readonly #parts: PipelineParts;
   readonly #logs: boolean;
   readonly #closed: (this: ServerResponse) => void;
-  readonly stats = { inFlight: 0, shed: 0, rateLimited: 0 };
+  /**
+   * inFlight: every request received and not yet done (the metric); admitted: those of them the
+   * shedder let in, whose bound is SHED_MAX_IN_FLIGHT (refused ones cost little and leave fast).
+   */
+  readonly stats = { inFlight: 0, admitted: 0, shed: 0, rateLimited: 0 };
 
   constructor(parts: PipelineParts) {
     this.#parts = parts;
@@ -125,12 +132,15 @@ export class Pipeline {
   handle(req: IncomingMessage, res: ServerResponse, router: Router): void {
     const parts = this.#parts;
     res[kStarted] = performance.now();
-    const inFlight = this.stats.inFlight++;
+    this.stats.inFlight++;
     res.once('close', this.#closed);
     if (parts.sample !== undefined) req[kSampled] = parts.sample(req);
     const exempt = parts.neverRefused.has(req.url ?? '/');
-    const reason = exempt ? null : (parts.refusal?.(inFlight) ?? null);
-    if (reason !== null) {
+    const reason = exempt ? null : (parts.refusal?.(this.stats.admitted) ?? null);
+    res[kAdmitted] = reason === null;
+    if (reason === null) {
+      this.stats.admitted++;
+    } else {
       this.stats.shed++;
       req[kRefusal] = { status: 503, key: 'server', reason: `is overloaded (${reason}), retry later`, retryAfter: 1 };
       return router(req, res);
@@ -175,6 +185,7 @@ export class Pipeline {
 
   #done(res: ServerResponse): void {
     this.stats.inFlight--;
+    if (res[kAdmitted] === true) this.stats.admitted--;
     // A response cut short (the client hung up) has no status to count.
     if (!res.writableEnded) return;
     const req = res.req;
