@@ -4,7 +4,6 @@ import proxyAddr from '@fastify/proxy-addr';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
-import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { registerArticleRoutes } from './articles/articles.routes.ts';
 import { Replays } from './cache/hot-path.ts';
@@ -18,7 +17,7 @@ import { requestScope } from './db/deadline.ts';
 import { registerCompression } from './http/compression.ts';
 import { AppError, clientErrorHandler, errorHandler, forbiddenKey, notFoundHandler } from './http/errors.ts';
 import { LoadShedder } from './http/load-shedding.ts';
-import { kRefusal, kRouted, NeverRefused, Pipeline } from './http/pipeline.ts';
+import { kRefusal, kRouted, NeverRefused, Pipeline, requestId } from './http/pipeline.ts';
 import { RateLimits } from './http/rate-limit.ts';
 import { registerSecurity } from './http/security.ts';
 import { validatorCompiler } from './http/validation.ts';
@@ -48,9 +47,9 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   const { config } = ctx;
   const serverOptions: FastifyServerOptions = {
     bodyLimit: config.bodyLimitBytes,
-    // A request id from the load balancer is kept so one id follows the request across hops.
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // X-Request-Id, when short and plain (pipeline.ts requestId), else a new one.
+    requestIdHeader: false,
+    genReqId: requestId,
     // One log line per request is written by the onResponse hook below, not Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     // A request that reaches a closing server (on a connection that was already open) is served,

@@ -201,7 +201,15 @@ export class Pipeline {
   }
 }
 
-function requestId(req: IncomingMessage): string {
+/** What a request id from a client or load balancer may be: short and plain, fit for a log line. */
+const PLAIN_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+/**
+ * The request's id: the `X-Request-Id` a load balancer sent, so one id follows the request across
+ * hops, when it is short and plain; otherwise a new one (a client must not write 15 KB, or a
+ * forged log line, into every line of its request). Fastify's genReqId and the replay's log line.
+ */
+export function requestId(req: IncomingMessage): string {
   const id = req.headers['x-request-id'];
-  return typeof id === 'string' && id !== '' ? id : randomUUID();
+  return typeof id === 'string' && PLAIN_ID.test(id) ? id : randomUUID();
 }
