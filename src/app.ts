@@ -4,10 +4,9 @@ import proxyAddr from '@fastify/proxy-addr';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
-import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { registerArticleRoutes } from './articles/articles.routes.ts';
-import { decorateCachedAnswer, HotPath, recordCachedAnswer } from './cache/hot-path.ts';
+import { Replays } from './cache/hot-path.ts';
 import { registerCommentRoutes } from './comments/comments.routes.ts';
 import { registerDocsRoutes } from './docs/docs.routes.ts';
 import { DOC_TAGS, operationsLast } from './docs/openapi-order.ts';
@@ -17,14 +16,16 @@ import { registerHealthRoutes } from './health/health.routes.ts';
 import { requestScope } from './db/deadline.ts';
 import { registerCompression } from './http/compression.ts';
 import { AppError, clientErrorHandler, errorHandler, forbiddenKey, notFoundHandler } from './http/errors.ts';
-import { registerLoadShedding } from './http/load-shedding.ts';
-import { registerRateLimit } from './http/rate-limit.ts';
+import { LoadShedder } from './http/load-shedding.ts';
+import { kRefusal, kRouted, NeverRefused, Pipeline, requestId } from './http/pipeline.ts';
+import { RateLimits } from './http/rate-limit.ts';
 import { registerSecurity } from './http/security.ts';
 import { validatorCompiler } from './http/validation.ts';
 import { registerProfileRoutes } from './profiles/profiles.routes.ts';
 import { registerTagRoutes } from './tags/tags.routes.ts';
+import { RequestMetrics } from './telemetry/metrics.ts';
 import { registerTelemetry } from './telemetry/register.ts';
-import { wantsSpan } from './telemetry/spans.ts';
+import { tracingActive, wantsSpan } from './telemetry/spans.ts';
 import { registerUserRoutes } from './users/users.routes.ts';
 
 export interface BuildOptions {
@@ -39,13 +40,16 @@ function trustProxyOption(trust: Config['trustProxy']): FastifyServerOptions['tr
   return [...trust];
 }
 
+/** For the parts made before Fastify when the app has no logger (tests). */
+const silent = { warn: () => undefined, info: () => undefined };
+
 export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promise<App> {
   const { config } = ctx;
   const serverOptions: FastifyServerOptions = {
     bodyLimit: config.bodyLimitBytes,
-    // A request id from the load balancer is kept so one id follows the request across hops.
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // X-Request-Id, when short and plain (pipeline.ts requestId), else a new one.
+    requestIdHeader: false,
+    genReqId: requestId,
     // One log line per request is written by the onResponse hook below, not Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     // A request that reaches a closing server (on a connection that was already open) is served,
@@ -79,22 +83,39 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     // shape; the onRequest hook below refuses it in the shape instead (test/resilience/fuzz.test.ts).
     requireHostHeader: false,
   };
-  // The cache's hot path (cache/hot-path.ts) sees each request before Fastify does: the server
-  // is made here, as Fastify would make it, with the hot path in front of Fastify's handler.
-  const hot = ctx.cache && config.hotPath ? new HotPath(ctx.cache) : undefined;
-  if (hot) {
-    // Fastify hands the factory its options; these are the ones its own factory applies to an
-    // HTTP/1 server (fastify/lib/server.js).
-    serverOptions.serverFactory = (handler, options) => {
-      const o = options as { keepAliveTimeout: number; requestTimeout: number; connectionTimeout?: number; maxRequestsPerSocket?: number };
-      const server = createServer(http, (req, res) => hot.handle(req, res, handler));
-      server.keepAliveTimeout = o.keepAliveTimeout;
-      server.requestTimeout = o.requestTimeout;
-      server.setTimeout(o.connectionTimeout ?? 0);
-      if ((o.maxRequestsPerSocket ?? 0) > 0) server.maxRequestsPerSocket = o.maxRequestsPerSocket!;
-      return server;
-    };
-  }
+  // The request pipeline (http/pipeline.ts) is the server's request listener: every request
+  // meets admission and observation there, then the replay of a cached answer or Fastify. Its
+  // parts are made first, complete, and the server is made here as Fastify would make it.
+  const shedder = new LoadShedder(config);
+  const limits = new RateLimits(config, ctx.redis, opts.logger ?? silent);
+  const replays = ctx.cache && config.hotPath ? new Replays(ctx.cache) : undefined;
+  const requests = new RequestMetrics();
+  const neverRefused = new NeverRefused();
+  const trust = trustProxyOption(config.trustProxy);
+  const trustFn = typeof trust === 'function' ? trust : Array.isArray(trust) ? proxyAddr.compile(trust) : undefined;
+  const pipeline = new Pipeline({
+    lifecycle: ctx.lifecycle,
+    refusal: config.shed ? (inFlight) => shedder.refusal(inFlight) : undefined,
+    limit: limits.global,
+    // The client's address as Fastify's request.ip works it out (TRUST_PROXY included).
+    clientAddress: trustFn ? (req) => proxyAddr(req, trustFn) : (req) => req.socket.remoteAddress ?? '',
+    neverRefused,
+    sample: tracingActive() ? wantsSpan : undefined,
+    replays,
+    observe: (method, route, status, seconds) => requests.observe(method, route, status, seconds),
+    log: opts.logger,
+  });
+  // Fastify hands the factory its options; these are the ones its own factory applies to an
+  // HTTP/1 server (fastify/lib/server.js).
+  serverOptions.serverFactory = (handler, options) => {
+    const o = options as { keepAliveTimeout: number; requestTimeout: number; connectionTimeout?: number; maxRequestsPerSocket?: number };
+    const server = createServer(http, (req, res) => pipeline.handle(req, res, handler));
+    server.keepAliveTimeout = o.keepAliveTimeout;
+    server.requestTimeout = o.requestTimeout;
+    server.setTimeout(o.connectionTimeout ?? 0);
+    if ((o.maxRequestsPerSocket ?? 0) > 0) server.maxRequestsPerSocket = o.maxRequestsPerSocket!;
+    return server;
+  };
   const app: App = (
     opts.logger ? Fastify({ ...serverOptions, http, loggerInstance: opts.logger }) : Fastify({ ...serverOptions, http, logger: false })
   ).withTypeProvider<TypeBoxTypeProvider>();
@@ -171,12 +192,26 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     },
   });
 
-  // Observability before every other hook and route (telemetry/register.ts): the request span
-  // and the in-flight count must see each request, those the hooks below refuse included.
-  const telemetry = await registerTelemetry(app, ctx);
+  // The router's side of the pipeline, first: Fastify's request is noted for the pipeline's
+  // metrics and log line (its route template, its logger), and a refusal is rendered here, where
+  // the route is known (the probes and /metrics are never refused) and the error handler gives
+  // it the shape and headers of every other error.
+  app.addHook('onRoute', (route) => {
+    if (route.config?.neverShed === true) neverRefused.add(route.url);
+  });
+  app.addHook('onReady', async () => shedder.start());
+  app.addHook('onClose', async () => {
+    shedder.stop();
+    await limits.close();
+  });
 
-  // One synchronous hook for two things every request needs (each hook, and each promise an
-  // async one makes, is per-request work on the hot path):
+  // Observability before every other hook and route (telemetry/register.ts): the request span
+  // must see each request, those the hooks below refuse included.
+  await registerTelemetry(app, ctx, { requests, pipeline, replays });
+
+  // One synchronous hook for what every routed request needs (each hook, and each promise an
+  // async one makes, is per-request work):
+  //   - the pipeline's refusal (load shedding, the per-address rate limit), rendered;
   //   - RFC 9112 §3.2: an HTTP/1.1 request without Host is malformed (see requireHostHeader
   //     above); the same answer as for any other malformed request (errors.ts clientErrorHandler).
   //   - The deadline: the rest of the request (hooks, handler, every query) runs inside this
@@ -184,7 +219,12 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   //     through every repository function. `done` must run inside `run` to carry the scope.
   const timeoutMs = config.requestTimeoutMs;
   app.addHook('onRequest', (request, _reply, done) => {
-    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+    const raw = request.raw;
+    raw[kRouted] = request;
+    const refusal = raw[kRefusal];
+    if (refusal !== undefined && request.routeOptions.config.neverShed !== true) {
+      done(new AppError(refusal.status, { [refusal.key]: [refusal.reason] }, { retryAfter: refusal.retryAfter }));
+    } else if (raw.httpVersion === '1.1' && request.headers.host === undefined) {
       done(new AppError(400, { request: ['is malformed'] }));
     } else if (timeoutMs > 0) {
       requestScope.run({ deadline: performance.now() + timeoutMs, timeoutMs }, done);
@@ -196,73 +236,25 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   // While draining (after SIGTERM, main.ts) every response asks the client to close its
   // connection. Without it a keep-alive client sent its next request on a connection the
   // server was closing as idle at that moment, and got ECONNRESET on a request nobody had
-  // failed (test/http/shutdown-under-load.test.ts). With it, during SHUTDOWN_DELAY_MS each busy
+  // failed (test/timing/shutdown-under-load.test.ts). With it, during SHUTDOWN_DELAY_MS each busy
   // connection is closed cleanly after its current response, before the listener closes.
   // onSend, not onRequest: a request that began before the signal must close its connection too.
+  // (The pipeline does not replay while draining: every answer comes this way.)
   app.addHook('onSend', (_request, reply, payload, done) => {
     if (ctx.lifecycle.draining) void reply.header('connection', 'close');
     done(null, payload);
   });
 
-  // The line is only built when it will be written: at LOG_LEVEL=warn (the benchmark's) the
-  // arguments cost an object and a routeOptions object per request for nothing.
-  // It also hands the hot path what a cached anonymous read sent (in this hook: a hook of its own
-  // would be more per-request work for every request).
-  const logsRequests = (app.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info') !== false;
-  app.addHook('onResponse', (request, reply, done) => {
-    // pino has isLevelEnabled; the no-op logger of an app built without one has not (info is a no-op there).
-    if (logsRequests) {
-      request.log.info(
-        {
-          method: request.method,
-          route: request.routeOptions.url,
-          status: reply.statusCode,
-          ms: Math.round(reply.elapsedTime * 100) / 100,
-        },
-        'request',
-      );
-    }
-    if (hot) recordCachedAnswer(hot, request, reply);
-    done();
-  });
-  if (hot) decorateCachedAnswer(app);
-
-  // Order matters: shedding first (refuse before doing any work), then the rate limit, then
-  // headers and compression for whatever is answered.
-  const shedder = registerLoadShedding(app, config);
-  telemetry.watchShedder(shedder);
-  const globalLimit = await registerRateLimit(app, config, ctx.redis);
-  if (hot) {
-    // What the pipeline does for every request, for the ones the hot path answers: the same
-    // decisions, asked of the modules that make them.
-    const trust = trustProxyOption(config.trustProxy);
-    const trustFn = typeof trust === 'function' ? trust : Array.isArray(trust) ? proxyAddr.compile(trust) : undefined;
-    hot.hooks = {
-      busy: () => ctx.lifecycle.draining || shedder.refusal() !== null,
-      traced: wantsSpan,
-      // The client's address as Fastify's request.ip works it out (TRUST_PROXY included).
-      admit: globalLimit && ((req) => globalLimit.count({ ip: (trustFn ? proxyAddr(req, trustFn) : req.socket.remoteAddress) ?? '' })),
-      counted: (req) => globalLimit?.counted(req),
-      observe: (req, route, status, seconds) => {
-        app.metrics.observeRequest('GET', route, status, seconds);
-        if (logsRequests) {
-          const reqId = req.headers['x-request-id'];
-          app.log.info(
-            {
-              reqId: typeof reqId === 'string' && reqId !== '' ? reqId : randomUUID(),
-              method: 'GET',
-              route,
-              status,
-              ms: Math.round(seconds * 100_000) / 100,
-            },
-            'request',
-          );
-        }
-      },
-      failed: (err) => app.log.error({ err }, 'the cache hot path failed on a request'),
-    };
-    app.metrics.watchHotPath(hot);
+  // What a cached anonymous read sent, recorded for the pipeline's replay branch.
+  if (replays) {
+    app.addHook('onResponse', (request, reply, done) => {
+      replays.record(request.raw, reply.statusCode, reply.getHeaders(), request.routeOptions.url ?? 'unmatched');
+      done();
+    });
   }
+
+  // The routes' own rate limits (login, registration); the per-address one is the pipeline's.
+  await limits.register(app);
   await registerSecurity(app, config);
   await registerCompression(app, config);
 

@@ -1,16 +1,18 @@
-// The hot path (hot-path.ts): repeats of anonymous cached reads answered before Fastify. Every
-// request here goes through the app's server as a connection's would (test/inject.ts), so the
-// hot path sees it; /metrics says which ones it answered (conduit_cache_replayed_total).
+// The hot path (hot-path.ts): repeats of anonymous cached reads answered by the request
+// pipeline's replay branch, without Fastify. Every request here goes through the app's server as
+// a connection's would (test/inject.ts), so the pipeline sees it; /metrics says which ones were
+// replayed (conduit_cache_replayed_total). The pipeline's own unit tests: src/http/pipeline.test.ts.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { once } from 'node:events';
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
 import net from 'node:net';
 import zlib from 'node:zlib';
 import type { Response } from 'light-my-request';
 import { createLoggedApp, type LoggedApp } from '../../test/logged-app.ts';
-import { HotPath, type HotPathHooks } from './hot-path.ts';
-import { ResponseCache } from './response-cache.ts';
+import type { FastifyRequest } from 'fastify';
+import { noteCachedAnswer, Replays } from './hot-path.ts';
+import { ResponseCache, type Entry } from './response-cache.ts';
 import { Client, createDatabase, createTestAppOn, type ArticleJson, type TestApp } from '../../test/harness.ts';
 import { throughServer } from '../../test/inject.ts';
 import { parsePrometheus } from '../../test/prometheus.ts';
@@ -340,6 +342,12 @@ describe('replays and the cache’s bounds', () => {
   const request = (url: string) =>
     ({ method: 'GET', url, httpVersion: '1.1', headers: { host: 'localhost' } }) as unknown as IncomingMessage;
   const body = Buffer.alloc(1000, 'x');
+  /** A request ResponseCache.send answered with `entry`'s body. */
+  const answered = (url: string, entry: Entry<unknown>) => {
+    const raw = request(url);
+    noteCachedAnswer({ raw } as FastifyRequest, entry, body);
+    return raw;
+  };
   async function store(cache: ResponseCache, key: string, tags: string[]) {
     const entry = await cache.get(
       key,
@@ -353,16 +361,10 @@ describe('replays and the cache’s bounds', () => {
   test('a replay never keeps an entry the cache let go: evicted, invalidated, or past the replay bound', async () => {
     // Room for two entries (an entry counts three times its body).
     const cache = new ResponseCache({ ttlMs: 60_000, maxBytes: 6_500, compression: false, compressionThresholdBytes: 1024 });
-    const hot = new HotPath(cache, 3);
+    const hot = new Replays(cache, 3);
     for (let i = 0; i < 5; i++) {
       const entry = await store(cache, `k${i}`, [`t${i}`]);
-      hot.record(
-        request(`/u${i}`),
-        { entry, body, encoding: undefined },
-        200,
-        { 'content-type': 'application/json', 'content-length': body.length },
-        '/u/:i',
-      );
+      hot.record(answered(`/u${i}`, entry), 200, { 'content-type': 'application/json', 'content-length': body.length }, '/u/:i');
     }
     assert.equal(cache.size, 2);
     assert.equal(hot.size, 2, 'only the entries still cached have replays');
@@ -372,21 +374,15 @@ describe('replays and the cache’s bounds', () => {
     assert.equal(hot.size, 0);
 
     const roomy = new ResponseCache({ ttlMs: 60_000, maxBytes: 1_000_000, compression: false, compressionThresholdBytes: 1024 });
-    const bounded = new HotPath(roomy, 3);
+    const bounded = new Replays(roomy, 3);
     for (let i = 0; i < 5; i++)
-      bounded.record(
-        request(`/u${i}`),
-        { entry: await store(roomy, `k${i}`, []), body, encoding: undefined },
-        200,
-        { 'content-length': body.length },
-        '/u/:i',
-      );
+      bounded.record(answered(`/u${i}`, await store(roomy, `k${i}`, [])), 200, { 'content-length': body.length }, '/u/:i');
     assert.equal(bounded.size, 3, 'at most maxReplays');
   });
 
   test('an answer from an entry the cache did not keep is not recorded', async () => {
     const cache = new ResponseCache({ ttlMs: 60_000, maxBytes: 1_000_000, compression: false, compressionThresholdBytes: 1024 });
-    const hot = new HotPath(cache);
+    const hot = new Replays(cache);
     // A load that raced a write: answered, not stored.
     const raced = await cache.get(
       'k',
@@ -398,120 +394,7 @@ describe('replays and the cache’s bounds', () => {
     );
     assert.ok(raced);
     assert.equal(cache.size, 0);
-    hot.record(request('/u'), { entry: raced, body, encoding: undefined }, 200, { 'content-length': body.length }, '/u');
+    hot.record(answered('/u', raced), 200, { 'content-length': body.length }, '/u');
     assert.equal(hot.size, 0);
-  });
-});
-
-describe('the hot path after the rate-limit count (a Redis round trip)', () => {
-  const body = Buffer.from('{"tags":[]}');
-  const request = () => ({ method: 'GET', url: '/t', httpVersion: '1.1', headers: { host: 'localhost' } }) as unknown as IncomingMessage;
-  function response() {
-    const r = { destroyed: false, written: 0, destroy: () => void (r.destroyed = true), writeHead: () => r, end: () => void r.written++ };
-    return r;
-  }
-  async function setup() {
-    const cache = new ResponseCache({ ttlMs: 60_000, maxBytes: 1_000_000, compression: false, compressionThresholdBytes: 1024 });
-    const hot = new HotPath(cache);
-    const entry = await cache.get(
-      'k',
-      async () => ({ data: 'k', tags: ['t'] }),
-      () => body,
-    );
-    assert.ok(entry);
-    hot.record(request(), { entry, body, encoding: undefined }, 200, { 'content-length': body.length }, '/t');
-    const seen = { counted: 0, observed: 0, failed: 0, pipeline: 0 };
-    let release: (ok: boolean) => void = () => undefined;
-    const hooks: HotPathHooks = {
-      busy: () => false,
-      traced: () => false,
-      admit: () => new Promise<boolean>((resolve) => (release = resolve)),
-      counted: () => void seen.counted++,
-      observe: () => void seen.observed++,
-      failed: () => void seen.failed++,
-    };
-    hot.hooks = hooks;
-    const tick = () => new Promise((r) => setImmediate(r));
-    return { cache, hot, seen, hooks, release: (ok: boolean) => release(ok), tick };
-  }
-
-  test('answered once counted; over the limit, handed over unmarked; invalidated meanwhile, handed over marked as counted; client gone, nothing', async () => {
-    const s = await setup();
-    const pipeline = () => void s.seen.pipeline++;
-    const run = async (ok: boolean, meanwhile: (res: ReturnType<typeof response>) => void = () => undefined) => {
-      const res = response();
-      s.hot.handle(request(), res as unknown as ServerResponse, pipeline);
-      meanwhile(res);
-      s.release(ok);
-      await s.tick();
-      return res;
-    };
-    assert.equal((await run(true)).written, 1);
-    assert.deepEqual(s.seen, { counted: 0, observed: 1, failed: 0, pipeline: 0 });
-    await run(false);
-    assert.deepEqual(s.seen, { counted: 0, observed: 1, failed: 0, pipeline: 1 }, 'over the limit: the pipeline counts and refuses it');
-    await run(true, (res) => void res.destroy());
-    assert.deepEqual(s.seen, { counted: 0, observed: 1, failed: 0, pipeline: 1 }, 'the client hung up: nothing more');
-    await run(true, () => s.cache.invalidate(['t']));
-    assert.deepEqual(
-      s.seen,
-      { counted: 1, observed: 1, failed: 0, pipeline: 2 },
-      'invalidated meanwhile: to the pipeline, marked as counted',
-    );
-    assert.equal(s.hot.size, 0);
-  });
-
-  test('a process that starts draining while the count is read hands the request over; a throw is logged and the response ended', async () => {
-    const s = await setup();
-    let draining = false;
-    s.hooks.busy = () => draining;
-    let handed = 0;
-    const res = response();
-    s.hot.handle(request(), res as unknown as ServerResponse, () => void handed++);
-    draining = true;
-    s.release(true);
-    await s.tick();
-    assert.equal(handed, 1);
-    assert.equal(res.written, 0);
-
-    draining = false;
-    const broken = response();
-    s.hot.handle(request(), broken as unknown as ServerResponse, () => {
-      throw new Error('the pipeline threw');
-    });
-    s.hooks.traced = () => true;
-    s.release(true);
-    await s.tick();
-    assert.equal(s.seen.failed, 1);
-    assert.equal(broken.destroyed, true);
-  });
-
-  test('a count made at once (the counters in this process): answered, or handed over, before handle returns', async () => {
-    const s = await setup();
-    let allowed = true;
-    s.hooks.admit = () => allowed;
-    let handed = 0;
-    const res = response();
-    s.hot.handle(request(), res as unknown as ServerResponse, () => void handed++);
-    assert.deepEqual({ written: res.written, handed, observed: s.seen.observed }, { written: 1, handed: 0, observed: 1 });
-    allowed = false;
-    s.hot.handle(request(), response() as unknown as ServerResponse, () => void handed++);
-    assert.equal(handed, 1, 'over the limit: the pipeline counts it again and refuses it');
-    // Counted, then tracing wants it: handed over marked as counted (the pipeline does not count it again).
-    allowed = true;
-    s.hooks.traced = () => true;
-    s.hot.handle(request(), response() as unknown as ServerResponse, () => void handed++);
-    assert.deepEqual({ handed, counted: s.seen.counted }, { handed: 2, counted: 1 });
-  });
-
-  test('a count that throws at once is logged, and the pipeline answers', async () => {
-    const s = await setup();
-    s.hooks.admit = () => {
-      throw new Error('no address');
-    };
-    let handed = 0;
-    const res = response();
-    s.hot.handle(request(), res as unknown as ServerResponse, () => void handed++);
-    assert.deepEqual({ handed, failed: s.seen.failed, written: res.written }, { handed: 1, failed: 1, written: 0 });
   });
 });

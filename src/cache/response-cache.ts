@@ -118,8 +118,6 @@ function matchesAny(header: string, etag: string): boolean {
 export class ResponseCache {
   /** The shared tier behind this cache, if any (set once by createContext). */
   shared: SharedTier | undefined;
-  /** Told of every entry the cache lets go (the hot path drops its replays of it). */
-  onDispose: ((entry: Entry<unknown>) => void) | undefined;
   readonly stats: CacheStats = {
     hits: 0,
     misses: 0,
@@ -136,6 +134,7 @@ export class ResponseCache {
   readonly #opts: CacheOptions;
   readonly #lru: LRUCache<string, Entry<unknown>>;
   readonly #byTag = new Map<string, Set<string>>();
+  readonly #disposed: ((entry: Entry<unknown>) => void)[] = [];
   readonly #inflight = new Map<string, Promise<Entry<unknown> | undefined>>();
   // Each stored entry's key, for isCurrent (entries from the shared tier are stored here too).
   readonly #keys = new WeakMap<Entry<unknown>, string>();
@@ -162,7 +161,7 @@ export class ResponseCache {
       sizeCalculation: (entry) => Math.max(1, entry.body.length * 3),
       dispose: (entry, key, reason) => {
         if (reason === 'evict') this.stats.evictions++;
-        this.onDispose?.(entry);
+        for (const listener of this.#disposed) listener(entry);
         for (const tag of entry.tags) {
           const keys = this.#byTag.get(tag);
           keys?.delete(key);
@@ -170,6 +169,11 @@ export class ResponseCache {
         }
       },
     });
+  }
+
+  /** Tells `listener` of every entry the cache lets go (the hot path drops its replays of it). */
+  onDispose(listener: (entry: Entry<unknown>) => void): void {
+    this.#disposed.push(listener);
   }
 
   get size(): number {

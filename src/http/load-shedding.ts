@@ -10,22 +10,20 @@
 // were ever in the process, while clients waited 1.2 s p50 (BENCHMARKS.md, "Twice the peak
 // rate"). That queue is in the clients and the kernel's socket buffers, out of the process's
 // sight; a load balancer's connection limit is what bounds it.
-// Either way requests are refused before any other work is done for them.
+// Either way requests are refused before any other work is done for them (http/pipeline.ts).
 //
 // Written here rather than taken from @fastify/under-pressure, which was tried first: its first
 // sample includes the event loop's start-up work (schema compilation), so a freshly started
 // instance refused its first requests, /readyz included. Sampling starts at onReady here.
+// The in-flight count is the pipeline's: every request, a replayed one included, is in it.
 // Liveness, readiness and metrics are never shed: an overloaded instance is alive, its readiness
 // is its own report, and its metrics are how an operator sees the overload.
-import type { ServerResponse } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Config } from '../config.ts';
-import type { App } from '../context.ts';
-import { AppError } from './errors.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** Answer even when the process is overloaded. */
+    /** Answer even when the process is overloaded, and never count towards a rate limit. */
     neverShed?: boolean;
   }
 }
@@ -34,84 +32,56 @@ declare module 'fastify' {
 export const NEVER_SHED = { neverShed: true } as const;
 
 const SAMPLE_MS = 250;
-const kCounted = Symbol('conduit.inFlight');
 const RESOLUTION_MS = 10;
 
-export interface LoadShedder {
-  /** Why requests are being refused now, or null. */
-  readonly reason: string | null;
-  /** Requests refused so far. */
-  readonly shed: number;
+type ShedConfig = Pick<Config, 'shed' | 'shedMaxEventLoopDelayMs' | 'shedMaxHeapUsedBytes' | 'shedMaxInFlight'>;
+
+/** Decides whether a request arriving now is refused; the request pipeline (pipeline.ts) asks it. */
+export class LoadShedder {
+  /** Why requests are being refused now (event loop or heap), or null. */
+  reason: string | null = null;
   /** The event-loop delay of the last sample, in ms. */
-  readonly eventLoopDelayMs: number;
-  /** Requests admitted and not yet closed. */
-  readonly inFlight: number;
-  /** Why a request arriving now would be refused, or null (also asked by the cache's hot path). */
-  refusal(): string | null;
-}
+  eventLoopDelayMs = 0;
+  readonly #config: ShedConfig;
+  readonly #histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
+  #timer: NodeJS.Timeout | undefined;
 
-export function registerLoadShedding(
-  app: App,
-  config: Pick<Config, 'shed' | 'shedMaxEventLoopDelayMs' | 'shedMaxHeapUsedBytes' | 'shedMaxInFlight'>,
-): LoadShedder {
-  const maxInFlight = config.shedMaxInFlight;
-  const state = {
-    reason: null as string | null,
-    shed: 0,
-    eventLoopDelayMs: 0,
-    inFlight: 0,
-    // With SHED=off nothing sets a reason or counts requests in flight: never a refusal.
-    refusal: (): string | null => state.reason ?? (maxInFlight > 0 && state.inFlight >= maxInFlight ? 'requests in flight' : null),
-  };
-  if (!config.shed) return state;
-  // A response leaves the count when it is finished or when its connection closes first (a client
-  // that hangs up), whichever comes first, and once: the flag lives on the response object, so
-  // one function serves every response, with no closure per request.
-  const left = function (this: ServerResponse & { [kCounted]?: boolean }) {
-    if (!this[kCounted]) return;
-    this[kCounted] = false;
-    state.inFlight--;
-  };
-  const histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
-  let timer: NodeJS.Timeout | undefined;
+  constructor(config: ShedConfig) {
+    this.#config = config;
+  }
 
-  const sample = () => {
+  /** Why a request arriving now, with `inFlight` others in the process, would be refused, or null. */
+  refusal(inFlight: number): string | null {
+    if (!this.#config.shed) return null;
+    const max = this.#config.shedMaxInFlight;
+    return this.reason ?? (max > 0 && inFlight >= max ? 'requests in flight' : null);
+  }
+
+  /** Starts sampling (at the app's onReady: start-up work is not a stalled loop). */
+  start(): void {
+    if (!this.#config.shed || this.#timer !== undefined) return;
+    this.#histogram.enable();
+    this.#timer = setInterval(() => this.#sample(), SAMPLE_MS).unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#histogram.disable();
+  }
+
+  #sample(): void {
+    const config = this.#config;
     // Each recorded value includes the sampling interval itself; the excess is the delay.
-    state.eventLoopDelayMs = Math.max(0, histogram.mean / 1e6 - RESOLUTION_MS);
-    histogram.reset();
+    this.eventLoopDelayMs = Math.max(0, this.#histogram.mean / 1e6 - RESOLUTION_MS);
+    this.#histogram.reset();
     const heapUsed = config.shedMaxHeapUsedBytes > 0 ? process.memoryUsage().heapUsed : 0;
-    if (config.shedMaxEventLoopDelayMs > 0 && state.eventLoopDelayMs > config.shedMaxEventLoopDelayMs) {
-      state.reason = 'event loop delay';
+    if (config.shedMaxEventLoopDelayMs > 0 && this.eventLoopDelayMs > config.shedMaxEventLoopDelayMs) {
+      this.reason = 'event loop delay';
     } else if (config.shedMaxHeapUsedBytes > 0 && heapUsed > config.shedMaxHeapUsedBytes) {
-      state.reason = 'heap';
+      this.reason = 'heap';
     } else {
-      state.reason = null;
+      this.reason = null;
     }
-  };
-
-  app.addHook('onReady', async () => {
-    histogram.enable();
-    timer = setInterval(sample, SAMPLE_MS).unref();
-  });
-  app.addHook('onClose', async () => {
-    clearInterval(timer);
-    histogram.disable();
-  });
-  // Synchronous and first: a refused request costs one comparison, no promise, no parsing.
-  app.addHook('onRequest', (request, reply, done) => {
-    const reason = state.refusal();
-    if (reason === null || request.routeOptions.config.neverShed) {
-      if (maxInFlight > 0) {
-        state.inFlight++;
-        const res = reply.raw as ServerResponse & { [kCounted]?: boolean };
-        res[kCounted] = true;
-        res.once('finish', left).once('close', left);
-      }
-      done();
-      return;
-    }
-    state.shed++;
-    done(new AppError(503, { server: [`is overloaded (${reason}), retry later`] }, { retryAfter: 1 }));
-  });
-  return state;
+  }
 }

@@ -1,12 +1,10 @@
-// The rate limit's counters in this process (rate-limit.ts LocalCounters) and the count the
-// cache's hot path makes outside Fastify (GlobalLimit.count): synchronous once the address has
-// been counted through the plugin, and always in the counters the plugin itself uses.
+// The per-address limit's counters in this process (rate-limit.ts LocalCounters) and the count
+// the request pipeline makes (RateLimits.global): synchronous, keyed as the plugin keys an address.
 // Over a real socket, with Redis, and per route: test/system/rate-limit.test.ts.
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { describe, test } from 'node:test';
-import Fastify from 'fastify';
-import { LocalCounters, registerRateLimit } from './rate-limit.ts';
+import { LocalCounters, RateLimits } from './rate-limit.ts';
 
 describe('LocalCounters', () => {
   test('counts per key in a fixed window, and starts again when the window is over', (t) => {
@@ -26,17 +24,6 @@ describe('LocalCounters', () => {
     assert.equal(c.count('b', 1000).current, 2, "b's window began 400 ms later: not over yet");
   });
 
-  test('the store interface: incr counts, read does not, child counts apart', () => {
-    const c = new LocalCounters();
-    const results: number[] = [];
-    c.incr('k', (_e, r) => results.push(r!.current), 60_000);
-    c.incr('k', (_e, r) => results.push(r!.current), 60_000);
-    c.read('k', (_e, r) => results.push(r!.current), 60_000);
-    c.read('other', (_e, r) => results.push(r!.current), 60_000);
-    c.child({}).incr('k', (_e, r) => results.push(r!.current), 60_000);
-    assert.deepEqual(results, [1, 2, 2, 0, 1]);
-  });
-
   test("counts as the plugin's own LocalStore does, request for request (an upgrade that changes it fails here)", (t) => {
     t.mock.timers.enable({ apis: ['Date'], now: 5_000_000 });
     type Store = {
@@ -46,7 +33,8 @@ describe('LocalCounters', () => {
       createRequire(import.meta.url)('@fastify/rate-limit/store/LocalStore.js') as new (a: boolean, b: boolean, cache?: number) => Store
     )(false, false, 3);
     const ours = new LocalCounters({ cache: 3 });
-    const seen = (store: Store, key: string) => {
+    const seen = (store: Store | LocalCounters, key: string) => {
+      if (store instanceof LocalCounters) return store.count(key, 1000);
       let got: { current: number; ttl: number } | undefined;
       store.incr(key, (_e, r) => (got = r), 1000, 2);
       return { current: got!.current, ttl: got!.ttl };
@@ -83,50 +71,35 @@ describe('LocalCounters', () => {
   });
 });
 
-describe('the global limit counted outside Fastify (the hot path)', () => {
-  async function limited(max: number) {
-    const app = Fastify();
-    const limit = await registerRateLimit(
-      app,
-      { rateLimit: true, rateLimitMax: max, rateLimitWindowMs: 60_000, rateLimitPrefix: 'test' },
-      undefined,
-    );
-    app.get('/', async () => ({ ok: true }));
-    await app.ready();
-    const pipeline = async (remoteAddress: string) => (await app.inject({ method: 'GET', url: '/', remoteAddress })).statusCode;
-    return { app, limit: limit!, pipeline };
-  }
+describe('the per-address limit the pipeline counts (RateLimits.global)', () => {
+  const config = { rateLimit: true, rateLimitMax: 3, rateLimitWindowMs: 60_000, rateLimitPrefix: 'test' };
+  const silent = { warn: () => undefined, info: () => undefined };
 
-  test('an address seen once is counted at once, in the counters the pipeline uses', async () => {
-    const { app, limit, pipeline } = await limited(4);
-    try {
-      const first = limit.count({ ip: '203.0.113.1' });
-      assert.ok(first instanceof Promise, 'the first count goes through the plugin');
-      assert.equal(await first, true);
-      assert.equal(limit.count({ ip: '203.0.113.1' }), true, 'then synchronous');
-      assert.equal(await pipeline('203.0.113.1'), 200); // the third
-      assert.equal(limit.count({ ip: '203.0.113.1' }), true); // the fourth
-      assert.equal(await pipeline('203.0.113.1'), 429);
-      assert.equal(limit.count({ ip: '203.0.113.1' }), false, 'over the limit');
-      // Another address has its own count.
-      assert.equal(await limit.count({ ip: '203.0.113.2' }), true);
-      assert.equal(await pipeline('203.0.113.2'), 200);
-    } finally {
-      await app.close();
-    }
+  test('counted at once in this process, one window per address, over the max past it', () => {
+    const limit = new RateLimits(config, undefined, silent).global!;
+    assert.equal(limit.max, 3);
+    const counts = [1, 2, 3, 4].map(() => limit.count('203.0.113.1'));
+    assert.deepEqual(
+      counts.map((w) => !(w instanceof Promise) && w.current),
+      [1, 2, 3, 4],
+    );
+    const other = limit.count('203.0.113.2');
+    assert.ok(!(other instanceof Promise) && other.current === 1, 'another address has its own count');
   });
 
-  test('IPv6 addresses of one /64 share a count, as the plugin keys them', async () => {
-    const { app, limit, pipeline } = await limited(3);
-    try {
-      assert.equal(await limit.count({ ip: '2001:db8:0:1::1' }), true);
-      assert.equal(await limit.count({ ip: '2001:db8:0:1::2' }), true);
-      assert.equal(limit.count({ ip: '2001:db8:0:1::1' }), true); // the third, at once
-      assert.equal(await pipeline('2001:db8:0:1::3'), 429);
-      assert.equal(limit.count({ ip: '2001:db8:0:1::2' }), false);
-      assert.equal(await limit.count({ ip: '2001:db8:0:2::1' }), true, 'another /64');
-    } finally {
-      await app.close();
-    }
+  test('IPv6 addresses of one /64 share a count, as the plugin keys them', () => {
+    const limit = new RateLimits(config, undefined, silent).global!;
+    const current = (ip: string) => {
+      const w = limit.count(ip);
+      assert.ok(!(w instanceof Promise));
+      return w.current;
+    };
+    assert.equal(current('2001:db8:0:1::1'), 1);
+    assert.equal(current('2001:db8:0:1::2'), 2);
+    assert.equal(current('2001:db8:0:2::1'), 1, 'another /64');
+  });
+
+  test('RATE_LIMIT=off: nothing to count', () => {
+    assert.equal(new RateLimits({ ...config, rateLimit: false }, undefined, silent).global, undefined);
   });
 });

@@ -22,9 +22,10 @@ import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import type { ResponseCache } from '../cache/response-cache.ts';
 import type { App, AppContext } from '../context.ts';
 import { AppError } from '../http/errors.ts';
+import { kSampled } from '../http/pipeline.ts';
 import type { Passwords } from '../users/password.ts';
 import { operationName } from './operations.ts';
-import { inSpan, rootSampleRatio, sampledEarlyTaken, tracer } from './spans.ts';
+import { inSpan, rootSampleRatio, tracer, wantsSpan } from './spans.ts';
 
 /** Paths whose requests are not traced: probes and scrapes, every few seconds, say nothing. */
 const UNTRACED = ['/healthz', '/readyz', '/metrics', '/admin/'];
@@ -36,7 +37,13 @@ const isUntraced = (url: string) => {
 const kTraceContext = Symbol('conduit.traceContext');
 const kSpan = Symbol('conduit.requestSpan');
 
-type Traced = { [kTraceContext]: Context | null; [kSpan]: Span | null };
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The request span's context, when the request is recorded. */
+    [kTraceContext]: Context | null;
+    [kSpan]: Span | null;
+  }
+}
 
 const isClientError = (err: unknown) => err instanceof AppError && err.status < 500;
 
@@ -58,9 +65,10 @@ export async function registerTracing(app: App, ctx: AppContext): Promise<void> 
   // Registered before every other hook and route, so the span covers all of them.
   app.addHook('onRequest', (request, reply, done) => {
     const incoming = request.headers.traceparent !== undefined;
-    // A root request (no caller's trace) not picked for sampling: no span at all (sdk.ts). Decided
-    // first: it is the outcome for 99% of requests at 1%, and costs one Math.random().
-    if (!incoming && rootRatio !== undefined && !sampledEarlyTaken(request.raw) && Math.random() >= rootRatio) {
+    // A root request (no caller's trace) not picked for sampling: no span at all (sdk.ts). The
+    // pipeline decided (wantsSpan, once per request); a request it did not see (app.inject in a
+    // test) is asked here.
+    if (!(request.raw[kSampled] ?? wantsSpan(request.raw))) {
       done();
       return;
     }
@@ -92,10 +100,9 @@ export async function registerTracing(app: App, ctx: AppContext): Promise<void> 
       'http.route': route ?? '(unmatched)',
       'url.path': route ?? '(unmatched)',
     });
-    const traced = request as unknown as Traced;
     const active = trace.setSpan(parent, span);
-    traced[kSpan] = span;
-    traced[kTraceContext] = active;
+    request[kSpan] = span;
+    request[kTraceContext] = active;
     announce(request, reply, span);
     // Ended once the response is written, by a listener on this response only: an onResponse
     // hook would run (and allocate its runner's closures) for every request, sampled or not.
@@ -110,7 +117,7 @@ export async function registerTracing(app: App, ctx: AppContext): Promise<void> 
   });
 
   app.addHook('onError', (request, _reply, error, done) => {
-    const span = (request as unknown as Traced)[kSpan];
+    const span = request[kSpan];
     if (span && !isClientError(error)) {
       span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
       span.recordException(error);
@@ -127,7 +134,7 @@ export async function registerTracing(app: App, ctx: AppContext): Promise<void> 
     route.handler = function operation(this: FastifyInstance, request, reply) {
       // The request's context, not the active one: after a body is read, the handler runs in
       // the socket's async context.
-      const parent = (request as unknown as Traced)[kTraceContext];
+      const parent = request[kTraceContext];
       // Set only for a recorded request: an unsampled one records nothing below it either.
       if (!parent) return handler.call(this, request, reply);
       return inSpan(name, attributes, async () => handler.call(this, request, reply), { parent, isClientError });

@@ -5,6 +5,25 @@ import { Client } from '../../test/harness.ts';
 import { createLoggedApp } from '../../test/logged-app.ts';
 import { createLogger } from './logging.ts';
 
+test('a client-sent X-Request-Id is kept only when short and plain; otherwise the request gets a new id', async () => {
+  const t = await createLoggedApp();
+  try {
+    const client = new Client(t.app);
+    const long = 'a'.repeat(15_000);
+    const forged = 'x\n{"level":60,"msg":"forged"}';
+    for (const id of ['lb-7f3a.9_Z', long, forged, 'a'.repeat(129)]) {
+      assert.equal((await client.get('/api/tags', { headers: { 'x-request-id': id } })).status, 200);
+    }
+    const ids = t.lines.filter((l) => l.msg === 'request' && l.route === '/api/tags').map((l) => String(l.reqId));
+    assert.equal(ids.length, 4);
+    assert.equal(ids[0], 'lb-7f3a.9_Z');
+    for (const id of ids.slice(1)) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    assert.ok(!t.text().includes(long) && !t.text().includes('forged'), 'neither id reached the log');
+  } finally {
+    await t.close();
+  }
+});
+
 test('a login logs one line per request, with no password and no token in any line, at every level', async () => {
   const t = await createLoggedApp({}, 'trace');
   try {

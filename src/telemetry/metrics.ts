@@ -1,9 +1,9 @@
 // Prometheus metrics (prom-client), served at GET /metrics (or on METRICS_PORT, metrics-server.ts).
 //
-// Per request: one histogram observation (route template, method, status class) and an
-// in-flight count, in two hooks. Everything else is read when Prometheus scrapes, through
+// Per request: one histogram observation (route template, method, status class), made by the
+// request pipeline (http/pipeline.ts), which also keeps the in-flight count. Everything else is read when Prometheus scrapes, through
 // collect() callbacks over counters the service keeps anyway (the pool's counts, the cache's
-// stats, the shedder's and the hashing limiter's refusals): it costs nothing per request.
+// stats, the pipeline's and the hashing limiter's refusals): it costs nothing per request.
 //
 // Labels stay low-cardinality: route templates (`/api/articles/:slug`), never raw URLs, user ids
 // or usernames; unmatched URLs share the route label "unmatched".
@@ -11,10 +11,11 @@
 // README "Metrics" lists every metric and the queries that answer the usual questions.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import type { HotPath } from '../cache/hot-path.ts';
+import type { Replays } from '../cache/hot-path.ts';
 import type { App, AppContext } from '../context.ts';
 import type { Pool } from '../db/pool.ts';
-import { NEVER_SHED, type LoadShedder } from '../http/load-shedding.ts';
+import { NEVER_SHED } from '../http/load-shedding.ts';
+import type { Pipeline } from '../http/pipeline.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -29,12 +30,6 @@ export interface Metrics {
   readonly contentType: string;
   /** The whole exposition: process-wide metrics, then the app's. */
   render(): Promise<string>;
-  /** Reads the shed count from the load shedder (registered after this module's hooks). */
-  watchShedder(shedder: LoadShedder): void;
-  /** Counts a request answered outside Fastify's hooks (the cache's hot path, cache/hot-path.ts). */
-  observeRequest(method: string, route: string, status: number, seconds: number): void;
-  /** Reads the hot path's replay count (it is made after this module's hooks). */
-  watchHotPath(hot: HotPath): void;
 }
 
 /**
@@ -134,63 +129,62 @@ function replaceEventLoopDelayGauges(registry: Registry): void {
 
 type Child = { observe(value: number): void };
 
-const kCounted = Symbol('conduit.metricsCounted');
-type Counted = { [kCounted]: boolean };
+const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
 
-export function registerMetrics(app: App, ctx: AppContext, opts: { route: boolean }): Metrics {
-  // Start the process-wide collectors (the event-loop monitor among them) with the app, not at
-  // the first scrape, so that scrape already has something to report.
-  processMetrics();
-  const registry = new Registry();
-  const registers = [registry];
-  const refused = { rateLimited: 0, timedOut: 0 };
-  let shedder: LoadShedder | undefined;
-  let hotPath: HotPath | undefined;
-  let inFlight = 0;
-
-  // --- Requests -------------------------------------------------------------------------------
-  const duration = new Histogram({
+/**
+ * The request duration histogram, which the request pipeline (http/pipeline.ts) observes for
+ * every request it answers, replayed or routed; made before the app, in the app's registry.
+ */
+export class RequestMetrics {
+  readonly registry = new Registry();
+  /** Refusals counted by status (a route's own rate limit answers 429 too). */
+  readonly refused = { rateLimited: 0, timedOut: 0 };
+  readonly #duration = new Histogram({
     name: 'http_server_request_duration_seconds',
     help: 'Time from the first byte of a request to the end of its response, by route template, method and status class. _count is the request rate; status_class="5xx" the errors.',
     labelNames: ['method', 'route', 'status_class'],
     buckets: DURATION_BUCKETS,
-    registers,
+    registers: [this.registry],
   });
+  // Children by method, then route, then status class, made once: observe() on a child skips
+  // the label validation a labelled observe() does per call, and no key string is built.
+  readonly #children = new Map<string, Map<string, Child[]>>();
+
+  observe(method: string, route: string, status: number, seconds: number): void {
+    let byRoute = this.#children.get(method);
+    if (!byRoute) this.#children.set(method, (byRoute = new Map<string, Child[]>()));
+    let byClass = byRoute.get(route);
+    if (!byClass) byRoute.set(route, (byClass = []));
+    const cls = Math.min(5, Math.max(1, Math.floor(status / 100)));
+    (byClass[cls] ??= this.#duration.labels({ method, route, status_class: STATUS_CLASSES[cls]! })).observe(seconds);
+    if (status === 429) this.refused.rateLimited++;
+    else if (status === 504) this.refused.timedOut++;
+  }
+}
+
+export interface MetricsSources {
+  /** Serve GET /metrics here (false with METRICS_PORT: main.ts serves it there). */
+  route: boolean;
+  requests: RequestMetrics;
+  pipeline: Pipeline;
+  replays: Replays | undefined;
+}
+
+export function registerMetrics(app: App, ctx: AppContext, { route, requests, pipeline, replays }: MetricsSources): Metrics {
+  // Start the process-wide collectors (the event-loop monitor among them) with the app, not at
+  // the first scrape, so that scrape already has something to report.
+  processMetrics();
+  const registry = requests.registry;
+  const registers = [registry];
+  const refused = requests.refused;
+
   new Gauge({
     name: 'http_server_active_requests',
     help: 'Requests received and not yet answered.',
     registers,
     collect() {
-      this.set(inFlight);
+      this.set(pipeline.stats.inFlight);
     },
-  });
-  // Children by "METHOD route" and status class, made once: observe() on a child skips the
-  // label validation a labelled observe() does per call.
-  // Looked up by method, then route: no key string is built per request.
-  const children = new Map<string, Map<string, Child[]>>();
-  const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
-  const childFor = (method: string, route: string, status: number): Child => {
-    let byRoute = children.get(method);
-    if (!byRoute) children.set(method, (byRoute = new Map<string, Child[]>()));
-    let byClass = byRoute.get(route);
-    if (!byClass) byRoute.set(route, (byClass = []));
-    const cls = Math.min(5, Math.max(1, Math.floor(status / 100)));
-    return (byClass[cls] ??= duration.labels({ method, route, status_class: STATUS_CLASSES[cls]! }));
-  };
-
-  app.decorateRequest(kCounted, false);
-  app.addHook('onRequest', (request, _reply, done) => {
-    inFlight++;
-    (request as unknown as Counted)[kCounted] = true;
-    done();
-  });
-  app.addHook('onResponse', (request, reply, done) => {
-    if ((request as unknown as Counted)[kCounted]) inFlight--;
-    const status = reply.statusCode;
-    childFor(request.method, request.routeOptions.url ?? 'unmatched', status).observe(reply.elapsedTime / 1000);
-    if (status === 429) refused.rateLimited++;
-    else if (status === 504) refused.timedOut++;
-    done();
   });
 
   // --- Refusals -------------------------------------------------------------------------------
@@ -201,7 +195,7 @@ export function registerMetrics(app: App, ctx: AppContext, opts: { route: boolea
     registers,
     collect() {
       this.reset();
-      this.inc({ reason: 'shed' }, shedder?.shed ?? 0);
+      this.inc({ reason: 'shed' }, pipeline.stats.shed);
       this.inc({ reason: 'rate_limited' }, refused.rateLimited);
       this.inc({ reason: 'timed_out' }, refused.timedOut);
       this.inc({ reason: 'password_hashing_busy' }, ctx.passwords.limiter.rejected);
@@ -264,7 +258,7 @@ export function registerMetrics(app: App, ctx: AppContext, opts: { route: boolea
     counter(
       'conduit_cache_replayed_total',
       'Cache hits answered by the hot path (a repeat of an anonymous read, before the framework); included in conduit_cache_requests_total{result="hit"}.',
-      () => hotPath?.stats.replayed ?? 0,
+      () => replays?.stats.replayed ?? 0,
     );
     counter(
       'conduit_cache_evictions_total',
@@ -301,7 +295,7 @@ export function registerMetrics(app: App, ctx: AppContext, opts: { route: boolea
 
   const contentType = registry.contentType;
   const render = async () => `${await processMetrics().metrics()}\n${await registry.metrics()}`;
-  if (opts.route) {
+  if (route) {
     app.get(
       '/metrics',
       {
@@ -321,15 +315,6 @@ export function registerMetrics(app: App, ctx: AppContext, opts: { route: boolea
     registry,
     contentType,
     render,
-    watchShedder: (s) => {
-      shedder = s;
-    },
-    observeRequest: (method, route, status, seconds) => {
-      childFor(method, route, status).observe(seconds);
-    },
-    watchHotPath: (h) => {
-      hotPath = h;
-    },
   };
   app.decorate('metrics', metrics);
   return metrics;

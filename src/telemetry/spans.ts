@@ -4,6 +4,7 @@
 // callers check `tracingActive()` once, when the app is built, and install nothing.
 //
 // The state is per process, like OpenTelemetry's own global tracer provider it mirrors.
+import type { IncomingHttpHeaders } from 'node:http';
 import { context, SpanStatusCode, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
 
 interface TracingState {
@@ -33,28 +34,18 @@ export function rootSampleRatio(): number | undefined {
   return state?.rootRatio;
 }
 
-// Root requests the cache's hot path picked for a span before handing them to the pipeline.
-const sampledEarly = new WeakSet<object>();
-
 /**
- * For a request about to be answered outside Fastify's hooks (cache/hot-path.ts): whether
- * tracing wants a span for it. The dice are rolled here, once; a request picked goes to the
- * pipeline, whose request hook (sampledEarlyTaken) makes its span without rolling again (two
- * rolls would sample ratio² of them). Without tracing: false. With a sampler that decides per
- * request (no root ratio): true, the pipeline asks it.
+ * Whether tracing wants a span for this request, decided once per request by the request
+ * pipeline (http/pipeline.ts), whose replay branch answers only requests it does not want. The
+ * root ratio's dice are rolled here; the request hook (http-tracing.ts) reads the outcome, and
+ * only a caller's trace (traceparent) or a sampler that decides per request is asked again there.
  */
-export function wantsSpan(req: object): boolean {
+export function wantsSpan(req: { headers: IncomingHttpHeaders }): boolean {
   if (state === undefined) return false;
+  if (req.headers.traceparent !== undefined) return true;
   const ratio = state.rootRatio;
   if (ratio === undefined) return true;
-  if (ratio <= 0 || Math.random() >= ratio) return false;
-  sampledEarly.add(req);
-  return true;
-}
-
-/** Whether wantsSpan picked this request (and forgets it). */
-export function sampledEarlyTaken(req: object): boolean {
-  return sampledEarly.delete(req);
+  return ratio > 0 && Math.random() < ratio;
 }
 
 /** Flushes buffered spans and stops the SDK; a no-op when tracing is off. */

@@ -1,0 +1,215 @@
+// The one layer every request passes, before anything else runs for it and in this order:
+//   1. admission: the load shedder (event loop, heap, requests in flight) and the per-address
+//      rate limit may refuse it;
+//   2. observation: the request is counted in flight, tracing decides once whether it gets a
+//      span, and when its response is done it is counted in the duration metric and logged;
+//   3. then either the replay of a cached answer (cache/hot-path.ts) or the router (Fastify).
+// A refused request still goes to the router, marked with its refusal: the route decides
+// whether it may be refused (the probes and /metrics never are) and the error handler renders
+// it, so a refusal has the shape and headers of every other error. A replay is the same layer's
+// other branch: it is admitted, counted, sampled and logged exactly as a routed request is.
+//
+// Why a layer in front of Fastify rather than Fastify hooks: a replay costs ~17 µs of CPU, and
+// Fastify's per-request work before any hook runs (routing, request and reply objects, a child
+// logger) would double it (docs/caching.md "The hot path" has the measurement).
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Replay, Replays } from '../cache/hot-path.ts';
+
+export const kRefusal = Symbol('conduit.refusal');
+export const kSampled = Symbol('conduit.sampled');
+export const kRouted = Symbol('conduit.routed');
+const kStarted = Symbol('conduit.started');
+const kAdmitted = Symbol('conduit.admitted');
+const kReplay = Symbol('conduit.replay');
+
+/** Why the pipeline refuses a request: the router's side renders it (app.ts). */
+export interface Refusal {
+  readonly status: 429 | 503;
+  /** The error's key and message in the `{"errors":{...}}` body. */
+  readonly key: 'request' | 'server';
+  readonly reason: string;
+  /** Seconds, sent as Retry-After. */
+  readonly retryAfter: number;
+}
+
+declare module 'node:http' {
+  interface IncomingMessage {
+    [kRefusal]?: Refusal;
+    /** Tracing wants a span for this request (decided once, here). */
+    [kSampled]?: boolean;
+    /** Fastify's request for it, once routed: its route template and logger. */
+    [kRouted]?: FastifyRequest;
+    [kReplay]?: Replay;
+  }
+  interface ServerResponse {
+    [kStarted]?: number;
+    /** Counted in `admitted` (not shed) until it is done. */
+    [kAdmitted]?: boolean;
+  }
+}
+
+/** A count in a fixed window: how many requests it holds, and milliseconds until it resets. */
+export interface Window {
+  current: number;
+  ttl: number;
+}
+
+/** The per-address limit every request counts against (http/rate-limit.ts). */
+export interface GlobalLimit {
+  readonly max: number;
+  /** Counts one request from `address`; a promise when the counters are shared (Redis). */
+  count(address: string): Window | Promise<Window>;
+}
+
+export interface PipelineParts {
+  readonly lifecycle: { readonly draining: boolean };
+  /** Why a request arriving now would be refused (load-shedding.ts), or null. */
+  readonly refusal: ((inFlight: number) => string | null) | undefined;
+  readonly limit: GlobalLimit | undefined;
+  /** The client's address, as TRUST_PROXY says to read it. */
+  clientAddress(req: IncomingMessage): string;
+  /** URLs never refused nor counted: the probes, /metrics, /docs (routes with config.neverShed). */
+  readonly neverRefused: NeverRefused;
+  /** Tracing's decision for a request (undefined: tracing is off). */
+  readonly sample: ((req: IncomingMessage) => boolean) | undefined;
+  readonly replays: Replays | undefined;
+  /** The duration metric. */
+  observe(method: string, route: string, status: number, seconds: number): void;
+  /** Request lines are written at info, when the logger writes info. */
+  readonly log: FastifyBaseLogger | undefined;
+}
+
+/**
+ * The URLs of routes that are never refused, collected as they are registered: a static route by
+ * its path, a parametric one (`/docs/assets/:name`) by the part before its first parameter.
+ */
+export class NeverRefused {
+  readonly #paths = new Set<string>();
+  readonly #prefixes: string[] = [];
+
+  add(routeUrl: string): void {
+    const param = routeUrl.search(/[:*]/);
+    if (param === -1) this.#paths.add(routeUrl);
+    else this.#prefixes.push(routeUrl.slice(0, param));
+  }
+
+  has(url: string): boolean {
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    if (this.#paths.has(path)) return true;
+    for (const prefix of this.#prefixes) if (path.startsWith(prefix)) return true;
+    return false;
+  }
+}
+
+export type Router = (req: IncomingMessage, res: ServerResponse) => void;
+
+export class Pipeline {
+  readonly #parts: PipelineParts;
+  readonly #logs: boolean;
+  readonly #closed: (this: ServerResponse) => void;
+  /**
+   * inFlight: every request received and not yet done (the metric); admitted: those of them the
+   * shedder let in, whose bound is SHED_MAX_IN_FLIGHT (refused ones cost little and leave fast).
+   */
+  readonly stats = { inFlight: 0, admitted: 0, shed: 0, rateLimited: 0 };
+
+  constructor(parts: PipelineParts) {
+    this.#parts = parts;
+    const log = parts.log as { isLevelEnabled?: (level: string) => boolean } | undefined;
+    this.#logs = log?.isLevelEnabled?.('info') === true;
+    // One function for every response (the response is `this`): no closure per request.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the listener's `this` is the response
+    const pipeline = this;
+    this.#closed = function (this: ServerResponse) {
+      pipeline.#done(this);
+    };
+  }
+
+  /** The server's request listener: `router` is Fastify's. */
+  handle(req: IncomingMessage, res: ServerResponse, router: Router): void {
+    const parts = this.#parts;
+    res[kStarted] = performance.now();
+    this.stats.inFlight++;
+    res.once('close', this.#closed);
+    if (parts.sample !== undefined) req[kSampled] = parts.sample(req);
+    const exempt = parts.neverRefused.has(req.url ?? '/');
+    const reason = exempt ? null : (parts.refusal?.(this.stats.admitted) ?? null);
+    res[kAdmitted] = reason === null;
+    if (reason === null) {
+      this.stats.admitted++;
+    } else {
+      this.stats.shed++;
+      req[kRefusal] = { status: 503, key: 'server', reason: `is overloaded (${reason}), retry later`, retryAfter: 1 };
+      return router(req, res);
+    }
+    if (parts.limit === undefined || exempt) return this.#dispatch(req, res, router);
+    const counting = parts.limit.count(parts.clientAddress(req));
+    if (!(counting instanceof Promise)) return this.#admitted(counting, req, res, router);
+    counting.then(
+      (window) => {
+        // The client hung up while the counter was read: there is no one to answer.
+        if (!res.destroyed) this.#admitted(window, req, res, router);
+      },
+      // Counters unreachable: the limit protects the service, it must not become its outage.
+      () => {
+        if (!res.destroyed) this.#dispatch(req, res, router);
+      },
+    );
+  }
+
+  #admitted(window: Window, req: IncomingMessage, res: ServerResponse, router: Router): void {
+    if (window.current > this.#parts.limit!.max) {
+      this.stats.rateLimited++;
+      req[kRefusal] = {
+        status: 429,
+        key: 'request',
+        reason: 'too many requests, retry later',
+        retryAfter: Math.max(1, Math.ceil(window.ttl / 1000)),
+      };
+      return router(req, res);
+    }
+    this.#dispatch(req, res, router);
+  }
+
+  #dispatch(req: IncomingMessage, res: ServerResponse, router: Router): void {
+    const { replays, lifecycle } = this.#parts;
+    // A draining process answers through the router, which asks each client to close (app.ts).
+    const replay = replays !== undefined && req[kSampled] !== true && !lifecycle.draining ? replays.find(req) : undefined;
+    if (replay === undefined) return router(req, res);
+    req[kReplay] = replay;
+    replays!.answer(replay, res);
+  }
+
+  #done(res: ServerResponse): void {
+    this.stats.inFlight--;
+    if (res[kAdmitted] === true) this.stats.admitted--;
+    // A response cut short (the client hung up) has no status to count.
+    if (!res.writableEnded) return;
+    const req = res.req;
+    const routed = req[kRouted];
+    const route = req[kReplay]?.route ?? routed?.routeOptions.url ?? 'unmatched';
+    const seconds = (performance.now() - res[kStarted]!) / 1000;
+    this.#parts.observe(req.method ?? 'GET', route, res.statusCode, seconds);
+    if (!this.#logs) return;
+    const fields = { method: req.method, route, status: res.statusCode, ms: Math.round(seconds * 100_000) / 100 };
+    // A routed request's own logger carries its id and trace ids (telemetry/http-tracing.ts).
+    if (routed !== undefined) routed.log.info(fields, 'request');
+    else this.#parts.log!.info({ reqId: requestId(req), ...fields }, 'request');
+  }
+}
+
+/** What a request id from a client or load balancer may be: short and plain, fit for a log line. */
+const PLAIN_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+/**
+ * The request's id: the `X-Request-Id` a load balancer sent, so one id follows the request across
+ * hops, when it is short and plain; otherwise a new one (a client must not write 15 KB, or a
+ * forged log line, into every line of its request). Fastify's genReqId and the replay's log line.
+ */
+export function requestId(req: IncomingMessage): string {
+  const id = req.headers['x-request-id'];
+  return typeof id === 'string' && PLAIN_ID.test(id) ? id : randomUUID();
+}
