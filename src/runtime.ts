@@ -31,7 +31,7 @@ try {
   process.nextTick(() => {});
   hook.disable();
 } catch {
-  // A Node without async hooks runs as before, only without this help.
+  // A Node without async hooks shows no tick object: it runs without this help.
 }
 /** The tick object held for its maps (undefined if none could be seen); for the test. */
 export const tickShapeHeld = (): boolean => heldTick !== undefined;

@@ -77,6 +77,7 @@ const HISTORY = [
   /\((?:was|were)\b[^)]*\)/i,
   /\b(?:before|after|since|until) this change\b/i,
   /\bformerly\b/i,
+  /\b(?:an|the|a) (?:earlier|previous|older|old) version\b/i,
   /(?<!\b(?:is|are|be|been|being|was|were|get|gets|got|it's|that's)\s+(?:\w+ly\s+)?)\bused to\b/i,
 ];
 
@@ -178,7 +179,7 @@ test('the check finds a planted bad path, section and history, and nothing else'
         '/* Bad: test/http/timeouts.test.ts and http/gone.ts',
         ' * and gone.ts, and docs/caching.md "Profiling" and BENCHMARKS.md. */',
         'export const n = 1; // the window (was a fixed minute), src/cache/hot-path.ts:12.',
-        '// Every miss used to reach the database.',
+        '// Every miss used to reach the database. An earlier version cached nothing.',
       ].join('\n'),
     );
     assert.deepEqual(commentProblems(root), [
@@ -189,6 +190,7 @@ test('the check finds a planted bad path, section and history, and nothing else'
       'src/http/planted.ts:6: names docs/caching.md "Profiling", which has no such heading',
       'src/http/planted.ts:7: names src/cache/hot-path.ts, which does not exist',
       'src/http/planted.ts:7: tells history ("(was a fixed minute)"): say why instead',
+      'src/http/planted.ts:8: tells history ("An earlier version"): say why instead',
       'src/http/planted.ts:8: tells history ("used to"): say why instead',
     ]);
   } finally {
