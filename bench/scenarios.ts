@@ -317,7 +317,7 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
     mix: [[100, 'list-20']],
   },
   // Single hot paths, for `npm run profile` (allocations and CPU per request of one path,
-  // BENCHMARKS.md "Allocations per request") and for a focused bench run.
+  // docs/observability.md "Under a benchmark scenario") and for a focused bench run.
   article: {
     name: 'article',
     description: 'only article pages (GET /api/articles/:slug), anonymous: a cached entry each after the first',

@@ -5,7 +5,7 @@
 // (bench/: same scenarios, same generator, a separate process), and after a warm-up takes, over
 // the same window, a CPU profile and an allocation (heap) profile through the service's own admin
 // endpoints, the ones an operator uses in production (src/telemetry/admin.ts). Writes:
-//   cpu.svg        CPU flame graph: open it in a browser (README "Profiling" says how to read it)
+//   cpu.svg        CPU flame graph: open it in a browser (docs/observability.md "Reading them")
 //   cpu.cpuprofile the raw profile: Chrome DevTools (Performance > Load profile) or speedscope
 //   cpu.folded     collapsed stacks, for flamegraph.pl, speedscope, or diffing two runs
 //   heap.svg, heap.heapprofile, heap.folded   the same for bytes allocated

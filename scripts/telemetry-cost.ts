@@ -176,9 +176,9 @@ async function dumpCounts(
 /**
  * Instructions spent in V8's runtime function for object literals with computed keys. Node's
  * process.nextTick builds every tick object with one (`{ [async_id_symbol]: …, … }`); in some
- * processes (of every configuration, most often at 1% sampling; the trigger is not known),
- * every tick object is built in the runtime with a map migration: ~7 ticks per request, ~30,000
- * instructions more per request (BENCHMARKS.md, "Counted, not timed"). Near zero otherwise;
+ * processes (of every configuration, most often at 1% sampling; src/runtime.ts says why and
+ * holds it off), every tick object is built in the runtime with a map migration: ~7 ticks per
+ * request, ~30,000 instructions more per request. Near zero otherwise;
  * reported per process so a configuration's cost is not confused with this state. Only after
  * a real warm-up: code not yet optimised builds such literals in the runtime too (with 500
  * warm-up requests every process is flagged).

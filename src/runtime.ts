@@ -16,7 +16,9 @@ process.env.UV_THREADPOOL_SIZE ??= '4';
 // frees them, the next tick builds the same shape on new maps, and from then on every tick
 // defines four of its five properties through V8's runtime instead of optimized code: ~7 ticks
 // per cached read, ~30,000 more instructions per request (+17-25%), until the process exits.
-// It happened in 5 of 6 service starts (BENCHMARKS.md "The slow tick state" has the hunt).
+// It happened in 5 of 6 service starts at 1% sampling: nextTick's feedback vector, printed with
+// %DebugPrint in running processes, shows the first of the literal's property definitions
+// MONOMORPHIC and the other four MEGAMORPHIC in the slow ones; src/runtime.test.ts reproduces it.
 // Holding one tick object keeps its maps alive, so they are never rebuilt. An async hook is the
 // only way to see a tick object; it is enabled for one nextTick here and never again.
 let heldTick: object | undefined;
@@ -29,7 +31,7 @@ try {
   process.nextTick(() => {});
   hook.disable();
 } catch {
-  // A Node without async hooks runs as before, only without this help.
+  // A Node without async hooks shows no tick object: it runs without this help.
 }
 /** The tick object held for its maps (undefined if none could be seen); for the test. */
 export const tickShapeHeld = (): boolean => heldTick !== undefined;

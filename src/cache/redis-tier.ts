@@ -2,7 +2,8 @@
 // CACHE_REDIS on), so a new instance starts warm and N instances load each entry once.
 //
 // It must be as never-wrong as the in-process cache, with writers and loaders in different
-// processes. Three scripts keep it so, each atomic in Redis:
+// processes. Three scripts (redis-scripts.ts, with the keys they use) keep it so, each atomic
+// in Redis:
 // - invalidate: stamps each tag with the next value of a monotonic clock (Redis TIME, never
 //   going back) in the `meta` hash, and deletes the entries listed in each tag's set. Run by
 //   the writer before it answers and before it publishes on the bus (cache/bus.ts order in
@@ -26,14 +27,11 @@
 // The scripts touch keys they compute from the prefix: a standalone Redis (or one primary), not
 // Redis Cluster.
 import { randomBytes } from 'node:crypto';
-import v8 from 'node:v8';
 import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
+import { decodeEntry, encodeEntry, entryKey, withScripts, type Scripted } from './redis-scripts.ts';
 import type { CacheStats, Entry, SharedRead, SharedTier } from './response-cache.ts';
 
-// The serialized form of an entry; a build that changes it changes this, and entries of the
-// other form are never read (they expire). Invalidations (meta, tag sets) are shared by all.
-const FORMAT = 'v1';
 // A load that took longer than this is not stored: its stamp may predate invalidations that
 // have already been forgotten. Far above the request deadline (REQUEST_TIMEOUT_MS, 5 s).
 const MAX_LOAD_MS = 30_000;
@@ -43,112 +41,10 @@ const BREAKER_MS = 1000;
 /** ioredis's error for a command past its commandTimeout. */
 export const COMMAND_TIMED_OUT = 'Command timed out';
 
-const READ = `
-local meta = KEYS[1]
-local m = redis.call('HMGET', meta, 'epoch', 'clock')
-local epoch = m[1]
-if not epoch then
-  epoch = ARGV[3]
-  redis.call('HSET', meta, 'epoch', epoch)
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local clock = tonumber(m[2] or '0')
-if clock > now then now = clock end
-local stamp = string.format('%.0f', now)
-redis.call('HSET', meta, 'clock', stamp)
-redis.call('PEXPIRE', meta, ARGV[4])
-local key = ARGV[1] .. 'e:' .. epoch .. ':' .. ARGV[2]
-local e = redis.call('HMGET', key, 'v', 's', 't')
-if e[1] then
-  local s = tonumber(e[2])
-  for _, tag in ipairs(cjson.decode(e[3])) do
-    local inv = redis.call('HGET', meta, 'i:' .. tag)
-    if inv and tonumber(inv) >= s then
-      redis.call('UNLINK', key)
-      return {epoch, stamp}
-    end
-  end
-  return {epoch, stamp, e[1], redis.call('PTTL', key)}
-end
-return {epoch, stamp}
-`;
-
-const STORE = `
-local meta = KEYS[1]
-if redis.call('HGET', meta, 'epoch') ~= ARGV[5] then return 0 end
-local started = tonumber(ARGV[6])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-if now - started > tonumber(ARGV[7]) then return 0 end
-for i = 9, #ARGV do
-  local inv = redis.call('HGET', meta, 'i:' .. ARGV[i])
-  if inv and tonumber(inv) >= started then return 0 end
-end
-local key = ARGV[1] .. 'e:' .. ARGV[5] .. ':' .. ARGV[2]
-local ttl = tonumber(ARGV[4])
-redis.call('DEL', key)
-redis.call('HSET', key, 'v', ARGV[3], 's', ARGV[6], 't', ARGV[8])
-redis.call('PEXPIRE', key, ttl)
-for i = 9, #ARGV do
-  local set = ARGV[1] .. 't:' .. ARGV[i]
-  redis.call('SADD', set, key)
-  if redis.call('PTTL', set) < ttl then redis.call('PEXPIRE', set, ttl) end
-end
-return 1
-`;
-
-const INVALIDATE = `
-local meta = KEYS[1]
-local m = redis.call('HMGET', meta, 'epoch', 'clock', 'pruned')
-if not m[1] then redis.call('HSET', meta, 'epoch', ARGV[2]) end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local clock = tonumber(m[2] or '0')
-if now <= clock then now = clock + 1 end
-local stamp = string.format('%.0f', now)
-redis.call('HSET', meta, 'clock', stamp)
-redis.call('PEXPIRE', meta, ARGV[4])
-for i = 5, #ARGV do
-  redis.call('HSET', meta, 'i:' .. ARGV[i], stamp)
-  local set = ARGV[1] .. 't:' .. ARGV[i]
-  local keys = redis.call('SMEMBERS', set)
-  for j = 1, #keys, 1000 do
-    redis.call('UNLINK', unpack(keys, j, math.min(j + 999, #keys)))
-  end
-  redis.call('UNLINK', set)
-end
--- Forget stamps no live entry or storable load can predate. Only when the hash has doubled
--- since the last time: each stamp is looked at a bounded number of times.
-local size = redis.call('HLEN', meta)
-if size > 1000 and size > 2 * tonumber(m[3] or '0') then
-  local cutoff = now - tonumber(ARGV[3])
-  local all = redis.call('HGETALL', meta)
-  for j = 1, #all, 2 do
-    if string.sub(all[j], 1, 2) == 'i:' and tonumber(all[j + 1]) < cutoff then redis.call('HDEL', meta, all[j]) end
-  end
-  redis.call('HSET', meta, 'pruned', redis.call('HLEN', meta))
-end
-return stamp
-`;
-
-type Scripted = Redis & {
-  cacheReadBuffer(meta: string, prefix: string, key: string, epoch: string, metaTtlMs: number): Promise<[Buffer, Buffer, Buffer?, number?]>;
-  cacheStore(meta: string, ...args: (string | Buffer | number)[]): Promise<number>;
-  cacheInvalidate(meta: string, ...args: (string | number)[]): Promise<string>;
-};
-
 interface Ticket {
   epoch: string;
   stamp: string;
   at: number;
-}
-
-interface Stored {
-  data: unknown;
-  body: Buffer;
-  etag: string;
-  tags: readonly string[];
 }
 
 const freshEpoch = () => randomBytes(9).toString('base64url');
@@ -174,16 +70,13 @@ export class RedisTier implements SharedTier {
 
   /** `redis`: a connection for the cache alone, with enableOfflineQueue false and a command timeout. */
   constructor(opts: { redis: Redis; prefix: string; ttlMs: number; stats: CacheStats; log?: FastifyBaseLogger | undefined }) {
-    this.#redis = opts.redis as Scripted;
+    this.#redis = withScripts(opts.redis);
     this.#prefix = opts.prefix;
     this.#meta = `${opts.prefix}meta`;
     this.#ttlMs = opts.ttlMs;
     this.#metaTtlMs = opts.ttlMs + 2 * MAX_LOAD_MS;
     this.#stats = opts.stats;
     this.#log = opts.log;
-    this.#redis.defineCommand('cacheRead', { numberOfKeys: 1, lua: READ });
-    this.#redis.defineCommand('cacheStore', { numberOfKeys: 1, lua: STORE });
-    this.#redis.defineCommand('cacheInvalidate', { numberOfKeys: 1, lua: INVALIDATE });
     this.#redis.on('ready', () => void this.#recover());
   }
 
@@ -207,16 +100,15 @@ export class RedisTier implements SharedTier {
       const [epoch, stamp, value, ttlMs] = await this.#redis.cacheReadBuffer(
         this.#meta,
         this.#prefix,
-        `${FORMAT}:${key}`,
+        entryKey(key),
         freshEpoch(),
         this.#metaTtlMs,
       );
       const ticket: Ticket = { epoch: epoch.toString(), stamp: stamp.toString(), at: performance.now() };
       if (!value) return { ticket };
-      const stored = v8.deserialize(value) as Stored;
       return {
         ticket,
-        entry: { data: stored.data, body: stored.body, etag: stored.etag, tags: stored.tags, variants: new Map() },
+        entry: decodeEntry(value),
         ...(typeof ttlMs === 'number' && ttlMs > 0 ? { ttlMs } : {}),
       };
     } catch (err) {
@@ -228,13 +120,13 @@ export class RedisTier implements SharedTier {
   async store(key: string, entry: Entry<unknown>, ticket: unknown): Promise<boolean> {
     const t = ticket as Ticket;
     if (!this.usable || performance.now() - t.at > MAX_LOAD_MS / 2) return false;
-    const value = v8.serialize({ data: entry.data, body: entry.body, etag: entry.etag, tags: entry.tags } satisfies Stored);
+    const value = encodeEntry(entry);
     const tags = [...new Set(entry.tags)];
     try {
       const stored = await this.#redis.cacheStore(
         this.#meta,
         this.#prefix,
-        `${FORMAT}:${key}`,
+        entryKey(key),
         value,
         this.#ttlMs,
         t.epoch,

@@ -1,6 +1,6 @@
-// scripts/hot-path-ratio.ts end to end, briefly (one round of a second): the figures in
-// BENCHMARKS.md "The hot path" come from it, so it must run, report every row, and stop everything
-// it started. Needs wrk (.ci/run installs it) and, for --pin, taskset and two CPUs.
+// scripts/hot-path-ratio.ts end to end, briefly (one round of a second): the figures
+// docs/caching.md "The hot path" cites come from it, so it must run, report every row, and stop
+// everything it started. Needs wrk (.ci/run installs it) and, for --pin, taskset and two CPUs.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import os from 'node:os';

@@ -197,7 +197,7 @@ describe('tracing', () => {
 describe('tracing with Redis', () => {
   let t: LoggedApp;
   before(async () => {
-    // The machine's Redis, as test/http/rate-limit.test.ts uses it (.ci/run starts it).
+    // The machine's Redis, as test/system/rate-limit.test.ts uses it (.ci/run starts it).
     t = await createLoggedApp({
       RATE_LIMIT: 'on',
       REDIS_URL: 'redis://127.0.0.1:6379',

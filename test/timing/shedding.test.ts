@@ -112,9 +112,9 @@ async function rssMb(pid: number): Promise<number> {
 
 // Driven past capacity by pipelining rather than by connection count alone: 100 connections with
 // 15 requests each in flight keep ~1,500 requests queued at the process, so every turn of its
-// event loop has far more work than 10 ms whatever the machine's speed. (An earlier version
-// used 200 plain connections and a 20 ms threshold: on a quiet machine the service kept up and
-// never shed, on a loaded one the load generator starved: neither proved anything.)
+// event loop has far more work than 10 ms whatever the machine's speed. (200 plain connections
+// and a 20 ms threshold prove nothing: on a quiet machine the service keeps up and never sheds,
+// on a loaded one the load generator starves.)
 // The requests carry an If-None-Match that matches nothing, so they go through the framework (a
 // 200 with the body, from the cache): the cache's hot path answers bare repeats of these reads at
 // several times the rate, and with it the same flood (then 10 pipelined) was past capacity in one

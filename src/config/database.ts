@@ -1,0 +1,33 @@
+// PostgreSQL: where it is (an external URL, or the embedded server in DATA_DIR) and how the pool
+// uses it.
+import path from 'node:path';
+import { bool, int, secretUrl, str, type Env, type Secret } from './parse.ts';
+
+export interface DatabaseConfig {
+  /** External PostgreSQL; when absent an embedded PostgreSQL is started in `dataDir`. */
+  readonly databaseUrl: Secret | undefined;
+  readonly dataDir: string;
+  readonly embeddedPgPort: number;
+  readonly dbPoolMax: number;
+  readonly dbAcquireTimeoutMs: number;
+  /** Each parameterised statement prepared once per connection (src/db/prepared.ts). */
+  readonly dbPrepare: boolean;
+}
+
+export function databaseConfig(env: Env): DatabaseConfig {
+  return {
+    databaseUrl: secretUrl(env, 'DATABASE_URL', ['postgres', 'postgresql']),
+    dataDir: path.resolve(str(env, 'DATA_DIR') ?? '.data'),
+    // An unusual port so the embedded server never collides with a system PostgreSQL on 5432.
+    embeddedPgPort: int(env, 'EMBEDDED_PG_PORT', 54329, 1, 65535),
+    // PostgreSQL does its best work with few connections per core; 10 per process keeps two
+    // cores busy with headroom for a second process (WORKERS) under max_connections=100.
+    dbPoolMax: int(env, 'DB_POOL_MAX', 10, 1, 1000),
+    // Waiting longer than this for a connection means the pool is saturated: fail fast (503).
+    dbAcquireTimeoutMs: int(env, 'DB_ACQUIRE_TIMEOUT_MS', 2000, 1, 600_000),
+    // Prepared once per connection: PostgreSQL parses and plans each statement once, not per
+    // call. Off only behind a pooler that cannot follow protocol-level prepared statements
+    // (PgBouncer before 1.21, or without max_prepared_statements, in transaction mode): docs/database.md.
+    dbPrepare: bool(env, 'DB_PREPARE', true),
+  };
+}

@@ -1,0 +1,58 @@
+// What bounds the work one process takes on: load shedding, the rate limits, and the threads and
+// queue of password hashing.
+import { bool, int, keyPrefix, type Env } from './parse.ts';
+
+export interface LimitsConfig {
+  readonly shed: boolean;
+  readonly shedMaxEventLoopDelayMs: number;
+  readonly shedMaxHeapUsedBytes: number;
+  readonly shedMaxInFlight: number;
+  readonly rateLimit: boolean;
+  readonly rateLimitMax: number;
+  readonly rateLimitLoginMax: number;
+  readonly rateLimitRegisterMax: number;
+  readonly rateLimitWindowMs: number;
+  readonly rateLimitPrefix: string;
+  readonly uvThreadpoolSize: number;
+  readonly argon2Concurrency: number;
+  readonly argon2Queue: number;
+  readonly argon2MaxWaitMs: number;
+}
+
+export function limitsConfig(env: Env): LimitsConfig {
+  // libuv's default; src/runtime.ts applies it before the threadpool starts.
+  const uvThreadpoolSize = int(env, 'UV_THREADPOOL_SIZE', 4, 1, 1024);
+  return {
+    shed: bool(env, 'SHED', true),
+    // A saturated loop shows as event-loop delay: every timer fires this late, every request
+    // waits this long before its handler runs. See BENCHMARKS.md for the load test behind it.
+    shedMaxEventLoopDelayMs: int(env, 'SHED_MAX_EVENT_LOOP_DELAY_MS', 200, 0, 60_000),
+    // 0: no heap threshold (V8's own limit applies).
+    shedMaxHeapUsedBytes: int(env, 'SHED_MAX_HEAP_USED_BYTES', 0, 0, Number.MAX_SAFE_INTEGER),
+    // Requests admitted at once per process; past it, 503 at the door. At a cached read's ~13,000
+    // requests/s per process, 256 in flight is ~20 ms of queue; a request that needs the database
+    // waits for the pool (DB_POOL_MAX, DB_ACQUIRE_TIMEOUT_MS) long before 256 pile up. 0: no bound.
+    shedMaxInFlight: int(env, 'SHED_MAX_IN_FLIGHT', 256, 0, 1_000_000),
+    rateLimit: bool(env, 'RATE_LIMIT', true),
+    // Per client IP per minute across all routes: generous (a busy front end makes a few
+    // requests per second), there to stop one client from taking the whole service.
+    rateLimitMax: int(env, 'RATE_LIMIT_MAX', 6000, 1, 100_000_000),
+    // Login attempts per minute per IP and email: slows password guessing to a crawl while a
+    // user who mistypes a few times is never blocked.
+    rateLimitLoginMax: int(env, 'RATE_LIMIT_LOGIN_MAX', 20, 1, 100_000_000),
+    // Registrations per minute per IP: enough for a conformance suite run from one machine.
+    rateLimitRegisterMax: int(env, 'RATE_LIMIT_REGISTER_MAX', 100, 1, 100_000_000),
+    // The window every limit above counts in. A minute: long enough that a guesser is slowed to
+    // a crawl, short enough that a locked-out user retries soon. Tests set ~1 s to see it reset.
+    rateLimitWindowMs: int(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1000, 24 * 3600 * 1000),
+    // Namespace of the counters in Redis: deployments sharing one Redis (staging and production,
+    // or parallel test runs) set different prefixes so they do not count each other's requests.
+    rateLimitPrefix: keyPrefix(env, 'RATE_LIMIT_PREFIX', 'conduit:ratelimit:'),
+    uvThreadpoolSize,
+    // Argon2 runs on the threadpool: more hashes at once than threads only queue inside libuv,
+    // where nothing bounds them. One permit per thread; a short queue absorbs bursts.
+    argon2Concurrency: int(env, 'ARGON2_CONCURRENCY', uvThreadpoolSize, 1, 1024),
+    argon2Queue: int(env, 'ARGON2_QUEUE', 2 * uvThreadpoolSize, 0, 100_000),
+    argon2MaxWaitMs: int(env, 'ARGON2_MAX_WAIT_MS', 1000, 1, 60_000),
+  };
+}
