@@ -234,9 +234,9 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   });
 
   // While draining (after SIGTERM, main.ts) every response asks the client to close its
-  // connection. Without it a keep-alive client sent its next request on a connection the
-  // server was closing as idle at that moment, and got ECONNRESET on a request nobody had
-  // failed (test/timing/shutdown-under-load.test.ts). With it, during SHUTDOWN_DELAY_MS each busy
+  // connection. Without it a keep-alive client can send its next request on a connection the
+  // server is closing as idle at that moment, and get ECONNRESET on a request nobody failed
+  // (test/timing/shutdown-under-load.test.ts). With it, during SHUTDOWN_DELAY_MS each busy
   // connection is closed cleanly after its current response, before the listener closes.
   // onSend, not onRequest: a request that began before the signal must close its connection too.
   // (The pipeline does not replay while draining: every answer comes this way.)

@@ -15,9 +15,9 @@ function tooMany(_request: FastifyRequest, context: { ttl: number }): AppError {
   return new AppError(429, { request: ['too many requests, retry later'] }, { retryAfter: Math.max(1, Math.ceil(context.ttl / 1000)) });
 }
 
-// A Redis that stops answering (connection open, no replies) held every request forever: the
-// limiter awaits its counter before the route runs, and neither the request deadline (it reaches
-// only PostgreSQL) nor skipOnError (nothing fails) ended the wait (test/http/rate-limit.test.ts).
+// A Redis that stops answering (connection open, no replies) would hold every request forever: the
+// pipeline awaits its counter before the route runs, and neither the request deadline (it reaches
+// only PostgreSQL) nor a failure (nothing fails) ends the wait (test/system/rate-limit.test.ts).
 // Past this, the command fails and skipOnError lets the request through. Redis answers a counter
 // increment in well under a millisecond; 250 ms leaves room for a busy event loop.
 const REDIS_COMMAND_TIMEOUT_MS = 250;

@@ -15,7 +15,7 @@ import type { Config } from '../config.ts';
 /**
  * Paths masked in every log line. Explicit paths only: with pino's redactor each wildcard path
  * (`*.password`) cost several microseconds on every line, the one-line-per-request summary
- * included, where explicit paths cost next to nothing (measured; README "Logs").
+ * included, where explicit paths cost next to nothing (measured; docs/observability.md "Logs").
  */
 export const REDACT_PATHS: readonly string[] = [
   // A request or its headers.

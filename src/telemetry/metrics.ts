@@ -8,7 +8,7 @@
 // Labels stay low-cardinality: route templates (`/api/articles/:slug`), never raw URLs, user ids
 // or usernames; unmatched URLs share the route label "unmatched".
 //
-// README "Metrics" lists every metric and the queries that answer the usual questions.
+// docs/observability.md "Metrics" lists every metric and the queries that answer the usual questions.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { Replays } from '../cache/hot-path.ts';

@@ -80,10 +80,10 @@ export function startTracing(settings: TracingSettings, opts: StartOptions = {})
   // OTLP/HTTP protobuf, sent from a worker thread (worker-exporter.ts says why).
   const exporter = opts.exporter ?? new WorkerSpanExporter();
   // parentbased_traceidratio (the production setting): the root decision for requests is made
-  // by the request hook (http-tracing.ts) before any span exists, and the SDK records every root
-  // it is asked for. An unsampled request then costs one Math.random(), not a span start, a
-  // trace id and two samplers: at 1% that was most of tracing's cost on a cached read
-  // (BENCHMARKS.md, "Tracing"). Callers' decisions (traceparent) are followed as before.
+  // by the request pipeline (http/pipeline.ts, spans.ts wantsSpan) before any span exists, and
+  // the SDK records every root it is asked for. An unsampled request then costs one Math.random(),
+  // not a span start, a trace id and two samplers: at 1% that is most of tracing's cost on a
+  // cached read (docs/observability.md "What it costs"). Callers' decisions (traceparent) are followed.
   const appSamplesRoots = settings.sampler === 'parentbased_traceidratio';
   const provider = new TracerProvider({
     resource,

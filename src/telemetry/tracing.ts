@@ -3,7 +3,7 @@
 // the OpenTelemetry SDK, whose hooks must be in place before pg and ioredis are imported. Without
 // one it does nothing but the process-wide runtime settings (runtime.ts, first for the same
 // reason): the SDK is not loaded, no OpenTelemetry hook is installed, and the service runs
-// exactly as without this file (README "Observability" has the measurement).
+// exactly as without this file (docs/observability.md "What it costs" has the measurement).
 import '../runtime.ts';
 import { ConfigError, tracingSettings, type TracingSettings } from '../config.ts';
 

@@ -6,7 +6,7 @@
 // shapes too: V8 deoptimises it and recompiles it for both, and every request the service
 // answers pays for that from then on. Counted with callgrind on a cached read at 1% sampling:
 // +19.7% instructions per request with the exporter in the main thread, +2.2% with no export at
-// all (BENCHMARKS.md "Tracing"). Here the main thread only encodes each batch (protobuf, the
+// all (docs/observability.md "What it costs"). Here the main thread only encodes each batch (protobuf, the
 // exporter's own serializer) and posts the bytes; the HTTP client, its retries and timeouts live
 // in export-worker.ts.
 import { Worker } from 'node:worker_threads';
