@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { Config } from '../config.ts';
 import type { App } from '../context.ts';
-import { contentSecurityPolicy } from '../http/security.ts';
+import { helmetOptions } from '../http/security.ts';
 
 export const DOCS_PATH = '/docs';
 const ASSETS_PATH = `${DOCS_PATH}/assets`;
@@ -159,7 +159,6 @@ async function buildSite(): Promise<Site> {
 }
 
 export function registerDocsRoutes(app: App, config: Pick<Config, 'compression' | 'compressionThresholdBytes'>): void {
-  const docsCsp = contentSecurityPolicy(DOCS_CSP);
   // Read from disk on the first request, not at start-up: most processes never serve the page.
   let site: Promise<Site> | undefined;
   const loadSite = () =>
@@ -212,10 +211,9 @@ export function registerDocsRoutes(app: App, config: Pick<Config, 'compression' 
     {
       schema: { hide: true },
       config: routeConfig(),
+      helmet: helmetOptions(DOCS_CSP),
     },
     async (request, reply) => {
-      // The page's own policy replaces the API's `default-src 'none'` (set by the onRequest hook).
-      void reply.header('content-security-policy', docsCsp);
       const { page, assets } = await loadSite();
       // The browser asks for the page's files next: start compressing them for it now (once per
       // process and encoding), not when each request comes.

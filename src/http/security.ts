@@ -1,62 +1,46 @@
-// Security headers and CORS for a JSON API.
+// Security headers (@fastify/helmet, helmet's official Fastify plugin) and CORS for a JSON API.
 import cors from '@fastify/cors';
+import fastifyHelmet from '@fastify/helmet';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import helmet, { type HelmetOptions } from 'helmet';
 import type { Config } from '../config.ts';
 import type { App } from '../context.ts';
 
-const HELMET_OPTIONS = {
-  // The API serves JSON, never HTML: nothing may load from it or frame it.
-  contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
-  // Browsers call the API from other origins (the RealWorld front ends) with CORS; CORP
-  // same-origin would block their no-cors loads of nothing in particular, but keep it
-  // explicit that cross-origin reads are intended.
-  crossOriginResourcePolicy: { policy: 'cross-origin' },
-} satisfies HelmetOptions;
+/** A Content-Security-Policy's directives, as helmet takes them (camelCase names). */
+export type CspDirectives = Readonly<Record<string, readonly string[]>>;
 
-/**
- * The headers helmet sets for `options`, worked out once. Helmet's headers do not depend on the
- * request, and @fastify/helmet (used first) built helmet's middleware again on every request:
- * parsing the CSP directives and allocating its closures cost 3-4% of a cached read's CPU and
- * ~5% of its allocations (`npm run profile`). Helmet still decides what the headers are.
- */
-function helmetHeaders(options: HelmetOptions): Readonly<Record<string, string>> {
-  const headers: Record<string, string> = {};
-  const res = {
-    setHeader: (name: string, value: string | number) => void (headers[name.toLowerCase()] = String(value)),
-    removeHeader: () => undefined,
-  };
-  helmet(options)({} as IncomingMessage, res as unknown as ServerResponse, () => undefined);
-  return Object.freeze(headers);
+const API_CSP: CspDirectives = { defaultSrc: ["'none'"], frameAncestors: ["'none'"] };
+
+/** Helmet's options for a response under `directives`: the API's, or a page's own (/docs). */
+export function helmetOptions(directives: CspDirectives = API_CSP) {
+  return {
+    // The API serves JSON, never HTML: nothing may load from it or frame it. A page served here
+    // (/docs) names what it loads in its own route's options.
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: Object.fromEntries(Object.entries(directives).map(([name, values]) => [name, [...values]])),
+    },
+    // Browsers call the API from other origins (the RealWorld front ends) with CORS; CORP
+    // same-origin would block their no-cors loads of nothing in particular, but keep it
+    // explicit that cross-origin reads are intended.
+    crossOriginResourcePolicy: { policy: 'cross-origin' },
+  } satisfies HelmetOptions;
 }
 
-const API_HEADERS = helmetHeaders(HELMET_OPTIONS);
-
-/** The Content-Security-Policy header value for these directives (a page with its own policy). */
-export function contentSecurityPolicy(directives: Readonly<Record<string, readonly string[]>>): string {
-  const own = Object.fromEntries(Object.entries(directives).map(([k, v]) => [k, [...v]]));
-  const csp = helmetHeaders({ ...HELMET_OPTIONS, contentSecurityPolicy: { useDefaults: false, directives: own } })[
-    'content-security-policy'
-  ];
-  if (!csp) throw new Error('helmet produced no Content-Security-Policy');
-  return csp;
-}
+// The same headers for responses that never reach the plugin's onRequest hook (below).
+const apiHeaders = helmet(helmetOptions());
 
 /**
- * Sets the security headers (idempotent). Also called by the error handler: some responses never
- * pass the onRequest hook (the router's own errors, requests refused by an earlier hook such as
- * load shedding), and they went out without these headers once (test/http/security.test.ts).
+ * Sets the API's security headers (idempotent). Called by the error handler: some responses never
+ * pass the onRequest hooks (the router's own errors, requests refused by an earlier hook such as
+ * load shedding), and every response carries these headers (test/http/security.test.ts).
  */
-export function setSecurityHeaders(_request: FastifyRequest, reply: FastifyReply): void {
-  void reply.headers(API_HEADERS);
+export function setSecurityHeaders(request: FastifyRequest, reply: FastifyReply): void {
+  apiHeaders(request.raw, reply.raw, () => undefined);
 }
 
 export async function registerSecurity(app: App, config: Pick<Config, 'corsOrigins'>): Promise<void> {
-  app.addHook('onRequest', (request, reply, done) => {
-    setSecurityHeaders(request, reply);
-    done();
-  });
+  await app.register(fastifyHelmet, helmetOptions());
   await app.register(cors, {
     // Permissive by default for development and the RealWorld front ends; production sets
     // CORS_ORIGINS to its own origins.
