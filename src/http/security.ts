@@ -33,7 +33,7 @@ function helmetOptions(directives: CspDirectives) {
  * it writes them into one of node:http's own, never sent. Per request this is one
  * `reply.headers()`. @fastify/helmet builds helmet's middleware again on every request: measured
  * side by side it cost 30-55% more CPU per response on the pipeline path, far past the 5% that
- * would make the official plugin the choice (docs/observability.md, "Security headers").
+ * would make the official plugin the choice (docs/operations.md, "Security headers").
  */
 export function securityHeaders(directives: CspDirectives = API_CSP): Readonly<Record<string, string>> {
   const request = new IncomingMessage(new Socket());
