@@ -3,6 +3,7 @@
 // sample per distinct stack, leaf first, over a table of locations and functions. The encoding
 // is pprof-format's (the protobuf encoder Datadog's profiler uses); this file only maps fields.
 import type { HeapProfiler, Profiler, Runtime } from 'node:inspector';
+import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { Function as PprofFunction, Location, Profile, StringTable, type SampleInput, type ValueTypeInput } from 'pprof-format';
 
@@ -35,7 +36,8 @@ class Tables {
           id: functionId,
           name,
           systemName: name,
-          filename: this.strings.dedup(frame.url),
+          // A path, not a file: URL, so pprof's source views find the file.
+          filename: this.strings.dedup(frame.url.startsWith('file:') ? fileURLToPath(frame.url) : frame.url),
           startLine: frame.lineNumber + 1,
         }),
       );
