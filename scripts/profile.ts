@@ -5,10 +5,10 @@
 // (bench/: same scenarios, same generator, a separate process), and after a warm-up takes, over
 // the same window, a CPU profile and an allocation (heap) profile through the service's own admin
 // endpoints, the ones an operator uses in production (src/telemetry/admin.ts). Writes:
-//   cpu.svg        CPU flame graph: open it in a browser (docs/observability.md "Reading them")
-//   cpu.cpuprofile the raw profile: Chrome DevTools (Performance > Load profile) or speedscope
-//   cpu.folded     collapsed stacks, for flamegraph.pl, speedscope, or diffing two runs
-//   heap.svg, heap.heapprofile, heap.folded   the same for bytes allocated
+//   cpu.cpuprofile V8's profile: Chrome DevTools (Performance > Load profile) or speedscope draw
+//                  its flame graph (docs/observability.md says how to read it)
+//   cpu.pb.gz      the same in pprof's format: `go tool pprof -http=: cpu.pb.gz`, Pyroscope
+//   heap.heapprofile, heap.pb.gz   the same for bytes allocated
 //   heap.heapsnapshot (with --heap-snapshot)  every live object after the run: DevTools > Memory
 //   summary.txt    throughput during the window and the top functions by self time
 // Everything it starts, it stops; the databases it created are dropped.
@@ -24,18 +24,9 @@ import { LoadSession, pool, request } from '../bench/drive.ts';
 import type { LoadResult } from '../bench/loadgen.ts';
 import { killAllChildren, startService, type ServiceHandle } from '../bench/processes.ts';
 import { buildRequests, SCENARIOS, type ScenarioInput, type TokenUser } from '../bench/scenarios.ts';
-import {
-  cpuTree,
-  folded,
-  heapTree,
-  msPerSample,
-  topSelf,
-  topTable,
-  type CpuProfile,
-  type Frame,
-  type HeapProfile,
-} from '../src/telemetry/flamegraph.ts';
-import { cpuFlamegraph, heapFlamegraph } from '../src/telemetry/profiler.ts';
+import { cpuProfileToPprof, heapProfileToPprof, type CpuProfile, type HeapProfile } from '../src/telemetry/pprof.ts';
+import { CPU_INTERVAL_US, HEAP_INTERVAL_BYTES } from '../src/telemetry/profiler.ts';
+import { cpuWeights, heapWeights, msPerSample, telemetryShare, topTable } from './profile-summary.ts';
 import { SEED_PASSWORD } from './seed.ts';
 
 const ROOT = path.join(import.meta.dirname, '..');
@@ -150,20 +141,6 @@ async function admin(service: ServiceHandle, token: string, what: string, timeou
   return text;
 }
 
-/** Where telemetry's own code is (flamegraph.ts locations: `pkg/file` for dependencies). */
-const TELEMETRY_CODE = /^(@opentelemetry\/|prom-client\/|import-in-the-middle\/|require-in-the-middle\/|src\/telemetry\/)/;
-
-/** The share of the busy samples spent in telemetry's own code (not in what it calls back). */
-export function telemetryShare(tree: Frame): number {
-  let own = 0;
-  const walk = (f: Frame) => {
-    if (TELEMETRY_CODE.test(f.location)) own += f.self;
-    f.children.forEach(walk);
-  };
-  walk(tree);
-  return tree.total > 0 ? own / tree.total : 0;
-}
-
 export interface ProfileResult {
   outDir: string;
   files: string[];
@@ -223,6 +200,7 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
         let load: LoadResult;
         let cpuText: string;
         let heapText: string;
+        let heapStarted = new Date();
         try {
           if (opts.warmupSec > 0) {
             say(`warm-up: ${opts.warmupSec} s of ${opts.scenario}, ${connections} connections`);
@@ -230,6 +208,7 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
           }
           say(`profiling ${opts.durationSec} s under load`);
           const timeout = opts.durationSec + 60;
+          heapStarted = new Date();
           const cpu = admin(service, adminToken, `/admin/profile/cpu?seconds=${opts.durationSec}`, timeout);
           const heap = admin(service, adminToken, `/admin/profile/heap?seconds=${opts.durationSec}`, timeout);
           // A second longer than the profile, so the load covers the whole window.
@@ -244,29 +223,28 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
           );
         }
         const files: string[] = [];
-        const put = async (name: string, data: string) => {
+        const put = async (name: string, data: string | Buffer) => {
           const file = path.join(outDir, name);
           await writeFile(file, data);
           files.push(file);
         };
         const cpuProfile = JSON.parse(cpuText) as CpuProfile;
         const heapProfile = JSON.parse(heapText) as HeapProfile;
-        const title = `Conduit under ${opts.scenario}: ${Math.round(load.requestsPerSec)} req/s, ${connections} connections`;
-        await put('cpu.svg', cpuFlamegraph(cpuProfile, title));
         await put('cpu.cpuprofile', cpuText);
-        await put('cpu.folded', folded(cpuTree(cpuProfile)));
-        await put('heap.svg', heapFlamegraph(heapProfile, title));
+        await put('cpu.pb.gz', cpuProfileToPprof(cpuProfile, CPU_INTERVAL_US));
         await put('heap.heapprofile', heapText);
-        await put('heap.folded', folded(heapTree(heapProfile)));
+        await put('heap.pb.gz', heapProfileToPprof(heapProfile, HEAP_INTERVAL_BYTES, heapStarted));
         if (opts.heapSnapshot) {
           say('taking a heap snapshot');
           await put('heap.heapsnapshot', await admin(service, adminToken, '/admin/heap-snapshot', 300));
         }
         const cpuUnit = { kind: 'samples' as const, msPerSample: msPerSample(cpuProfile) };
-        const telemetry = telemetryShare(cpuTree(cpuProfile));
+        const cpu = cpuWeights(cpuProfile);
+        const heap = heapWeights(heapProfile);
+        const telemetry = telemetryShare(cpu);
         // The heap profile samples every allocation of the window, collected or not (profiler.ts),
         // so its total estimates the bytes allocated; the load's count is over the same window.
-        const allocated = heapTree(heapProfile).total;
+        const allocated = heap.total;
         const responses = load.requestsPerSec * opts.durationSec;
         const summary = [
           `scenario ${opts.scenario}, ${connections} connections, ${opts.durationSec} s profiled after ${opts.warmupSec} s of warm-up`,
@@ -282,10 +260,10 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
           `allocated: ${(allocated / 2 ** 20).toFixed(0)} MiB in the window, ${responses > 0 ? (allocated / responses / 1024).toFixed(1) : '?'} KiB per response (sampled heap profile)`,
           '',
           'top functions by self CPU time:',
-          topTable(topSelf(cpuTree(cpuProfile), 20), cpuUnit),
+          topTable(cpu, 20, cpuUnit),
           '',
           'top functions by bytes allocated:',
-          topTable(topSelf(heapTree(heapProfile), 10), { kind: 'bytes' }),
+          topTable(heap, 10, { kind: 'bytes' }),
           '',
         ].join('\n');
         await put('summary.txt', summary);

@@ -1,52 +1,55 @@
-// Security headers and CORS for a JSON API.
+// Security headers (helmet's, tuned for a JSON API) and CORS.
 import cors from '@fastify/cors';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import helmet, { type HelmetOptions } from 'helmet';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
 import type { Config } from '../config.ts';
 import type { App } from '../context.ts';
 
-const HELMET_OPTIONS = {
-  // The API serves JSON, never HTML: nothing may load from it or frame it.
-  contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
-  // Browsers call the API from other origins (the RealWorld front ends) with CORS; CORP
-  // same-origin would block their no-cors loads of nothing in particular, but keep it
-  // explicit that cross-origin reads are intended.
-  crossOriginResourcePolicy: { policy: 'cross-origin' },
-} satisfies HelmetOptions;
+/** A Content-Security-Policy's directives, as helmet takes them (camelCase names). */
+export type CspDirectives = Readonly<Record<string, readonly string[]>>;
+
+const API_CSP: CspDirectives = { defaultSrc: ["'none'"], frameAncestors: ["'none'"] };
+
+function helmetOptions(directives: CspDirectives) {
+  return {
+    // The API serves JSON, never HTML: nothing may load from it or frame it. A page served here
+    // (/docs) names what it loads with its own directives.
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: Object.fromEntries(Object.entries(directives).map(([name, values]) => [name, [...values]])),
+    },
+    // Browsers call the API from other origins (the RealWorld front ends) with CORS; CORP
+    // same-origin would block their no-cors loads of nothing in particular, but keep it
+    // explicit that cross-origin reads are intended.
+    crossOriginResourcePolicy: { policy: 'cross-origin' },
+  } satisfies HelmetOptions;
+}
 
 /**
- * The headers helmet sets for `options`, worked out once. Helmet's headers do not depend on the
- * request, and @fastify/helmet (used first) built helmet's middleware again on every request:
- * parsing the CSP directives and allocating its closures cost 3-4% of a cached read's CPU and
- * ~5% of its allocations (`npm run profile`). Helmet still decides what the headers are.
+ * The headers helmet sets under these CSP directives (the API's by default), worked out once:
+ * helmet decides them, and they do not depend on the request. Helmet hands them out only by writing them into a response, so
+ * it writes them into one of node:http's own, never sent. Per request this is one
+ * `reply.headers()`. @fastify/helmet builds helmet's middleware again on every request: measured
+ * side by side it cost 30-55% more CPU per response on the pipeline path, far past the 5% that
+ * would make the official plugin the choice (docs/operations.md, "Security headers").
  */
-function helmetHeaders(options: HelmetOptions): Readonly<Record<string, string>> {
+export function securityHeaders(directives: CspDirectives = API_CSP): Readonly<Record<string, string>> {
+  const request = new IncomingMessage(new Socket());
+  const response = new ServerResponse(request);
+  helmet(helmetOptions(directives))(request, response, () => undefined);
   const headers: Record<string, string> = {};
-  const res = {
-    setHeader: (name: string, value: string | number) => void (headers[name.toLowerCase()] = String(value)),
-    removeHeader: () => undefined,
-  };
-  helmet(options)({} as IncomingMessage, res as unknown as ServerResponse, () => undefined);
+  for (const [name, value] of Object.entries(response.getHeaders())) headers[name] = String(value);
   return Object.freeze(headers);
 }
 
-const API_HEADERS = helmetHeaders(HELMET_OPTIONS);
-
-/** The Content-Security-Policy header value for these directives (a page with its own policy). */
-export function contentSecurityPolicy(directives: Readonly<Record<string, readonly string[]>>): string {
-  const own = Object.fromEntries(Object.entries(directives).map(([k, v]) => [k, [...v]]));
-  const csp = helmetHeaders({ ...HELMET_OPTIONS, contentSecurityPolicy: { useDefaults: false, directives: own } })[
-    'content-security-policy'
-  ];
-  if (!csp) throw new Error('helmet produced no Content-Security-Policy');
-  return csp;
-}
+const API_HEADERS = securityHeaders();
 
 /**
  * Sets the security headers (idempotent). Also called by the error handler: some responses never
  * pass the onRequest hook (the router's own errors, requests refused by an earlier hook such as
- * load shedding), and they went out without these headers once (test/http/security.test.ts).
+ * load shedding), and every response carries them (test/http/security.test.ts).
  */
 export function setSecurityHeaders(_request: FastifyRequest, reply: FastifyReply): void {
   void reply.headers(API_HEADERS);

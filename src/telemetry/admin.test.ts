@@ -4,6 +4,8 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { Profile } from 'pprof-format';
 import { Client, createTestApp, type TestApp } from '../../test/harness.ts';
 
 const TOKEN = 'admin-token-for-tests-admin-token-for-tests';
@@ -42,7 +44,7 @@ describe('with ADMIN_TOKEN', () => {
     assert.equal((await client.post('/admin/profile/cpu?seconds=1', { headers: { authorization: TOKEN } })).status, 401);
   });
 
-  test('a CPU profile of the next seconds, as a .cpuprofile or as a flame graph', async () => {
+  test('a CPU profile of the next seconds, as a .cpuprofile or as pprof', async () => {
     const res = await client.post('/admin/profile/cpu?seconds=1', { headers: auth });
     assert.equal(res.status, 200);
     assert.equal(res.headers['x-conduit-pid'], String(process.pid));
@@ -50,10 +52,16 @@ describe('with ADMIN_TOKEN', () => {
     assert.ok(Array.isArray(res.body.nodes) && res.body.nodes.length > 0);
     assert.ok(res.body.endTime - res.body.startTime >= 900_000, 'about a second of samples (µs)');
 
-    const svg = await client.post('/admin/profile/cpu?seconds=1&format=svg', { headers: auth });
-    assert.equal(svg.status, 200);
-    assert.match(String(svg.headers['content-type']), /^image\/svg\+xml/);
-    assert.ok(svg.text.startsWith('<?xml'));
+    const pprof = await t.app.inject({ method: 'POST', url: '/admin/profile/cpu?seconds=1&format=pprof', headers: auth });
+    assert.equal(pprof.statusCode, 200);
+    assert.equal(pprof.headers['content-type'], 'application/octet-stream');
+    assert.match(String(pprof.headers['content-disposition']), /attachment; filename="conduit-\d+-.*\.cpu\.pb\.gz"/);
+    const decoded = Profile.decode(gunzipSync(pprof.rawPayload));
+    assert.deepEqual(
+      decoded.sampleType.map((v) => decoded.stringTable.strings[Number(v.type)]),
+      ['samples', 'cpu'],
+    );
+    assert.ok(decoded.sample.length > 0 && decoded.function.length > 0);
   });
 
   test('one CPU profile at a time: a second one meanwhile is refused with 409', async () => {
@@ -68,6 +76,14 @@ describe('with ADMIN_TOKEN', () => {
     const heap = await client.post('/admin/profile/heap?seconds=1', { headers: auth });
     assert.equal(heap.status, 200);
     assert.ok(heap.body.head?.callFrame, 'a sampling heap profile');
+    const pprof = await t.app.inject({ method: 'POST', url: '/admin/profile/heap?seconds=1&format=pprof', headers: auth });
+    assert.equal(pprof.statusCode, 200);
+    assert.match(String(pprof.headers['content-disposition']), /attachment; filename="conduit-\d+-.*\.heap\.pb\.gz"/);
+    const decoded = Profile.decode(gunzipSync(pprof.rawPayload));
+    assert.deepEqual(
+      decoded.sampleType.map((v) => decoded.stringTable.strings[Number(v.type)]),
+      ['alloc_space'],
+    );
 
     const snapshot = await client.post('/admin/heap-snapshot', { headers: auth });
     assert.equal(snapshot.status, 200);
@@ -85,8 +101,9 @@ describe('with ADMIN_TOKEN', () => {
     );
   });
 
-  test('seconds is bounded', async () => {
+  test('seconds is bounded, and the format one of json or pprof', async () => {
     assert.equal((await client.post('/admin/profile/cpu?seconds=0', { headers: auth })).status, 422);
     assert.equal((await client.post('/admin/profile/cpu?seconds=601', { headers: auth })).status, 422);
+    assert.equal((await client.post('/admin/profile/cpu?seconds=1&format=svg', { headers: auth })).status, 422);
   });
 });

@@ -2,20 +2,32 @@
 // ADMIN_TOKEN is set, answer only `Authorization: Bearer <ADMIN_TOKEN>`, are never shed (an
 // overloaded instance is the one worth profiling) and not in the OpenAPI document.
 //
-//   POST /admin/profile/cpu?seconds=10[&format=svg]   .cpuprofile JSON, or the flame graph
-//   POST /admin/profile/heap?seconds=10[&format=svg]  .heapprofile JSON (allocations), or its flame graph
-//   POST /admin/heap-snapshot                         .heapsnapshot (also kept in PROFILE_DIR)
+//   POST /admin/profile/cpu?seconds=10[&format=pprof]   .cpuprofile JSON, or pprof (.cpu.pb.gz)
+//   POST /admin/profile/heap?seconds=10[&format=pprof]  .heapprofile JSON (allocations), or pprof
+//   POST /admin/heap-snapshot                           .heapsnapshot (also kept in PROFILE_DIR)
 //
+// Chrome DevTools and speedscope open the JSON ones, `go tool pprof` and Pyroscope the pprof ones;
+// each draws the flame graph (docs/observability.md).
 // With WORKERS > 1 a request reaches one worker: its `x-conduit-pid` response header says which.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import type { App, AppContext } from '../context.ts';
 import { AppError } from '../http/errors.ts';
 import { NEVER_SHED } from '../http/load-shedding.ts';
-import { cpuFlamegraph, cpuProfile, heapFlamegraph, heapProfile, heapSnapshot, profileBaseName, ProfilerBusyError } from './profiler.ts';
+import { cpuProfileToPprof, heapProfileToPprof } from './pprof.ts';
+import {
+  CPU_INTERVAL_US,
+  cpuProfile,
+  HEAP_INTERVAL_BYTES,
+  heapProfile,
+  heapSnapshot,
+  profileBaseName,
+  ProfilerBusyError,
+} from './profiler.ts';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
@@ -39,33 +51,36 @@ export function registerAdminRoutes(app: App, ctx: AppContext): void {
 
     const Query = Type.Object({
       seconds: Type.Integer({ minimum: 1, maximum: 600, default: ctx.config.profileSeconds }),
-      format: Type.Union([Type.Literal('json'), Type.Literal('svg')], { default: 'json' }),
+      format: Type.Union([Type.Literal('json'), Type.Literal('pprof')], { default: 'json' }),
     });
     // One profile of a kind at a time: a second request is told so (409) rather than queued.
     const busy = (err: unknown): never => {
       if (err instanceof ProfilerBusyError) throw new AppError(409, { profile: [err.message] });
       throw err;
     };
-    const title = () => `Conduit, pid ${process.pid}, ${new Date().toISOString()}`;
+    type Format = 'json' | 'pprof';
+    const download = (reply: FastifyReply, name: string, format: Format, json: object, pprof: () => Buffer) =>
+      format === 'pprof'
+        ? reply.type('application/octet-stream').header('content-disposition', `attachment; filename="${name}.pb.gz"`).send(pprof())
+        : reply.type('application/json').header('content-disposition', `attachment; filename="${name}"`).send(JSON.stringify(json));
 
     admin.post('/admin/profile/cpu', { config: NEVER_SHED, schema: { hide: true, querystring: Query } }, async (request, reply) => {
-      const { seconds, format } = request.query as { seconds: number; format: 'json' | 'svg' };
+      const { seconds, format } = request.query as { seconds: number; format: Format };
       const profile = await cpuProfile(seconds).catch(busy);
-      if (format === 'svg') return reply.type('image/svg+xml').send(cpuFlamegraph(profile, title()));
-      return reply
-        .type('application/json')
-        .header('content-disposition', `attachment; filename="${profileBaseName()}.cpuprofile"`)
-        .send(JSON.stringify(profile));
+      const name = profileBaseName();
+      return download(reply, format === 'pprof' ? `${name}.cpu` : `${name}.cpuprofile`, format, profile, () =>
+        cpuProfileToPprof(profile, CPU_INTERVAL_US),
+      );
     });
 
     admin.post('/admin/profile/heap', { config: NEVER_SHED, schema: { hide: true, querystring: Query } }, async (request, reply) => {
-      const { seconds, format } = request.query as { seconds: number; format: 'json' | 'svg' };
+      const { seconds, format } = request.query as { seconds: number; format: Format };
+      const started = new Date();
       const profile = await heapProfile(seconds).catch(busy);
-      if (format === 'svg') return reply.type('image/svg+xml').send(heapFlamegraph(profile, title()));
-      return reply
-        .type('application/json')
-        .header('content-disposition', `attachment; filename="${profileBaseName()}.heapprofile"`)
-        .send(JSON.stringify(profile));
+      const name = profileBaseName();
+      return download(reply, format === 'pprof' ? `${name}.heap` : `${name}.heapprofile`, format, profile, () =>
+        heapProfileToPprof(profile, HEAP_INTERVAL_BYTES, started),
+      );
     });
 
     admin.post('/admin/heap-snapshot', { config: NEVER_SHED, schema: { hide: true } }, async (_request, reply) => {

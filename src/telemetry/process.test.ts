@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import { Profile } from 'pprof-format';
 import { freePort } from '../db/embedded.ts';
 import { createDatabase, TEST_JWT_SECRET } from '../../test/harness.ts';
 import { parsePrometheus } from '../../test/prometheus.ts';
@@ -110,7 +112,7 @@ test('a bad OTEL_* value stops the process at start with a message naming it', a
   });
 });
 
-test('SIGUSR2 writes a CPU and an allocation profile, each with its flame graph, without stopping the service', async () => {
+test('SIGUSR2 writes a CPU and an allocation profile, each in V8’s format and pprof’s, without stopping the service', async () => {
   const db = await createDatabase();
   const dir = await mkdtemp(path.join(tmpdir(), 'conduit-sigusr2-'));
   try {
@@ -135,11 +137,13 @@ test('SIGUSR2 writes a CPU and an allocation profile, each with its flame graph,
       }
       assert.deepEqual(
         files.map((f) => f.replace(/^conduit-\d+-[\dTZ-]+/, '')),
-        ['.cpu.svg', '.cpuprofile', '.heap.svg', '.heapprofile'],
+        ['.cpu.pb.gz', '.cpuprofile', '.heap.pb.gz', '.heapprofile'],
       );
       const cpu = JSON.parse(await readFile(path.join(dir, files[1]!), 'utf8')) as { nodes: unknown[] };
       assert.ok(cpu.nodes.length > 0);
-      assert.ok((await readFile(path.join(dir, files[0]!), 'utf8')).startsWith('<?xml'));
+      for (const pprof of [files[0]!, files[2]!]) {
+        assert.ok(Profile.decode(gunzipSync(await readFile(path.join(dir, pprof)))).sample.length > 0, pprof);
+      }
       assert.ok(service.logs.some((l) => l.msg === 'profiles written'));
     } finally {
       const code = await service.stop();

@@ -1,8 +1,9 @@
 // Profiles of the running process, on demand, without a restart or --inspect: V8's CPU profiler
 // and sampling heap profiler through node:inspector's in-process session, and heap snapshots.
-//   - SIGUSR2: a CPU profile and an allocation profile of the next PROFILE_SECONDS, written with
-//     their flame graphs to PROFILE_DIR (`kill -USR2 <pid>`; the supervisor passes it on to
-//     every worker).
+//   - SIGUSR2: a CPU profile and an allocation profile of the next PROFILE_SECONDS, written to
+//     PROFILE_DIR in V8's formats (.cpuprofile, .heapprofile: Chrome DevTools, speedscope) and
+//     pprof's (.pb.gz: go tool pprof, Pyroscope) (`kill -USR2 <pid>`; the supervisor passes it on
+//     to every worker).
 //   - the admin endpoints (admin.ts), behind ADMIN_TOKEN, return them over HTTP.
 // The CPU profiler costs a few percent while it runs and nothing otherwise; a heap snapshot
 // stops the process for about a second per 100 MB of heap, so it is never taken on a signal.
@@ -12,12 +13,12 @@ import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
-import { cpuTree, heapTree, msPerSample, renderSvg, type CpuProfile, type HeapProfile } from './flamegraph.ts';
+import { cpuProfileToPprof, heapProfileToPprof, type CpuProfile, type HeapProfile } from './pprof.ts';
 
 /** V8's default CPU sampling interval: 1 ms. */
-const CPU_INTERVAL_US = 1000;
+export const CPU_INTERVAL_US = 1000;
 /** Bytes between allocation samples: V8's default (32 KiB), a fraction of a percent of cost. */
-const HEAP_INTERVAL_BYTES = 32 * 1024;
+export const HEAP_INTERVAL_BYTES = 32 * 1024;
 
 let cpuBusy = false;
 let heapBusy = false;
@@ -103,42 +104,25 @@ export function profileBaseName(now = new Date()): string {
   return `conduit-${process.pid}-${now.toISOString().replace(/[:.]/g, '-')}`;
 }
 
-export function cpuFlamegraph(profile: CpuProfile, title: string): string {
-  const tree = cpuTree(profile);
-  const ms = msPerSample(profile);
-  return renderSvg(tree, {
-    title,
-    subtitle: `CPU, ${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s, ${tree.total} samples (idle time left out).`,
-    unit: { kind: 'samples', msPerSample: ms },
-  });
-}
-
-export function heapFlamegraph(profile: HeapProfile, title: string): string {
-  const tree = heapTree(profile);
-  return renderSvg(tree, {
-    title,
-    subtitle: `Allocations (sampled), ${(tree.total / 1048576).toFixed(1)} MiB in all.`,
-    unit: { kind: 'bytes' },
-  });
-}
-
-async function writeAtomic(file: string, data: string): Promise<void> {
+async function writeAtomic(file: string, data: string | Buffer): Promise<void> {
   await writeFile(`${file}.tmp`, data, { mode: 0o600 });
   await rename(`${file}.tmp`, file);
 }
 
-/** CPU and allocation profiles of the next `seconds`, with their flame graphs, into `dir`. */
+/** CPU and allocation profiles of the next `seconds`, in V8's formats and pprof's, into `dir`. */
 export async function writeProfiles(dir: string, seconds: number): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const base = path.join(dir, profileBaseName());
+  const started = new Date();
   const [cpu, heap] = await Promise.all([cpuProfile(seconds), heapProfile(seconds)]);
-  const title = `Conduit, pid ${process.pid}, ${new Date().toISOString()}`;
-  const files = [`${base}.cpuprofile`, `${base}.cpu.svg`, `${base}.heapprofile`, `${base}.heap.svg`];
-  await writeAtomic(files[0]!, JSON.stringify(cpu));
-  await writeAtomic(files[1]!, cpuFlamegraph(cpu, title));
-  await writeAtomic(files[2]!, JSON.stringify(heap));
-  await writeAtomic(files[3]!, heapFlamegraph(heap, title));
-  return files;
+  const files: [string, string | Buffer][] = [
+    [`${base}.cpuprofile`, JSON.stringify(cpu)],
+    [`${base}.cpu.pb.gz`, cpuProfileToPprof(cpu, CPU_INTERVAL_US)],
+    [`${base}.heapprofile`, JSON.stringify(heap)],
+    [`${base}.heap.pb.gz`, heapProfileToPprof(heap, HEAP_INTERVAL_BYTES, started)],
+  ];
+  for (const [file, data] of files) await writeAtomic(file, data);
+  return files.map(([file]) => file);
 }
 
 /** SIGUSR2 takes profiles into `dir`; returns the function that removes the handler. */
