@@ -196,10 +196,15 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   // metrics and log line (its route template, its logger), and a refusal is rendered here, where
   // the route is known (the probes and /metrics are never refused) and the error handler gives
   // it the shape and headers of every other error.
-  app.addHook('onRoute', (route) => {
-    if (route.config?.neverShed === true) neverRefused.add(route.url);
+  // Read once every route is in: a plugin's own onRoute hook (the /docs scope's) may set the flag
+  // after this one has seen the route.
+  const routes: { url: string; config?: { neverShed?: boolean } }[] = [];
+  app.addHook('onRoute', (route) => void routes.push(route));
+  app.addHook('onReady', async () => {
+    for (const route of routes) if (route.config?.neverShed === true) neverRefused.add(route.url);
+    routes.length = 0;
+    shedder.start();
   });
-  app.addHook('onReady', async () => shedder.start());
   app.addHook('onClose', async () => {
     shedder.stop();
     await limits.close();
