@@ -14,6 +14,7 @@ import { ResponseCache } from './response-cache.ts';
 import { Client, createDatabase, createTestAppOn, type ArticleJson, type TestApp } from '../../test/harness.ts';
 import { throughServer } from '../../test/inject.ts';
 import { parsePrometheus } from '../../test/prometheus.ts';
+import { tag, type CacheTag } from './tags.ts';
 
 const ENCODINGS = ['', 'gzip', 'br', 'zstd', 'deflate', 'identity', '*', 'gzip;q=0, br;q=0.5', 'gzip, deflate, br, zstd'];
 
@@ -340,7 +341,7 @@ describe('replays and the cache’s bounds', () => {
   const request = (url: string) =>
     ({ method: 'GET', url, httpVersion: '1.1', headers: { host: 'localhost' } }) as unknown as IncomingMessage;
   const body = Buffer.alloc(1000, 'x');
-  async function store(cache: ResponseCache, key: string, tags: string[]) {
+  async function store(cache: ResponseCache, key: string, tags: CacheTag[]) {
     const entry = await cache.get(
       key,
       async () => ({ data: key, tags }),
@@ -355,7 +356,7 @@ describe('replays and the cache’s bounds', () => {
     const cache = new ResponseCache({ ttlMs: 60_000, maxBytes: 6_500, compression: false, compressionThresholdBytes: 1024 });
     const hot = new HotPath(cache, 3);
     for (let i = 0; i < 5; i++) {
-      const entry = await store(cache, `k${i}`, [`t${i}`]);
+      const entry = await store(cache, `k${i}`, [tag.article(i)]);
       hot.record(
         request(`/u${i}`),
         { entry, body, encoding: undefined },
@@ -366,7 +367,7 @@ describe('replays and the cache’s bounds', () => {
     }
     assert.equal(cache.size, 2);
     assert.equal(hot.size, 2, 'only the entries still cached have replays');
-    cache.invalidate(['t4']);
+    cache.invalidate([tag.article(4)]);
     assert.equal(hot.size, 1);
     cache.clear();
     assert.equal(hot.size, 0);
@@ -391,8 +392,8 @@ describe('replays and the cache’s bounds', () => {
     const raced = await cache.get(
       'k',
       async () => {
-        cache.invalidate(['t']);
-        return { data: 'k', tags: ['t'] };
+        cache.invalidate([tag.listAll]);
+        return { data: 'k', tags: [tag.listAll] };
       },
       () => body,
     );
@@ -415,7 +416,7 @@ describe('the hot path after the rate-limit count (a Redis round trip)', () => {
     const hot = new HotPath(cache);
     const entry = await cache.get(
       'k',
-      async () => ({ data: 'k', tags: ['t'] }),
+      async () => ({ data: 'k', tags: [tag.listAll] }),
       () => body,
     );
     assert.ok(entry);
@@ -452,7 +453,7 @@ describe('the hot path after the rate-limit count (a Redis round trip)', () => {
     assert.deepEqual(s.seen, { counted: 0, observed: 1, failed: 0, pipeline: 1 }, 'over the limit: the pipeline counts and refuses it');
     await run(true, (res) => void res.destroy());
     assert.deepEqual(s.seen, { counted: 0, observed: 1, failed: 0, pipeline: 1 }, 'the client hung up: nothing more');
-    await run(true, () => s.cache.invalidate(['t']));
+    await run(true, () => s.cache.invalidate([tag.listAll]));
     assert.deepEqual(
       s.seen,
       { counted: 1, observed: 1, failed: 0, pipeline: 2 },
