@@ -48,6 +48,33 @@ function registerSummaryRoute(app: App, ctx: AppContext): void {
   });
 }
 
+/**
+ * A declaration whose flags disagree with its body (two articles declared, one shown): the
+ * stored bytes cannot take the viewer's flags, so the viewer's response is loaded instead.
+ */
+function registerMisdeclaredRoute(app: App, ctx: AppContext): void {
+  cachedGet(app, ctx, {
+    url: '/api/articles/:slug/favorited',
+    onRequest: ctx.auth.optional,
+    schema: { params: SlugParams, response: { 200: Type.Object({ favorited: Type.Boolean() }), 404: Errors[404], ...Refusals } },
+    cache: {
+      key: (request) => `favorited\u0000${request.params.slug}`,
+      load: async (request, viewer) => {
+        const res = await ctx.db.query<{ id: number; favorited: boolean }>(
+          `select a.id, exists (select 1 from favorites f where f.article_id = a.id and f.user_id = $2) as favorited
+             from articles a where a.slug = $1`,
+          [request.params.slug, viewer],
+        );
+        const row = res.rows[0];
+        return row && { data: row, tags: [tag.article(row.id)] };
+      },
+      body: ({ favorited }) => ({ favorited }),
+      flags: (row) => ({ articles: [row.id, row.id], authors: [] }),
+      missing: () => notFound('article'),
+    },
+  });
+}
+
 describe('a cached endpoint declared in a test file', () => {
   let database: Awaited<ReturnType<typeof createDatabase>>;
   let ctx: AppContext;
@@ -71,6 +98,7 @@ describe('a cached endpoint declared in a test file', () => {
     });
     app = await buildApp(ctx);
     registerSummaryRoute(app, ctx);
+    registerMisdeclaredRoute(app, ctx);
     await app.ready();
     api = new Client(app);
   });
@@ -115,6 +143,17 @@ describe('a cached endpoint declared in a test file', () => {
   test('is declared to the cache, and the coherence model reports it until it is modelled', () => {
     const declared = ctx.cache!.routes.map((r) => r.url);
     assert.ok(declared.includes('/api/articles/:slug/summary'));
-    assert.deepEqual(unmodelled(ctx.cache!.routes), ['GET /api/articles/:slug/summary']);
+    assert.deepEqual(unmodelled(ctx.cache!.routes), ['GET /api/articles/:slug/summary', 'GET /api/articles/:slug/favorited']);
+  });
+
+  test("a declaration whose flags do not match its body still answers the viewer's own flags", async () => {
+    const author = await api.register();
+    const fan = await api.register();
+    const article = await api.createArticle(author.token);
+    assert.equal((await api.post(`/api/articles/${article.slug}/favorite`, { token: fan.token })).status, 200);
+    const url = `/api/articles/${article.slug}/favorited`;
+    assert.deepEqual((await api.get(url)).body, { favorited: false });
+    assert.deepEqual((await api.get(url, { token: fan.token })).body, { favorited: true });
+    assert.deepEqual((await api.get(url, { token: author.token })).body, { favorited: false });
   });
 });
