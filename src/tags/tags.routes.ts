@@ -16,7 +16,7 @@ export function registerTagRoutes(app: App, ctx: AppContext): void {
     cache: {
       key: () => 'tags',
       // "In use": a tag whose last article was deleted disappears from the list. Invalidated by
-      // every write that can change which tags are in use (articles/articles.writes.ts).
+      // every write that can change which tags are in use (articles/articles.cache.ts).
       load: async () => {
         const res = await ctx.db.query<{ name: string }>(
           `select t.name from tags t where exists (select 1 from article_tags at where at.tag_id = t.id)
