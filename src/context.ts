@@ -9,6 +9,7 @@ import { PgInvalidationBus, type InvalidationBus } from './cache/bus.ts';
 import { RedisInvalidationBus, redisInvalidationChannel } from './cache/redis-bus.ts';
 import { RedisTier } from './cache/redis-tier.ts';
 import { ResponseCache } from './cache/response-cache.ts';
+import type { CacheTag } from './cache/tags.ts';
 import { createAuth, type Auth } from './http/auth.ts';
 import { createPasswords, type Passwords } from './users/password.ts';
 
@@ -27,10 +28,10 @@ export interface AppContext {
   /** Carries invalidations to the other processes: Redis pub/sub with REDIS_URL, else LISTEN/NOTIFY. */
   readonly bus: InvalidationBus | undefined;
   /**
-   * Drops cached responses built from these tags, here at once and in the other processes via
-   * the bus. Writers await it before answering, so their next read is fresh.
+   * Drops cached responses built from these tags (made with `tag`, cache/tags.ts), here at once
+   * and in the other processes via the bus. Writers await it before answering, so their next read is fresh.
    */
-  invalidate(tags: readonly string[]): Promise<void>;
+  invalidate(tags: readonly CacheTag[]): Promise<void>;
   /** Migration files this build expects to be applied (readiness checks them). */
   readonly migrations: readonly string[];
   /** Flipped by the process entry on SIGTERM: /readyz answers 503 while in-flight work drains. */

@@ -1,18 +1,33 @@
-// Articles, the feed and favorites: SPEC.md "Endpoints" rows 7-12 and 17.
-import { sendViewerBody, viewerFlags, viewerSets, viewerTag, withViewerFlags } from '../cache/viewer-flags.ts';
+// Articles and the feed: SPEC.md "Endpoints" rows 7-12 (favorites: favorites.routes.ts). The
+// reads are declared with cachedGet (cache/cached-read.ts); what they are built from and what
+// each write changes is in articles.cache.ts.
+import { cachedGet } from '../cache/cached-read.ts';
+import { viewerSets } from '../cache/viewer-flags.ts';
 import type { App, AppContext } from '../context.ts';
 import { inTransaction } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
 import { forbidden, notFound } from '../http/errors.ts';
 import { BodyErrors, Errors, IgnoredBodyErrors, PathErrors, QueryErrors, Refusals, Security } from '../http/schemas.ts';
-import { countArticles, listArticles, pageOfArticles, type ListFilter } from './articles.listing.ts';
+import {
+  articleKey,
+  articleTags,
+  countKey,
+  deletionTags,
+  editTags,
+  feedKey,
+  feedTags,
+  listKey,
+  listTags,
+  membershipTags,
+  type PublicFilter,
+} from './articles.cache.ts';
+import { countArticles, listArticles, pageOfArticles } from './articles.listing.ts';
 import {
   deleteArticle,
   findArticle,
   insertArticle,
   lockArticle,
   normaliseTags,
-  setFavorite,
   toArticle,
   toListItem,
   updateArticle,
@@ -27,200 +42,116 @@ import {
   SlugParams,
   UpdateArticleBody,
 } from './articles.schemas.ts';
-
-// Cache keys and tags (see cache/response-cache.ts). A list page is built from its filter's
-// membership (which articles match: changed by creates, deletes, tag edits, favorites) and
-// from the articles and authors it shows (changed by edits, favorites, profile updates).
-type PublicFilter = Pick<ListFilter, 'tag' | 'author' | 'favorited' | 'limit' | 'offset'>;
-
-function listKey(f: PublicFilter): string {
-  return `list\u0000${f.tag ?? ''}\u0000${f.author ?? ''}\u0000${f.favorited ?? ''}\u0000${f.limit}\u0000${f.offset}`;
-}
-
-function listTags(f: PublicFilter, rows: readonly ArticleRow[]): string[] {
-  const tags: string[] = [];
-  if (!f.tag && !f.author && !f.favorited) tags.push('list:all');
-  if (f.tag) tags.push(`list:tag:${f.tag}`);
-  if (f.author) tags.push(`list:author:${f.author}`);
-  if (f.favorited) tags.push(`list:favorited:${f.favorited}`, 'list:favorited');
-  // Filters name users by username: a rename changes which articles they match.
-  if (f.author || f.favorited) tags.push('list:by-username');
-  for (const r of rows) tags.push(`article:${r.id}`, `user:${r.author_id}`);
-  return tags;
-}
-
-/** What creating or deleting an article changes: every list it belongs to, its author's followers' feeds included. */
-function membershipTags(authorId: number, authorUsername: string, tagList: readonly string[]): string[] {
-  return ['list:all', `list:author:${authorUsername}`, `articles-by:${authorId}`, 'tags', ...tagList.map((t) => `list:tag:${t}`)];
-}
-
-/** Above this many followed users, a feed entry is tagged `list:all` instead of one tag per author. */
-export const FEED_AUTHOR_TAGS_MAX = 100;
+import { registerFavoriteRoutes } from './favorites.routes.ts';
 
 /**
- * What a viewer's feed page is built from: the viewer's follows and favorites (their tag), the
- * articles by each followed author (a new or deleted one changes the page and the count), and
- * the articles and authors shown. A viewer following very many users gets `list:all` instead,
- * which every article creation or deletion invalidates: correct, with fewer hits.
+ * The list filters, picked by name: the query object also carries parameters the schema does not
+ * declare (ajv keeps them), and `?followedBy=abc` must not reach the feed filter (a 500, or with
+ * a number anyone's feed). Empty filters mean no filter (one cache key for both).
  */
-function feedTags(viewer: number, following: ReadonlySet<number> | undefined, rows: readonly ArticleRow[]): string[] {
-  const tags = [viewerTag(viewer)];
-  if (following && following.size <= FEED_AUTHOR_TAGS_MAX) for (const author of following) tags.push(`articles-by:${author}`);
-  else tags.push('list:all');
-  for (const r of rows) tags.push(`article:${r.id}`, `user:${r.author_id}`);
-  return tags;
+function publicFilter(query: { tag?: string; author?: string; favorited?: string; limit: number; offset: number }): PublicFilter {
+  return {
+    tag: query.tag || undefined,
+    author: query.author || undefined,
+    favorited: query.favorited || undefined,
+    limit: query.limit,
+    offset: query.offset,
+  };
 }
+
+const toPage = (page: { rows: readonly ArticleRow[]; total: number }) => ({
+  articles: page.rows.map(toListItem),
+  articlesCount: page.total,
+});
+const pageFlags = (page: { rows: readonly ArticleRow[] }) => ({
+  articles: page.rows.map((r) => r.id),
+  authors: page.rows.map((r) => r.author_id),
+});
 
 export function registerArticleRoutes(app: App, ctx: AppContext): void {
   const { db, auth, cache } = ctx;
   const tags = ['Articles'];
 
-  app.get(
-    '/api/articles',
-    {
-      onRequest: auth.optional,
-      schema: {
-        summary: 'List articles, newest first',
-        description: 'Filters combine. `articlesCount` is the total matching the filters before limit/offset.',
-        tags,
-        querystring: ListQuery,
-        response: { 200: ArticleListResponse, 401: Errors[401], ...QueryErrors, ...Refusals },
-      },
+  cachedGet(app, ctx, {
+    url: '/api/articles',
+    onRequest: auth.optional,
+    schema: {
+      summary: 'List articles, newest first',
+      description: 'Filters combine. `articlesCount` is the total matching the filters before limit/offset.',
+      tags,
+      querystring: ListQuery,
+      response: { 200: ArticleListResponse, 401: Errors[401], ...QueryErrors, ...Refusals },
     },
-    async (request, reply) => {
-      // Pick the filters by name: the query object also carries parameters the schema does not
-      // declare (ajv keeps them), and `?followedBy=abc` must not reach the feed filter (a 500,
-      // or with a number anyone's feed). Empty filters mean no filter (one cache key for both).
-      const { limit, offset } = request.query;
-      const filter = {
-        tag: request.query.tag || undefined,
-        author: request.query.author || undefined,
-        favorited: request.query.favorited || undefined,
-        limit,
-        offset,
-      };
-      const viewer = request.viewer?.id ?? null;
-      if (!cache) {
-        const { rows, total } = await listArticles(db, filter, viewer);
-        return { articles: rows.map(toListItem), articlesCount: total };
-      }
-      // The page is cached as an anonymous viewer sees it; a viewer's flags go on top.
-      const entry = await cache.get(
-        listKey(filter),
-        async () => {
-          // The count is its own entry, tagged with the filter's membership only: after a
-          // favorite or an edit drops this page, reloading it costs the page query alone.
-          const { limit: _limit, offset: _offset, ...counted } = filter;
-          const count = await cache.get(
-            `count\u0000${counted.tag ?? ''}\u0000${counted.author ?? ''}\u0000${counted.favorited ?? ''}`,
-            async () => ({ data: await countArticles(db, counted), tags: listTags(filter, []) }),
-            (n) => String(n),
-          );
-          const page = { rows: await pageOfArticles(db, filter, null), total: count!.data };
-          return { data: page, tags: listTags(filter, page.rows) };
-        },
-        (page) => reply.serialize({ articles: page.rows.map(toListItem), articlesCount: page.total }),
-      );
-      // Anonymous: the stored bytes as they are, without building the id lists or awaiting anything.
-      if (viewer === null) return cache.send(request, reply, entry!);
-      const page = entry!.data;
-      const flags = await viewerFlags(
-        db,
-        cache,
-        viewer,
-        page.rows.map((r) => r.id),
-        page.rows.map((r) => r.author_id),
-      );
-      if (flags.favorited.size === 0 && flags.following.size === 0) return cache.send(request, reply, entry!);
-      const body = withViewerFlags(
-        entry!.body,
-        page.rows.map((r) => flags.favorited.has(r.id)),
-        page.rows.map((r) => flags.following.has(r.author_id)),
-      );
-      if (body) return sendViewerBody(reply, body);
-      return {
-        articles: page.rows.map((r) =>
-          toListItem({ ...r, favorited: flags.favorited.has(r.id), following: flags.following.has(r.author_id) }),
-        ),
-        articlesCount: page.total,
-      };
-    },
-  );
-
-  app.get(
-    '/api/articles/feed',
-    {
-      onRequest: auth.required,
-      schema: {
-        summary: 'Articles by followed users, newest first',
-        tags,
-        security: Security,
-        querystring: FeedQuery,
-        response: { 200: ArticleListResponse, 401: Errors[401], ...QueryErrors, ...Refusals },
-      },
-    },
-    async (request, reply) => {
-      const viewer = viewerId(request);
-      // limit and offset only: `?tag=` and the other list filters are not feed parameters.
-      const { limit, offset } = request.query;
-      const filter = { limit, offset, followedBy: viewer };
-      if (!cache) {
-        const { rows, total } = await listArticles(db, filter, viewer);
-        return { articles: rows.map(toListItem), articlesCount: total };
-      }
-      // Cached per viewer, flags included (the whole page is theirs): the feed's count(*) was the
-      // most expensive query of logged-in reading (BENCHMARKS.md, read-auth).
-      const entry = await cache.get(
-        `feed\u0000${viewer}\u0000${limit}\u0000${offset}`,
-        async () => {
-          // The followed authors before the page: a follow from here on invalidates the viewer's
-          // tag, so a page built from an older list of authors is answered but not stored.
-          const sets = await viewerSets(db, cache, viewer);
+    cache: {
+      key: (request) => listKey(publicFilter(request.query)),
+      load: async (request, viewer) => {
+        const filter = publicFilter(request.query);
+        if (!cache) {
           const page = await listArticles(db, filter, viewer);
-          return { data: page, tags: feedTags(viewer, sets?.following, page.rows) };
-        },
-        (page) => reply.serialize({ articles: page.rows.map(toListItem), articlesCount: page.total }),
-      );
-      return cache.send(request, reply, entry!);
-    },
-  );
-
-  app.get(
-    '/api/articles/:slug',
-    {
-      onRequest: auth.optional,
-      schema: {
-        summary: 'Get an article',
-        tags,
-        params: SlugParams,
-        response: { 200: ArticleResponse, 401: Errors[401], 404: Errors[404], ...PathErrors, ...Refusals },
+          return { data: page, tags: listTags(filter, page.rows) };
+        }
+        // The count is its own entry, tagged with the filter's membership only: after a
+        // favorite or an edit drops this page, reloading it costs the page query alone.
+        const count = await cache.get(
+          countKey(filter),
+          async () => ({ data: await countArticles(db, filter), tags: listTags(filter, []) }),
+          (n) => String(n),
+        );
+        const rows = await pageOfArticles(db, filter, viewer);
+        return { data: { rows, total: count!.data }, tags: listTags(filter, rows) };
       },
+      body: toPage,
+      flags: pageFlags,
     },
-    async (request, reply) => {
-      const viewer = request.viewer?.id ?? null;
-      if (!cache) {
+  });
+
+  cachedGet(app, ctx, {
+    url: '/api/articles/feed',
+    onRequest: auth.required,
+    schema: {
+      summary: 'Articles by followed users, newest first',
+      tags,
+      security: Security,
+      querystring: FeedQuery,
+      response: { 200: ArticleListResponse, 401: Errors[401], ...QueryErrors, ...Refusals },
+    },
+    // Cached per viewer, flags included (the whole page is theirs): the feed's count(*) was the
+    // most expensive query of logged-in reading (BENCHMARKS.md, read-auth). limit and offset
+    // only: `?tag=` and the other list filters are not feed parameters.
+    cache: {
+      key: (request) => feedKey(viewerId(request), request.query.limit, request.query.offset),
+      load: async (request) => {
+        const viewer = viewerId(request);
+        // The followed authors before the page: a follow from here on invalidates the viewer's
+        // tag, so a page built from an older list of authors is answered but not stored.
+        const sets = cache && (await viewerSets(db, cache, viewer));
+        const page = await listArticles(db, { limit: request.query.limit, offset: request.query.offset, followedBy: viewer }, viewer);
+        return { data: page, tags: feedTags(viewer, sets?.following, page.rows) };
+      },
+      body: toPage,
+    },
+  });
+
+  cachedGet(app, ctx, {
+    url: '/api/articles/:slug',
+    onRequest: auth.optional,
+    schema: {
+      summary: 'Get an article',
+      tags,
+      params: SlugParams,
+      response: { 200: ArticleResponse, 401: Errors[401], 404: Errors[404], ...PathErrors, ...Refusals },
+    },
+    cache: {
+      key: (request) => articleKey(request.params.slug),
+      load: async (request, viewer) => {
         const row = await findArticle(db, { slug: request.params.slug }, viewer);
-        if (!row) throw notFound('article');
-        return { article: toArticle(row) };
-      }
-      const entry = await cache.get(
-        `article\u0000${request.params.slug}`,
-        async () => {
-          const row = await findArticle(db, { slug: request.params.slug }, null);
-          return row && { data: row, tags: [`article:${row.id}`, `user:${row.author_id}`] };
-        },
-        (row) => reply.serialize({ article: toArticle(row) }),
-      );
-      if (!entry) throw notFound('article');
-      if (viewer === null) return cache.send(request, reply, entry);
-      const row = entry.data;
-      const flags = await viewerFlags(db, cache, viewer, [row.id], [row.author_id]);
-      if (flags.favorited.size === 0 && flags.following.size === 0) return cache.send(request, reply, entry);
-      const body = withViewerFlags(entry.body, [flags.favorited.has(row.id)], [flags.following.has(row.author_id)]);
-      if (body) return sendViewerBody(reply, body);
-      return { article: toArticle({ ...row, favorited: flags.favorited.has(row.id), following: flags.following.has(row.author_id) }) };
+        return row && { data: row, tags: articleTags(row) };
+      },
+      body: (row) => ({ article: toArticle(row) }),
+      flags: (row) => ({ articles: [row.id], authors: [row.author_id] }),
+      missing: () => notFound('article'),
     },
-  );
+  });
 
   app.post(
     '/api/articles',
@@ -270,13 +201,7 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
         const updated = await findArticle(tx, { id: current.id }, viewer);
         return { updated: updated!, oldTags: current.tag_list };
       });
-      // The article itself (every entry showing it, its old slug included), and when its tags
-      // changed, the tag lists it left or joined.
-      const changedTags = patch.tagList === undefined ? [] : [...new Set([...row.oldTags, ...row.updated.tag_list])];
-      await ctx.invalidate([
-        `article:${row.updated.id}`,
-        ...(changedTags.length || patch.tagList ? ['tags', ...changedTags.map((t) => `list:tag:${t}`)] : []),
-      ]);
+      await ctx.invalidate(editTags(row.updated.id, patch.tagList !== undefined, row.oldTags, row.updated.tag_list));
       return { article: toArticle(row.updated) };
     },
   );
@@ -305,14 +230,7 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
       const viewer = viewerId(request);
       const { id, author_id, author_username, tag_list, deleted } = await deleteArticle(db, request.params.slug, viewer);
       if (deleted > 0) {
-        // Its entries, every list it was in (favorited-by lists included: who favorited it is
-        // gone with it), and its comments.
-        await ctx.invalidate([
-          `article:${id}`,
-          `comments:${id}`,
-          'list:favorited',
-          ...membershipTags(author_id!, author_username!, tag_list ?? []),
-        ]);
+        await ctx.invalidate(deletionTags(id!, author_id!, author_username!, tag_list ?? []));
         return reply.code(204).send(null);
       }
       // The author's own delete that deleted nothing lost a race to a concurrent delete (the
@@ -322,32 +240,5 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
     },
   );
 
-  for (const [method, favorite] of [
-    ['POST', true],
-    ['DELETE', false],
-  ] as const) {
-    app.route({
-      method,
-      url: '/api/articles/:slug/favorite',
-      onRequest: auth.required,
-      schema: {
-        summary: favorite ? 'Favorite an article' : 'Unfavorite an article',
-        description: 'Idempotent: the response shows the resulting state.',
-        tags: ['Favorites'],
-        security: Security,
-        params: SlugParams,
-        response: { 200: ArticleResponse, 401: Errors[401], 404: Errors[404], ...IgnoredBodyErrors, ...PathErrors, ...Refusals },
-      },
-      handler: async (request) => {
-        const result = await setFavorite(db, request.params.slug, viewerId(request), favorite);
-        if (!result) throw notFound('article');
-        // The count shows wherever the article does; the viewer's favorited-by list and their
-        // cached favorites (cache/viewer-flags.ts) changed.
-        if (result.changed) {
-          await ctx.invalidate([`article:${result.row.id}`, `list:favorited:${result.viewerUsername}`, viewerTag(viewerId(request))]);
-        }
-        return { article: toArticle(result.row) };
-      },
-    });
-  }
+  registerFavoriteRoutes(app, ctx);
 }

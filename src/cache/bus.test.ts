@@ -7,6 +7,7 @@ import { createPool, type Pool } from '../db/pool.ts';
 import { createDatabase } from '../../test/harness.ts';
 import { PgInvalidationBus } from './bus.ts';
 import { ResponseCache } from './response-cache.ts';
+import { tag } from './tags.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const options = { ttlMs: 60_000, maxBytes: 1 << 20, compression: false, compressionThresholdBytes: 1024 };
@@ -24,7 +25,7 @@ async function waitFor(what: string, condition: () => boolean, withinMs = 5000):
 /** A cache holding one entry, built from tag `x`. */
 async function filled(): Promise<ResponseCache> {
   const cache = new ResponseCache(options);
-  await cache.get('k', async () => ({ data: 'v', tags: ['x'] }), JSON.stringify);
+  await cache.get('k', async () => ({ data: 'v', tags: [tag.tagsInUse] }), JSON.stringify);
   assert.equal(cache.size, 1);
   return cache;
 }
@@ -54,16 +55,16 @@ test('the listener reconnects by itself after its connection is killed, and drop
                      where application_name = 'conduit-cache-bus' and datname = current_database()`);
   await waitFor('the listener to notice', () => !listener.connected);
   // Sent while nobody listens: lost.
-  await publisher.publish(['x']);
+  await publisher.publish([tag.tagsInUse]);
   const back = await waitFor('the listener to reconnect', () => listener.connected);
   t.diagnostic(`reconnected ${back.toFixed(0)} ms after noticing`);
   assert.equal(listener.received, 0, 'the message was lost');
   assert.equal(cache.size, 0, 'so the cache was dropped on reconnect');
 
   // And it listens again.
-  await cache.get('k', async () => ({ data: 'v', tags: ['x'] }), JSON.stringify);
+  await cache.get('k', async () => ({ data: 'v', tags: [tag.tagsInUse] }), JSON.stringify);
   assert.equal(cache.size, 1);
-  await publisher.publish(['x']);
+  await publisher.publish([tag.tagsInUse]);
   await waitFor('delivery after the reconnect', () => cache.size === 0);
   assert.equal(listener.received, 1);
 });
@@ -80,7 +81,7 @@ test('a publish that fails does not throw, and is made up for by "drop everythin
   const publisher = new PgInvalidationBus({ url: database.url, db: broken, cache: new ResponseCache(options) });
   closing.push(publisher);
 
-  await publisher.publish(['x']);
+  await publisher.publish([tag.tagsInUse]);
   await sleep(100);
   assert.equal(cache.size, 1, 'not delivered');
   // Its own connection comes up: the other process hears "drop everything" at once.
@@ -101,15 +102,15 @@ test('a publish goes through the bus own connection: it works with the pool exha
   closing.push(publisher);
   await publisher.start();
 
-  await publisher.publish(['x']);
+  await publisher.publish([tag.tagsInUse]);
   await waitFor('delivery', () => cache.size === 0);
   assert.equal(listener.received, 1);
 });
 
 test('writes that finish together share one NOTIFY, and every tag of theirs arrives', async () => {
   const cache = new ResponseCache(options);
-  const tags = Array.from({ length: 20 }, (_, i) => `t${i}`);
-  for (const tag of tags) await cache.get(tag, async () => ({ data: tag, tags: [tag] }), JSON.stringify);
+  const tags = Array.from({ length: 20 }, (_, i) => tag.article(i));
+  for (const t of tags) await cache.get(t, async () => ({ data: t, tags: [t] }), JSON.stringify);
   const listener = new PgInvalidationBus({ url: database.url, db: pool, cache });
   closing.push(listener);
   await listener.start();

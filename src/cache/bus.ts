@@ -9,6 +9,7 @@ import pg from 'pg';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Queryable } from '../db/pool.ts';
 import type { ResponseCache } from './response-cache.ts';
+import { received } from './tags.ts';
 
 const CHANNEL = 'conduit_cache';
 // NOTIFY payloads are limited to 8000 bytes; stay well below with room for the JSON framing.
@@ -79,7 +80,7 @@ export class PgInvalidationBus implements InvalidationBus {
         if (o === this.#origin) return;
         this.received++;
         if (all) this.#cache.clear();
-        else if (Array.isArray(t)) this.#cache.invalidate(t);
+        else if (Array.isArray(t)) this.#cache.invalidate(received(t));
         if (all || d) this.#cache.shared?.distrust();
       } catch (err) {
         this.#log?.warn({ err }, 'ignoring a malformed cache invalidation message');

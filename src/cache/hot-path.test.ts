@@ -16,6 +16,7 @@ import { ResponseCache, type Entry } from './response-cache.ts';
 import { Client, createDatabase, createTestAppOn, type ArticleJson, type TestApp } from '../../test/harness.ts';
 import { throughServer } from '../../test/inject.ts';
 import { parsePrometheus } from '../../test/prometheus.ts';
+import { tag, type CacheTag } from './tags.ts';
 
 const ENCODINGS = ['', 'gzip', 'br', 'zstd', 'deflate', 'identity', '*', 'gzip;q=0, br;q=0.5', 'gzip, deflate, br, zstd'];
 
@@ -348,7 +349,7 @@ describe('replays and the cache’s bounds', () => {
     noteCachedAnswer({ raw } as FastifyRequest, entry, body);
     return raw;
   };
-  async function store(cache: ResponseCache, key: string, tags: string[]) {
+  async function store(cache: ResponseCache, key: string, tags: CacheTag[]) {
     const entry = await cache.get(
       key,
       async () => ({ data: key, tags }),
@@ -363,12 +364,12 @@ describe('replays and the cache’s bounds', () => {
     const cache = new ResponseCache({ ttlMs: 60_000, maxBytes: 6_500, compression: false, compressionThresholdBytes: 1024 });
     const hot = new Replays(cache, 3);
     for (let i = 0; i < 5; i++) {
-      const entry = await store(cache, `k${i}`, [`t${i}`]);
+      const entry = await store(cache, `k${i}`, [tag.article(i)]);
       hot.record(answered(`/u${i}`, entry), 200, { 'content-type': 'application/json', 'content-length': body.length }, '/u/:i');
     }
     assert.equal(cache.size, 2);
     assert.equal(hot.size, 2, 'only the entries still cached have replays');
-    cache.invalidate(['t4']);
+    cache.invalidate([tag.article(4)]);
     assert.equal(hot.size, 1);
     cache.clear();
     assert.equal(hot.size, 0);
@@ -387,8 +388,8 @@ describe('replays and the cache’s bounds', () => {
     const raced = await cache.get(
       'k',
       async () => {
-        cache.invalidate(['t']);
-        return { data: 'k', tags: ['t'] };
+        cache.invalidate([tag.listAll]);
+        return { data: 'k', tags: [tag.listAll] };
       },
       () => body,
     );

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
-import { FEED_AUTHOR_TAGS_MAX } from '../articles/articles.routes.ts';
+import { FEED_AUTHOR_TAGS_MAX } from '../articles/articles.cache.ts';
 import { MAX_SET_SIZE } from './viewer-flags.ts';
 import { Client, createDatabase, createTestAppOn, type ArticleJson, type TestApp } from '../../test/harness.ts';
 import { throughServer } from '../../test/inject.ts';

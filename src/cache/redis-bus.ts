@@ -15,6 +15,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { InvalidationBus } from './bus.ts';
 import { COMMAND_TIMED_OUT } from './redis-tier.ts';
 import type { ResponseCache } from './response-cache.ts';
+import { received } from './tags.ts';
 
 /** How long start() waits for the first subscription before going on without it. */
 const START_WAIT_MS = 2000;
@@ -92,7 +93,7 @@ export class RedisInvalidationBus implements InvalidationBus {
       if (msg.o === this.#origin) return;
       this.received++;
       if (msg.all) this.#cache.clear();
-      else if (Array.isArray(msg.t)) this.#cache.invalidate(msg.t);
+      else if (Array.isArray(msg.t)) this.#cache.invalidate(received(msg.t));
       if (msg.all || msg.d) this.#cache.shared?.distrust();
     } catch (err) {
       this.#log?.warn({ err }, 'ignoring a malformed cache invalidation message');

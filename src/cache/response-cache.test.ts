@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ResponseCache } from './response-cache.ts';
+import { tag, type CacheTag } from './tags.ts';
 
 const options = { ttlMs: 60_000, maxBytes: 1024 * 1024, compression: true, compressionThresholdBytes: 1024 };
 const serialize = (data: unknown) => JSON.stringify(data);
@@ -13,7 +14,7 @@ test('100 concurrent misses for one key run one load, and the others wait for it
   const load = async () => {
     loads++;
     await new Promise((r) => setTimeout(r, 20));
-    return { data: { n: 1 }, tags: ['t'] };
+    return { data: { n: 1 }, tags: [tag.listAll] };
   };
   const entries = await Promise.all(Array.from({ length: 100 }, () => cache.get('k', load, serialize)));
   assert.equal(loads, 1);
@@ -28,7 +29,7 @@ test('100 concurrent misses for one key run one load, and the others wait for it
 test('the byte bound holds under a flood of distinct keys, by evicting the least recently used', async () => {
   const cache = new ResponseCache({ ...options, maxBytes: 100_000 });
   const body = 'x'.repeat(1000);
-  for (let i = 0; i < 5000; i++) await cache.get(`k${i}`, async () => ({ data: body, tags: [`t${i}`] }), serialize);
+  for (let i = 0; i < 5000; i++) await cache.get(`k${i}`, async () => ({ data: body, tags: [tag.article(i)] }), serialize);
   assert.ok(cache.bytes <= 100_000, `${cache.bytes} bytes cached`);
   assert.ok(cache.size > 0 && cache.size < 5000);
   assert.ok(cache.stats.evictions > 4000);
@@ -36,17 +37,17 @@ test('the byte bound holds under a flood of distinct keys, by evicting the least
 
 test('invalidating a tag drops exactly the entries built from it', async () => {
   const cache = new ResponseCache(options);
-  await cache.get('a', async () => ({ data: 'a', tags: ['article:1', 'user:1'] }), serialize);
-  await cache.get('b', async () => ({ data: 'b', tags: ['article:2', 'user:1'] }), serialize);
-  await cache.get('c', async () => ({ data: 'c', tags: ['article:3'] }), serialize);
-  cache.invalidate(['user:1']);
+  await cache.get('a', async () => ({ data: 'a', tags: [tag.article(1), tag.user(1)] }), serialize);
+  await cache.get('b', async () => ({ data: 'b', tags: [tag.article(2), tag.user(1)] }), serialize);
+  await cache.get('c', async () => ({ data: 'c', tags: [tag.article(3)] }), serialize);
+  cache.invalidate([tag.user(1)]);
   assert.equal(cache.size, 1);
   let loads = 0;
   await cache.get(
     'c',
     async () => {
       loads++;
-      return { data: 'c', tags: [] as string[] };
+      return { data: 'c', tags: [] as CacheTag[] };
     },
     serialize,
   );
@@ -60,18 +61,18 @@ test('a load that raced with an invalidation of its tags is answered but not sto
     'k',
     async () => {
       await new Promise<void>((r) => (release = r));
-      return { data: 'old', tags: ['article:1'] };
+      return { data: 'old', tags: [tag.article(1)] };
     },
     serialize,
   );
   await new Promise((r) => setImmediate(r));
-  cache.invalidate(['article:1']);
+  cache.invalidate([tag.article(1)]);
   release();
   assert.equal((await slow)?.data, 'old');
   assert.equal(cache.size, 0);
   assert.equal(cache.stats.raced, 1);
   // And a reader arriving after the write did not join the old load.
-  const fresh = await cache.get('k', async () => ({ data: 'new', tags: ['article:1'] }), serialize);
+  const fresh = await cache.get('k', async () => ({ data: 'new', tags: [tag.article(1)] }), serialize);
   assert.equal(fresh?.data, 'new');
 });
 
@@ -82,13 +83,13 @@ test('a reader arriving after an invalidation does not join a load that started 
     'k',
     async () => {
       await new Promise<void>((r) => (release = r));
-      return { data: 'before the write', tags: ['x'] };
+      return { data: 'before the write', tags: [tag.tagsInUse] };
     },
     serialize,
   );
   await new Promise((r) => setImmediate(r));
-  cache.invalidate(['unrelated']);
-  const after = cache.get('k', async () => ({ data: 'after the write', tags: ['x'] }), serialize);
+  cache.invalidate([tag.user(99)]);
+  const after = cache.get('k', async () => ({ data: 'after the write', tags: [tag.tagsInUse] }), serialize);
   release();
   assert.equal((await before)?.data, 'before the write');
   assert.equal((await after)?.data, 'after the write');

@@ -3,9 +3,12 @@
 // compressed variants made once on first demand. On an anonymous hit nothing is serialized or
 // compressed: the stored bytes are written as they are.
 //
-// Correctness rests on tags. Every entry names what it was built from (`article:12`, `user:3`,
-// `list:all`, ...); every write invalidates the tags it changes, in this process at once and in
-// the others through the bus. A load that raced with an invalidation of one of its tags is
+// Routes do not call it directly: they declare their cached reads with cachedGet
+// (cache/cached-read.ts), which owns the get, the anonymous send and the viewer's flags.
+//
+// Correctness rests on tags (cache/tags.ts). Every entry names what it was built from
+// (`article:12`, `user:3`, `list:all`, ...); every write invalidates the tags it changes, in this
+// process at once and in the others through the bus. A load that raced with an invalidation of one of its tags is
 // answered but not stored, so an entry can never be older than the last invalidation it missed.
 //
 // With REDIS_URL a shared tier (cache/redis-tier.ts) sits behind this one: an in-process miss
@@ -18,70 +21,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { COMPRESSION_LEVELS, ENCODING_PREFERENCE } from '../http/compression.ts';
 import { noteCachedAnswer } from './hot-path.ts';
 
-export type Encoding = 'zstd' | 'br' | 'gzip';
+import type { CacheOptions, CacheStats, DeclaredRoute, Encoding, Entry, Loaded, SharedTier } from './entry.ts';
+import type { CacheTag } from './tags.ts';
 
-export interface Entry<T> {
-  readonly data: T;
-  readonly body: Buffer;
-  readonly etag: string;
-  readonly tags: readonly string[];
-  readonly variants: Map<Encoding, Buffer>;
-}
-
-export interface CacheStats {
-  hits: number;
-  misses: number;
-  coalesced: number;
-  evictions: number;
-  invalidations: number;
-  /** Loads whose result was not stored because a tag was invalidated meanwhile. */
-  raced: number;
-  /** Compressed variants made (once per entry and encoding; a hit on a variant makes none). */
-  compressions: number;
-  /** Shared tier (Redis): in-process misses answered by it, not answered by it, entries it took. */
-  redisHits: number;
-  redisMisses: number;
-  redisStores: number;
-  /** Shared tier calls that failed or were skipped (Redis unreachable or stuck). */
-  redisErrors: number;
-}
-
-/**
- * A cache shared by every process (cache/redis-tier.ts), behind the in-process one. `read`
- * answers undefined when the tier cannot be used (the load goes to the database and is not
- * stored there), else a ticket for `store` and the entry if the tier has a valid one. `store`
- * must refuse an entry whose load started before an invalidation of one of its tags.
- */
-export type SharedRead = { ticket: unknown; entry?: Entry<unknown>; ttlMs?: number } | undefined;
-
-export interface SharedTier {
-  read(key: string): Promise<SharedRead>;
-  /** Whether it was stored; never rejects. Callers do not wait for it. */
-  store(key: string, entry: Entry<unknown>, ticket: unknown): Promise<boolean>;
-  /**
-   * Drops the entries built from these tags, for every process; never throws. False when that
-   * may not have happened (Redis unreachable): the bus then tells the others not to trust the
-   * tier until its epoch has moved (`distrust`).
-   */
-  invalidate(tags: readonly string[]): Promise<boolean>;
-  /** Another process could not invalidate: stop using the tier until the epoch has moved. */
-  distrust(): void;
-  /** Drops every entry (tests; an operator's reset). */
-  reset(): Promise<void>;
-  close(): void;
-}
-
-export interface CacheOptions {
-  ttlMs: number;
-  maxBytes: number;
-  compression: boolean;
-  compressionThresholdBytes: number;
-}
-
-export interface Loaded<T> {
-  data: T;
-  tags: readonly string[];
-}
+export type { CacheOptions, CacheStats, DeclaredRoute, Encoding, Entry, Loaded, SharedRead, SharedTier } from './entry.ts';
 
 // The same order as the compression plugin's, so a hit and a miss pick the same encoding.
 const ENCODINGS: Encoding[] = [...ENCODING_PREFERENCE];
@@ -131,6 +74,8 @@ export class ResponseCache {
     redisStores: 0,
     redisErrors: 0,
   };
+  /** The routes declared on this cache with cachedGet (cache/cached-read.ts), as registered. */
+  readonly routes: DeclaredRoute[] = [];
   readonly #opts: CacheOptions;
   readonly #lru: LRUCache<string, Entry<unknown>>;
   readonly #byTag = new Map<string, Set<string>>();
@@ -275,7 +220,7 @@ export class ResponseCache {
   }
 
   /** Drops every entry built from any of these tags. */
-  invalidate(tags: Iterable<string>): void {
+  invalidate(tags: readonly CacheTag[]): void {
     const now = this.#clock++;
     // A load in flight may have read the database before the write: readers arriving from now
     // on must not join it (the writer's own next read would see its write undone).

@@ -2,8 +2,9 @@
 // which of these authors the viewer follows. Anonymous viewers need nothing.
 //
 // With the cache on, a viewer's whole sets (every article they favorited, every user they
-// follow) are one cache entry, `viewer\0<id>`, tagged `viewer:<id>`: loaded once with one query
-// on the primary keys, then every authenticated read of that viewer needs no query at all.
+// follow) are one cache entry, `viewer\0<id>`, tagged `tag.viewer(id)` (cache/tags.ts): loaded
+// once with one query on the primary keys, then every authenticated read of that viewer needs no
+// query at all.
 // Favorite, unfavorite, follow and unfollow invalidate the tag before they answer (read-your-
 // writes), and the bus carries it to the other processes like any other tag. An article's
 // deletion leaves its id in its favoriters' sets until they expire: harmless, since no response
@@ -11,10 +12,11 @@
 //
 // A viewer with more than MAX_SET_SIZE favorites or follows gets the per-page query instead
 // (the entry would be large and every page reads only 20 ids of it). Without the cache, and
-// for such viewers, the flags are one small indexed query per page, as before.
+// for such viewers, the flags are one small indexed query per page.
 import type { FastifyReply } from 'fastify';
 import type { Queryable } from '../db/pool.ts';
 import type { ResponseCache } from './response-cache.ts';
+import { tag } from './tags.ts';
 
 export interface ViewerFlags {
   favorited: ReadonlySet<number>;
@@ -33,9 +35,6 @@ interface ViewerSets {
   /** More than MAX_SET_SIZE of either: use the per-page query. */
   tooMany: boolean;
 }
-
-/** The tag a viewer's cached sets carry: invalidate it when their favorites or follows change. */
-export const viewerTag = (viewer: number): string => `viewer:${viewer}`;
 
 // Sets made once per cached entry (entries are immutable; a new load is a new object).
 const asSets = new WeakMap<ViewerSets, { favorited: Set<number>; following: Set<number> }>();
@@ -82,7 +81,7 @@ async function queryFlags(
 export async function viewerSets(db: Queryable, cache: ResponseCache, viewer: number): Promise<ViewerFlags | undefined> {
   const entry = await cache.get(
     `viewer\u0000${viewer}`,
-    async () => ({ data: await loadSets(db, viewer), tags: [viewerTag(viewer)] }),
+    async () => ({ data: await loadSets(db, viewer), tags: [tag.viewer(viewer)] }),
     (sets) => JSON.stringify(sets),
   );
   const data = entry!.data;
@@ -112,10 +111,10 @@ export async function viewerFlags(
 // Applying the flags to the stored bytes.
 //
 // A cached entry's body is what an anonymous viewer gets: every `"favorited"` and `"following"`
-// in it is false. A viewer with some of them true used to get the page rebuilt and serialized
-// again (object spreads, toListItem, the serializer: a third of a 20-article page's CPU and
-// most of its allocations, `npm run profile -- --scenario list-auth`). Instead, the bytes are
-// copied with those `false`s replaced by `true`. The keys can only appear as keys: inside a
+// in it is false. Rebuilding and serializing the page for a viewer with some of them true costs
+// object spreads, toListItem and the serializer: a third of a 20-article page's CPU and most of
+// its allocations (`npm run profile -- --scenario list-auth`). Instead, the bytes are copied with
+// those `false`s replaced by `true`. The keys can only appear as keys: inside a
 // string value JSON escapes the quote (`\"favorited\":false`), so the byte sequence
 // `"favorited":false` never matches user text. The offsets are found once per body.
 
@@ -141,7 +140,7 @@ function find(body: Buffer, needle: Buffer): number[] {
 /**
  * `body` with the i-th `"favorited":false` set to true where `favorited[i]`, and the same for
  * `"following"`. Undefined when the body does not hold exactly as many of each key as the arrays
- * are long (a serializer that changed shape): the caller then builds the response as before.
+ * are long (a serializer that changed shape): the caller then loads the viewer's response (cache/cached-read.ts).
  */
 export function withViewerFlags(body: Buffer, favorited: readonly boolean[], following: readonly boolean[]): Buffer | undefined {
   let offsets = offsetsOf.get(body);

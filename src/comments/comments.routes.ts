@@ -1,6 +1,7 @@
 // Comments on an article: SPEC.md "Endpoints" rows 13-16. Newest first, id as the tie-break.
 import { Type } from 'typebox';
-import { sendViewerBody, viewerFlags, withViewerFlags } from '../cache/viewer-flags.ts';
+import { cachedGet } from '../cache/cached-read.ts';
+import { tag } from '../cache/tags.ts';
 import type { App, AppContext } from '../context.ts';
 import type { Queryable } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
@@ -101,48 +102,29 @@ export function registerCommentRoutes(app: App, ctx: AppContext): void {
   const { db, auth } = ctx;
   const tags = ['Comments'];
 
-  app.get(
-    '/api/articles/:slug/comments',
-    {
-      onRequest: auth.optional,
-      schema: {
-        summary: "An article's comments, newest first",
-        tags,
-        params: SlugParams,
-        response: { 200: Type.Object({ comments: Type.Array(Comment) }), 401: Errors[401], 404: Errors[404], ...PathErrors, ...Refusals },
-      },
+  cachedGet(app, ctx, {
+    url: '/api/articles/:slug/comments',
+    onRequest: auth.optional,
+    schema: {
+      summary: "An article's comments, newest first",
+      tags,
+      params: SlugParams,
+      response: { 200: Type.Object({ comments: Type.Array(Comment) }), 401: Errors[401], 404: Errors[404], ...PathErrors, ...Refusals },
     },
-    async (request, reply) => {
-      const viewer = request.viewer?.id ?? null;
-      if (!ctx.cache) {
+    cache: {
+      key: (request) => `comments\u0000${request.params.slug}`,
+      load: async (request, viewer) => {
         const list = await listComments(db, request.params.slug, viewer);
-        if (!list) throw notFound('article');
-        return { comments: list.rows.map(toComment) };
-      }
-      // Cached as anonymous viewers see it; `author.following` is the viewer's and goes on top.
-      const entry = await ctx.cache.get(
-        `comments\u0000${request.params.slug}`,
-        async () => {
-          const list = await listComments(db, request.params.slug, null);
-          if (!list) return undefined;
-          const tags = [`article:${list.articleId}`, `comments:${list.articleId}`, ...new Set(list.rows.map((r) => `user:${r.author_id}`))];
-          return { data: list.rows, tags };
-        },
-        (rows) => reply.serialize({ comments: rows.map(toComment) }),
-      );
-      if (!entry) throw notFound('article');
-      if (viewer === null) return ctx.cache.send(request, reply, entry);
-      const flags = await viewerFlags(db, ctx.cache, viewer, [], [...new Set(entry.data.map((r) => r.author_id))]);
-      if (flags.following.size === 0) return ctx.cache.send(request, reply, entry);
-      const body = withViewerFlags(
-        entry.body,
-        [],
-        entry.data.map((r) => flags.following.has(r.author_id)),
-      );
-      if (body) return sendViewerBody(reply, body);
-      return { comments: entry.data.map((r) => toComment({ ...r, following: flags.following.has(r.author_id) })) };
+        if (!list) return undefined;
+        const authors = new Set(list.rows.map((r) => tag.user(r.author_id)));
+        return { data: list.rows, tags: [tag.article(list.articleId), tag.comments(list.articleId), ...authors] };
+      },
+      body: (rows) => ({ comments: rows.map(toComment) }),
+      // `author.following` is the viewer's.
+      flags: (rows) => ({ articles: [], authors: rows.map((r) => r.author_id) }),
+      missing: () => notFound('article'),
     },
-  );
+  });
 
   app.post(
     '/api/articles/:slug/comments',
@@ -160,7 +142,7 @@ export function registerCommentRoutes(app: App, ctx: AppContext): void {
     async (request, reply) => {
       const row = await addComment(db, request.params.slug, viewerId(request), request.body.comment.body);
       if (!row) throw notFound('article');
-      await ctx.invalidate([`comments:${row.article_id}`]);
+      await ctx.invalidate([tag.comments(row.article_id)]);
       return reply.code(201).send({ comment: toComment(row) });
     },
   );
@@ -192,7 +174,7 @@ export function registerCommentRoutes(app: App, ctx: AppContext): void {
       // The author's own concurrent delete won the race: for this request the comment is gone.
       if (deleted === 0 && author_id === viewerId(request)) throw notFound('comment');
       if (deleted === 0) throw forbidden('comment');
-      await ctx.invalidate([`comments:${article_id}`]);
+      await ctx.invalidate([tag.comments(article_id)]);
       return reply.code(204).send(null);
     },
   );

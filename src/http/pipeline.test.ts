@@ -10,6 +10,7 @@ import { after, describe, test } from 'node:test';
 import type { FastifyRequest } from 'fastify';
 import { noteCachedAnswer, Replays } from '../cache/hot-path.ts';
 import { ResponseCache } from '../cache/response-cache.ts';
+import { tag } from '../cache/tags.ts';
 import { kRefusal, kSampled, NeverRefused, Pipeline, type PipelineParts, type Window } from './pipeline.ts';
 
 function never(...routes: string[]): NeverRefused {
@@ -156,7 +157,7 @@ describe('the request pipeline', () => {
     const body = Buffer.from('{"tags":["a"]}');
     const entry = await cache.get(
       'tags',
-      async () => ({ data: ['a'], tags: ['tags'] }),
+      async () => ({ data: ['a'], tags: [tag.tagsInUse] }),
       () => body,
     );
     const lifecycle = { draining: false };
@@ -177,7 +178,7 @@ describe('the request pipeline', () => {
     lifecycle.draining = true;
     assert.equal((await s.get('/api/tags')).body, 'routed', 'draining: the router asks the client to close');
     lifecycle.draining = false;
-    cache.invalidate(['tags']);
+    cache.invalidate([tag.tagsInUse]);
     assert.equal((await s.get('/api/tags')).body, 'routed', 'an invalidated entry is not replayed');
     assert.equal(replays.size, 0);
     await s.settled();

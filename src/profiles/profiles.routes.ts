@@ -1,7 +1,8 @@
 // Profiles and following: SPEC.md "Endpoints" rows 5-6. `following` is computed for the viewer
 // in the same statement that reads the profile (false when anonymous).
 import { Type } from 'typebox';
-import { sendViewerBody, viewerFlags, viewerTag, withViewerFlags } from '../cache/viewer-flags.ts';
+import { cachedGet } from '../cache/cached-read.ts';
+import { tag } from '../cache/tags.ts';
 import type { App, AppContext } from '../context.ts';
 import type { Queryable } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
@@ -9,7 +10,7 @@ import { notFound } from '../http/errors.ts';
 import { Errors, IgnoredBodyErrors, PathErrors, Profile, Refusals, Security } from '../http/schemas.ts';
 
 export interface ProfileRow {
-  id?: number;
+  id: number;
   username: string;
   bio: string | null;
   image: string | null;
@@ -36,7 +37,7 @@ type FollowResult = { profile: Omit<ProfileRow, 'id'>; changed: boolean };
  * `changed`: a row was written, so the follower's cached follows must be invalidated.
  */
 async function follow(db: Queryable, follower: number, username: string): Promise<FollowResult | undefined> {
-  const res = await db.query<ProfileRow & { changed: boolean }>(
+  const res = await db.query<Omit<ProfileRow, 'id'> & { changed: boolean }>(
     `with target as (select id, username, bio, image from users where username = $2),
           ins as (insert into follows (follower_id, followee_id) select $1, id from target on conflict do nothing returning 1)
      select username, bio, image, true as following, exists (select 1 from ins) as changed from target`,
@@ -47,7 +48,7 @@ async function follow(db: Queryable, follower: number, username: string): Promis
 }
 
 async function unfollow(db: Queryable, follower: number, username: string): Promise<FollowResult | undefined> {
-  const res = await db.query<ProfileRow & { changed: boolean }>(
+  const res = await db.query<Omit<ProfileRow, 'id'> & { changed: boolean }>(
     `with target as (select id, username, bio, image from users where username = $2),
           del as (delete from follows where follower_id = $1 and followee_id = (select id from target) returning 1)
      select username, bio, image, false as following, exists (select 1 from del) as changed from target`,
@@ -62,38 +63,21 @@ export function registerProfileRoutes(app: App, ctx: AppContext): void {
   const tags = ['Profile'];
   const response = { 200: ProfileResponse, 401: Errors[401], 404: Errors[404], ...PathErrors, ...Refusals };
 
-  app.get(
-    '/api/profiles/:username',
-    {
-      onRequest: auth.optional,
-      schema: { summary: 'Get a profile', tags, params: Params, response },
+  cachedGet(app, ctx, {
+    url: '/api/profiles/:username',
+    onRequest: auth.optional,
+    schema: { summary: 'Get a profile', tags, params: Params, response },
+    cache: {
+      key: (request) => `profile\u0000${request.params.username}`,
+      load: async (request, viewer) => {
+        const row = await findProfile(db, request.params.username, viewer);
+        return row && { data: row, tags: [tag.user(row.id)] };
+      },
+      body: ({ username, bio, image, following }) => ({ profile: { username, bio, image, following } }),
+      flags: (row) => ({ articles: [], authors: [row.id] }),
+      missing: () => notFound('profile'),
     },
-    async (request, reply) => {
-      const viewer = request.viewer?.id ?? null;
-      const toBody = ({ username, bio, image, following }: ProfileRow) => ({ profile: { username, bio, image, following } });
-      if (!ctx.cache) {
-        const profile = await findProfile(db, request.params.username, viewer);
-        if (!profile) throw notFound('profile');
-        return toBody(profile);
-      }
-      // Cached as anonymous viewers see it; `following` is the viewer's and goes on top.
-      const entry = await ctx.cache.get(
-        `profile\u0000${request.params.username}`,
-        async () => {
-          const row = await findProfile(db, request.params.username, null);
-          return row && { data: row, tags: [`user:${row.id}`] };
-        },
-        (row) => reply.serialize(toBody(row)),
-      );
-      if (!entry) throw notFound('profile');
-      if (viewer === null) return ctx.cache.send(request, reply, entry);
-      const flags = await viewerFlags(db, ctx.cache, viewer, [], [entry.data.id!]);
-      if (flags.following.size === 0) return ctx.cache.send(request, reply, entry);
-      const body = withViewerFlags(entry.body, [], [true]);
-      if (body) return sendViewerBody(reply, body);
-      return toBody({ ...entry.data, following: true });
-    },
-  );
+  });
 
   app.post(
     '/api/profiles/:username/follow',
@@ -106,7 +90,7 @@ export function registerProfileRoutes(app: App, ctx: AppContext): void {
       const result = await follow(db, viewer, request.params.username);
       if (!result) throw notFound('profile');
       // The viewer's cached follows (cache/viewer-flags.ts), before the answer: read-your-writes.
-      if (result.changed) await ctx.invalidate([viewerTag(viewer)]);
+      if (result.changed) await ctx.invalidate([tag.viewer(viewer)]);
       return { profile: result.profile };
     },
   );
@@ -122,7 +106,7 @@ export function registerProfileRoutes(app: App, ctx: AppContext): void {
       const result = await unfollow(db, viewer, request.params.username);
       if (!result) throw notFound('profile');
       // The viewer's cached follows (cache/viewer-flags.ts), before the answer: read-your-writes.
-      if (result.changed) await ctx.invalidate([viewerTag(viewer)]);
+      if (result.changed) await ctx.invalidate([tag.viewer(viewer)]);
       return { profile: result.profile };
     },
   );

@@ -1,5 +1,7 @@
 // Authentication and the current user: SPEC.md "Endpoints" rows 1-4.
 import { Type } from 'typebox';
+import { cachedGet } from '../cache/cached-read.ts';
+import { tag } from '../cache/tags.ts';
 import type { App, AppContext } from '../context.ts';
 import { viewerId } from '../http/auth.ts';
 import { invalidCredentials, tokenInvalid } from '../http/errors.ts';
@@ -88,44 +90,30 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
     },
   );
 
-  app.get(
-    '/api/user',
-    {
-      onRequest: auth.required,
-      schema: {
-        summary: 'Current user',
-        tags: ['User and Authentication'],
-        security: Security,
-        response: { 200: UserResponse, 401: Errors[401], ...Refusals },
+  cachedGet(app, ctx, {
+    url: '/api/user',
+    onRequest: auth.required,
+    schema: {
+      summary: 'Current user',
+      tags: ['User and Authentication'],
+      security: Security,
+      response: { 200: UserResponse, 401: Errors[401], ...Refusals },
+    },
+    // The front ends ask this on every page load: cached per user, without the password hash.
+    // The body carries the request's own token, so it is made per request from the cached row.
+    cache: {
+      key: (request) => `me\u0000${viewerId(request)}`,
+      load: async (request) => {
+        const found = await findUserById(db, viewerId(request));
+        if (!found) return undefined;
+        const { id, email, username, bio, image } = found;
+        return { data: { email, username, bio, image }, tags: [tag.user(id)] };
       },
-    },
-    async (request) => {
-      const id = viewerId(request);
-      // The front ends ask this on every page load: cached per user (tagged user:<id>, which an
-      // update of the user invalidates), without the password hash. The body carries the
-      // request's own token, so it is serialized per request.
-      const row = ctx.cache
-        ? (
-            await ctx.cache.get(
-              `me\u0000${id}`,
-              async () => {
-                const found = await findUserById(db, id);
-                return (
-                  found && {
-                    data: { id: found.id, email: found.email, username: found.username, bio: found.bio, image: found.image },
-                    tags: [`user:${id}`],
-                  }
-                );
-              },
-              (data) => JSON.stringify(data),
-            )
-          )?.data
-        : await findUserById(db, id);
+      answer: (row, request) => toUser(row, request.viewer!.token),
       // A valid signature for a user that no longer exists is not a valid identity.
-      if (!row) throw tokenInvalid();
-      return toUser(row, request.viewer!.token);
+      missing: () => tokenInvalid(),
     },
-  );
+  });
 
   app.put(
     '/api/user',
@@ -151,7 +139,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       if (!row) throw tokenInvalid();
       // The profile shows wherever this user is an author; a new username also changes what the
       // author= and favorited= filters match.
-      await ctx.invalidate([`user:${row.id}`, ...(username !== undefined ? ['list:by-username'] : [])]);
+      await ctx.invalidate([tag.user(row.id), ...(username !== undefined ? [tag.listByUsername] : [])]);
       // A new password replaced the user's token key (users.repository.ts): the tokens issued
       // before it are refused from now on, here at once.
       if (password !== undefined) auth.keyChanged(row.id);

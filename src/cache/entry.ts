@@ -1,0 +1,80 @@
+// The response cache's types, shared by the cache (response-cache.ts), its Redis tier
+// (redis-tier.ts), the hot path and the route-facing helper (cached-read.ts).
+import type { CacheTag } from './tags.ts';
+
+export type Encoding = 'zstd' | 'br' | 'gzip';
+
+export interface Entry<T> {
+  readonly data: T;
+  readonly body: Buffer;
+  readonly etag: string;
+  readonly tags: readonly string[];
+  readonly variants: Map<Encoding, Buffer>;
+}
+
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  coalesced: number;
+  evictions: number;
+  invalidations: number;
+  /** Loads whose result was not stored because a tag was invalidated meanwhile. */
+  raced: number;
+  /** Compressed variants made (once per entry and encoding; a hit on a variant makes none). */
+  compressions: number;
+  /** Shared tier (Redis): in-process misses answered by it, not answered by it, entries it took. */
+  redisHits: number;
+  redisMisses: number;
+  redisStores: number;
+  /** Shared tier calls that failed or were skipped (Redis unreachable or stuck). */
+  redisErrors: number;
+}
+
+/**
+ * A cache shared by every process (cache/redis-tier.ts), behind the in-process one. `read`
+ * answers undefined when the tier cannot be used (the load goes to the database and is not
+ * stored there), else a ticket for `store` and the entry if the tier has a valid one. `store`
+ * must refuse an entry whose load started before an invalidation of one of its tags.
+ */
+export type SharedRead = { ticket: unknown; entry?: Entry<unknown>; ttlMs?: number } | undefined;
+
+export interface SharedTier {
+  read(key: string): Promise<SharedRead>;
+  /** Whether it was stored; never rejects. Callers do not wait for it. */
+  store(key: string, entry: Entry<unknown>, ticket: unknown): Promise<boolean>;
+  /**
+   * Drops the entries built from these tags, for every process; never throws. False when that
+   * may not have happened (Redis unreachable): the bus then tells the others not to trust the
+   * tier until its epoch has moved (`distrust`).
+   */
+  invalidate(tags: readonly string[]): Promise<boolean>;
+  /** Another process could not invalidate: stop using the tier until the epoch has moved. */
+  distrust(): void;
+  /** Drops every entry (tests; an operator's reset). */
+  reset(): Promise<void>;
+  close(): void;
+}
+
+export interface CacheOptions {
+  ttlMs: number;
+  maxBytes: number;
+  compression: boolean;
+  compressionThresholdBytes: number;
+}
+
+export interface Loaded<T> {
+  data: T;
+  /** What the data was built from, made with `tag` (cache/tags.ts). */
+  tags: readonly CacheTag[];
+}
+
+/** A route declared with cachedGet (cache/cached-read.ts): what the coherence test enumerates. */
+export interface DeclaredRoute {
+  readonly method: 'GET';
+  /** The route's template, as registered (`/api/articles/:slug`). */
+  readonly url: string;
+  /** Whether the viewer's favorited/following flags go on top of the stored anonymous bytes. */
+  readonly viewerFlags: boolean;
+  /** Requests this route answered with the cache on, anonymous and signed in. */
+  readonly served: { anonymous: number; viewer: number };
+}
