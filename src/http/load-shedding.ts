@@ -20,7 +20,7 @@
 import type { ServerResponse } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Config } from '../config.ts';
-import type { App } from '../context.ts';
+import type { App } from './app-type.ts';
 import { AppError } from './errors.ts';
 
 declare module 'fastify' {

@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import type { FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Config } from '../config.ts';
-import type { App } from '../context.ts';
+import type { App } from './app-type.ts';
 import { AppError } from './errors.ts';
 
 function tooMany(_request: FastifyRequest, context: { ttl: number }): AppError {

@@ -4,7 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import helmet, { type HelmetOptions } from 'helmet';
 import type { Config } from '../config.ts';
-import type { App } from '../context.ts';
+import type { App } from './app-type.ts';
 
 const HELMET_OPTIONS = {
   // The API serves JSON, never HTML: nothing may load from it or frame it.

@@ -22,7 +22,7 @@ import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import type { ResponseCache } from '../cache/response-cache.ts';
 import type { App, AppContext } from '../context.ts';
 import { AppError } from '../http/errors.ts';
-import type { Passwords } from '../users/password.ts';
+import type { Passwords } from '../context.ts';
 import { operationName } from './operations.ts';
 import { inSpan, rootSampleRatio, sampledEarlyTaken, tracer } from './spans.ts';
 
