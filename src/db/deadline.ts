@@ -11,8 +11,8 @@
 // it on release.
 //
 // The cancel is PostgreSQL's own pg_cancel_backend(pid), sent on a connection of its own: each
-// pooled connection learns its backend's pid once, when it connects (`select pg_backend_pid()`,
-// queued before any other statement on it), so a checkout costs nothing more than the timer.
+// pooled connection learns its backend's pid once (`select pg_backend_pid()`, on its first
+// checkout inside a request), so later checkouts cost nothing more than the timer.
 // docs/database.md "Request deadlines" has the measurement.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
@@ -56,15 +56,18 @@ export class Canceller {
   }
 
   /**
-   * Learns a new connection's backend pid. Called from the pool's 'connect' event, which pg-pool
-   * emits before it hands the connection out, so this statement is the first one it runs.
+   * Learns the connection's backend pid, once: the first time it is checked out inside a request
+   * scope, before it is handed over (so no other statement runs on it meanwhile). Returns what
+   * to await then; undefined once it is known.
    */
-  learn(client: pg.ClientBase): void {
+  learn(client: pg.ClientBase): Promise<unknown> | undefined {
+    if (this.#pids.has(client)) return undefined;
     const pid = client.query<{ pid: number }>('select pg_backend_pid() as pid').then(
       (res) => res.rows[0]?.pid,
       () => undefined,
     );
     this.#pids.set(client, pid);
+    return pid;
   }
 
   /** Cancels whatever the connection runs now; never rejects (the server-side timeout is the backstop). */
@@ -85,8 +88,8 @@ export class Canceller {
     const pool = new pg.Pool({
       connectionString: this.#connectionString,
       max: 1,
-      // As long as a CancelRequest's own connection would be given: a cancel that cannot be
-      // sent within a second is left to the statement_timeout backstop (pool.ts).
+      // A cancel that cannot be sent within a second is left to the statement_timeout backstop
+      // (pool.ts): waiting longer would only hold the request's answer further past its deadline.
       connectionTimeoutMillis: 1000,
       idleTimeoutMillis: 5000,
       allowExitOnIdle: true,

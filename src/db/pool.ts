@@ -28,7 +28,6 @@ export class Pool extends pg.Pool {
   constructor(config: pg.PoolConfig & { connectionString: string }) {
     super(config);
     this.#canceller = new Canceller(config.connectionString);
-    this.on('connect', (client) => this.#canceller.learn(client));
   }
 
   /** Calls `observer` after every checkout from now on; returns the function that stops it. */
@@ -80,6 +79,8 @@ export class Pool extends pg.Pool {
   async #connectWithin(scope: RequestScope): Promise<pg.PoolClient> {
     if (expired(scope)) throw new DeadlineExceeded(scope.timeoutMs);
     const client = await super.connect();
+    const learning = this.#canceller.learn(client);
+    if (learning) await learning;
     if (expired(scope)) {
       client.release();
       throw new DeadlineExceeded(scope.timeoutMs);
@@ -120,7 +121,7 @@ export function createPool(
     // Every parameterised statement prepared once per connection, and planned once: generic
     // plans, held to the indexes by src/db/indexes.test.ts (prepared.ts says why).
     ...(config.dbPrepare === false ? {} : { Client: PreparingClient, options: '-c plan_cache_mode=force_generic_plan' }),
-    // The server-side backstop for the request deadline: if a CancelRequest is lost, PostgreSQL
+    // The server-side backstop for the request deadline: if a cancel is lost, PostgreSQL
     // still stops the statement, well after the deadline (the cancel is the normal path).
     ...(deadline > 0 ? { statement_timeout: 2 * deadline + 1000 } : {}),
   });
