@@ -50,6 +50,7 @@ export class Canceller {
   readonly #pids = new WeakMap<pg.ClientBase, Promise<number | undefined>>();
   readonly #connectionString: string;
   #pool: pg.Pool | undefined;
+  #ended = false;
 
   constructor(connectionString: string) {
     this.#connectionString = connectionString;
@@ -73,12 +74,13 @@ export class Canceller {
   /** Cancels whatever the connection runs now; never rejects (the server-side timeout is the backstop). */
   async cancel(client: pg.ClientBase): Promise<void> {
     const pid = await this.#pids.get(client);
-    if (pid === undefined) return;
+    if (pid === undefined || this.#ended) return;
     this.#pool ??= this.#open();
     await this.#pool.query('select pg_cancel_backend($1)', [pid]).catch(() => undefined);
   }
 
   async end(): Promise<void> {
+    this.#ended = true;
     const pool = this.#pool;
     this.#pool = undefined;
     await pool?.end();
