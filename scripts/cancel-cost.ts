@@ -16,7 +16,6 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { pathToFileURL } from 'node:url';
 import { freePort, startEmbeddedPostgres } from '../src/db/embedded.ts';
 

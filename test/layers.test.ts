@@ -63,7 +63,8 @@ test('an import from a lower layer into a higher one, or around a cycle, is repo
     'src/cache/hot-path.ts': `import type { O } from './other.ts';\nexport type H = { o?: O };\n`,
     'src/cache/other.ts': `import type { H } from './hot-path.ts';\nexport type O = { h?: H };\n`,
     'src/articles/repo.ts': `import type { Built } from '../app-context.ts';\nexport type R = Built;\n`,
-    'src/app-context.ts': `export type Built = number;\n`,
+    'src/app-context.ts': `import type { App } from './app.ts';\nexport type Built = App;\n`,
+    'src/app.ts': `export type App = number;\n`,
   });
   // A cycle is reported once, from one of its imports.
   assert.deepEqual(
@@ -76,6 +77,7 @@ test('an import from a lower layer into a higher one, or around a cycle, is repo
       'http-kit-below-resources: src/http/auth.ts -> src/context.ts',
       'no-circular-through-hot-path: src/cache/hot-path.ts -> src/cache/other.ts',
       'no-circular: src/lib/a.ts -> src/lib/b.ts',
+    'only-main-above-app: src/app-context.ts -> src/app.ts',
       'resources-below-composition: src/articles/repo.ts -> src/app-context.ts',
       'adapters-import-no-resource: src/cache/flags.ts -> src/articles/repo.ts',
     ].sort(),
