@@ -77,7 +77,7 @@ test('an import from a lower layer into a higher one, or around a cycle, is repo
       'http-kit-below-resources: src/http/auth.ts -> src/context.ts',
       'no-circular-through-hot-path: src/cache/hot-path.ts -> src/cache/other.ts',
       'no-circular: src/lib/a.ts -> src/lib/b.ts',
-    'only-main-above-app: src/app-context.ts -> src/app.ts',
+      'only-main-above-app: src/app-context.ts -> src/app.ts',
       'resources-below-composition: src/articles/repo.ts -> src/app-context.ts',
       'adapters-import-no-resource: src/cache/flags.ts -> src/articles/repo.ts',
     ].sort(),
