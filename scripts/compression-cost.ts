@@ -7,7 +7,7 @@
 //   node scripts/compression-cost.ts [--rounds 5] [--iterations 200] [--limit 20]
 import { parseArgs } from 'node:util';
 import zlib from 'node:zlib';
-import { COMPRESSION_LEVELS } from '../src/http/compression.ts';
+import { COMPRESSION_LEVELS } from '../src/lib/encodings.ts';
 import { generate } from './seed.data.ts';
 
 type Encoding = 'gzip' | 'br' | 'zstd';

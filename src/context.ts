@@ -1,17 +1,18 @@
-// The explicit dependencies of the application: built once in main.ts (or by the test
-// harness), passed to buildApp and from there to every route module. No module singletons.
-import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+// The explicit dependencies of the application, as types: built once by src/app-context.ts (for
+// main.ts and the test harness), passed to buildApp and from there to every route module. No
+// module singletons. Types only (the layer rule in .dependency-cruiser.cjs holds it to that), so
+// any module can name the context without depending on how it is built.
+import type { Redis } from 'ioredis';
+import type { InvalidationBus } from './cache/bus.ts';
+import type { ResponseCache } from './cache/response-cache.ts';
 import type { Config } from './config.ts';
 import type { Pool } from './db/pool.ts';
-import { Redis } from 'ioredis';
-import { PgInvalidationBus, type InvalidationBus } from './cache/bus.ts';
-import { RedisInvalidationBus, redisInvalidationChannel } from './cache/redis-bus.ts';
-import { RedisTier } from './cache/redis-tier.ts';
-import { ResponseCache } from './cache/response-cache.ts';
 import type { CacheTag } from './cache/tags.ts';
-import { createAuth, type Auth } from './http/auth.ts';
-import { createPasswords, type Passwords } from './users/password.ts';
+import type { Auth } from './http/auth.ts';
+import type { Passwords } from './users/password.ts';
+
+export type { App } from './http/app-type.ts';
+export type { Passwords };
 
 export interface AppContext {
   readonly config: Config;
@@ -36,111 +37,4 @@ export interface AppContext {
   readonly migrations: readonly string[];
   /** Flipped by the process entry on SIGTERM: /readyz answers 503 while in-flight work drains. */
   readonly lifecycle: { draining: boolean };
-}
-
-export type App = FastifyInstance<
-  RawServerDefault,
-  RawRequestDefaultExpression,
-  RawReplyDefaultExpression,
-  FastifyBaseLogger,
-  TypeBoxTypeProvider
->;
-
-export interface ContextOptions {
-  config: Config;
-  db: Pool;
-  /** The database's URL, for the connection that listens for invalidations. */
-  databaseUrl: string;
-  migrations: readonly string[];
-  log?: FastifyBaseLogger | undefined;
-}
-
-/** The one place a context is assembled, for the process entry and the test harness alike. */
-export async function createContext({ config, db, databaseUrl, migrations, log }: ContextOptions): Promise<AppContext> {
-  const cache = config.cache
-    ? new ResponseCache({
-        ttlMs: config.cacheTtlMs,
-        maxBytes: config.cacheMaxBytes,
-        compression: config.compression,
-        compressionThresholdBytes: config.compressionThresholdBytes,
-      })
-    : undefined;
-  const redis = config.redisUrl ? createRedis(config.redisUrl.expose()) : undefined;
-  let bus: InvalidationBus | undefined;
-  if (cache && redis) {
-    // The cache's own connection, so its command timeout (CACHE_REDIS_TIMEOUT_MS) applies to
-    // it alone: the bus publishes on it (and closes it), the shared tier uses it, and the bus
-    // makes its subscriber from it.
-    const cacheRedis = redis.duplicate({ commandTimeout: config.cacheRedisTimeoutMs });
-    const redisBus = new RedisInvalidationBus({
-      redis: cacheRedis,
-      channel: redisInvalidationChannel(config.cacheRedisPrefix),
-      cache,
-      log,
-    });
-    if (config.cacheRedis) {
-      cache.shared = new RedisTier({
-        redis: cacheRedis,
-        prefix: config.cacheRedisPrefix,
-        ttlMs: config.cacheTtlMs,
-        stats: cache.stats,
-        log,
-      });
-    }
-    await redisBus.start();
-    bus = redisBus;
-  } else if (cache) {
-    const pgBus = new PgInvalidationBus({ url: databaseUrl, db, cache, log });
-    await pgBus.start();
-    bus = pgBus;
-  }
-  return {
-    config,
-    db,
-    cache,
-    bus,
-    invalidate: async (tags) => {
-      if (!cache) return;
-      cache.invalidate(tags);
-      // Redis before the bus: a process that drops its entry on the message must not find
-      // the stale one in Redis when it loads again. If Redis could not be told, the message
-      // says so, and the others stop using Redis until its epoch has moved.
-      const sharedClean = (await cache.shared?.invalidate(tags)) ?? true;
-      await bus?.publish(tags, !sharedClean);
-    },
-    auth: createAuth(
-      config,
-      async (id) => (await db.query<{ token_key: string }>('select token_key from users where id = $1', [id])).rows[0]?.token_key,
-    ),
-    passwords: createPasswords({
-      concurrency: config.argon2Concurrency,
-      queue: config.argon2Queue,
-      maxWaitMs: config.argon2MaxWaitMs,
-    }),
-    redis,
-    migrations,
-    lifecycle: { draining: false },
-  };
-}
-
-function createRedis(url: string): Redis {
-  const redis = new Redis(url, {
-    // Fail fast while Redis is away instead of queueing commands: every user of Redis here has
-    // a fallback (rate limits skip, caches go to the database), and a queue would only add latency.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 1000,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-  });
-  // Its users work on duplicates, and each says in the log what an outage means for it; this
-  // one must not print "[ioredis] Unhandled error event" on every reconnect attempt.
-  redis.on('error', () => undefined);
-  return redis;
-}
-
-/** Closes what createContext opened, in reverse order (the pool belongs to the caller). */
-export async function closeContext(ctx: AppContext): Promise<void> {
-  ctx.cache?.shared?.close();
-  await ctx.bus?.close();
-  if (ctx.redis) await ctx.redis.quit().catch(() => ctx.redis?.disconnect());
 }

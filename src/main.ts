@@ -10,7 +10,7 @@ import closeWithGrace from 'close-with-grace';
 import type { Logger } from 'pino';
 import { buildApp } from './app.ts';
 import { loadConfigOrExit, type Config } from './config.ts';
-import { closeContext, createContext } from './context.ts';
+import { closeContext, createContext } from './app-context.ts';
 import { openDatabase, type DatabaseSource } from './db/database.ts';
 import { listMigrations, migrate } from './db/migrate.ts';
 import { createPool } from './db/pool.ts';

@@ -3,7 +3,7 @@
 import { Writable } from 'node:stream';
 import { buildApp } from '../src/app.ts';
 import { loadConfig, type LogLevel } from '../src/config.ts';
-import { closeContext, createContext } from '../src/context.ts';
+import { closeContext, createContext } from '../src/app-context.ts';
 import { listMigrations } from '../src/db/migrate.ts';
 import { createPool } from '../src/db/pool.ts';
 import { createLogger } from '../src/telemetry/logging.ts';

@@ -7,7 +7,7 @@
 // - invalidate: stamps each tag with the next value of a monotonic clock (Redis TIME, never
 //   going back) in the `meta` hash, and deletes the entries listed in each tag's set. Run by
 //   the writer before it answers and before it publishes on the bus (cache/bus.ts order in
-//   context.ts), so no reader anywhere can find an entry the write made stale.
+//   app-context.ts), so no reader anywhere can find an entry the write made stale.
 // - read: the entry if it is valid, else a stamp for the load that follows.
 // - store: refuses an entry whose load started (stamp) before an invalidation of one of its
 //   tags: the race guard of the in-process cache, across processes.

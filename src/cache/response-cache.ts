@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import zlib from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { COMPRESSION_LEVELS, ENCODING_PREFERENCE } from '../http/compression.ts';
+import { COMPRESSION_LEVELS, ENCODING_PREFERENCE } from '../lib/encodings.ts';
 import { noteCachedAnswer } from './hot-path.ts';
 
 import type { CacheOptions, CacheStats, DeclaredRoute, Encoding, Entry, Loaded, SharedTier } from './entry.ts';

@@ -3,26 +3,46 @@
 // a `PoolClient` inside `inTransaction`, so its type says so.
 import pg from 'pg';
 import type { Config } from '../config.ts';
-import { deadlineExceeded, expired, requestScope, watchDeadline, type RequestScope } from './deadline.ts';
+import { Canceller, DeadlineExceeded, expired, requestScope, watchDeadline, type RequestScope } from './deadline.ts';
 import { PreparingClient } from './prepared.ts';
 
 export type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
-export type Pool = pg.Pool;
 
 type ConnectCallback = (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void;
 
 /**
- * A pg.Pool whose connections honour the current request's deadline (see deadline.ts). Both
- * `pool.query` and `pool.connect` go through `connect`, so every statement is covered.
+ * Told of every checkout (`connect`, which `query` goes through too): how long it waited for a
+ * connection, in milliseconds, and the error if it got none.
  */
-class DeadlinePool extends pg.Pool {
+export type AcquireObserver = (waitMs: number, err: unknown) => void;
+
+/**
+ * A pg.Pool whose connections honour the current request's deadline (see deadline.ts), and that
+ * reports each checkout's wait to its observers (telemetry/metrics.ts). Both `pool.query` and
+ * `pool.connect` go through `connect`, so every statement is covered.
+ */
+export class Pool extends pg.Pool {
+  readonly #canceller: Canceller;
+  readonly #observers = new Set<AcquireObserver>();
+
+  constructor(config: pg.PoolConfig & { connectionString: string }) {
+    super(config);
+    this.#canceller = new Canceller(config.connectionString);
+  }
+
+  /** Calls `observer` after every checkout from now on; returns the function that stops it. */
+  observeAcquire(observer: AcquireObserver): () => void {
+    this.#observers.add(observer);
+    return () => this.#observers.delete(observer);
+  }
+
   // pg-pool's own `query` calls connect with a callback; transactions call it for a promise.
   override connect(): Promise<pg.PoolClient>;
   override connect(callback: ConnectCallback): void;
   override connect(callback?: ConnectCallback): Promise<pg.PoolClient> | void {
     const scope = requestScope.getStore();
-    if (!scope) return callback ? super.connect(callback) : super.connect();
-    const checkedOut = this.#connectWithin(scope);
+    if (!scope && this.#observers.size === 0) return callback ? super.connect(callback) : super.connect();
+    const checkedOut = this.#observed(performance.now(), scope ? this.#connectWithin(scope) : super.connect());
     if (!callback) return checkedOut;
     checkedOut.then(
       (client) => callback(undefined, client, (err) => client.release(err as Error | undefined)),
@@ -30,14 +50,42 @@ class DeadlinePool extends pg.Pool {
     );
   }
 
+  override end(): Promise<void>;
+  override end(callback: () => void): void;
+  override end(callback?: () => void): Promise<void> | void {
+    const ended = Promise.all([super.end(), this.#canceller.end()]).then(() => undefined);
+    if (!callback) return ended;
+    void ended.then(callback, callback);
+  }
+
+  #observed(started: number, checkedOut: Promise<pg.PoolClient>): Promise<pg.PoolClient> {
+    if (this.#observers.size === 0) return checkedOut;
+    const observe = (err: unknown) => {
+      const waitMs = performance.now() - started;
+      for (const observer of this.#observers) observer(waitMs, err);
+    };
+    return checkedOut.then(
+      (client) => {
+        observe(undefined);
+        return client;
+      },
+      (err: unknown) => {
+        observe(err);
+        throw err;
+      },
+    );
+  }
+
   async #connectWithin(scope: RequestScope): Promise<pg.PoolClient> {
-    if (expired(scope)) throw deadlineExceeded(scope.timeoutMs);
+    if (expired(scope)) throw new DeadlineExceeded(scope.timeoutMs);
     const client = await super.connect();
+    const learning = this.#canceller.learn(client);
+    if (learning) await learning;
     if (expired(scope)) {
       client.release();
-      throw deadlineExceeded(scope.timeoutMs);
+      throw new DeadlineExceeded(scope.timeoutMs);
     }
-    const unwatch = watchDeadline(client, scope);
+    const unwatch = watchDeadline(client, scope, this.#canceller);
     const release = client.release.bind(client);
     client.release = (err?: Error | boolean) => {
       client.release = release;
@@ -62,7 +110,7 @@ export function createPool(
   config: Pick<Config, 'dbPoolMax' | 'dbAcquireTimeoutMs'> & Partial<Pick<Config, 'requestTimeoutMs' | 'dbPrepare'>>,
 ): Pool {
   const deadline = config.requestTimeoutMs ?? 0;
-  const pool = new DeadlinePool({
+  const pool = new Pool({
     connectionString,
     max: config.dbPoolMax,
     // pg calls this connectionTimeoutMillis, but it bounds the wait for a free pooled client
@@ -73,7 +121,7 @@ export function createPool(
     // Every parameterised statement prepared once per connection, and planned once: generic
     // plans, held to the indexes by src/db/indexes.test.ts (prepared.ts says why).
     ...(config.dbPrepare === false ? {} : { Client: PreparingClient, options: '-c plan_cache_mode=force_generic_plan' }),
-    // The server-side backstop for the request deadline: if a CancelRequest is lost, PostgreSQL
+    // The server-side backstop for the request deadline: if a cancel is lost, PostgreSQL
     // still stops the statement, well after the deadline (the cancel is the normal path).
     ...(deadline > 0 ? { statement_timeout: 2 * deadline + 1000 } : {}),
   });

@@ -1,17 +1,10 @@
-// Response compression for dynamic JSON. Levels are chosen for bodies of a few to a few tens of
-// kilobytes compressed once per response. On a 9.9 KB list page (`node scripts/compression-cost.ts`,
-// BENCHMARKS.md "Compression"): zstd 3 costs 60 µs for 28.2% of the bytes, gzip 6 154 µs for
-// 27.3%, brotli 4 290 µs for 26.9%; brotli 11 costs 18.5 ms for 22%, which is for static files
-// built once. So among encodings a client accepts with equal weight the order is zstd, gzip,
-// brotli: brotli's last 0.4% is not worth 1.9x gzip's CPU on a response made per request.
+// Response compression for dynamic JSON, with the levels and the order of preference among
+// encodings that src/lib/encodings.ts gives (and says why).
 import compress from '@fastify/compress';
 import zlib from 'node:zlib';
 import type { Config } from '../config.ts';
-import type { App } from '../context.ts';
-
-export const COMPRESSION_LEVELS = { zstd: 3, br: 4, gzip: 6 } as const;
-/** Cheapest first (measured, above): the server's choice among encodings of equal weight. */
-export const ENCODING_PREFERENCE = ['zstd', 'gzip', 'br'] as const;
+import { COMPRESSION_LEVELS, ENCODING_PREFERENCE } from '../lib/encodings.ts';
+import type { App } from './app-type.ts';
 
 export async function registerCompression(app: App, config: Pick<Config, 'compression' | 'compressionThresholdBytes'>): Promise<void> {
   if (!config.compression) return;

@@ -3,8 +3,12 @@
 // process keeps serving. Also the CORS rules ("Rules the tests enforce", last bullet).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import Fastify from 'fastify';
 import pg from 'pg';
 import { Client, createTestApp, type Res, type TestApp } from '../../test/harness.ts';
+import { DeadlineExceeded } from '../db/deadline.ts';
+import { Busy } from '../lib/semaphore.ts';
+import { errorHandler } from './errors.ts';
 
 let t: TestApp;
 let api: Client;
@@ -432,6 +436,32 @@ describe('CORS', () => {
       assert.equal(refusedGet.headers['access-control-allow-origin'], undefined);
     } finally {
       await restricted.close();
+    }
+  });
+});
+
+describe('errors raised below HTTP', () => {
+  // db/deadline.ts and lib/semaphore.ts raise their own types; the error model answers them.
+  test('a deadline that ran out before a connection is 504 with Retry-After; a busy semaphore is 503 naming it', async () => {
+    const app = Fastify({ logger: false });
+    app.setErrorHandler(errorHandler);
+    app.get('/deadline', async () => {
+      throw new DeadlineExceeded(1500);
+    });
+    app.get('/busy', async () => {
+      throw new Busy('password hashing');
+    });
+    try {
+      const deadline = await app.inject({ url: '/deadline' });
+      assert.equal(deadline.statusCode, 504);
+      assert.equal(deadline.headers['retry-after'], '1');
+      assert.deepEqual(deadline.json(), { errors: { request: ['timed out'] } });
+      const busy = await app.inject({ url: '/busy' });
+      assert.equal(busy.statusCode, 503);
+      assert.equal(busy.headers['retry-after'], '1');
+      assert.deepEqual(busy.json(), { errors: { 'password hashing': ['is busy, retry later'] } });
+    } finally {
+      await app.close();
     }
   });
 });

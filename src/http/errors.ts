@@ -1,10 +1,13 @@
-// One error model. Domain code throws `AppError`s (or lets PostgreSQL raise constraint errors);
-// `errorHandler` is the single place that turns anything thrown into the contract's
+// One error model. Domain code throws `AppError`s (or lets PostgreSQL raise constraint errors; the
+// layers below HTTP throw their own errors: db/deadline.ts `DeadlineExceeded`, lib/semaphore.ts
+// `Busy`); `errorHandler` is the single place that turns anything thrown into the contract's
 // `{"errors":{"<key>":["<message>"]}}` shape with an honest status. 5xx bodies are opaque: the
 // cause is logged with the request id, and only the id reaches the client.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Socket } from 'node:net';
 import pg from 'pg';
+import { DeadlineExceeded } from '../db/deadline.ts';
+import { Busy } from '../lib/semaphore.ts';
 import { setSecurityHeaders } from './security.ts';
 import { validationErrors } from './validation.ts';
 
@@ -128,6 +131,10 @@ function frameworkError(err: FastifyError): AppError | undefined {
 
 export function toAppError(err: unknown, request: FastifyRequest): AppError | undefined {
   if (err instanceof AppError) return err;
+  // The request's deadline ran out before it got a connection (db/deadline.ts).
+  if (err instanceof DeadlineExceeded) return new AppError(504, { request: ['timed out'] }, { cause: err, retryAfter: 1 });
+  // A deliberate refusal with no underlying failure: no cause, so it is not logged as a warning.
+  if (err instanceof Busy) return new AppError(503, { [err.resource]: ['is busy, retry later'] }, { retryAfter: 1 });
   const fe = err as FastifyError;
   if (fe?.validation) return unprocessable(validationErrors(fe.validation, fe.validationContext, request));
   if (err instanceof pg.DatabaseError && err.code === '23505' && err.constraint) {

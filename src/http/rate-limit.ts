@@ -7,7 +7,7 @@ import { LRUCache } from 'lru-cache';
 import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import type { Config } from '../config.ts';
-import type { App } from '../context.ts';
+import type { App } from './app-type.ts';
 import { AppError } from './errors.ts';
 import type { GlobalLimit } from './pipeline.ts';
 

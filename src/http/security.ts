@@ -5,7 +5,7 @@ import helmet, { type HelmetOptions } from 'helmet';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import type { Config } from '../config.ts';
-import type { App } from '../context.ts';
+import type { App } from './app-type.ts';
 
 /** A Content-Security-Policy's directives, as helmet takes them (camelCase names). */
 export type CspDirectives = Readonly<Record<string, readonly string[]>>;

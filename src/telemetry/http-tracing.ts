@@ -23,7 +23,7 @@ import type { ResponseCache } from '../cache/response-cache.ts';
 import type { App, AppContext } from '../context.ts';
 import { AppError } from '../http/errors.ts';
 import { kSampled } from '../http/pipeline.ts';
-import type { Passwords } from '../users/password.ts';
+import type { Passwords } from '../context.ts';
 import { operationName } from './operations.ts';
 import { inSpan, rootSampleRatio, tracer, wantsSpan } from './spans.ts';
 

@@ -322,7 +322,7 @@ export function registerMetrics(app: App, ctx: AppContext, { route, requests, pi
 
 const poolInstrumented = new WeakSet<Pool>();
 
-/** Connections by state and the wait for one (pool.connect timed, pool.query included). */
+/** Connections by state and the wait for one (every checkout, pool.query included: db/pool.ts). */
 function registerPoolMetrics(db: Pool, registers: Registry[]): void {
   new Gauge({
     name: 'db_client_connection_count',
@@ -364,30 +364,8 @@ function registerPoolMetrics(db: Pool, registers: Registry[]): void {
   // A pool serves one app; a second app on the same pool (not done here) keeps the first's timing.
   if (poolInstrumented.has(db)) return;
   poolInstrumented.add(db);
-  type Callback = (err: Error | undefined, client: unknown, done: unknown) => void;
-  const connect = db.connect.bind(db) as (cb?: Callback) => Promise<unknown> | undefined;
-  const observe = (started: number, err: unknown) => {
-    wait.observe((performance.now() - started) / 1000);
+  db.observeAcquire((waitMs, err) => {
+    wait.observe(waitMs / 1000);
     if (err) failures.inc();
-  };
-  // pg-pool's query() calls this.connect(callback), so instance property covers both paths.
-  (db as unknown as { connect: (cb?: Callback) => unknown }).connect = (cb?: Callback) => {
-    const started = performance.now();
-    if (cb) {
-      return connect((err, client, done) => {
-        observe(started, err);
-        cb(err, client, done);
-      });
-    }
-    return connect()!.then(
-      (client) => {
-        observe(started, undefined);
-        return client;
-      },
-      (err: unknown) => {
-        observe(started, err);
-        throw err;
-      },
-    );
-  };
+  });
 }

@@ -2,7 +2,7 @@
 // string so the parameters travel with the hash and can be raised later without a migration.
 import { argon2, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
-import { Semaphore } from '../http/semaphore.ts';
+import { Semaphore } from '../lib/semaphore.ts';
 
 const argon2Async = promisify(argon2);
 
@@ -20,7 +20,8 @@ const PHC = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$([\w-]+)\$([\w-]+)$/;
 export async function verifyPassword(password: string, phc: string): Promise<boolean> {
   const m = PHC.exec(phc);
   if (!m) return false;
-  const [, memory, passes, parallelism, nonce, expected] = m as unknown as [string, string, string, string, string, string];
+  // Every group of PHC is mandatory, so a match has all five: the defaults only tell the compiler.
+  const [, memory = '', passes = '', parallelism = '', nonce = '', expected = ''] = m;
   const want = Buffer.from(expected, 'base64url');
   const got = await argon2Async('argon2id', {
     message: password,

@@ -150,7 +150,7 @@ describe('tracing', () => {
     const request = only('POST /api/articles/:slug/favorite');
     const operation = only('favorite article');
     assert.equal(parentOf(operation), id(request));
-    // The caller's identity check (http/auth.ts: the token's user and key, context.ts) runs in
+    // The caller's identity check (http/auth.ts: the token's user and key, app-context.ts) runs in
     // the auth hook, before the operation; every other statement is the operation's.
     const sql = spans().filter(
       (s) => s.name.startsWith('pg.query') && !String(s.attributes['db.query.text']).startsWith('select token_key from users where id'),

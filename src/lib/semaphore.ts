@@ -1,7 +1,18 @@
 // A counting semaphore with a bounded, time-limited queue. Used where work is expensive and
 // parallelism is physically limited (Argon2 runs on libuv's threadpool): past the bound, callers
-// get a fast 503 with Retry-After instead of an unbounded queue that turns into timeouts.
-import { AppError } from './errors.ts';
+// get a fast refusal (`Busy`, which the HTTP error model answers as 503 with Retry-After) instead
+// of an unbounded queue that turns into timeouts.
+
+/** A task refused by a `Semaphore`: its queue was full, or it waited maxWaitMs for a permit. */
+export class Busy extends Error {
+  /** The resource's name (SemaphoreOptions.name). */
+  readonly resource: string;
+  constructor(resource: string) {
+    super(`${resource} is busy, retry later`);
+    this.name = 'Busy';
+    this.resource = resource;
+  }
+}
 
 export interface SemaphoreOptions {
   /** Tasks running at once. */
@@ -10,7 +21,7 @@ export interface SemaphoreOptions {
   queue: number;
   /** A waiting task gives up after this long. */
   maxWaitMs: number;
-  /** Names the resource in the 503 body. */
+  /** Names the resource in the refusal (and so in the 503 body). */
   name: string;
 }
 
@@ -41,9 +52,9 @@ export class Semaphore {
     }
   }
 
-  #busy(): AppError {
+  #busy(): Busy {
     this.rejected++;
-    return new AppError(503, { [this.#opts.name]: ['is busy, retry later'] }, { retryAfter: 1 });
+    return new Busy(this.#opts.name);
   }
 
   #acquire(): Promise<void> {

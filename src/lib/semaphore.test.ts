@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AppError } from './errors.ts';
-import { Semaphore } from './semaphore.ts';
+import { Busy, Semaphore } from './semaphore.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -22,7 +21,7 @@ test('no more tasks run at once than there are permits', async () => {
   assert.equal(sem.running, 0);
 });
 
-test('past the queue bound a task is refused at once with 503 and Retry-After', async () => {
+test('past the queue bound a task is refused at once, naming the resource', async () => {
   const sem = new Semaphore({ permits: 1, queue: 1, maxWaitMs: 10_000, name: 'hashing' });
   const first = sem.run(() => sleep(50));
   const second = sem.run(() => sleep(1));
@@ -30,10 +29,8 @@ test('past the queue bound a task is refused at once with 503 and Retry-After', 
   await assert.rejects(
     sem.run(() => sleep(1)),
     (err: unknown) => {
-      assert.ok(err instanceof AppError);
-      assert.equal(err.status, 503);
-      assert.equal(err.retryAfter, 1);
-      assert.deepEqual(err.errors, { hashing: ['is busy, retry later'] });
+      assert.ok(err instanceof Busy);
+      assert.equal(err.resource, 'hashing');
       return true;
     },
   );
@@ -48,7 +45,7 @@ test('a queued task gives up after maxWaitMs and the permit accounting stays rig
   const long = sem.run(() => sleep(100));
   await assert.rejects(
     sem.run(() => sleep(1)),
-    AppError,
+    Busy,
   );
   await long;
   assert.equal(sem.running, 0);
