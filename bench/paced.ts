@@ -4,7 +4,7 @@
 // counts: no coordinated omission).
 //
 // Why not autocannon's `overallRate`: it gives each connection a quota per one-second window,
-// sent back to back when the window opens (lib/httpClient.js, `reqsMadeThisSecond`), so "50% of
+// sent back to back when the window opens (autocannon/lib/httpClient.js, `reqsMadeThisSecond`), so "50% of
 // peak" is really full-speed bursts for half of every second, and the latency it reports is
 // the latency at peak. wrk2 paces evenly but is not packaged for Debian.
 //

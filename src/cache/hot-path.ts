@@ -21,28 +21,10 @@
 //   - Only what was sent as noted is recorded: a body changed on its way out (compressed by
 //     @fastify/compress for an Accept-Encoding the cache's negotiation did not pick, such as
 //     `x-gzip`) is not replayed.
-import type { FastifyRequest } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Encoding, Entry, ResponseCache } from './response-cache.ts';
-
-const kAnswer = Symbol('conduit.cachedAnswer');
-type CachedAnswer = { entry: Entry<unknown>; body: Buffer; encoding: Encoding | undefined };
-
-declare module 'node:http' {
-  interface IncomingMessage {
-    /** What ResponseCache.send answered this request with, for Replays.record. */
-    [kAnswer]?: CachedAnswer;
-  }
-}
-
-/**
- * Notes on the request that its answer is `body` (in `encoding`, or as stored), from `entry`
- * (ResponseCache.send), for the hot path to record once the response has gone out; returns `body`.
- */
-export function noteCachedAnswer(request: FastifyRequest, entry: Entry<unknown>, body: Buffer, encoding?: Encoding): Buffer {
-  request.raw[kAnswer] = { entry, body, encoding };
-  return body;
-}
+import { cachedAnswer } from './answer.ts';
+import type { Entry } from './entry.ts';
+import type { ResponseCache } from './response-cache.ts';
 
 type HeaderValue = string | number | string[] | undefined;
 
@@ -129,7 +111,7 @@ export class Replays {
 
   /** Records what the router sent for a replayable request answered from the cache. */
   record(req: IncomingMessage, status: number, headers: Record<string, HeaderValue>, route: string): void {
-    const answer = req[kAnswer];
+    const answer = cachedAnswer(req);
     if (answer === undefined) return;
     const { entry, body, encoding } = answer;
     // An entry the cache did not keep (a load that raced a write) is never replayed.

@@ -19,7 +19,7 @@ import zlib from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { COMPRESSION_LEVELS, ENCODING_PREFERENCE } from '../lib/encodings.ts';
-import { noteCachedAnswer } from './hot-path.ts';
+import { noteCachedAnswer } from './answer.ts';
 
 import type { CacheOptions, CacheStats, DeclaredRoute, Encoding, Entry, Loaded, SharedTier } from './entry.ts';
 import type { CacheTag } from './tags.ts';

@@ -21,9 +21,9 @@ export async function registerCompression(app: App, config: Pick<Config, 'compre
     threshold: config.compressionThresholdBytes,
     // A body that is already in memory and at most this large is compressed in one call on the
     // event loop, not through a zlib stream on the threadpool. The plugin's default for two cores
-    // is 8 KiB, so a 20-article page (~10 KB) took the stream path; measured on list-auth (a
+    // is 8 KiB, so a 20-article page (~10 KB) would take the stream path; measured on list-auth (a
     // page built per viewer, compressed per response): 1,642 req/s streamed vs 1,995 in one
-    // call, GC 4.7% vs 2.2% (BENCHMARKS.md "Compression"). 64 KiB of gzip 6 holds the loop for
+    // call, GC 4.7% vs 2.2%. 64 KiB of gzip 6 holds the loop for
     // about 1 ms; larger bodies still stream.
     syncThreshold: 64 * 1024,
     // When a client accepts several with equal weight, the cheapest to produce wins.

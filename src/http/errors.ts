@@ -87,8 +87,8 @@ function isDbUnavailable(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && (DB_UNAVAILABLE.has(code) || NET_UNAVAILABLE.has(code))) return true;
   // pg-pool's acquire timeout and a client whose connection ended carry no code. A pool that was
-  // ended (shutdown in progress) is the same condition for the client, and used to fall through
-  // to an opaque 500: "Cannot use a pool after calling end on the pool", "Client was closed...".
+  // ended (shutdown in progress) is the same condition for the client, and without this check
+  // falls through to an opaque 500: "Cannot use a pool after calling end on the pool", "Client was closed...".
   // "Client has encountered a connection error and is not queryable": the next query on a
   // checked-out client whose connection broke between two statements (PostgreSQL stopped).
   return /timeout exceeded when trying to connect|Connection terminated|connection is closed|pool after calling end|Client was closed|encountered a connection error/i.test(
@@ -187,8 +187,8 @@ export function notFoundHandler(_request: FastifyRequest, reply: FastifyReply): 
 /**
  * Errors Node raises on a connection before any route runs: the headers or whole-request timeout
  * (slowloris, slow uploads), oversized headers, unparsable requests. Fastify's default handler
- * answered them in its own `{"error","message","statusCode"}` body; this answers in the error
- * shape (test/http/timeouts.test.ts). Like Node's own handler, it writes nothing once a
+ * answers them in its own `{"error","message","statusCode"}` body; this answers in the error
+ * shape (test/timing/timeouts.test.ts). Like Node's own handler, it writes nothing once a
  * response has started: a second status line in the middle of a body would corrupt it.
  */
 export function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {

@@ -15,7 +15,6 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Replay, Replays } from '../cache/hot-path.ts';
 
 export const kRefusal = Symbol('conduit.refusal');
 export const kSampled = Symbol('conduit.sampled');
@@ -50,6 +49,20 @@ declare module 'node:http' {
   }
 }
 
+/** A recorded answer the replay branch can write (cache/hot-path.ts Replays). */
+export interface Replay {
+  /** The route template, for the metrics and the log line. */
+  readonly route: string;
+}
+
+/** The replay branch's store: the hot path (cache/hot-path.ts), given by app.ts. */
+export interface ReplayStore {
+  /** The replay for `req`, if it may be answered with one. */
+  find(req: IncomingMessage): Replay | undefined;
+  /** Writes it: the response is answered. */
+  answer(replay: Replay, res: ServerResponse): void;
+}
+
 /** A count in a fixed window: how many requests it holds, and milliseconds until it resets. */
 export interface Window {
   current: number;
@@ -74,7 +87,7 @@ export interface PipelineParts {
   readonly neverRefused: NeverRefused;
   /** Tracing's decision for a request (undefined: tracing is off). */
   readonly sample: ((req: IncomingMessage) => boolean) | undefined;
-  readonly replays: Replays | undefined;
+  readonly replays: ReplayStore | undefined;
   /** The duration metric. */
   observe(method: string, route: string, status: number, seconds: number): void;
   /** Request lines are written at info, when the logger writes info. */

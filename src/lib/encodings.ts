@@ -3,7 +3,7 @@
 // (cache/response-cache.ts), so a cached variant is the bytes the plugin would have made.
 //
 // Levels are chosen for bodies of a few to a few tens of kilobytes compressed once per response.
-// On a 9.9 KB list page (`node scripts/compression-cost.ts`, BENCHMARKS.md "Compression"): zstd 3
+// On a 9.9 KB list page (`node scripts/compression-cost.ts`): zstd 3
 // costs 60 µs for 28.2% of the bytes, gzip 6 154 µs for 27.3%, brotli 4 290 µs for 26.9%; brotli
 // 11 costs 18.5 ms for 22%, which is for static files built once. So among encodings a client
 // accepts with equal weight the order is zstd, gzip, brotli: brotli's last 0.4% is not worth 1.9x

@@ -1,0 +1,31 @@
+// What ResponseCache.send answered a request with, noted on the request for the hot path
+// (hot-path.ts) to record once the response has gone out. A module of its own so that the cache
+// and the hot path both import it and neither imports the other.
+import type { FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import type { Encoding, Entry } from './entry.ts';
+
+const kAnswer = Symbol('conduit.cachedAnswer');
+
+export interface CachedAnswer {
+  readonly entry: Entry<unknown>;
+  readonly body: Buffer;
+  readonly encoding: Encoding | undefined;
+}
+
+declare module 'node:http' {
+  interface IncomingMessage {
+    [kAnswer]?: CachedAnswer;
+  }
+}
+
+/** Notes on the request that its answer is `body` (in `encoding`, or as stored), from `entry`; returns `body`. */
+export function noteCachedAnswer(request: FastifyRequest, entry: Entry<unknown>, body: Buffer, encoding?: Encoding): Buffer {
+  request.raw[kAnswer] = { entry, body, encoding };
+  return body;
+}
+
+/** What noteCachedAnswer noted on this request, if anything. */
+export function cachedAnswer(req: IncomingMessage): CachedAnswer | undefined {
+  return req[kAnswer];
+}
