@@ -6,6 +6,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { Redis } from 'ioredis';
 import { PgInvalidationBus, type InvalidationBus } from './cache/bus.ts';
 import { RedisInvalidationBus, redisInvalidationChannel } from './cache/redis-bus.ts';
+import { emptyCacheStats } from './cache/entry.ts';
 import { RedisTier } from './cache/redis-tier.ts';
 import { ResponseCache } from './cache/response-cache.ts';
 import type { Config } from './config.ts';
@@ -25,36 +26,34 @@ export interface ContextOptions {
 
 /** The one place a context is assembled, for the process entry and the test harness alike. */
 export async function createContext({ config, db, databaseUrl, migrations, log }: ContextOptions): Promise<AppContext> {
+  const redis = config.redisUrl ? createRedis(config.redisUrl.expose()) : undefined;
+  // The cache's own connection, so its command timeout (CACHE_REDIS_TIMEOUT_MS) applies to it
+  // alone: the bus publishes on it (and closes it), the shared tier uses it, and the bus makes
+  // its subscriber from it.
+  const cacheRedis = config.cache && redis ? redis.duplicate({ commandTimeout: config.cacheRedisTimeoutMs }) : undefined;
+  // One set of counts for both tiers: the shared tier counts its hits, stores and errors in it.
+  const stats = emptyCacheStats();
   const cache = config.cache
     ? new ResponseCache({
         ttlMs: config.cacheTtlMs,
         maxBytes: config.cacheMaxBytes,
         compression: config.compression,
         compressionThresholdBytes: config.compressionThresholdBytes,
+        stats,
+        shared:
+          cacheRedis && config.cacheRedis
+            ? new RedisTier({ redis: cacheRedis, prefix: config.cacheRedisPrefix, ttlMs: config.cacheTtlMs, stats, log })
+            : undefined,
       })
     : undefined;
-  const redis = config.redisUrl ? createRedis(config.redisUrl.expose()) : undefined;
   let bus: InvalidationBus | undefined;
-  if (cache && redis) {
-    // The cache's own connection, so its command timeout (CACHE_REDIS_TIMEOUT_MS) applies to
-    // it alone: the bus publishes on it (and closes it), the shared tier uses it, and the bus
-    // makes its subscriber from it.
-    const cacheRedis = redis.duplicate({ commandTimeout: config.cacheRedisTimeoutMs });
+  if (cache && cacheRedis) {
     const redisBus = new RedisInvalidationBus({
       redis: cacheRedis,
       channel: redisInvalidationChannel(config.cacheRedisPrefix),
       cache,
       log,
     });
-    if (config.cacheRedis) {
-      cache.shared = new RedisTier({
-        redis: cacheRedis,
-        prefix: config.cacheRedisPrefix,
-        ttlMs: config.cacheTtlMs,
-        stats: cache.stats,
-        log,
-      });
-    }
     await redisBus.start();
     bus = redisBus;
   } else if (cache) {

@@ -60,6 +60,26 @@ export interface CacheOptions {
   maxBytes: number;
   compression: boolean;
   compressionThresholdBytes: number;
+  /** The tier shared by every process behind this one (REDIS_URL with CACHE_REDIS on). */
+  shared?: SharedTier | undefined;
+  /** The counts this cache keeps, when a shared tier counts into the same ones. */
+  stats?: CacheStats;
+}
+
+export function emptyCacheStats(): CacheStats {
+  return {
+    hits: 0,
+    misses: 0,
+    coalesced: 0,
+    evictions: 0,
+    invalidations: 0,
+    raced: 0,
+    compressions: 0,
+    redisHits: 0,
+    redisMisses: 0,
+    redisStores: 0,
+    redisErrors: 0,
+  };
 }
 
 export interface Loaded<T> {

@@ -21,7 +21,16 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { COMPRESSION_LEVELS, ENCODING_PREFERENCE } from '../lib/encodings.ts';
 import { noteCachedAnswer } from './answer.ts';
 
-import type { CacheOptions, CacheStats, DeclaredRoute, Encoding, Entry, Loaded, SharedTier } from './entry.ts';
+import {
+  emptyCacheStats,
+  type CacheOptions,
+  type CacheStats,
+  type DeclaredRoute,
+  type Encoding,
+  type Entry,
+  type Loaded,
+  type SharedTier,
+} from './entry.ts';
 import type { CacheTag } from './tags.ts';
 
 export type { CacheOptions, CacheStats, DeclaredRoute, Encoding, Entry, Loaded, SharedRead, SharedTier } from './entry.ts';
@@ -59,21 +68,9 @@ function matchesAny(header: string, etag: string): boolean {
 }
 
 export class ResponseCache {
-  /** The shared tier behind this cache, if any (set once by createContext). */
-  shared: SharedTier | undefined;
-  readonly stats: CacheStats = {
-    hits: 0,
-    misses: 0,
-    coalesced: 0,
-    evictions: 0,
-    invalidations: 0,
-    raced: 0,
-    compressions: 0,
-    redisHits: 0,
-    redisMisses: 0,
-    redisStores: 0,
-    redisErrors: 0,
-  };
+  /** The shared tier behind this cache, if any. */
+  readonly shared: SharedTier | undefined;
+  readonly stats: CacheStats;
   /** The routes declared on this cache with cachedGet (cache/cached-read.ts), as registered. */
   readonly routes: DeclaredRoute[] = [];
   readonly #opts: CacheOptions;
@@ -97,6 +94,8 @@ export class ResponseCache {
 
   constructor(opts: CacheOptions) {
     this.#opts = opts;
+    this.shared = opts.shared;
+    this.stats = opts.stats ?? emptyCacheStats();
     this.#lru = new LRUCache<string, Entry<unknown>>({
       ttl: opts.ttlMs,
       maxSize: opts.maxBytes,
@@ -178,7 +177,7 @@ export class ResponseCache {
         if (this.#stillValid(entry.tags, started)) {
           this.#store(key, entry);
           // In the background: the response does not wait for Redis.
-          if (shared) void this.shared!.store(key, entry, shared.ticket);
+          if (shared) void this.shared.store(key, entry, shared.ticket);
         } else {
           this.stats.raced++;
         }
