@@ -1,5 +1,5 @@
 // The first scrapes of a fresh process: a file of its own, since the process-wide collectors
-// (telemetry/metrics.ts processMetrics) start once per process and other tests would warm them.
+// (telemetry/process-metrics.ts processMetrics) start once per process and other tests would warm them.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Client, createTestApp, type TestApp } from '../../test/harness.ts';

@@ -11,7 +11,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AggregatorRegistry } from 'prom-client';
 import type { Metrics } from './metrics.ts';
-import { processMetrics } from './metrics.ts';
+import { processMetrics } from './process-metrics.ts';
 
 export interface MetricsServer {
   readonly port: number;
