@@ -13,6 +13,8 @@ import type { Config } from './config.ts';
 import type { AppContext } from './context.ts';
 import type { Pool } from './db/pool.ts';
 import { createAuth } from './http/auth.ts';
+import { tracingActive } from './telemetry/spans.ts';
+import { TracedResponseCache, tracedPasswords } from './telemetry/traced-parts.ts';
 import { createPasswords } from './users/password.ts';
 
 export interface ContextOptions {
@@ -26,6 +28,11 @@ export interface ContextOptions {
 
 /** The one place a context is assembled, for the process entry and the test harness alike. */
 export async function createContext({ config, db, databaseUrl, migrations, log }: ContextOptions): Promise<AppContext> {
+  const passwords = createPasswords({
+    concurrency: config.argon2Concurrency,
+    queue: config.argon2Queue,
+    maxWaitMs: config.argon2MaxWaitMs,
+  });
   const redis = config.redisUrl ? createRedis(config.redisUrl.expose()) : undefined;
   // The cache's own connection, so its command timeout (CACHE_REDIS_TIMEOUT_MS) applies to it
   // alone: the bus publishes on it (and closes it), the shared tier uses it, and the bus makes
@@ -34,7 +41,7 @@ export async function createContext({ config, db, databaseUrl, migrations, log }
   // One set of counts for both tiers: the shared tier counts its hits, stores and errors in it.
   const stats = emptyCacheStats();
   const cache = config.cache
-    ? new ResponseCache({
+    ? new (tracingActive() ? TracedResponseCache : ResponseCache)({
         ttlMs: config.cacheTtlMs,
         maxBytes: config.cacheMaxBytes,
         compression: config.compression,
@@ -79,11 +86,7 @@ export async function createContext({ config, db, databaseUrl, migrations, log }
       config,
       async (id) => (await db.query<{ token_key: string }>('select token_key from users where id = $1', [id])).rows[0]?.token_key,
     ),
-    passwords: createPasswords({
-      concurrency: config.argon2Concurrency,
-      queue: config.argon2Queue,
-      maxWaitMs: config.argon2MaxWaitMs,
-    }),
+    passwords: tracingActive() ? tracedPasswords(passwords) : passwords,
     redis,
     migrations,
     lifecycle: { draining: false },

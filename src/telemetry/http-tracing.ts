@@ -7,7 +7,8 @@
 //     one-line-per-request summary included) can be joined with its trace;
 //   - a span per business operation ("favorite article", operations.ts) around the handler,
 //     with the SQL spans under it;
-//   - "cache lookup" spans with cache.hit, and "hash password"/"verify password" spans.
+//   - "cache lookup" spans with cache.hit, and "hash password"/"verify password" spans, come from
+//     the cache and the hashing built with spans of their own (traced-parts.ts).
 // Nothing here reads a body, a header value other than traceparent, or a user id: spans carry
 // route templates and outcomes, never personal data.
 //
@@ -19,11 +20,9 @@
 // parentbased_traceidratio, an unsampled root request costs one Math.random() (sdk.ts).
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
-import type { ResponseCache } from '../cache/response-cache.ts';
-import type { App, AppContext } from '../context.ts';
+import type { App } from '../context.ts';
 import { AppError } from '../http/errors.ts';
 import { kSampled } from '../http/pipeline.ts';
-import type { Passwords } from '../context.ts';
 import { operationName } from './operations.ts';
 import { inSpan, rootSampleRatio, tracer, wantsSpan } from './spans.ts';
 
@@ -56,7 +55,7 @@ function announce(request: FastifyRequest, reply: { header(k: string, v: string)
   (request.log as { setBindings?: (b: Record<string, string>) => void }).setBindings?.({ trace_id: traceId, span_id: spanId });
 }
 
-export async function registerTracing(app: App, ctx: AppContext): Promise<void> {
+export async function registerTracing(app: App): Promise<void> {
   const requests = tracer();
   app.decorateRequest(kTraceContext, null);
   app.decorateRequest(kSpan, null);
@@ -140,68 +139,4 @@ export async function registerTracing(app: App, ctx: AppContext): Promise<void> 
       return inSpan(name, attributes, async () => handler.call(this, request, reply), { parent, isClientError });
     };
   });
-
-  if (ctx.cache) traceCache(ctx.cache);
-  tracePasswords(ctx.passwords);
-}
-
-const instrumented = new WeakSet<object>();
-
-/** "cache lookup" around ResponseCache.get, with the outcome; a miss's load runs inside it. */
-function traceCache(cache: ResponseCache): void {
-  if (instrumented.has(cache)) return;
-  instrumented.add(cache);
-  const get = cache.get.bind(cache);
-  const { stats } = cache;
-  cache.get = function tracedGet(...args: Parameters<ResponseCache['get']>) {
-    if (!trace.getActiveSpan()?.isRecording()) return get(...args);
-    const key = args[0];
-    const end = key.indexOf('\u0000');
-    // The kind of entry (list, article, ...), never the key: keys hold usernames.
-    const span = tracer().startSpan('cache lookup', { attributes: { 'cache.key_kind': end === -1 ? key : key.slice(0, end) } });
-    const hits = stats.hits;
-    const coalesced = stats.coalesced;
-    let result: ReturnType<ResponseCache['get']>;
-    try {
-      result = context.with(trace.setSpan(context.active(), span), () => get(...args));
-    } catch (err) {
-      span.end();
-      throw err;
-    }
-    // get() counts its outcome before its first await.
-    const outcome = stats.hits !== hits ? 'hit' : stats.coalesced !== coalesced ? 'coalesced' : 'miss';
-    span.setAttributes({ 'cache.hit': outcome === 'hit', 'cache.outcome': outcome });
-    if (outcome === 'hit') {
-      span.end();
-      return result;
-    }
-    return result.then(
-      (entry) => {
-        span.end();
-        return entry;
-      },
-      (err: unknown) => {
-        fail(span, err);
-        span.end();
-        throw err;
-      },
-    );
-  } as ResponseCache['get'];
-}
-
-function fail(span: Span, err: unknown): void {
-  if (isClientError(err)) return;
-  span.setStatus({ code: 2, message: err instanceof Error ? err.message : String(err) });
-}
-
-/** Argon2 dominates a login's time; its spans show the wait for a hashing slot too. */
-function tracePasswords(passwords: Passwords): void {
-  if (instrumented.has(passwords)) return;
-  instrumented.add(passwords);
-  const hash = passwords.hash.bind(passwords);
-  const verify = passwords.verify.bind(passwords);
-  const recording = () => trace.getActiveSpan()?.isRecording() === true;
-  passwords.hash = (password) => (recording() ? inSpan('hash password', {}, () => hash(password), { isClientError }) : hash(password));
-  passwords.verify = (password, phc) =>
-    recording() ? inSpan('verify password', {}, () => verify(password, phc), { isClientError }) : verify(password, phc);
 }

@@ -7,7 +7,7 @@ import { registerMetrics, type MetricsSources } from './metrics.ts';
 import { tracingActive } from './spans.ts';
 
 export async function registerTelemetry(app: App, ctx: AppContext, sources: Omit<MetricsSources, 'route'>): Promise<void> {
-  if (tracingActive()) await registerTracing(app, ctx);
+  if (tracingActive()) await registerTracing(app);
   // METRICS_PORT set: /metrics is served there (main.ts), not next to the API.
   registerMetrics(app, ctx, { ...sources, route: ctx.config.metricsPort === undefined });
   registerAdminRoutes(app, ctx);
