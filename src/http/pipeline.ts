@@ -146,7 +146,6 @@ export class Pipeline {
     const parts = this.#parts;
     res[kStarted] = performance.now();
     this.stats.inFlight++;
-    res.once('close', this.#closed);
     if (parts.sample !== undefined) req[kSampled] = parts.sample(req);
     const exempt = parts.neverRefused.has(req.url ?? '/');
     const reason = exempt ? null : (parts.refusal?.(this.stats.admitted) ?? null);
@@ -156,7 +155,7 @@ export class Pipeline {
     } else {
       this.stats.shed++;
       req[kRefusal] = { status: 503, key: 'server', reason: `is overloaded (${reason}), retry later`, retryAfter: 1 };
-      return router(req, res);
+      return this.#route(req, res, router);
     }
     if (parts.limit === undefined || exempt) return this.#dispatch(req, res, router);
     const counting = parts.limit.count(parts.clientAddress(req));
@@ -164,11 +163,13 @@ export class Pipeline {
     counting.then(
       (window) => {
         // The client hung up while the counter was read: there is no one to answer.
-        if (!res.destroyed) this.#admitted(window, req, res, router);
+        if (res.destroyed) this.#done(res);
+        else this.#admitted(window, req, res, router);
       },
       // Counters unreachable: the limit protects the service, it must not become its outage.
       () => {
-        if (!res.destroyed) this.#dispatch(req, res, router);
+        if (res.destroyed) this.#done(res);
+        else this.#dispatch(req, res, router);
       },
     );
   }
@@ -182,7 +183,7 @@ export class Pipeline {
         reason: 'too many requests, retry later',
         retryAfter: Math.max(1, Math.ceil(window.ttl / 1000)),
       };
-      return router(req, res);
+      return this.#route(req, res, router);
     }
     this.#dispatch(req, res, router);
   }
@@ -191,9 +192,17 @@ export class Pipeline {
     const { replays, lifecycle } = this.#parts;
     // A draining process answers through the router, which asks each client to close (app.ts).
     const replay = replays !== undefined && req[kSampled] !== true && !lifecycle.draining ? replays.find(req) : undefined;
-    if (replay === undefined) return router(req, res);
+    if (replay === undefined) return this.#route(req, res, router);
     req[kReplay] = replay;
     replays!.answer(replay, res);
+    // Written at once: done now, with no listener to register (a replay's whole cost is a few µs).
+    this.#done(res);
+  }
+
+  /** To the router; done when the response closes (finished, or the client gone). */
+  #route(req: IncomingMessage, res: ServerResponse, router: Router): void {
+    res.on('close', this.#closed);
+    router(req, res);
   }
 
   #done(res: ServerResponse): void {

@@ -79,7 +79,8 @@ export class RateLimits {
     const counters = this.#counters;
     if (counters === undefined) {
       const local = new LocalCounters();
-      this.global = { max, count: (address) => local.count(normalizeIP(address), window) };
+      // An IPv4 address is its own key (normalizeIP only lowercases it); IPv6 ones go to their /64.
+      this.global = { max, count: (address) => local.count(address.includes(':') ? normalizeIP(address) : address, window) };
       return;
     }
     // Without an 'error' listener ioredis prints "[ioredis] Unhandled error event" on every
