@@ -1,4 +1,5 @@
 // Authentication and the current user: SPEC.md "Endpoints" rows 1-4.
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { cachedGet } from '../cache/cached-read.ts';
 import { tag } from '../cache/tags.ts';
@@ -43,6 +44,12 @@ const UpdateBody = Type.Object({
   ),
 });
 
+// Every response of these routes carries a token (or refuses one): no cache, shared or private,
+// may keep it (OWASP API8, issue 24 item 7). Set before the route runs, so errors carry it too.
+const noStore = async (_request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  void reply.header('cache-control', 'no-store');
+};
+
 function toUser(row: Pick<UserRow, 'email' | 'username' | 'bio' | 'image'>, token: string) {
   return { user: { email: row.email, token, username: row.username, bio: row.bio, image: row.image } };
 }
@@ -54,6 +61,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
     '/api/users/login',
     {
       config: loginRateLimit(ctx.config),
+      onRequest: noStore,
       schema: {
         summary: 'Log in',
         tags: ['User and Authentication'],
@@ -75,6 +83,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
     '/api/users',
     {
       config: registerRateLimitConfig(ctx.config),
+      onRequest: noStore,
       schema: {
         summary: 'Register',
         tags: ['User and Authentication'],
@@ -92,7 +101,10 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
 
   cachedGet(app, ctx, {
     url: '/api/user',
-    onRequest: auth.required,
+    onRequest: async (request, reply) => {
+      await noStore(request, reply);
+      await auth.required(request, reply);
+    },
     schema: {
       summary: 'Current user',
       tags: ['User and Authentication'],
@@ -118,7 +130,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
   app.put(
     '/api/user',
     {
-      onRequest: auth.required,
+      onRequest: [noStore, auth.required],
       schema: {
         summary: 'Update the current user',
         tags: ['User and Authentication'],

@@ -324,3 +324,24 @@ describe('updating the current user', () => {
     assert.ok(!me.text.includes('argon2'));
   });
 });
+
+describe('responses that carry a token', () => {
+  test('register, login, GET and PUT /api/user are Cache-Control: no-store', async () => {
+    const u = await api.register();
+    const responses = {
+      register: await api.post('/api/users', {
+        body: { user: { username: `ns${Date.now()}`, email: `ns${Date.now()}@example.com`, password: 'password123' } },
+      }),
+      login: await api.post('/api/users/login', { body: { user: { email: u.email, password: u.password } } }),
+      // Twice: the second GET is answered from the response cache.
+      get: await api.get('/api/user', { token: u.token }),
+      getCached: await api.get('/api/user', { token: u.token }),
+      put: await api.put('/api/user', { token: u.token, body: { user: { bio: 'hello' } } }),
+    };
+    for (const [name, res] of Object.entries(responses)) {
+      assert.ok(res.status === 200 || res.status === 201, `${name}: ${res.status} ${res.text}`);
+      assert.ok(res.body.user.token, name);
+      assert.equal(res.headers['cache-control'], 'no-store', name);
+    }
+  });
+});
