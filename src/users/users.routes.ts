@@ -8,6 +8,7 @@ import { viewerId } from '../http/auth.ts';
 import { invalidCredentials, tokenInvalid } from '../http/errors.ts';
 import { loginRateLimit, registerRateLimitConfig } from '../http/rate-limit.ts';
 import { BodyErrors, Errors, NonBlank, Refusals, Security } from '../http/schemas.ts';
+import { canonicalUsername } from './username.ts';
 import { findUserByEmail, findUserById, insertUser, updateUser, type UserRow } from './users.repository.ts';
 
 const Email = NonBlank(254, { pattern: '^[^\\s@]+@[^\\s@]+$' });
@@ -92,7 +93,8 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       },
     },
     async (request, reply) => {
-      const { username, email, password } = request.body.user;
+      const { email, password } = request.body.user;
+      const username = canonicalUsername(request.body.user.username);
       // No "does it exist?" query first: the unique constraints decide, race-free (409).
       const row = await insertUser(db, { username, email, passwordHash: await passwords.hash(password) });
       return reply.code(201).send(toUser(row, auth.sign(row)));
@@ -140,7 +142,8 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       },
     },
     async (request) => {
-      const { email, username, password, bio, image } = request.body.user;
+      const { email, password, bio, image } = request.body.user;
+      const username = request.body.user.username === undefined ? undefined : canonicalUsername(request.body.user.username);
       const row = await updateUser(db, viewerId(request), {
         email,
         username,

@@ -345,3 +345,66 @@ describe('responses that carry a token', () => {
     }
   });
 });
+
+describe('one normal form for identities', () => {
+  const register = (username: string, email = `nf${Date.now()}${Math.random().toString(36).slice(2)}@example.com`) =>
+    api.post('/api/users', { body: { user: { username, email, password: 'password123' } } });
+
+  test('an email that PostgreSQL and JavaScript lowercase differently reaches no other account', async () => {
+    const n = Date.now();
+    const u = await api.register({ email: `alice${n}@x.io` });
+    // U+0130: PostgreSQL's lower() makes it 'i', JavaScript's toLowerCase() 'i' + U+0307.
+    const res = await api.post('/api/users/login', { body: { user: { email: `al\u0130ce${n}@x.io`, password: u.password } } });
+    assert.equal(res.status, 401, res.text);
+    const upper = await api.post('/api/users/login', { body: { user: { email: `ALICE${n}@X.IO`, password: u.password } } });
+    assert.equal(upper.status, 200, upper.text);
+  });
+
+  test('compatibility forms of an email are one address (NFKC)', async () => {
+    const n = Date.now();
+    const u = await api.register({ email: `\uFB01le${n}@x.io` }); // the ligature 'ﬁ'
+    const res = await api.post('/api/users/login', { body: { user: { email: `file${n}@x.io`, password: u.password } } });
+    assert.equal(res.status, 200, res.text);
+    const again = await register(`other${n}`, `FILE${n}@x.io`);
+    assert.equal(again.status, 409, again.text);
+    assert.deepEqual(again.body, { errors: { email: ['has already been taken'] } });
+  });
+
+  test('look-alike usernames are 422 with the reason', async () => {
+    const n = Date.now();
+    for (const [name, message] of [
+      [`alice${n}\u200b`, 'must not contain control, zero-width or bidirectional formatting characters'],
+      [`\u202eecila${n}`, 'must not contain control, zero-width or bidirectional formatting characters'],
+      [`ali\u0007ce${n}`, 'must not contain control, zero-width or bidirectional formatting characters'],
+      [`alice${n} `, 'must not begin or end with whitespace'],
+      [` alice${n}`, 'must not begin or end with whitespace'],
+      [`\u0430lice${n}`, 'must use letters of one script only (not, e.g., Latin and Cyrillic together)'],
+    ]) {
+      const res = await register(name!);
+      assert.equal(res.status, 422, `${JSON.stringify(name)}: ${res.text}`);
+      assert.deepEqual(res.body, { errors: { username: [message] } }, JSON.stringify(name));
+    }
+    const u = await api.register();
+    const put = await api.put('/api/user', { token: u.token, body: { user: { username: `b\u043Eb${n}` } } });
+    assert.equal(put.status, 422, put.text);
+    assert.deepEqual(Object.keys(put.body.errors), ['username']);
+  });
+
+  test('composed and decomposed spellings are one name (NFC)', async () => {
+    const n = Date.now();
+    const first = await register(`caf\u00e9${n}`);
+    assert.equal(first.status, 201, first.text);
+    const second = await register(`cafe\u0301${n}`);
+    assert.equal(second.status, 409, second.text);
+    assert.deepEqual(second.body, { errors: { username: ['has already been taken'] } });
+  });
+
+  test('ASCII names with _ - . and single-script names in other alphabets are accepted', async () => {
+    const n = Date.now();
+    for (const name of [`auth_${n}`, `a.b-c_${n}`, `Ölaf${n}`, `Алиса${n}`, `山田たろう${n}`, `Ελένη${n}`, `jean luc${n}`]) {
+      const res = await register(name);
+      assert.equal(res.status, 201, `${name}: ${res.text}`);
+      assert.equal(res.body.user.username, name);
+    }
+  });
+});
