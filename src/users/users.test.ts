@@ -408,3 +408,14 @@ describe('one normal form for identities', () => {
     }
   });
 });
+
+test('a profile is found under the decomposed spelling of its name', async () => {
+  const n = Date.now();
+  const res = await api.post('/api/users', {
+    body: { user: { username: `ren\u00e9${n}`, email: `rene${n}@example.com`, password: 'password123' } },
+  });
+  assert.equal(res.status, 201, res.text);
+  const profile = await api.get(`/api/profiles/${encodeURIComponent(`rene\u0301${n}`)}`);
+  assert.equal(profile.status, 200, profile.text);
+  assert.equal(profile.body.profile.username, `ren\u00e9${n}`);
+});
