@@ -46,6 +46,14 @@ export class LocalCounters {
     w.current++;
     return { current: w.current, ttl: w.start + timeWindow - now };
   }
+
+  /** What `key`'s current window holds, without counting; undefined when it holds nothing. */
+  peek(key: string, timeWindow: number): { current: number; ttl: number } | undefined {
+    const now = Date.now();
+    const w = this.#windows.get(key);
+    if (w === undefined || w.start + timeWindow <= now) return undefined;
+    return { current: w.current, ttl: w.start + timeWindow - now };
+  }
 }
 
 // The per-address limit is counted by the request pipeline (pipeline.ts), for every request,
