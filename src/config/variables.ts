@@ -96,6 +96,11 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'ARGON2_MAX_WAIT_MS', default: '1000', description: 'longest wait for a hashing slot before 503' },
   { name: 'METRICS_PORT', default: undefined, description: 'serve GET /metrics on this port instead of on PORT (unset: on PORT)' },
   {
+    name: 'METRICS_SNAPSHOT_MS',
+    default: '1000',
+    description: 'GET /metrics on PORT is rendered at most once per this many ms (0: every scrape)',
+  },
+  {
     name: 'ADMIN_TOKEN',
     default: undefined,
     description: 'at least 32 characters; enables the profiling endpoints (unset: they do not exist)',
