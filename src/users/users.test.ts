@@ -419,3 +419,13 @@ test('a profile is found under the decomposed spelling of its name', async () =>
   assert.equal(profile.status, 200, profile.text);
   assert.equal(profile.body.profile.username, `ren\u00e9${n}`);
 });
+
+test('a user row written without the service (a script, psql) gets its email key from the database', async () => {
+  const n = Date.now();
+  await t.db.query(`insert into users (username, email, password_hash) values ($1, $2, 'x')`, [`raw${n}`, `Raw${n}@Example.com`]);
+  const inserted = await t.db.query<{ email_key: string }>('select email_key from users where username = $1', [`raw${n}`]);
+  assert.equal(inserted.rows[0]?.email_key, `raw${n}@example.com`);
+  await t.db.query('update users set email = $2 where username = $1', [`raw${n}`, `Moved${n}@Example.com`]);
+  const updated = await t.db.query<{ email_key: string }>('select email_key from users where username = $1', [`raw${n}`]);
+  assert.equal(updated.rows[0]?.email_key, `moved${n}@example.com`);
+});
