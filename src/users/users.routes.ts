@@ -5,7 +5,8 @@ import { cachedGet } from '../cache/cached-read.ts';
 import { tag } from '../cache/tags.ts';
 import type { App, AppContext } from '../context.ts';
 import { viewerId } from '../http/auth.ts';
-import { invalidCredentials, tokenInvalid } from '../http/errors.ts';
+import { AppError, invalidCredentials, tokenInvalid } from '../http/errors.ts';
+import { PerKeyLimit } from '../lib/per-key.ts';
 import { loginRateLimit, registerRateLimitConfig } from '../http/rate-limit.ts';
 import { BodyErrors, Errors, NonBlank, Refusals, Security } from '../http/schemas.ts';
 import { canonicalUsername } from './username.ts';
@@ -56,7 +57,17 @@ function toUser(row: Pick<UserRow, 'email' | 'username' | 'bio' | 'image'>, toke
 }
 
 export function registerUserRoutes(app: App, ctx: AppContext): void {
-  const { db, auth, passwords } = ctx;
+  const { db, auth } = ctx;
+  // Each client address gets at most ARGON2_PER_CLIENT of the hashing slots at once (issue 24
+  // item 1): a flood of logins from one address is refused here, 429, and cannot fill the
+  // semaphore (users/password.ts) whose refusals, 503, would reach everyone else's logins too.
+  const share = new PerKeyLimit(ctx.config.argon2PerClient);
+  const busy = () => new AppError(429, { request: ['too many password checks at once from this client, retry later'] }, { retryAfter: 1 });
+  const passwords = {
+    hash: (request: FastifyRequest, password: string) => share.run(request.ip, () => ctx.passwords.hash(password), busy),
+    verify: (request: FastifyRequest, password: string, phc: string | undefined) =>
+      share.run(request.ip, () => ctx.passwords.verify(password, phc), busy),
+  };
 
   app.post(
     '/api/users/login',
@@ -74,7 +85,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       const { email, password } = request.body.user;
       const row = await findUserByEmail(db, email);
       // Hash even when the email is unknown: the response time must not reveal which emails exist.
-      const ok = await passwords.verify(password, row?.password_hash);
+      const ok = await passwords.verify(request, password, row?.password_hash);
       if (!row || !ok) throw invalidCredentials();
       return toUser(row, auth.sign(row));
     },
@@ -96,7 +107,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       const { email, password } = request.body.user;
       const username = canonicalUsername(request.body.user.username);
       // No "does it exist?" query first: the unique constraints decide, race-free (409).
-      const row = await insertUser(db, { username, email, passwordHash: await passwords.hash(password) });
+      const row = await insertUser(db, { username, email, passwordHash: await passwords.hash(request, password) });
       return reply.code(201).send(toUser(row, auth.sign(row)));
     },
   );
@@ -147,7 +158,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       const row = await updateUser(db, viewerId(request), {
         email,
         username,
-        passwordHash: password === undefined ? undefined : await passwords.hash(password),
+        passwordHash: password === undefined ? undefined : await passwords.hash(request, password),
         bio,
         image,
       });
