@@ -1,11 +1,11 @@
 // What a username may be (docs/api.md, "Identities: one normal form"): a name shown beside
-// everything its user writes, and the key of profiles and the author= filter, so two names a reader
-// cannot tell apart must not be two users (issue 24 item 5). Stored in NFC, so 'e' + U+0301 and
-// 'é' are one name (the unique constraint then refuses the second). Refused, with the reason as the 422 message:
-// whitespace at either end, control and invisible formatting characters (zero-width spaces and
-// joiners, bidirectional controls such as U+202E), and letters of more than one script in one
-// name (Latin 'a' and Cyrillic 'а' look the same). ASCII letters, digits, '_', '-', '.' and names
-// in any one alphabet stay valid: the RealWorld suites register `auth_<id>`.
+// everything its user writes, and the key of profiles and the author= filter, so two names a
+// reader cannot tell apart must not be two users (issue 24 item 5). Stored in NFC, so 'e' + U+0301
+// and 'é' are one name (the unique constraint then refuses the second). Refused, with the reason
+// as the 422 message: whitespace at either end, control and invisible formatting characters
+// (zero-width spaces and joiners, bidirectional controls such as U+202E), and letters of more than
+// one script in one name (Latin 'a' and Cyrillic 'а' look the same). ASCII letters, digits, '_',
+// '-', '.' and names in any one alphabet stay valid: the RealWorld suites register `auth_<id>`.
 import { AppError } from '../http/errors.ts';
 
 // Scripts a name's letters are counted in. Han, Hiragana, Katakana, Hangul and Bopomofo are one
