@@ -39,7 +39,8 @@ export function usernameProblem(name: string): string | undefined {
   if (INVISIBLE.test(name)) return USERNAME_MESSAGES.invisible;
   const seen = new Set<string>();
   for (const ch of name) {
-    if (!/\p{L}/u.test(ch)) continue;
+    // Letters of no script of their own (the modifier apostrophe U+02BC is Common) mix with any.
+    if (!/\p{L}/u.test(ch) || /[\p{Script=Common}\p{Script=Inherited}]/u.test(ch)) continue;
     const script = SCRIPTS.find(([, re]) => re.test(ch))?.[0] ?? 'other';
     seen.add(script);
     if (seen.size > 1) return USERNAME_MESSAGES.scripts;
