@@ -81,6 +81,12 @@ export async function createTestAppOn(url: string, env: Record<string, string> =
     // turn them on explicitly.
     RATE_LIMIT: 'off',
     SHED: 'off',
+    // Tests scrape /metrics before and after what they measure: a fresh render each time. The
+    // snapshot's own test sets it.
+    METRICS_SNAPSHOT_MS: '0',
+    // Test files register users concurrently from one address; the per-address share of the
+    // hashing slots has its own test.
+    ARGON2_PER_CLIENT: '0',
     // Test files share one Redis: each database gets its own cache namespace, so an app never
     // reads an entry another file's database produced.
     CACHE_REDIS_PREFIX: `conduit-test:${new URL(url).pathname.slice(1)}:cache:`,

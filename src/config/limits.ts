@@ -17,11 +17,14 @@ export interface LimitsConfig {
   readonly argon2Concurrency: number;
   readonly argon2Queue: number;
   readonly argon2MaxWaitMs: number;
+  /** Password hashes one client address may have running or waiting at once; 0: no per-address bound. */
+  readonly argon2PerClient: number;
 }
 
 export function limitsConfig(env: Env): LimitsConfig {
   // libuv's default; src/runtime.ts applies it before the threadpool starts.
   const uvThreadpoolSize = int(env, 'UV_THREADPOOL_SIZE', 4, 1, 1024);
+  const argon2Concurrency = int(env, 'ARGON2_CONCURRENCY', uvThreadpoolSize, 1, 1024);
   return {
     shed: bool(env, 'SHED', true),
     // A saturated loop shows as event-loop delay: every timer fires this late, every request
@@ -51,8 +54,11 @@ export function limitsConfig(env: Env): LimitsConfig {
     uvThreadpoolSize,
     // Argon2 runs on the threadpool: more hashes at once than threads only queue inside libuv,
     // where nothing bounds them. One permit per thread; a short queue absorbs bursts.
-    argon2Concurrency: int(env, 'ARGON2_CONCURRENCY', uvThreadpoolSize, 1, 1024),
+    argon2Concurrency,
     argon2Queue: int(env, 'ARGON2_QUEUE', 2 * uvThreadpoolSize, 0, 100_000),
     argon2MaxWaitMs: int(env, 'ARGON2_MAX_WAIT_MS', 1000, 1, 60_000),
+    // Half the hashing threads at most for one address: a flood of logins from one client cannot
+    // take every slot (and the queue) from everyone else's; a person logs in one request at a time.
+    argon2PerClient: int(env, 'ARGON2_PER_CLIENT', Math.max(1, Math.floor(argon2Concurrency / 2)), 0, 1024),
   };
 }

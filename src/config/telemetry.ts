@@ -9,6 +9,8 @@ export interface TelemetryConfig {
   readonly logLevel: LogLevel;
   /** A separate port for GET /metrics (then not served on PORT); undefined: on PORT. */
   readonly metricsPort: number | undefined;
+  /** GET /metrics on PORT is rendered at most once per this many ms (0: on every scrape). */
+  readonly metricsSnapshotMs: number;
   /** Enables the admin endpoints (on-demand profiles); undefined: they do not exist. */
   readonly adminToken: Secret | undefined;
   /** Where a profile taken on SIGUSR2 is written. */
@@ -56,6 +58,8 @@ export function telemetryConfig(env: Env, dataDir: string): TelemetryConfig {
     // it when the API port is public, so only the scraper reaches the metrics; with WORKERS > 1
     // the supervisor serves the whole cluster's metrics there (docs/observability.md "Metrics").
     metricsPort: str(env, 'METRICS_PORT') === undefined ? undefined : int(env, 'METRICS_PORT', 0, 0, 65535),
+    // On the API port anyone may scrape: a flood costs one render per interval (telemetry/snapshot.ts).
+    metricsSnapshotMs: int(env, 'METRICS_SNAPSHOT_MS', 1000, 0, 60_000),
     // Unset by default: the profiling endpoints stop the world (heap snapshots) and must not
     // exist unless an operator asked for them.
     adminToken: adminToken(env),

@@ -93,8 +93,19 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'UV_THREADPOOL_SIZE', default: '4', description: 'libuv threads (Argon2, zlib streams, fs)' },
   { name: 'ARGON2_CONCURRENCY', default: undefined, description: 'password hashes at once (unset: UV_THREADPOOL_SIZE)' },
   { name: 'ARGON2_QUEUE', default: undefined, description: 'password hashes allowed to wait (unset: 2 x UV_THREADPOOL_SIZE)' },
+  {
+    name: 'ARGON2_PER_CLIENT',
+    default: undefined,
+    description:
+      'password hashes one client address may have running or waiting, past it 429 (unset: half of ARGON2_CONCURRENCY, at least 1; 0: no bound)',
+  },
   { name: 'ARGON2_MAX_WAIT_MS', default: '1000', description: 'longest wait for a hashing slot before 503' },
   { name: 'METRICS_PORT', default: undefined, description: 'serve GET /metrics on this port instead of on PORT (unset: on PORT)' },
+  {
+    name: 'METRICS_SNAPSHOT_MS',
+    default: '1000',
+    description: 'GET /metrics on PORT is rendered at most once per this many ms (0: every scrape)',
+  },
   {
     name: 'ADMIN_TOKEN',
     default: undefined,

@@ -273,7 +273,7 @@ describe('the list, feed and filter queries use the indexes', () => {
     ],
     [
       'login by email, in any case',
-      ['users_email_key'],
+      ['users_email_key_nf'],
       () => api.post('/api/users/login', { body: { user: { email: f.email.toUpperCase(), password: t.summary.password } } }),
     ],
   ];

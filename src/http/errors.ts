@@ -72,6 +72,7 @@ export function forbiddenKey(body: string): AppError | undefined {
 const TAKEN_BY_CONSTRAINT: Record<string, 'username' | 'email'> = {
   users_username_key: 'username',
   users_email_key: 'email',
+  users_email_key_nf: 'email',
 };
 
 /** Foreign keys whose referencing column is the acting user. */

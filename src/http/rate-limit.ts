@@ -7,6 +7,7 @@ import { LRUCache } from 'lru-cache';
 import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import type { Config } from '../config.ts';
+import { emailKey } from '../lib/identity.ts';
 import type { App } from './app-type.ts';
 import { AppError } from './errors.ts';
 import type { GlobalLimit } from './pipeline.ts';
@@ -43,6 +44,14 @@ export class LocalCounters {
     let w = this.#windows.get(key);
     if (w === undefined || w.start + timeWindow <= now) this.#windows.set(key, (w = { current: 0, start: now }));
     w.current++;
+    return { current: w.current, ttl: w.start + timeWindow - now };
+  }
+
+  /** What `key`'s current window holds, without counting; undefined when it holds nothing. */
+  peek(key: string, timeWindow: number): { current: number; ttl: number } | undefined {
+    const now = Date.now();
+    const w = this.#windows.get(key);
+    if (w === undefined || w.start + timeWindow <= now) return undefined;
     return { current: w.current, ttl: w.start + timeWindow - now };
   }
 }
@@ -122,7 +131,11 @@ export class RateLimits {
   }
 }
 
-/** Route config: login attempts counted per client IP and email (after the body is parsed). */
+/**
+ * Route config: login attempts counted per client IP and email (after the body is parsed), the
+ * email in the normal form the account lookup uses (lib/identity.ts), so no spelling of an
+ * address reaches its account under a fresh count.
+ */
 export function loginRateLimit(config: Pick<Config, 'rateLimitLoginMax' | 'rateLimitWindowMs'>) {
   return {
     rateLimit: {
@@ -131,7 +144,7 @@ export function loginRateLimit(config: Pick<Config, 'rateLimitLoginMax' | 'rateL
       hook: 'preHandler' as const,
       keyGenerator: (request: FastifyRequest) => {
         const email = (request.body as { user?: { email?: unknown } } | undefined)?.user?.email;
-        return `login:${request.ip}:${typeof email === 'string' ? email.toLowerCase() : ''}`;
+        return `login:${request.ip}:${typeof email === 'string' ? emailKey(email) : ''}`;
       },
       errorResponseBuilder: tooMany,
     },

@@ -25,7 +25,8 @@ async function findProfile(db: Queryable, username: string, viewer: number | nul
     `select u.id, u.username, u.bio, u.image,
             exists (select 1 from follows f where f.follower_id = $2 and f.followee_id = u.id) as following
        from users u where u.username = $1`,
-    [username, viewer],
+    // Usernames are stored in NFC (users/username.ts): a decomposed spelling names the same user.
+    [username.normalize('NFC'), viewer],
   );
   return res.rows[0];
 }
@@ -41,7 +42,7 @@ async function follow(db: Queryable, follower: number, username: string): Promis
     `with target as (select id, username, bio, image from users where username = $2),
           ins as (insert into follows (follower_id, followee_id) select $1, id from target on conflict do nothing returning 1)
      select username, bio, image, true as following, exists (select 1 from ins) as changed from target`,
-    [follower, username],
+    [follower, username.normalize('NFC')],
   );
   const row = res.rows[0];
   return row && { profile: { username: row.username, bio: row.bio, image: row.image, following: row.following }, changed: row.changed };
@@ -52,7 +53,7 @@ async function unfollow(db: Queryable, follower: number, username: string): Prom
     `with target as (select id, username, bio, image from users where username = $2),
           del as (delete from follows where follower_id = $1 and followee_id = (select id from target) returning 1)
      select username, bio, image, false as following, exists (select 1 from del) as changed from target`,
-    [follower, username],
+    [follower, username.normalize('NFC')],
   );
   const row = res.rows[0];
   return row && { profile: { username: row.username, bio: row.bio, image: row.image, following: row.following }, changed: row.changed };
@@ -68,7 +69,7 @@ export function registerProfileRoutes(app: App, ctx: AppContext): void {
     onRequest: auth.optional,
     schema: { summary: 'Get a profile', tags, params: Params, response },
     cache: {
-      key: (request) => `profile\u0000${request.params.username}`,
+      key: (request) => `profile\u0000${request.params.username.normalize('NFC')}`,
       load: async (request, viewer) => {
         const row = await findProfile(db, request.params.username, viewer);
         return row && { data: row, tags: [tag.user(row.id)] };

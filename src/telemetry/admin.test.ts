@@ -7,6 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
 import { Client, createTestApp, type TestApp } from '../../test/harness.ts';
+import { throughServer } from '../../test/inject.ts';
+import { ADMIN_FAILURES_MAX, ADMIN_FAILURES_WINDOW_MS } from './admin.ts';
 
 const TOKEN = 'admin-token-for-tests-admin-token-for-tests';
 
@@ -105,5 +107,38 @@ describe('with ADMIN_TOKEN', () => {
     assert.equal((await client.post('/admin/profile/cpu?seconds=0', { headers: auth })).status, 422);
     assert.equal((await client.post('/admin/profile/cpu?seconds=601', { headers: auth })).status, 422);
     assert.equal((await client.post('/admin/profile/cpu?seconds=1&format=svg', { headers: auth })).status, 422);
+  });
+});
+
+describe('wrong admin tokens from one address', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await createTestApp({ ADMIN_TOKEN: TOKEN });
+  });
+  after(() => t.close());
+
+  const send = (remoteAddress: string, token: string) =>
+    throughServer(t.app, {
+      method: 'POST',
+      url: '/admin/profile/heap?seconds=1',
+      remoteAddress,
+      headers: { authorization: `Bearer ${token}` },
+    });
+
+  test(`are 401 up to ${ADMIN_FAILURES_MAX} a minute, then 429 with Retry-After for that address only`, async () => {
+    for (let i = 0; i < ADMIN_FAILURES_MAX; i++) {
+      const res = await send('10.9.0.1', `guess-${i}`);
+      assert.equal(res.statusCode, 401, `guess ${i}`);
+    }
+    const over = await send('10.9.0.1', 'guess-over');
+    assert.equal(over.statusCode, 429);
+    assert.deepEqual(JSON.parse(over.body), { errors: { token: ['too many invalid tokens from this address, retry later'] } });
+    const retryAfter = Number(over.headers['retry-after']);
+    assert.ok(retryAfter >= 1 && retryAfter <= ADMIN_FAILURES_WINDOW_MS / 1000, `Retry-After ${over.headers['retry-after']}`);
+    // The right token from that address learns nothing until the window ends.
+    assert.equal((await send('10.9.0.1', TOKEN)).statusCode, 429);
+    // Another address is not held back by the first one's guesses.
+    const other = await send('10.9.0.2', TOKEN);
+    assert.equal(other.statusCode, 200, other.body.slice(0, 200));
   });
 });

@@ -18,6 +18,7 @@ import { Type } from 'typebox';
 import type { App, AppContext } from '../context.ts';
 import { AppError } from '../http/errors.ts';
 import { NEVER_SHED } from '../http/load-shedding.ts';
+import { LocalCounters } from '../http/rate-limit.ts';
 import { cpuProfileToPprof, heapProfileToPprof } from './pprof.ts';
 import {
   CPU_INTERVAL_US,
@@ -31,6 +32,15 @@ import {
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
+/**
+ * Wrong tokens an address may send in a window before every admin request from it is 429 until
+ * the window ends: guessing is bounded to this many tries a minute per address (per process), a
+ * mistyped token costs its operator at most a minute. Counted here and not by RATE_LIMIT_MAX,
+ * which allows thousands of requests a minute and is off when RATE_LIMIT=off.
+ */
+export const ADMIN_FAILURES_MAX = 10;
+export const ADMIN_FAILURES_WINDOW_MS = 60_000;
+
 export function registerAdminRoutes(app: App, ctx: AppContext): void {
   const token = ctx.config.adminToken;
   if (!token) return;
@@ -38,10 +48,23 @@ export function registerAdminRoutes(app: App, ctx: AppContext): void {
   const { profileDir } = ctx.config;
 
   void app.register(async (admin) => {
+    const failures = new LocalCounters({ cache: 10_000 });
+    const refuse = (ttl: number) =>
+      new AppError(
+        429,
+        { token: ['too many invalid tokens from this address, retry later'] },
+        { retryAfter: Math.max(1, Math.ceil(ttl / 1000)) },
+      );
     // Equal-length digests compared in constant time: the comparison says nothing about the token.
     admin.addHook('onRequest', async (request) => {
+      const address = request.ip;
+      // An address over its failures is refused before its token is looked at: past the limit a
+      // guess, right or wrong, learns nothing.
+      const seen = failures.peek(address, ADMIN_FAILURES_WINDOW_MS);
+      if (seen !== undefined && seen.current >= ADMIN_FAILURES_MAX) throw refuse(seen.ttl);
       const given = request.headers.authorization;
       if (given === undefined || !timingSafeEqual(digest(given), expected)) {
+        failures.count(address, ADMIN_FAILURES_WINDOW_MS);
         throw new AppError(401, { token: ['is missing or invalid'] });
       }
     });

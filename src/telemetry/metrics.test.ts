@@ -187,3 +187,32 @@ describe('METRICS_PORT', () => {
     }
   });
 });
+
+describe('METRICS_SNAPSHOT_MS', () => {
+  let t: TestApp;
+  let client: Client;
+  before(async () => {
+    t = await createTestApp({ METRICS_SNAPSHOT_MS: '1000' });
+    client = new Client(t.app);
+  });
+  after(() => t.close());
+
+  test('a scrape flood on the API port costs one render a second, every scrape within it the same text', async () => {
+    const renders = async () => value((await scrape(client)).samples, 'conduit_metrics_renders_total') ?? 0;
+    // Past any snapshot the app's start left (none is made before the first scrape).
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const started = performance.now();
+    const first = await client.get('/metrics');
+    const texts = await Promise.all(Array.from({ length: 50 }, () => client.get('/metrics')));
+    for (let i = 0; i < 20; i++) texts.push(await client.get('/metrics'));
+    const elapsed = performance.now() - started;
+    if (elapsed < 1000) for (const res of texts) assert.equal(res.text, first.text, `a scrape ${elapsed} ms into the snapshot differs`);
+    const seconds = Math.ceil((performance.now() - started) / 1000);
+    assert.ok((await renders()) <= seconds + 1, `${await renders()} renders for 71 scrapes in ${seconds} s`);
+    // A second later the snapshot is renewed: what happened meanwhile shows.
+    await client.get('/api/tags');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const later = await client.get('/metrics');
+    assert.notEqual(later.text, first.text);
+  });
+});

@@ -16,6 +16,7 @@ import type { App, AppContext } from '../context.ts';
 import type { Pool } from '../db/pool.ts';
 import { NEVER_SHED } from '../http/load-shedding.ts';
 import type { Pipeline } from '../http/pipeline.ts';
+import { snapshotted } from './snapshot.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -211,6 +212,15 @@ export function registerMetrics(app: App, ctx: AppContext, { route, requests, pi
   const contentType = registry.contentType;
   const render = async () => `${await processMetrics().metrics()}\n${await registry.metrics()}`;
   if (route) {
+    const renders = new Counter({
+      name: 'conduit_metrics_renders_total',
+      help: 'Renders of GET /metrics on the API port: at most one per METRICS_SNAPSHOT_MS, however many scrapes.',
+      registers,
+    });
+    const snapshot = snapshotted(() => {
+      renders.inc();
+      return render();
+    }, ctx.config.metricsSnapshotMs);
     app.get(
       '/metrics',
       {
@@ -222,7 +232,7 @@ export function registerMetrics(app: App, ctx: AppContext, { route, requests, pi
         },
       },
       async (_request, reply) => {
-        return reply.type(contentType).send(await render());
+        return reply.type(contentType).send(await snapshot());
       },
     );
   }

@@ -1,6 +1,7 @@
 // SQL for users. Uniqueness is enforced by the database (users_username_key, users_email_key):
 // an insert or update that collides raises 23505, which the error mapper turns into 409.
 import type { Queryable } from '../db/pool.ts';
+import { emailKey } from '../lib/identity.ts';
 
 export interface UserRow {
   id: number;
@@ -16,16 +17,15 @@ export interface UserRow {
 const COLUMNS = 'id, username, email, password_hash, bio, image, token_key';
 
 export async function insertUser(db: Queryable, user: { username: string; email: string; passwordHash: string }): Promise<UserRow> {
-  const res = await db.query<UserRow>(`insert into users (username, email, password_hash) values ($1, $2, $3) returning ${COLUMNS}`, [
-    user.username,
-    user.email,
-    user.passwordHash,
-  ]);
+  const res = await db.query<UserRow>(
+    `insert into users (username, email, email_key, password_hash) values ($1, $2, $3, $4) returning ${COLUMNS}`,
+    [user.username, user.email, emailKey(user.email), user.passwordHash],
+  );
   return res.rows[0]!;
 }
 
 export async function findUserByEmail(db: Queryable, email: string): Promise<UserRow | undefined> {
-  const res = await db.query<UserRow>(`select ${COLUMNS} from users where lower(email) = lower($1)`, [email]);
+  const res = await db.query<UserRow>(`select ${COLUMNS} from users where email_key = $1`, [emailKey(email)]);
   return res.rows[0];
 }
 
@@ -48,6 +48,7 @@ export async function updateUser(db: Queryable, id: number, patch: UserPatch): P
   const res = await db.query<UserRow>(
     `update users set
        email         = coalesce($2, email),
+       email_key     = coalesce($9, email_key),
        username      = coalesce($3, username),
        password_hash = coalesce($4, password_hash),
        -- A new password revokes every token issued before it.
@@ -66,6 +67,7 @@ export async function updateUser(db: Queryable, id: number, patch: UserPatch): P
       patch.bio ?? null,
       patch.image !== undefined,
       patch.image ?? null,
+      patch.email === undefined ? null : emailKey(patch.email),
     ],
   );
   return res.rows[0];

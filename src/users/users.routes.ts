@@ -1,12 +1,15 @@
 // Authentication and the current user: SPEC.md "Endpoints" rows 1-4.
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { cachedGet } from '../cache/cached-read.ts';
 import { tag } from '../cache/tags.ts';
 import type { App, AppContext } from '../context.ts';
 import { viewerId } from '../http/auth.ts';
-import { invalidCredentials, tokenInvalid } from '../http/errors.ts';
+import { AppError, invalidCredentials, tokenInvalid } from '../http/errors.ts';
+import { PerKeyLimit } from '../lib/per-key.ts';
 import { loginRateLimit, registerRateLimitConfig } from '../http/rate-limit.ts';
 import { BodyErrors, Errors, NonBlank, Refusals, Security } from '../http/schemas.ts';
+import { canonicalUsername } from './username.ts';
 import { findUserByEmail, findUserById, insertUser, updateUser, type UserRow } from './users.repository.ts';
 
 const Email = NonBlank(254, { pattern: '^[^\\s@]+@[^\\s@]+$' });
@@ -43,17 +46,34 @@ const UpdateBody = Type.Object({
   ),
 });
 
+// Every response of these routes carries a token (or refuses one): no cache, shared or private,
+// may keep it (OWASP API8, issue 24 item 7). Set before the route runs, so errors carry it too.
+const noStore = async (_request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  void reply.header('cache-control', 'no-store');
+};
+
 function toUser(row: Pick<UserRow, 'email' | 'username' | 'bio' | 'image'>, token: string) {
   return { user: { email: row.email, token, username: row.username, bio: row.bio, image: row.image } };
 }
 
 export function registerUserRoutes(app: App, ctx: AppContext): void {
-  const { db, auth, passwords } = ctx;
+  const { db, auth } = ctx;
+  // Each client address gets at most ARGON2_PER_CLIENT of the hashing slots at once (issue 24
+  // item 1): a flood of logins from one address is refused here, 429, and cannot fill the
+  // semaphore (users/password.ts) whose refusals, 503, would reach everyone else's logins too.
+  const share = new PerKeyLimit(ctx.config.argon2PerClient);
+  const busy = () => new AppError(429, { request: ['too many password checks at once from this client, retry later'] }, { retryAfter: 1 });
+  const passwords = {
+    hash: (request: FastifyRequest, password: string) => share.run(request.ip, () => ctx.passwords.hash(password), busy),
+    verify: (request: FastifyRequest, password: string, phc: string | undefined) =>
+      share.run(request.ip, () => ctx.passwords.verify(password, phc), busy),
+  };
 
   app.post(
     '/api/users/login',
     {
       config: loginRateLimit(ctx.config),
+      onRequest: noStore,
       schema: {
         summary: 'Log in',
         tags: ['User and Authentication'],
@@ -65,7 +85,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       const { email, password } = request.body.user;
       const row = await findUserByEmail(db, email);
       // Hash even when the email is unknown: the response time must not reveal which emails exist.
-      const ok = await passwords.verify(password, row?.password_hash);
+      const ok = await passwords.verify(request, password, row?.password_hash);
       if (!row || !ok) throw invalidCredentials();
       return toUser(row, auth.sign(row));
     },
@@ -75,6 +95,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
     '/api/users',
     {
       config: registerRateLimitConfig(ctx.config),
+      onRequest: noStore,
       schema: {
         summary: 'Register',
         tags: ['User and Authentication'],
@@ -83,16 +104,20 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       },
     },
     async (request, reply) => {
-      const { username, email, password } = request.body.user;
+      const { email, password } = request.body.user;
+      const username = canonicalUsername(request.body.user.username);
       // No "does it exist?" query first: the unique constraints decide, race-free (409).
-      const row = await insertUser(db, { username, email, passwordHash: await passwords.hash(password) });
+      const row = await insertUser(db, { username, email, passwordHash: await passwords.hash(request, password) });
       return reply.code(201).send(toUser(row, auth.sign(row)));
     },
   );
 
   cachedGet(app, ctx, {
     url: '/api/user',
-    onRequest: auth.required,
+    onRequest: async (request, reply) => {
+      await noStore(request, reply);
+      await auth.required(request, reply);
+    },
     schema: {
       summary: 'Current user',
       tags: ['User and Authentication'],
@@ -118,7 +143,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
   app.put(
     '/api/user',
     {
-      onRequest: auth.required,
+      onRequest: [noStore, auth.required],
       schema: {
         summary: 'Update the current user',
         tags: ['User and Authentication'],
@@ -128,11 +153,12 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       },
     },
     async (request) => {
-      const { email, username, password, bio, image } = request.body.user;
+      const { email, password, bio, image } = request.body.user;
+      const username = request.body.user.username === undefined ? undefined : canonicalUsername(request.body.user.username);
       const row = await updateUser(db, viewerId(request), {
         email,
         username,
-        passwordHash: password === undefined ? undefined : await passwords.hash(password),
+        passwordHash: password === undefined ? undefined : await passwords.hash(request, password),
         bio,
         image,
       });

@@ -324,3 +324,117 @@ describe('updating the current user', () => {
     assert.ok(!me.text.includes('argon2'));
   });
 });
+
+describe('responses that carry a token', () => {
+  test('register, login, GET and PUT /api/user are Cache-Control: no-store', async () => {
+    const u = await api.register();
+    const responses = {
+      register: await api.post('/api/users', {
+        body: { user: { username: `ns${Date.now()}`, email: `ns${Date.now()}@example.com`, password: 'password123' } },
+      }),
+      login: await api.post('/api/users/login', { body: { user: { email: u.email, password: u.password } } }),
+      // Twice: the second GET is answered from the response cache.
+      get: await api.get('/api/user', { token: u.token }),
+      getCached: await api.get('/api/user', { token: u.token }),
+      put: await api.put('/api/user', { token: u.token, body: { user: { bio: 'hello' } } }),
+    };
+    for (const [name, res] of Object.entries(responses)) {
+      assert.ok(res.status === 200 || res.status === 201, `${name}: ${res.status} ${res.text}`);
+      assert.ok(res.body.user.token, name);
+      assert.equal(res.headers['cache-control'], 'no-store', name);
+    }
+  });
+});
+
+describe('one normal form for identities', () => {
+  const register = (username: string, email = `nf${Date.now()}${Math.random().toString(36).slice(2)}@example.com`) =>
+    api.post('/api/users', { body: { user: { username, email, password: 'password123' } } });
+
+  test('an email that PostgreSQL and JavaScript lowercase differently reaches no other account', async () => {
+    const n = Date.now();
+    const u = await api.register({ email: `alice${n}@x.io` });
+    // U+0130: PostgreSQL's lower() makes it 'i', JavaScript's toLowerCase() 'i' + U+0307.
+    const res = await api.post('/api/users/login', { body: { user: { email: `al\u0130ce${n}@x.io`, password: u.password } } });
+    assert.equal(res.status, 401, res.text);
+    const upper = await api.post('/api/users/login', { body: { user: { email: `ALICE${n}@X.IO`, password: u.password } } });
+    assert.equal(upper.status, 200, upper.text);
+  });
+
+  test('compatibility forms of an email are one address (NFKC)', async () => {
+    const n = Date.now();
+    const u = await api.register({ email: `\uFB01le${n}@x.io` }); // the ligature 'ﬁ'
+    const res = await api.post('/api/users/login', { body: { user: { email: `file${n}@x.io`, password: u.password } } });
+    assert.equal(res.status, 200, res.text);
+    const again = await register(`other${n}`, `FILE${n}@x.io`);
+    assert.equal(again.status, 409, again.text);
+    assert.deepEqual(again.body, { errors: { email: ['has already been taken'] } });
+  });
+
+  test('look-alike usernames are 422 with the reason', async () => {
+    const n = Date.now();
+    for (const [name, message] of [
+      [`alice${n}\u200b`, 'must not contain control, zero-width or bidirectional formatting characters'],
+      [`\u202eecila${n}`, 'must not contain control, zero-width or bidirectional formatting characters'],
+      [`ali\u0007ce${n}`, 'must not contain control, zero-width or bidirectional formatting characters'],
+      [`alice${n} `, 'must not begin or end with whitespace'],
+      [` alice${n}`, 'must not begin or end with whitespace'],
+      [`\u0430lice${n}`, 'must use letters of one script only (not, e.g., Latin and Cyrillic together)'],
+    ]) {
+      const res = await register(name!);
+      assert.equal(res.status, 422, `${JSON.stringify(name)}: ${res.text}`);
+      assert.deepEqual(res.body, { errors: { username: [message] } }, JSON.stringify(name));
+    }
+    const u = await api.register();
+    const put = await api.put('/api/user', { token: u.token, body: { user: { username: `b\u043Eb${n}` } } });
+    assert.equal(put.status, 422, put.text);
+    assert.deepEqual(Object.keys(put.body.errors), ['username']);
+  });
+
+  test('composed and decomposed spellings are one name (NFC)', async () => {
+    const n = Date.now();
+    const first = await register(`caf\u00e9${n}`);
+    assert.equal(first.status, 201, first.text);
+    const second = await register(`cafe\u0301${n}`);
+    assert.equal(second.status, 409, second.text);
+    assert.deepEqual(second.body, { errors: { username: ['has already been taken'] } });
+  });
+
+  test('ASCII names with _ - . and single-script names in other alphabets are accepted', async () => {
+    const n = Date.now();
+    for (const name of [
+      `auth_${n}`,
+      `a.b-c_${n}`,
+      `Ölaf${n}`,
+      `Алиса${n}`,
+      `山田たろう${n}`,
+      `Ελένη${n}`,
+      `jean luc${n}`,
+      `o\u02BCbrien${n}`,
+    ]) {
+      const res = await register(name);
+      assert.equal(res.status, 201, `${name}: ${res.text}`);
+      assert.equal(res.body.user.username, name);
+    }
+  });
+});
+
+test('a profile is found under the decomposed spelling of its name', async () => {
+  const n = Date.now();
+  const res = await api.post('/api/users', {
+    body: { user: { username: `ren\u00e9${n}`, email: `rene${n}@example.com`, password: 'password123' } },
+  });
+  assert.equal(res.status, 201, res.text);
+  const profile = await api.get(`/api/profiles/${encodeURIComponent(`rene\u0301${n}`)}`);
+  assert.equal(profile.status, 200, profile.text);
+  assert.equal(profile.body.profile.username, `ren\u00e9${n}`);
+});
+
+test('a user row written without the service (a script, psql) gets its email key from the database', async () => {
+  const n = Date.now();
+  await t.db.query(`insert into users (username, email, password_hash) values ($1, $2, 'x')`, [`raw${n}`, `Raw${n}@Example.com`]);
+  const inserted = await t.db.query<{ email_key: string }>('select email_key from users where username = $1', [`raw${n}`]);
+  assert.equal(inserted.rows[0]?.email_key, `raw${n}@example.com`);
+  await t.db.query('update users set email = $2 where username = $1', [`raw${n}`, `Moved${n}@Example.com`]);
+  const updated = await t.db.query<{ email_key: string }>('select email_key from users where username = $1', [`raw${n}`]);
+  assert.equal(updated.rows[0]?.email_key, `moved${n}@example.com`);
+});

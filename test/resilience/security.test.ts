@@ -14,6 +14,7 @@ import { USER_EXISTS_TTL_MS } from '../../src/http/auth.ts';
 import { Client, createTestApp, TEST_JWT_SECRET, type Res, type RequestOptions, type TestApp } from '../harness.ts';
 import { median } from '../../bench/histogram.ts';
 import { json, listen, request, sleep, type WireResponse } from '../http/socket.ts';
+import { throughServer } from '../inject.ts';
 
 // ---------------------------------------------------------------------------------------------
 // No leaks: every response of this file goes through `noLeak`. An error body is the contract's
@@ -492,7 +493,7 @@ describe('mass assignment: extra fields in write bodies are neither stored nor r
     assert.ok(recent(row.created_at) && recent(row.updated_at), "timestamps are the server's");
     assert.deepEqual(
       Object.keys(row).sort(),
-      ['bio', 'created_at', 'email', 'id', 'image', 'password_hash', 'token_key', 'updated_at', 'username'],
+      ['bio', 'created_at', 'email', 'email_key', 'id', 'image', 'password_hash', 'token_key', 'updated_at', 'username'],
       'no new columns',
     );
     assert.notEqual(row.token_key, extras.token_key, "the token key is the server's");
@@ -967,6 +968,60 @@ describe('brute force: login attempts under RATE_LIMIT=on, over a real socket', 
     ctx.diagnostic(
       `spray: ${firstRefusal} distinct emails x 1 wrong password from one address answered 401 (login limit ${LOGIN_MAX} per email never reached), then 429 at the global limit (RATE_LIMIT_MAX=${GLOBAL_MAX}: request ${requests} of this address)`,
     );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('password hashing: a login flood from one address', () => {
+  // Two hashing slots and a queue of two: without a per-address share the flood holds all four
+  // and every other client's login is 503 "password hashing is busy" (issue 24 item 1).
+  let fl: TestApp;
+  before(async () => {
+    fl = await createTestApp({ ARGON2_CONCURRENCY: '2', ARGON2_QUEUE: '2', ARGON2_PER_CLIENT: '1' });
+  });
+  after(() => fl.close());
+
+  const login = (remoteAddress: string, email: string, password: string) =>
+    throughServer(fl.app, {
+      method: 'POST',
+      url: '/api/users/login',
+      remoteAddress,
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ user: { email, password } }),
+    });
+
+  test('is refused 429 beyond its share while logins from another address succeed every time', async (ctx) => {
+    const victim = await new Client(fl.app).register();
+    let flooding = true;
+    const flood: Record<number, number> = {};
+    // 24 connections, each sending the next login as soon as the last is answered (random emails:
+    // no per-email limit applies).
+    const workers = Array.from({ length: 24 }, async (_, w) => {
+      for (let i = 0; flooding; i++) {
+        const res = await login('10.66.0.1', `x${w}-${i}@y.io`, 'password999');
+        flood[res.statusCode] = (flood[res.statusCode] ?? 0) + 1;
+        if (res.statusCode === 429) {
+          assert.deepEqual(JSON.parse(res.body), {
+            errors: { request: ['too many password checks at once from this client, retry later'] },
+          });
+          assert.equal(res.headers['retry-after'], '1');
+        }
+      }
+    });
+    await sleep(100);
+    const others: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const res = await login('10.66.0.2', victim.email, victim.password);
+      others.push(res.statusCode);
+      await sleep(50);
+    }
+    flooding = false;
+    await Promise.all(workers);
+    assert.deepEqual(others, Array(8).fill(200), `logins from another address during the flood: ${others.join(' ')}`);
+    assert.ok((flood[429] ?? 0) > 0, `the flood was never refused: ${JSON.stringify(flood)}`);
+    assert.equal(flood[503], undefined, `the flood reached the shared semaphore's refusal: ${JSON.stringify(flood)}`);
+    ctx.diagnostic(`flood from one address: ${JSON.stringify(flood)}; 8 logins from another: all 200`);
   });
 });
 
