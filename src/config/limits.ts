@@ -57,8 +57,9 @@ export function limitsConfig(env: Env): LimitsConfig {
     argon2Concurrency,
     argon2Queue: int(env, 'ARGON2_QUEUE', 2 * uvThreadpoolSize, 0, 100_000),
     argon2MaxWaitMs: int(env, 'ARGON2_MAX_WAIT_MS', 1000, 1, 60_000),
-    // Half the hashing threads at most for one address: a flood of logins from one client cannot
-    // take every slot (and the queue) from everyone else's; a person logs in one request at a time.
-    argon2PerClient: int(env, 'ARGON2_PER_CLIENT', Math.max(1, Math.floor(argon2Concurrency / 2)), 0, 1024),
+    // One address may fill the hashing slots but never wait in the queue beside them: a flood from
+    // one client then leaves the queue to everyone else, who take each slot as it frees (FIFO),
+    // while a client behind a NAT or sending a few logins at once is not refused.
+    argon2PerClient: int(env, 'ARGON2_PER_CLIENT', argon2Concurrency, 0, 1024),
   };
 }

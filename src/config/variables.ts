@@ -96,8 +96,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   {
     name: 'ARGON2_PER_CLIENT',
     default: undefined,
-    description:
-      'password hashes one client address may have running or waiting, past it 429 (unset: half of ARGON2_CONCURRENCY, at least 1; 0: no bound)',
+    description: 'password hashes one client address may have running or waiting, past it 429 (unset: ARGON2_CONCURRENCY; 0: no bound)',
   },
   { name: 'ARGON2_MAX_WAIT_MS', default: '1000', description: 'longest wait for a hashing slot before 503' },
   { name: 'METRICS_PORT', default: undefined, description: 'serve GET /metrics on this port instead of on PORT (unset: on PORT)' },
