@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -72,9 +72,11 @@ const read = (rel: string) => readFile(path.join(ROOT, rel), 'utf8');
 const readYaml = async (rel: string) => YAML.parse(await read(rel), { merge: true });
 const readYamlDocs = (text: string) => YAML.parseAllDocuments(text).map((d): any => d.toJS());
 
-/** Every variable the service reads (src/config.ts, src/runtime.ts): deploy files set no others. */
+/** Every variable the service reads (src/config.ts, its areas in src/config/, src/runtime.ts): deploy files set no others. */
 async function knownVariables(): Promise<Set<string>> {
-  const source = (await read('src/config.ts')) + (await read('src/runtime.ts'));
+  const areas = (await readdir(path.join(ROOT, 'src/config'))).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'));
+  const files = ['src/config.ts', 'src/runtime.ts', ...areas.map((f) => `src/config/${f}`)];
+  const source = (await Promise.all(files.map(read))).join('\n');
   const names = new Set<string>();
   for (const m of source.matchAll(/\(env, '([A-Z][A-Z0-9_]*)'/g)) names.add(m[1]!);
   for (const m of source.matchAll(/process\.env\.([A-Z][A-Z0-9_]*)/g)) names.add(m[1]!);
