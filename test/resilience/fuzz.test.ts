@@ -20,6 +20,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { App } from '../../src/context.ts';
 import { Client, createTestApp, TEST_JWT_SECRET, type TestApp } from '../harness.ts';
+import { throughServer } from '../inject.ts';
 import { createConformance, ERROR_SHAPE, type Conformance, type OpenApiDocument } from '../openapi-responses.ts';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { listen, request } from '../http/socket.ts';
@@ -890,8 +891,10 @@ async function inject(app: App, req: FuzzRequest): Promise<Answer | undefined> {
     unsendable++;
     return undefined;
   }
-  const res = await app.inject({
-    method: req.method as 'GET',
+  // Through the server's request listener, as a connection's request goes: the request pipeline
+  // (admission, the replay branch, the metrics the last test reads) sees it (test/inject.ts).
+  const res = await throughServer(app, {
+    method: req.method,
     url: req.url,
     headers: req.headers,
     ...(req.payload !== undefined ? { payload: req.payload } : {}),
