@@ -17,6 +17,7 @@ import { requestScope } from './db/deadline.ts';
 import { registerCompression } from './http/compression.ts';
 import { AppError, clientErrorHandler, errorHandler, forbiddenKey, notFoundHandler } from './http/errors.ts';
 import { LoadShedder } from './http/load-shedding.ts';
+import { Connections } from './http/connections.ts';
 import { kRefusal, kRouted, NeverRefused, Pipeline, requestId } from './http/pipeline.ts';
 import { RateLimits } from './http/rate-limit.ts';
 import { registerSecurity } from './http/security.ts';
@@ -90,6 +91,11 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   const limits = new RateLimits(config, ctx.redis, opts.logger ?? silent);
   const replays = ctx.cache && config.hotPath ? new Replays(ctx.cache) : undefined;
   const requests = new RequestMetrics();
+  const connections = new Connections({
+    maxConnections: config.httpMaxConnections,
+    maxPerAddress: config.httpMaxConnectionsPerAddress,
+    keepAliveUnderPressureMs: config.httpKeepAliveUnderPressureMs,
+  });
   const neverRefused = new NeverRefused();
   const trust = trustProxyOption(config.trustProxy);
   const trustFn = typeof trust === 'function' ? trust : Array.isArray(trust) ? proxyAddr.compile(trust) : undefined;
@@ -104,6 +110,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     replays,
     observe: (method, route, status, seconds) => requests.observe(method, route, status, seconds),
     log: opts.logger,
+    connections,
   });
   // Fastify hands the factory its options; these are the ones its own factory applies to an
   // HTTP/1 server (fastify/lib/server.js).
@@ -114,6 +121,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     server.requestTimeout = o.requestTimeout;
     server.setTimeout(o.connectionTimeout ?? 0);
     if ((o.maxRequestsPerSocket ?? 0) > 0) server.maxRequestsPerSocket = o.maxRequestsPerSocket!;
+    connections.attach(server);
     return server;
   };
   const app: App = (
@@ -212,7 +220,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
 
   // Observability before every other hook and route (telemetry/register.ts): the request span
   // must see each request, those the hooks below refuse included.
-  await registerTelemetry(app, ctx, { requests, pipeline, replays });
+  await registerTelemetry(app, ctx, { requests, pipeline, replays, connections });
 
   // One synchronous hook for what every routed request needs (each hook, and each promise an
   // async one makes, is per-request work):

@@ -4,6 +4,7 @@
 // defaults and the reasons for them are in src/config/; the table of variables is
 // src/config/variables.ts.
 import { cacheConfig, type CacheConfig } from './config/cache.ts';
+import { connectionConfig, type ConnectionConfig } from './config/connections.ts';
 import { databaseConfig, type DatabaseConfig } from './config/database.ts';
 import { limitsConfig, type LimitsConfig } from './config/limits.ts';
 import { ConfigError, oneOf, type Env } from './config/parse.ts';
@@ -15,16 +16,18 @@ export type { NodeEnv } from './config/server.ts';
 export { tracingSettings, type BatchSettings, type LogLevel, type TracesSampler, type TracingSettings } from './config/telemetry.ts';
 export { ENV_VARS, type EnvVar } from './config/variables.ts';
 
-export interface Config extends ServerConfig, DatabaseConfig, CacheConfig, LimitsConfig, TelemetryConfig {
+export interface Config extends ServerConfig, ConnectionConfig, DatabaseConfig, CacheConfig, LimitsConfig, TelemetryConfig {
   readonly nodeEnv: NodeEnv;
 }
 
 export function loadConfig(env: Env = process.env): Config {
   const nodeEnv = oneOf<NodeEnv>(env, 'NODE_ENV', ['development', 'production', 'test'], 'development');
   const database = databaseConfig(env);
+  const server = serverConfig(env, nodeEnv, database.dataDir);
   return Object.freeze({
     nodeEnv,
-    ...serverConfig(env, nodeEnv, database.dataDir),
+    ...server,
+    ...connectionConfig(env, server.trustProxy),
     ...database,
     ...cacheConfig(env),
     ...limitsConfig(env),

@@ -88,7 +88,12 @@ async function serve(config: Config, log: Logger, source: DatabaseSource, runMig
   // reuseport: every worker binds the port itself and the kernel spreads connections; cluster:
   // the supervisor accepts and hands connections to workers round-robin.
   const own = cluster.isWorker && config.workersMode === 'reuseport';
-  await app.listen({ host: config.host, port: config.port, ...(own ? { exclusive: true, reusePort: true } : {}) });
+  await app.listen({
+    host: config.host,
+    port: config.port,
+    backlog: config.httpBacklog,
+    ...(own ? { exclusive: true, reusePort: true } : {}),
+  });
 }
 
 /** WORKERS > 1: owns the database and the workers' lifecycle; serves nothing itself. */

@@ -76,6 +76,27 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'HTTP_KEEP_ALIVE_TIMEOUT_MS', default: '72000', description: "idle keep-alive connections; above load balancers' 60 s" },
   { name: 'HTTP_HEADERS_TIMEOUT_MS', default: '10000', description: "time to receive a request's headers (slowloris bound)" },
   { name: 'HTTP_REQUEST_TIMEOUT_MS', default: '30000', description: 'time to receive a whole request' },
+  {
+    name: 'HTTP_BACKLOG',
+    default: '4096',
+    description: 'connections the kernel queues before they are accepted (capped by net.core.somaxconn)',
+  },
+  {
+    name: 'HTTP_MAX_CONNECTIONS',
+    default: undefined,
+    description:
+      'open connections per process (0: no bound); default 10000, lower to fit 80% of the file-descriptor limit and a quarter of the memory limit',
+  },
+  {
+    name: 'HTTP_MAX_CONNECTIONS_PER_ADDRESS',
+    default: undefined,
+    description: 'open connections from one peer address (0: no bound); default half of HTTP_MAX_CONNECTIONS, 0 with TRUST_PROXY',
+  },
+  {
+    name: 'HTTP_KEEP_ALIVE_UNDER_PRESSURE_MS',
+    default: '5000',
+    description: 'keep-alive of connections going idle while past 3/4 of HTTP_MAX_CONNECTIONS',
+  },
   { name: 'SHED', default: 'on', description: 'load shedding: 503 while the event loop is saturated' },
   { name: 'SHED_MAX_EVENT_LOOP_DELAY_MS', default: '200', description: 'event-loop delay above which requests are shed' },
   { name: 'SHED_MAX_HEAP_USED_BYTES', default: '0', description: "heap used above which requests are shed (0: no bound but V8's)" },

@@ -37,6 +37,7 @@ async function serve(parts: Partial<PipelineParts>) {
     replays: undefined,
     observe: (method, route, status) => void seen.observed.push({ method, route, status }),
     log: undefined,
+    connections: undefined,
     ...parts,
   });
   const router = (req: IncomingMessage, res: ServerResponse) => {

@@ -15,6 +15,7 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 
 export const kRefusal = Symbol('conduit.refusal');
 export const kSampled = Symbol('conduit.sampled');
@@ -92,6 +93,8 @@ export interface PipelineParts {
   observe(method: string, route: string, status: number, seconds: number): void;
   /** Request lines are written at info, when the logger writes info. */
   readonly log: FastifyBaseLogger | undefined;
+  /** Told when a connection has a request in progress and when it is idle again (connections.ts). */
+  readonly connections: { busy(socket: Socket): void; idle(socket: Socket): void } | undefined;
 }
 
 /**
@@ -146,6 +149,7 @@ export class Pipeline {
     const parts = this.#parts;
     res[kStarted] = performance.now();
     this.stats.inFlight++;
+    parts.connections?.busy(req.socket);
     if (parts.sample !== undefined) req[kSampled] = parts.sample(req);
     const exempt = parts.neverRefused.has(req.url ?? '/');
     const reason = exempt ? null : (parts.refusal?.(this.stats.admitted) ?? null);
@@ -207,6 +211,7 @@ export class Pipeline {
 
   #done(res: ServerResponse): void {
     this.stats.inFlight--;
+    this.#parts.connections?.idle(res.req.socket);
     if (res[kAdmitted] === true) this.stats.admitted--;
     // A response cut short (the client hung up) has no status to count.
     if (!res.writableEnded) return;

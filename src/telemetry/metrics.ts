@@ -15,7 +15,9 @@ import type { Replays } from '../cache/hot-path.ts';
 import type { App, AppContext } from '../context.ts';
 import type { Pool } from '../db/pool.ts';
 import { NEVER_SHED } from '../http/load-shedding.ts';
+import type { Connections } from '../http/connections.ts';
 import type { Pipeline } from '../http/pipeline.ts';
+import { registerConnectionMetrics } from './connection-metrics.ts';
 import { snapshotted } from './snapshot.ts';
 
 declare module 'fastify' {
@@ -84,9 +86,10 @@ export interface MetricsSources {
   requests: RequestMetrics;
   pipeline: Pipeline;
   replays: Replays | undefined;
+  connections: Connections;
 }
 
-export function registerMetrics(app: App, ctx: AppContext, { route, requests, pipeline, replays }: MetricsSources): Metrics {
+export function registerMetrics(app: App, ctx: AppContext, { route, requests, pipeline, replays, connections }: MetricsSources): Metrics {
   // Start the process-wide collectors (the event-loop monitor among them) with the app, not at
   // the first scrape, so that scrape already has something to report.
   processMetrics();
@@ -120,6 +123,7 @@ export function registerMetrics(app: App, ctx: AppContext, { route, requests, pi
 
   // --- Database pool --------------------------------------------------------------------------
   registerPoolMetrics(ctx.db, registers);
+  registerConnectionMetrics(connections, registers);
 
   // --- Response cache -------------------------------------------------------------------------
   const cache = ctx.cache;
