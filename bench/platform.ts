@@ -49,7 +49,8 @@ export function startPlatformServer(recordings: readonly Recording[], port = 0):
   server.keepAliveTimeout = 72_000;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve(server));
+    // The service's listen backlog (HTTP_BACKLOG's default), so many clients connecting at once meet the same queue.
+    server.listen({ port, host: '127.0.0.1', backlog: 4096 }, () => resolve(server));
   });
 }
 
@@ -71,7 +72,7 @@ export async function startFastifyFloorServer(recordings: readonly Recording[], 
     if (!a) return reply.code(404).send({ errors: { platform: ['no recording for this request'] } });
     return reply.code(a.status).headers(a.headers).send(a.body);
   });
-  await app.listen({ port, host: '127.0.0.1' });
+  await app.listen({ port, host: '127.0.0.1', backlog: 4096 });
   return app.server;
 }
 

@@ -99,7 +99,7 @@ interface WrkJson {
 let scriptSeq = 0;
 
 export async function runWrk(
-  opts: { url: string; connections: number; durationSec: number; requestsFile: string; workDir: string },
+  opts: { url: string; connections: number; durationSec: number; requestsFile: string; workDir: string; timeoutSec?: number },
   onStart: (pid: number) => void,
 ): Promise<LoadResult> {
   const bin = wrkPath();
@@ -112,7 +112,7 @@ export async function runWrk(
   const threads = Math.max(1, Math.min(2, opts.connections));
   const child = spawnTracked(
     bin,
-    ['-t', String(threads), '-c', String(opts.connections), '-d', `${opts.durationSec}s`, '--timeout', '10s', '-s', script, opts.url],
+    ['-t', String(threads), '-c', String(opts.connections), '-d', `${opts.durationSec}s`, '--timeout', `${opts.timeoutSec ?? 10}s`, '-s', script, opts.url],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   onStart(child.pid!);

@@ -101,7 +101,11 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   const trustFn = typeof trust === 'function' ? trust : Array.isArray(trust) ? proxyAddr.compile(trust) : undefined;
   const pipeline = new Pipeline({
     lifecycle: ctx.lifecycle,
-    refusal: config.shed ? (inFlight) => shedder.refusal(inFlight) : undefined,
+    overload: config.shed ? () => shedder.reason : undefined,
+    maxInFlight: config.shed ? config.shedMaxInFlight : 0,
+    waitMs: config.shedQueueTimeoutMs,
+    // One waiting request per connection; more come only from pipelining clients.
+    maxWaiting: config.httpMaxConnections || 10_000,
     limit: limits.global,
     // The client's address as Fastify's request.ip works it out (TRUST_PROXY included).
     clientAddress: trustFn ? (req) => proxyAddr(req, trustFn) : (req) => req.socket.remoteAddress ?? '',

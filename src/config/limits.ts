@@ -7,6 +7,7 @@ export interface LimitsConfig {
   readonly shedMaxEventLoopDelayMs: number;
   readonly shedMaxHeapUsedBytes: number;
   readonly shedMaxInFlight: number;
+  readonly shedQueueTimeoutMs: number;
   readonly rateLimit: boolean;
   readonly rateLimitMax: number;
   readonly rateLimitLoginMax: number;
@@ -32,10 +33,13 @@ export function limitsConfig(env: Env): LimitsConfig {
     shedMaxEventLoopDelayMs: int(env, 'SHED_MAX_EVENT_LOOP_DELAY_MS', 200, 0, 60_000),
     // 0: no heap threshold (V8's own limit applies).
     shedMaxHeapUsedBytes: int(env, 'SHED_MAX_HEAP_USED_BYTES', 0, 0, Number.MAX_SAFE_INTEGER),
-    // Requests admitted at once per process; past it, 503 at the door. At a cached read's ~13,000
-    // requests/s per process, 256 in flight is ~20 ms of queue; a request that needs the database
-    // waits for the pool (DB_POOL_MAX, DB_ACQUIRE_TIMEOUT_MS) long before 256 pile up. 0: no bound.
+    // Requests admitted at once per process: a request that needs the database waits for the pool
+    // (DB_POOL_MAX, DB_ACQUIRE_TIMEOUT_MS) long before 256 pile up. 0: no bound.
     shedMaxInFlight: int(env, 'SHED_MAX_IN_FLIGHT', 256, 0, 1_000_000),
+    // Past it a request waits for a place, in arrival order, this long at most, then gets 503:
+    // as long as one waiting for a database connection does (DB_ACQUIRE_TIMEOUT_MS). A 503 at
+    // once (0) is what a client that retries at once turns into more load (http/waiting.ts).
+    shedQueueTimeoutMs: int(env, 'SHED_QUEUE_TIMEOUT_MS', 2000, 0, 60_000),
     rateLimit: bool(env, 'RATE_LIMIT', true),
     // Per client IP per minute across all routes: generous (a busy front end makes a few
     // requests per second), there to stop one client from taking the whole service.

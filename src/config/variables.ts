@@ -101,6 +101,11 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'SHED_MAX_EVENT_LOOP_DELAY_MS', default: '200', description: 'event-loop delay above which requests are shed' },
   { name: 'SHED_MAX_HEAP_USED_BYTES', default: '0', description: "heap used above which requests are shed (0: no bound but V8's)" },
   { name: 'SHED_MAX_IN_FLIGHT', default: '256', description: 'requests admitted at once per process (0: no bound)' },
+  {
+    name: 'SHED_QUEUE_TIMEOUT_MS',
+    default: '2000',
+    description: 'how long a request past SHED_MAX_IN_FLIGHT waits for a place before its 503 (0: 503 at once)',
+  },
   { name: 'RATE_LIMIT', default: 'on', description: 'per-IP rate limits; off for load tests from one address' },
   { name: 'RATE_LIMIT_MAX', default: '6000', description: 'requests per IP per window, all routes' },
   { name: 'RATE_LIMIT_LOGIN_MAX', default: '20', description: 'login attempts per IP and email per window' },

@@ -1,8 +1,9 @@
 // Load shedding: when the process is saturated, refuse new work at the door with a fast 503
 // instead of letting every request slow down. Two signals:
-//   - requests in flight (SHED_MAX_IN_FLIGHT): past the bound, a new request is refused at once.
-//     It bounds the work queued inside the process: a pipelined flood, or requests piling up on
-//     a slow database.
+//   - requests in flight (SHED_MAX_IN_FLIGHT): past the bound, a new request waits for a place
+//     up to SHED_QUEUE_TIMEOUT_MS, then is refused (http/waiting.ts says why it waits). It bounds
+//     the work inside the process: a pipelined flood, or requests piling up on a slow database.
+//     The pipeline keeps that count and its queue; this class keeps the other signal.
 //   - the event loop's delay, sampled every 250 ms (and the heap, when a bound is set): a loop
 //     stalled by CPU-heavy work (a flood of pipelined requests, a runaway computation).
 // Neither sees overload spread over many connections with one request each: at twice the peak
@@ -34,9 +35,9 @@ export const NEVER_SHED = { neverShed: true } as const;
 const SAMPLE_MS = 250;
 const RESOLUTION_MS = 10;
 
-type ShedConfig = Pick<Config, 'shed' | 'shedMaxEventLoopDelayMs' | 'shedMaxHeapUsedBytes' | 'shedMaxInFlight'>;
+type ShedConfig = Pick<Config, 'shed' | 'shedMaxEventLoopDelayMs' | 'shedMaxHeapUsedBytes'>;
 
-/** Decides whether a request arriving now is refused; the request pipeline (pipeline.ts) asks it. */
+/** Whether the process is saturated now (`reason`); the request pipeline (pipeline.ts) asks it. */
 export class LoadShedder {
   /** Why requests are being refused now (event loop or heap), or null. */
   reason: string | null = null;
@@ -48,13 +49,6 @@ export class LoadShedder {
 
   constructor(config: ShedConfig) {
     this.#config = config;
-  }
-
-  /** Why a request arriving now, with `inFlight` others in the process, would be refused, or null. */
-  refusal(inFlight: number): string | null {
-    if (!this.#config.shed) return null;
-    const max = this.#config.shedMaxInFlight;
-    return this.reason ?? (max > 0 && inFlight >= max ? 'requests in flight' : null);
   }
 
   /** Starts sampling (at the app's onReady: start-up work is not a stalled loop). */

@@ -29,7 +29,10 @@ async function serve(parts: Partial<PipelineParts>) {
   const seen: Seen = { routed: [], observed: [] };
   const pipeline = new Pipeline({
     lifecycle: { draining: false },
-    refusal: undefined,
+    overload: undefined,
+    maxInFlight: 0,
+    waitMs: 0,
+    maxWaiting: 100,
     limit: undefined,
     clientAddress: (req) => req.socket.remoteAddress ?? '',
     neverRefused: never('/healthz', '/docs/assets/:name'),
@@ -73,7 +76,7 @@ describe('the request pipeline', () => {
 
   test('an overloaded process marks requests refused (503) and routes them; never-refused URLs pass; each is observed once', async () => {
     let reason: string | null = 'event loop delay';
-    const s = await started({ refusal: () => reason });
+    const s = await started({ overload: () => reason });
     assert.equal((await s.get('/api/tags')).status, 503);
     assert.equal((await s.get('/healthz')).status, 200);
     reason = null;
@@ -96,27 +99,100 @@ describe('the request pipeline', () => {
     assert.equal(s.pipeline.stats.inFlight, 0);
   });
 
-  test('the shedder is asked with the number of admitted requests in flight (shed ones do not count)', async () => {
-    const asked: number[] = [];
-    // The limit holds each admitted request until both have arrived.
+  /** A limit that holds each admitted request until `release()`: requests in flight on demand. */
+  function holdingLimit() {
     const held: (() => void)[] = [];
-    const s = await started({
-      // The second to arrive is shed: it is not one of the admitted ones the third is counted with.
-      refusal: (n) => (asked.push(n), asked.length === 2 ? 'a test' : null),
-      limit: {
-        max: 10,
-        count: () =>
-          new Promise<Window>((resolve) => {
-            held.push(() => resolve({ current: 1, ttl: 1 }));
-            if (held.length === 2) for (const release of held) release();
-          }),
+    return {
+      limit: { max: 1000, count: () => new Promise<Window>((resolve) => held.push(() => resolve({ current: 1, ttl: 1 }))) },
+      held: () => held.length,
+      release: () => {
+        for (const r of held.splice(0)) r();
       },
-    });
-    const statuses = await Promise.all([s.get('/a'), s.get('/b'), s.get('/c')]);
+    };
+  }
+
+  test('past SHED_MAX_IN_FLIGHT with no wait: 503 at once; refused ones do not count as in flight', async () => {
+    const h = holdingLimit();
+    const s = await started({ maxInFlight: 2, waitMs: 0, limit: h.limit });
+    const first = [s.get('/a'), s.get('/b')];
+    while (h.held() < 2) await new Promise((r) => setTimeout(r, 1));
+    assert.equal((await s.get('/c')).status, 503);
+    assert.equal((await s.get('/healthz')).status, 200, 'never-refused URLs pass the bound');
+    h.release();
+    assert.deepEqual(
+      (await Promise.all(first)).map((r) => r.status),
+      [200, 200],
+    );
     await s.settled();
-    assert.deepEqual(asked, [0, 1, 1]);
-    assert.deepEqual(statuses.map((r) => r.status).sort(), [200, 200, 503]);
+    assert.equal(s.pipeline.stats.shed, 1);
+    assert.match(s.seen.routed.find((r) => r.url === '/c')!.refusal!.reason, /requests in flight/);
     assert.deepEqual({ inFlight: s.pipeline.stats.inFlight, admitted: s.pipeline.stats.admitted }, { inFlight: 0, admitted: 0 });
+  });
+
+  test('past SHED_MAX_IN_FLIGHT a request waits for a place, in arrival order, and is served when one frees', async () => {
+    const h = holdingLimit();
+    const s = await started({ maxInFlight: 1, waitMs: 10_000, limit: h.limit });
+    const a = s.get('/a');
+    while (h.held() < 1) await new Promise((r) => setTimeout(r, 1));
+    const b = s.get('/b');
+    const c = s.get('/c');
+    while (s.pipeline.stats.waiting < 2) await new Promise((r) => setTimeout(r, 1));
+    assert.equal(h.held(), 1, 'the waiting ones are not admitted yet');
+    // Each release lets the next one in, oldest first.
+    for (let admitted = 1; admitted <= 3; admitted++) {
+      while (h.held() < 1) await new Promise((r) => setTimeout(r, 1));
+      h.release();
+    }
+    assert.deepEqual(
+      (await Promise.all([a, b, c])).map((r) => r.status),
+      [200, 200, 200],
+    );
+    await s.settled();
+    assert.deepEqual(
+      s.seen.routed.map((r) => r.url),
+      ['/a', '/b', '/c'],
+    );
+    assert.equal(s.pipeline.stats.shed, 0);
+    assert.equal(s.pipeline.stats.waiting, 0);
+  });
+
+  test('a request that waited SHED_QUEUE_TIMEOUT_MS without a place gets 503', async () => {
+    const h = holdingLimit();
+    const s = await started({ maxInFlight: 1, waitMs: 100, limit: h.limit });
+    const a = s.get('/a');
+    while (h.held() < 1) await new Promise((r) => setTimeout(r, 1));
+    const asked = performance.now();
+    const b = await s.get('/b');
+    assert.equal(b.status, 503);
+    assert.ok(performance.now() - asked >= 90, 'refused once its wait ran out, not before');
+    h.release();
+    assert.equal((await a).status, 200);
+    await s.settled();
+    assert.deepEqual(
+      { waiting: s.pipeline.stats.waiting, inFlight: s.pipeline.stats.inFlight, shed: s.pipeline.stats.shed },
+      { waiting: 0, inFlight: 0, shed: 1 },
+    );
+  });
+
+  test('a waiting request whose client hangs up leaves the queue, neither answered nor refused', async () => {
+    const h = holdingLimit();
+    const s = await started({ maxInFlight: 1, waitMs: 10_000, limit: h.limit });
+    const a = s.get('/a');
+    while (h.held() < 1) await new Promise((r) => setTimeout(r, 1));
+    const gone = http.get(`${s.base}/b`).on('error', () => {});
+    while (s.pipeline.stats.waiting < 1) await new Promise((r) => setTimeout(r, 1));
+    gone.destroy();
+    // Dropped by the queue's own sweep: no place had to free up for it to be noticed.
+    while (s.pipeline.stats.waiting > 0) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(s.pipeline.stats.inFlight, 1);
+    h.release();
+    assert.equal((await a).status, 200);
+    await s.settled();
+    assert.deepEqual({ waiting: s.pipeline.stats.waiting, shed: s.pipeline.stats.shed }, { waiting: 0, shed: 0 });
+    assert.deepEqual(
+      s.seen.routed.map((r) => r.url),
+      ['/a'],
+    );
   });
 
   test('the per-address limit: over max, a 429 refusal with Retry-After from the window; at once or after a promise', async () => {
@@ -164,7 +240,8 @@ describe('the request pipeline', () => {
     );
     const lifecycle = { draining: false };
     let sampled = false;
-    const s = await started({ replays, lifecycle, sample: () => sampled });
+    let overload: string | null = null;
+    const s = await started({ replays, lifecycle, sample: () => sampled, overload: () => overload });
     // What the router answered for this URL, as ResponseCache.send notes it and app.ts records it.
     const raw = { method: 'GET', url: '/api/tags', httpVersion: '1.1', headers: { host: 'h' } } as IncomingMessage;
     noteCachedAnswer({ raw } as FastifyRequest, entry!, body);
@@ -173,6 +250,14 @@ describe('the request pipeline', () => {
     assert.deepEqual(await s.get('/api/tags'), { status: 200, body: '{"tags":["a"]}' });
     assert.equal(s.seen.routed.length, 0);
     assert.equal(replays.stats.replayed, 1);
+    overload = 'event loop delay';
+    assert.deepEqual(
+      await s.get('/api/tags'),
+      { status: 200, body: '{"tags":["a"]}' },
+      'overloaded: a recorded answer is cheaper than a refusal',
+    );
+    assert.equal(s.pipeline.stats.shed, 0);
+    overload = null;
     sampled = true;
     assert.equal((await s.get('/api/tags')).body, 'routed', 'a sampled request gets its span through the router');
     assert.equal(s.seen.routed[0]!.sampled, true);
@@ -185,6 +270,7 @@ describe('the request pipeline', () => {
     assert.equal(replays.size, 0);
     await s.settled();
     assert.deepEqual(s.seen.observed[0], { method: 'GET', route: '/api/tags', status: 200 }, 'the replay is observed under its route');
+    s.seen.observed.splice(1, 1);
     assert.deepEqual(
       s.seen.observed.slice(1).map((o) => o.route),
       ['unmatched', 'unmatched', 'unmatched'],

@@ -16,6 +16,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { Waiting } from './waiting.ts';
 
 export const kRefusal = Symbol('conduit.refusal');
 export const kSampled = Symbol('conduit.sampled');
@@ -79,8 +80,14 @@ export interface GlobalLimit {
 
 export interface PipelineParts {
   readonly lifecycle: { readonly draining: boolean };
-  /** Why a request arriving now would be refused (load-shedding.ts), or null. */
-  readonly refusal: ((inFlight: number) => string | null) | undefined;
+  /** Why the process refuses new work now (the event loop, the heap: load-shedding.ts), or null. */
+  readonly overload: (() => string | null) | undefined;
+  /** Admitted requests in progress at most (SHED_MAX_IN_FLIGHT; 0: no bound). */
+  readonly maxInFlight: number;
+  /** How long a request past that bound waits for a place before its 503, in ms (0: 503 at once). */
+  readonly waitMs: number;
+  /** Requests waiting at most; more are answered 503 at once. */
+  readonly maxWaiting: number;
   readonly limit: GlobalLimit | undefined;
   /** The client's address, as TRUST_PROXY says to read it. */
   clientAddress(req: IncomingMessage): string;
@@ -122,6 +129,14 @@ export class NeverRefused {
 
 export type Router = (req: IncomingMessage, res: ServerResponse) => void;
 
+/** A request waiting for a place (SHED_MAX_IN_FLIGHT), since its arrival. */
+interface Waiter {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly router: Router;
+  readonly since: number;
+}
+
 export class Pipeline {
   readonly #parts: PipelineParts;
   readonly #logs: boolean;
@@ -130,7 +145,11 @@ export class Pipeline {
    * inFlight: every request received and not yet done (the metric); admitted: those of them the
    * shedder let in, whose bound is SHED_MAX_IN_FLIGHT (refused ones cost little and leave fast).
    */
-  readonly stats = { inFlight: 0, admitted: 0, shed: 0, rateLimited: 0 };
+  readonly stats = { inFlight: 0, admitted: 0, waiting: 0, shed: 0, rateLimited: 0 };
+  readonly #waiting = new Waiting<Waiter>();
+  #expiry: NodeJS.Timeout | undefined;
+  /** #next is running: a request it admits may finish at once (a replay) and call it again. */
+  #taking = false;
 
   constructor(parts: PipelineParts) {
     this.#parts = parts;
@@ -152,15 +171,25 @@ export class Pipeline {
     parts.connections?.busy(req.socket);
     if (parts.sample !== undefined) req[kSampled] = parts.sample(req);
     const exempt = parts.neverRefused.has(req.url ?? '/');
-    const reason = exempt ? null : (parts.refusal?.(this.stats.admitted) ?? null);
-    res[kAdmitted] = reason === null;
-    if (reason === null) {
-      this.stats.admitted++;
-    } else {
-      this.stats.shed++;
-      req[kRefusal] = { status: 503, key: 'server', reason: `is overloaded (${reason}), retry later`, retryAfter: 1 };
-      return this.#route(req, res, router);
+    if (!exempt) {
+      const overload = parts.overload?.() ?? null;
+      const full = overload === null && parts.maxInFlight > 0 && this.stats.admitted >= parts.maxInFlight;
+      // A recorded answer costs less to send than a refusal (no router, no error rendering):
+      // under pressure it is still sent. Only work the process would have to do waits or is refused.
+      if (overload !== null || full) {
+        const replay = this.#replayFor(req);
+        if (replay === undefined && overload !== null) return this.#refuse(req, res, router, overload);
+        if (replay === undefined) return this.#wait({ req, res, router, since: res[kStarted] });
+        req[kReplay] = replay;
+      }
     }
+    this.#admit(req, res, router, exempt);
+  }
+
+  #admit(req: IncomingMessage, res: ServerResponse, router: Router, exempt: boolean): void {
+    const parts = this.#parts;
+    res[kAdmitted] = true;
+    this.stats.admitted++;
     if (parts.limit === undefined || exempt) return this.#dispatch(req, res, router);
     const counting = parts.limit.count(parts.clientAddress(req));
     if (!(counting instanceof Promise)) return this.#admitted(counting, req, res, router);
@@ -193,14 +222,58 @@ export class Pipeline {
   }
 
   #dispatch(req: IncomingMessage, res: ServerResponse, router: Router): void {
-    const { replays, lifecycle } = this.#parts;
-    // A draining process answers through the router, which asks each client to close (app.ts).
-    const replay = replays !== undefined && req[kSampled] !== true && !lifecycle.draining ? replays.find(req) : undefined;
+    const replay = req[kReplay] ?? this.#replayFor(req);
     if (replay === undefined) return this.#route(req, res, router);
     req[kReplay] = replay;
-    replays!.answer(replay, res);
+    this.#parts.replays!.answer(replay, res);
     // Written at once: done now, with no listener to register (a replay's whole cost is a few µs).
     this.#done(res);
+  }
+
+  /** The recorded answer for `req`, if it may have one now. */
+  #replayFor(req: IncomingMessage): Replay | undefined {
+    const { replays, lifecycle } = this.#parts;
+    // A draining process answers through the router, which asks each client to close (app.ts).
+    return replays !== undefined && req[kSampled] !== true && !lifecycle.draining ? replays.find(req) : undefined;
+  }
+
+  #refuse(req: IncomingMessage, res: ServerResponse, router: Router, reason: string): void {
+    this.stats.shed++;
+    req[kRefusal] = { status: 503, key: 'server', reason: `is overloaded (${reason}), retry later`, retryAfter: 1 };
+    this.#route(req, res, router);
+  }
+
+  /** Past SHED_MAX_IN_FLIGHT: waits for a place (waiting.ts), or is refused when none can come in time. */
+  #wait(entry: Waiter): void {
+    const { waitMs, maxWaiting } = this.#parts;
+    if (waitMs === 0 || this.#waiting.length >= maxWaiting) return this.#refuse(entry.req, entry.res, entry.router, 'requests in flight');
+    this.#waiting.push(entry);
+    this.stats.waiting++;
+    // Expiry is checked as places free up, and by this timer while nothing does.
+    this.#expiry ??= setInterval(() => this.#next(), Math.max(10, Math.min(100, waitMs / 4))).unref();
+  }
+
+  /** Gives free places to waiting requests, oldest first; refuses those that waited too long. */
+  #next(): void {
+    if (this.#taking) return;
+    this.#taking = true;
+    const { maxInFlight, waitMs } = this.#parts;
+    const expired = performance.now() - waitMs;
+    for (let w = this.#waiting.peek(); w !== undefined; w = this.#waiting.peek()) {
+      const gone = w.res.destroyed;
+      if (!gone && w.since > expired && this.stats.admitted >= maxInFlight) break;
+      this.#waiting.shift();
+      this.stats.waiting--;
+      // The client hung up while it waited: no one to answer.
+      if (gone) this.#done(w.res);
+      else if (w.since <= expired) this.#refuse(w.req, w.res, w.router, 'requests in flight');
+      else this.#admit(w.req, w.res, w.router, false);
+    }
+    if (this.#waiting.length === 0 && this.#expiry !== undefined) {
+      clearInterval(this.#expiry);
+      this.#expiry = undefined;
+    }
+    this.#taking = false;
   }
 
   /** To the router; done when the response closes (finished, or the client gone). */
@@ -212,7 +285,10 @@ export class Pipeline {
   #done(res: ServerResponse): void {
     this.stats.inFlight--;
     this.#parts.connections?.idle(res.req.socket);
-    if (res[kAdmitted] === true) this.stats.admitted--;
+    if (res[kAdmitted] === true) {
+      this.stats.admitted--;
+      if (this.#waiting.length > 0) this.#next();
+    }
     // A response cut short (the client hung up) has no status to count.
     if (!res.writableEnded) return;
     const req = res.req;

@@ -17,7 +17,7 @@ import type { Pool } from '../db/pool.ts';
 import { NEVER_SHED } from '../http/load-shedding.ts';
 import type { Connections } from '../http/connections.ts';
 import type { Pipeline } from '../http/pipeline.ts';
-import { registerConnectionMetrics } from './connection-metrics.ts';
+import { registerAdmissionMetrics } from './admission-metrics.ts';
 import { snapshotted } from './snapshot.ts';
 
 declare module 'fastify' {
@@ -123,7 +123,7 @@ export function registerMetrics(app: App, ctx: AppContext, { route, requests, pi
 
   // --- Database pool --------------------------------------------------------------------------
   registerPoolMetrics(ctx.db, registers);
-  registerConnectionMetrics(connections, registers);
+  registerAdmissionMetrics(connections, pipeline, registers);
 
   // --- Response cache -------------------------------------------------------------------------
   const cache = ctx.cache;

@@ -1,5 +1,5 @@
-// Load shedding by requests in flight (SHED_MAX_IN_FLIGHT, src/http/load-shedding.ts) over real
-// sockets: past the bound a request is refused at once in the error shape, probes still answer,
+// Load shedding by requests in flight (SHED_MAX_IN_FLIGHT, src/http/pipeline.ts) over real
+// sockets: past the bound a request waits for a place, then is refused in the error shape; probes answer,
 // a client that hangs up frees its place, and the service recovers when the held work finishes.
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -16,7 +16,13 @@ before(async () => {
   // The event-loop signal off (0): only the in-flight bound is under test.
   // CACHE=off: the held requests below must reach the database every time (with the cache,
   // GET /api/user is answered from memory after the first read).
-  t = await createTestApp({ SHED: 'on', SHED_MAX_IN_FLIGHT: '2', SHED_MAX_EVENT_LOOP_DELAY_MS: '0', CACHE: 'off' });
+  t = await createTestApp({
+    SHED: 'on',
+    SHED_MAX_IN_FLIGHT: '2',
+    SHED_QUEUE_TIMEOUT_MS: '500',
+    SHED_MAX_EVENT_LOOP_DELAY_MS: '0',
+    CACHE: 'off',
+  });
   token = (await new Client(t.app).register()).token;
   url = await listen(t);
   locker = new pg.Client({ connectionString: databaseUrl(new URL(t.config.databaseUrl!.expose()).pathname.slice(1)) });
@@ -41,7 +47,7 @@ async function holding<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-test('past SHED_MAX_IN_FLIGHT a request gets 503 + Retry-After at once; probes answer; the held ones finish', async () => {
+test('past SHED_MAX_IN_FLIGHT a request waits SHED_QUEUE_TIMEOUT_MS for a place, then gets 503 + Retry-After; probes answer at once', async () => {
   // Seen once before the lock: the token's user is remembered, so the held requests wait on
   // the users read, not on the existence check.
   assert.equal((await me()).status, 200);
@@ -56,12 +62,29 @@ test('past SHED_MAX_IN_FLIGHT a request gets 503 + Retry-After at once; probes a
     assert.equal(refused.headers['retry-after'], '1');
     assert.deepEqual(json(refused), { errors: { server: ['is overloaded (requests in flight), retry later'] } });
     assertSecurityHeaders(refused, 'in-flight 503');
-    assert.ok(ms < 1000, `refused after ${ms.toFixed(0)} ms`);
+    assert.ok(ms >= 450 && ms < 2500, `refused after ${ms.toFixed(0)} ms`);
     assert.equal((await request(`${url}/healthz`)).status, 200);
   });
   const statuses = ((await held) as { status: number }[]).map((r) => r.status);
   assert.deepEqual(statuses, [200, 200]);
   assert.equal((await me()).status, 200);
+});
+
+test('a request waiting for a place is served once one frees', async () => {
+  assert.equal((await me()).status, 200);
+  let held: Promise<{ status: number }[]> | undefined;
+  let waiting: ReturnType<typeof me> | undefined;
+  await holding(async () => {
+    held = Promise.all([me(), me()]);
+    await sleep(100);
+    waiting = me();
+    await sleep(200);
+  });
+  assert.deepEqual(
+    (await held!).map((r) => r.status),
+    [200, 200],
+  );
+  assert.equal((await waiting!).status, 200, 'served, not refused: it waited less than SHED_QUEUE_TIMEOUT_MS');
 });
 
 test('pipelined responses leave the count when they finish, while their connection stays open', async () => {

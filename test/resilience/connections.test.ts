@@ -31,7 +31,12 @@ function backlogOf(port: number): number {
 const somaxconn = () => Number(execFileSync('cat', ['/proc/sys/net/core/somaxconn'], { encoding: 'utf8' }));
 
 describe('the listen backlog', () => {
-  for (const workers of [{ WORKERS: '1' }, { WORKERS: '2', WORKERS_MODE: 'cluster' }, { WORKERS: '2', WORKERS_MODE: 'reuseport' }]) {
+  const modes: Record<string, string>[] = [
+    { WORKERS: '1' },
+    { WORKERS: '2', WORKERS_MODE: 'cluster' },
+    { WORKERS: '2', WORKERS_MODE: 'reuseport' },
+  ];
+  for (const workers of modes) {
     test(`is HTTP_BACKLOG (capped by net.core.somaxconn) with ${JSON.stringify(workers)}`, async () => {
       const port = await freePort();
       const s = await startService({ ...env, ...workers, PORT: String(port), HTTP_BACKLOG: '1000' });

@@ -1,9 +1,18 @@
-// The HTTP connections the process holds and what its bounds did (http/connections.ts), read at
-// each scrape from the counts the bounds keep anyway.
+// The HTTP connections the process holds and what their bounds did (http/connections.ts), and
+// the requests waiting for a place (http/pipeline.ts), read at each scrape from the counts kept anyway.
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Connections } from '../http/connections.ts';
+import type { Pipeline } from '../http/pipeline.ts';
 
-export function registerConnectionMetrics(connections: Connections, registers: Registry[]): void {
+export function registerAdmissionMetrics(connections: Connections, pipeline: Pipeline, registers: Registry[]): void {
+  new Gauge({
+    name: 'conduit_requests_waiting',
+    help: 'Requests waiting for a place among SHED_MAX_IN_FLIGHT (at most SHED_QUEUE_TIMEOUT_MS, then 503).',
+    registers,
+    collect() {
+      this.set(pipeline.stats.waiting);
+    },
+  });
   const { stats } = connections;
   new Gauge({
     name: 'conduit_http_connections',
