@@ -1,6 +1,6 @@
 // The connection bounds (src/http/connections.ts) over real sockets from several loopback
 // addresses: one address holding connections up to its bound leaves the others, and the probes,
-// answered; at the process's bound the longest-idle connection makes room for a new one; when
+// answered; at the process's bound an idle connection makes room for a new one; when
 // every connection is busy a new one is closed at once; past 3/4 of the bound keep-alive shortens.
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -52,7 +52,7 @@ test('one address holding connections past its bound keeps only its bound; anoth
   release();
 });
 
-test("at the process's bound a new connection is served: the longest-idle connection makes room", async () => {
+test("at the process's bound a new connection is served: an idle connection, the earliest opened, makes room", async () => {
   const first = await holding(20, '127.0.0.2');
   const second = await holding(20, '127.0.0.3');
   assert.equal(first.answered + second.answered, 40);
@@ -62,8 +62,8 @@ test("at the process's bound a new connection is served: the longest-idle connec
   assert.equal(third.answered, 5, 'the newcomers are answered');
   assert.equal((await request(`${url}/readyz`)).status, 200, '/readyz is answered');
   await sleep(100);
-  assert.equal(second.open(), 20, 'the connections idle for less time are kept');
-  assert.ok(first.open() <= 16, `the longest idle (the first address) made the room: ${first.open()} left`);
+  assert.equal(second.open(), 20, 'the connections opened later are kept');
+  assert.ok(first.open() <= 16, `the earliest opened (the first address) made the room: ${first.open()} left`);
   assert.ok((await closed()) - before >= 4, 'the closes are counted');
   release();
 });
