@@ -3,8 +3,8 @@
 // configuration, then CACHE=off), the platform server (bare node:http replaying the service's
 // bytes) and any peer, in alternating rounds. Reports per target and connection count the
 // medians over rounds of: throughput, p50 and p99, timeouts (no answer in 5 s), non-2xx answers
-// (the service's 503s) and peak RSS; then the RSS one idle keep-alive connection costs, from
-// 5,000 held open. docs/connections.md has a run and what it shows.
+// (the service's 503s) and peak RSS; first, on the fresh processes, the RSS one idle keep-alive
+// connection costs, from 5,000 held open. docs/connections.md has a run and what it shows.
 //
 //   npm run bench:connections -- [--connections 1000,5000] [--duration 8] [--rounds 2]
 //                                [--peer NAME=URL]... [--pg postgres://...]
@@ -104,6 +104,20 @@ async function main(): Promise<void> {
     const requestsFile = path.join(workDir, 'requests.json');
     await writeFile(requestsFile, JSON.stringify([request]));
 
+    // First, on fresh processes: after the load runs, the heap they grew hides what connections add.
+    const idle: { target: string; beforeMB: number; heldMB: number; perThousandMB: number; held: number }[] = [];
+    for (const t of targets) {
+      if (t.pid === undefined) continue;
+      const beforeMB = rssMB(t.pid);
+      const h = await hold(Number(new URL(t.url).port), IDLE_CONNECTIONS, { waitMs: 30_000 });
+      await new Promise((r) => setTimeout(r, 1000));
+      const heldMB = rssMB(t.pid);
+      const held = h.open();
+      h.close();
+      idle.push({ target: t.name, beforeMB, heldMB, held, perThousandMB: ((heldMB - beforeMB) / held) * 1000 });
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+
     // Warmed up first, as a process that has served for a while is: a cold one runs its first
     // thousand requests in V8's interpreter, and the clients of that first burst wait seconds.
     for (const t of targets) await runWrk({ url: t.url, connections: 50, durationSec: 3, requestsFile, workDir }, () => {});
@@ -133,19 +147,6 @@ async function main(): Promise<void> {
           await new Promise((r) => setTimeout(r, 1000));
         }
       }
-    }
-
-    const idle: { target: string; beforeMB: number; heldMB: number; perThousandMB: number; held: number }[] = [];
-    for (const t of targets) {
-      if (t.pid === undefined) continue;
-      const beforeMB = rssMB(t.pid);
-      const h = await hold(Number(new URL(t.url).port), IDLE_CONNECTIONS, { waitMs: 30_000 });
-      await new Promise((r) => setTimeout(r, 1000));
-      const heldMB = rssMB(t.pid);
-      const held = h.open();
-      h.close();
-      idle.push({ target: t.name, beforeMB, heldMB, held, perThousandMB: ((heldMB - beforeMB) / held) * 1000 });
-      await new Promise((r) => setTimeout(r, 1000));
     }
 
     const lines = [
