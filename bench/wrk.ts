@@ -112,7 +112,19 @@ export async function runWrk(
   const threads = Math.max(1, Math.min(2, opts.connections));
   const child = spawnTracked(
     bin,
-    ['-t', String(threads), '-c', String(opts.connections), '-d', `${opts.durationSec}s`, '--timeout', `${opts.timeoutSec ?? 10}s`, '-s', script, opts.url],
+    [
+      '-t',
+      String(threads),
+      '-c',
+      String(opts.connections),
+      '-d',
+      `${opts.durationSec}s`,
+      '--timeout',
+      `${opts.timeoutSec ?? 10}s`,
+      '-s',
+      script,
+      opts.url,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   onStart(child.pid!);
