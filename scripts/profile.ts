@@ -168,6 +168,8 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
     try {
       const service = await startService({
         NODE_ENV: 'production',
+        // The admin endpoints on the API port, where this script calls them (production's default is METRICS_PORT 9464).
+        METRICS_PORT: 'api',
         JWT_SECRET,
         DATABASE_URL: db.url,
         LOG_LEVEL: 'warn',

@@ -30,6 +30,8 @@ const JWT_SECRET = 'bench-only-secret-bench-only-secret-0123456789';
 export function conduitEnv(config: string, databaseUrl: string, dataDir: string): Record<string, string> {
   return {
     NODE_ENV: 'production',
+    // /metrics on the API port, where bench/gc.ts reads it (production's default is METRICS_PORT 9464).
+    METRICS_PORT: 'api',
     JWT_SECRET,
     DATABASE_URL: databaseUrl,
     LOG_LEVEL: 'warn',

@@ -99,7 +99,12 @@ export const ENV_VARS: readonly EnvVar[] = [
     description: 'password hashes one client address may have running or waiting, past it 429 (unset: ARGON2_CONCURRENCY; 0: no bound)',
   },
   { name: 'ARGON2_MAX_WAIT_MS', default: '1000', description: 'longest wait for a hashing slot before 503' },
-  { name: 'METRICS_PORT', default: undefined, description: 'serve GET /metrics on this port instead of on PORT (unset: on PORT)' },
+  {
+    name: 'METRICS_PORT',
+    default: undefined,
+    description:
+      'GET /metrics and the admin endpoints on this port instead of on PORT; api: on PORT (unset: 9464 when NODE_ENV=production, else on PORT)',
+  },
   {
     name: 'METRICS_SNAPSHOT_MS',
     default: '1000',

@@ -8,7 +8,8 @@ import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
 import { Client, createTestApp, type TestApp } from '../../test/harness.ts';
 import { throughServer } from '../../test/inject.ts';
-import { ADMIN_FAILURES_MAX, ADMIN_FAILURES_WINDOW_MS } from './admin.ts';
+import { ADMIN_FAILURES_MAX, ADMIN_FAILURES_WINDOW_MS, adminServer } from './admin.ts';
+import { startMetricsServer, supervisorAdmin } from './metrics-server.ts';
 
 const TOKEN = 'admin-token-for-tests-admin-token-for-tests';
 
@@ -140,5 +141,60 @@ describe('wrong admin tokens from one address', () => {
     // Another address is not held back by the first one's guesses.
     const other = await send('10.9.0.2', TOKEN);
     assert.equal(other.statusCode, 200, other.body.slice(0, 200));
+  });
+});
+
+describe('with METRICS_PORT', () => {
+  test('the admin endpoints are served on the metrics port, beside /metrics, and not on the API port', async () => {
+    const t = await createTestApp({ ADMIN_TOKEN: TOKEN, METRICS_PORT: '0' });
+    const admin = await adminServer(t.ctx);
+    assert.ok(admin, 'ADMIN_TOKEN is set');
+    const server = await startMetricsServer({
+      host: '127.0.0.1',
+      port: 0,
+      contentType: t.app.metrics.contentType,
+      render: () => t.app.metrics.render(),
+      other: admin.handle,
+    });
+    try {
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      const onApi = await new Client(t.app).post('/admin/profile/heap?seconds=1', { headers: auth });
+      assert.equal(onApi.status, 404, 'not on the API port');
+      assert.equal((await new Client(t.app).get('/metrics')).status, 404, '/metrics neither');
+
+      const base = `http://127.0.0.1:${server.port}`;
+      const wrong = await fetch(`${base}/admin/profile/heap?seconds=1`, { method: 'POST', headers: { authorization: 'Bearer nope' } });
+      assert.equal(wrong.status, 401);
+      assert.deepEqual(await wrong.json(), { errors: { token: ['is missing or invalid'] } });
+      const bad = await fetch(`${base}/admin/profile/heap?seconds=0`, { method: 'POST', headers: auth });
+      assert.equal(bad.status, 422, 'validated as on the API port');
+      const heap = await fetch(`${base}/admin/profile/heap?seconds=1`, { method: 'POST', headers: auth });
+      assert.equal(heap.status, 200);
+      assert.equal(heap.headers.get('x-conduit-pid'), String(process.pid));
+      assert.ok(((await heap.json()) as { head?: unknown }).head, 'a sampling heap profile');
+      assert.equal((await fetch(`${base}/metrics`)).status, 200);
+      assert.equal((await fetch(`${base}/elsewhere`)).status, 404);
+    } finally {
+      await server.close();
+      await admin.close();
+      await t.close();
+    }
+  });
+
+  test('with WORKERS > 1 the supervisor answers the admin paths with 404 and the way to profile the workers', async () => {
+    const server = await startMetricsServer({
+      host: '127.0.0.1',
+      port: 0,
+      contentType: 'text/plain',
+      render: async () => '',
+      other: supervisorAdmin,
+    });
+    try {
+      const res = await fetch(`http://127.0.0.1:${server.port}/admin/profile/cpu`, { method: 'POST' });
+      assert.equal(res.status, 404);
+      assert.match(JSON.stringify(await res.json()), /SIGUSR2 to the supervisor/);
+    } finally {
+      await server.close();
+    }
   });
 });

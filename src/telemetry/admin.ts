@@ -8,17 +8,26 @@
 //
 // Chrome DevTools and speedscope open the JSON ones, `go tool pprof` and Pyroscope the pprof ones;
 // each draws the flame graph (docs/observability.md).
-// With WORKERS > 1 a request reaches one worker: its `x-conduit-pid` response header says which.
+//
+// Where: on METRICS_PORT when it is set (production's default), beside /metrics and never on the
+// API port (adminServer below, started by main.ts); otherwise on PORT, next to the API. With
+// WORKERS > 1 the workers share PORT, so a request there reaches one worker (its `x-conduit-pid`
+// response header says which); the supervisor, which serves METRICS_PORT, has no app to profile
+// and answers /admin/ there with 404 and the way to profile the workers: SIGUSR2 to it profiles
+// every worker into PROFILE_DIR.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { FastifyReply } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import type { App, AppContext } from '../context.ts';
-import { AppError } from '../http/errors.ts';
+import { AppError, errorHandler, notFoundHandler } from '../http/errors.ts';
 import { NEVER_SHED } from '../http/load-shedding.ts';
 import { LocalCounters } from '../http/rate-limit.ts';
+import { validatorCompiler } from '../http/validation.ts';
 import { cpuProfileToPprof, heapProfileToPprof } from './pprof.ts';
 import {
   CPU_INTERVAL_US,
@@ -40,6 +49,24 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
  */
 export const ADMIN_FAILURES_MAX = 10;
 export const ADMIN_FAILURES_WINDOW_MS = 60_000;
+
+/**
+ * The admin endpoints as a request handler of their own, for the METRICS_PORT server
+ * (metrics-server.ts): a Fastify instance beside the app, with the app's error shape and
+ * validation, in this process. Undefined without ADMIN_TOKEN.
+ */
+export async function adminServer(
+  ctx: AppContext,
+): Promise<{ handle: (req: IncomingMessage, res: ServerResponse) => void; close: () => Promise<void> } | undefined> {
+  if (!ctx.config.adminToken) return undefined;
+  const admin = Fastify({ logger: false }).withTypeProvider<TypeBoxTypeProvider>();
+  admin.setValidatorCompiler(validatorCompiler);
+  admin.setErrorHandler(errorHandler);
+  admin.setNotFoundHandler(notFoundHandler);
+  registerAdminRoutes(admin, ctx);
+  await admin.ready();
+  return { handle: (req, res) => admin.routing(req, res), close: () => admin.close() };
+}
 
 export function registerAdminRoutes(app: App, ctx: AppContext): void {
   const token = ctx.config.adminToken;

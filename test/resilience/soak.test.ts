@@ -99,6 +99,8 @@ before(async () => {
   service = await startService({
     // As the benchmark runs it: production settings, request logging off the hot path.
     NODE_ENV: 'production',
+    // /metrics on the API port, where the soak reads it (production's default is METRICS_PORT 9464).
+    METRICS_PORT: 'api',
     JWT_SECRET,
     DATABASE_URL: db.url,
     LOG_LEVEL: 'warn',
