@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -141,6 +142,43 @@ describe('wrong admin tokens from one address', () => {
     // Another address is not held back by the first one's guesses.
     const other = await send('10.9.0.2', TOKEN);
     assert.equal(other.statusCode, 200, other.body.slice(0, 200));
+  });
+});
+
+describe('wrong admin tokens with REDIS_URL', () => {
+  const guess = (t: TestApp, remoteAddress: string, token: string) =>
+    throughServer(t.app, {
+      method: 'POST',
+      url: '/admin/profile/heap?seconds=1',
+      remoteAddress,
+      headers: { authorization: `Bearer ${token}` },
+    });
+
+  test('are counted in Redis: guesses spread over two processes share one limit', async () => {
+    const env = { ADMIN_TOKEN: TOKEN, REDIS_URL: 'redis://127.0.0.1:6379', RATE_LIMIT_PREFIX: `test:admin:${randomUUID()}:` };
+    const [a, b] = await Promise.all([createTestApp(env), createTestApp(env)]);
+    try {
+      for (let i = 0; i < ADMIN_FAILURES_MAX; i++) {
+        const res = await guess(i % 2 === 0 ? a : b, '10.9.1.1', `guess-${i}`);
+        assert.equal(res.statusCode, 401, `guess ${i}`);
+      }
+      for (const t of [a, b]) assert.equal((await guess(t, '10.9.1.1', 'guess-over')).statusCode, 429);
+      // IPv6: one /64 is one guesser.
+      for (let i = 0; i < ADMIN_FAILURES_MAX; i++) await guess(a, `2001:db8::${i + 1}`, `guess-${i}`);
+      assert.equal((await guess(b, '2001:db8::ffff', TOKEN)).statusCode, 429);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  test('are still limited, per process, while Redis does not answer', async () => {
+    const t = await createTestApp({ ADMIN_TOKEN: TOKEN, REDIS_URL: 'redis://127.0.0.1:1' });
+    try {
+      for (let i = 0; i < ADMIN_FAILURES_MAX; i++) assert.equal((await guess(t, '10.9.2.1', `guess-${i}`)).statusCode, 401);
+      assert.equal((await guess(t, '10.9.2.1', TOKEN)).statusCode, 429);
+    } finally {
+      await t.close();
+    }
   });
 });
 

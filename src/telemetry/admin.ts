@@ -26,7 +26,8 @@ import { Type } from 'typebox';
 import type { App, AppContext } from '../context.ts';
 import { AppError, errorHandler, notFoundHandler } from '../http/errors.ts';
 import { NEVER_SHED } from '../http/load-shedding.ts';
-import { LocalCounters } from '../http/rate-limit.ts';
+import { normalizeIP } from '@fastify/rate-limit';
+import { SharedCounters } from '../http/rate-limit.ts';
 import { validatorCompiler } from '../http/validation.ts';
 import { cpuProfileToPprof, heapProfileToPprof } from './pprof.ts';
 import {
@@ -43,9 +44,11 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /**
  * Wrong tokens an address may send in a window before every admin request from it is 429 until
- * the window ends: guessing is bounded to this many tries a minute per address (per process), a
- * mistyped token costs its operator at most a minute. Counted here and not by RATE_LIMIT_MAX,
- * which allows thousands of requests a minute and is off when RATE_LIMIT=off.
+ * the window ends: guessing is bounded to this many tries a minute per address, a mistyped token
+ * costs its operator at most a minute. Counted in Redis when REDIS_URL is set, so the bound holds
+ * across processes and instances (per process otherwise, and while Redis is away). Counted here
+ * and not by RATE_LIMIT_MAX, which allows thousands of requests a minute and is off when
+ * RATE_LIMIT=off.
  */
 export const ADMIN_FAILURES_MAX = 10;
 export const ADMIN_FAILURES_WINDOW_MS = 60_000;
@@ -75,7 +78,12 @@ export function registerAdminRoutes(app: App, ctx: AppContext): void {
   const { profileDir } = ctx.config;
 
   void app.register(async (admin) => {
-    const failures = new LocalCounters({ cache: 10_000 });
+    const failures = new SharedCounters({
+      redis: ctx.redis,
+      prefix: `${ctx.config.rateLimitPrefix}admin-failures:`,
+      windowMs: ADMIN_FAILURES_WINDOW_MS,
+    });
+    admin.addHook('onClose', () => failures.close());
     const refuse = (ttl: number) =>
       new AppError(
         429,
@@ -84,14 +92,15 @@ export function registerAdminRoutes(app: App, ctx: AppContext): void {
       );
     // Equal-length digests compared in constant time: the comparison says nothing about the token.
     admin.addHook('onRequest', async (request) => {
-      const address = request.ip;
+      // An IPv6 client holds a /64: its addresses are one guesser (the rate limiter's key).
+      const address = normalizeIP(request.ip);
       // An address over its failures is refused before its token is looked at: past the limit a
       // guess, right or wrong, learns nothing.
-      const seen = failures.peek(address, ADMIN_FAILURES_WINDOW_MS);
+      const seen = await failures.peek(address);
       if (seen !== undefined && seen.current >= ADMIN_FAILURES_MAX) throw refuse(seen.ttl);
       const given = request.headers.authorization;
       if (given === undefined || !timingSafeEqual(digest(given), expected)) {
-        failures.count(address, ADMIN_FAILURES_WINDOW_MS);
+        await failures.count(address);
         throw new AppError(401, { token: ['is missing or invalid'] });
       }
     });
