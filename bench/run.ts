@@ -65,6 +65,7 @@ function serviceEnv(ctx: Ctx, config: string, databaseUrl: string): Record<strin
     RATE_LIMIT_MAX: '100000000',
     RATE_LIMIT_LOGIN_MAX: '100000000',
     RATE_LIMIT_REGISTER_MAX: '100000000',
+    RATE_LIMIT_PASSWORD_MAX: '100000000',
     ...CONFIGS[config]!.env,
     ...(CONFIGS[config]!.otlp && ctx.otlp ? { OTEL_EXPORTER_OTLP_ENDPOINT: ctx.otlp.url } : {}),
   };

@@ -178,6 +178,7 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
         RATE_LIMIT_MAX: '100000000',
         RATE_LIMIT_LOGIN_MAX: '100000000',
         RATE_LIMIT_REGISTER_MAX: '100000000',
+        RATE_LIMIT_PASSWORD_MAX: '100000000',
         ADMIN_TOKEN: adminToken,
         PROFILE_DIR: workDir,
         // As `npm start` runs it: tracing starts if --set gives it an endpoint.

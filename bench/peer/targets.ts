@@ -40,6 +40,7 @@ export function conduitEnv(config: string, databaseUrl: string, dataDir: string)
     RATE_LIMIT_MAX: '100000000',
     RATE_LIMIT_LOGIN_MAX: '100000000',
     RATE_LIMIT_REGISTER_MAX: '100000000',
+    RATE_LIMIT_PASSWORD_MAX: '100000000',
     ...CONFIGS[config]!.env,
   };
 }

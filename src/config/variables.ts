@@ -85,6 +85,12 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'RATE_LIMIT_LOGIN_MAX', default: '20', description: 'login attempts per IP and email per window' },
   { name: 'RATE_LIMIT_REGISTER_MAX', default: '100', description: 'registrations per IP per window' },
   { name: 'RATE_LIMIT_WINDOW_MS', default: '60000', description: 'the rate-limit window' },
+  {
+    name: 'RATE_LIMIT_PASSWORD_MAX',
+    default: '30',
+    description: 'password checks (logins and registrations together) per IP per RATE_LIMIT_PASSWORD_WINDOW_MS',
+  },
+  { name: 'RATE_LIMIT_PASSWORD_WINDOW_MS', default: '5000', description: 'the window of RATE_LIMIT_PASSWORD_MAX' },
   { name: 'RATE_LIMIT_PREFIX', default: 'conduit:ratelimit:', description: 'Redis key prefix of the rate-limit counters' },
   { name: 'TRUST_PROXY', default: 'off', description: 'off, a hop count, or addresses/CIDRs of trusted proxies (X-Forwarded-For)' },
   { name: 'CACHE_REDIS', default: undefined, description: 'the Redis cache tier: on or off (unset: on when REDIS_URL is set)' },

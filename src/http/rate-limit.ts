@@ -208,6 +208,39 @@ export function loginRateLimit(config: Pick<Config, 'rateLimitLoginMax' | 'rateL
   };
 }
 
+/**
+ * A hook for login and registration: password checks per client address, both routes counted
+ * together, at most RATE_LIMIT_PASSWORD_MAX per RATE_LIMIT_PASSWORD_WINDOW_MS (30 in 5 s),
+ * past it 429 before the body is read. The limits above count in a minute, which a flood spends
+ * in its first second; a short window paces it: @fastify/rate-limit counts fixed windows only
+ * (its stores, Redis included, have no sliding window or token bucket), and a short window bounds
+ * any span of its length to twice the pace. Counted in Redis with the routes' own limits when
+ * REDIS_URL is set, so the pace holds across processes and instances.
+ *
+ * The plugin's createRateLimit, not a second route config (one per route) nor its rateLimit()
+ * hook: a request that met that hook skips every later limit of the plugin (the per-email one).
+ */
+export function passwordPace(
+  app: App,
+  config: Pick<Config, 'rateLimit' | 'rateLimitPasswordMax' | 'rateLimitPasswordWindowMs'>,
+): ((request: FastifyRequest) => Promise<void>) | undefined {
+  if (!config.rateLimit) return undefined;
+  const check = app.createRateLimit({
+    max: config.rateLimitPasswordMax,
+    timeWindow: config.rateLimitPasswordWindowMs,
+    keyGenerator: (request) => `password:${normalizeIP(request.ip)}`,
+  });
+  return async (request) => {
+    const limit = await check(request);
+    if (!limit.isAllowed && limit.isExceeded)
+      throw new AppError(
+        429,
+        { request: ['too many logins and registrations from this client, retry later'] },
+        { retryAfter: Math.max(1, limit.ttlInSeconds) },
+      );
+  };
+}
+
 /** Route config: registrations counted per client IP. */
 export function registerRateLimitConfig(config: Pick<Config, 'rateLimitRegisterMax' | 'rateLimitWindowMs'>) {
   return {

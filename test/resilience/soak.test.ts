@@ -110,6 +110,7 @@ before(async () => {
     RATE_LIMIT_MAX: '100000000',
     RATE_LIMIT_LOGIN_MAX: '100000000',
     RATE_LIMIT_REGISTER_MAX: '100000000',
+    RATE_LIMIT_PASSWORD_MAX: '100000000',
     // Load shedding answers 503 while the event loop lags: on a machine shared with other work
     // that is the machine starving the process of CPU, not the process ageing. Off, a starved
     // process answers late instead, and every request still has to succeed (within the
