@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -158,6 +159,16 @@ describe('wrong admin tokens with REDIS_URL', () => {
     const env = { ADMIN_TOKEN: TOKEN, REDIS_URL: 'redis://127.0.0.1:6379', RATE_LIMIT_PREFIX: `test:admin:${randomUUID()}:` };
     const [a, b] = await Promise.all([createTestApp(env), createTestApp(env)]);
     try {
+      // Until its own Redis connection is up a process counts locally (no offline queue): wait
+      // for each one's first count to show in Redis, as a running service's would long before.
+      let probe = 0;
+      for (const t of [a, b]) {
+        for (let seen = 0; seen === 0; await sleep(20)) {
+          const address = `10.9.9.${++probe}`;
+          await guess(t, address, 'probe');
+          seen = await t.ctx.redis!.exists(`${env.RATE_LIMIT_PREFIX}admin-failures:${address}`).catch(() => 0);
+        }
+      }
       for (let i = 0; i < ADMIN_FAILURES_MAX; i++) {
         const res = await guess(i % 2 === 0 ? a : b, '10.9.1.1', `guess-${i}`);
         assert.equal(res.statusCode, 401, `guess ${i}`);
