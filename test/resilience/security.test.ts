@@ -12,6 +12,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createSigner } from 'fast-jwt';
 import { USER_EXISTS_TTL_MS } from '../../src/http/auth.ts';
+import { usernameSkeleton } from '../../src/lib/identity.ts';
 import { Client, createTestApp, TEST_JWT_SECRET, type Res, type RequestOptions, type TestApp } from '../harness.ts';
 import { median } from '../../bench/histogram.ts';
 import { json, listen, request, sleep, type WireResponse } from '../http/socket.ts';
@@ -477,6 +478,7 @@ describe('mass assignment: extra fields in write bodies are neither stored nor r
       bio: 'forged bio',
       image: 'forged image',
       token_key: '00000000-0000-4000-8000-000000000000',
+      username_skeleton: 'forged',
     };
     const reg = await call('POST', '/api/users', {
       body: { user: { username: `mass${n}`, email: `mass${n}@example.com`, password: 'password123', ...extras }, admin: true },
@@ -494,9 +496,22 @@ describe('mass assignment: extra fields in write bodies are neither stored nor r
     assert.ok(recent(row.created_at) && recent(row.updated_at), "timestamps are the server's");
     assert.deepEqual(
       Object.keys(row).sort(),
-      ['bio', 'created_at', 'email', 'email_key', 'id', 'image', 'password_hash', 'token_key', 'updated_at', 'username'],
+      [
+        'bio',
+        'created_at',
+        'email',
+        'email_key',
+        'id',
+        'image',
+        'password_hash',
+        'token_key',
+        'updated_at',
+        'username',
+        'username_skeleton',
+      ],
       'no new columns',
     );
+    assert.equal(row.username_skeleton, usernameSkeleton(`mass${n}`), "the skeleton is the server's");
     assert.notEqual(row.token_key, extras.token_key, "the token key is the server's");
 
     const login = await call('POST', '/api/users/login', {
