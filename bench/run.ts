@@ -54,6 +54,8 @@ function checkNotStopping(ctx: Ctx): void {
 function serviceEnv(ctx: Ctx, config: string, databaseUrl: string): Record<string, string> {
   return {
     NODE_ENV: 'production',
+    // /metrics on the API port, where bench/gc.ts reads it (production's default is METRICS_PORT 9464).
+    METRICS_PORT: 'api',
     JWT_SECRET,
     DATABASE_URL: databaseUrl,
     LOG_LEVEL: 'warn',
@@ -63,6 +65,7 @@ function serviceEnv(ctx: Ctx, config: string, databaseUrl: string): Record<strin
     RATE_LIMIT_MAX: '100000000',
     RATE_LIMIT_LOGIN_MAX: '100000000',
     RATE_LIMIT_REGISTER_MAX: '100000000',
+    RATE_LIMIT_PASSWORD_MAX: '100000000',
     ...CONFIGS[config]!.env,
     ...(CONFIGS[config]!.otlp && ctx.otlp ? { OTEL_EXPORTER_OTLP_ENDPOINT: ctx.otlp.url } : {}),
   };

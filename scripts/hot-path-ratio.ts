@@ -94,6 +94,8 @@ try {
     const db = await server.createRunDatabase();
     const s = await startService({
       NODE_ENV: 'production',
+      // On the API port, as before production's METRICS_PORT default: one port per run, no collisions.
+      METRICS_PORT: 'api',
       JWT_SECRET: randomBytes(32).toString('hex'),
       DATABASE_URL: db.url,
       LOG_LEVEL: 'warn',

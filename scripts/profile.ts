@@ -168,6 +168,8 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
     try {
       const service = await startService({
         NODE_ENV: 'production',
+        // The admin endpoints on the API port, where this script calls them (production's default is METRICS_PORT 9464).
+        METRICS_PORT: 'api',
         JWT_SECRET,
         DATABASE_URL: db.url,
         LOG_LEVEL: 'warn',
@@ -176,6 +178,7 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
         RATE_LIMIT_MAX: '100000000',
         RATE_LIMIT_LOGIN_MAX: '100000000',
         RATE_LIMIT_REGISTER_MAX: '100000000',
+        RATE_LIMIT_PASSWORD_MAX: '100000000',
         ADMIN_TOKEN: adminToken,
         PROFILE_DIR: workDir,
         // As `npm start` runs it: tracing starts if --set gives it an endpoint.

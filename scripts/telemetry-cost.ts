@@ -376,6 +376,8 @@ async function main(): Promise<void> {
   );
   const serviceEnv = (dbUrl: string) => ({
     NODE_ENV: 'production',
+    // On the API port, as before production's METRICS_PORT default: one port per run, no collisions.
+    METRICS_PORT: 'api',
     JWT_SECRET: randomBytes(32).toString('hex'),
     DATABASE_URL: dbUrl,
     LOG_LEVEL: 'warn',

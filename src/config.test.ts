@@ -78,3 +78,14 @@ test('secrets never print', () => {
   assert.ok(!printed.includes(SECRET));
   assert.ok(!printed.includes('hunter2'));
 });
+
+test('/metrics and the admin endpoints: off the API port by default in production, on it in development', () => {
+  const prod = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32) };
+  assert.equal(loadConfig(prod).metricsPort, 9464);
+  assert.equal(loadConfig({ ...prod, METRICS_PORT: '9100' }).metricsPort, 9100);
+  assert.equal(loadConfig({ ...prod, METRICS_PORT: 'api' }).metricsPort, undefined);
+  const dev = { NODE_ENV: 'development', JWT_SECRET: 'x'.repeat(32) };
+  assert.equal(loadConfig(dev).metricsPort, undefined);
+  assert.equal(loadConfig({ ...dev, METRICS_PORT: '0' }).metricsPort, 0);
+  assert.throws(() => loadConfig({ ...dev, METRICS_PORT: 'public' }), /METRICS_PORT must be a port number or "api"/);
+});

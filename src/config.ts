@@ -31,7 +31,7 @@ export function loadConfig(env: Env = process.env): Config {
     ...database,
     ...cacheConfig(env),
     ...limitsConfig(env),
-    ...telemetryConfig(env, database.dataDir),
+    ...telemetryConfig(env, database.dataDir, nodeEnv),
   });
 }
 

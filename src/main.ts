@@ -15,7 +15,14 @@ import { openDatabase, type DatabaseSource } from './db/database.ts';
 import { listMigrations, migrate } from './db/migrate.ts';
 import { createPool } from './db/pool.ts';
 import { createLogger, errorFields } from './telemetry/logging.ts';
-import { clusterMetrics, serveMetricsToSupervisor, startMetricsServer, type MetricsServer } from './telemetry/metrics-server.ts';
+import { adminServer } from './telemetry/admin.ts';
+import {
+  clusterMetrics,
+  serveMetricsToSupervisor,
+  startMetricsServer,
+  supervisorAdmin,
+  type MetricsServer,
+} from './telemetry/metrics-server.ts';
 import { installProfileSignal } from './telemetry/profiler.ts';
 import { shutdownTracing, tracingActive } from './telemetry/spans.ts';
 
@@ -44,8 +51,10 @@ async function serve(config: Config, log: Logger, source: DatabaseSource, runMig
   const app = await buildApp(ctx, { logger: log });
   // SIGUSR2: CPU and allocation profiles of the next PROFILE_SECONDS into PROFILE_DIR.
   installProfileSignal({ dir: config.profileDir, seconds: config.profileSeconds, log });
-  // METRICS_PORT: /metrics there instead of on PORT; a worker's go to the supervisor's port.
+  // METRICS_PORT: /metrics and the admin endpoints there instead of on PORT; a worker's metrics
+  // go to the supervisor's port.
   let metricsServer: MetricsServer | undefined;
+  const admin = config.metricsPort !== undefined && !cluster.isWorker ? await adminServer(ctx) : undefined;
   if (config.metricsPort !== undefined) {
     if (cluster.isWorker) serveMetricsToSupervisor(app.metrics);
     else
@@ -54,6 +63,7 @@ async function serve(config: Config, log: Logger, source: DatabaseSource, runMig
         port: config.metricsPort,
         contentType: app.metrics.contentType,
         render: () => app.metrics.render(),
+        other: admin?.handle,
       });
     if (metricsServer) log.info({ port: metricsServer.port }, `metrics at http://${config.host}:${metricsServer.port}/metrics`);
   }
@@ -75,6 +85,7 @@ async function serve(config: Config, log: Logger, source: DatabaseSource, runMig
       await closing;
       clearInterval(sweep);
       await metricsServer?.close();
+      await admin?.close();
       await closeContext(ctx);
       // The spans of the last requests are still in the exporter's buffer.
       await shutdownTracing();
@@ -118,7 +129,8 @@ async function supervise(config: Config, log: Logger): Promise<void> {
   // The cluster's metrics, summed over the workers (telemetry/metrics-server.ts).
   let metricsServer: MetricsServer | undefined;
   if (config.metricsPort !== undefined) {
-    metricsServer = await startMetricsServer({ host: config.host, port: config.metricsPort, ...clusterMetrics() });
+    const other = config.adminToken ? supervisorAdmin : undefined;
+    metricsServer = await startMetricsServer({ host: config.host, port: config.metricsPort, ...clusterMetrics(), other });
     log.info({ port: metricsServer.port }, `cluster metrics at http://${config.host}:${metricsServer.port}/metrics`);
   }
 

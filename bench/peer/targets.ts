@@ -30,6 +30,8 @@ const JWT_SECRET = 'bench-only-secret-bench-only-secret-0123456789';
 export function conduitEnv(config: string, databaseUrl: string, dataDir: string): Record<string, string> {
   return {
     NODE_ENV: 'production',
+    // /metrics on the API port, where bench/gc.ts reads it (production's default is METRICS_PORT 9464).
+    METRICS_PORT: 'api',
     JWT_SECRET,
     DATABASE_URL: databaseUrl,
     LOG_LEVEL: 'warn',
@@ -38,6 +40,7 @@ export function conduitEnv(config: string, databaseUrl: string, dataDir: string)
     RATE_LIMIT_MAX: '100000000',
     RATE_LIMIT_LOGIN_MAX: '100000000',
     RATE_LIMIT_REGISTER_MAX: '100000000',
+    RATE_LIMIT_PASSWORD_MAX: '100000000',
     ...CONFIGS[config]!.env,
   };
 }

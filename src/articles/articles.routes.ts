@@ -47,13 +47,15 @@ import { registerFavoriteRoutes } from './favorites.routes.ts';
 /**
  * The list filters, picked by name: the query object also carries parameters the schema does not
  * declare (ajv keeps them), and `?followedBy=abc` must not reach the feed filter (a 500, or with
- * a number anyone's feed). Empty filters mean no filter (one cache key for both).
+ * a number anyone's feed). Empty filters mean no filter (one cache key for both). Usernames are
+ * compared in NFC, the form they are stored in (users/username.ts): 'e' + U+0301 finds 'é''s
+ * articles, under the one cache key of both spellings.
  */
 function publicFilter(query: { tag?: string; author?: string; favorited?: string; limit: number; offset: number }): PublicFilter {
   return {
     tag: query.tag || undefined,
-    author: query.author || undefined,
-    favorited: query.favorited || undefined,
+    author: query.author?.normalize('NFC') || undefined,
+    favorited: query.favorited?.normalize('NFC') || undefined,
     limit: query.limit,
     offset: query.offset,
   };

@@ -315,3 +315,27 @@ describe('the feed', () => {
     }
   });
 });
+
+describe('the author= and favorited= filters', () => {
+  test('compare the name in NFC, as it is stored: the decomposed spelling finds the composed name', async () => {
+    const n = randomBytes(4).toString('hex');
+    const author = await api.register({ username: `ren\u00e9${n}` });
+    const fan = await api.register({ username: `zo\u00eb${n}` });
+    const made = await createMany(author.token, 2);
+    const fav = await api.post(`/api/articles/${made[0]!.slug}/favorite`, { token: fan.token });
+    assert.equal(fav.status, 200, fav.text);
+    for (const name of [`ren\u00e9${n}`, `rene\u0301${n}`]) {
+      const res = await api.get(`/api/articles?author=${encodeURIComponent(name)}`);
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual(
+        slugs(res),
+        made.map((a) => a.slug),
+        JSON.stringify(name),
+      );
+    }
+    for (const name of [`zo\u00eb${n}`, `zoe\u0308${n}`]) {
+      const res = await api.get(`/api/articles?favorited=${encodeURIComponent(name)}`);
+      assert.deepEqual(slugs(res), [made[0]!.slug], JSON.stringify(name));
+    }
+  });
+});

@@ -2,12 +2,22 @@
 // demand, and OpenTelemetry tracing from the standard OTEL_* variables.
 import path from 'node:path';
 import { bool, ConfigError, int, oneOf, Secret, str, type Env } from './parse.ts';
+import type { NodeEnv } from './server.ts';
+
+/**
+ * METRICS_PORT's default in production: the port OpenTelemetry's Prometheus exporter uses by
+ * convention, the one the deploy files scrape (deploy/k8s, deploy/compose.yaml).
+ */
+export const DEFAULT_METRICS_PORT = 9464;
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface TelemetryConfig {
   readonly logLevel: LogLevel;
-  /** A separate port for GET /metrics (then not served on PORT); undefined: on PORT. */
+  /**
+   * A separate port for GET /metrics and the admin endpoints (then not served on PORT);
+   * undefined: both on PORT.
+   */
   readonly metricsPort: number | undefined;
   /** GET /metrics on PORT is rendered at most once per this many ms (0: on every scrape). */
   readonly metricsSnapshotMs: number;
@@ -51,13 +61,10 @@ export interface BatchSettings {
   readonly maxExportBatchSize: number;
 }
 
-export function telemetryConfig(env: Env, dataDir: string): TelemetryConfig {
+export function telemetryConfig(env: Env, dataDir: string, nodeEnv: NodeEnv): TelemetryConfig {
   return {
     logLevel: oneOf<LogLevel>(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
-    // Unset: /metrics is served on PORT, next to the API (what `npm start` users expect). Set
-    // it when the API port is public, so only the scraper reaches the metrics; with WORKERS > 1
-    // the supervisor serves the whole cluster's metrics there (docs/observability.md "Metrics").
-    metricsPort: str(env, 'METRICS_PORT') === undefined ? undefined : int(env, 'METRICS_PORT', 0, 0, 65535),
+    metricsPort: metricsPort(env, nodeEnv),
     // On the API port anyone may scrape: a flood costs one render per interval (telemetry/snapshot.ts).
     metricsSnapshotMs: int(env, 'METRICS_SNAPSHOT_MS', 1000, 0, 60_000),
     // Unset by default: the profiling endpoints stop the world (heap snapshots) and must not
@@ -69,6 +76,23 @@ export function telemetryConfig(env: Env, dataDir: string): TelemetryConfig {
     profileSeconds: int(env, 'PROFILE_SECONDS', 10, 1, 600),
     tracing: tracingSettings(env),
   };
+}
+
+/**
+ * Where /metrics and the admin endpoints are served: a port of their own, or PORT (undefined).
+ * In development PORT, next to the API (what `npm start` users expect). In production a port of
+ * their own unless asked otherwise: the API port is the public one, and an unauthenticated scrape
+ * of about 27 KB is an amplifier there (issue 24 item 2), the admin endpoints a target for
+ * guesses. `METRICS_PORT=api` keeps both on PORT (a platform that exposes one port only). With
+ * WORKERS > 1 the supervisor serves the whole cluster's metrics on that port
+ * (docs/observability.md "Metrics").
+ */
+function metricsPort(env: Env, nodeEnv: NodeEnv): number | undefined {
+  const raw = str(env, 'METRICS_PORT');
+  if (raw === 'api') return undefined;
+  if (raw === undefined) return nodeEnv === 'production' ? DEFAULT_METRICS_PORT : undefined;
+  if (!/^\d+$/.test(raw)) throw new ConfigError('METRICS_PORT', `must be a port number or "api", got "${raw}"`);
+  return int(env, 'METRICS_PORT', 0, 0, 65535);
 }
 
 function adminToken(env: Env): Secret | undefined {

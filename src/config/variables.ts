@@ -111,6 +111,12 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'RATE_LIMIT_LOGIN_MAX', default: '20', description: 'login attempts per IP and email per window' },
   { name: 'RATE_LIMIT_REGISTER_MAX', default: '100', description: 'registrations per IP per window' },
   { name: 'RATE_LIMIT_WINDOW_MS', default: '60000', description: 'the rate-limit window' },
+  {
+    name: 'RATE_LIMIT_PASSWORD_MAX',
+    default: '30',
+    description: 'password checks (logins and registrations together) per IP per RATE_LIMIT_PASSWORD_WINDOW_MS',
+  },
+  { name: 'RATE_LIMIT_PASSWORD_WINDOW_MS', default: '5000', description: 'the window of RATE_LIMIT_PASSWORD_MAX' },
   { name: 'RATE_LIMIT_PREFIX', default: 'conduit:ratelimit:', description: 'Redis key prefix of the rate-limit counters' },
   { name: 'TRUST_PROXY', default: 'off', description: 'off, a hop count, or addresses/CIDRs of trusted proxies (X-Forwarded-For)' },
   { name: 'CACHE_REDIS', default: undefined, description: 'the Redis cache tier: on or off (unset: on when REDIS_URL is set)' },
@@ -125,7 +131,12 @@ export const ENV_VARS: readonly EnvVar[] = [
     description: 'password hashes one client address may have running or waiting, past it 429 (unset: ARGON2_CONCURRENCY; 0: no bound)',
   },
   { name: 'ARGON2_MAX_WAIT_MS', default: '1000', description: 'longest wait for a hashing slot before 503' },
-  { name: 'METRICS_PORT', default: undefined, description: 'serve GET /metrics on this port instead of on PORT (unset: on PORT)' },
+  {
+    name: 'METRICS_PORT',
+    default: undefined,
+    description:
+      'GET /metrics and the admin endpoints on this port instead of on PORT; api: on PORT (unset: 9464 when NODE_ENV=production, else on PORT)',
+  },
   {
     name: 'METRICS_SNAPSHOT_MS',
     default: '1000',

@@ -71,6 +71,8 @@ export function forbiddenKey(body: string): AppError | undefined {
 /** Unique constraints (by name, see migrations) that mean "this value is taken". */
 const TAKEN_BY_CONSTRAINT: Record<string, 'username' | 'email'> = {
   users_username_key: 'username',
+  // A look-alike of a name in use (lib/identity.ts usernameSkeleton): its look is taken.
+  users_username_skeleton: 'username',
   users_email_key: 'email',
   users_email_key_nf: 'email',
 };

@@ -69,6 +69,63 @@ local ttl = tonumber(ARGV[1])
 if current == 1 then redis.call('PEXPIRE', KEYS[1], ttl) else ttl = redis.call('PTTL', KEYS[1]) end
 return {current, ttl}`;
 
+/** What a key's current window holds, without counting: 0 and no TTL when it holds nothing. */
+const PEEK_SCRIPT = `
+local current = redis.call('GET', KEYS[1])
+if not current then return {0, 0} end
+return {tonumber(current), redis.call('PTTL', KEYS[1])}`;
+
+/**
+ * Counts per key in a fixed window, shared by every process and instance through Redis when one
+ * is configured (the admin endpoints' wrong tokens: a limit per process would give a guesser ten
+ * tries a minute per process). While Redis does not answer, this process's own counts decide:
+ * unlike the request limits, which let requests through rather than fail them, a guess limit
+ * that Redis's outage lifted would be no limit.
+ */
+export class SharedCounters {
+  readonly #local: LocalCounters;
+  readonly #redis: Redis | undefined;
+  readonly #prefix: string;
+  readonly #windowMs: number;
+
+  constructor(opts: { redis: Redis | undefined; prefix: string; windowMs: number; cache?: number }) {
+    this.#local = new LocalCounters({ cache: opts.cache ?? 10_000 });
+    // Its own connection, so the command timeout applies to it alone.
+    this.#redis = opts.redis?.duplicate({ commandTimeout: REDIS_COMMAND_TIMEOUT_MS });
+    this.#redis?.on('error', () => undefined);
+    this.#prefix = opts.prefix;
+    this.#windowMs = opts.windowMs;
+  }
+
+  /** Counts one for `key`: how many its window holds with it, and what is left of the window. */
+  async count(key: string): Promise<{ current: number; ttl: number }> {
+    const local = this.#local.count(key, this.#windowMs);
+    if (this.#redis === undefined) return local;
+    try {
+      const [current, ttl] = (await this.#redis.eval(COUNT_SCRIPT, 1, this.#prefix + key, this.#windowMs)) as [number, number];
+      return { current, ttl };
+    } catch {
+      return local;
+    }
+  }
+
+  /** What `key`'s window holds now, without counting; undefined when it holds nothing. */
+  async peek(key: string): Promise<{ current: number; ttl: number } | undefined> {
+    const local = this.#local.peek(key, this.#windowMs);
+    if (this.#redis === undefined) return local;
+    try {
+      const [current, ttl] = (await this.#redis.eval(PEEK_SCRIPT, 1, this.#prefix + key)) as [number, number];
+      return current === 0 ? undefined : { current, ttl };
+    } catch {
+      return local;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#redis?.quit().catch(() => this.#redis?.disconnect());
+  }
+}
+
 type LimitConfig = Pick<Config, 'rateLimit' | 'rateLimitMax' | 'rateLimitWindowMs' | 'rateLimitPrefix'>;
 
 /** The limits' state: the global counters (for the pipeline) and the routes' plugin. */
@@ -148,6 +205,39 @@ export function loginRateLimit(config: Pick<Config, 'rateLimitLoginMax' | 'rateL
       },
       errorResponseBuilder: tooMany,
     },
+  };
+}
+
+/**
+ * A hook for login and registration: password checks per client address, both routes counted
+ * together, at most RATE_LIMIT_PASSWORD_MAX per RATE_LIMIT_PASSWORD_WINDOW_MS (30 in 5 s),
+ * past it 429 before the body is read. The limits above count in a minute, which a flood spends
+ * in its first second; a short window paces it: @fastify/rate-limit counts fixed windows only
+ * (its stores, Redis included, have no sliding window or token bucket), and a short window bounds
+ * any span of its length to twice the pace. Counted in Redis with the routes' own limits when
+ * REDIS_URL is set, so the pace holds across processes and instances.
+ *
+ * The plugin's createRateLimit, not a second route config (one per route) nor its rateLimit()
+ * hook: a request that met that hook skips every later limit of the plugin (the per-email one).
+ */
+export function passwordPace(
+  app: App,
+  config: Pick<Config, 'rateLimit' | 'rateLimitPasswordMax' | 'rateLimitPasswordWindowMs'>,
+): ((request: FastifyRequest) => Promise<void>) | undefined {
+  if (!config.rateLimit) return undefined;
+  const check = app.createRateLimit({
+    max: config.rateLimitPasswordMax,
+    timeWindow: config.rateLimitPasswordWindowMs,
+    keyGenerator: (request) => `password:${normalizeIP(request.ip)}`,
+  });
+  return async (request) => {
+    const limit = await check(request);
+    if (!limit.isAllowed && limit.isExceeded)
+      throw new AppError(
+        429,
+        { request: ['too many logins and registrations from this client, retry later'] },
+        { retryAfter: Math.max(1, limit.ttlInSeconds) },
+      );
   };
 }
 

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,7 +10,8 @@ import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
 import { Client, createTestApp, type TestApp } from '../../test/harness.ts';
 import { throughServer } from '../../test/inject.ts';
-import { ADMIN_FAILURES_MAX, ADMIN_FAILURES_WINDOW_MS } from './admin.ts';
+import { ADMIN_FAILURES_MAX, ADMIN_FAILURES_WINDOW_MS, adminServer } from './admin.ts';
+import { startMetricsServer, supervisorAdmin } from './metrics-server.ts';
 
 const TOKEN = 'admin-token-for-tests-admin-token-for-tests';
 
@@ -140,5 +143,107 @@ describe('wrong admin tokens from one address', () => {
     // Another address is not held back by the first one's guesses.
     const other = await send('10.9.0.2', TOKEN);
     assert.equal(other.statusCode, 200, other.body.slice(0, 200));
+  });
+});
+
+describe('wrong admin tokens with REDIS_URL', () => {
+  const guess = (t: TestApp, remoteAddress: string, token: string) =>
+    throughServer(t.app, {
+      method: 'POST',
+      url: '/admin/profile/heap?seconds=1',
+      remoteAddress,
+      headers: { authorization: `Bearer ${token}` },
+    });
+
+  test('are counted in Redis: guesses spread over two processes share one limit', async () => {
+    const env = { ADMIN_TOKEN: TOKEN, REDIS_URL: 'redis://127.0.0.1:6379', RATE_LIMIT_PREFIX: `test:admin:${randomUUID()}:` };
+    const [a, b] = await Promise.all([createTestApp(env), createTestApp(env)]);
+    try {
+      // Until its own Redis connection is up a process counts locally (no offline queue): wait
+      // for each one's first count to show in Redis, as a running service's would long before.
+      let probe = 0;
+      for (const t of [a, b]) {
+        for (let seen = 0; seen === 0; await sleep(20)) {
+          const address = `10.9.9.${++probe}`;
+          await guess(t, address, 'probe');
+          seen = await t.ctx.redis!.exists(`${env.RATE_LIMIT_PREFIX}admin-failures:${address}`).catch(() => 0);
+        }
+      }
+      for (let i = 0; i < ADMIN_FAILURES_MAX; i++) {
+        const res = await guess(i % 2 === 0 ? a : b, '10.9.1.1', `guess-${i}`);
+        assert.equal(res.statusCode, 401, `guess ${i}`);
+      }
+      for (const t of [a, b]) assert.equal((await guess(t, '10.9.1.1', 'guess-over')).statusCode, 429);
+      // IPv6: one /64 is one guesser.
+      for (let i = 0; i < ADMIN_FAILURES_MAX; i++) await guess(a, `2001:db8::${i + 1}`, `guess-${i}`);
+      assert.equal((await guess(b, '2001:db8::ffff', TOKEN)).statusCode, 429);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  test('are still limited, per process, while Redis does not answer', async () => {
+    const t = await createTestApp({ ADMIN_TOKEN: TOKEN, REDIS_URL: 'redis://127.0.0.1:1' });
+    try {
+      for (let i = 0; i < ADMIN_FAILURES_MAX; i++) assert.equal((await guess(t, '10.9.2.1', `guess-${i}`)).statusCode, 401);
+      assert.equal((await guess(t, '10.9.2.1', TOKEN)).statusCode, 429);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('with METRICS_PORT', () => {
+  test('the admin endpoints are served on the metrics port, beside /metrics, and not on the API port', async () => {
+    const t = await createTestApp({ ADMIN_TOKEN: TOKEN, METRICS_PORT: '0' });
+    const admin = await adminServer(t.ctx);
+    assert.ok(admin, 'ADMIN_TOKEN is set');
+    const server = await startMetricsServer({
+      host: '127.0.0.1',
+      port: 0,
+      contentType: t.app.metrics.contentType,
+      render: () => t.app.metrics.render(),
+      other: admin.handle,
+    });
+    try {
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      const onApi = await new Client(t.app).post('/admin/profile/heap?seconds=1', { headers: auth });
+      assert.equal(onApi.status, 404, 'not on the API port');
+      assert.equal((await new Client(t.app).get('/metrics')).status, 404, '/metrics neither');
+
+      const base = `http://127.0.0.1:${server.port}`;
+      const wrong = await fetch(`${base}/admin/profile/heap?seconds=1`, { method: 'POST', headers: { authorization: 'Bearer nope' } });
+      assert.equal(wrong.status, 401);
+      assert.deepEqual(await wrong.json(), { errors: { token: ['is missing or invalid'] } });
+      const bad = await fetch(`${base}/admin/profile/heap?seconds=0`, { method: 'POST', headers: auth });
+      assert.equal(bad.status, 422, 'validated as on the API port');
+      const heap = await fetch(`${base}/admin/profile/heap?seconds=1`, { method: 'POST', headers: auth });
+      assert.equal(heap.status, 200);
+      assert.equal(heap.headers.get('x-conduit-pid'), String(process.pid));
+      assert.ok(((await heap.json()) as { head?: unknown }).head, 'a sampling heap profile');
+      assert.equal((await fetch(`${base}/metrics`)).status, 200);
+      assert.equal((await fetch(`${base}/elsewhere`)).status, 404);
+    } finally {
+      await server.close();
+      await admin.close();
+      await t.close();
+    }
+  });
+
+  test('with WORKERS > 1 the supervisor answers the admin paths with 404 and the way to profile the workers', async () => {
+    const server = await startMetricsServer({
+      host: '127.0.0.1',
+      port: 0,
+      contentType: 'text/plain',
+      render: async () => '',
+      other: supervisorAdmin,
+    });
+    try {
+      const res = await fetch(`http://127.0.0.1:${server.port}/admin/profile/cpu`, { method: 'POST' });
+      assert.equal(res.status, 404);
+      assert.match(JSON.stringify(await res.json()), /SIGUSR2 to the supervisor/);
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -8,17 +8,27 @@
 //
 // Chrome DevTools and speedscope open the JSON ones, `go tool pprof` and Pyroscope the pprof ones;
 // each draws the flame graph (docs/observability.md).
-// With WORKERS > 1 a request reaches one worker: its `x-conduit-pid` response header says which.
+//
+// Where: on METRICS_PORT when it is set (production's default), beside /metrics and never on the
+// API port (adminServer below, started by main.ts); otherwise on PORT, next to the API. With
+// WORKERS > 1 the workers share PORT, so a request there reaches one worker (its `x-conduit-pid`
+// response header says which); the supervisor, which serves METRICS_PORT, has no app to profile
+// and answers /admin/ there with 404 and the way to profile the workers: SIGUSR2 to it profiles
+// every worker into PROFILE_DIR.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { FastifyReply } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import type { App, AppContext } from '../context.ts';
-import { AppError } from '../http/errors.ts';
+import { AppError, errorHandler, notFoundHandler } from '../http/errors.ts';
 import { NEVER_SHED } from '../http/load-shedding.ts';
-import { LocalCounters } from '../http/rate-limit.ts';
+import { normalizeIP } from '@fastify/rate-limit';
+import { SharedCounters } from '../http/rate-limit.ts';
+import { validatorCompiler } from '../http/validation.ts';
 import { cpuProfileToPprof, heapProfileToPprof } from './pprof.ts';
 import {
   CPU_INTERVAL_US,
@@ -34,12 +44,32 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /**
  * Wrong tokens an address may send in a window before every admin request from it is 429 until
- * the window ends: guessing is bounded to this many tries a minute per address (per process), a
- * mistyped token costs its operator at most a minute. Counted here and not by RATE_LIMIT_MAX,
- * which allows thousands of requests a minute and is off when RATE_LIMIT=off.
+ * the window ends: guessing is bounded to this many tries a minute per address, a mistyped token
+ * costs its operator at most a minute. Counted in Redis when REDIS_URL is set, so the bound holds
+ * across processes and instances (per process otherwise, and while Redis is away). Counted here
+ * and not by RATE_LIMIT_MAX, which allows thousands of requests a minute and is off when
+ * RATE_LIMIT=off.
  */
 export const ADMIN_FAILURES_MAX = 10;
 export const ADMIN_FAILURES_WINDOW_MS = 60_000;
+
+/**
+ * The admin endpoints as a request handler of their own, for the METRICS_PORT server
+ * (metrics-server.ts): a Fastify instance beside the app, with the app's error shape and
+ * validation, in this process. Undefined without ADMIN_TOKEN.
+ */
+export async function adminServer(
+  ctx: AppContext,
+): Promise<{ handle: (req: IncomingMessage, res: ServerResponse) => void; close: () => Promise<void> } | undefined> {
+  if (!ctx.config.adminToken) return undefined;
+  const admin = Fastify({ logger: false }).withTypeProvider<TypeBoxTypeProvider>();
+  admin.setValidatorCompiler(validatorCompiler);
+  admin.setErrorHandler(errorHandler);
+  admin.setNotFoundHandler(notFoundHandler);
+  registerAdminRoutes(admin, ctx);
+  await admin.ready();
+  return { handle: (req, res) => admin.routing(req, res), close: () => admin.close() };
+}
 
 export function registerAdminRoutes(app: App, ctx: AppContext): void {
   const token = ctx.config.adminToken;
@@ -48,7 +78,12 @@ export function registerAdminRoutes(app: App, ctx: AppContext): void {
   const { profileDir } = ctx.config;
 
   void app.register(async (admin) => {
-    const failures = new LocalCounters({ cache: 10_000 });
+    const failures = new SharedCounters({
+      redis: ctx.redis,
+      prefix: `${ctx.config.rateLimitPrefix}admin-failures:`,
+      windowMs: ADMIN_FAILURES_WINDOW_MS,
+    });
+    admin.addHook('onClose', () => failures.close());
     const refuse = (ttl: number) =>
       new AppError(
         429,
@@ -57,14 +92,15 @@ export function registerAdminRoutes(app: App, ctx: AppContext): void {
       );
     // Equal-length digests compared in constant time: the comparison says nothing about the token.
     admin.addHook('onRequest', async (request) => {
-      const address = request.ip;
+      // An IPv6 client holds a /64: its addresses are one guesser (the rate limiter's key).
+      const address = normalizeIP(request.ip);
       // An address over its failures is refused before its token is looked at: past the limit a
       // guess, right or wrong, learns nothing.
-      const seen = failures.peek(address, ADMIN_FAILURES_WINDOW_MS);
+      const seen = await failures.peek(address);
       if (seen !== undefined && seen.current >= ADMIN_FAILURES_MAX) throw refuse(seen.ttl);
       const given = request.headers.authorization;
       if (given === undefined || !timingSafeEqual(digest(given), expected)) {
-        failures.count(address, ADMIN_FAILURES_WINDOW_MS);
+        await failures.count(address);
         throw new AppError(401, { token: ['is missing or invalid'] });
       }
     });

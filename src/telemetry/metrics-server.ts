@@ -1,4 +1,5 @@
-// METRICS_PORT: /metrics on a port of its own, for deployments whose API port is public.
+// METRICS_PORT: /metrics on a port of its own, for deployments whose API port is public (the
+// default in production, config/telemetry.ts), with the admin endpoints of the process beside it.
 //
 // With WORKERS > 1 the workers share the API port, so a scrape of /metrics there reaches one
 // worker at random and sees only its numbers. With METRICS_PORT set, the supervisor serves the
@@ -23,9 +24,15 @@ export async function startMetricsServer(opts: {
   port: number;
   contentType: string;
   render: () => Promise<string>;
+  /** Every other request: the admin endpoints of this process (admin.ts adminServer); unset: 404. */
+  other?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
 }): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
     const url = req.url ?? '/';
+    if (url !== '/metrics' && !url.startsWith('/metrics?') && opts.other) {
+      opts.other(req, res);
+      return;
+    }
     if (req.method !== 'GET' || (url !== '/metrics' && !url.startsWith('/metrics?'))) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n');
       return;
@@ -41,7 +48,15 @@ export async function startMetricsServer(opts: {
   // A scraper keeps its connection; it must not hold the process open at shutdown.
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    // Production listens on 9464 unless told otherwise: a second instance on one host must say
+    // which setting to change rather than fail with a bare EADDRINUSE.
+    server.once('error', (err) =>
+      reject(
+        new Error(`METRICS_PORT ${opts.port}: ${err.message} (set METRICS_PORT to a free port, or to api to serve /metrics on PORT)`, {
+          cause: err,
+        }),
+      ),
+    );
     server.listen(opts.port, opts.host, () => resolve());
   });
   return {
@@ -59,6 +74,25 @@ export function serveMetricsToSupervisor(metrics: Metrics): void {
   AggregatorRegistry.setRegistries([processMetrics(), metrics.registry]);
   // Constructing one installs the worker's IPC listener (prom-client's design).
   new AggregatorRegistry();
+}
+
+/**
+ * In the supervisor, for the admin paths: the admin endpoints profile one process, and the
+ * supervisor serves no requests worth profiling; SIGUSR2 to it profiles every worker (main.ts).
+ */
+export function supervisorAdmin(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const admin = (req.url ?? '').startsWith('/admin/');
+  res.writeHead(404, { 'content-type': 'application/json' }).end(
+    JSON.stringify({
+      errors: {
+        route: [
+          admin
+            ? 'not found: with WORKERS > 1 the admin endpoints are off; send SIGUSR2 to the supervisor to profile every worker into PROFILE_DIR'
+            : 'not found',
+        ],
+      },
+    }),
+  );
 }
 
 /** In the supervisor: the sum over every worker. */

@@ -6,6 +6,8 @@
 // (zero-width spaces and joiners, bidirectional controls such as U+202E), and letters of more than
 // one script in one name (Latin 'a' and Cyrillic 'а' look the same). ASCII letters, digits, '_',
 // '-', '.' and names in any one alphabet stay valid: the RealWorld suites register `auth_<id>`.
+// A name that passes but looks like one in use (same skeleton, lib/identity.ts) is refused by
+// the unique users.username_skeleton, 409.
 import { AppError } from '../http/errors.ts';
 
 // Scripts a name's letters are counted in. Han, Hiragana, Katakana, Hangul and Bopomofo are one

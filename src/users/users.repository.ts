@@ -1,7 +1,8 @@
-// SQL for users. Uniqueness is enforced by the database (users_username_key, users_email_key):
-// an insert or update that collides raises 23505, which the error mapper turns into 409.
+// SQL for users. Uniqueness is enforced by the database (users_username_key, users_email_key,
+// users_email_key_nf, users_username_skeleton): an insert or update that collides raises 23505,
+// which the error mapper turns into 409.
 import type { Queryable } from '../db/pool.ts';
-import { emailKey } from '../lib/identity.ts';
+import { emailKey, usernameSkeleton } from '../lib/identity.ts';
 
 export interface UserRow {
   id: number;
@@ -18,8 +19,8 @@ const COLUMNS = 'id, username, email, password_hash, bio, image, token_key';
 
 export async function insertUser(db: Queryable, user: { username: string; email: string; passwordHash: string }): Promise<UserRow> {
   const res = await db.query<UserRow>(
-    `insert into users (username, email, email_key, password_hash) values ($1, $2, $3, $4) returning ${COLUMNS}`,
-    [user.username, user.email, emailKey(user.email), user.passwordHash],
+    `insert into users (username, username_skeleton, email, email_key, password_hash) values ($1, $2, $3, $4, $5) returning ${COLUMNS}`,
+    [user.username, usernameSkeleton(user.username), user.email, emailKey(user.email), user.passwordHash],
   );
   return res.rows[0]!;
 }
@@ -50,6 +51,7 @@ export async function updateUser(db: Queryable, id: number, patch: UserPatch): P
        email         = coalesce($2, email),
        email_key     = coalesce($9, email_key),
        username      = coalesce($3, username),
+       username_skeleton = coalesce($10, username_skeleton),
        password_hash = coalesce($4, password_hash),
        -- A new password revokes every token issued before it.
        token_key     = case when $4::text is null then token_key else gen_random_uuid() end,
@@ -68,6 +70,7 @@ export async function updateUser(db: Queryable, id: number, patch: UserPatch): P
       patch.image !== undefined,
       patch.image ?? null,
       patch.email === undefined ? null : emailKey(patch.email),
+      patch.username === undefined ? null : usernameSkeleton(patch.username),
     ],
   );
   return res.rows[0];

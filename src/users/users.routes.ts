@@ -7,7 +7,7 @@ import type { App, AppContext } from '../context.ts';
 import { viewerId } from '../http/auth.ts';
 import { AppError, invalidCredentials, tokenInvalid } from '../http/errors.ts';
 import { PerKeyLimit } from '../lib/per-key.ts';
-import { loginRateLimit, registerRateLimitConfig } from '../http/rate-limit.ts';
+import { loginRateLimit, passwordPace, registerRateLimitConfig } from '../http/rate-limit.ts';
 import { BodyErrors, Errors, NonBlank, Refusals, Security } from '../http/schemas.ts';
 import { canonicalUsername } from './username.ts';
 import { findUserByEmail, findUserById, insertUser, updateUser, type UserRow } from './users.repository.ts';
@@ -63,6 +63,11 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
   // semaphore (users/password.ts) whose refusals, 503, would reach everyone else's logins too.
   const share = new PerKeyLimit(ctx.config.argon2PerClient);
   const busy = () => new AppError(429, { request: ['too many password checks at once from this client, retry later'] }, { retryAfter: 1 });
+  // And each address asks for password checks at a pace (RATE_LIMIT_PASSWORD_MAX in 5 s), login
+  // and registration together: a flood is refused before it costs a hash.
+  const pace = passwordPace(app, ctx.config);
+  // A new array per route: the rate-limit plugin appends a route's own limit to its hook array.
+  const paced = () => (pace ? [noStore, pace] : [noStore]);
   const passwords = {
     hash: (request: FastifyRequest, password: string) => share.run(request.ip, () => ctx.passwords.hash(password), busy),
     verify: (request: FastifyRequest, password: string, phc: string | undefined) =>
@@ -73,7 +78,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
     '/api/users/login',
     {
       config: loginRateLimit(ctx.config),
-      onRequest: noStore,
+      onRequest: paced(),
       schema: {
         summary: 'Log in',
         tags: ['User and Authentication'],
@@ -95,7 +100,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
     '/api/users',
     {
       config: registerRateLimitConfig(ctx.config),
-      onRequest: noStore,
+      onRequest: paced(),
       schema: {
         summary: 'Register',
         tags: ['User and Authentication'],

@@ -1,9 +1,14 @@
 // SPEC.md "Endpoints" rows 1-4, "Auth", and the PUT /user rules.
 import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createSigner } from 'fast-jwt';
 import { Client, createTestApp, TEST_JWT_SECRET, type TestApp } from '../../test/harness.ts';
+import { MIGRATIONS_DIR } from '../db/migrate.ts';
 import { USER_EXISTS_TTL_MS } from '../http/auth.ts';
+import { usernameSkeleton } from '../lib/identity.ts';
 
 let t: TestApp;
 let api: Client;
@@ -397,6 +402,38 @@ describe('one normal form for identities', () => {
     const second = await register(`cafe\u0301${n}`);
     assert.equal(second.status, 409, second.text);
     assert.deepEqual(second.body, { errors: { username: ['has already been taken'] } });
+  });
+
+  test('a look-alike of a name in use is 409: case, whole-script confusables, rn and m (UTS #39 skeleton)', async () => {
+    // Digits only: Latin letters in it would make the Cyrillic name below mixed-script (422).
+    const n = randomInt(1e9);
+    assert.equal((await register(`cocoa_${n}`)).status, 201);
+    // All Cyrillic (one script: the mixed-script rule lets it through), and Latin variants.
+    for (const name of [`\u0441\u043e\u0441\u043e\u0430_${n}`, `Cocoa_${n}`, `COCOA_${n}`.replace('O', '0')]) {
+      const res = await register(name);
+      assert.equal(res.status, 409, `${JSON.stringify(name)}: ${res.text}`);
+      assert.deepEqual(res.body, { errors: { username: ['has already been taken'] } });
+    }
+    assert.equal((await register(`mike_${n}`)).status, 201);
+    assert.equal((await register(`rnike_${n}`)).status, 409);
+    // A rename to a look-alike is refused the same way; a rename of one's own name's case is not
+    // a look-alike of someone else's.
+    const u = await api.register();
+    const put = await api.put('/api/user', { token: u.token, body: { user: { username: `Mike_${n}` } } });
+    assert.equal(put.status, 409, put.text);
+    const own = await api.put('/api/user', { token: u.token, body: { user: { username: u.username.toUpperCase() } } });
+    assert.equal(own.status, 200, own.text);
+  });
+
+  test("the migration's backfill computes the service's skeleton for plain ASCII names", async () => {
+    const sql = await readFile(path.join(MIGRATIONS_DIR, '20261206000547_username_skeleton.sql'), 'utf8');
+    const expr: string | undefined = /select id, (.+) as skeleton/.exec(sql)?.[1];
+    assert.ok(expr, 'the backfill expression');
+    for (const name of ['alice', 'Alice', 'ILL_1', 'user0', 'Mike.M-m', 'a b', 'auth_42', 'ZZ_top']) {
+      const query: string = `select ${expr} as s from (values ($1::text)) as users(username)`;
+      const { rows } = await t.db.query<{ s: string }>(query, [name]);
+      assert.equal(rows[0]?.s, usernameSkeleton(name), name);
+    }
   });
 
   test('ASCII names with _ - . and single-script names in other alphabets are accepted', async () => {

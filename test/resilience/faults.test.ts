@@ -394,6 +394,7 @@ describe('Redis killed and restarted under load, two instances', () => {
       RATE_LIMIT: 'on',
       RATE_LIMIT_MAX: '1000000',
       RATE_LIMIT_REGISTER_MAX: '1000',
+      RATE_LIMIT_PASSWORD_MAX: '1000',
       RATE_LIMIT_PREFIX: limitPrefix,
       SHED: 'off',
     };

@@ -7,10 +7,12 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
+import { setImmediate } from 'node:timers/promises';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createSigner } from 'fast-jwt';
 import { USER_EXISTS_TTL_MS } from '../../src/http/auth.ts';
+import { usernameSkeleton } from '../../src/lib/identity.ts';
 import { Client, createTestApp, TEST_JWT_SECRET, type Res, type RequestOptions, type TestApp } from '../harness.ts';
 import { median } from '../../bench/histogram.ts';
 import { json, listen, request, sleep, type WireResponse } from '../http/socket.ts';
@@ -476,6 +478,7 @@ describe('mass assignment: extra fields in write bodies are neither stored nor r
       bio: 'forged bio',
       image: 'forged image',
       token_key: '00000000-0000-4000-8000-000000000000',
+      username_skeleton: 'forged',
     };
     const reg = await call('POST', '/api/users', {
       body: { user: { username: `mass${n}`, email: `mass${n}@example.com`, password: 'password123', ...extras }, admin: true },
@@ -493,9 +496,22 @@ describe('mass assignment: extra fields in write bodies are neither stored nor r
     assert.ok(recent(row.created_at) && recent(row.updated_at), "timestamps are the server's");
     assert.deepEqual(
       Object.keys(row).sort(),
-      ['bio', 'created_at', 'email', 'email_key', 'id', 'image', 'password_hash', 'token_key', 'updated_at', 'username'],
+      [
+        'bio',
+        'created_at',
+        'email',
+        'email_key',
+        'id',
+        'image',
+        'password_hash',
+        'token_key',
+        'updated_at',
+        'username',
+        'username_skeleton',
+      ],
       'no new columns',
     );
+    assert.equal(row.username_skeleton, usernameSkeleton(`mass${n}`), "the skeleton is the server's");
     assert.notEqual(row.token_key, extras.token_key, "the token key is the server's");
 
     const login = await call('POST', '/api/users/login', {
@@ -885,6 +901,9 @@ describe('brute force: login attempts under RATE_LIMIT=on, over a real socket', 
       RATE_LIMIT_LOGIN_MAX: String(LOGIN_MAX),
       RATE_LIMIT_MAX: String(GLOBAL_MAX),
       RATE_LIMIT_REGISTER_MAX: '10',
+      // The limits under test here are the per-email and the global ones; the pace of password
+      // checks (30 in 5 s by default) has its own test below and would answer first.
+      RATE_LIMIT_PASSWORD_MAX: '1000',
     });
     const u = await new Client(rl.app).register();
     requests++;
@@ -967,6 +986,78 @@ describe('brute force: login attempts under RATE_LIMIT=on, over a real socket', 
     assertWireError(reg, 429, 'registration past the global limit');
     ctx.diagnostic(
       `spray: ${firstRefusal} distinct emails x 1 wrong password from one address answered 401 (login limit ${LOGIN_MAX} per email never reached), then 429 at the global limit (RATE_LIMIT_MAX=${GLOBAL_MAX}: request ${requests} of this address)`,
+    );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('password pace: a login and registration flood from one address under RATE_LIMIT=on', () => {
+  const PACE = 5;
+  let pc: TestApp;
+  before(async () => {
+    // RATE_LIMIT_MAX out of reach: refusals are cheap, and the flood would reach the global
+    // limit's 6,000 a minute within seconds; the pace is the subject here.
+    pc = await createTestApp({
+      RATE_LIMIT: 'on',
+      RATE_LIMIT_MAX: '100000000',
+      RATE_LIMIT_PASSWORD_MAX: String(PACE),
+      RATE_LIMIT_PASSWORD_WINDOW_MS: '1000',
+    });
+  });
+  after(() => pc.close());
+
+  const post = (remoteAddress: string, url: string, user: object) =>
+    throughServer(pc.app, {
+      method: 'POST',
+      url,
+      remoteAddress,
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ user }),
+    });
+
+  test('gets 429 past the pace, within its first second, while another address logs in every time', async (ctx) => {
+    const victim = await new Client(pc.app).register();
+    let flooding = true;
+    const flood: Record<number, number> = {};
+    const started = performance.now();
+    // 24 connections, logins with random emails (no per-email limit applies) and registrations.
+    const workers = Array.from({ length: 24 }, async (_, w) => {
+      for (let i = 0; flooding; i++) {
+        const res =
+          i % 2 === 0
+            ? await post('10.67.0.1', '/api/users/login', { email: `p${w}-${i}@y.io`, password: 'password999' })
+            : await post('10.67.0.1', '/api/users', { username: `pace${w}x${i}`, email: `p${w}x${i}@y.io`, password: 'password999' });
+        flood[res.statusCode] = (flood[res.statusCode] ?? 0) + 1;
+        // A refusal may be answered without a turn of the event loop: yield one, or the flood's
+        // promises starve the timers that end it.
+        await setImmediate();
+        if (res.statusCode === 429) {
+          assert.deepEqual(JSON.parse(res.body), {
+            errors: { request: ['too many logins and registrations from this client, retry later'] },
+          });
+          assert.ok(Number(res.headers['retry-after']) >= 1);
+        }
+      }
+    });
+    await sleep(100);
+    const others: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      others.push((await post('10.67.0.2', '/api/users/login', { email: victim.email, password: victim.password })).statusCode);
+      await sleep(150);
+    }
+    flooding = false;
+    await Promise.all(workers);
+    const seconds = (performance.now() - started) / 1000;
+    assert.deepEqual(others, Array(8).fill(200), `logins from another address during the flood: ${others.join(' ')}`);
+    // Each answer other than 429 cost a hash: at most PACE per window, one window more for the
+    // one the flood started in.
+    const hashed = (flood[401] ?? 0) + (flood[201] ?? 0);
+    const bound = PACE * (Math.ceil(seconds) + 1);
+    assert.ok(hashed <= bound, `${hashed} password checks for the flood in ${seconds.toFixed(1)} s, over the pace's ${bound}`);
+    assert.ok((flood[429] ?? 0) > 0, `the flood was never refused: ${JSON.stringify(flood)}`);
+    ctx.diagnostic(
+      `pace ${PACE}/s: flood from one address for ${seconds.toFixed(1)} s: ${JSON.stringify(flood)}; 8 logins from another: all 200`,
     );
   });
 });

@@ -99,6 +99,8 @@ before(async () => {
   service = await startService({
     // As the benchmark runs it: production settings, request logging off the hot path.
     NODE_ENV: 'production',
+    // /metrics on the API port, where the soak reads it (production's default is METRICS_PORT 9464).
+    METRICS_PORT: 'api',
     JWT_SECRET,
     DATABASE_URL: db.url,
     LOG_LEVEL: 'warn',
@@ -108,6 +110,7 @@ before(async () => {
     RATE_LIMIT_MAX: '100000000',
     RATE_LIMIT_LOGIN_MAX: '100000000',
     RATE_LIMIT_REGISTER_MAX: '100000000',
+    RATE_LIMIT_PASSWORD_MAX: '100000000',
     // Load shedding answers 503 while the event loop lags: on a machine shared with other work
     // that is the machine starving the process of CPU, not the process ageing. Off, a starved
     // process answers late instead, and every request still has to succeed (within the

@@ -826,9 +826,10 @@ describe('the production start path (the image, outside Docker)', () => {
       assert.ok(again.logs.some((l) => l.msg === 'schema up to date'));
 
       // Two instances at once, as the image starts them: A with /metrics on a port of its own, as
-      // compose and Kubernetes run it (METRICS_PORT), B with /metrics next to the API (the default).
+      // compose and Kubernetes run it (METRICS_PORT; production's default is 9464, a free one
+      // here), B with /metrics next to the API (METRICS_PORT=api).
       const startA = launch([...entry, ...d.cmd], app, { ...env, METRICS_PORT: '0' });
-      const startB = launch([...entry, ...d.cmd], app, env);
+      const startB = launch([...entry, ...d.cmd], app, { ...env, METRICS_PORT: 'api' });
       cleanup.push(async () => {
         for (const i of [startA, startB]) killGroup(i);
       });

@@ -218,6 +218,46 @@ describe('two instances sharing Redis', () => {
   });
 });
 
+describe('the password pace, two instances sharing Redis', () => {
+  const prefix = `conduit-test:${randomUUID()}:`;
+  const PACE = 4;
+  const env = {
+    RATE_LIMIT: 'on',
+    RATE_LIMIT_PASSWORD_MAX: String(PACE),
+    RATE_LIMIT_PASSWORD_WINDOW_MS: '60000',
+    REDIS_URL,
+    RATE_LIMIT_PREFIX: prefix,
+  };
+  let a: TestApp;
+  let b: TestApp;
+  let urlA: string;
+  let urlB: string;
+  before(async () => {
+    [a, b] = await Promise.all([createTestApp(env), createTestApp(env)]);
+    [urlA, urlB] = await Promise.all([listen(a), listen(b)]);
+    await ready(a.ctx.redis!);
+    await waitForCounters(urlA, a.ctx.redis!, prefix);
+    await waitForCounters(urlB, a.ctx.redis!, prefix);
+  });
+  after(async () => {
+    await deleteKeys(a.ctx.redis!, prefix);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  test('logins and registrations from one address on A and B count against one pace', async () => {
+    // Distinct emails: the per-email limit never applies.
+    for (let i = 0; i < PACE; i++) {
+      const res = i % 2 === 0 ? await login(i < 2 ? urlA : urlB, `pace-${randomUUID()}@example.com`) : await register(i < 2 ? urlA : urlB);
+      assert.ok(res.status === 401 || res.status === 201, `attempt ${i}: ${res.status}`);
+    }
+    for (const url of [urlA, urlB]) {
+      const res = await login(url, `pace-${randomUUID()}@example.com`);
+      assert.equal(res.status, 429);
+      assert.deepEqual(json(res), { errors: { request: ['too many logins and registrations from this client, retry later'] } });
+    }
+  });
+});
+
 describe('with Redis unreachable', () => {
   let t: TestApp;
   let url: string;
