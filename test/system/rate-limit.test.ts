@@ -175,6 +175,23 @@ async function ready(redis: Redis): Promise<void> {
   if (redis.status !== 'ready') await once(redis, 'ready');
 }
 
+/** Two instances sharing Redis under `prefix`, listening, their counters in Redis already. */
+async function startPair(env: Record<string, string>, prefix: string) {
+  const [a, b] = await Promise.all([createTestApp(env), createTestApp(env)]);
+  const [urlA, urlB] = await Promise.all([listen(a), listen(b)]);
+  // Until its connection is up the limiter skips (no offline queue): wait, as a running
+  // service would have long before its first requests.
+  await ready(a.ctx.redis!);
+  await waitForCounters(urlA, a.ctx.redis!, prefix);
+  await waitForCounters(urlB, a.ctx.redis!, prefix);
+  return { a, b, urlA, urlB };
+}
+
+async function stopPair(a: TestApp, b: TestApp, prefix: string): Promise<void> {
+  await deleteKeys(a.ctx.redis!, prefix);
+  await Promise.all([a.close(), b.close()]);
+}
+
 describe('two instances sharing Redis', () => {
   // A prefix of our own: parallel test runs and anything else in this Redis are not counted.
   const prefix = `conduit-test:${randomUUID()}:`;
@@ -183,19 +200,8 @@ describe('two instances sharing Redis', () => {
   let b: TestApp;
   let urlA: string;
   let urlB: string;
-  before(async () => {
-    [a, b] = await Promise.all([createTestApp(env), createTestApp(env)]);
-    [urlA, urlB] = await Promise.all([listen(a), listen(b)]);
-    // Until its connection is up the limiter skips (no offline queue): wait, as a running
-    // service would have long before its first requests.
-    await ready(a.ctx.redis!);
-    await waitForCounters(urlA, a.ctx.redis!, prefix);
-    await waitForCounters(urlB, a.ctx.redis!, prefix);
-  });
-  after(async () => {
-    await deleteKeys(a.ctx.redis!, prefix);
-    await Promise.all([a.close(), b.close()]);
-  });
+  before(async () => ({ a, b, urlA, urlB } = await startPair(env, prefix)));
+  after(() => stopPair(a, b, prefix));
 
   test('login attempts on instance A count on instance B', async () => {
     const email = `shared-${randomUUID()}@example.com`;
@@ -232,17 +238,8 @@ describe('the password pace, two instances sharing Redis', () => {
   let b: TestApp;
   let urlA: string;
   let urlB: string;
-  before(async () => {
-    [a, b] = await Promise.all([createTestApp(env), createTestApp(env)]);
-    [urlA, urlB] = await Promise.all([listen(a), listen(b)]);
-    await ready(a.ctx.redis!);
-    await waitForCounters(urlA, a.ctx.redis!, prefix);
-    await waitForCounters(urlB, a.ctx.redis!, prefix);
-  });
-  after(async () => {
-    await deleteKeys(a.ctx.redis!, prefix);
-    await Promise.all([a.close(), b.close()]);
-  });
+  before(async () => ({ a, b, urlA, urlB } = await startPair(env, prefix)));
+  after(() => stopPair(a, b, prefix));
 
   test('logins and registrations from one address on A and B count against one pace', async () => {
     // Distinct emails: the per-email limit never applies.
