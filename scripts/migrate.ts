@@ -12,6 +12,7 @@ import { loadConfigOrExit } from '../src/config.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createPool } from '../src/db/pool.ts';
+import { fillUsernameSkeletons } from '../src/users/users.repository.ts';
 
 const config = loadConfigOrExit();
 const log = pino({ level: config.logLevel, base: { pid: process.pid, task: 'migrate' } });
@@ -25,6 +26,8 @@ try {
   const started = performance.now();
   const { applied, latest } = await migrate(pool);
   log.info({ applied, latest, ms: Math.round(performance.now() - started) }, applied.length ? 'migrations applied' : 'schema up to date');
+  const skeletons = await fillUsernameSkeletons(pool);
+  if (skeletons.filled + skeletons.lookAlikes > 0) log.info(skeletons, 'username skeletons filled');
 } catch (err) {
   failed = true;
   log.error({ err }, 'migration failed');

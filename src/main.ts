@@ -14,6 +14,7 @@ import { closeContext, createContext } from './app-context.ts';
 import { openDatabase, type DatabaseSource } from './db/database.ts';
 import { listMigrations, migrate } from './db/migrate.ts';
 import { createPool } from './db/pool.ts';
+import { fillUsernameSkeletons } from './users/users.repository.ts';
 import { createLogger, errorFields } from './telemetry/logging.ts';
 import { adminServer } from './telemetry/admin.ts';
 import {
@@ -34,6 +35,8 @@ async function migrateOnce(url: string, config: Config, log: Logger): Promise<vo
   try {
     const { applied } = await migrate(pool);
     log.info({ applied }, applied.length ? 'migrations applied' : 'schema up to date');
+    const skeletons = await fillUsernameSkeletons(pool);
+    if (skeletons.filled + skeletons.lookAlikes > 0) log.info(skeletons, 'username skeletons filled');
   } finally {
     await pool.end();
   }

@@ -75,3 +75,37 @@ export async function updateUser(db: Queryable, id: number, patch: UserPatch): P
   );
   return res.rows[0];
 }
+
+/**
+ * Fills users.username_skeleton where it is null: names written before the column existed that
+ * its migration could not compute in SQL (non-ASCII ones: the confusables data is not in
+ * PostgreSQL), and rows inserted by an older release. Run after the migrations (main.ts,
+ * scripts/migrate.ts); each row is set only while still null, so concurrent runs agree. A name
+ * that looks like one already holding its skeleton stays null: it keeps its name, and nobody
+ * new can take that look.
+ */
+export async function fillUsernameSkeletons(db: Queryable): Promise<{ filled: number; lookAlikes: number }> {
+  let filled = 0;
+  let lookAlikes = 0;
+  let after = 0;
+  for (;;) {
+    const batch = await db.query<{ id: number; username: string }>(
+      'select id, username from users where username_skeleton is null and id > $1 order by id limit 500',
+      [after],
+    );
+    for (const { id, username } of batch.rows) {
+      try {
+        const res = await db.query('update users set username_skeleton = $2 where id = $1 and username_skeleton is null', [
+          id,
+          usernameSkeleton(username),
+        ]);
+        filled += res.rowCount ?? 0;
+      } catch (err) {
+        if ((err as { code?: string }).code !== '23505') throw err;
+        lookAlikes++;
+      }
+    }
+    if (batch.rows.length < 500) return { filled, lookAlikes };
+    after = batch.rows.at(-1)!.id;
+  }
+}

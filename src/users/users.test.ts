@@ -9,6 +9,7 @@ import { Client, createTestApp, TEST_JWT_SECRET, type TestApp } from '../../test
 import { MIGRATIONS_DIR } from '../db/migrate.ts';
 import { USER_EXISTS_TTL_MS } from '../http/auth.ts';
 import { usernameSkeleton } from '../lib/identity.ts';
+import { fillUsernameSkeletons } from './users.repository.ts';
 
 let t: TestApp;
 let api: Client;
@@ -434,6 +435,27 @@ describe('one normal form for identities', () => {
       const { rows } = await t.db.query<{ s: string }>(query, [name]);
       assert.equal(rows[0]?.s, usernameSkeleton(name), name);
     }
+  });
+
+  test('rows without a skeleton (non-ASCII names before the migration, older releases) get one after the migrations; a look-alike stays null', async () => {
+    const n = Date.now();
+    const insert = (username: string, email: string) =>
+      t.db.query<{ id: number }>("insert into users (username, email, email_key, password_hash) values ($1, $2, $2, 'x') returning id", [
+        username,
+        email,
+      ]);
+    const cyrillic = (await insert(`Алиса${n}`, `skel-a-${n}@example.com`)).rows[0]!.id;
+    const copy = (await insert(`алиса${n}`, `skel-b-${n}@example.com`)).rows[0]!.id;
+    const result = await fillUsernameSkeletons(t.db);
+    assert.ok(result.filled >= 1 && result.lookAlikes >= 1, JSON.stringify(result));
+    const { rows } = await t.db.query<{ id: number; username_skeleton: string | null }>(
+      'select id, username_skeleton from users where id = any($1) order by id',
+      [[cyrillic, copy]],
+    );
+    assert.deepEqual(
+      rows.map((r) => r.username_skeleton),
+      [usernameSkeleton(`Алиса${n}`), null],
+    );
   });
 
   test('ASCII names with _ - . and single-script names in other alphabets are accepted', async () => {
