@@ -12,7 +12,8 @@ import { noteCachedAnswer } from '../cache/answer.ts';
 import { Replays } from '../cache/hot-path.ts';
 import { ResponseCache } from '../cache/response-cache.ts';
 import { tag } from '../cache/tags.ts';
-import { kRefusal, kSampled, NeverRefused, Pipeline, type PipelineParts, type Window } from './pipeline.ts';
+import { NeverRefused } from './never-refused.ts';
+import { kRefusal, kSampled, Pipeline, type PipelineParts, type Window } from './pipeline.ts';
 
 function never(...routes: string[]): NeverRefused {
   const n = new NeverRefused();

@@ -16,6 +16,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { NeverRefused } from './never-refused.ts';
 import { Waiting } from './waiting.ts';
 
 export const kRefusal = Symbol('conduit.refusal');
@@ -102,29 +103,6 @@ export interface PipelineParts {
   readonly log: FastifyBaseLogger | undefined;
   /** Told when a connection has a request in progress and when it is idle again (connections.ts). */
   readonly connections: { busy(socket: Socket): void; idle(socket: Socket): void } | undefined;
-}
-
-/**
- * The URLs of routes that are never refused, collected as they are registered: a static route by
- * its path, a parametric one (`/docs/assets/:name`) by the part before its first parameter.
- */
-export class NeverRefused {
-  readonly #paths = new Set<string>();
-  readonly #prefixes: string[] = [];
-
-  add(routeUrl: string): void {
-    const param = routeUrl.search(/[:*]/);
-    if (param === -1) this.#paths.add(routeUrl);
-    else this.#prefixes.push(routeUrl.slice(0, param));
-  }
-
-  has(url: string): boolean {
-    const query = url.indexOf('?');
-    const path = query === -1 ? url : url.slice(0, query);
-    if (this.#paths.has(path)) return true;
-    for (const prefix of this.#prefixes) if (path.startsWith(prefix)) return true;
-    return false;
-  }
 }
 
 export type Router = (req: IncomingMessage, res: ServerResponse) => void;
