@@ -275,9 +275,9 @@ describe('the paced generator', () => {
       const pumped = await bursts(false);
       const spun = await bursts(true);
       assert.ok(pumped > 0.3, `with the millisecond pump ${(pumped * 100).toFixed(0)}% of requests came right after another`);
-      // Alone on the machine spinning leaves a few percent; with other processes taking the cores
-      // it was seen at 39% against the pump's 72% (its thread descheduled, then catching up): a
-      // generator that does not spin at all stays near the pump's share.
+      // With other processes taking the cores, spinning was seen at 39% against the pump's 72%
+      // (its thread descheduled, then catching up); a generator that does not spin at all stays
+      // near the pump's share.
       assert.ok(spun < pumped * 0.6, `spinning ${(spun * 100).toFixed(0)}%, pumped ${(pumped * 100).toFixed(0)}%`);
     });
   });
