@@ -7,7 +7,11 @@
 // connection costs, from 5,000 held open. docs/connections.md has a run and what it shows.
 //
 //   npm run bench:connections -- [--connections 1000,5000] [--duration 8] [--rounds 2]
-//                                [--peer NAME=URL]... [--pg postgres://...]
+//                                [--peer NAME=URL]... [--pg postgres://...] [--pin]
+//
+// --pin: every server (and its threads, and a peer's) on CPU 1, wrk on CPU 0. Unpinned, on this
+// 2-core machine the scheduler sets wrk's two threads against a one-threaded Node server, and
+// Node's p99 at 1,000 connections swung from 0.06 to 3 s between rounds (docs/connections.md).
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -16,13 +20,15 @@ import { parseArgs } from 'node:util';
 import { hold } from '../test/held.ts';
 import { openEmbedded, openExternal, type DatabaseServer } from './databases.ts';
 import { record, startPlatform } from './drive.ts';
-import { ProcSampler, startService, type ServiceHandle } from './processes.ts';
+import { pinTree, ProcSampler, startService, type ServiceHandle } from './processes.ts';
 import type { BenchRequest } from './scenarios.ts';
 import { runWrk, wrkPath } from './wrk.ts';
 
 const PATH = '/api/articles?limit=20';
 const IDLE_CONNECTIONS = 5000;
 const JWT_SECRET = 'bench-only-secret-bench-only-secret-0123456789';
+const SERVER_CPU = '1';
+const LOAD_CPU = '0';
 
 interface Target {
   readonly name: string;
@@ -52,6 +58,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '2' },
     peer: { type: 'string', multiple: true, default: [] },
     pg: { type: 'string' },
+    pin: { type: 'boolean', default: false },
   },
 });
 const counts = values.connections.split(',').map(Number);
@@ -84,6 +91,8 @@ async function main(): Promise<void> {
         JWT_SECRET,
         DATABASE_URL: db.url,
         LOG_LEVEL: 'warn',
+        // Several services at once: /metrics on their own ports, not production's shared 9464.
+        METRICS_PORT: 'api',
         DATA_DIR: path.join(workDir, 'data'),
         // Every client is 127.0.0.1: the per-address request limit would answer 429.
         RATE_LIMIT_MAX: '100000000',
@@ -101,6 +110,10 @@ async function main(): Promise<void> {
       const [name, url] = p.split(/=(.*)/s) as [string, string];
       targets.push({ name, url, pid: listenerPid(new URL(url).port) });
     }
+    if (values.pin) for (const t of targets) if (t.pid !== undefined) pinTree(t.pid, SERVER_CPU);
+    const onWrk = (pid: number) => {
+      if (values.pin) pinTree(pid, LOAD_CPU);
+    };
     const requestsFile = path.join(workDir, 'requests.json');
     await writeFile(requestsFile, JSON.stringify([request]));
 
@@ -120,7 +133,7 @@ async function main(): Promise<void> {
 
     // Warmed up first, as a process that has served for a while is: a cold one runs its first
     // thousand requests in V8's interpreter, and the clients of that first burst wait seconds.
-    for (const t of targets) await runWrk({ url: t.url, connections: 50, durationSec: 3, requestsFile, workDir }, () => {});
+    for (const t of targets) await runWrk({ url: t.url, connections: 50, durationSec: 3, requestsFile, workDir }, onWrk);
 
     const runs: Run[] = [];
     for (let round = 1; round <= rounds; round++) {
@@ -128,7 +141,7 @@ async function main(): Promise<void> {
         for (const t of targets) {
           const sampler = new ProcSampler({ target: t.pid }, 100);
           sampler.start();
-          const r = await runWrk({ url: t.url, connections, durationSec, requestsFile, workDir, timeoutSec: 5 }, () => {});
+          const r = await runWrk({ url: t.url, connections, durationSec, requestsFile, workDir, timeoutSec: 5 }, onWrk);
           const usage = sampler.stop().target;
           runs.push({
             target: t.name,
@@ -150,7 +163,7 @@ async function main(): Promise<void> {
     }
 
     const lines = [
-      `wrk -t2 -cN -d${durationSec}s --timeout 5s on GET ${PATH}, ${rounds} round(s), medians; ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)} at the end`,
+      `wrk -t2 -cN -d${durationSec}s --timeout 5s on GET ${PATH}, ${rounds} round(s), medians; ${os.cpus().length} cores${values.pin ? ', servers on CPU 1, wrk on CPU 0' : ''}, load average ${os.loadavg()[0]!.toFixed(1)} at the end`,
       '',
       '| target | connections | req/s | p50 ms | p99 ms | timeouts | non-2xx | peak RSS MB |',
       '|---|--:|--:|--:|--:|--:|--:|--:|',
