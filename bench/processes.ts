@@ -65,6 +65,13 @@ export interface ServiceHandle {
   stop(): Promise<void>;
 }
 
+/**
+ * The V8 flags `npm start` and the image give the service (package.json, deploy/Dockerfile), ahead
+ * of any NODE_OPTIONS of the caller's, whose own flags then win: the young generation's
+ * semi-spaces capped at 8 MB (docs/memory.md). V8 reads them when the process starts only.
+ */
+export const SERVICE_NODE_OPTIONS = '--max-semi-space-size=8';
+
 export async function startService(env: Record<string, string>, timeoutMs = 60_000): Promise<ServiceHandle> {
   // LOG_LEVEL=warn keeps request logging off the hot path, so the "Server listening at" line
   // (info) is not written: the harness picks the port and waits for /readyz instead.
@@ -75,7 +82,14 @@ export async function startService(env: Record<string, string>, timeoutMs = 60_0
     ['--import', path.join(ROOT, 'src', 'telemetry', 'tracing.ts'), path.join(ROOT, 'src', 'main.ts')],
     {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, HOST: '127.0.0.1', PORT: String(port) },
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        ...env,
+        NODE_OPTIONS: `${SERVICE_NODE_OPTIONS} ${env.NODE_OPTIONS ?? ''}`.trim(),
+        HOST: '127.0.0.1',
+        PORT: String(port),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );

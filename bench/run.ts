@@ -15,6 +15,7 @@ import { SEED_PASSWORD } from '../scripts/seed.ts';
 import { CONFIGS, FLOOR, PLATFORM, type DatabaseKind } from './configs.ts';
 import { openEmbedded, openExternal, type DatabaseServer } from './databases.ts';
 import { pool, record, requestPatiently, startPlatform } from './drive.ts';
+import { metricsHeapReader } from './heap.ts';
 import { measureTarget, SWEEP_PERCENTS, toRunResult, type MeasureContext } from './measure.ts';
 import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.ts';
 import { openPgStatements } from './pgstat.ts';
@@ -198,6 +199,7 @@ async function runScenario(
             sample: { service: service.pid, database: server.postmasterPid },
             metrics: true,
             pg: pgStats,
+            heap: metricsHeapReader(service.url),
           };
           // The pool opens connections as load needs them: renice new backends as they come.
           const renicing =
@@ -206,7 +208,7 @@ async function runScenario(
               : undefined;
           const m = await measureTarget(ctx, target, connections, requestsFile).finally(() => clearInterval(renicing));
           await recordOnce();
-          const run = toRunResult(ctx, name, config, connections, m.peak, service.logs, m.gc, m.pg);
+          const run = toRunResult(ctx, name, config, connections, m.peak, service.logs, m.gc, m.pg, m.heap);
           if (opts.pin) run.cpus = cpuList(service.pid);
           run.overload = m.overload;
           runs.push(run);
@@ -241,11 +243,11 @@ async function runScenario(
       try {
         const m = await measureTarget(
           ctx,
-          { label: `${name} × ${PLATFORM}`, url: platform.url, sample: { service: platform.pid } },
+          { label: `${name} × ${PLATFORM}`, url: platform.url, sample: { service: platform.pid }, heap: platform.heap },
           connections,
           requestsFile,
         );
-        const run = toRunResult(ctx, name, PLATFORM, connections, m.peak);
+        const run = toRunResult(ctx, name, PLATFORM, connections, m.peak, undefined, null, null, m.heap);
         if (opts.pin) run.cpus = cpuList(platform.pid);
         runs.push(run);
         if (m.sweep.length) sweeps.push({ scenario: name, config: PLATFORM, peakRequestsPerSec: run.requestsPerSec, points: m.sweep });
@@ -280,11 +282,11 @@ async function runFloor(
     try {
       const m = await measureTarget(
         ctx,
-        { label: `${name} × ${FLOOR}`, url: floor.url, sample: { service: floor.pid } },
+        { label: `${name} × ${FLOOR}`, url: floor.url, sample: { service: floor.pid }, heap: floor.heap },
         connections,
         requestsFile,
       );
-      const run = toRunResult(ctx, name, FLOOR, connections, m.peak);
+      const run = toRunResult(ctx, name, FLOOR, connections, m.peak, undefined, null, null, m.heap);
       if (ctx.opts.pin) run.cpus = cpuList(floor.pid);
       run.ratioToPlatform = platform.requestsPerSec > 0 ? Math.round((run.requestsPerSec / platform.requestsPerSec) * 1000) / 1000 : null;
       runs.push(run);
