@@ -12,6 +12,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { SEED_PASSWORD } from '../scripts/seed.ts';
+import { createMemoryCgroup, type MemoryCgroup } from './cgroup.ts';
 import { CONFIGS, FLOOR, PLATFORM, type DatabaseKind } from './configs.ts';
 import { openEmbedded, openExternal, type DatabaseServer } from './databases.ts';
 import { pool, record, requestPatiently, startPlatform } from './drive.ts';
@@ -147,6 +148,14 @@ async function loginTokenPool(ctx: Ctx, server: DatabaseServer, config: string):
   }
 }
 
+/** --memory-limit: a memory cgroup for one service process; a run that asked for one and cannot have it stops. */
+function limitedMemory(ctx: Ctx, name: string): MemoryCgroup | undefined {
+  if (ctx.opts.memoryLimitBytes === undefined) return undefined;
+  const made = createMemoryCgroup(name, ctx.opts.memoryLimitBytes);
+  if (typeof made === 'string') throw new Error(`--memory-limit: ${made}`);
+  return made;
+}
+
 /** One scenario: every configuration (recording the platform's responses from the first), then the platform limit. */
 async function runScenario(
   ctx: Ctx,
@@ -178,7 +187,13 @@ async function runScenario(
       const pgStats = await openPgStatements(db.url, (line) => ctx.note(line));
       try {
         const exportsBefore = ctx.otlp?.counts().exports ?? 0;
-        const service = await startService(serviceEnv(ctx, config, db.url));
+        const cgroup = limitedMemory(ctx, `conduit-bench-${name}-${config}`);
+        const service = await startService(serviceEnv(ctx, config, db.url), 60_000, cgroup ? { wrap: cgroup.wrap } : {}).catch(
+          (err: unknown) => {
+            cgroup?.remove();
+            throw err;
+          },
+        );
         if (opts.pin) pinTree(service.pid, SERVER_CPU);
         try {
           // The platform replays the first configuration's responses, recorded after its
@@ -220,6 +235,15 @@ async function runScenario(
           if (!alive) ctx.fail(`${name} × ${config}: the service did not answer /healthz after the run:\n${service.logs().slice(-2000)}`);
         } finally {
           await service.stop();
+          if (cgroup) {
+            const kills = cgroup.oomKills();
+            const peak = cgroup.peakBytes();
+            ctx.log.info(
+              `${name} × ${config}: memory limit ${Math.round(cgroup.limitBytes / 1048576)} MiB, cgroup peak ${peak === undefined ? '?' : Math.round(peak / 1048576)} MiB, OOM kills ${kills}`,
+            );
+            if (kills > 0) ctx.fail(`${name} × ${config}: killed by the OOM killer ${kills} time(s) under --memory-limit`);
+            cgroup.remove();
+          }
         }
         // A tracing configuration that exported nothing measured tracing off: not a result. Checked
         // after the stop, which flushes the batch exporter (it sends every 5 s otherwise).
