@@ -324,7 +324,7 @@ function measurements(r: Results): string[] {
 function appendix(r: Results, plotNames: readonly string[]): string[] {
   const lines: string[] = [];
   if (r.targets.length) {
-    lines.push('## Targets (issue 6)', '', '| target | config | measured | |', '|---|---|---|---|');
+    lines.push('## Targets (issues 6 and 21)', '', '| target | config | measured | |', '|---|---|---|---|');
     for (const t of r.targets)
       lines.push(
         `| ${t.description} | ${t.config} | ${t.measured}${t.note ? ` (${t.note})` : ''} | ${t.met === null ? '—' : t.met ? '✅ met' : '❌ not met'} |`,

@@ -153,7 +153,7 @@ export interface Results {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Targets (issue 6).
+// Targets (issue 6; memory: issue 21).
 
 const cacheOn = (config: string) => CONFIGS[config]?.env.CACHE !== 'off';
 
@@ -329,7 +329,7 @@ export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = 
   lines.push(...costTable(r.runs, (c) => (c === PLATFORM ? '_platform limit_' : c === FLOOR ? '_Fastify floor_' : c)));
 
   if (r.targets.length) {
-    lines.push('## Targets (issue 6)', '');
+    lines.push('## Targets (issues 6 and 21)', '');
     lines.push('| target | config | measured | |', '|---|---|---|---|');
     for (const t of r.targets)
       lines.push(`| ${t.description} | ${t.config} | ${t.measured}${t.note ? ` (${t.note})` : ''} | ${mark(t.met)} |`);
