@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import Fastify from 'fastify';
 import { test } from 'node:test';
+import { decodeEntry, encodeEntry } from './redis-scripts.ts';
 import { ResponseCache } from './response-cache.ts';
 import { tag, type CacheTag } from './tags.ts';
 
@@ -147,4 +148,15 @@ test('an entry keeps its body and compressed variants in memory of their own siz
   } finally {
     await app.close();
   }
+});
+
+test('an entry read back from the shared tier keeps its body in memory of its own, not a view into what Redis sent', () => {
+  const body = Buffer.from(JSON.stringify({ tags: ['a', 'b'] }));
+  const sent = Buffer.concat([
+    Buffer.alloc(100),
+    encodeEntry({ data: { tags: ['a', 'b'] }, body, etag: '"e"', tags: [tag.tags], variants: new Map() }),
+  ]);
+  const entry = decodeEntry(sent.subarray(100));
+  assert.deepEqual(entry.body, body);
+  assert.ok(entry.body.byteOffset === 0 && entry.body.buffer.byteLength === entry.body.length);
 });
