@@ -154,7 +154,7 @@ test('an entry read back from the shared tier keeps its body in memory of its ow
   const body = Buffer.from(JSON.stringify({ tags: ['a', 'b'] }));
   const sent = Buffer.concat([
     Buffer.alloc(100),
-    encodeEntry({ data: { tags: ['a', 'b'] }, body, etag: '"e"', tags: [tag.tags], variants: new Map() }),
+    encodeEntry({ data: { tags: ['a', 'b'] }, body, etag: '"e"', tags: [tag.listAll], variants: new Map() }),
   ]);
   const entry = decodeEntry(sent.subarray(100));
   assert.deepEqual(entry.body, body);
