@@ -86,25 +86,17 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     description: 'load shedding from 50 ms of event-loop delay (default 200 ms)',
     optIn: true,
   },
-  // The runtime knobs (`--compare`): V8's young generation, libuv's threadpool, processes. The
-  // service starts with --max-semi-space-size=16 (bench/processes.ts, as `npm start` and the
-  // image do); a configuration's NODE_OPTIONS come after it and win.
-  'v8-young-default': {
-    database: 'embedded',
-    env: { NODE_OPTIONS: '--max-semi-space-size=0' },
-    description: "V8's own young generation sizing (semi-spaces grow to 64 MB here): the default before issue 21",
-    optIn: true,
-  },
-  'semi-space-4': {
-    database: 'embedded',
-    env: { NODE_OPTIONS: '--max-semi-space-size=4' },
-    description: 'V8 young generation semi-spaces of up to 4 MB (more, shorter scavenges; more promoted to the old generation)',
-    optIn: true,
-  },
+  // The runtime knobs (`--compare`): V8's young generation, libuv's threadpool, processes.
   'semi-space-8': {
     database: 'embedded',
     env: { NODE_OPTIONS: '--max-semi-space-size=8' },
-    description: 'V8 young generation semi-spaces of up to 8 MB (half the default: more, shorter scavenges)',
+    description: 'V8 young generation semi-spaces of up to 8 MB (a smaller young generation: more, shorter scavenges)',
+    optIn: true,
+  },
+  'semi-space-16': {
+    database: 'embedded',
+    env: { NODE_OPTIONS: '--max-semi-space-size=16' },
+    description: 'V8 young generation semi-spaces of up to 16 MB (a quarter of what V8 picks on this host)',
     optIn: true,
   },
   'semi-space-32': {
@@ -159,9 +151,8 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
 /** `npm run bench -- --compare`: each runtime knob against the default, on the scenarios it can move. */
 export const COMPARE_CONFIGS = [
   'default',
-  'v8-young-default',
-  'semi-space-4',
   'semi-space-8',
+  'semi-space-16',
   'semi-space-32',
   'semi-space-64',
   'old-space-192',

@@ -65,13 +65,6 @@ export interface ServiceHandle {
   stop(): Promise<void>;
 }
 
-/**
- * The V8 flags `npm start` and the image give the service (package.json, deploy/Dockerfile), ahead
- * of any NODE_OPTIONS of the caller's, whose own flags then win: the young generation's
- * semi-spaces capped at 16 MB (docs/memory.md). V8 reads them when the process starts only.
- */
-export const SERVICE_NODE_OPTIONS = '--max-semi-space-size=16';
-
 export interface StartOptions {
   /** Runs the command through a wrapper that execs it (same pid), e.g. into a memory cgroup (bench/cgroup.ts). */
   wrap?: (command: string, args: readonly string[]) => { command: string; args: string[] };
@@ -93,7 +86,6 @@ export async function startService(env: Record<string, string>, timeoutMs = 60_0
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '',
       ...env,
-      NODE_OPTIONS: `${SERVICE_NODE_OPTIONS} ${env.NODE_OPTIONS ?? ''}`.trim(),
       HOST: '127.0.0.1',
       PORT: String(port),
     },

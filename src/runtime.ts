@@ -2,24 +2,11 @@
 // telemetry/tracing.ts (the `--import` that `npm start` and the Dockerfile load first) and by
 // main.ts (for `node src/main.ts`; a module runs once, whichever imports it first).
 import { createHook } from 'node:async_hooks';
-import v8 from 'node:v8';
 
 // libuv's threadpool reads UV_THREADPOOL_SIZE once, when first used. Sized deliberately: Argon2
 // hashing, zlib compression and fs share it, and config.ts sizes the hashing semaphore to the
 // same number.
 process.env.UV_THREADPOOL_SIZE ??= '4';
-
-// After each full collection V8 lets the old generation grow to a multiple of what survived it,
-// a factor it picks between 1.1 and 4 from how fast it collects; on this service it picked large
-// ones, and Buffers that outlive one scavenge (request and response bytes, zlib's output) wait in
-// the old generation for the next full collection: 40 to 75 MB of external memory and 45 to 65
-// MB of old space under the benchmark's load. Growing by 20% collects sooner: -22 to -42 MB of
-// peak RSS per scenario for +0 to 1.3 points of GC time (docs/memory.md). V8 reads the factor at
-// every collection, so unlike the young generation's size it can be set here. A value on the
-// command line (--heap-growing-percent=0: V8's own choice) is left as given.
-export const HEAP_GROWING_PERCENT = 20;
-if (!process.execArgv.some((a) => a.startsWith('--heap-growing-percent') || a.startsWith('--heap_growing_percent')))
-  v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 
 // Keep process.nextTick fast for the life of the process. Node builds every tick object with one
 // object literal whose first keys are computed (symbols: async id, trigger id, context frame).
