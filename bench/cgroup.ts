@@ -13,7 +13,7 @@ export interface MemoryCgroup {
   /** The cgroup's peak memory use (bytes), as the kernel counts it against the limit. */
   peakBytes(): number | undefined;
   /** `sh -c` wrapper: enters the cgroup, then execs the command (same pid). */
-  wrap(command: string, args: readonly string[]): { command: string; args: string[] };
+  wrap: (command: string, args: readonly string[]) => { command: string; args: string[] };
   remove(): void;
 }
 

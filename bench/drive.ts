@@ -135,7 +135,7 @@ export interface PlatformHandle {
   pid: number;
   url: string;
   /** Its V8 heap by space, over IPC; null when it does not answer within a second. */
-  heap(): Promise<HeapSample | null>;
+  heap: () => Promise<HeapSample | null>;
   stop(): Promise<void>;
 }
 
