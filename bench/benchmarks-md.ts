@@ -9,6 +9,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FLOOR, PLATFORM } from './configs.ts';
 import { callsCell, cpuCell, pgCell } from './costs.ts';
+import type { HeapPeak } from './heap.ts';
 import { plots, type Results, type RunResult } from './report.ts';
 import { colors, groupedBars } from './svg.ts';
 import { sideBySide, type PeerResults } from './peer/table.ts';
@@ -198,17 +199,30 @@ function problems(r: { ok: boolean; failures: string[]; notes?: string[] | undef
   return out;
 }
 
+/** Peak RSS, and its ratio to the platform server's in the same scenario. */
+export function rssCell(rss: number | undefined, platform: number | undefined): string {
+  if (rss === undefined) return '';
+  return platform ? `${rss.toFixed(0)} (${(rss / platform).toFixed(2)}×)` : rss.toFixed(0);
+}
+
+/** The V8 spaces' peaks (bench/heap.ts); blank for a run before they were measured. */
+export function heapCell(h: HeapPeak | null | undefined): string {
+  if (!h) return '';
+  return `${h.newMB.toFixed(0)} / ${h.oldMB.toFixed(0)} / ${h.otherMB.toFixed(0)}, ${h.externalMB.toFixed(0)}`;
+}
+
 function scenarioTable(runs: readonly RunResult[]): string[] {
   const lines = [
-    '| config | req/s | × platform | p50 ms | p90 ms | p99 ms | max ms | errors | service CPU | RSS MB | CPU µs/resp | PG µs/req (exec + plan) | PG calls/req |',
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| config | req/s | × platform | p50 ms | p90 ms | p99 ms | max ms | errors | service CPU | RSS MB (× platform) | V8 heap MB new / old / other, external | CPU µs/resp | PG µs/req (exec + plan) | PG calls/req |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
+  const platformRss = runs.find((x) => x.config === PLATFORM)?.service?.rssPeakMB;
   for (const x of runs) {
     const bad = x.errors + x.non2xx + x.timeouts;
     lines.push(
       `| ${label(x.config)}${x.ok ? '' : ' ❌'} | ${n0(x.requestsPerSec)}${x.loadgenBound ? ' ⚠' : ''} | ${x.ratioToPlatform === null ? '' : x.ratioToPlatform.toFixed(2)} | ` +
         `${ms(x.latencyMs.p50)} | ${ms(x.latencyMs.p90)} | ${ms(x.latencyMs.p99)} | ${ms(x.latencyMs.max)} | ${bad ? `**${bad} ❌**` : '0'} | ` +
-        `${x.service ? `${x.service.cpuPercent.toFixed(0)}%` : ''} | ${x.service ? x.service.rssPeakMB.toFixed(0) : ''} | ${cpuCell(x.serviceCpuUsPerResponse)} | ${pgCell(x.pg)} | ${callsCell(x.pg)} |`,
+        `${x.service ? `${x.service.cpuPercent.toFixed(0)}%` : ''} | ${rssCell(x.service?.rssPeakMB, x.config === PLATFORM ? undefined : platformRss)} | ${heapCell(x.heap)} | ${cpuCell(x.serviceCpuUsPerResponse)} | ${pgCell(x.pg)} | ${callsCell(x.pg)} |`,
     );
   }
   return lines;
@@ -233,7 +247,7 @@ function measurements(r: Results): string[] {
     `- Per scenario, each configuration runs as its own process (\`NODE_ENV=production\`) on a fresh copy of the seeded database: ${String(r.options.warmupSec)} s of warm-up, then ${String(r.options.durationSec)} s measured, closed loop (as many requests as answered, over the scenario's connections).`,
     "- **The platform limit** is a bare `node:http` server (bench/platform.ts) answering the same requests with the recorded bytes of the first configuration's responses, under the same load: what this machine and Node allow with no work at all. **× platform** is a configuration's req/s over that limit's, same scenario, same run: 1.00 means as fast as serving bytes from memory. Compare ratios across runs and machines, not raw req/s.",
     "- Latency is at saturation (mostly queueing); latency at a given load is the sweep's. errors: connection errors + timeouts + non-2xx, which must be 0 (❌ otherwise). ⚠ on req/s: the load generator used ≥ 90% of a core, so it is (also) its limit.",
-    "- service CPU: mean % of one core over the measured window; RSS: peak resident set of the largest process. CPU µs/resp: the server's user + system time (its whole process tree, /proc) per response. PG µs/req and calls/req: PostgreSQL's execution + planning time and statements per response, from pg_stat_statements on the run's database (reset before the window).",
+    "- service CPU: mean % of one core over the measured window; RSS: peak resident set of the largest process (sampled every 0.5 s from /proc), and × platform its ratio to the platform server's under the same load. V8 heap: each space's committed size at its peak over the window (new: the young generation; old; other: code, large objects and the rest), and memory outside the heap that V8 knows of (external: Buffers, zlib), read every second from the service's /metrics and the platform server's own v8.getHeapSpaceStatistics(); RSS beyond them is the Node binary's mapped code (~55 MB, shared between processes), native libraries and malloc's arenas. CPU µs/resp: the server's user + system time (its whole process tree, /proc) per response. PG µs/req and calls/req: PostgreSQL's execution + planning time and statements per response, from pg_stat_statements on the run's database (reset before the window).",
     '',
     '## Results per scenario',
     '',
@@ -310,7 +324,7 @@ function measurements(r: Results): string[] {
 function appendix(r: Results, plotNames: readonly string[]): string[] {
   const lines: string[] = [];
   if (r.targets.length) {
-    lines.push('## Targets (issue 6)', '', '| target | config | measured | |', '|---|---|---|---|');
+    lines.push('## Targets (issues 6 and 21)', '', '| target | config | measured | |', '|---|---|---|---|');
     for (const t of r.targets)
       lines.push(
         `| ${t.description} | ${t.config} | ${t.measured}${t.note ? ` (${t.note})` : ''} | ${t.met === null ? '—' : t.met ? '✅ met' : '❌ not met'} |`,

@@ -6,6 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { HeapSample } from './heap.ts';
 import type { LoadCommand, LoadMessage, LoadResult, LoadSpec, LoadStep } from './loadgen.ts';
 import { NODE_OWN_HEADERS, type Recording } from './platform.ts';
 import { exitWithin, ProcSampler, spawnTracked, tail, type Usage } from './processes.ts';
@@ -133,6 +134,8 @@ export class LoadSession {
 export interface PlatformHandle {
   pid: number;
   url: string;
+  /** Its V8 heap by space, over IPC; null when it does not answer within a second. */
+  heap: () => Promise<HeapSample | null>;
   stop(): Promise<void>;
 }
 
@@ -161,6 +164,22 @@ export async function startPlatform(
   return {
     pid: child.pid!,
     url: `http://127.0.0.1:${port}`,
+    heap: () =>
+      new Promise<HeapSample | null>((resolve) => {
+        if (!child.connected) return resolve(null);
+        const onMessage = (m: { type: string; sample?: HeapSample }) => {
+          if (m.type !== 'heap') return;
+          clearTimeout(timer);
+          child.off('message', onMessage);
+          resolve(m.sample ?? null);
+        };
+        const timer = setTimeout(() => {
+          child.off('message', onMessage);
+          resolve(null);
+        }, 1000);
+        child.on('message', onMessage);
+        child.send({ type: 'heap' });
+      }),
     stop: async () => {
       child.kill('SIGTERM');
       await exitWithin(child, 10_000, 'the platform server').catch(() => undefined);

@@ -3,6 +3,7 @@
 // run with connection errors, timeouts or any non-2xx response is not a result.
 import { LoadSession, type Measurement } from './drive.ts';
 import { gcWindow, readGc, readLag, type GcWindow } from './gc.ts';
+import { pollHeap, type HeapPeak, type HeapSample } from './heap.ts';
 import type { BenchOptions } from './options.ts';
 import { cpuUsPerResponse, perRequest, type PgPerRequest, type PgStatements } from './pgstat.ts';
 import type { Progress } from './progress.ts';
@@ -19,6 +20,8 @@ export interface Target {
   metrics?: boolean;
   /** The target's database: its pg_stat_statements are reset before the peak run and read after. */
   pg?: PgStatements | undefined;
+  /** Reads the target's V8 heap by space (bench/heap.ts): polled during the peak run. */
+  heap?: () => Promise<HeapSample | null>;
 }
 
 export interface MeasureContext {
@@ -34,7 +37,14 @@ export async function measureTarget(
   target: Target,
   connections: number,
   requestsFile: string,
-): Promise<{ peak: Measurement; sweep: SweepPoint[]; gc: GcWindow | null; overload: OverloadPoint | null; pg: PgPerRequest | null }> {
+): Promise<{
+  peak: Measurement;
+  sweep: SweepPoint[];
+  gc: GcWindow | null;
+  overload: OverloadPoint | null;
+  pg: PgPerRequest | null;
+  heap: HeapPeak | null;
+}> {
   const { opts, log } = ctx;
   const session = await LoadSession.open({
     url: target.url,
@@ -54,7 +64,11 @@ export async function measureTarget(
     }
     const gcBefore = target.metrics ? await readGc(target.url) : null;
     await target.pg?.reset();
-    const peak = await session.run({ durationSec: opts.durationSec }, (n, t) => log.tick(target.label, n, t, opts.durationSec));
+    const heapPoll = target.heap ? pollHeap(target.heap) : undefined;
+    const peak = await session
+      .run({ durationSec: opts.durationSec }, (n, t) => log.tick(target.label, n, t, opts.durationSec))
+      .finally(() => heapPoll?.stop());
+    const heap = (await heapPoll?.stop()) ?? null;
     const pgTotals = target.pg ? await target.pg.read() : null;
     const pg = pgTotals && target.pg ? perRequest(pgTotals, peak.result.responses, target.pg.planningTracked) : null;
     const gcAfter = gcBefore ? await readGc(target.url) : null;
@@ -65,7 +79,8 @@ export async function measureTarget(
       `${target.label}: ${Math.round(r.requestsPerSec).toLocaleString('en-US')} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms` +
         `${svc ? `, CPU ${svc.cpuPercent}%, RSS ${svc.rssPeakMB} MB` : ''}${peak.usage.database ? `, DB CPU ${peak.usage.database.cpuPercent}%` : ''}` +
         `${peak.usage.loadgen ? `, load gen CPU ${peak.usage.loadgen.cpuPercent}%` : ''}${gc ? `, GC ${gc.percent}% (p99 pause ≤ ${gc.p99Ms} ms)` : ''}` +
-        `${pg ? `, PostgreSQL ${pg.usPerRequest} µs/req in ${pg.callsPerRequest} statements` : ''}`,
+        `${pg ? `, PostgreSQL ${pg.usPerRequest} µs/req in ${pg.callsPerRequest} statements` : ''}` +
+        `${heap ? `, heap new ${heap.newMB} / old ${heap.oldMB} / other ${heap.otherMB} MB, external ${heap.externalMB} MB` : ''}`,
     );
     const sweep: SweepPoint[] = [];
     if (opts.sweep) {
@@ -130,7 +145,7 @@ export async function measureTarget(
           `${lag ? `; event-loop lag mean ${lag.mean} ms, max ${lag.max} ms` : ''}`,
       );
     }
-    return { peak, sweep, gc, overload, pg };
+    return { peak, sweep, gc, overload, pg, heap };
   } finally {
     await session.close();
   }
@@ -146,6 +161,7 @@ export function toRunResult(
   logs?: () => string,
   gc: GcWindow | null = null,
   pg: PgPerRequest | null = null,
+  heap: HeapPeak | null = null,
 ): RunResult {
   const r = m.result;
   const problems: string[] = [];
@@ -200,6 +216,7 @@ export function toRunResult(
     gc,
     serviceCpuUsPerResponse: cpuUsPerResponse(m.usage.service?.cpuPercent, r.requestsPerSec),
     pg,
+    heap,
     ratioToPlatform: null,
     loadgenBound,
     ok: problems.length === 0,

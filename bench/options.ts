@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { COMPARE_CONFIGS, COMPARE_SCENARIOS, CONFIGS, selectConfigs } from './configs.ts';
 import type { Engine } from './drive.ts';
+import { parseQuantity } from './cgroup.ts';
 import { UsageError } from './errors.ts';
 import { selectPeerScenarios } from './peer/scenarios.ts';
 import { parsePeerOptions, PEER_USAGE, type PeerOptions } from './peer/options.ts';
@@ -11,7 +12,7 @@ import { wrkPath } from './wrk.ts';
 export const USAGE = `usage: npm run bench -- [options]
 
   --quick                 small data set (100 users, 1,000 articles) and short runs (3 s)
-  --compare               the runtime knobs side by side: default, semi-space-8/32/64 (V8 young
+  --compare               the runtime knobs side by side: default, semi-space-8/16/32/64 (V8 young
                           generation), old-space-192 (V8 old generation cap), malloc-arenas-2 and
                           jemalloc (the allocator), threadpool-2/8,
                           workers-2 (cluster and reuseport) on
@@ -48,6 +49,10 @@ export const USAGE = `usage: npm run bench -- [options]
                           database on CPU 0 (taskset; 2 CPUs or more), the paced generator
                           spinning on its core: the server's own work per request, not how
                           two cores were shared (the machine's PostgreSQL is not pinned)
+  --memory-limit <q>      each service process under a memory limit, as a container's (e.g.
+                          256Mi, the manifests' request): a memory cgroup made for it (root or
+                          a delegated cgroup), which V8 and process.constrainedMemory() see; an
+                          out-of-memory kill fails the run
   --out <dir>             where results go (default bench/results/<timestamp>/)
   --users N --articles N --comments N --favorites N --tags N --follows N --seed N
                           data set size (default 1,000 users, 10,000 articles, 50,000 comments,
@@ -83,6 +88,8 @@ export interface BenchOptions {
   externalPgUrl: string;
   /** Peer mode (--peer): other RealWorld implementations side by side. */
   peer?: PeerOptions | undefined;
+  /** --memory-limit: each service process in a memory cgroup of this many bytes. */
+  memoryLimitBytes?: number | undefined;
 }
 
 export { UsageError };
@@ -92,6 +99,15 @@ function num(raw: string | undefined, name: string, min: number): number | undef
   const n = Number(raw);
   if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name} must be a number >= ${min}, got "${raw}"`);
   return n;
+}
+
+function memoryLimit(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    return parseQuantity(raw);
+  } catch {
+    throw new UsageError(`--memory-limit must be a memory quantity such as 256Mi or 512M, got "${raw}"`);
+  }
 }
 
 function niceness(raw: string | undefined): number | undefined {
@@ -130,6 +146,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
         'overload-connections': { type: 'string' },
         floor: { type: 'boolean' },
         pin: { type: 'boolean' },
+        'memory-limit': { type: 'string' },
         'sweep-duration': { type: 'string' },
         pgbench: { type: 'boolean' },
         loadgen: { type: 'string' },
@@ -201,6 +218,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     overloadConnections: Math.max(1, int('overload-connections') ?? 400),
     floor: values.floor ?? false,
     pin: values.pin ?? false,
+    memoryLimitBytes: memoryLimit(values['memory-limit']),
     sweepDurationSec: num(values['sweep-duration'], 'sweep-duration', 0.5) ?? Math.max(3, Math.round(durationSec / 3)),
     pgbench,
     engine,

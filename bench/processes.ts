@@ -65,20 +65,32 @@ export interface ServiceHandle {
   stop(): Promise<void>;
 }
 
-export async function startService(env: Record<string, string>, timeoutMs = 60_000): Promise<ServiceHandle> {
+export interface StartOptions {
+  /** Runs the command through a wrapper that execs it (same pid), e.g. into a memory cgroup (bench/cgroup.ts). */
+  wrap?: (command: string, args: readonly string[]) => { command: string; args: string[] };
+}
+
+export async function startService(env: Record<string, string>, timeoutMs = 60_000, opts: StartOptions = {}): Promise<ServiceHandle> {
   // LOG_LEVEL=warn keeps request logging off the hot path, so the "Server listening at" line
   // (info) is not written: the harness picks the port and waits for /readyz instead.
   const port = await freePort();
   // As `npm start` runs it: the tracing module first (near-zero cost without an OTLP endpoint).
-  const child = spawnTracked(
-    process.execPath,
-    ['--import', path.join(ROOT, 'src', 'telemetry', 'tracing.ts'), path.join(ROOT, 'src', 'main.ts')],
-    {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, HOST: '127.0.0.1', PORT: String(port) },
-      stdio: ['ignore', 'pipe', 'pipe'],
+  const direct = {
+    command: process.execPath,
+    args: ['--import', path.join(ROOT, 'src', 'telemetry', 'tracing.ts'), path.join(ROOT, 'src', 'main.ts')],
+  };
+  const { command, args } = opts.wrap ? opts.wrap(direct.command, direct.args) : direct;
+  const child = spawnTracked(command, args, {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      ...env,
+      HOST: '127.0.0.1',
+      PORT: String(port),
     },
-  );
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const out = tail(child.stdout);
   const err = tail(child.stderr);
   const logs = () => `${out()}${err()}`.trim();

@@ -12,9 +12,11 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { SEED_PASSWORD } from '../scripts/seed.ts';
+import { createMemoryCgroup, type MemoryCgroup } from './cgroup.ts';
 import { CONFIGS, FLOOR, PLATFORM, type DatabaseKind } from './configs.ts';
 import { openEmbedded, openExternal, type DatabaseServer } from './databases.ts';
 import { pool, record, requestPatiently, startPlatform } from './drive.ts';
+import { metricsHeapReader } from './heap.ts';
 import { measureTarget, SWEEP_PERCENTS, toRunResult, type MeasureContext } from './measure.ts';
 import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.ts';
 import { openPgStatements } from './pgstat.ts';
@@ -149,6 +151,14 @@ async function loginTokenPool(ctx: Ctx, server: DatabaseServer, config: string):
   }
 }
 
+/** --memory-limit: a memory cgroup for one service process; a run that asked for one and cannot have it stops. */
+function limitedMemory(ctx: Ctx, name: string): MemoryCgroup | undefined {
+  if (ctx.opts.memoryLimitBytes === undefined) return undefined;
+  const made = createMemoryCgroup(name, ctx.opts.memoryLimitBytes);
+  if (typeof made === 'string') throw new Error(`--memory-limit: ${made}`);
+  return made;
+}
+
 /** One scenario: every configuration (recording the platform's responses from the first), then the platform limit. */
 async function runScenario(
   ctx: Ctx,
@@ -180,7 +190,13 @@ async function runScenario(
       const pgStats = await openPgStatements(db.url, (line) => ctx.note(line));
       try {
         const exportsBefore = ctx.otlp?.counts().exports ?? 0;
-        const service = await startService(serviceEnv(ctx, config, db.url));
+        const cgroup = limitedMemory(ctx, `conduit-bench-${name}-${config}`);
+        const service = await startService(serviceEnv(ctx, config, db.url), 60_000, cgroup ? { wrap: cgroup.wrap } : {}).catch(
+          (err: unknown) => {
+            cgroup?.remove();
+            throw err;
+          },
+        );
         if (opts.pin) pinTree(service.pid, SERVER_CPU);
         try {
           // The platform replays the first configuration's responses, recorded after its
@@ -201,6 +217,7 @@ async function runScenario(
             sample: { service: service.pid, database: server.postmasterPid },
             metrics: true,
             pg: pgStats,
+            heap: metricsHeapReader(service.url),
           };
           // The pool opens connections as load needs them: renice new backends as they come.
           const renicing =
@@ -209,7 +226,7 @@ async function runScenario(
               : undefined;
           const m = await measureTarget(ctx, target, connections, requestsFile).finally(() => clearInterval(renicing));
           await recordOnce();
-          const run = toRunResult(ctx, name, config, connections, m.peak, service.logs, m.gc, m.pg);
+          const run = toRunResult(ctx, name, config, connections, m.peak, service.logs, m.gc, m.pg, m.heap);
           if (opts.pin) run.cpus = cpuList(service.pid);
           run.overload = m.overload;
           runs.push(run);
@@ -221,6 +238,15 @@ async function runScenario(
           if (!alive) ctx.fail(`${name} × ${config}: the service did not answer /healthz after the run:\n${service.logs().slice(-2000)}`);
         } finally {
           await service.stop();
+          if (cgroup) {
+            const kills = cgroup.oomKills();
+            const peak = cgroup.peakBytes();
+            ctx.log.info(
+              `${name} × ${config}: memory limit ${Math.round(cgroup.limitBytes / 1048576)} MiB, cgroup peak ${peak === undefined ? '?' : Math.round(peak / 1048576)} MiB, OOM kills ${kills}`,
+            );
+            if (kills > 0) ctx.fail(`${name} × ${config}: killed by the OOM killer ${kills} time(s) under --memory-limit`);
+            cgroup.remove();
+          }
         }
         // A tracing configuration that exported nothing measured tracing off: not a result. Checked
         // after the stop, which flushes the batch exporter (it sends every 5 s otherwise).
@@ -244,11 +270,11 @@ async function runScenario(
       try {
         const m = await measureTarget(
           ctx,
-          { label: `${name} × ${PLATFORM}`, url: platform.url, sample: { service: platform.pid } },
+          { label: `${name} × ${PLATFORM}`, url: platform.url, sample: { service: platform.pid }, heap: platform.heap },
           connections,
           requestsFile,
         );
-        const run = toRunResult(ctx, name, PLATFORM, connections, m.peak);
+        const run = toRunResult(ctx, name, PLATFORM, connections, m.peak, undefined, null, null, m.heap);
         if (opts.pin) run.cpus = cpuList(platform.pid);
         runs.push(run);
         if (m.sweep.length) sweeps.push({ scenario: name, config: PLATFORM, peakRequestsPerSec: run.requestsPerSec, points: m.sweep });
@@ -283,11 +309,11 @@ async function runFloor(
     try {
       const m = await measureTarget(
         ctx,
-        { label: `${name} × ${FLOOR}`, url: floor.url, sample: { service: floor.pid } },
+        { label: `${name} × ${FLOOR}`, url: floor.url, sample: { service: floor.pid }, heap: floor.heap },
         connections,
         requestsFile,
       );
-      const run = toRunResult(ctx, name, FLOOR, connections, m.peak);
+      const run = toRunResult(ctx, name, FLOOR, connections, m.peak, undefined, null, null, m.heap);
       if (ctx.opts.pin) run.cpus = cpuList(floor.pid);
       run.ratioToPlatform = platform.requestsPerSec > 0 ? Math.round((run.requestsPerSec / platform.requestsPerSec) * 1000) / 1000 : null;
       runs.push(run);

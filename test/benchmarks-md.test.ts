@@ -16,7 +16,7 @@ import {
   parseResults,
   writeBenchmarksMd,
 } from '../bench/benchmarks-md.ts';
-import type { Results, RunResult } from '../bench/report.ts';
+import { evaluateTargets, type Results, type RunResult } from '../bench/report.ts';
 
 const ROOT = path.join(import.meta.dirname, '..');
 const FIXTURES = path.join(import.meta.dirname, 'fixtures', 'bench');
@@ -88,13 +88,31 @@ test('the report of a real quick run: header, commands, machine, method, and the
   assert.ok(text.includes('⚠ A `--quick` run'));
   assert.ok(text.includes('**The platform limit** is a bare `node:http` server'));
   assert.deepEqual(section(text, '### article').slice(-4), [
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
-    '| default | 3,549 | 0.40 | 11.2 | 81.1 | 342 | 599 | 0 | 62% | 204 | 174 | 16.4 (16.4 + 0.0) | 0.07 |',
-    '| _platform limit_ | 8,969 |  | 4.28 | 22.2 | 84.5 | 126 | 0 | 49% | 114 | 54.4 |  |  |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| default | 3,549 | 0.40 | 11.2 | 81.1 | 342 | 599 | 0 | 62% | 204 (1.79×) |  | 174 | 16.4 (16.4 + 0.0) | 0.07 |',
+    '| _platform limit_ | 8,969 |  | 4.28 | 22.2 | 84.5 | 126 | 0 | 49% | 114 |  | 54.4 |  |  |',
     '',
   ]);
   assert.ok(text.includes('![throughput.svg](bench/plots/throughput.svg)'));
   assert.ok(!text.includes('Side by side'), 'no peer section without a peer run');
+});
+
+test("memory per process beside throughput: RSS and its ratio to the platform server's, V8's heap by space (issue 21)", async () => {
+  const r = parseResults(await raw('results.json'));
+  r.runs[0]!.heap = { newMB: 16, oldMB: 52.7, otherMB: 14.8, totalMB: 83.5, externalMB: 71.5, samples: 12 };
+  r.runs[1]!.heap = { newMB: 16, oldMB: 10.9, otherMB: 7.8, totalMB: 34.7, externalMB: 12, samples: 12 };
+  const rows = section(benchmarksMarkdown(r, undefined, opts), '### article').filter((l) => /^\| (default|_platform)/.test(l));
+  assert.deepEqual(
+    rows.map((l) => l.split(' | ').slice(9, 11)),
+    [
+      ['204 (1.79×)', '16 / 53 / 15, 72'],
+      ['114', '16 / 11 / 8, 12'],
+    ],
+  );
+  // The issue's target, evaluated per configuration over every scenario.
+  const target = evaluateTargets(r).find((t) => t.id === 'rss-platform');
+  assert.deepEqual(target && { config: target.config, met: target.met }, { config: 'default', met: false });
+  assert.match(target!.measured, /article: 204 MB vs 114 MB = 1\.79×/);
 });
 
 test('a table per scenario, against its own platform limit; the sweep, pgbench and an errored run', async () => {

@@ -44,11 +44,14 @@ export function npmCommands(text: string): string[] {
 // npm's own commands (not scripts) the docs may name.
 const NPM_BUILTINS = new Set(['install', 'ci', 'audit', 'test', 'start', 'exec']);
 
-// Settings read by someone other than src/config.ts: Node, the OpenTelemetry exporter, and the test suites.
+// Settings read by someone other than src/config.ts: Node, glibc's malloc, the OpenTelemetry exporter, and the test suites.
 const EXTERNAL_VARS = new Set([
   'NODE_OPTIONS',
+  'MALLOC_ARENA_MAX',
+  'MALLOC_MMAP_THRESHOLD_',
   'TEST_DATABASE_URL',
   'SOAK_SECONDS',
+  'SOAK_MEMORY_LIMIT',
   'FUZZ_SEED',
   'DEPLOY_TEST_PG_URL',
   'DEPLOY_TEST_REDIS_URL',

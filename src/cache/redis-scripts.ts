@@ -8,6 +8,7 @@
 // - `t:<tag>`, a set: the entry keys that depend on the tag, for invalidate to delete.
 import v8 from 'node:v8';
 import type { Redis } from 'ioredis';
+import { ownBytes } from '../lib/bytes.ts';
 import type { Entry } from './response-cache.ts';
 
 // The serialized form of an entry; a build that changes it changes this, and entries of the
@@ -30,7 +31,9 @@ export function encodeEntry(entry: Entry<unknown>): Buffer {
 
 export function decodeEntry(value: Buffer): Entry<unknown> {
   const stored = v8.deserialize(value) as Stored;
-  return { data: stored.data, body: stored.body, etag: stored.etag, tags: stored.tags, variants: new Map() };
+  // The body is a view into `value`, itself a slice of the Redis client's read buffer: copied
+  // so that a kept entry does not pin those.
+  return { data: stored.data, body: ownBytes(stored.body), etag: stored.etag, tags: stored.tags, variants: new Map() };
 }
 
 // read: the entry if it is valid, else a stamp for the load that follows.

@@ -1,7 +1,9 @@
 // The in-process cache on its own: single flight, the byte bound, tag invalidation, and the
 // race between a load and a write.
 import assert from 'node:assert/strict';
+import Fastify from 'fastify';
 import { test } from 'node:test';
+import { decodeEntry, encodeEntry } from './redis-scripts.ts';
 import { ResponseCache } from './response-cache.ts';
 import { tag, type CacheTag } from './tags.ts';
 
@@ -124,4 +126,37 @@ test('clear() drops everything and refuses to store loads that started before it
   release();
   await inFlight;
   assert.equal(cache.size, 0);
+});
+
+test('an entry keeps its body and compressed variants in memory of their own size, not views of 64 KiB slabs', async () => {
+  const cache = new ResponseCache(options);
+  const owns = (b: Buffer) => b.byteOffset === 0 && b.buffer.byteLength === b.length;
+  const data = { articles: Array.from({ length: 20 }, (_, i) => ({ slug: `a-${i}`, body: 'lorem ipsum '.repeat(20) })) };
+  const entry = (await cache.get('list', async () => ({ data, tags: [tag.listAll] }), serialize))!;
+  assert.ok(owns(entry.body), `body of ${entry.body.length} bytes held in ${entry.body.buffer.byteLength}`);
+  assert.equal(entry.body.toString(), JSON.stringify(data));
+  const app = Fastify();
+  app.get('/list', (request, reply) => cache.send(request, reply, entry));
+  try {
+    for (const encoding of ['zstd', 'gzip', 'br'] as const) {
+      const res = await app.inject({ url: '/list', headers: { 'accept-encoding': encoding } });
+      assert.equal(res.headers['content-encoding'], encoding);
+      const variant = entry.variants.get(encoding)!;
+      assert.ok(owns(variant), `${encoding} variant of ${variant.length} bytes held in ${variant.buffer.byteLength}`);
+      assert.deepEqual(res.rawPayload, variant);
+    }
+  } finally {
+    await app.close();
+  }
+});
+
+test('an entry read back from the shared tier keeps its body in memory of its own, not a view into what Redis sent', () => {
+  const body = Buffer.from(JSON.stringify({ tags: ['a', 'b'] }));
+  const sent = Buffer.concat([
+    Buffer.alloc(100),
+    encodeEntry({ data: { tags: ['a', 'b'] }, body, etag: '"e"', tags: [tag.listAll], variants: new Map() }),
+  ]);
+  const entry = decodeEntry(sent.subarray(100));
+  assert.deepEqual(entry.body, body);
+  assert.ok(entry.body.byteOffset === 0 && entry.body.buffer.byteLength === entry.body.length);
 });

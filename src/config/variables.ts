@@ -60,7 +60,11 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'CACHE', default: 'on', description: 'the response cache; off sends every read to PostgreSQL' },
   { name: 'HOT_PATH', default: 'on', description: 'repeats of anonymous cached reads answered before Fastify' },
   { name: 'CACHE_TTL_MS', default: '60000', description: 'cache entry lifetime; bounds how long a missed invalidation shows' },
-  { name: 'CACHE_MAX_BYTES', default: '67108864', description: 'in-process cache bound, per process' },
+  {
+    name: 'CACHE_MAX_BYTES',
+    default: '67108864',
+    description: 'in-process cache bound, per process; unset under a memory limit (a container): an eighth of it, 8 to 64 MiB',
+  },
   {
     name: 'REDIS_URL',
     default: undefined,

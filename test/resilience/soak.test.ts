@@ -14,6 +14,12 @@
 // list has fewer distinct reads) and for at most CACHE_TTL_MS. At 200 req/s for 600 s that is
 // about 3,600 comments and 1,200 articles.
 //
+// Memory as the manifests give it: the service runs under the container limit of
+// deploy/k8s/deployment.yaml (a memory cgroup made for it, bench/cgroup.ts, so V8 and
+// process.constrainedMemory() see the limit as in a pod; SOAK_MEMORY_LIMIT=512Mi another, =off
+// none). The kernel's OOM killer must not have fired in it by the end. Making a cgroup needs
+// root or a delegated cgroup tree; without one the soak runs unconstrained and says so.
+//
 // The load is the benchmark's own machinery: the seeded data set and its catalog
 // (bench/databases.ts), the request list (bench/scenarios.ts), the paced load generator in its
 // own process (bench/drive.ts, bench/paced.ts), the service process (bench/processes.ts).
@@ -24,11 +30,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
+import YAML from 'yaml';
 import { SEED_PASSWORD } from '../../scripts/seed.ts';
 import { openExternal, type DatabaseServer, type RunDatabase } from '../../bench/databases.ts';
 import { LoadSession, pool, requestPatiently } from '../../bench/drive.ts';
 import { median } from '../../bench/histogram.ts';
 import type { LoadResult } from '../../bench/loadgen.ts';
+import { createMemoryCgroup, parseQuantity, type MemoryCgroup } from '../../bench/cgroup.ts';
 import { startService, type ServiceHandle } from '../../bench/processes.ts';
 import { buildRequests, kindShares, SCENARIOS, type ScenarioInput, type TokenUser } from '../../bench/scenarios.ts';
 import { parsePrometheus } from '../prometheus.ts';
@@ -53,6 +61,17 @@ const DB_POOL_MAX = 10;
 /** Growth allowed of RSS and heap from just after warm-up to the end. */
 const MAX_GROWTH = 0.1;
 const JWT_SECRET = 'soak-only-secret-soak-only-secret-0123456789';
+
+/** The Deployment's container memory limit, as Kubernetes would enforce it. */
+function manifestMemoryLimit(): string {
+  const deployment = YAML.parse(readFileSync(path.join(import.meta.dirname, '..', '..', 'deploy', 'k8s', 'deployment.yaml'), 'utf8')) as {
+    spec: { template: { spec: { containers: { name: string; resources?: { limits?: { memory?: string } } }[] } } };
+  };
+  const limit = deployment.spec.template.spec.containers.find((c) => c.name === 'conduit')?.resources?.limits?.memory;
+  assert.ok(limit, 'deploy/k8s/deployment.yaml: the conduit container has no memory limit');
+  return limit;
+}
+const MEMORY_LIMIT = process.env.SOAK_MEMORY_LIMIT ?? manifestMemoryLimit();
 
 assert.ok(Number.isFinite(SOAK_SECONDS) && SOAK_SECONDS >= 45, `SOAK_SECONDS must be a number ≥ 45 (got ${process.env.SOAK_SECONDS})`);
 assert.ok(Number.isFinite(RATE) && RATE > 0, `SOAK_RATE must be a positive number (got ${process.env.SOAK_RATE})`);
@@ -86,6 +105,9 @@ let db: RunDatabase;
 let service: ServiceHandle;
 let workDir: string;
 let admin: pg.Client;
+let cgroup: MemoryCgroup | undefined;
+/** Why the service runs without the limit, when it does. */
+let unconstrained: string | undefined;
 
 before(async () => {
   const url = process.env.CONDUIT_TEST_SERVER_URL;
@@ -96,33 +118,44 @@ before(async () => {
   server = (await openExternal(url, { seed: { users: 100, articles: 1000, seed: 1 }, poolUsers: 50, log: () => undefined }))!;
   assert.ok(server, 'the test PostgreSQL server is unreachable');
   db = await server.createRunDatabase();
-  service = await startService({
-    // As the benchmark runs it: production settings, request logging off the hot path.
-    NODE_ENV: 'production',
-    // /metrics on the API port, where the soak reads it (production's default is METRICS_PORT 9464).
-    METRICS_PORT: 'api',
-    JWT_SECRET,
-    DATABASE_URL: db.url,
-    LOG_LEVEL: 'warn',
-    DATA_DIR: path.join(workDir, 'data'),
-    DB_POOL_MAX: String(DB_POOL_MAX),
-    // One client address sends everything: limits out of reach, the limiter still on the path.
-    RATE_LIMIT_MAX: '100000000',
-    RATE_LIMIT_LOGIN_MAX: '100000000',
-    RATE_LIMIT_REGISTER_MAX: '100000000',
-    RATE_LIMIT_PASSWORD_MAX: '100000000',
-    // Load shedding answers 503 while the event loop lags: on a machine shared with other work
-    // that is the machine starving the process of CPU, not the process ageing. Off, a starved
-    // process answers late instead, and every request still has to succeed (within the
-    // generator's 10 s timeout and REQUEST_TIMEOUT_MS); test/timing/shedding.test.ts covers shedding.
-    SHED: 'off',
-  });
+  if (MEMORY_LIMIT === 'off') unconstrained = 'SOAK_MEMORY_LIMIT=off';
+  else {
+    const made = createMemoryCgroup('conduit-soak', parseQuantity(MEMORY_LIMIT));
+    if (typeof made === 'string') unconstrained = made;
+    else cgroup = made;
+  }
+  service = await startService(
+    {
+      // As the benchmark runs it: production settings, request logging off the hot path.
+      NODE_ENV: 'production',
+      // /metrics on the API port, where the soak reads it (production's default is METRICS_PORT 9464).
+      METRICS_PORT: 'api',
+      JWT_SECRET,
+      DATABASE_URL: db.url,
+      LOG_LEVEL: 'warn',
+      DATA_DIR: path.join(workDir, 'data'),
+      DB_POOL_MAX: String(DB_POOL_MAX),
+      // One client address sends everything: limits out of reach, the limiter still on the path.
+      RATE_LIMIT_MAX: '100000000',
+      RATE_LIMIT_LOGIN_MAX: '100000000',
+      RATE_LIMIT_REGISTER_MAX: '100000000',
+      RATE_LIMIT_PASSWORD_MAX: '100000000',
+      // Load shedding answers 503 while the event loop lags: on a machine shared with other work
+      // that is the machine starving the process of CPU, not the process ageing. Off, a starved
+      // process answers late instead, and every request still has to succeed (within the
+      // generator's 10 s timeout and REQUEST_TIMEOUT_MS); test/timing/shedding.test.ts covers shedding.
+      SHED: 'off',
+    },
+    60_000,
+    { ...(cgroup ? { wrap: cgroup.wrap } : {}) },
+  );
   admin = new pg.Client({ connectionString: url });
   await admin.connect();
 });
 
 after(async () => {
   await service?.stop();
+  cgroup?.remove();
   await admin?.end();
   await db?.drop();
   await server?.close();
@@ -333,6 +366,15 @@ test(
     // The pool's bound, plus the cache bus's LISTEN connection (src/cache/bus.ts).
     assert.ok(maxPool <= DB_POOL_MAX, `the pool held ${maxPool} connections (DB_POOL_MAX ${DB_POOL_MAX})`);
     assert.ok(maxBackends <= DB_POOL_MAX + 1, `${maxBackends} server connections to the database`);
+
+    // Within the container's memory limit: the kernel never had to kill it.
+    if (cgroup) {
+      const peak = cgroup.peakBytes();
+      ctx.diagnostic(
+        `memory limit ${MEMORY_LIMIT} (cgroup ${cgroup.dir}): peak use ${peak === undefined ? '?' : mb(peak)} MB of ${mb(cgroup.limitBytes)} MB, OOM kills ${cgroup.oomKills()}`,
+      );
+      assert.equal(cgroup.oomKills(), 0, `the OOM killer fired under the ${MEMORY_LIMIT} limit`);
+    } else ctx.diagnostic(`⚠ no memory limit: ${unconstrained}`);
 
     // Still healthy at the end.
     const health = await fetch(`${service.url}/readyz`, { signal: AbortSignal.timeout(5000) });
