@@ -1,7 +1,7 @@
 // How many connections the HTTP server takes, and from whom (http/connections.ts, and
 // docs/connections.md for the measurements behind each default).
 import { readFileSync } from 'node:fs';
-import os from 'node:os';
+import { memoryLimit } from './cache.ts';
 import { int, type Env } from './parse.ts';
 
 export interface ConnectionConfig {
@@ -62,7 +62,5 @@ export function processLimits(): ProcessLimits {
   } catch {
     // not Linux: no bound from here
   }
-  // Without a limit Node reports the cgroup's "max" (2^64) or 0.
-  const memory = process.constrainedMemory();
-  return { openFiles, memoryBytes: memory > 0 && memory < os.totalmem() ? memory : undefined };
+  return { openFiles, memoryBytes: memoryLimit() };
 }
