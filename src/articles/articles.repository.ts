@@ -77,18 +77,6 @@ export function normaliseTags(tags: readonly string[]): string[] {
   return [...new Set(tags.map((t) => t.trim()))].sort();
 }
 
-async function setTags(client: pg.PoolClient, articleId: number, tags: readonly string[]): Promise<void> {
-  await client.query('delete from article_tags where article_id = $1', [articleId]);
-  if (tags.length === 0) return;
-  // A concurrent insert of the same new tag waits on the unique index, then does nothing; the
-  // next statement (a fresh snapshot) sees the committed row either way.
-  await client.query('insert into tags (name) select unnest($1::text[]) on conflict (name) do nothing', [tags]);
-  await client.query(`insert into article_tags (article_id, tag_id) select $1, id from tags where name = any($2::text[])`, [
-    articleId,
-    tags,
-  ]);
-}
-
 const SLUG_ATTEMPTS = 5;
 
 /**
@@ -130,59 +118,92 @@ export async function insertArticle(
   throw new Error(`no free slug for "${base}" after ${SLUG_ATTEMPTS} attempts`);
 }
 
-/** The article's id and author, locked for the rest of the transaction. */
-export async function lockArticle(client: pg.PoolClient, slug: string) {
-  const res = await client.query<{ id: number; author_id: number; title: string; tag_list: string[] }>(
-    `select id, author_id, title,
-            array(select t.name from article_tags at join tags t on t.id = at.tag_id where at.article_id = articles.id) as tag_list
-       from articles where slug = $1 for update`,
-    [slug],
-  );
-  return res.rows[0];
-}
+/**
+ * The edit in one statement: the article, its new slug and its tags, and the response as its
+ * author sees it. It changes the row only if the row is still the version its snapshot read
+ * (same `updated_at`, which every edit moves): an edit that commits first makes this one change
+ * nothing and run again, on a snapshot that sees that edit's tag links. Without that check the
+ * tag delete would miss links inserted after its snapshot. A favorite does not move `updated_at`,
+ * so it never forces a rerun. No transaction, no lock held across round trips.
+ */
+const UPDATE_ARTICLE = `with target as (
+    select a.id, a.author_id, a.updated_at,
+           array(select t.name from article_tags at join tags t on t.id = at.tag_id
+                  where at.article_id = a.id order by t.name collate "C") as tag_list
+      from articles a where a.slug = $1),
+  upd as (
+    update articles a set
+      title       = coalesce($3, a.title),
+      description = coalesce($4, a.description),
+      body        = coalesce($5, a.body),
+      slug        = case when $6::text is not null and $3::text is distinct from a.title then $6 else a.slug end,
+      updated_at  = greatest(clock_timestamp(), a.updated_at + interval '1 millisecond')
+      from target t
+     where a.id = t.id and t.author_id = $2 and a.updated_at = t.updated_at
+     returning a.id, a.author_id, a.slug, a.title, a.description, a.body, a.created_at, a.updated_at, a.favorites_count),
+  tg as (
+    insert into tags (name) select unnest($7::text[]) from upd
+    on conflict (name) do update set name = excluded.name
+    returning id, name),
+  del as (
+    delete from article_tags at using upd
+     where $7::text[] is not null and at.article_id = upd.id and at.tag_id not in (select id from tg)),
+  lnk as (insert into article_tags (article_id, tag_id) select upd.id, tg.id from upd, tg on conflict do nothing)
+  select t.id as target_id, t.author_id as target_author_id, t.tag_list as old_tags, upd.*,
+         case when $7::text[] is null then t.tag_list else array(select name from tg order by name collate "C") end as tag_list,
+         u.username as author_username, u.bio as author_bio, u.image as author_image,
+         exists (select 1 from favorites f where f.user_id = $2 and f.article_id = t.id) as favorited,
+         exists (select 1 from follows fo where fo.follower_id = $2 and fo.followee_id = t.author_id) as following
+    from target t left join upd on true left join users u on u.id = upd.author_id`;
 
+/** Attempts when a concurrent edit of the same article commits first (each waits for it). */
+const EDIT_ATTEMPTS = 10;
+
+export type UpdateResult = { kind: 'missing' } | { kind: 'forbidden' } | { kind: 'updated'; row: ArticleRow; oldTags: string[] };
+
+/**
+ * Update the viewer's article: the given fields, a new slug when the title changes (SPEC.md
+ * "Rules"), the tags when `tagList` is given (`[]` clears them). One statement, atomic; it runs
+ * again only on a slug taken by another article or an edit that committed first.
+ */
 export async function updateArticle(
-  client: pg.PoolClient,
-  current: { id: number; title: string },
+  db: Queryable,
+  slug: string,
+  viewer: number,
   patch: {
     title?: string | undefined;
     description?: string | undefined;
     body?: string | undefined;
     tagList?: readonly string[] | undefined;
   },
-): Promise<void> {
-  // updatedAt must move on every update (SPEC.md "Rules"), even two updates within one
-  // millisecond: the API shows milliseconds, so step at least one past the previous value.
-  await client.query(
-    `update articles set
-       title       = coalesce($2, title),
-       description = coalesce($3, description),
-       body        = coalesce($4, body),
-       updated_at  = greatest(clock_timestamp(), updated_at + interval '1 millisecond')
-     where id = $1`,
-    [current.id, patch.title ?? null, patch.description ?? null, patch.body ?? null],
-  );
-  // Changing the title changes the slug (SPEC.md "Rules").
-  if (patch.title !== undefined && patch.title !== current.title) await changeSlug(client, current.id, slugify(patch.title));
-  if (patch.tagList !== undefined) await setTags(client, current.id, patch.tagList);
-}
-
-async function changeSlug(client: pg.PoolClient, id: number, base: string): Promise<void> {
-  for (let attempt = 0; attempt < SLUG_ATTEMPTS; attempt++) {
-    const slug = attempt === 0 ? base : withSuffix(base);
-    // An update cannot say "on conflict do nothing"; a savepoint lets a collision be retried
-    // without aborting the surrounding transaction.
-    await client.query('savepoint slug');
+): Promise<UpdateResult> {
+  const base = patch.title === undefined ? null : slugify(patch.title);
+  let slugAttempt = 0;
+  for (let attempt = 0; attempt < EDIT_ATTEMPTS + SLUG_ATTEMPTS; attempt++) {
+    const newSlug = base === null ? null : slugAttempt === 0 ? base : withSuffix(base);
+    let res;
     try {
-      await client.query('update articles set slug = $2 where id = $1', [id, slug]);
-      await client.query('release savepoint slug');
-      return;
+      res = await db.query<ArticleRow & { target_id: number; target_author_id: number; old_tags: string[] }>(UPDATE_ARTICLE, [
+        slug,
+        viewer,
+        patch.title ?? null,
+        patch.description ?? null,
+        patch.body ?? null,
+        newSlug,
+        patch.tagList ?? null,
+      ]);
     } catch (err) {
-      if ((err as pg.DatabaseError).constraint !== 'articles_slug_key') throw err;
-      await client.query('rollback to savepoint slug');
+      // The new slug is another article's: the statement changed nothing; try a suffixed one.
+      if ((err as pg.DatabaseError).constraint !== 'articles_slug_key' || ++slugAttempt >= SLUG_ATTEMPTS) throw err;
+      continue;
     }
+    const row = res.rows[0];
+    if (!row) return { kind: 'missing' };
+    if (row.target_author_id !== viewer) return { kind: 'forbidden' };
+    if (row.id !== null) return { kind: 'updated', row, oldTags: row.old_tags };
+    // Changed or deleted since this statement's snapshot: the next one sees which.
   }
-  throw new Error(`no free slug for "${base}" after ${SLUG_ATTEMPTS} attempts`);
+  throw new Error(`article "${slug}" kept changing: no edit after ${EDIT_ATTEMPTS} attempts`);
 }
 
 /**

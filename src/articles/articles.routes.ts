@@ -4,7 +4,6 @@
 import { cachedGet } from '../cache/cached-read.ts';
 import { viewerSets } from '../cache/viewer-flags.ts';
 import type { App, AppContext } from '../context.ts';
-import { inTransaction } from '../db/pool.ts';
 import { viewerId } from '../http/auth.ts';
 import { forbidden, notFound } from '../http/errors.ts';
 import { BodyErrors, Errors, IgnoredBodyErrors, PathErrors, QueryErrors, Refusals, Security } from '../http/schemas.ts';
@@ -26,7 +25,6 @@ import {
   deleteArticle,
   findArticle,
   insertArticle,
-  lockArticle,
   normaliseTags,
   toArticle,
   toListItem,
@@ -193,18 +191,14 @@ export function registerArticleRoutes(app: App, ctx: AppContext): void {
     async (request) => {
       const viewer = viewerId(request);
       const patch = request.body.article;
-      const row = await inTransaction(db, async (tx) => {
-        // Locked until commit: a concurrent delete or update waits, and the ownership check
-        // cannot go stale between the check and the write.
-        const current = await lockArticle(tx, request.params.slug);
-        if (!current) throw notFound('article');
-        if (current.author_id !== viewer) throw forbidden('article');
-        await updateArticle(tx, current, { ...patch, tagList: patch.tagList && normaliseTags(patch.tagList) });
-        const updated = await findArticle(tx, { id: current.id }, viewer);
-        return { updated: updated!, oldTags: current.tag_list };
+      const result = await updateArticle(db, request.params.slug, viewer, {
+        ...patch,
+        tagList: patch.tagList && normaliseTags(patch.tagList),
       });
-      await ctx.invalidate(editTags(row.updated.id, patch.tagList !== undefined, row.oldTags, row.updated.tag_list));
-      return { article: toArticle(row.updated) };
+      if (result.kind === 'missing') throw notFound('article');
+      if (result.kind === 'forbidden') throw forbidden('article');
+      await ctx.invalidate(editTags(result.row.id, patch.tagList !== undefined, result.oldTags, result.row.tag_list));
+      return { article: toArticle(result.row) };
     },
   );
 
