@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { hold } from '../test/held.ts';
 import { openEmbedded, openExternal, type DatabaseServer } from './databases.ts';
 import { record, startPlatform } from './drive.ts';
-import { pinTree, ProcSampler, startService, type ServiceHandle } from './processes.ts';
+import { loadTestEnv, pinTree, ProcSampler, startService, type ServiceHandle } from './processes.ts';
 import type { BenchRequest } from './scenarios.ts';
 import { runWrk, wrkPath } from './wrk.ts';
 
@@ -86,18 +86,9 @@ async function main(): Promise<void> {
   try {
     const service = async (name: string, env: Record<string, string>): Promise<Target> => {
       const db = await server.createRunDatabase();
-      const s: ServiceHandle = await startService({
-        NODE_ENV: 'production',
-        JWT_SECRET,
-        DATABASE_URL: db.url,
-        LOG_LEVEL: 'warn',
-        // Several services at once: /metrics on their own ports, not production's shared 9464.
-        METRICS_PORT: 'api',
-        DATA_DIR: path.join(workDir, 'data'),
-        // Every client is 127.0.0.1: the per-address request limit would answer 429.
-        RATE_LIMIT_MAX: '100000000',
-        ...env,
-      });
+      const s: ServiceHandle = await startService(
+        loadTestEnv({ databaseUrl: db.url, dataDir: path.join(workDir, 'data'), jwtSecret: JWT_SECRET }, env),
+      );
       return { name, url: s.url, pid: s.pid, stop: () => s.stop().then(() => db.drop()) };
     };
     const conduit = await service('conduit', {});

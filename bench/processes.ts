@@ -65,6 +65,33 @@ export interface ServiceHandle {
   stop(): Promise<void>;
 }
 
+/**
+ * The environment of a service under a load test, as production runs it: `NODE_ENV=production`,
+ * request logging off the hot path, /metrics and the admin endpoints on the API port (where the
+ * harness reads them; production's default is one METRICS_PORT per host, which several services
+ * at once cannot share), and the per-address limits out of reach: one client address sends
+ * everything, so they would answer 429 within a second, and the limiter stays on the path with
+ * its cost. `overrides` last.
+ */
+export function loadTestEnv(
+  base: { databaseUrl: string; dataDir: string; jwtSecret: string },
+  overrides: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    NODE_ENV: 'production',
+    METRICS_PORT: 'api',
+    JWT_SECRET: base.jwtSecret,
+    DATABASE_URL: base.databaseUrl,
+    LOG_LEVEL: 'warn',
+    DATA_DIR: base.dataDir,
+    RATE_LIMIT_MAX: '100000000',
+    RATE_LIMIT_LOGIN_MAX: '100000000',
+    RATE_LIMIT_REGISTER_MAX: '100000000',
+    RATE_LIMIT_PASSWORD_MAX: '100000000',
+    ...overrides,
+  };
+}
+
 export interface StartOptions {
   /** Runs the command through a wrapper that execs it (same pid), e.g. into a memory cgroup (bench/cgroup.ts). */
   wrap?: (command: string, args: readonly string[]) => { command: string; args: string[] };

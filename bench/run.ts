@@ -25,7 +25,7 @@ import { compactPeerTable } from './peer/table.ts';
 import { pgbenchAvailable, runPgbench } from './pgbench.ts';
 import type { Recording } from './platform.ts';
 import { startOtlpSink, type OtlpSink } from './otlp-sink.ts';
-import { cpuList, killAllChildren, pinTree, startService } from './processes.ts';
+import { cpuList, killAllChildren, loadTestEnv, pinTree, startService } from './processes.ts';
 import { Progress } from './progress.ts';
 import { evaluateTargets, writeReport, type PgbenchResult, type Results, type RunResult, type Sweep } from './report.ts';
 import { buildRequests, kindShares, SCENARIOS, type ScenarioInput, type TokenUser } from './scenarios.ts';
@@ -54,23 +54,13 @@ function checkNotStopping(ctx: Ctx): void {
 
 /** The service's environment for a configuration: production settings, then the configuration's overrides. */
 function serviceEnv(ctx: Ctx, config: string, databaseUrl: string): Record<string, string> {
-  return {
-    NODE_ENV: 'production',
-    // /metrics on the API port, where bench/gc.ts reads it (production's default is METRICS_PORT 9464).
-    METRICS_PORT: 'api',
-    JWT_SECRET,
-    DATABASE_URL: databaseUrl,
-    LOG_LEVEL: 'warn',
-    DATA_DIR: path.join(ctx.workDir, 'data'),
-    // One client IP sends everything here: per-IP limits would answer 429 within a second.
-    // The limiter stays on (its cost is part of the hot path), with limits out of reach.
-    RATE_LIMIT_MAX: '100000000',
-    RATE_LIMIT_LOGIN_MAX: '100000000',
-    RATE_LIMIT_REGISTER_MAX: '100000000',
-    RATE_LIMIT_PASSWORD_MAX: '100000000',
-    ...CONFIGS[config]!.env,
-    ...(CONFIGS[config]!.otlp && ctx.otlp ? { OTEL_EXPORTER_OTLP_ENDPOINT: ctx.otlp.url } : {}),
-  };
+  return loadTestEnv(
+    { databaseUrl, dataDir: path.join(ctx.workDir, 'data'), jwtSecret: JWT_SECRET },
+    {
+      ...CONFIGS[config]!.env,
+      ...(CONFIGS[config]!.otlp && ctx.otlp ? { OTEL_EXPORTER_OTLP_ENDPOINT: ctx.otlp.url } : {}),
+    },
+  );
 }
 
 /** The machine's CPUs, counted before --pin leaves this process only one of them. */

@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 import { openEmbedded, openExternal, type DatabaseServer } from '../bench/databases.ts';
 import { LoadSession, pool, request } from '../bench/drive.ts';
 import type { LoadResult } from '../bench/loadgen.ts';
-import { killAllChildren, startService, type ServiceHandle } from '../bench/processes.ts';
+import { killAllChildren, loadTestEnv, startService, type ServiceHandle } from '../bench/processes.ts';
 import { buildRequests, SCENARIOS, type ScenarioInput, type TokenUser } from '../bench/scenarios.ts';
 import { cpuProfileToPprof, heapProfileToPprof, type CpuProfile, type HeapProfile } from '../src/telemetry/pprof.ts';
 import { CPU_INTERVAL_US, HEAP_INTERVAL_BYTES } from '../src/telemetry/profiler.ts';
@@ -166,25 +166,18 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
     const db = await server.createRunDatabase();
     const adminToken = randomBytes(32).toString('base64url');
     try {
-      const service = await startService({
-        NODE_ENV: 'production',
-        // The admin endpoints on the API port, where this script calls them (production's default is METRICS_PORT 9464).
-        METRICS_PORT: 'api',
-        JWT_SECRET,
-        DATABASE_URL: db.url,
-        LOG_LEVEL: 'warn',
-        DATA_DIR: path.join(workDir, 'data'),
-        // One client sends everything: per-IP limits would answer 429 within a second.
-        RATE_LIMIT_MAX: '100000000',
-        RATE_LIMIT_LOGIN_MAX: '100000000',
-        RATE_LIMIT_REGISTER_MAX: '100000000',
-        RATE_LIMIT_PASSWORD_MAX: '100000000',
-        ADMIN_TOKEN: adminToken,
-        PROFILE_DIR: workDir,
-        // As `npm start` runs it: tracing starts if --set gives it an endpoint.
-        NODE_OPTIONS: '--import=./src/telemetry/tracing.ts',
-        ...opts.env,
-      });
+      const service = await startService(
+        loadTestEnv(
+          { databaseUrl: db.url, dataDir: path.join(workDir, 'data'), jwtSecret: JWT_SECRET },
+          {
+            ADMIN_TOKEN: adminToken,
+            PROFILE_DIR: workDir,
+            // As `npm start` runs it: tracing starts if --set gives it an endpoint.
+            NODE_OPTIONS: '--import=./src/telemetry/tracing.ts',
+            ...opts.env,
+          },
+        ),
+      );
       try {
         const tokens = scenario.auth ? await loginTokens(service, server) : [];
         const input: ScenarioInput = { catalog: server.catalog, tokens, emails: server.users.map((u) => u.email), password: SEED_PASSWORD };

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { CONFIGS } from '../configs.ts';
-import { startService, type ServiceHandle } from '../processes.ts';
+import { loadTestEnv, startService, type ServiceHandle } from '../processes.ts';
 import type { Catalog, TokenUser } from '../scenarios.ts';
 import type { Plan } from './dataset.ts';
 import type { Peer } from './options.ts';
@@ -28,21 +28,7 @@ export interface PeerTarget {
 const JWT_SECRET = 'bench-only-secret-bench-only-secret-0123456789';
 
 export function conduitEnv(config: string, databaseUrl: string, dataDir: string): Record<string, string> {
-  return {
-    NODE_ENV: 'production',
-    // /metrics on the API port, where bench/gc.ts reads it (production's default is METRICS_PORT 9464).
-    METRICS_PORT: 'api',
-    JWT_SECRET,
-    DATABASE_URL: databaseUrl,
-    LOG_LEVEL: 'warn',
-    DATA_DIR: dataDir,
-    // One client IP sends everything: limits out of reach, the limiter still on the hot path.
-    RATE_LIMIT_MAX: '100000000',
-    RATE_LIMIT_LOGIN_MAX: '100000000',
-    RATE_LIMIT_REGISTER_MAX: '100000000',
-    RATE_LIMIT_PASSWORD_MAX: '100000000',
-    ...CONFIGS[config]!.env,
-  };
+  return loadTestEnv({ databaseUrl, dataDir, jwtSecret: JWT_SECRET }, CONFIGS[config]!.env);
 }
 
 /** The pid listening on the URL's port on this machine (`ss -ltnpH`), if there is exactly one. */

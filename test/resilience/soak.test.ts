@@ -37,7 +37,7 @@ import { LoadSession, pool, requestPatiently } from '../../bench/drive.ts';
 import { median } from '../../bench/histogram.ts';
 import type { LoadResult } from '../../bench/loadgen.ts';
 import { createMemoryCgroup, parseQuantity, type MemoryCgroup } from '../../bench/cgroup.ts';
-import { startService, type ServiceHandle } from '../../bench/processes.ts';
+import { loadTestEnv, startService, type ServiceHandle } from '../../bench/processes.ts';
 import { buildRequests, kindShares, SCENARIOS, type ScenarioInput, type TokenUser } from '../../bench/scenarios.ts';
 import { parsePrometheus } from '../prometheus.ts';
 
@@ -125,27 +125,18 @@ before(async () => {
     else cgroup = made;
   }
   service = await startService(
-    {
-      // As the benchmark runs it: production settings, request logging off the hot path.
-      NODE_ENV: 'production',
-      // /metrics on the API port, where the soak reads it (production's default is METRICS_PORT 9464).
-      METRICS_PORT: 'api',
-      JWT_SECRET,
-      DATABASE_URL: db.url,
-      LOG_LEVEL: 'warn',
-      DATA_DIR: path.join(workDir, 'data'),
-      DB_POOL_MAX: String(DB_POOL_MAX),
-      // One client address sends everything: limits out of reach, the limiter still on the path.
-      RATE_LIMIT_MAX: '100000000',
-      RATE_LIMIT_LOGIN_MAX: '100000000',
-      RATE_LIMIT_REGISTER_MAX: '100000000',
-      RATE_LIMIT_PASSWORD_MAX: '100000000',
-      // Load shedding answers 503 while the event loop lags: on a machine shared with other work
-      // that is the machine starving the process of CPU, not the process ageing. Off, a starved
-      // process answers late instead, and every request still has to succeed (within the
-      // generator's 10 s timeout and REQUEST_TIMEOUT_MS); test/timing/shedding.test.ts covers shedding.
-      SHED: 'off',
-    },
+    // As the benchmark runs it, with the soak's own pool size.
+    loadTestEnv(
+      { databaseUrl: db.url, dataDir: path.join(workDir, 'data'), jwtSecret: JWT_SECRET },
+      {
+        DB_POOL_MAX: String(DB_POOL_MAX),
+        // Load shedding answers 503 while the event loop lags: on a machine shared with other work
+        // that is the machine starving the process of CPU, not the process ageing. Off, a starved
+        // process answers late instead, and every request still has to succeed (within the
+        // generator's 10 s timeout and REQUEST_TIMEOUT_MS); test/timing/shedding.test.ts covers shedding.
+        SHED: 'off',
+      },
+    ),
     60_000,
     { ...(cgroup ? { wrap: cgroup.wrap } : {}) },
   );
