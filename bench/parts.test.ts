@@ -272,13 +272,19 @@ describe('the paced generator', () => {
         for (let i = 1; i < arrivals.length; i++) if (arrivals[i]! - arrivals[i - 1]! < 0.1) close++;
         return close / arrivals.length;
       };
-      const pumped = await bursts(false);
-      const spun = await bursts(true);
-      assert.ok(pumped > 0.3, `with the millisecond pump ${(pumped * 100).toFixed(0)}% of requests came right after another`);
-      // With other processes taking the cores, spinning was seen at 39% against the pump's 72%
-      // (its thread descheduled, then catching up); a generator that does not spin at all stays
-      // near the pump's share.
-      assert.ok(spun < pumped * 0.6, `spinning ${(spun * 100).toFixed(0)}%, pumped ${(pumped * 100).toFixed(0)}%`);
+      // With other processes taking the cores, one pair of runs saw spinning at 37-39% against
+      // the pump's 59-72% (its thread descheduled, then catching up). So up to three pairs: one
+      // where spinning stays well under the pump's share passes. A generator that does not spin
+      // stays near the pump's share in every pair.
+      const seen: string[] = [];
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const pumped = await bursts(false);
+        const spun = await bursts(true);
+        assert.ok(pumped > 0.3, `with the millisecond pump ${(pumped * 100).toFixed(0)}% of requests came right after another`);
+        seen.push(`spinning ${(spun * 100).toFixed(0)}%, pumped ${(pumped * 100).toFixed(0)}%`);
+        if (spun < pumped * 0.6) return;
+      }
+      assert.fail(seen.join('; '));
     });
   });
 });
