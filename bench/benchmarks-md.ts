@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FLOOR, PLATFORM } from './configs.ts';
-import { callsCell, cpuCell, pgCell } from './costs.ts';
+import { callsCell, cpuCell, pgCell, pgCpuCell } from './costs.ts';
 import type { HeapPeak } from './heap.ts';
 import { plots, type Results, type RunResult } from './report.ts';
 import { colors, groupedBars } from './svg.ts';
@@ -213,8 +213,8 @@ export function heapCell(h: HeapPeak | null | undefined): string {
 
 function scenarioTable(runs: readonly RunResult[]): string[] {
   const lines = [
-    '| config | req/s | × platform | p50 ms | p90 ms | p99 ms | max ms | errors | service CPU | RSS MB (× platform) | V8 heap MB new / old / other, external | CPU µs/resp | PG µs/req (exec + plan) | PG calls/req |',
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| config | req/s | × platform | p50 ms | p90 ms | p99 ms | max ms | errors | service CPU | RSS MB (× platform) | V8 heap MB new / old / other, external | CPU µs/resp | PG µs/req (exec + plan) | PG CPU µs/req | PG calls/req |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
   const platformRss = runs.find((x) => x.config === PLATFORM)?.service?.rssPeakMB;
   for (const x of runs) {
@@ -222,7 +222,7 @@ function scenarioTable(runs: readonly RunResult[]): string[] {
     lines.push(
       `| ${label(x.config)}${x.ok ? '' : ' ❌'} | ${n0(x.requestsPerSec)}${x.loadgenBound ? ' ⚠' : ''} | ${x.ratioToPlatform === null ? '' : x.ratioToPlatform.toFixed(2)} | ` +
         `${ms(x.latencyMs.p50)} | ${ms(x.latencyMs.p90)} | ${ms(x.latencyMs.p99)} | ${ms(x.latencyMs.max)} | ${bad ? `**${bad} ❌**` : '0'} | ` +
-        `${x.service ? `${x.service.cpuPercent.toFixed(0)}%` : ''} | ${rssCell(x.service?.rssPeakMB, x.config === PLATFORM ? undefined : platformRss)} | ${heapCell(x.heap)} | ${cpuCell(x.serviceCpuUsPerResponse)} | ${pgCell(x.pg)} | ${callsCell(x.pg)} |`,
+        `${x.service ? `${x.service.cpuPercent.toFixed(0)}%` : ''} | ${rssCell(x.service?.rssPeakMB, x.config === PLATFORM ? undefined : platformRss)} | ${heapCell(x.heap)} | ${cpuCell(x.serviceCpuUsPerResponse)} | ${pgCell(x.pg)} | ${pgCpuCell(x.pg)} | ${callsCell(x.pg)} |`,
     );
   }
   return lines;
@@ -247,7 +247,7 @@ function measurements(r: Results): string[] {
     `- Per scenario, each configuration runs as its own process (\`NODE_ENV=production\`) on a fresh copy of the seeded database: ${String(r.options.warmupSec)} s of warm-up, then ${String(r.options.durationSec)} s measured, closed loop (as many requests as answered, over the scenario's connections).`,
     "- **The platform limit** is a bare `node:http` server (bench/platform.ts) answering the same requests with the recorded bytes of the first configuration's responses, under the same load: what this machine and Node allow with no work at all. **× platform** is a configuration's req/s over that limit's, same scenario, same run: 1.00 means as fast as serving bytes from memory. Compare ratios across runs and machines, not raw req/s.",
     "- Latency is at saturation (mostly queueing); latency at a given load is the sweep's. errors: connection errors + timeouts + non-2xx, which must be 0 (❌ otherwise). ⚠ on req/s: the load generator used ≥ 90% of a core, so it is (also) its limit.",
-    "- service CPU: mean % of one core over the measured window; RSS: peak resident set of the largest process (sampled every 0.5 s from /proc), and × platform its ratio to the platform server's under the same load. V8 heap: each space's committed size at its peak over the window (new: the young generation; old; other: code, large objects and the rest), and memory outside the heap that V8 knows of (external: Buffers, zlib), read every second from the service's /metrics and the platform server's own v8.getHeapSpaceStatistics(); RSS beyond them is the Node binary's mapped code (~55 MB, shared between processes), native libraries and malloc's arenas. CPU µs/resp: the server's user + system time (its whole process tree, /proc) per response. PG µs/req and calls/req: PostgreSQL's execution + planning time and statements per response, from pg_stat_statements on the run's database (reset before the window).",
+    "- service CPU: mean % of one core over the measured window; RSS: peak resident set of the largest process (sampled every 0.5 s from /proc), and × platform its ratio to the platform server's under the same load. V8 heap: each space's committed size at its peak over the window (new: the young generation; old; other: code, large objects and the rest), and memory outside the heap that V8 knows of (external: Buffers, zlib), read every second from the service's /metrics and the platform server's own v8.getHeapSpaceStatistics(); RSS beyond them is the Node binary's mapped code (~55 MB, shared between processes), native libraries and malloc's arenas. CPU µs/resp: the server's user + system time (its whole process tree, /proc) per response. PG µs/req and calls/req: PostgreSQL's execution + planning time and statements per response, from pg_stat_statements on the run's database (reset before the window): wall time inside the backends, which grows while a backend waits for a CPU. PG CPU µs/req: the CPU (user + system, /proc) the run database's backends used per response, which does not.",
     '',
     '## Results per scenario',
     '',
@@ -360,7 +360,7 @@ function peerSection(p: PeerResults, normal: Results): string[] {
     `Data set, seeded into every target through its public API: ${['users', 'articles', 'tags', 'follows', 'favorites', 'comments'].map((k) => `${n0(d[k] ?? 0)} ${k}`).join(', ')} (seed ${d.seed ?? ''}); ${d.tokenUsers ?? ''} users logged in.`,
     '',
     `Method: alternating rounds, every target once per round in a rotating order, ${String(p.options.durationSec)} s measured after ${String(p.options.warmupSec)} s of warm-up, ${p.scenarios[0]?.connections ?? ''} connections; each cell is the median of ${p.cells[0]?.rounds ?? 0} rounds (errors summed). ` +
-      `The ratio is req/s over **${p.reference}**'s in the same scenario (above 1: faster). CPU: the server process's user + system time per response; PG: PostgreSQL's time (execution + planning) and statements per request on the target's own database. ⚠: the load generator was the limit in some round.`,
+      `The ratio is req/s over **${p.reference}**'s in the same scenario (above 1: faster). CPU: the server process's user + system time per response; PG: PostgreSQL's time (execution + planning; wall time inside the backends), its backends' CPU (/proc, in brackets) and statements per request on the target's own database. ⚠: the load generator was the limit in some round.`,
     '',
     ...problems(p, 'peer run'),
     ...sideBySide(p),

@@ -17,6 +17,11 @@ export function pgCell(p: PgPerRequest | null | undefined): string {
     : `${us(p.usPerRequest)} (exec only)`;
 }
 
+/** The database's backends' CPU per request (pgstat.ts); blank when not readable or not measured. */
+export function pgCpuCell(p: PgPerRequest | null | undefined): string {
+  return cpuCell(p?.cpuUsPerRequest);
+}
+
 export function callsCell(p: PgPerRequest | null | undefined): string {
   return p ? p.callsPerRequest.toFixed(2) : '';
 }
@@ -36,14 +41,14 @@ export function costTable(rows: readonly CostRow[], label: (config: string) => s
     '## Cost per response',
     '',
     "The server's CPU (user + system, /proc, its whole process tree) per response, and PostgreSQL's time per request from " +
-      "pg_stat_statements (execution + planning, summed over the run's database, reset before the measured window) and its statements per request.",
+      "pg_stat_statements (execution + planning, summed over the run's database, reset before the measured window), the CPU its backends used (/proc), and its statements per request.",
     '',
-    '| scenario | config | req/s | CPU µs/resp | PG µs/req (exec + plan) | PG calls/req |',
-    '|---|---|--:|--:|--:|--:|',
+    '| scenario | config | req/s | CPU µs/resp | PG µs/req (exec + plan) | PG CPU µs/req | PG calls/req |',
+    '|---|---|--:|--:|--:|--:|--:|',
   ];
   for (const x of rows) {
     lines.push(
-      `| ${x.scenario} | ${label(x.config)} | ${n0(x.requestsPerSec)} | ${cpuCell(x.serviceCpuUsPerResponse)} | ${pgCell(x.pg)} | ${callsCell(x.pg)} |`,
+      `| ${x.scenario} | ${label(x.config)} | ${n0(x.requestsPerSec)} | ${cpuCell(x.serviceCpuUsPerResponse)} | ${pgCell(x.pg)} | ${pgCpuCell(x.pg)} | ${callsCell(x.pg)} |`,
     );
   }
   lines.push('');

@@ -79,7 +79,7 @@ export async function measureTarget(
       `${target.label}: ${Math.round(r.requestsPerSec).toLocaleString('en-US')} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms` +
         `${svc ? `, CPU ${svc.cpuPercent}%, RSS ${svc.rssPeakMB} MB` : ''}${peak.usage.database ? `, DB CPU ${peak.usage.database.cpuPercent}%` : ''}` +
         `${peak.usage.loadgen ? `, load gen CPU ${peak.usage.loadgen.cpuPercent}%` : ''}${gc ? `, GC ${gc.percent}% (p99 pause ≤ ${gc.p99Ms} ms)` : ''}` +
-        `${pg ? `, PostgreSQL ${pg.usPerRequest} µs/req in ${pg.callsPerRequest} statements` : ''}` +
+        `${pg ? `, PostgreSQL ${pg.usPerRequest} µs/req${pg.cpuUsPerRequest == null ? '' : ` (backends' CPU ${pg.cpuUsPerRequest} µs)`} in ${pg.callsPerRequest} statements` : ''}` +
         `${heap ? `, heap new ${heap.newMB} / old ${heap.oldMB} / other ${heap.otherMB} MB, external ${heap.externalMB} MB` : ''}`,
     );
     const sweep: SweepPoint[] = [];

@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { freePort, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../src/db/embedded.ts';
 import { openPgStatements, perRequest, PgStatements } from './pgstat.ts';
+import { cpuSeconds } from './processes.ts';
 
 function withDatabase(url: string, db: string): string {
   const u = new URL(url);
@@ -63,7 +64,9 @@ describe('pg_stat_statements per request', { timeout: 120_000 }, () => {
     try {
       await sql(url, 'create table t (id int primary key, v text)', "insert into t select g, 'x' || g from generate_series(1, 1000) g");
       await reader.reset();
-      assert.deepEqual(await reader.read(), { calls: 0, execMs: 0, planMs: 0, plans: 0 });
+      const none = await reader.read();
+      assert.deepEqual({ ...none, backendCpuMs: 0 }, { calls: 0, execMs: 0, planMs: 0, plans: 0, backendCpuMs: 0 });
+      assert.ok(none.backendCpuMs !== null && none.backendCpuMs < 50, `backends' CPU with nothing run: ${none.backendCpuMs} ms`);
       const c = new pg.Client({ connectionString: url });
       await c.connect();
       try {
@@ -86,6 +89,36 @@ describe('pg_stat_statements per request', { timeout: 120_000 }, () => {
       assert.equal((await reader.read()).calls, 0, 'reset again: nothing left of the 50');
     } finally {
       await reader.close();
+    }
+  });
+
+  test("the backends' CPU: this database's connections that ran work, not another database's", async () => {
+    const url = withDatabase(withPreload.url, 'measured');
+    const reader = await PgStatements.open(url);
+    assert.ok(reader instanceof PgStatements);
+    const busy = new pg.Client({ connectionString: url });
+    const elsewhere = new pg.Client({ connectionString: withDatabase(withPreload.url, 'other') });
+    await Promise.all([busy.connect(), elsewhere.connect()]);
+    try {
+      // Open before the reset, as a pool's connections are: counted from the reset on.
+      const spin = 'select count(*) from generate_series(1, 3000000)';
+      const pid = (await busy.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+      await busy.query(spin);
+      await reader.reset();
+      const before = cpuSeconds(pid);
+      await busy.query(spin);
+      const own = (cpuSeconds(pid) - before) * 1000;
+      await elsewhere.query(spin);
+      await elsewhere.query(spin);
+      const t = await reader.read();
+      assert.ok(t.backendCpuMs !== null, 'the embedded server runs here: its backends are readable');
+      assert.ok(own >= 20, `one spin took ${own} ms of CPU: too little to tell`);
+      // The spin after the reset, within a tick or two; not the one before it, nor the other
+      // database's two (each about as much again).
+      assert.ok(Math.abs(t.backendCpuMs - own) <= 30, `counted ${t.backendCpuMs} ms, the busy backend used ${own} ms`);
+      assert.equal(perRequest(t, 10, true)!.cpuUsPerRequest, Math.round((t.backendCpuMs * 1000 * 10) / 10) / 10);
+    } finally {
+      await Promise.all([busy.end(), elsewhere.end(), reader.close()]);
     }
   });
 

@@ -6,6 +6,7 @@
 // server preloads it. Planning time is only counted with pg_stat_statements.track_planning = on
 // (off by default): without it, the figures are execution time alone, and say so.
 import pg from 'pg';
+import { cpuSeconds } from './processes.ts';
 
 export interface PgStatTotals {
   calls: number;
@@ -13,6 +14,13 @@ export interface PgStatTotals {
   execMs: number;
   planMs: number;
   plans: number;
+  /**
+   * CPU milliseconds (user + system, /proc) the database's client backends used since the reset:
+   * what the statements cost the server's cores, where the time above is wall time and grows
+   * while a backend waits for a CPU. A backend that started since counts whole, one that ended is
+   * missed (a pool keeps its connections). Null when the server's processes are not readable here.
+   */
+  backendCpuMs: number | null;
 }
 
 export interface PgPerRequest {
@@ -24,6 +32,8 @@ export interface PgPerRequest {
   callsPerRequest: number;
   /** false: track_planning was off, planning time is not in usPerRequest. */
   planningTracked: boolean;
+  /** The database's backends' CPU per response, µs (PgStatTotals.backendCpuMs); null when not readable. */
+  cpuUsPerRequest?: number | null | undefined;
 }
 
 /** What to write when a server cannot tell: its host and port and how to fix it. */
@@ -37,6 +47,8 @@ export class PgStatements {
   readonly dbid: number;
   readonly database: string;
   readonly planningTracked: boolean;
+  /** Each client backend's CPU ticks at the last reset (undefined: not readable here). */
+  #before: Map<number, number> | undefined;
 
   private constructor(client: pg.Client, dbid: number, database: string, planningTracked: boolean) {
     this.#client = client;
@@ -80,17 +92,40 @@ export class PgStatements {
     // (userid, dbid, queryid): the same three arguments on PostgreSQL 13 to 18 (17 added a
     // fourth with a default, and a timestamptz result instead of void).
     await this.#client.query('select pg_stat_statements_reset(0::oid, $1::oid, 0::bigint)', [this.dbid]);
+    this.#before = await this.#backendCpu();
+  }
+
+  /** CPU seconds of each client backend of this database but this reader's own. */
+  async #backendCpu(): Promise<Map<number, number> | undefined> {
+    const r = await this.#client.query<{ pid: number }>(
+      "select pid from pg_stat_activity where datname = current_database() and backend_type = 'client backend' and pid <> pg_backend_pid() /* the bench's reader */",
+    );
+    const cpu = new Map<number, number>();
+    for (const { pid } of r.rows) {
+      const s = cpuSeconds(pid);
+      // Not readable: the server is on another machine (or its processes are another user's).
+      if (Number.isNaN(s)) return undefined;
+      cpu.set(pid, s);
+    }
+    return cpu;
   }
 
   /** The totals since the last reset, without this reader's own statements. */
   async read(): Promise<PgStatTotals> {
     const r = await this.#client.query<{ calls: string | null; exec: number | null; plan: number | null; plans: string | null }>(
       `select sum(calls) as calls, sum(total_exec_time)::float8 as exec, sum(total_plan_time)::float8 as plan, sum(plans) as plans
-         from pg_stat_statements where dbid = $1 and query not ilike '%pg_stat_statements%'`,
+         from pg_stat_statements where dbid = $1 and query not ilike '%pg_stat_statements%' and query not like '%/* the bench''s reader */%'`,
       [this.dbid],
     );
     const row = r.rows[0]!;
-    return { calls: Number(row.calls ?? 0), execMs: row.exec ?? 0, planMs: row.plan ?? 0, plans: Number(row.plans ?? 0) };
+    const before = this.#before;
+    const now = before && (await this.#backendCpu());
+    let backendCpuMs: number | null = null;
+    if (before && now) {
+      backendCpuMs = 0;
+      for (const [pid, s] of now) backendCpuMs += (s - (before.get(pid) ?? 0)) * 1000;
+    }
+    return { calls: Number(row.calls ?? 0), execMs: row.exec ?? 0, planMs: row.plan ?? 0, plans: Number(row.plans ?? 0), backendCpuMs };
   }
 
   async close(): Promise<void> {
@@ -108,6 +143,7 @@ export function perRequest(t: PgStatTotals, responses: number, planningTracked: 
     planUsPerRequest: round((t.planMs * 1000) / responses, 1),
     callsPerRequest: round(t.calls / responses, 2),
     planningTracked,
+    cpuUsPerRequest: t.backendCpuMs === null ? null : round((t.backendCpuMs * 1000) / responses, 1),
   };
 }
 

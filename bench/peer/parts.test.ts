@@ -222,6 +222,7 @@ describe('peer mode: medians and tables', () => {
       planUsPerRequest: us / 2,
       callsPerRequest: 1.5,
       planningTracked: true,
+      cpuUsPerRequest: us / 3,
     });
     const ref = cellOf('list', 'axum', [
       run(1000, { serviceCpuUsPerResponse: 100, pg: pg(50) }),
@@ -231,8 +232,17 @@ describe('peer mode: medians and tables', () => {
     const other = cellOf('list', 'Conduit default', [run(500), run(1500, { errors: 1, timeouts: 1 })]);
     withRatios([ref, other], 'axum');
     assert.deepEqual(
-      [ref.requestsPerSec, ref.p99Ms, ref.cpuUsPerResponse, ref.pgUsPerRequest, ref.pgCallsPerRequest, ref.non2xx, ref.ratio],
-      [2000, 20, 100, 60, 1.5, 2, 1],
+      [
+        ref.requestsPerSec,
+        ref.p99Ms,
+        ref.cpuUsPerResponse,
+        ref.pgUsPerRequest,
+        ref.pgCpuUsPerRequest,
+        ref.pgCallsPerRequest,
+        ref.non2xx,
+        ref.ratio,
+      ],
+      [2000, 20, 100, 60, 20, 1.5, 2, 1],
     );
     assert.deepEqual(
       [other.requestsPerSec, other.ratio, other.errors, other.cpuUsPerResponse, other.pgUsPerRequest],
@@ -252,13 +262,18 @@ describe('peer mode: medians and tables', () => {
     assert.equal(md[2], `| list | ${cellText(ref)} | ${cellText(other)} |`);
     assert.equal(
       cellText(ref),
-      '**2,000** req/s (1.00×)<br>p50 2.00 / p99 20.0 ms<br>❌ 0 errors, 2 non-2xx<br>CPU 100 µs/resp<br>PG 60.0 µs/req, 1.50 calls/req',
+      '**2,000** req/s (1.00×)<br>p50 2.00 / p99 20.0 ms<br>❌ 0 errors, 2 non-2xx<br>CPU 100 µs/resp<br>PG 60.0 µs/req (CPU 20.0), 1.50 calls/req',
     );
     assert.equal(cellText(other), '**1,000** req/s (0.50×)<br>p50 1.00 / p99 10.0 ms<br>❌ 2 errors, 0 non-2xx<br>CPU – µs/resp<br>PG –');
-    assert.match(cellText({ ...ref, planningTracked: false, non2xx: 0 }), /PG 60\.0 µs\/req \(exec only\), 1\.50 calls\/req$/);
+    assert.match(
+      cellText({ ...ref, planningTracked: false, non2xx: 0 }),
+      /PG 60\.0 µs\/req \(exec only\) \(CPU 20\.0\), 1\.50 calls\/req$/,
+    );
+    // A peer whose server is not on this machine: no CPU, the wall time alone.
+    assert.match(cellText({ ...ref, pgCpuUsPerRequest: null }), /PG 60\.0 µs\/req, 1\.50 calls\/req$/);
     assert.match(
       longTable({ cells: [ref] })[2]!,
-      /^\| list \| axum \| 2,000 \| 1\.00 \| 2\.00 \| 20\.0 \| 0 \| 2 \| 100 \| 60\.0 \| 30\.0 \| 30\.0 \| 1\.50 \|$/,
+      /^\| list \| axum \| 2,000 \| 1\.00 \| 2\.00 \| 20\.0 \| 0 \| 2 \| 100 \| 60\.0 \| 30\.0 \| 30\.0 \| 20\.0 \| 1\.50 \|$/,
     );
   });
 
@@ -269,14 +284,21 @@ describe('peer mode: medians and tables', () => {
         config: 'default',
         requestsPerSec: 1234.4,
         serviceCpuUsPerResponse: 812.25,
-        pg: { usPerRequest: 150, execUsPerRequest: 50, planUsPerRequest: 100, callsPerRequest: 1, planningTracked: true },
+        pg: {
+          usPerRequest: 150,
+          execUsPerRequest: 50,
+          planUsPerRequest: 100,
+          callsPerRequest: 1,
+          planningTracked: true,
+          cpuUsPerRequest: 61.5,
+        },
       },
       { scenario: 'list', config: 'platform', requestsPerSec: 9000, serviceCpuUsPerResponse: 40, pg: null },
     ];
     const t = costTable(rows);
     assert.equal(t[0], '## Cost per response');
-    assert.ok(t.includes('| list | default | 1,234 | 812 | 150 (50.0 + 100) | 1.00 |'));
-    assert.ok(t.includes('| list | platform | 9,000 | 40.0 |  |  |'));
+    assert.ok(t.includes('| list | default | 1,234 | 812 | 150 (50.0 + 100) | 61.5 | 1.00 |'), t.join('\n'));
+    assert.ok(t.includes('| list | platform | 9,000 | 40.0 |  |  |  |'), t.join('\n'));
     assert.deepEqual(costTable([{ scenario: 'x', config: 'y', requestsPerSec: 1 }]), [], 'nothing measured: no section');
   });
 });

@@ -56,6 +56,7 @@ export function cellOf(scenario: string, target: string, runs: readonly RunResul
     pgExecUsPerRequest: nullableMedian(runs.map((r) => r.pg?.execUsPerRequest)),
     pgPlanUsPerRequest: nullableMedian(runs.map((r) => r.pg?.planUsPerRequest)),
     pgCallsPerRequest: nullableMedian(runs.map((r) => r.pg?.callsPerRequest)),
+    pgCpuUsPerRequest: nullableMedian(runs.map((r) => r.pg?.cpuUsPerRequest)),
     planningTracked: runs.every((r) => r.pg?.planningTracked !== false),
     loadgenBound: runs.some((r) => r.loadgenBound),
   };

@@ -21,6 +21,8 @@ export interface PeerCell {
   pgExecUsPerRequest: number | null;
   pgPlanUsPerRequest: number | null;
   pgCallsPerRequest: number | null;
+  /** CPU of the target database's backends per request (/proc); absent or null when not readable. */
+  pgCpuUsPerRequest?: number | null | undefined;
   /** false: track_planning was off in some round, planning is not in pgUsPerRequest. */
   planningTracked: boolean;
   /** The load generator used ≥ 90% of a core in some round. */
@@ -70,7 +72,7 @@ export function cellText(c: PeerCell): string {
   parts.push(
     c.pgUsPerRequest === null
       ? 'PG –'
-      : `PG ${num(c.pgUsPerRequest)} µs/req${c.planningTracked ? '' : ' (exec only)'}, ${c.pgCallsPerRequest!.toFixed(2)} calls/req`,
+      : `PG ${num(c.pgUsPerRequest)} µs/req${c.planningTracked ? '' : ' (exec only)'}${c.pgCpuUsPerRequest == null ? '' : ` (CPU ${num(c.pgCpuUsPerRequest)})`}, ${c.pgCallsPerRequest!.toFixed(2)} calls/req`,
   );
   return parts.join('<br>');
 }
@@ -92,14 +94,14 @@ export function sideBySide(r: Pick<PeerResults, 'targets' | 'scenarios' | 'cells
 /** The same figures, one row per scenario × target (easier to sort and diff). */
 export function longTable(r: Pick<PeerResults, 'cells'>): string[] {
   const lines = [
-    '| scenario | target | req/s | × ref | p50 ms | p99 ms | errors | non-2xx | CPU µs/resp | PG µs/req | PG exec µs | PG plan µs | PG calls/req |',
-    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| scenario | target | req/s | × ref | p50 ms | p99 ms | errors | non-2xx | CPU µs/resp | PG µs/req | PG exec µs | PG plan µs | PG CPU µs | PG calls/req |',
+    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
-  const opt = (x: number | null) => (x === null ? '' : num(x));
+  const opt = (x: number | null | undefined) => (x === null || x === undefined ? '' : num(x));
   for (const c of r.cells) {
     lines.push(
       `| ${c.scenario} | ${c.target} | ${n0(c.requestsPerSec)} | ${c.ratio === null ? '' : c.ratio.toFixed(2)} | ${num(c.p50Ms)} | ${num(c.p99Ms)} | ${c.errors} | ${c.non2xx} | ` +
-        `${opt(c.cpuUsPerResponse)} | ${opt(c.pgUsPerRequest)}${c.pgUsPerRequest !== null && !c.planningTracked ? ' (exec only)' : ''} | ${opt(c.pgExecUsPerRequest)} | ${opt(c.pgPlanUsPerRequest)} | ` +
+        `${opt(c.cpuUsPerResponse)} | ${opt(c.pgUsPerRequest)}${c.pgUsPerRequest !== null && !c.planningTracked ? ' (exec only)' : ''} | ${opt(c.pgExecUsPerRequest)} | ${opt(c.pgPlanUsPerRequest)} | ${opt(c.pgCpuUsPerRequest)} | ` +
         `${c.pgCallsPerRequest === null ? '' : c.pgCallsPerRequest.toFixed(2)} |`,
     );
   }
@@ -161,7 +163,7 @@ export function compactPeerTable(r: Pick<PeerResults, 'cells'>): string {
   return r.cells
     .map(
       (c) =>
-        `${c.scenario.padEnd(10)} ${c.target.padEnd(22)} ${n0(c.requestsPerSec).padStart(8)} req/s ${c.ratio === null ? '     ' : `${c.ratio.toFixed(2)}×`} p99 ${num(c.p99Ms)} ms  CPU ${c.cpuUsPerResponse ?? '–'} µs  PG ${c.pgUsPerRequest ?? '–'} µs ${c.pgCallsPerRequest ?? '–'} calls${c.errors + c.non2xx ? '  ERRORS' : ''}`,
+        `${c.scenario.padEnd(10)} ${c.target.padEnd(22)} ${n0(c.requestsPerSec).padStart(8)} req/s ${c.ratio === null ? '     ' : `${c.ratio.toFixed(2)}×`} p99 ${num(c.p99Ms)} ms  CPU ${c.cpuUsPerResponse ?? '–'} µs  PG ${c.pgUsPerRequest ?? '–'} µs (CPU ${c.pgCpuUsPerRequest ?? '–'}) ${c.pgCallsPerRequest ?? '–'} calls${c.errors + c.non2xx ? '  ERRORS' : ''}`,
     )
     .join('\n');
 }
