@@ -99,12 +99,15 @@ describe('scenarios', () => {
 });
 
 describe('pgbench script', () => {
-  test("runs the service's list query with the viewer as NULL and limit/offset as variables", () => {
+  test("runs the service's list query for an anonymous reader, limit/offset as variables", () => {
     const script = listScript();
     assert.match(script, /^\\set limit 20$/m);
     assert.match(script, /random_exponential\(0, 9, 6\.93\)/);
-    assert.match(script, /limit :limit offset :offset/);
-    assert.match(script, /NULL::bigint/);
+    // Limit and offset where the page's are, and nowhere else (a limit in the wrong place reads
+    // every article: 10 tps).
+    assert.match(script, /limit :limit offset :offset\s*\) x on true;/);
+    assert.equal(script.match(/:limit\b/g)!.length, 2, "the offset's \\set and the page's limit");
+    assert.match(script, /false as favorited, false as following/);
     assert.doesNotMatch(script, /\$\d/);
   });
 });
