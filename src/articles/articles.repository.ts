@@ -134,7 +134,9 @@ export async function insertArticle(
  * (same `updated_at`, which every edit moves): an edit that commits first makes this one change
  * nothing and run again, on a snapshot that sees that edit's tag links. Without that check the
  * tag delete would miss links inserted after its snapshot. A favorite does not move `updated_at`,
- * so it never forces a rerun. No transaction, no lock held across round trips.
+ * so it never forces a rerun. No transaction, no lock held across round trips. `updated_at` steps
+ * at least a millisecond past the previous value: the API shows milliseconds, and it must move on
+ * every update (SPEC.md "Rules"), even two within one millisecond.
  */
 const UPDATE_ARTICLE = `with target as (
     select a.id, a.author_id, a.updated_at,
