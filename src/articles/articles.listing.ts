@@ -25,14 +25,14 @@ export interface ListFilter {
  * everyone, and read 5x the blocks for the seeded user who follows the most (src/db/indexes.test.ts).
  */
 export function listArticlesQuery(filter: ListFilter, viewer: number | null): { text: string; values: unknown[] } {
-  const { values, columns, limit, offset, shape } = pageParameters(filter, viewer);
+  const { values, viewerParam, limit, offset, shape } = pageParameters(filter, viewer);
   const w = whereClause(filter, values);
   const text = once(
     `list\0${shape}\0${w}`,
     () => `select c.total, x.*
        from (select count(*)::int as total from articles a ${w}) c
        left join lateral (
-         select ${columns}
+         select ${articleColumns(viewerParam, { body: false })}
            from articles a join users u on u.id = a.author_id
            ${w}
           order by a.created_at desc, a.id desc
@@ -51,7 +51,7 @@ function pageParameters(filter: ListFilter, viewer: number | null) {
   const anonymous = viewer === null;
   return {
     values: (anonymous ? [filter.limit, filter.offset] : [viewer, filter.limit, filter.offset]) as unknown[],
-    columns: articleColumns(anonymous ? null : 1, { body: false }),
+    viewerParam: anonymous ? null : 1,
     limit: anonymous ? '$1' : '$2',
     offset: anonymous ? '$2' : '$3',
     shape: anonymous ? 'anonymous' : 'viewer',
@@ -118,11 +118,11 @@ export async function countArticles(db: Queryable, filter: Omit<ListFilter, 'lim
 
 /** The page alone: the same rows, in the same order, as listArticles. */
 export async function pageOfArticles(db: Queryable, filter: ListFilter, viewer: number | null): Promise<ArticleRow[]> {
-  const { values, columns, limit, offset, shape } = pageParameters(filter, viewer);
+  const { values, viewerParam, limit, offset, shape } = pageParameters(filter, viewer);
   const w = whereClause(filter, values);
   const text = once(
     `page\0${shape}\0${w}`,
-    () => `select ${columns}
+    () => `select ${articleColumns(viewerParam, { body: false })}
        from articles a join users u on u.id = a.author_id
        ${w}
       order by a.created_at desc, a.id desc
