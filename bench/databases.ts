@@ -10,7 +10,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { freePort, startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { migrate } from '../src/db/migrate.ts';
-import { createPool } from '../src/db/pool.ts';
+import { createPool, type Queryable } from '../src/db/pool.ts';
 import { seed, type SeedOptions, type SeedSummary } from '../scripts/seed.ts';
 import type { DatabaseKind } from './configs.ts';
 import type { Catalog } from './scenarios.ts';
@@ -203,7 +203,7 @@ async function prepare(
 }
 
 /** What the scenarios draw from, read back from the seeded rows (never guessed from the generator). */
-async function readCatalog(pool: pg.Pool, poolUsers: number): Promise<{ catalog: Catalog; users: SeededUser[] }> {
+async function readCatalog(pool: Queryable, poolUsers: number): Promise<{ catalog: Catalog; users: SeededUser[] }> {
   const articles = await pool.query<{ slug: string; author: string }>(
     'select a.slug, u.username as author from articles a join users u on u.id = a.author_id order by a.created_at desc, a.id desc',
   );

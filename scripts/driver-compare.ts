@@ -35,7 +35,6 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import postgres from 'postgres';
 import { findArticle, setFavorite } from '../src/articles/articles.repository.ts';
 import { listArticlesQuery } from '../src/articles/articles.listing.ts';
 import { migrate } from '../src/db/migrate.ts';
@@ -184,14 +183,23 @@ async function statements(concurrency: number, rand: () => number): Promise<Stat
 // ---------------------------------------------------------------------------------------------
 // The clients.
 
+// int8 as numbers in pg too, as Conduit's pool gives them (pool.ts).
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+const INT8_ARRAY = 1016 as Parameters<typeof pg.types.getTypeParser>[0];
+const parseInt8Array = pg.types.getTypeParser(INT8_ARRAY) as (v: string) => string[];
+pg.types.setTypeParser(INT8_ARRAY, (v: string) => parseInt8Array(v).map(Number));
+
 function pgClient(url: string, named: boolean): Client {
   const key = named ? 'pg-named' : 'pg';
   const appName = `conduit-${key}`;
-  // Conduit's own pool (its type parsers: int8 as numbers), without a request deadline. pg takes
-  // the connection string's application_name over createPool's 'conduit'.
-  const withName = new URL(url);
-  withName.searchParams.set('application_name', appName);
-  const pool = createPool(withName.href, { dbPoolMax: POOL_MAX, dbAcquireTimeoutMs: 30_000 });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: POOL_MAX,
+    application_name: appName,
+    // As Conduit's pool runs prepared statements (pool.ts).
+    ...(named ? { options: '-c plan_cache_mode=force_generic_plan' } : {}),
+  });
+  pool.on('error', () => undefined);
   return {
     key,
     label: named ? 'pg, named' : 'pg, unnamed',
@@ -203,23 +211,16 @@ function pgClient(url: string, named: boolean): Client {
   };
 }
 
-function postgresJsClient(url: string): Client {
-  const sql = postgres(url, {
-    max: POOL_MAX,
-    prepare: true,
-    // int8 as numbers, as Conduit's pg type parsers give them.
-    types: { int8: { to: 20, from: [20], serialize: (v: number) => String(v), parse: (v: string) => Number(v) } },
-    connection: { application_name: 'conduit-postgres-js' },
-    onnotice: () => undefined,
-  });
+/** Conduit's own pool (postgres.js), carrying `pipeline` queries per connection at most (DB_PIPELINE). */
+function conduitClient(url: string, pipeline: number): Client {
+  const key = `conduit-p${pipeline}`;
+  const pool = createPool(url, { dbPoolMax: POOL_MAX, dbAcquireTimeoutMs: 30_000, dbPipeline: pipeline, applicationName: key });
   return {
-    key: 'postgres-js',
-    label: 'postgres.js',
-    appName: 'conduit-postgres-js',
-    // `prepare: true` here as well: sql.unsafe does not prepare by default, since a string built
-    // at run time could be a new statement on every call.
-    run: async (c) => (await sql.unsafe<Row[]>(c.text, c.values as postgres.ParameterOrJSON<never>[], { prepare: true })) as Row[],
-    close: () => sql.end({ timeout: 5 }),
+    key,
+    label: `postgres.js, ${pipeline}/conn`,
+    appName: key,
+    run: async (c) => (await pool.query<Row>(c.text, c.values)).rows,
+    close: () => pool.end(),
   };
 }
 
@@ -558,7 +559,13 @@ async function main(): Promise<void> {
     const scratch = new pg.Client({ connectionString: scratchUrl.href, application_name: 'driver-compare-control' });
     scratch.on('error', () => undefined);
     await scratch.connect();
-    const clients: Client[] = [pgClient(scratchUrl.href, false), pgClient(scratchUrl.href, true), postgresJsClient(scratchUrl.href)];
+    const clients: Client[] = [
+      pgClient(scratchUrl.href, false),
+      pgClient(scratchUrl.href, true),
+      conduitClient(scratchUrl.href, 1),
+      conduitClient(scratchUrl.href, 4),
+      conduitClient(scratchUrl.href, 16),
+    ];
     try {
       const stmts = await statements(concurrency, prng(1));
       const before = await favoritesFingerprint(scratch);

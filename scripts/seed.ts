@@ -14,13 +14,12 @@ import { createHash, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import type pg from 'pg';
 import { publishDropAll } from '../src/cache/bus.ts';
 import { publishDropAllRedis, redisInvalidationChannel } from '../src/cache/redis-bus.ts';
 import { ConfigError, loadConfig, type Config } from '../src/config.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
-import { createPool, inTransaction, type Pool, type Queryable } from '../src/db/pool.ts';
+import { createPool, type Pool, type Queryable } from '../src/db/pool.ts';
 import { hashPassword } from '../src/users/password.ts';
 import { EPOCH, generate, type Dataset } from './seed.data.ts';
 import { newTagNames, place, type Occupied } from './seed.place.ts';
@@ -153,20 +152,20 @@ export async function seed(
 
   let placed: Dataset;
   if (o.reset) {
-    placed = await inTransaction(pool, async (client) => {
+    placed = await pool.transaction(async (client) => {
       await client.query(`truncate ${TABLES.join(', ')} restart identity cascade`);
       return fill(client, data, await reserve(client, data), passwordHash, (line) => log(`${line} (${since()})`));
     });
   } else {
     // The ids first, in a short transaction of their own: the running service's writes wait
     // for it only a moment, and go on after the reserved ranges while the rows go in.
-    const occupied = await inTransaction(pool, (client) => reserve(client, data));
+    const occupied = await pool.transaction((client) => reserve(client, data));
     if (occupied.base.users > 0 || occupied.tags.size > 0) {
       log(
         `adding to the data there: ids after users ${occupied.base.users}, articles ${occupied.base.articles}, comments ${occupied.base.comments}`,
       );
     }
-    placed = await inTransaction(pool, (client) => fill(client, data, occupied, passwordHash, (line) => log(`${line} (${since()})`)));
+    placed = await pool.transaction((client) => fill(client, data, occupied, passwordHash, (line) => log(`${line} (${since()})`)));
   }
   log(`committed (${since()})`);
   // Every table vacuumed before any is analyzed. With `vacuum (analyze) <tables>`, the tables
@@ -199,7 +198,7 @@ export async function seed(
 
 /** Places the data set after what `occupied` holds and inserts it; returns the rows as inserted. */
 async function fill(
-  client: pg.PoolClient,
+  client: Queryable,
   data: Dataset,
   occupied: Occupied,
   passwordHash: string,
@@ -223,7 +222,7 @@ async function fill(
  * locks (SHARE ROW EXCLUSIVE: reads go on, writes wait) hold until this transaction commits.
  * The names are read whole: a seed brings as much data into memory anyway.
  */
-async function reserve(client: pg.PoolClient, data: Dataset): Promise<Occupied> {
+async function reserve(client: Queryable, data: Dataset): Promise<Occupied> {
   await client.query('lock table users, articles, comments, tags in share row exclusive mode');
   const users = await client.query<{ username: string; email: string }>('select username, lower(email) as email from users');
   const slugs = await client.query<{ slug: string }>('select slug from articles');
@@ -259,7 +258,7 @@ async function reserve(client: pg.PoolClient, data: Dataset): Promise<Occupied> 
 const iso = (ms: number) => new Date(ms).toISOString();
 
 async function insertAll(
-  client: pg.PoolClient,
+  client: Queryable,
   d: Dataset,
   newTags: { id: number; name: string }[],
   passwordHash: string,
@@ -329,7 +328,7 @@ const BATCH = 5000;
 
 /** Multi-row insert: one array parameter per column, `unnest`ed into rows, BATCH rows at a time. */
 async function insert<T>(
-  client: pg.PoolClient,
+  client: Queryable,
   log: (line: string) => void,
   table: string,
   rows: readonly T[],
@@ -451,7 +450,6 @@ async function main(): Promise<void> {
     });
   });
   const pool = createPool(source.url, config);
-  pool.on('error', (err) => log(`idle database connection failed: ${err.message}`));
   try {
     const { applied } = await migrate(pool);
     if (applied.length) log(`migrations applied: ${applied.join(', ')}`);

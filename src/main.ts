@@ -15,7 +15,7 @@ import { openDatabase, type DatabaseSource } from './db/database.ts';
 import { listMigrations, migrate } from './db/migrate.ts';
 import { createPool } from './db/pool.ts';
 import { fillUsernameSkeletons } from './users/users.repository.ts';
-import { createLogger, errorFields } from './telemetry/logging.ts';
+import { createLogger } from './telemetry/logging.ts';
 import { adminServer } from './telemetry/admin.ts';
 import {
   clusterMetrics,
@@ -46,10 +46,6 @@ async function migrateOnce(url: string, config: Config, log: Logger): Promise<vo
 async function serve(config: Config, log: Logger, source: DatabaseSource, runMigrations: boolean): Promise<void> {
   if (runMigrations) await migrateOnce(source.url, config, log);
   const db = createPool(source.url, config);
-  // An idle client whose server goes away emits 'error'; unhandled, that would crash the process.
-  // The message and code only: pg attaches the client to the error, and pino's serializer
-  // logged the whole client object (its config, queues and type parsers) as one line.
-  db.on('error', (err) => log.warn({ err: errorFields(err) }, 'idle database connection failed'));
   const ctx = await createContext({ config, db, databaseUrl: source.url, migrations: await listMigrations(), log });
   const app = await buildApp(ctx, { logger: log });
   // SIGUSR2: CPU and allocation profiles of the next PROFILE_SECONDS into PROFILE_DIR.

@@ -1,8 +1,7 @@
 // SQL for single articles. Every read returns the whole response shape in one statement,
 // with `favorited` and `following` correlated to both the viewer and the article (the bug that
 // shipped in realworld-axum-sqlx #16 was a list that forgot the article side).
-import type pg from 'pg';
-import type { Queryable } from '../db/pool.ts';
+import { databaseError, type Queryable } from '../db/pool.ts';
 import { slugify, withSuffix } from './slug.ts';
 
 export interface ArticleRow {
@@ -206,7 +205,7 @@ export async function updateArticle(
       ]);
     } catch (err) {
       // The new slug is another article's: the statement changed nothing; try a suffixed one.
-      if ((err as pg.DatabaseError).constraint !== 'articles_slug_key' || ++slugAttempt >= SLUG_ATTEMPTS) throw err;
+      if (databaseError(err)?.constraint !== 'articles_slug_key' || ++slugAttempt >= SLUG_ATTEMPTS) throw err;
       continue;
     }
     const row = res.rows[0];

@@ -1,6 +1,7 @@
 // SPEC.md "Endpoints" (PUT /articles/:slug) and "Rules the tests enforce": partial updates,
 // slug follows title, createdAt fixed, updatedAt moves on every update, tagList absent/[]/null.
 import assert from 'node:assert/strict';
+import dc from 'node:diagnostics_channel';
 import { after, before, describe, test } from 'node:test';
 import { Client, createTestApp, type TestApp } from '../../test/harness.ts';
 
@@ -242,22 +243,10 @@ describe('updating an article', () => {
   test('an edit of title, body and tags is one statement, no transaction', async () => {
     const u = await api.register();
     const a = await api.createArticle(u.token, { tagList: ['one-statement'] });
+    // Every statement the driver sends, begin and commit included (postgres.js publishes each).
     const sent: string[] = [];
-    const record = (client: { query: (...args: never[]) => unknown }) => {
-      const query = client.query.bind(client);
-      client.query = (...args: never[]) => {
-        const q = args[0] as unknown as string | { text: string };
-        sent.push(typeof q === 'string' ? q : q.text);
-        return query(...args);
-      };
-    };
-    const recorded = new WeakSet<object>();
-    const onAcquire = (client: { query: (...args: never[]) => unknown }) => {
-      if (recorded.has(client)) return;
-      recorded.add(client);
-      record(client);
-    };
-    t.db.on('acquire', onAcquire);
+    const onQuery = (message: unknown) => sent.push(String((message as { query: string | null }).query));
+    dc.subscribe('tracing:postgres:query:start', onQuery);
     try {
       // Through the pool, as the route sends it; no cached read in between.
       const res = await put(a.slug, u.token, { title: 'One Statement Edit', body: 'new', tagList: ['one-statement', 'two'] });
@@ -269,7 +258,7 @@ describe('updating an article', () => {
       assert.equal(edit.length, 1, `statements for one edit:\n${edit.join('\n---\n')}`);
       assert.match(edit[0]!, /^with target as/);
     } finally {
-      t.db.off('acquire', onAcquire);
+      dc.unsubscribe('tracing:postgres:query:start', onQuery);
     }
   });
 });

@@ -12,6 +12,8 @@ export interface DatabaseConfig {
   readonly dbAcquireTimeoutMs: number;
   /** Each parameterised statement prepared once per connection (src/db/prepared.ts). */
   readonly dbPrepare: boolean;
+  /** Queries one connection carries at once (postgres.js's max_pipeline; src/db/pool.ts). */
+  readonly dbPipeline: number;
 }
 
 export function databaseConfig(env: Env): DatabaseConfig {
@@ -29,5 +31,8 @@ export function databaseConfig(env: Env): DatabaseConfig {
     // call. Off only behind a pooler that cannot follow protocol-level prepared statements
     // (PgBouncer before 1.21, or without max_prepared_statements, in transaction mode): docs/database.md.
     dbPrepare: bool(env, 'DB_PREPARE', true),
+    // A few queries in flight per connection cost less CPU on both sides than one (fewer writes
+    // and wake-ups); more would hold more quick queries behind a slow one. docs/database.md.
+    dbPipeline: int(env, 'DB_PIPELINE', 4, 1, 100),
   };
 }

@@ -13,7 +13,7 @@ import { Client, type Res } from '../../test/harness.ts';
 import { createSeededApp, type SeededApp } from '../../test/seeded.ts';
 import pg from 'pg';
 import type { Pool } from './pool.ts';
-import { plannedPerCall, statementName, withStatementName } from './prepared.ts';
+import { plannedPerCall } from './prepared.ts';
 
 // The tables that grow with use. `tags` is not here: a hundred rows fit in one page, and a
 // sequential scan of one page is the right plan.
@@ -42,10 +42,9 @@ interface Statement {
   values: unknown[];
 }
 
-/** Whether the pool's client prepares this statement (names it) rather than planning it per call. */
+/** Whether the pool prepares this statement rather than planning it per call: it has parameters (pool.ts). */
 function isPrepared(s: Statement): boolean {
-  const sent = withStatementName(s.text, s.values);
-  return typeof sent === 'object' && sent !== null && 'name' in sent;
+  return s.values.length > 0;
 }
 
 /**
@@ -59,10 +58,6 @@ async function recordQueries<T>(pool: Pool, work: () => Promise<T>): Promise<{ r
   pool.query = ((...args: unknown[]) => {
     const [q, v] = args;
     if (typeof q === 'string') statements.push({ text: q, values: Array.isArray(v) ? v : [] });
-    else if (q && typeof q === 'object' && 'text' in q) {
-      const config = q as Statement;
-      statements.push({ text: config.text, values: config.values ?? [] });
-    }
     return query(...args);
   }) as Pool['query'];
   try {
@@ -108,11 +103,12 @@ function analyzed(row: AnalyzeRow): Analyzed {
  * waits, then the next EXECUTE is analyzed, and the same text with the same values planned afresh.
  */
 async function keptAndCustom(pool: Pool, s: Statement): Promise<{ kept: Analyzed; custom: Analyzed }> {
-  const name = statementName(s.text);
-  assert.ok(name, 'the statement is not prepared');
   const client = await pool.connect();
   try {
     for (let i = 0; i <= PLAN_CACHE_EXECUTIONS; i++) await client.query(s.text, s.values);
+    const prepared = await client.query<{ name: string }>('select name from pg_prepared_statements where statement = $1', [s.text]);
+    const name = prepared.rows[0]?.name;
+    assert.ok(name, 'the statement is not prepared on the connection');
     const options = '(analyze, buffers, format json)';
     const kept = await client.query<AnalyzeRow>(`explain ${options} execute ${name}(${s.values.map(literal).join(', ')})`);
     const custom = await client.query<AnalyzeRow>(`explain ${options} ${s.text}`, s.values);
@@ -314,7 +310,7 @@ describe('the list, feed and filter queries use the indexes', () => {
       const options = '(analyze, buffers, format json)';
       const custom = analyzed((await client.query<AnalyzeRow>(`explain ${options} ${feed.text}`, feed.values)).rows[0]!);
       await client.query('set plan_cache_mode = force_generic_plan');
-      await client.query({ name: 'feed_generic', text: feed.text, values: feed.values });
+      await client.query(`prepare feed_generic as ${feed.text}`);
       const execute = `explain ${options} execute feed_generic(${feed.values.map(literal).join(', ')})`;
       const generic = analyzed((await client.query<AnalyzeRow>(execute)).rows[0]!);
       assert.ok(
@@ -322,8 +318,10 @@ describe('the list, feed and filter queries use the indexes', () => {
         `generic ${generic.blocks} blocks, for the viewer ${custom.blocks}: the feed could be prepared`,
       );
     } finally {
-      // The setting stays with the session: this connection is not pooled again.
-      client.release(true);
+      // The session keeps both: undone before the connection goes back to the pool.
+      await client.query('deallocate feed_generic');
+      await client.query('reset plan_cache_mode');
+      client.release();
     }
   });
 

@@ -5,8 +5,8 @@
 // cause is logged with the request id, and only the id reaches the client.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Socket } from 'node:net';
-import pg from 'pg';
 import { DeadlineExceeded } from '../db/deadline.ts';
+import { databaseError } from '../db/pool.ts';
 import { Busy } from '../lib/semaphore.ts';
 import { setSecurityHeaders } from './security.ts';
 import { validationErrors } from './validation.ts';
@@ -84,19 +84,14 @@ const VIEWER_FKEYS = new Set(['follows_follower_id_fkey', 'articles_author_id_fk
 // the client may retry, so 503 with Retry-After rather than an opaque 500.
 const DB_UNAVAILABLE = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004', '53300']);
 const NET_UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND']);
+// postgres.js's own: no connection within DB_ACQUIRE_TIMEOUT_MS (QUEUE_TIMEOUT) or at all, a
+// connection lost with queries on it, or a pool ended (shutdown in progress).
+const DRIVER_UNAVAILABLE = new Set(['QUEUE_TIMEOUT', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECTION_ENDED']);
 
 function isDbUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && (DB_UNAVAILABLE.has(code) || NET_UNAVAILABLE.has(code))) return true;
-  // pg-pool's acquire timeout and a client whose connection ended carry no code. A pool that was
-  // ended (shutdown in progress) is the same condition for the client, and without this check
-  // falls through to an opaque 500: "Cannot use a pool after calling end on the pool", "Client was closed...".
-  // "Client has encountered a connection error and is not queryable": the next query on a
-  // checked-out client whose connection broke between two statements (PostgreSQL stopped).
-  return /timeout exceeded when trying to connect|Connection terminated|connection is closed|pool after calling end|Client was closed|encountered a connection error/i.test(
-    err.message,
-  );
+  return typeof code === 'string' && (DB_UNAVAILABLE.has(code) || NET_UNAVAILABLE.has(code) || DRIVER_UNAVAILABLE.has(code));
 }
 
 /** Maps what Fastify itself throws (parsing, limits) to the error shape. */
@@ -140,17 +135,19 @@ export function toAppError(err: unknown, request: FastifyRequest): AppError | un
   if (err instanceof Busy) return new AppError(503, { [err.resource]: ['is busy, retry later'] }, { retryAfter: 1 });
   const fe = err as FastifyError;
   if (fe?.validation) return unprocessable(validationErrors(fe.validation, fe.validationContext, request));
-  if (err instanceof pg.DatabaseError && err.code === '23505' && err.constraint) {
-    const field = TAKEN_BY_CONSTRAINT[err.constraint];
+  const db = databaseError(err);
+  if (db?.code === '23505' && db.constraint) {
+    const field = TAKEN_BY_CONSTRAINT[db.constraint];
     if (field) return taken(field);
   }
-  // query_canceled: the request deadline cancelled the statement (db/deadline.ts), or the
+  // query_canceled: the request deadline cancelled the statement (db/pool.ts), or the
   // server-side statement_timeout backstop did. Either way the request ran out of time.
-  if (err instanceof pg.DatabaseError && err.code === '57014') {
+  // postgres.js gives a query withdrawn before it was sent the same code, without a severity.
+  if (db?.code === '57014' || (err as { code?: unknown } | null)?.code === '57014') {
     return new AppError(504, { request: ['timed out'] }, { cause: err, retryAfter: 1 });
   }
   // The acting user was deleted after their token was issued: the token names nobody.
-  if (err instanceof pg.DatabaseError && err.code === '23503' && err.constraint && VIEWER_FKEYS.has(err.constraint)) {
+  if (db?.code === '23503' && db.constraint && VIEWER_FKEYS.has(db.constraint)) {
     return tokenInvalid();
   }
   if (isDbUnavailable(err)) return new AppError(503, { database: ['is unavailable, retry later'] }, { cause: err, retryAfter: 1 });

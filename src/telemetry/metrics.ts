@@ -268,7 +268,7 @@ function registerPoolMetrics(db: Pool, registers: Registry[]): void {
     help: 'The most connections the pool opens (DB_POOL_MAX).',
     registers,
     collect() {
-      this.set(db.options.max ?? 10);
+      this.set(db.max);
     },
   });
   new Gauge({

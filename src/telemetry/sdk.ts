@@ -4,22 +4,23 @@
 // The lighter parts rather than @opentelemetry/sdk-node (which brings metrics, logs and gRPC
 // exporters this service does not use): a tracer provider, the W3C trace-context propagator,
 // an OTLP/HTTP (protobuf) exporter behind a batch processor (it sends from a worker thread:
-// worker-exporter.ts), and two instrumentations:
-//   - pg (every query and pool checkout becomes a span; statements have $n placeholders, the
-//     parameter values are never recorded),
-//   - ioredis (rate-limit counters and the shared cache tier).
-// The request span is the application's own (http-tracing.ts, which says why).
+// worker-exporter.ts), the ioredis instrumentation (rate-limit counters and the shared cache
+// tier), and a span per SQL statement from postgres.js's `postgres:query` diagnostics channel
+// (pgSpans below: the driver publishes every query there, and there is no instrumentation
+// package for it to use instead). The request span is the application's own (http-tracing.ts,
+// which says why).
 //
-// ESM: `import pg from 'pg'` in an ES module does not go through require(), so the require
-// hook alone never sees pg. import-in-the-middle's loader hook (the synchronous, in-thread one:
-// module.registerHooks) intercepts the import; it is registered for the instrumented packages
-// only, before main.ts is loaded (that is why tracing.ts must run under `node --import`).
-import { context, propagation, trace, type Attributes } from '@opentelemetry/api';
+// ESM: `import Redis from 'ioredis'` in an ES module does not go through require(), so the
+// require hook alone never sees it. import-in-the-middle's loader hook (the synchronous,
+// in-thread one: module.registerHooks) intercepts the import; it is registered for the
+// instrumented package only, before main.ts is loaded (that is why tracing.ts must run under
+// `node --import`).
+import dc from 'node:diagnostics_channel';
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
-import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
@@ -74,7 +75,7 @@ export function startTracing(settings: TracingSettings, opts: StartOptions = {})
   if (started) throw new Error('tracing was already started in this process');
   started = true;
   // First: every module loaded from here on is seen by the instrumentations' hooks.
-  registerImportHooks({ include: ['pg', 'pg-pool', 'ioredis'] });
+  registerImportHooks({ include: ['ioredis'] });
 
   const resource = resourceFromAttributes({ 'service.name': settings.serviceName }).merge(detectResources({ detectors: [envDetector] }));
   // OTLP/HTTP protobuf, sent from a worker thread (worker-exporter.ts says why).
@@ -96,22 +97,67 @@ export function startTracing(settings: TracingSettings, opts: StartOptions = {})
 
   registerInstrumentations({
     tracerProvider: provider,
-    instrumentations: [
-      new PgInstrumentation({
-        // Queries outside a request (the invalidation listener, migrations) make no root traces.
-        requireParentSpan: true,
-        enhancedDatabaseReporting: false,
-        responseHook: (span, { data }) => {
-          const attrs: Attributes = { 'db.response.returned_rows': data.rowCount ?? data.rows.length };
-          span.setAttributes(attrs);
-        },
-      }),
-      new IORedisInstrumentation({ requireParentSpan: true }),
-    ],
+    instrumentations: [new IORedisInstrumentation({ requireParentSpan: true })],
   });
+  pgSpans(provider.getTracer('conduit-postgres'));
 
   markTracingStarted({
     shutdown: () => provider.shutdown(),
     rootRatio: appSamplesRoots ? settings.samplerRatio : undefined,
+  });
+}
+
+interface QueryMessage {
+  query: string | null;
+  database: string | null;
+  host: string | null;
+  port: number | null;
+  command: string | null;
+  count: number | null;
+  error?: Error & { code?: string; severity?: string };
+}
+
+/**
+ * A client span per statement, under the span active where the query was made (postgres.js runs
+ * `start` in the caller's async context). Queries outside a request (the seed, a test's setup)
+ * make no root traces. The text has $n placeholders; parameter values are never recorded (the
+ * driver publishes them only with `debug: true`, which the pool never sets).
+ */
+function pgSpans(tracer: Tracer): void {
+  const spans = new WeakMap<object, Span>();
+  dc.tracingChannel<string, QueryMessage>('postgres:query').subscribe({
+    start(x) {
+      if (!trace.getActiveSpan()) return;
+      spans.set(
+        x,
+        tracer.startSpan(`postgresql ${x.database ?? ''}`.trim(), {
+          kind: SpanKind.CLIENT,
+          attributes: { 'db.system.name': 'postgresql', 'db.namespace': x.database ?? undefined, 'db.query.text': x.query ?? undefined },
+        }),
+      );
+    },
+    error(x) {
+      const span = spans.get(x);
+      if (!span || !x.error) return;
+      span.recordException(x.error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: x.error.message });
+      span.setAttribute('error.type', x.error.code ?? x.error.name);
+      if (x.error.severity && x.error.code) span.setAttribute('db.response.status_code', x.error.code);
+    },
+    asyncEnd(x) {
+      const span = spans.get(x);
+      if (!span) return;
+      spans.delete(x);
+      span.setAttributes({
+        'db.operation.name': x.command ?? undefined,
+        'db.response.returned_rows': x.count ?? undefined,
+        'server.address': x.host ?? undefined,
+        'server.port': x.port ?? undefined,
+      });
+      if (x.command) span.updateName(`${x.command} ${x.database ?? ''}`.trim());
+      span.end();
+    },
+    end() {},
+    asyncStart() {},
   });
 }

@@ -1,6 +1,8 @@
 // Pool exhaustion over a real socket (src/db/pool.ts, DB_POOL_MAX and DB_ACQUIRE_TIMEOUT_MS):
 // when every connection is held, an extra request fails fast with 503 + Retry-After in the error
 // shape instead of queueing without bound, and the service recovers once connections free up.
+// DB_PIPELINE=1: a connection is held by one statement (with more, DB_PIPELINE statements per
+// connection must be waiting before the next one waits for a connection: the pipelined test).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
@@ -12,7 +14,7 @@ let url: string;
 let token: string;
 let locker: pg.Client;
 before(async () => {
-  t = await createTestApp({ DB_POOL_MAX: '2', DB_ACQUIRE_TIMEOUT_MS: '300' });
+  t = await createTestApp({ DB_POOL_MAX: '2', DB_ACQUIRE_TIMEOUT_MS: '300', DB_PIPELINE: '1' });
   // The acquire timeout bounds opening a connection too, which can take longer than 300 ms on a
   // machine busy with other test files: open both before the test, retrying.
   for (let i = 0; ; i++) {
@@ -38,10 +40,10 @@ after(async () => {
 const me = () => request(`${url}/api/user`, { headers: { authorization: `Token ${token}` } });
 
 /** Our statements waiting for a lock in PostgreSQL. */
-async function lockWaiters(): Promise<number> {
+async function lockWaiters(on: pg.Client = locker): Promise<number> {
   // Inside the locker's transaction pg_stat_activity is a snapshot taken at its first read.
-  await locker.query('select pg_stat_clear_snapshot()');
-  const res = await locker.query<{ n: number }>(
+  await on.query('select pg_stat_clear_snapshot()');
+  const res = await on.query<{ n: number }>(
     `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'conduit' and wait_event_type = 'Lock'`,
   );
   return res.rows[0]!.n;
@@ -102,4 +104,37 @@ test('requests beyond the pool that wait less than the acquire timeout are serve
     Array(6).fill(200),
   );
   assert.equal(t.db.waitingCount, 0);
+});
+
+test('with DB_PIPELINE=2, four statements wait on two connections before a fifth request is refused 503', async () => {
+  const piped = await createTestApp({ DB_POOL_MAX: '2', DB_ACQUIRE_TIMEOUT_MS: '300', DB_PIPELINE: '2' });
+  try {
+    const pipedUrl = await listen(piped);
+    const pipedToken = (await new Client(piped.app).register()).token;
+    const read = () => request(`${pipedUrl}/api/user`, { headers: { authorization: `Token ${pipedToken}` } });
+    const dbName = new URL(piped.config.databaseUrl!.expose()).pathname.slice(1);
+    const lock = new pg.Client({ connectionString: databaseUrl(dbName) });
+    await lock.connect();
+    try {
+      await lock.query('begin');
+      await lock.query('lock table users in access exclusive mode');
+      const blocked = Promise.all([read(), read(), read(), read()]);
+      // Two run (waiting on the lock), two are pipelined behind them; none waits for a connection.
+      for (let i = 0; i < 100 && (await lockWaiters(lock)) < 2; i++) await sleep(20);
+      await sleep(100);
+      assert.equal(piped.db.waitingCount, 0);
+      const res = await read();
+      assert.equal(res.status, 503);
+      assert.equal(res.headers['retry-after'], '1');
+      await lock.query('rollback');
+      assert.deepEqual(
+        (await blocked).map((r) => r.status),
+        [200, 200, 200, 200],
+      );
+    } finally {
+      await lock.end();
+    }
+  } finally {
+    await piped.close();
+  }
 });
