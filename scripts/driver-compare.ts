@@ -1,7 +1,8 @@
 // Which driver gives "every statement prepared once per connection" more cheaply: node-postgres
-// (`pg`, what Conduit uses) as today (unnamed: the text is parsed and planned on every call), `pg`
-// with a `name` on each query (parsed once per connection), or postgres.js (`postgres`, which
-// prepares the statements it is told to and pipelines queries on busy connections).
+// (`pg`) unnamed (the text is parsed and planned on every call), `pg` with a `name` on each query
+// (parsed once per connection), or Conduit's request pool (src/db/pool.ts: postgres.js, which
+// prepares every statement with parameters and carries up to DB_PIPELINE queries per connection)
+// at DB_PIPELINE 1, 4 and 16.
 //
 //   node scripts/driver-compare.ts [--url postgres://postgres@127.0.0.1:5432/postgres]
 //                                  [--concurrency 16] [--rounds 3] [--duration 3]
