@@ -165,11 +165,11 @@ export class Pool implements Queryable {
 
   /** Calls `observer` after every query from now on; returns the function that stops it. */
   observeAcquire(observer: AcquireObserver): () => void {
-    if (this.#observers.size === 0) watched.add(this);
     this.#observers.add(observer);
+    watch(this);
     return () => {
       this.#observers.delete(observer);
-      if (this.#observers.size === 0) watched.delete(this);
+      if (this.#observers.size === 0) unwatch(this);
     };
   }
 
@@ -183,7 +183,7 @@ export class Pool implements Queryable {
 
   async end(): Promise<void> {
     this.#ended = true;
-    watched.delete(this);
+    unwatch(this);
     await this.#sql.end({ timeout: 5 });
   }
 }
@@ -191,10 +191,20 @@ export class Pool implements Queryable {
 // Pools whose observers want each query's wait. The diagnostics channel carries no pool of its
 // own, so each pool takes the queries of its database: one request pool per process, as the
 // service has (the bus and migrations are on pg and publish nothing here).
+// Subscribed only while some pool is watched: with a subscriber, postgres.js builds a trace
+// context for every query.
 const watched = new Set<Pool>();
-dc.subscribe('tracing:postgres:query:asyncEnd', (message) => {
+const QUERY_SETTLED = 'tracing:postgres:query:asyncEnd';
+const onQuerySettled = (message: unknown) => {
   for (const pool of watched) pool.observe(message as QueryTraceFields);
-});
+};
+function watch(pool: Pool): void {
+  if (watched.size === 0) dc.subscribe(QUERY_SETTLED, onQuerySettled);
+  watched.add(pool);
+}
+function unwatch(pool: Pool): void {
+  if (watched.delete(pool) && watched.size === 0) dc.unsubscribe(QUERY_SETTLED, onQuerySettled);
+}
 
 async function run<R>(
   sql: postgres.Sql<{ int8: number }> | postgres.ReservedSql<{ int8: number }> | postgres.TransactionSql<{ int8: number }>,
