@@ -59,7 +59,7 @@ function pageParameters(filter: ListFilter, viewer: number | null) {
 }
 
 // Each statement text is built once per filter combination (at most 16 of each kind): the same
-// string on every call, not a new 1 KB one to build and hash (db/prepared.ts looks texts up).
+// string on every call, not a new 1 KB one to build and hash (the driver looks texts up: db/pool.ts).
 const texts = new Map<string, string>();
 function once(shape: string, build: () => string): string {
   let text = texts.get(shape);

@@ -63,8 +63,8 @@ export function toArticle(r: ArticleRow) {
   return { ...toListItem(r), body: r.body ?? '' };
 }
 
-// Statement texts are built once: the same string object on every call is parsed by nobody and
-// looked up in the prepared statements' table (db/prepared.ts) by its cached hash.
+// Statement texts are built once: the same string object on every call is looked up in the
+// driver's prepared statements by its cached hash (db/pool.ts).
 const ARTICLE_BY = {
   slug: `select ${articleColumns(2)} from articles a join users u on u.id = a.author_id where a.slug = $1`,
   id: `select ${articleColumns(2)} from articles a join users u on u.id = a.author_id where a.id = $1`,
