@@ -39,6 +39,12 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     env: { CACHE: 'off' },
     description: 'the default without the in-process response cache: every request reaches PostgreSQL',
   },
+  'cache-off-pipeline-1': {
+    database: 'embedded',
+    env: { CACHE: 'off', DB_PIPELINE: '1' },
+    description: 'the cache off and one query per database connection at a time (no pipelining)',
+    optIn: true,
+  },
   'hot-path-off': {
     database: 'embedded',
     env: { HOT_PATH: 'off' },
