@@ -110,7 +110,9 @@ async function keptAndCustom(pool: Pool, s: Statement): Promise<{ kept: Analyzed
     const name = prepared.rows[0]?.name;
     assert.ok(name, 'the statement is not prepared on the connection');
     const options = '(analyze, buffers, format json)';
-    const kept = await client.query<AnalyzeRow>(`explain ${options} execute ${name}(${s.values.map(literal).join(', ')})`);
+    const kept = await client.query<AnalyzeRow>(
+      `explain ${options} execute ${pg.escapeIdentifier(name)}(${s.values.map(literal).join(', ')})`,
+    );
     const custom = await client.query<AnalyzeRow>(`explain ${options} ${s.text}`, s.values);
     return { kept: analyzed(kept.rows[0]!), custom: analyzed(custom.rows[0]!) };
   } finally {
