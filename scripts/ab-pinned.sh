@@ -1,0 +1,61 @@
+#!/bin/bash
+# Two Conduit servers side by side, each pinned to CPU 1 with wrk on CPU 0, in alternating rounds:
+# requests per second and the server's CPU per response (utime + stime from /proc/PID/stat). The
+# way docs/database.md compares two checkouts (A_DIR, B_DIR) or two settings of one (A_ENV, B_ENV).
+#
+#   A_DIR=../main B_DIR=. A_DB=ab_a B_DB=ab_b scripts/ab-pinned.sh
+#
+# Both databases must exist on PGURL's server and be seeded alike, e.g.
+#   DATABASE_URL=postgres://postgres@127.0.0.1:5432/ab_a npm run seed
+#   psql -h 127.0.0.1 -U postgres -c 'create database ab_b template ab_a'
+# Settings (environment): A_DIR, B_DIR (checkouts with node_modules; default: this one), A_ENV,
+# B_ENV ("KEY=VALUE ..." for each server; both get CACHE=off unless told), A_DB, B_DB, ROUNDS (3),
+# DUR (seconds per round, 5), PATHS (space-separated; SLUG stands for a seeded article's slug),
+# FAVORITES=1 (favorite/unfavorite pairs of the first seeded user instead of PATHS; ab-favorite.lua).
+# Ports 3205 and 3206 on 127.0.0.1. Needs Node 24 as `node`, wrk, taskset, ss, psql, curl, python3.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+A_DIR=${A_DIR:-$here} B_DIR=${B_DIR:-$here} A_DB=${A_DB:-ab_a} B_DB=${B_DB:-ab_b}
+PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
+SECRET=ab-pinned-secret-0123456789abcdef-0123
+pid() { ss -ltnp "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
+start() { # dir port db env
+  (cd "$1" && env NODE_ENV=production METRICS_PORT=api JWT_SECRET=$SECRET DATABASE_URL="$PGURL/$3" LOG_LEVEL=warn PORT=$2 CACHE=off \
+    RATE_LIMIT_MAX=100000000 RATE_LIMIT_LOGIN_MAX=100000000 RATE_LIMIT_REGISTER_MAX=100000000 RATE_LIMIT_PASSWORD_MAX=100000000 $4 \
+    setsid taskset -c 1 node --import ./src/telemetry/tracing.ts src/main.ts > "/tmp/ab-pinned-$2.log" 2>&1 &)
+}
+stop() { for p in 3205 3206; do local id; id=$(pid $p || true); [ -n "$id" ] && kill "$id" || true; done; }
+trap stop EXIT
+start "$A_DIR" 3205 "$A_DB" "${A_ENV:-}"
+start "$B_DIR" 3206 "$B_DB" "${B_ENV:-}"
+for p in 3205 3206; do
+  for i in $(seq 1 120); do curl -sf "http://127.0.0.1:$p/readyz" >/dev/null && break; sleep 0.5; done
+  [ "$i" -lt 120 ] || { echo "the server on $p did not get ready:" >&2; tail -5 "/tmp/ab-pinned-$p.log" >&2; exit 1; }
+done
+cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+run() { # port label path
+  local id c0 c1 out reqs
+  id=$(pid "$1"); c0=$(cpu "$id")
+  if [ "${FAVORITES:-}" = 1 ]; then out=$(taskset -c 0 wrk -t1 -c32 -d"${DUR:-5}"s -s "$here/scripts/ab-favorite.lua" "http://127.0.0.1:$1" 2>&1)
+  else out=$(taskset -c 0 wrk -t1 -c32 -d"${DUR:-5}"s "http://127.0.0.1:$1$3" 2>&1); fi
+  c1=$(cpu "$id"); reqs=$(echo "$out" | awk '/requests in/{print $1}')
+  # USER_HZ is 100: a tick is 10,000 µs.
+  local non2xx; non2xx=$(echo "$out" | awk '/Non-2xx/{print $NF}')
+  echo "$2 $3 req/s=$(echo "$out" | awk '/Requests\/sec/{print $2}') cpu_us_per_resp=$(( (c1 - c0) * 10000 / reqs )) non2xx=${non2xx:-0}"
+}
+if [ "${FAVORITES:-}" = 1 ]; then
+  email=$(psql "$PGURL/$A_DB" -Atc 'select email from users order by id limit 1')
+  TOKEN=$(curl -s -X POST -H 'content-type: application/json' -d "{\"user\":{\"email\":\"$email\",\"password\":\"password123\"}}" \
+    http://127.0.0.1:3205/api/users/login | python3 -c 'import sys, json; print(json.load(sys.stdin)["user"]["token"])')
+  SLUGS=$(psql "$PGURL/$A_DB" -Atc "select string_agg(slug, ',') from (select slug from articles where slug ~ '^[a-z0-9-]+\$' order by id limit 64) s")
+  export TOKEN SLUGS
+  paths=favorite
+else
+  slug=$(psql "$PGURL/$A_DB" -Atc "select slug from articles where slug ~ '^[a-z0-9-]+\$' order by id limit 1")
+  paths=${PATHS:-/api/articles/SLUG /api/articles?limit=20&offset=100 /api/tags}
+  paths=${paths//SLUG/$slug}
+fi
+for path in $paths; do
+  DUR=2 run 3205 warm "$path" >/dev/null; DUR=2 run 3206 warm "$path" >/dev/null
+  for _ in $(seq 1 "${ROUNDS:-3}"); do run 3205 A "$path"; run 3206 B "$path"; done
+done
