@@ -3,6 +3,9 @@
 import path from 'node:path';
 import { bool, int, secretUrl, str, type Env, type Secret } from './parse.ts';
 
+/** Queries one connection carries at once unless DB_PIPELINE says otherwise (src/db/pool.ts). */
+export const DEFAULT_DB_PIPELINE = 4;
+
 export interface DatabaseConfig {
   /** External PostgreSQL; when absent an embedded PostgreSQL is started in `dataDir`. */
   readonly databaseUrl: Secret | undefined;
@@ -33,6 +36,6 @@ export function databaseConfig(env: Env): DatabaseConfig {
     dbPrepare: bool(env, 'DB_PREPARE', true),
     // A few queries in flight per connection cost less CPU on both sides than one (fewer writes
     // and wake-ups); more would hold more quick queries behind a slow one. docs/database.md.
-    dbPipeline: int(env, 'DB_PIPELINE', 4, 1, 100),
+    dbPipeline: int(env, 'DB_PIPELINE', DEFAULT_DB_PIPELINE, 1, 100),
   };
 }

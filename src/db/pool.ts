@@ -22,6 +22,7 @@
 import dc from 'node:diagnostics_channel';
 import postgres from 'postgres';
 import type { Config } from '../config.ts';
+import { DEFAULT_DB_PIPELINE } from '../config/database.ts';
 import { DeadlineExceeded, requestScope } from './deadline.ts';
 
 export interface QueryResult<R> {
@@ -47,9 +48,6 @@ export interface PoolClient extends Queryable {
  * got none (the acquire timeout, a connection that could not be opened).
  */
 export type AcquireObserver = (waitMs: number, err: unknown) => void;
-
-/** Queries a connection carries at once when not told (config: DB_PIPELINE). */
-const DEFAULT_PIPELINE = 4;
 
 // int8 (bigint ids, count(*)) and int8[] as numbers: every id and count here fits in a double by a
 // wide margin, and the API wants numbers. postgres.js parses an array with its element's parser.
@@ -100,7 +98,7 @@ export class Pool implements Queryable {
     this.#database = decodeURIComponent(new URL(connectionString).pathname.slice(1));
     this.#sql = postgres(connectionString, {
       max: options.dbPoolMax,
-      max_pipeline: options.dbPipeline ?? DEFAULT_PIPELINE,
+      max_pipeline: options.dbPipeline ?? DEFAULT_DB_PIPELINE,
       prepare,
       queue_timeout: options.dbAcquireTimeoutMs / 1000,
       connect_timeout: Math.max(1, options.dbAcquireTimeoutMs / 1000),
@@ -132,20 +130,18 @@ export class Pool implements Queryable {
   /** A connection of its own until `release()`: statements that must share one (a session lock, a transaction). */
   async connect(): Promise<PoolClient> {
     const reserved = await this.#sql.reserve();
-    const prepare = this.#prepare;
-    return {
-      query: <R>(text: string, values?: readonly unknown[]) => run<R>(reserved, text, values, prepare),
-      release: () => reserved.release(),
-    };
+    return { ...this.#on(reserved), release: () => reserved.release() };
   }
 
   /** `work` inside one transaction on one connection: committed if it resolves, rolled back if it throws. */
   async transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.#sql.begin((tx) => work(this.#on(tx)));
+  }
+
+  /** The repositories' interface on one reserved connection or transaction. */
+  #on(sql: Target): Queryable {
     const prepare = this.#prepare;
-    const result = await this.#sql.begin((tx) =>
-      work({ query: <R>(text: string, values?: readonly unknown[]) => run<R>(tx, text, values, prepare) }),
-    );
-    return result;
+    return { query: <R>(text: string, values?: readonly unknown[]) => run<R>(sql, text, values, prepare) };
   }
 
   /** Connections open, and of those idle (no query in flight, not reserved). */
@@ -206,12 +202,9 @@ function unwatch(pool: Pool): void {
   if (watched.delete(pool) && watched.size === 0) dc.unsubscribe(QUERY_SETTLED, onQuerySettled);
 }
 
-async function run<R>(
-  sql: postgres.Sql<{ int8: number }> | postgres.ReservedSql<{ int8: number }> | postgres.TransactionSql<{ int8: number }>,
-  text: string,
-  values: readonly unknown[] | undefined,
-  prepare: boolean,
-): Promise<QueryResult<R>> {
+type Target = postgres.Sql<{ int8: number }> | postgres.ReservedSql<{ int8: number }> | postgres.TransactionSql<{ int8: number }>;
+
+async function run<R>(sql: Target, text: string, values: readonly unknown[] | undefined, prepare: boolean): Promise<QueryResult<R>> {
   // Without parameters: the simple protocol (one message; `begin`, a migration's several
   // statements, a statement planned per call: prepared.ts plannedPerCall).
   const scope = requestScope.getStore();
