@@ -7,6 +7,7 @@
 import './runtime.ts';
 import cluster from 'node:cluster';
 import closeWithGrace from 'close-with-grace';
+import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { buildApp } from './app.ts';
 import { loadConfigOrExit, type Config } from './config.ts';
@@ -14,6 +15,7 @@ import { closeContext, createContext } from './app-context.ts';
 import { openDatabase, type DatabaseSource } from './db/database.ts';
 import { listMigrations, migrate } from './db/migrate.ts';
 import { createPool } from './db/pool.ts';
+import { listenMore, type ExtraListeners } from './http/listeners.ts';
 import { fillUsernameSkeletons } from './users/users.repository.ts';
 import { createLogger } from './telemetry/logging.ts';
 import { adminServer } from './telemetry/admin.ts';
@@ -45,6 +47,8 @@ async function migrateOnce(url: string, config: Config, log: Logger): Promise<vo
 /** One process serving HTTP: alone (WORKERS=1) or as a worker of the supervisor. */
 async function serve(config: Config, log: Logger, source: DatabaseSource, runMigrations: boolean): Promise<void> {
   if (runMigrations) await migrateOnce(source.url, config, log);
+  // HTTP_LISTENERS: the sockets on the port besides Fastify's own (http/listeners.ts).
+  let extra: ExtraListeners | undefined;
   const db = createPool(source.url, config);
   const ctx = await createContext({ config, db, databaseUrl: source.url, migrations: await listMigrations(), log });
   const app = await buildApp(ctx, { logger: log });
@@ -79,7 +83,7 @@ async function serve(config: Config, log: Logger, source: DatabaseSource, runMig
       // Stops accepting, answers 503 to requests that arrive meanwhile, waits for in-flight ones.
       // Keep-alive connections that go idle after their last response would hold close() open
       // until their idle timeout: close them as they become idle.
-      const closing = app.close();
+      const closing = Promise.all([app.close(), extra?.close()]);
       const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
       await closing;
       clearInterval(sweep);
@@ -96,14 +100,21 @@ async function serve(config: Config, log: Logger, source: DatabaseSource, runMig
   );
 
   // reuseport: every worker binds the port itself and the kernel spreads connections; cluster:
-  // the supervisor accepts and hands connections to workers round-robin.
-  const own = cluster.isWorker && config.workersMode === 'reuseport';
+  // the supervisor accepts on its one socket and hands connections to workers round-robin. A
+  // process that binds the port itself binds HTTP_LISTENERS sockets to it.
+  const own = !cluster.isWorker || config.workersMode === 'reuseport';
+  const sockets = own ? config.httpListeners : 1;
   await app.listen({
     host: config.host,
     port: config.port,
     backlog: config.httpBacklog,
-    ...(own ? { exclusive: true, reusePort: true } : {}),
+    ...(cluster.isWorker && own ? { exclusive: true } : {}),
+    ...(own && (cluster.isWorker || sockets > 1) ? { reusePort: true } : {}),
   });
+  if (sockets > 1) {
+    const { port } = app.server.address() as AddressInfo;
+    extra = await listenMore(app.server, { host: config.host, port, backlog: config.httpBacklog, count: sockets - 1 });
+  }
 }
 
 /** WORKERS > 1: owns the database and the workers' lifecycle; serves nothing itself. */

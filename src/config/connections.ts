@@ -7,6 +7,8 @@ import { int, type Env } from './parse.ts';
 export interface ConnectionConfig {
   /** listen()'s backlog: connections the kernel completes before the process accepts them. */
   readonly httpBacklog: number;
+  /** Listening sockets on the port per process (SO_REUSEPORT), each accepting one per loop turn. */
+  readonly httpListeners: number;
   readonly httpMaxConnections: number;
   readonly httpMaxConnectionsPerAddress: number;
   readonly httpKeepAliveUnderPressureMs: number;
@@ -28,6 +30,10 @@ export function connectionConfig(env: Env, trustProxy: unknown, limits: ProcessL
     // kernel drops the SYNs past it and those clients retry after 1 s, then 3 s (1,000
     // connections at once: p99 2.9-3.3 s). The kernel caps it at net.core.somaxconn.
     httpBacklog: int(env, 'HTTP_BACKLOG', 4096, 1, 65_535),
+    // Node accepts one connection per listening socket per turn of its event loop, and a turn on
+    // a busy process is long (http/listeners.ts). Linux only: elsewhere SO_REUSEPORT does not
+    // spread connections over the sockets.
+    httpListeners: process.platform === 'linux' ? int(env, 'HTTP_LISTENERS', defaultListeners(limits), 1, 4096) : 1,
     httpMaxConnections: max,
     // Half the process's connections: one address never takes them all. Behind a load balancer
     // (TRUST_PROXY) every connection comes from the balancer, so there it is off by default.
@@ -51,6 +57,15 @@ export function defaultMaxConnections({ openFiles, memoryBytes }: ProcessLimits)
   if (openFiles !== undefined) max = Math.min(max, Math.floor(openFiles * 0.8));
   if (memoryBytes !== undefined) max = Math.min(max, Math.floor(memoryBytes / 4 / BYTES_PER_CONNECTION));
   return Math.max(64, max);
+}
+
+/**
+ * 512 (a burst of 1,000 new clients onto a busy process all answered within 0.5 s, against 7 s
+ * with one socket: docs/connections.md), or a twentieth of the file descriptors when fewer: with
+ * the connections' 80%, that leaves 15% for the database, Redis and files.
+ */
+export function defaultListeners({ openFiles }: ProcessLimits): number {
+  return Math.max(1, Math.min(512, Math.floor((openFiles ?? Infinity) / 20)));
 }
 
 /** The soft RLIMIT_NOFILE (Linux: /proc/self/limits) and the container's memory limit. */

@@ -87,6 +87,12 @@ export const ENV_VARS: readonly EnvVar[] = [
     description: 'connections the kernel queues before they are accepted (capped by net.core.somaxconn)',
   },
   {
+    name: 'HTTP_LISTENERS',
+    default: undefined,
+    description:
+      'listening sockets on the port per process (Linux, SO_REUSEPORT), so a burst of connections is accepted while busy; default 512, lower to fit a twentieth of the file-descriptor limit',
+  },
+  {
     name: 'HTTP_MAX_CONNECTIONS',
     default: undefined,
     description:
