@@ -50,7 +50,6 @@ export async function listenMore(server: Server, opts: ListenOptions): Promise<E
     throw err;
   }
   return {
-    close: () =>
-      Promise.all(listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve())))).then(() => undefined),
+    close: () => Promise.all(listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve())))).then(() => undefined),
   };
 }
