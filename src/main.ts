@@ -7,7 +7,7 @@
 import './runtime.ts';
 import cluster from 'node:cluster';
 import closeWithGrace from 'close-with-grace';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { buildApp } from './app.ts';
 import { loadConfigOrExit, type Config } from './config.ts';
@@ -117,12 +117,24 @@ async function serve(config: Config, log: Logger, source: DatabaseSource, runMig
   }
 }
 
+/** A port free on `host` now, for workers that each bind it. */
+async function freePort(host: string): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve, reject) => probe.once('error', reject).listen({ host, port: 0 }, resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
 /** WORKERS > 1: owns the database and the workers' lifecycle; serves nothing itself. */
 async function supervise(config: Config, log: Logger): Promise<void> {
   const source = await openDatabase(config, (msg) => log.info(msg));
   await migrateOnce(source.url, config, log);
   let stopping = false;
-  const env = { DATABASE_URL: source.url, CONDUIT_WORKER: '1' };
+  // PORT=0 asks for any free port; with reuseport every worker would be given a different one,
+  // so one is chosen here for all of them.
+  const port = config.port === 0 && config.workersMode === 'reuseport' ? await freePort(config.host) : config.port;
+  const env = { DATABASE_URL: source.url, CONDUIT_WORKER: '1', PORT: String(port) };
   const fork = () => cluster.fork(env);
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) return;

@@ -187,46 +187,51 @@ describe('Ctrl-C in a terminal', () => {
 });
 
 describe('with WORKERS=2', () => {
-  test('two worker processes serve one port, share invalidations, and drain on SIGTERM', async () => {
-    const db = await createDatabase({ empty: true });
-    cleanup.push(() => db.drop());
-    const s = await startService({ DATABASE_URL: db.url, JWT_SECRET: SECRET, WORKERS: '2' }, 60_000);
-    cleanup.push(() => s.stop('SIGKILL'));
-    // Both workers listening before the requests start.
-    for (let i = 0; i < 100 && s.logs.filter((l) => String(l.msg).startsWith('Server listening')).length < 2; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const get = async (path: string) => {
-      // A new connection per request: the supervisor hands connections to workers in turn.
-      const res = await fetch(`${s.url}${path}`, { headers: { connection: 'close' } });
-      return { status: res.status, body: (await res.json()) as any };
-    };
-    // Warm both workers' caches with the empty list.
-    for (let i = 0; i < 4; i++) assert.equal((await get('/api/articles')).body.articlesCount, 0);
+  for (const mode of ['reuseport', 'cluster']) {
+    test(`two worker processes serve one port, share invalidations, and drain on SIGTERM (WORKERS_MODE=${mode})`, async () => {
+      const db = await createDatabase({ empty: true });
+      cleanup.push(() => db.drop());
+      const s = await startService({ DATABASE_URL: db.url, JWT_SECRET: SECRET, WORKERS: '2', WORKERS_MODE: mode }, 60_000);
+      cleanup.push(() => s.stop('SIGKILL'));
+      // Both workers listening before the requests start.
+      for (let i = 0; i < 100 && s.logs.filter((l) => String(l.msg).startsWith('Server listening')).length < 2; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const get = async (path: string) => {
+        // A new connection per request: the supervisor hands connections to workers in turn.
+        const res = await fetch(`${s.url}${path}`, { headers: { connection: 'close' } });
+        return { status: res.status, body: (await res.json()) as any };
+      };
+      // Warm both workers' caches with the empty list.
+      for (let i = 0; i < 4; i++) assert.equal((await get('/api/articles')).body.articlesCount, 0);
 
-    const reg = await fetch(`${s.url}/api/users`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', connection: 'close' },
-      body: JSON.stringify({ user: { username: 'workers', email: 'workers@example.com', password: 'password123' } }),
-    });
-    const { user } = (await reg.json()) as { user: { token: string } };
-    const created = await fetch(`${s.url}/api/articles`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Token ${user.token}`, connection: 'close' },
-      body: JSON.stringify({ article: { title: 'Seen by every worker', description: 'd', body: 'b' } }),
-    });
-    assert.equal(created.status, 201);
+      const reg = await fetch(`${s.url}/api/users`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', connection: 'close' },
+        body: JSON.stringify({ user: { username: 'workers', email: 'workers@example.com', password: 'password123' } }),
+      });
+      const { user } = (await reg.json()) as { user: { token: string } };
+      const created = await fetch(`${s.url}/api/articles`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Token ${user.token}`, connection: 'close' },
+        body: JSON.stringify({ article: { title: 'Seen by every worker', description: 'd', body: 'b' } }),
+      });
+      assert.equal(created.status, 201);
 
-    // Within the bus delay every worker drops its cached empty page.
-    const deadline = Date.now() + 2000;
-    let fresh = 0;
-    while (fresh < 4 && Date.now() < deadline) {
-      fresh = (await get('/api/articles')).body.articlesCount === 1 ? fresh + 1 : 0;
-    }
-    assert.equal(fresh, 4, 'four consecutive reads, across both workers, show the new article');
-    const pids = new Set(s.logs.filter((l) => l.route === '/api/articles').map((l) => l.pid));
-    assert.equal(pids.size, 2, 'both workers served the list');
-    assert.equal(await s.stop(), 0);
-    assert.equal(s.logs.filter((l) => l.msg === 'shutdown complete').length, 3, 'two workers and the supervisor');
-  });
+      // Within the bus delay every worker drops its cached empty page.
+      const deadline = Date.now() + 2000;
+      let fresh = 0;
+      while (fresh < 4 && Date.now() < deadline) {
+        fresh = (await get('/api/articles')).body.articlesCount === 1 ? fresh + 1 : 0;
+      }
+      assert.equal(fresh, 4, 'four consecutive reads, across both workers, show the new article');
+      // cluster hands connections to the workers in turn; with reuseport the kernel picks a worker's
+      // socket by a hash of the connection, so it may take a few more connections to reach both.
+      const serving = () => new Set(s.logs.filter((l) => l.route === '/api/articles').map((l) => l.pid)).size;
+      for (let i = 0; i < 50 && serving() < 2; i++) assert.equal((await get('/api/articles')).body.articlesCount, 1);
+      assert.equal(serving(), 2, 'both workers served the list');
+      assert.equal(await s.stop(), 0);
+      assert.equal(s.logs.filter((l) => l.msg === 'shutdown complete').length, 3, 'two workers and the supervisor');
+    });
+  }
 });

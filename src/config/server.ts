@@ -52,7 +52,15 @@ export function serverConfig(env: Env, nodeEnv: NodeEnv, dataDir: string): Serve
     // Processes serving HTTP on this machine. 1: this process serves (the right default on 2
     // cores, where PostgreSQL needs a core too; BENCHMARKS.md measures 2).
     workers: int(env, 'WORKERS', 1, 1, 256),
-    workersMode: oneOf<'cluster' | 'reuseport'>(env, 'WORKERS_MODE', ['cluster', 'reuseport'], 'cluster'),
+    // reuseport where the kernel spreads connections over the workers' sockets (Linux): under a
+    // burst of 1,000 clients, cluster's supervisor handing out one connection per worker at a
+    // time left p99 at 3.5 s with 188 timeouts, reuseport 80 ms (docs/connections.md).
+    workersMode: oneOf<'cluster' | 'reuseport'>(
+      env,
+      'WORKERS_MODE',
+      ['cluster', 'reuseport'],
+      process.platform === 'linux' ? 'reuseport' : 'cluster',
+    ),
     compression: bool(env, 'COMPRESSION', true),
     compressionThresholdBytes: int(env, 'COMPRESSION_THRESHOLD_BYTES', 1024, 0, 1024 * 1024),
     // Longer than the idle timeout of common load balancers (AWS ALB: 60 s), so the balancer,

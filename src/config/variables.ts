@@ -55,8 +55,9 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'WORKERS', default: '1', description: 'HTTP worker processes; more than 1 runs a supervisor' },
   {
     name: 'WORKERS_MODE',
-    default: 'cluster',
-    description: 'cluster (the supervisor hands out connections) or reuseport (each worker binds the port)',
+    default: undefined,
+    description:
+      'reuseport (each worker binds the port; the default on Linux) or cluster (the supervisor hands out connections; the default elsewhere)',
   },
   { name: 'CACHE', default: 'on', description: 'the response cache; off sends every read to PostgreSQL' },
   { name: 'HOT_PATH', default: 'on', description: 'repeats of anonymous cached reads answered before Fastify' },
