@@ -18,7 +18,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 A_DIR=${A_DIR:-$here} B_DIR=${B_DIR:-$here} A_DB=${A_DB:-ab_a} B_DB=${B_DB:-ab_b}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 SECRET=ab-pinned-secret-0123456789abcdef-0123
-pid() { ss -ltnp "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
+# Reads all of ss's lines (a process listens on HTTP_LISTENERS sockets): stopping at the first
+# would end ss with SIGPIPE, which pipefail turns into the script's exit.
+pid() { ss -Hltnp "sport = :$1" | awk '!found && match($0, /pid=[0-9]+/) { found = 1; print substr($0, RSTART + 4, RLENGTH - 4) }'; }
 start() { # dir port db env
   (cd "$1" && env NODE_ENV=production METRICS_PORT=api JWT_SECRET=$SECRET DATABASE_URL="$PGURL/$3" LOG_LEVEL=warn PORT=$2 CACHE=off \
     RATE_LIMIT_MAX=100000000 RATE_LIMIT_LOGIN_MAX=100000000 RATE_LIMIT_REGISTER_MAX=100000000 RATE_LIMIT_PASSWORD_MAX=100000000 $4 \
