@@ -112,8 +112,10 @@ async function serve(config: Config, log: Logger, source: DatabaseSource, runMig
     ...(own && (cluster.isWorker || sockets > 1) ? { reusePort: true } : {}),
   });
   if (sockets > 1) {
-    const { port } = app.server.address() as AddressInfo;
-    extra = await listenMore(app.server, { host: config.host, port, backlog: config.httpBacklog, count: sockets - 1 });
+    // The address the server bound: a host name such as localhost may have resolved to several,
+    // and Fastify bound its other addresses on sockets of their own, without SO_REUSEPORT.
+    const { address, port } = app.server.address() as AddressInfo;
+    extra = await listenMore(app.server, { host: address, port, backlog: config.httpBacklog, count: sockets - 1 });
   }
 }
 
