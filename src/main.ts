@@ -115,7 +115,11 @@ async function serve(config: Config, log: Logger, source: DatabaseSource, runMig
     // The address the server bound: a host name such as localhost may have resolved to several,
     // and Fastify bound its other addresses on sockets of their own, without SO_REUSEPORT.
     const { address, port } = app.server.address() as AddressInfo;
-    extra = await listenMore(app.server, { host: address, port, backlog: config.httpBacklog, count: sockets - 1 });
+    // Without them the process still serves, accepting a burst more slowly: a warning, not a stop.
+    extra = await listenMore(app.server, { host: address, port, backlog: config.httpBacklog, count: sockets - 1 }).catch((err: unknown) => {
+      log.warn({ err, sockets }, 'HTTP_LISTENERS: could not bind the extra listening sockets; serving on one');
+      return undefined;
+    });
   }
 }
 
