@@ -7,12 +7,13 @@
 import './runtime.ts';
 import cluster from 'node:cluster';
 import closeWithGrace from 'close-with-grace';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { buildApp } from './app.ts';
 import { loadConfigOrExit, type Config } from './config.ts';
 import { closeContext, createContext } from './app-context.ts';
 import { openDatabase, type DatabaseSource } from './db/database.ts';
+import { freePort } from './db/embedded.ts';
 import { listMigrations, migrate } from './db/migrate.ts';
 import { createPool } from './db/pool.ts';
 import { listenMore, type ExtraListeners } from './http/listeners.ts';
@@ -121,15 +122,6 @@ async function serve(config: Config, log: Logger, source: DatabaseSource, runMig
       return undefined;
     });
   }
-}
-
-/** A port free on `host` now, for workers that each bind it. */
-async function freePort(host: string): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve, reject) => probe.once('error', reject).listen({ host, port: 0 }, resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 /** WORKERS > 1: owns the database and the workers' lifecycle; serves nothing itself. */

@@ -3,9 +3,9 @@
 //
 // Since libuv 1.45 (Node 20) a listening socket accepts one connection per turn of the event
 // loop. On a busy process a turn serves every connection with a request waiting, tens of
-// milliseconds at 1,000 connections, so a burst of new clients queued in the kernel was let in at
-// a few dozen a second: 1,000 clients connecting at once onto a process at its core's limit saw
-// a p99 of 3 s and requests past 5 s. With SO_REUSEPORT the kernel spreads new connections over
+// milliseconds at 1,000 connections, so with one socket a burst of new clients queued in the
+// kernel is let in a few dozen a second: 1,000 clients connecting at once onto a process at its
+// core's limit see a p99 of 3 s and requests past 5 s. With SO_REUSEPORT the kernel spreads new connections over
 // several sockets bound to the port, each with its own accept queue, and each accepts one per
 // turn: N sockets accept N per turn. Each socket's connections are handed to the one HTTP server
 // (Node's documented way to give it a connection), so every bound, timeout and metric on that
