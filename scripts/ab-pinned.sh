@@ -17,30 +17,22 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 A_DIR=${A_DIR:-$here} B_DIR=${B_DIR:-$here} A_DB=${A_DB:-ab_a} B_DB=${B_DB:-ab_b}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
-SECRET=ab-pinned-secret-0123456789abcdef-0123
-# Reads all of ss's lines (a process listens on HTTP_LISTENERS sockets): stopping at the first
-# would end ss with SIGPIPE, which pipefail turns into the script's exit.
-pid() { ss -Hltnp "sport = :$1" | awk '!found && match($0, /pid=[0-9]+/) { found = 1; print substr($0, RSTART + 4, RLENGTH - 4) }'; }
-start() { # dir port db env
-  (cd "$1" && env NODE_ENV=production METRICS_PORT=api JWT_SECRET=$SECRET DATABASE_URL="$PGURL/$3" LOG_LEVEL=warn PORT=$2 CACHE=off \
-    RATE_LIMIT_MAX=100000000 RATE_LIMIT_LOGIN_MAX=100000000 RATE_LIMIT_REGISTER_MAX=100000000 RATE_LIMIT_PASSWORD_MAX=100000000 $4 \
-    setsid taskset -c 1 node --import ./src/telemetry/tracing.ts src/main.ts > "/tmp/ab-pinned-$2.log" 2>&1 &)
-}
-stop() { for p in 3205 3206; do local id; id=$(pid $p || true); [ -n "$id" ] && kill "$id" || true; done; }
+# shellcheck source=scripts/pinned.sh
+. "$here/scripts/pinned.sh"
+stop() { for p in 3205 3206; do local id; id=$(pinned_pid $p || true); [ -n "$id" ] && kill "$id" || true; done; }
 trap stop EXIT
-start "$A_DIR" 3205 "$A_DB" "${A_ENV:-}"
-start "$B_DIR" 3206 "$B_DB" "${B_ENV:-}"
-for p in 3205 3206; do
-  for i in $(seq 1 120); do curl -sf "http://127.0.0.1:$p/readyz" >/dev/null && break; sleep 0.5; done
-  [ "$i" -lt 120 ] || { echo "the server on $p did not get ready:" >&2; tail -5 "/tmp/ab-pinned-$p.log" >&2; exit 1; }
-done
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# The rate limits on, as in production, with bounds no run reaches.
+limits="RATE_LIMIT_MAX=100000000 RATE_LIMIT_LOGIN_MAX=100000000 RATE_LIMIT_REGISTER_MAX=100000000 RATE_LIMIT_PASSWORD_MAX=100000000"
+pinned_start "$A_DIR" 3205 "$PGURL/$A_DB" "CACHE=off $limits ${A_ENV:-}"
+pinned_start "$B_DIR" 3206 "$PGURL/$B_DB" "CACHE=off $limits ${B_ENV:-}"
+pinned_ready 3205
+pinned_ready 3206
 run() { # port label path
   local id c0 c1 out reqs
-  id=$(pid "$1"); c0=$(cpu "$id")
+  id=$(pinned_pid "$1"); c0=$(pinned_cpu "$id")
   if [ "${FAVORITES:-}" = 1 ]; then out=$(taskset -c 0 wrk -t1 -c32 -d"${DUR:-5}"s -s "$here/scripts/ab-favorite.lua" "http://127.0.0.1:$1" 2>&1)
   else out=$(taskset -c 0 wrk -t1 -c32 -d"${DUR:-5}"s "http://127.0.0.1:$1$3" 2>&1); fi
-  c1=$(cpu "$id"); reqs=$(echo "$out" | awk '/requests in/{print $1}')
+  c1=$(pinned_cpu "$id"); reqs=$(echo "$out" | awk '/requests in/{print $1}')
   # USER_HZ is 100: a tick is 10,000 µs.
   local non2xx; non2xx=$(echo "$out" | awk '/Non-2xx/{print $NF}')
   echo "$2 $3 req/s=$(echo "$out" | awk '/Requests\/sec/{print $2}') cpu_us_per_resp=$(( (c1 - c0) * 10000 / reqs )) non2xx=${non2xx:-0}"

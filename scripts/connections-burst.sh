@@ -11,22 +11,21 @@
 # server, default ab_a: `DATABASE_URL=postgres://postgres@127.0.0.1:5432/ab_a npm run seed`),
 # C (1000), ROUNDS (2), DUR (8), PORT (3207). Needs Node 24 as `node`, wrk, taskset, ss, curl.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432} PORT=${PORT:-3207} URL="http://127.0.0.1:${PORT:-3207}/api/articles?limit=20"
-# shellcheck disable=SC2086 # ENV is a list of settings
-env NODE_ENV=production METRICS_PORT=api JWT_SECRET=connections-burst-secret-0123456789abcdef DATABASE_URL="$PGURL/${DB:-ab_a}" \
-  LOG_LEVEL=warn PORT="$PORT" RATE_LIMIT=off ${ENV:-} setsid taskset -c 1 node --import ./src/telemetry/tracing.ts src/main.ts > "/tmp/connections-burst-$PORT.log" 2>&1 &
-for i in $(seq 1 120); do curl -sf "http://127.0.0.1:$PORT/readyz" > /dev/null && break; sleep 0.5; done
-[ "$i" -lt 120 ] || { echo "the server did not get ready:" >&2; tail -5 "/tmp/connections-burst-$PORT.log" >&2; exit 1; }
-# All of ss's lines are read: stopping at the first would end ss with SIGPIPE (pipefail).
-pid=$(ss -Hltnp "sport = :$PORT" | awk '!found && match($0, /pid=[0-9]+/) { found = 1; print substr($0, RSTART + 4, RLENGTH - 4) }')
+here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/pinned.sh
+. "$here/scripts/pinned.sh"
+PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432} PORT=${PORT:-3207}
+URL="http://127.0.0.1:$PORT/api/articles?limit=20"
+pinned_start "$here" "$PORT" "$PGURL/${DB:-ab_a}" "RATE_LIMIT=off ${ENV:-}"
+pinned_ready "$PORT"
+pid=$(pinned_pid "$PORT")
 trap 'kill "$pid"' EXIT
 taskset -c 0 wrk -t2 -c50 -d3s "$URL" > /dev/null
 for r in $(seq 1 "${ROUNDS:-2}"); do
   sleep 2
-  c0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  c0=$(pinned_cpu "$pid")
   out=$(taskset -c 0 wrk -t2 -c"${C:-1000}" -d"${DUR:-8}"s --timeout 5s --latency "$URL" 2>&1)
-  c1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  c1=$(pinned_cpu "$pid")
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
   # USER_HZ is 100: a tick is 10,000 µs.
   echo "round $r: req/s=$(echo "$out" | awk '/Requests\/sec/ {print $2}') p50=$(echo "$out" | awk '$1 == "50%" {print $2}')" \
