@@ -1,8 +1,9 @@
 // The response cache's types, shared by the cache (response-cache.ts), its Redis tier
 // (redis-tier.ts), the hot path and the route-facing helper (cached-read.ts).
+import type { Encoding } from '../lib/encodings.ts';
 import type { CacheTag } from './tags.ts';
 
-export type Encoding = 'zstd' | 'br' | 'gzip';
+export type { Encoding } from '../lib/encodings.ts';
 
 export interface Entry<T> {
   readonly data: T;

@@ -15,11 +15,10 @@
 // asks it before the database, and what the database returns is stored in both.
 import { Negotiator } from '@fastify/accept-negotiator';
 import { createHash } from 'node:crypto';
-import zlib from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ownBytes, ownUtf8 } from '../lib/bytes.ts';
-import { COMPRESSION_LEVELS, ENCODING_PREFERENCE } from '../lib/encodings.ts';
+import { compressBody, ENCODING_PREFERENCE } from '../lib/encodings.ts';
 import { noteCachedAnswer } from './answer.ts';
 
 import {
@@ -38,23 +37,6 @@ export type { CacheOptions, CacheStats, DeclaredRoute, Encoding, Entry, Loaded, 
 
 // The same order as the compression plugin's, so a hit and a miss pick the same encoding.
 const ENCODINGS: Encoding[] = [...ENCODING_PREFERENCE];
-
-function compress(body: Buffer, encoding: Encoding): Buffer {
-  switch (encoding) {
-    case 'zstd':
-      return zlib.zstdCompressSync(body, { params: { [zlib.constants.ZSTD_c_compressionLevel]: COMPRESSION_LEVELS.zstd } });
-    case 'br':
-      return zlib.brotliCompressSync(body, {
-        params: {
-          [zlib.constants.BROTLI_PARAM_QUALITY]: COMPRESSION_LEVELS.br,
-          [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT,
-          [zlib.constants.BROTLI_PARAM_SIZE_HINT]: body.length,
-        },
-      });
-    case 'gzip':
-      return zlib.gzipSync(body, { level: COMPRESSION_LEVELS.gzip });
-  }
-}
 
 /**
  * If-None-Match is a list compared weakly (RFC 9110 13.1.2): `W/"x"` matches `"x"`. Proxies
@@ -273,7 +255,7 @@ export class ResponseCache {
     if (!encoding || !ENCODINGS.includes(encoding)) return reply.send(noteCachedAnswer(request, entry, entry.body));
     let variant = entry.variants.get(encoding);
     if (!variant) {
-      variant = ownBytes(compress(entry.body, encoding));
+      variant = ownBytes(compressBody(entry.body, encoding));
       entry.variants.set(encoding, variant);
       this.stats.compressions++;
     }

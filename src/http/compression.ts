@@ -3,7 +3,7 @@
 import compress from '@fastify/compress';
 import zlib from 'node:zlib';
 import type { Config } from '../config.ts';
-import { COMPRESSION_LEVELS, ENCODING_PREFERENCE } from '../lib/encodings.ts';
+import { compressBody, COMPRESSION_LEVELS, ENCODING_PREFERENCE } from '../lib/encodings.ts';
 import type { App } from './app-type.ts';
 
 export async function registerCompression(app: App, config: Pick<Config, 'compression' | 'compressionThresholdBytes'>): Promise<void> {
@@ -28,6 +28,14 @@ export async function registerCompression(app: App, config: Pick<Config, 'compre
     syncThreshold: 64 * 1024,
     // When a client accepts several with equal weight, the cheapest to produce wins.
     encodings: [...ENCODING_PREFERENCE],
+    // One-call compression sized to each body (lib/encodings.ts), the same function the cache's
+    // variants are made with. The plugin's own levels below are for the bodies it streams (above
+    // syncThreshold), through node:zlib's streams.
+    zlib: {
+      zstdCompressSync: (payload: Buffer | string) => compressBody(payload, 'zstd'),
+      gzipSync: (payload: Buffer | string) => compressBody(payload, 'gzip'),
+      brotliCompressSync: (payload: Buffer | string) => compressBody(payload, 'br'),
+    },
     brotliOptions: {
       params: {
         [zlib.constants.BROTLI_PARAM_QUALITY]: COMPRESSION_LEVELS.br,

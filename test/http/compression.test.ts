@@ -86,6 +86,27 @@ describe('with compression on (the default)', () => {
     assert.equal(res.body.toString('utf8'), plain.text);
   });
 
+  test('a page made per viewer (their favorite flagged, compressed per response) decodes to their JSON in each encoding', async () => {
+    const api = new Client(t.app);
+    const reader = await api.register();
+    const { articles } = JSON.parse(plain.text) as { articles: { slug: string }[] };
+    const slug = articles[0]!.slug;
+    assert.equal((await api.post(`/api/articles/${slug}/favorite`, { token: reader.token })).status, 200);
+    for (const encoding of ['zstd', 'br', 'gzip']) {
+      const res = await request(`${url}/api/articles`, {
+        headers: { 'accept-encoding': encoding, authorization: `Token ${reader.token}` },
+      });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['content-encoding'], encoding);
+      assert.equal(res.headers.etag, undefined, 'a per-viewer body, not the stored one');
+      const page = JSON.parse(decoders[encoding]!(res.body).toString('utf8')) as { articles: { slug: string; favorited: boolean }[] };
+      assert.deepEqual(
+        page.articles.map((a) => a.favorited),
+        articles.map((a) => a.slug === slug),
+      );
+    }
+  });
+
   test('tiny bodies (/healthz, /api/tags on a database without tags) are not compressed', async () => {
     for (const path of ['/healthz', '/api/tags']) {
       const res = await request(`${url}${path}`, { headers: { 'accept-encoding': 'zstd, br, gzip' } });
