@@ -266,7 +266,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   // What a cached anonymous read sent, recorded for the pipeline's replay branch.
   if (replays) {
     app.addHook('onResponse', (request, reply, done) => {
-      replays.record(request.raw, reply.statusCode, reply.getHeaders(), request.routeOptions.url ?? 'unmatched');
+      replays.record(request.raw, reply.statusCode, () => reply.getHeaders(), request.routeOptions.url ?? 'unmatched');
       done();
     });
   }

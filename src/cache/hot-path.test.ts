@@ -366,7 +366,7 @@ describe('replays and the cache’s bounds', () => {
     const hot = new Replays(cache, 3);
     for (let i = 0; i < 5; i++) {
       const entry = await store(cache, `k${i}`, [tag.article(i)]);
-      hot.record(answered(`/u${i}`, entry), 200, { 'content-type': 'application/json', 'content-length': body.length }, '/u/:i');
+      hot.record(answered(`/u${i}`, entry), 200, () => ({ 'content-type': 'application/json', 'content-length': body.length }), '/u/:i');
     }
     assert.equal(cache.size, 2);
     assert.equal(hot.size, 2, 'only the entries still cached have replays');
@@ -378,7 +378,7 @@ describe('replays and the cache’s bounds', () => {
     const roomy = new ResponseCache({ ttlMs: 60_000, maxBytes: 1_000_000, compression: false, compressionThresholdBytes: 1024 });
     const bounded = new Replays(roomy, 3);
     for (let i = 0; i < 5; i++)
-      bounded.record(answered(`/u${i}`, await store(roomy, `k${i}`, [])), 200, { 'content-length': body.length }, '/u/:i');
+      bounded.record(answered(`/u${i}`, await store(roomy, `k${i}`, [])), 200, () => ({ 'content-length': body.length }), '/u/:i');
     assert.equal(bounded.size, 3, 'at most maxReplays');
   });
 
@@ -396,7 +396,7 @@ describe('replays and the cache’s bounds', () => {
     );
     assert.ok(raced);
     assert.equal(cache.size, 0);
-    hot.record(answered('/u', raced), 200, { 'content-length': body.length }, '/u');
+    hot.record(answered('/u', raced), 200, () => ({ 'content-length': body.length }), '/u');
     assert.equal(hot.size, 0);
   });
 });

@@ -109,13 +109,17 @@ export class Replays {
     if (keys?.size === 0) this.#byEntry.delete(replay.entry);
   }
 
-  /** Records what the router sent for a replayable request answered from the cache. */
-  record(req: IncomingMessage, status: number, headers: Record<string, HeaderValue>, route: string): void {
+  /**
+   * Records what the router sent for a replayable request answered from the cache. The headers
+   * are asked for only then: copying them is measurable on every other response.
+   */
+  record(req: IncomingMessage, status: number, headersSent: () => Record<string, HeaderValue>, route: string): void {
     const answer = cachedAnswer(req);
     if (answer === undefined) return;
     const { entry, body, encoding } = answer;
     // An entry the cache did not keep (a load that raced a write) is never replayed.
     if (status !== 200 || !replayable(req) || !this.#cache.isCurrent(entry)) return;
+    const headers = headersSent();
     // The body as noted is the body that went out: not compressed (or recompressed) on the way.
     if (headers['content-encoding'] !== encoding || Number(headers['content-length']) !== body.length) return;
     const key = replayKey(req);
