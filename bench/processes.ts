@@ -101,10 +101,16 @@ export async function startService(env: Record<string, string>, timeoutMs = 60_0
   // LOG_LEVEL=warn keeps request logging off the hot path, so the "Server listening at" line
   // (info) is not written: the harness picks the port and waits for /readyz instead.
   const port = await freePort();
-  // As `npm start` runs it: the tracing module first (near-zero cost without an OTLP endpoint).
+  // As `npm start` runs it: Node's settings (a configuration's NODE_OPTIONS wins over the file's),
+  // then the tracing module (near-zero cost without an OTLP endpoint).
   const direct = {
     command: process.execPath,
-    args: ['--import', path.join(ROOT, 'src', 'telemetry', 'tracing.ts'), path.join(ROOT, 'src', 'main.ts')],
+    args: [
+      `--env-file=${path.join(ROOT, 'src', 'runtime.env')}`,
+      '--import',
+      path.join(ROOT, 'src', 'telemetry', 'tracing.ts'),
+      path.join(ROOT, 'src', 'main.ts'),
+    ],
   };
   const { command, args } = opts.wrap ? opts.wrap(direct.command, direct.args) : direct;
   const child = spawnTracked(command, args, {

@@ -7,7 +7,7 @@ pinned_start() {
   # shellcheck disable=SC2086 # $4 is a list of settings
   (cd "$1" && env NODE_ENV=production METRICS_PORT=api JWT_SECRET=pinned-secret-0123456789abcdef-0123456789 \
     DATABASE_URL="$3" LOG_LEVEL=warn PORT="$2" $4 \
-    setsid taskset -c 1 node --import ./src/telemetry/tracing.ts src/main.ts > "/tmp/pinned-$2.log" 2>&1 &)
+    setsid taskset -c 1 node --env-file=src/runtime.env --import ./src/telemetry/tracing.ts src/main.ts > "/tmp/pinned-$2.log" 2>&1 &)
 }
 
 # pinned_ready PORT: waits up to 60 s for /readyz, or prints the log's tail and fails.

@@ -75,7 +75,7 @@ const VALGRIND_ENV = { USER: process.env.USER ?? 'conduit', LOGNAME: process.env
 
 async function start(target: Target, env: Record<string, string>, opts: { callgrindOut?: string } = {}) {
   const port = await freePort();
-  const node = [process.execPath, '--import', './src/telemetry/tracing.ts', 'src/main.ts'];
+  const node = [process.execPath, '--env-file=src/runtime.env', '--import', './src/telemetry/tracing.ts', 'src/main.ts'];
   // Instrumentation stays off until the counted windows (callgrind_control -i on): the start and
   // the warm-up run at valgrind's uninstrumented speed and count nothing. V8 writes machine code
   // at run time: valgrind must look for changed code everywhere, not only on the stack. A file per

@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import readline from 'node:readline';
 
 const MAIN = path.join(import.meta.dirname, '..', 'src', 'main.ts');
+const RUNTIME_ENV = path.join(import.meta.dirname, '..', 'src', 'runtime.env');
 
 export interface Service {
   proc: ChildProcess;
@@ -32,7 +33,7 @@ export function spawnService(
   env: Record<string, string>,
   opts: SpawnOptions = {},
 ): { proc: ChildProcess; exited: Promise<number | null>; stderr: () => string; logs: Record<string, unknown>[] } {
-  const proc = spawn(process.execPath, [MAIN], {
+  const proc = spawn(process.execPath, [`--env-file=${RUNTIME_ENV}`, MAIN], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'test', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: opts.detached ?? false,
