@@ -62,16 +62,24 @@ const DB_POOL_MAX = 10;
 const MAX_GROWTH = 0.1;
 const JWT_SECRET = 'soak-only-secret-soak-only-secret-0123456789';
 
-/** The Deployment's container memory limit, as Kubernetes would enforce it. */
-function manifestMemoryLimit(): string {
+/** The Deployment's container: its memory limit, as Kubernetes would enforce it, and its environment. */
+function manifestContainer(): { limit: string; env: Record<string, string> } {
   const deployment = YAML.parse(readFileSync(path.join(import.meta.dirname, '..', '..', 'deploy', 'k8s', 'deployment.yaml'), 'utf8')) as {
-    spec: { template: { spec: { containers: { name: string; resources?: { limits?: { memory?: string } } }[] } } };
+    spec: {
+      template: {
+        spec: {
+          containers: { name: string; resources?: { limits?: { memory?: string } }; env?: { name: string; value?: string }[] }[];
+        };
+      };
+    };
   };
-  const limit = deployment.spec.template.spec.containers.find((c) => c.name === 'conduit')?.resources?.limits?.memory;
+  const container = deployment.spec.template.spec.containers.find((c) => c.name === 'conduit');
+  const limit = container?.resources?.limits?.memory;
   assert.ok(limit, 'deploy/k8s/deployment.yaml: the conduit container has no memory limit');
-  return limit;
+  return { limit, env: Object.fromEntries((container?.env ?? []).map((e) => [e.name, e.value ?? ''])) };
 }
-const MEMORY_LIMIT = process.env.SOAK_MEMORY_LIMIT ?? manifestMemoryLimit();
+const MANIFEST = manifestContainer();
+const MEMORY_LIMIT = process.env.SOAK_MEMORY_LIMIT ?? MANIFEST.limit;
 
 assert.ok(Number.isFinite(SOAK_SECONDS) && SOAK_SECONDS >= 45, `SOAK_SECONDS must be a number ≥ 45 (got ${process.env.SOAK_SECONDS})`);
 assert.ok(Number.isFinite(RATE) && RATE > 0, `SOAK_RATE must be a positive number (got ${process.env.SOAK_RATE})`);
@@ -129,6 +137,9 @@ before(async () => {
     loadTestEnv(
       { databaseUrl: db.url, dataDir: path.join(workDir, 'data'), jwtSecret: JWT_SECRET },
       {
+        // Under the manifest's limit, its container settings too (NODE_OPTIONS: V8's own young
+        // generation there).
+        ...(process.env.SOAK_MEMORY_LIMIT === undefined ? MANIFEST.env : {}),
         DB_POOL_MAX: String(DB_POOL_MAX),
         // Load shedding answers 503 while the event loop lags: on a machine shared with other work
         // that is the machine starving the process of CPU, not the process ageing. Off, a starved
