@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client, createTestApp, type ArticleJson, type TestApp } from '../../test/harness.ts';
+import { listKey } from './articles.cache.ts';
 
 let t: TestApp;
 let api: Client;
@@ -112,4 +113,31 @@ describe('favorited and following for every viewer, article and state', () => {
       }
     }
   }
+});
+
+describe('what the cache keeps of a page whose bytes are the response', () => {
+  test('the flag ids in the order of the body, not the decoded rows', async () => {
+    const author = await api.register();
+    const first = await api.createArticle(author.token);
+    const second = await api.createArticle(author.token);
+    const page = await api.get(`/api/articles?author=${author.username}`);
+    assert.deepEqual(
+      page.body.articles.map((x: ArticleJson) => x.slug),
+      [second.slug, first.slug],
+    );
+    const ids = await t.db.query<{ id: number; author_id: number }>(
+      'select id, author_id from articles where slug = any($1) order by id desc',
+      [[first.slug, second.slug]],
+    );
+    // A hit: the entry the list route stored (the load is not called).
+    const entry = await t.ctx.cache!.get(
+      listKey({ author: author.username, limit: 20, offset: 0 }),
+      () => Promise.reject(new Error('not a hit')),
+      () => '',
+    );
+    assert.deepEqual(entry?.data, {
+      articles: ids.rows.map((r) => Number(r.id)),
+      authors: ids.rows.map((r) => Number(r.author_id)),
+    });
+  });
 });

@@ -135,6 +135,9 @@ export class PgInvalidationBus implements InvalidationBus {
     await this.#flushLost();
     // Group commit: writes that finish while the previous NOTIFY is on its way share the next
     // one, so under load a write costs PostgreSQL a fraction of a statement besides its own.
+    // Not a pg_notify in the write's own statement: a transaction that notifies holds one
+    // cluster-wide lock from before its commit until after it (PreCommit_Notify in
+    // PostgreSQL's async.c), so every write would commit, WAL flush included, one at a time.
     let batch = this.#open;
     if (!batch) {
       const next: Batch = { tags: new Set(), distrust: false, sent: Promise.resolve() };

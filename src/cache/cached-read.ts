@@ -31,7 +31,7 @@ import type {
 import type { Static, TSchema } from 'typebox';
 import type { App } from '../context.ts';
 import type { Queryable } from '../db/pool.ts';
-import type { DeclaredRoute, Entry, Loaded } from './entry.ts';
+import type { DeclaredRoute, Loaded } from './entry.ts';
 import type { ResponseCache } from './response-cache.ts';
 import { sendViewerBody, viewerFlags, withViewerFlags } from './viewer-flags.ts';
 
@@ -89,8 +89,7 @@ export interface CachedGet<S extends FastifySchema, T> {
   cache: ReadDeclaration<S, T>;
 }
 
-// Each entry's flag ids, worked out once (entries are immutable; a new load is a new entry).
-const flagIdsOf = new WeakMap<Entry<unknown>, FlagIds>();
+const NO_IDS: FlagIds = { articles: [], authors: [] };
 
 /** Registers `GET route.url`, answered through the cache as `route.cache` declares. */
 export function cachedGet<S extends FastifySchema, T>(
@@ -107,6 +106,10 @@ export function cachedGet<S extends FastifySchema, T>(
   const declared: DeclaredRoute = { method: 'GET', url: route.url, viewerFlags: flags !== undefined, served: { anonymous: 0, viewer: 0 } };
   cache?.routes.push(declared);
   const respond = (data: T, request: RequestOf<S>) => (answer ? answer(data, request) : body!(data));
+  const count = (viewer: number | null) => {
+    if (viewer === null) declared.served.anonymous++;
+    else declared.served.viewer++;
+  };
   // Fastify cannot resolve the request's or the reply's types from a schema that is still a
   // type parameter here: the route is registered with the schema as any schema, and the
   // declaration's functions are typed by the route's own (CachedGet).
@@ -125,19 +128,28 @@ export function cachedGet<S extends FastifySchema, T>(
         if (!loaded) throw missing();
         return respond(loaded.data, request);
       }
+      if (answer) {
+        const entry = await cache.get(
+          read.key(request),
+          () => read.load(request, viewer),
+          // Never sent: the bytes are there for the byte bound and the Redis tier.
+          (data) => JSON.stringify(data),
+        );
+        if (!entry) throw missing();
+        count(viewer);
+        return answer(entry.data, request);
+      }
+      // The stored bytes are the response: the entry keeps of the data only the flag ids.
       const entry = await cache.get(
         read.key(request),
         () => read.load(request, flags ? null : viewer),
-        // An answered route's bytes are never sent: they are kept for the byte bound and the Redis tier.
-        (data) => (body ? reply.serialize(body(data)) : JSON.stringify(data)),
+        (data) => reply.serialize(body!(data)),
+        (data) => (flags ? flags(data) : NO_IDS),
       );
       if (!entry) throw missing();
-      if (viewer === null) declared.served.anonymous++;
-      else declared.served.viewer++;
-      if (answer) return answer(entry.data, request);
+      count(viewer);
       if (viewer === null || !flags) return cache.send(request, reply, entry);
-      let ids = flagIdsOf.get(entry);
-      if (!ids) flagIdsOf.set(entry, (ids = flags(entry.data)));
+      const ids = entry.data;
       const theirs = await viewerFlags(db, cache, viewer, ids.articles, ids.authors);
       if (theirs.favorited.size === 0 && theirs.following.size === 0) return cache.send(request, reply, entry);
       const flagged = withViewerFlags(

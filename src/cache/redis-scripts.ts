@@ -13,7 +13,7 @@ import type { Entry } from './response-cache.ts';
 
 // The serialized form of an entry; a build that changes it changes this, and entries of the
 // other form are never read (they expire). Invalidations (meta, tag sets) are shared by all.
-const FORMAT = 'v1';
+const FORMAT = 'v2';
 
 /** The part of an entry's key after the epoch: the format, then the cache key. */
 export const entryKey = (key: string): string => `${FORMAT}:${key}`;

@@ -83,11 +83,11 @@ export class ResponseCache {
       ttl: opts.ttlMs,
       maxSize: opts.maxBytes,
       // What an entry holds, counted from the start so the bound holds once variants exist: the
-      // body; the decoded data (1.4 bytes of V8 heap per body byte, measured on list pages); a
-      // compressed variant or two (about a quarter of the body each, made on demand). Three
-      // times the body. The bytes are in backing stores of their own (ownBytes), so this is
-      // what they cost, not a share of a 64 KiB slab each.
-      sizeCalculation: (entry) => Math.max(1, entry.body.length * 3),
+      // body, and a compressed variant or two (about a quarter of the body each, made on
+      // demand). Twice the body leaves room for the little an entry keeps besides (`keep` in
+      // get). The bytes are in backing stores of their own (ownBytes), so this is what they
+      // cost, not a share of a 64 KiB slab each.
+      sizeCalculation: (entry) => Math.max(1, entry.body.length * 2),
       dispose: (entry, key, reason) => {
         if (reason === 'evict') this.stats.evictions++;
         for (const listener of this.#disposed) listener(entry);
@@ -115,32 +115,36 @@ export class ResponseCache {
   /**
    * The entry for `key`, loading it on a miss. Concurrent misses for one key share one load
    * (single flight). `load` returns undefined for "not found", which is not cached.
+   * `keep` picks what the entry holds of the loaded data besides its bytes (all of it by
+   * default): a route whose bytes are its response keeps only what it reads back (its flag
+   * ids), so the decoded rows are garbage as soon as they are serialized.
    */
-  async get<T>(
+  async get<T, K = T>(
     key: string,
     load: () => Promise<Loaded<T> | undefined>,
     serialize: (data: T) => string | Buffer | ArrayBuffer,
-  ): Promise<Entry<T> | undefined> {
-    const hit = this.#lru.get(key) as Entry<T> | undefined;
+    keep?: (data: T) => K,
+  ): Promise<Entry<K> | undefined> {
+    const hit = this.#lru.get(key) as Entry<K> | undefined;
     if (hit) {
       this.stats.hits++;
       return hit;
     }
-    const pending = this.#inflight.get(key) as Promise<Entry<T> | undefined> | undefined;
+    const pending = this.#inflight.get(key) as Promise<Entry<K> | undefined> | undefined;
     if (pending) {
       this.stats.coalesced++;
       return pending;
     }
     this.stats.misses++;
     const started = this.#clock;
-    const flightRef: { current?: Promise<Entry<T> | undefined> } = {};
-    const flight: Promise<Entry<T> | undefined> = (async () => {
+    const flightRef: { current?: Promise<Entry<K> | undefined> } = {};
+    const flight: Promise<Entry<K> | undefined> = (async () => {
       try {
         // The shared tier first: another process may have loaded this already.
         const shared = this.shared && (await this.shared.read(key));
         if (shared?.entry) {
           this.stats.redisHits++;
-          const entry = shared.entry as Entry<T>;
+          const entry = shared.entry as Entry<K>;
           // No longer here than it has left there: the TTL bounds an entry's age however many
           // tiers it went through (it is what bounds staleness while the bus is down).
           if (this.#stillValid(entry.tags, started)) this.#store(key, entry, shared.ttlMs);
@@ -152,8 +156,8 @@ export class ResponseCache {
         if (!loaded) return undefined;
         const serialized = serialize(loaded.data);
         const body = typeof serialized === 'string' ? ownUtf8(serialized) : ownBytes(Buffer.from(serialized as ArrayBuffer));
-        const entry: Entry<T> = {
-          data: loaded.data,
+        const entry: Entry<K> = {
+          data: keep ? keep(loaded.data) : (loaded.data as unknown as K),
           body,
           etag: `"${createHash('sha1').update(body).digest('base64url')}"`,
           tags: loaded.tags,

@@ -18,19 +18,20 @@ function fail(span: Span, err: unknown): void {
 }
 
 export class TracedResponseCache extends ResponseCache {
-  override get<T>(
+  override get<T, K = T>(
     key: string,
     load: () => Promise<Loaded<T> | undefined>,
     serialize: (data: T) => string | Buffer | ArrayBuffer,
-  ): Promise<Entry<T> | undefined> {
-    if (!recording()) return super.get(key, load, serialize);
+    keep?: (data: T) => K,
+  ): Promise<Entry<K> | undefined> {
+    if (!recording()) return super.get(key, load, serialize, keep);
     const end = key.indexOf('\u0000');
     // The kind of entry (list, article, ...), never the key: keys hold usernames.
     const span = tracer().startSpan('cache lookup', { attributes: { 'cache.key_kind': end === -1 ? key : key.slice(0, end) } });
     const { hits, coalesced } = this.stats;
-    let result: Promise<Entry<T> | undefined>;
+    let result: Promise<Entry<K> | undefined>;
     try {
-      result = context.with(trace.setSpan(context.active(), span), () => super.get(key, load, serialize));
+      result = context.with(trace.setSpan(context.active(), span), () => super.get(key, load, serialize, keep));
     } catch (err) {
       span.end();
       throw err;
