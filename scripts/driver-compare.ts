@@ -39,7 +39,8 @@ import pg from 'pg';
 import { findArticle, setFavorite } from '../src/articles/articles.repository.ts';
 import { listArticlesQuery } from '../src/articles/articles.listing.ts';
 import { migrate } from '../src/db/migrate.ts';
-import { createPool, type Queryable } from '../src/db/pool.ts';
+import { captureQuery } from './capture-query.ts';
+import { createPool } from '../src/db/pool.ts';
 
 const SCRATCH_DB = 'conduit_driver_compare';
 const POOL_MAX = 10;
@@ -92,19 +93,6 @@ interface Sample {
 // The statements: Conduit's SQL, captured from the functions that send it.
 
 /** The text and values `send` gives to db.query (a stand-in that answers no rows). */
-async function captureQuery(send: (db: Queryable) => Promise<unknown>): Promise<{ text: string; values: unknown[] }> {
-  let captured: { text: string; values: unknown[] } | undefined;
-  const db = {
-    query: (text: string, values: unknown[]) => {
-      captured ??= { text, values };
-      return Promise.resolve({ rows: [], rowCount: 0 });
-    },
-  } as unknown as Queryable;
-  await send(db);
-  if (!captured) throw new Error('the function sent no query');
-  return captured;
-}
-
 function sameValues(a: unknown[], b: unknown[]): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
