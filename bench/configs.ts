@@ -135,6 +135,15 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     description: 'glibc malloc limited to 2 arenas (MALLOC_ARENA_MAX=2)',
     optIn: true,
   },
+  // A fixed mmap threshold between the compression contexts (below it: kept by malloc, reused)
+  // and Argon2's 19 MiB blocks (above it: mapped and given back on free). Unset, glibc raises
+  // the threshold to the largest block freed, so those blocks stay in its arenas.
+  'malloc-mmap-4m': {
+    database: 'embedded',
+    env: { MALLOC_MMAP_THRESHOLD_: '4194304' },
+    description: "glibc's mmap threshold fixed at 4 MiB (MALLOC_MMAP_THRESHOLD_): Argon2's blocks go back to the kernel",
+    optIn: true,
+  },
   jemalloc: {
     database: 'embedded',
     env: { LD_PRELOAD: '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2' },
