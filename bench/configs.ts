@@ -125,6 +125,17 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     description: 'libuv threadpool of 2 (Argon2 and zlib stream work)',
     optIn: true,
   },
+  // Password hashes at once, and the arenas glibc keeps them in: each hash holds Argon2's
+  // 19 MiB while it runs, and each threadpool thread that ran one keeps that block in its own
+  // arena afterwards (docs/memory.md).
+  'argon2-2-arenas-2': {
+    database: 'embedded',
+    // The per-address bound as the default's (the login scenario's 4 connections come from one
+    // address): two hash while two wait.
+    env: { ARGON2_CONCURRENCY: '2', ARGON2_PER_CLIENT: '4', MALLOC_ARENA_MAX: '2' },
+    description: 'two password hashes at once in at most two malloc arenas (ARGON2_CONCURRENCY=2, MALLOC_ARENA_MAX=2)',
+    optIn: true,
+  },
   'threadpool-8': { database: 'embedded', env: { UV_THREADPOOL_SIZE: '8' }, description: 'libuv threadpool of 8', optIn: true },
   // The jemalloc chapter's analog: glibc's malloc gives each thread that allocates (libuv's
   // threadpool compressing, hashing) an arena of its own, which fragments; fewer arenas, or
