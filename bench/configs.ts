@@ -119,21 +119,12 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     description: 'V8 young generation semi-spaces of up to 64 MB',
     optIn: true,
   },
-  'threadpool-2': {
+  // libuv's own default, the service's before it sized the pool to its CPUs: four threads whose
+  // malloc arenas each keep an Argon2 block after their first hash (docs/memory.md).
+  'threadpool-4': {
     database: 'embedded',
-    env: { UV_THREADPOOL_SIZE: '2' },
-    description: 'libuv threadpool of 2 (Argon2 and zlib stream work)',
-    optIn: true,
-  },
-  // Password hashes at once, and the arenas glibc keeps them in: each hash holds Argon2's
-  // 19 MiB while it runs, and each threadpool thread that ran one keeps that block in its own
-  // arena afterwards (docs/memory.md).
-  'argon2-2-arenas-2': {
-    database: 'embedded',
-    // The per-address bound as the default's (the login scenario's 4 connections come from one
-    // address): two hash while two wait.
-    env: { ARGON2_CONCURRENCY: '2', ARGON2_PER_CLIENT: '4', MALLOC_ARENA_MAX: '2' },
-    description: 'two password hashes at once in at most two malloc arenas (ARGON2_CONCURRENCY=2, MALLOC_ARENA_MAX=2)',
+    env: { UV_THREADPOOL_SIZE: '4' },
+    description: 'libuv threadpool of 4 (Argon2 and zlib stream work)',
     optIn: true,
   },
   'threadpool-8': { database: 'embedded', env: { UV_THREADPOOL_SIZE: '8' }, description: 'libuv threadpool of 8', optIn: true },
@@ -186,7 +177,7 @@ export const COMPARE_CONFIGS = [
   'old-space-192',
   'malloc-arenas-2',
   'jemalloc',
-  'threadpool-2',
+  'threadpool-4',
   'threadpool-8',
   'workers-2',
   'workers-2-reuseport',

@@ -303,8 +303,9 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
     name: 'login',
     description: 'POST /api/users/login with the right password: bound by argon2id (m=19 MiB, t=2) on the CPU',
     auth: false,
-    // The service hashes ARGON2_CONCURRENCY (= UV_THREADPOOL_SIZE, 4) passwords at once; more
-    // clients only queue, and one queued past ARGON2_MAX_WAIT_MS (1 s) is answered 503 by design.
+    // The service admits ARGON2_CONCURRENCY hashes at once (at least 4), and one client address
+    // may hold every slot but never wait in the queue (ARGON2_PER_CLIENT): from the bench's one
+    // address, a connection beyond the slots would be answered 429 by design.
     maxConnections: 4,
     inDefaultRun: true,
     mix: [[100, 'login']],

@@ -1,7 +1,7 @@
 // src/config.ts: every setting validated once; a bad value names its variable.
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { ConfigError, loadConfig } from './config.ts';
@@ -29,6 +29,20 @@ test('defaults give a loopback server on port 3000 with an embedded database', (
   assert.equal(loadConfig({ JWT_SECRET: SECRET, TRUST_PROXY: '1' }).trustProxy, 1);
   assert.deepEqual(loadConfig({ JWT_SECRET: SECRET, TRUST_PROXY: '10.0.0.0/8, loopback' }).trustProxy, ['10.0.0.0/8', 'loopback']);
   assert.ok(Object.isFrozen(c));
+});
+
+test('the threadpool follows the CPUs; password hashes at once follow it, at least 4', () => {
+  const byDefault = loadConfig({ JWT_SECRET: SECRET });
+  assert.equal(byDefault.uvThreadpoolSize, Math.max(2, availableParallelism()));
+  const slots = (env: Record<string, string>) => {
+    const c = loadConfig({ JWT_SECRET: SECRET, ...env });
+    return [c.uvThreadpoolSize, c.argon2Concurrency, c.argon2Queue, c.argon2PerClient];
+  };
+  // A small machine keeps four hashes at once (two waiting for a thread), the queue and the
+  // per-address bound that follow from it; a larger one, one per thread.
+  assert.deepEqual(slots({ UV_THREADPOOL_SIZE: '2' }), [2, 4, 8, 4]);
+  assert.deepEqual(slots({ UV_THREADPOOL_SIZE: '6' }), [6, 6, 12, 6]);
+  assert.deepEqual(slots({ UV_THREADPOOL_SIZE: '6', ARGON2_CONCURRENCY: '3' }), [6, 3, 6, 3]);
 });
 
 test('a bad value stops with a message naming the variable', () => {

@@ -65,3 +65,23 @@ test('runtime.ts holds a tick object', async () => {
   const { tickShapeHeld } = await import('./runtime.ts');
   assert.equal(tickShapeHeld(), true);
 });
+
+// The threadpool is sized before libuv starts it: to the CPUs the process may use (its affinity
+// and its container's CPU limit, as os.availableParallelism() reads them), at least two; a value
+// set in the environment stays. One CPU (taskset) shows the floor; all of them, the CPU count.
+test('UV_THREADPOOL_SIZE: the CPUs the process may use, at least 2, unless set', async () => {
+  const run = promisify(execFile);
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'UV_THREADPOOL_SIZE'));
+  const print = ['--import', RUNTIME, '-e', 'console.log(process.env.UV_THREADPOOL_SIZE, os.availableParallelism())'];
+  const sizeOn = async (cpus: string | undefined, extra: Record<string, string> = {}) => {
+    const argv = cpus === undefined ? [process.execPath, ...print] : ['taskset', '-c', cpus, process.execPath, ...print];
+    const { stdout } = await run(argv[0]!, argv.slice(1), { env: { ...env, ...extra } });
+    const [size = '', cpuCount = ''] = stdout.trim().split(' ');
+    return { size: Number(size), cpus: Number(cpuCount) };
+  };
+  const one = await sizeOn('0');
+  assert.deepEqual(one, { size: 2, cpus: 1 });
+  const all = await sizeOn(undefined);
+  assert.equal(all.size, Math.max(2, all.cpus));
+  assert.equal((await sizeOn('0', { UV_THREADPOOL_SIZE: '5' })).size, 5);
+});

@@ -2,11 +2,12 @@
 // telemetry/tracing.ts (the `--import` that `npm start` and the Dockerfile load first) and by
 // main.ts (for `node src/main.ts`; a module runs once, whichever imports it first).
 import { createHook } from 'node:async_hooks';
+import { defaultThreadpoolSize } from './config/limits.ts';
 
 // libuv's threadpool reads UV_THREADPOOL_SIZE once, when first used. Sized deliberately: Argon2
-// hashing, zlib compression and fs share it, and config.ts sizes the hashing semaphore to the
-// same number.
-process.env.UV_THREADPOOL_SIZE ??= '4';
+// hashing, zlib compression and fs share it, and config/limits.ts sizes the hashing semaphore to
+// the same number.
+process.env.UV_THREADPOOL_SIZE ??= String(defaultThreadpoolSize());
 
 // Keep process.nextTick fast for the life of the process. Node builds every tick object with one
 // object literal whose first keys are computed (symbols: async id, trigger id, context frame).

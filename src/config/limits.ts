@@ -1,6 +1,16 @@
 // What bounds the work one process takes on: load shedding, the rate limits, and the threads and
 // queue of password hashing.
+import { availableParallelism } from 'node:os';
 import { bool, int, keyPrefix, type Env } from './parse.ts';
+
+/**
+ * libuv's threadpool, unless UV_THREADPOOL_SIZE says otherwise: one thread per CPU the process
+ * may use (the container's CPU limit counts), and at least two, so that one password hash never
+ * holds up zlib and fs work alone. Argon2, the pool's main work, is CPU-bound: a thread beyond
+ * the CPUs adds no hashes a second, and each thread that ran a hash keeps its 19 MiB in its own
+ * malloc arena for good (docs/memory.md "Password hashing").
+ */
+export const defaultThreadpoolSize = (): number => Math.max(2, availableParallelism());
 
 export interface LimitsConfig {
   readonly shed: boolean;
@@ -26,9 +36,14 @@ export interface LimitsConfig {
 }
 
 export function limitsConfig(env: Env): LimitsConfig {
-  // libuv's default; src/runtime.ts applies it before the threadpool starts.
-  const uvThreadpoolSize = int(env, 'UV_THREADPOOL_SIZE', 4, 1, 1024);
-  const argon2Concurrency = int(env, 'ARGON2_CONCURRENCY', uvThreadpoolSize, 1, 1024);
+  // src/runtime.ts applies the same default before the threadpool starts.
+  const uvThreadpoolSize = int(env, 'UV_THREADPOOL_SIZE', defaultThreadpoolSize(), 1, 1024);
+  // Hashes admitted at once: one per thread, and at least four (libuv's own pool size, what the
+  // service admitted before the pool followed the CPUs). The per-address bound and the queue
+  // follow it, so a client sending a few logins at once, or a NAT of them, is not refused on a
+  // small machine. A hash admitted past the threads waits in libuv's queue, bounded by these
+  // permits; it takes its 19 MiB only once a thread runs it.
+  const argon2Concurrency = int(env, 'ARGON2_CONCURRENCY', Math.max(4, uvThreadpoolSize), 1, 1024);
   return {
     shed: bool(env, 'SHED', true),
     // A saturated loop shows as event-loop delay: every timer fires this late, every request
@@ -69,10 +84,10 @@ export function limitsConfig(env: Env): LimitsConfig {
     // or parallel test runs) set different prefixes so they do not count each other's requests.
     rateLimitPrefix: keyPrefix(env, 'RATE_LIMIT_PREFIX', 'conduit:ratelimit:'),
     uvThreadpoolSize,
-    // Argon2 runs on the threadpool: more hashes at once than threads only queue inside libuv,
-    // where nothing bounds them. One permit per thread; a short queue absorbs bursts.
+    // Argon2 runs on the threadpool, where nothing bounds what waits: these permits do, and a
+    // short queue beside them absorbs bursts.
     argon2Concurrency,
-    argon2Queue: int(env, 'ARGON2_QUEUE', 2 * uvThreadpoolSize, 0, 100_000),
+    argon2Queue: int(env, 'ARGON2_QUEUE', 2 * argon2Concurrency, 0, 100_000),
     argon2MaxWaitMs: int(env, 'ARGON2_MAX_WAIT_MS', 1000, 1, 60_000),
     // One address may fill the hashing slots but never wait in the queue beside them: a flood from
     // one client then leaves the queue to everyone else, who take each slot as it frees (FIFO),

@@ -134,9 +134,13 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'CACHE_REDIS', default: undefined, description: 'the Redis cache tier: on or off (unset: on when REDIS_URL is set)' },
   { name: 'CACHE_REDIS_PREFIX', default: 'conduit:cache:', description: 'key prefix and bus channel of the Redis cache tier' },
   { name: 'CACHE_REDIS_TIMEOUT_MS', default: '150', description: 'Redis cache calls fail fast after this' },
-  { name: 'UV_THREADPOOL_SIZE', default: '4', description: 'libuv threads (Argon2, zlib streams, fs)' },
-  { name: 'ARGON2_CONCURRENCY', default: undefined, description: 'password hashes at once (unset: UV_THREADPOOL_SIZE)' },
-  { name: 'ARGON2_QUEUE', default: undefined, description: 'password hashes allowed to wait (unset: 2 x UV_THREADPOOL_SIZE)' },
+  {
+    name: 'UV_THREADPOOL_SIZE',
+    default: undefined,
+    description: 'libuv threads (Argon2, zlib streams, fs) (unset: the CPUs the process may use, at least 2)',
+  },
+  { name: 'ARGON2_CONCURRENCY', default: undefined, description: 'password hashes at once (unset: UV_THREADPOOL_SIZE, at least 4)' },
+  { name: 'ARGON2_QUEUE', default: undefined, description: 'password hashes allowed to wait (unset: 2 x ARGON2_CONCURRENCY)' },
   {
     name: 'ARGON2_PER_CLIENT',
     default: undefined,
