@@ -3,12 +3,14 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.data/**', 'bench/results/**', 'coverage/**', '.scratch/**', 'test-output/**'] },
+  { ignores: ['node_modules/**', 'dist/**', '.data/**', 'bench/results/**', 'coverage/**', '.scratch/**', 'test-output/**'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['eslint.config.js', '.dependency-cruiser.cjs', 'scripts/preflight.mjs'] },
+        projectService: {
+          allowDefaultProject: ['eslint.config.js', '.dependency-cruiser.cjs', 'scripts/preflight.mjs', 'scripts/build.mjs'],
+        },
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -42,7 +44,7 @@ export default tseslint.config(
   },
   {
     // Plain JavaScript on purpose (it must load on an older Node): package.json read untyped.
-    files: ['scripts/preflight.mjs'],
+    files: ['scripts/preflight.mjs', 'scripts/build.mjs'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',
       '@typescript-eslint/no-unsafe-member-access': 'off',

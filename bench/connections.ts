@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { hold } from '../test/held.ts';
 import { openEmbedded, openExternal, type DatabaseServer } from './databases.ts';
 import { record, startPlatform } from './drive.ts';
-import { loadTestEnv, pinTree, ProcSampler, startService, type ServiceHandle } from './processes.ts';
+import { build, loadTestEnv, pinTree, ProcSampler, startService, type ServiceHandle } from './processes.ts';
 import type { BenchRequest } from './scenarios.ts';
 import { runWrk, wrkPath } from './wrk.ts';
 
@@ -77,6 +77,8 @@ const rssMB = (pid: number) => (Number(execFileSync('cat', [`/proc/${pid}/statm`
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
 async function main(): Promise<void> {
+  // Built, as bench/run.ts runs the service and the platform server.
+  build();
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'conduit-bench-connections-'));
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const open = { seed: { users: 50, articles: 500 }, poolUsers: 1, log };
@@ -88,6 +90,8 @@ async function main(): Promise<void> {
       const db = await server.createRunDatabase();
       const s: ServiceHandle = await startService(
         loadTestEnv({ databaseUrl: db.url, dataDir: path.join(workDir, 'data'), jwtSecret: JWT_SECRET }, env),
+        60_000,
+        { built: true },
       );
       return { name, url: s.url, pid: s.pid, stop: () => s.stop().then(() => db.drop()) };
     };

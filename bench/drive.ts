@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { HeapSample } from './heap.ts';
 import type { LoadCommand, LoadMessage, LoadResult, LoadSpec, LoadStep } from './loadgen.ts';
 import { NODE_OWN_HEADERS, type Recording } from './platform.ts';
-import { exitWithin, ProcSampler, spawnTracked, tail, type Usage } from './processes.ts';
+import { built, exitWithin, ProcSampler, spawnTracked, tail, type Usage } from './processes.ts';
 import type { BenchRequest } from './scenarios.ts';
 import { runWrk } from './wrk.ts';
 
@@ -147,7 +147,8 @@ export async function startPlatform(
 ): Promise<PlatformHandle> {
   const file = path.join(workDir, `recordings-${name}.json`);
   await writeFile(file, JSON.stringify(recordings));
-  const args = [path.join(HERE, 'platform.ts'), file, ...(engine === 'fastify' ? ['--fastify'] : [])];
+  // Built, as the service is (bench/run.ts): Node's type stripping is not what Node itself needs.
+  const args = [built(path.join(HERE, 'platform.ts')), file, ...(engine === 'fastify' ? ['--fastify'] : [])];
   const child = spawnTracked(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   const stderr = tail(child.stderr);
   const port = await new Promise<number>((resolve, reject) => {

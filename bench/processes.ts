@@ -1,7 +1,7 @@
 // Child processes of the harness (the service, the platform server, the load generator, pgbench)
 // and their CPU and memory, read from /proc while they run. Every child is registered here and
 // killed when the harness exits, however it exits: a benchmark leaves nothing running.
-import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../src/db/embedded.ts';
@@ -92,9 +92,28 @@ export function loadTestEnv(
   };
 }
 
+/**
+ * Builds dist/ (`npm run build`) from the sources as they are now. Before starting the built
+ * service, once per harness: not while another process may be starting it (the build begins by
+ * emptying dist/).
+ */
+export function build(): void {
+  const res = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, encoding: 'utf8' });
+  if (res.status !== 0) throw new Error(`npm run build failed (${res.status ?? res.signal}):\n${res.stdout}${res.stderr}`);
+}
+
+/** Where the built JavaScript of a source file is (tsconfig.build.json's outDir, the same tree). */
+export const built = (source: string): string => path.join(ROOT, 'dist', path.relative(ROOT, source)).replace(/\.ts$/, '.js');
+
 export interface StartOptions {
   /** Runs the command through a wrapper that execs it (same pid), e.g. into a memory cgroup (bench/cgroup.ts). */
   wrap?: (command: string, args: readonly string[]) => { command: string; args: string[] };
+  /**
+   * The built JavaScript (dist/, after build()), as `npm start` and the image run it, rather than
+   * the TypeScript sources through Node's type stripping (~27 MB more RSS, docs/memory.md): for
+   * whatever measures the service's memory.
+   */
+  built?: boolean;
 }
 
 export async function startService(env: Record<string, string>, timeoutMs = 60_000, opts: StartOptions = {}): Promise<ServiceHandle> {
@@ -103,13 +122,14 @@ export async function startService(env: Record<string, string>, timeoutMs = 60_0
   const port = await freePort();
   // As `npm start` runs it: Node's settings (a configuration's NODE_OPTIONS wins over the file's),
   // then the tracing module (near-zero cost without an OTLP endpoint).
+  const entry = (source: string) => (opts.built ? built(source) : source);
   const direct = {
     command: process.execPath,
     args: [
       `--env-file=${path.join(ROOT, 'src', 'runtime.env')}`,
       '--import',
-      path.join(ROOT, 'src', 'telemetry', 'tracing.ts'),
-      path.join(ROOT, 'src', 'main.ts'),
+      entry(path.join(ROOT, 'src', 'telemetry', 'tracing.ts')),
+      entry(path.join(ROOT, 'src', 'main.ts')),
     ],
   };
   const { command, args } = opts.wrap ? opts.wrap(direct.command, direct.args) : direct;

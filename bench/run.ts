@@ -25,7 +25,7 @@ import { compactPeerTable } from './peer/table.ts';
 import { pgbenchAvailable, runPgbench } from './pgbench.ts';
 import type { Recording } from './platform.ts';
 import { startOtlpSink, type OtlpSink } from './otlp-sink.ts';
-import { cpuList, killAllChildren, loadTestEnv, pinTree, startService } from './processes.ts';
+import { build, cpuList, killAllChildren, loadTestEnv, pinTree, startService } from './processes.ts';
 import { Progress } from './progress.ts';
 import { evaluateTargets, writeReport, type PgbenchResult, type Results, type RunResult, type Sweep } from './report.ts';
 import { buildRequests, kindShares, SCENARIOS, type ScenarioInput, type TokenUser } from './scenarios.ts';
@@ -119,7 +119,7 @@ async function openDatabases(ctx: Ctx): Promise<Map<string, string>> {
 async function loginTokenPool(ctx: Ctx, server: DatabaseServer, config: string): Promise<TokenUser[]> {
   const db = await server.createRunDatabase();
   try {
-    const service = await startService(serviceEnv(ctx, config, db.url));
+    const service = await startService(serviceEnv(ctx, config, db.url), 60_000, { built: true });
     try {
       ctx.log.info(`logging in ${server.users.length} users for the token pool`);
       return await pool(server.users, 4, async (u) => {
@@ -181,12 +181,13 @@ async function runScenario(
       try {
         const exportsBefore = ctx.otlp?.counts().exports ?? 0;
         const cgroup = limitedMemory(ctx, `conduit-bench-${name}-${config}`);
-        const service = await startService(serviceEnv(ctx, config, db.url), 60_000, cgroup ? { wrap: cgroup.wrap } : {}).catch(
-          (err: unknown) => {
-            cgroup?.remove();
-            throw err;
-          },
-        );
+        const service = await startService(serviceEnv(ctx, config, db.url), 60_000, {
+          built: true,
+          ...(cgroup ? { wrap: cgroup.wrap } : {}),
+        }).catch((err: unknown) => {
+          cgroup?.remove();
+          throw err;
+        });
         if (opts.pin) pinTree(service.pid, SERVER_CPU);
         try {
           // The platform replays the first configuration's responses, recorded after its
@@ -531,6 +532,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   deadline.unref();
 
   try {
+    // The service and the platform server run as built JavaScript, as `npm start` and the image
+    // run the service (docs/memory.md "Compiled JavaScript"): built once, from the sources as they are.
+    log.info('building dist/ (npm run build)');
+    build();
     if (opts.peer) {
       const peerCtx = { ...ctx, isStopping: () => ctx.stopping, atCleanup: (w: () => Promise<void>) => void atCleanup.push(w) };
       const results = await runPeerMode(peerCtx, opts.peer, outDir, commandLine(argv));

@@ -1,5 +1,5 @@
-// Runs before anything else loads. First it refuses an older Node: `npm start` and the other scripts run
-// TypeScript directly (Node's type stripping, 24.7+ here), which an older Node answers with
+// Runs before anything else loads. First it refuses an older Node: `npm run dev`, the tests and the
+// other scripts run TypeScript directly (Node's type stripping, 24.7+ here), which an older Node answers with
 // ERR_UNKNOWN_FILE_EXTENSION ".ts" or a syntax error that says nothing about the version.
 // Loaded first with `node --import ./scripts/preflight.mjs ...` (package.json scripts), or
 // run as `node scripts/preflight.mjs`. Plain JavaScript that any Node with ES modules parses:

@@ -184,7 +184,7 @@ const log = createLogger(config);
 if (config.tracing.enabled && !tracingActive()) {
   // The SDK's hooks must be in place before pg is imported: only a preload can do that.
   log.warn(
-    'an OTLP endpoint is set but tracing is not running: start with `node --import ./src/telemetry/tracing.ts src/main.ts` (npm start does)',
+    'an OTLP endpoint is set but tracing is not running: start with the tracing module preloaded (`node --import ./dist/src/telemetry/tracing.js dist/src/main.js`, as npm start does)',
   );
 }
 if (config.workers > 1 && cluster.isPrimary) {

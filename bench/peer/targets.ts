@@ -124,7 +124,7 @@ export async function startConduits(
   try {
     await admin(serverUrl, `create database ${base}`);
     databases.push(base);
-    const seeder = await startService(conduitEnv(configs[0]!, withDatabase(serverUrl, base), dataDir));
+    const seeder = await startService(conduitEnv(configs[0]!, withDatabase(serverUrl, base), dataDir), 60_000, { built: true });
     let slugs: string[];
     try {
       slugs = await seedThroughApi(seeder.url, plan, (l) => log(`Conduit: ${l}`));
@@ -139,7 +139,7 @@ export async function startConduits(
       await admin(serverUrl, `create database ${name} template ${base}`);
       databases.push(name);
       const url = withDatabase(serverUrl, name);
-      const service = await startService(conduitEnv(config, url, dataDir));
+      const service = await startService(conduitEnv(config, url, dataDir), 60_000, { built: true });
       services.push(service);
       targets.push({
         name: `Conduit ${config}`,

@@ -9,6 +9,7 @@
 // all (docs/observability.md "What it costs"). Here the main thread only encodes each batch (protobuf, the
 // exporter's own serializer) and posts the bytes; the HTTP client, its retries and timeouts live
 // in export-worker.ts.
+import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
@@ -35,7 +36,9 @@ export class WorkerSpanExporter implements SpanExporter {
 
   constructor(opts: WorkerSpanExporterOptions = {}) {
     // execArgv: [] — the worker must not inherit `--import tracing.ts` and start a second SDK.
-    this.#worker = new Worker(new URL('./export-worker.ts', import.meta.url), { workerData: { url: opts.url }, execArgv: [] });
+    // The worker's file is this module's sibling, built (.js, `npm start`) or not (.ts, tests).
+    const file = new URL(`./export-worker${path.extname(import.meta.url)}`, import.meta.url);
+    this.#worker = new Worker(file, { workerData: { url: opts.url }, execArgv: [] });
     // An idle exporter must not keep the process alive; a pending request does (see #call).
     this.#worker.unref();
     this.#worker.on('message', (reply: WorkerReply) => {

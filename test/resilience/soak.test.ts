@@ -1,4 +1,4 @@
-// The soak (issue #9): the real service process (src/main.ts, started as `npm start` starts it)
+// The soak (issue #9): the real service process (dist/src/main.js, built and started as `npm start` does)
 // under the benchmark's `mixed` scenario (90% logged-in reads, 10% writes) at a moderate, evenly
 // paced rate for SOAK_SECONDS (600 in CI; e.g. SOAK_SECONDS=60 while developing). A soak looks
 // for what a short benchmark cannot see: memory, file descriptors or database connections that
@@ -37,7 +37,7 @@ import { LoadSession, pool, requestPatiently } from '../../bench/drive.ts';
 import { median } from '../../bench/histogram.ts';
 import type { LoadResult } from '../../bench/loadgen.ts';
 import { createMemoryCgroup, parseQuantity, type MemoryCgroup } from '../../bench/cgroup.ts';
-import { loadTestEnv, startService, type ServiceHandle } from '../../bench/processes.ts';
+import { build, loadTestEnv, startService, type ServiceHandle } from '../../bench/processes.ts';
 import { buildRequests, kindShares, SCENARIOS, type ScenarioInput, type TokenUser } from '../../bench/scenarios.ts';
 import { parsePrometheus } from '../prometheus.ts';
 
@@ -126,6 +126,7 @@ before(async () => {
   server = (await openExternal(url, { seed: { users: 100, articles: 1000, seed: 1 }, poolUsers: 50, log: () => undefined }))!;
   assert.ok(server, 'the test PostgreSQL server is unreachable');
   db = await server.createRunDatabase();
+  build();
   if (MEMORY_LIMIT === 'off') unconstrained = 'SOAK_MEMORY_LIMIT=off';
   else {
     const made = createMemoryCgroup('conduit-soak', parseQuantity(MEMORY_LIMIT));
@@ -149,7 +150,7 @@ before(async () => {
       },
     ),
     60_000,
-    { ...(cgroup ? { wrap: cgroup.wrap } : {}) },
+    { built: true, ...(cgroup ? { wrap: cgroup.wrap } : {}) },
   );
   admin = new pg.Client({ connectionString: url });
   await admin.connect();

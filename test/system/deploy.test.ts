@@ -213,7 +213,7 @@ describe('deploy/Dockerfile', () => {
     assertKnown(Object.keys(d.env), env, 'the Dockerfile');
   });
 
-  test('.dockerignore keeps the context to package*.json, src/ and scripts/migrate.ts', async () => {
+  test('.dockerignore keeps the context to what the stages copy', async () => {
     const lines = (await read('.dockerignore'))
       .split('\n')
       .map((l) => l.trim())
@@ -726,7 +726,7 @@ function exposedNames(text: string): Set<string> {
 
 describe('the production start path (the image, outside Docker)', () => {
   test(
-    'npm ci --omit=dev --omit=optional, the migrate entry, then two instances at once on a fresh database with Redis, through tini',
+    'the build stage, npm ci --omit=dev --omit=optional, the migrate entry, then two instances at once on a fresh database with Redis, through tini',
     { timeout: 300_000 },
     async () => {
       const tiniPath = tool('tini-static', 'tini');
@@ -736,25 +736,33 @@ describe('the production start path (the image, outside Docker)', () => {
       const app = path.join(tmp, 'app');
       await mkdir(app);
 
-      // Build the image's /app the way the Dockerfile does: each stage's COPY from the context and
-      // its `npm ci`, in one folder (the runtime stage copies the deps stage's node_modules).
-      for (const stage of d.stages) {
+      // Build the image's /app the way the Dockerfile does, each stage in a folder of its own (its
+      // /app; the last stage's is the image's): its COPY from the context or from an earlier
+      // stage's /app, its `npm ci` and `npm run build`. tini comes from the machine (above).
+      const stageDirs = new Map<string, string>();
+      for (const [n, stage] of d.stages.entries()) {
+        const dir = n === d.stages.length - 1 ? app : path.join(tmp, `stage-${n}`);
+        await mkdir(dir, { recursive: true });
+        if (stage.name) stageDirs.set(stage.name, dir);
         for (const i of stage.instructions) {
-          if (i.keyword === 'COPY' && !/--from=/.test(i.args)) {
+          if (i.keyword === 'COPY') {
+            const from = /--from=(\S+)/.exec(i.args)?.[1];
             const parts = i.args.split(/\s+/).filter((a) => !a.startsWith('--'));
             const dest = parts.at(-1)!;
             for (const src of parts.slice(0, -1)) {
-              const target = dest.endsWith('/') || parts.length > 2 ? path.join(app, dest, path.basename(src)) : path.join(app, dest);
+              if (from !== undefined && !src.startsWith('/app/')) continue;
+              const source = from === undefined ? path.join(ROOT, src) : path.join(stageDirs.get(from)!, path.relative('/app', src));
+              const target = dest.endsWith('/') || parts.length > 2 ? path.join(dir, dest, path.basename(src)) : path.join(dir, dest);
               await mkdir(path.dirname(target), { recursive: true });
-              await cp(path.join(ROOT, src), target, { recursive: true, filter: (f) => !f.endsWith('.test.ts') });
+              await cp(source, target, { recursive: true, filter: (f) => !f.endsWith('.test.ts') });
             }
-          } else if (i.keyword === 'RUN' && /\bnpm ci\b/.test(i.args)) {
+          } else if (i.keyword === 'RUN' && /\bnpm (ci|run build)\b/.test(i.args)) {
             const command = i.args.replace(/--mount=\S+\s*/g, '').trim();
-            // The command as written, in the image's folder. Not with the npm_* variables of the
+            // The command as written, in the stage's folder. Not with the npm_* variables of the
             // `npm test` running this (npm_config_local_prefix would point npm ci at the
             // repository's own node_modules); npm's local cache first (CI's `npm ci` just filled it).
             const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
-            const res = run('sh', ['-c', command], { cwd: app, timeoutMs: 240_000, env: { ...clean, npm_config_prefer_offline: 'true' } });
+            const res = run('sh', ['-c', command], { cwd: dir, timeoutMs: 240_000, env: { ...clean, npm_config_prefer_offline: 'true' } });
             assert.equal(res.status, 0, `${command}:\n${res.stdout}\n${res.stderr}`);
           }
         }
