@@ -3,7 +3,7 @@
 // alike. The composition root's half that main.ts and test/harness.ts share; nothing below the
 // app imports it (.dependency-cruiser.cjs).
 import type { FastifyBaseLogger } from 'fastify';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { PgInvalidationBus, type InvalidationBus } from './cache/bus.ts';
 import { RedisInvalidationBus, redisInvalidationChannel } from './cache/redis-bus.ts';
 import { emptyCacheStats } from './cache/entry.ts';
@@ -33,7 +33,7 @@ export async function createContext({ config, db, databaseUrl, migrations, log }
     queue: config.argon2Queue,
     maxWaitMs: config.argon2MaxWaitMs,
   });
-  const redis = config.redisUrl ? createRedis(config.redisUrl.expose()) : undefined;
+  const redis = config.redisUrl ? await createRedis(config.redisUrl.expose()) : undefined;
   // The cache's own connection, so its command timeout (CACHE_REDIS_TIMEOUT_MS) applies to it
   // alone: the bus publishes on it (and closes it), the shared tier uses it, and the bus makes
   // its subscriber from it.
@@ -93,8 +93,12 @@ export async function createContext({ config, db, databaseUrl, migrations, log }
   };
 }
 
-function createRedis(url: string): Redis {
-  const redis = new Redis(url, {
+// ioredis is loaded only when Redis is configured: its import alone holds about 9 MB of the
+// process's memory (docs/memory.md "Modules loaded when used"). A dynamic import goes through the same
+// loader hook as a static one, so tracing instruments it all the same (telemetry/sdk.ts).
+async function createRedis(url: string): Promise<Redis> {
+  const { Redis: Client } = await import('ioredis');
+  const redis = new Client(url, {
     // Fail fast while Redis is away instead of queueing commands: every user of Redis here has
     // a fallback (rate limits skip, caches go to the database), and a queue would only add latency.
     enableOfflineQueue: false,
