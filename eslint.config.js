@@ -3,7 +3,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.data/**', 'bench/results/**', 'coverage/**', '.scratch/**', 'test-output/**'] },
+  { ignores: ['node_modules/**', 'dist/**', '.dist-*/**', '.data/**', 'bench/results/**', 'coverage/**', '.scratch/**', 'test-output/**'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

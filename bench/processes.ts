@@ -93,9 +93,9 @@ export function loadTestEnv(
 }
 
 /**
- * Builds dist/ (`npm run build`) from the sources as they are now. Before starting the built
- * service, once per harness: not while another process may be starting it (the build begins by
- * emptying dist/).
+ * Builds dist/ (`npm run build`) from the sources as they are now, once per harness, before it
+ * starts the built service or platform server. scripts/build.mjs puts the new build in place
+ * whole, so a process starting meanwhile finds the old one or the new one.
  */
 export function build(): void {
   const res = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, encoding: 'utf8' });

@@ -32,7 +32,7 @@ import { openEmbedded } from '../bench/databases.ts';
 import { record, startPlatform, type PlatformHandle } from '../bench/drive.ts';
 import { median } from '../bench/histogram.ts';
 import { runPaced } from '../bench/paced.ts';
-import { cpuSeconds, killAllChildren, pinTree, startService, type ServiceHandle } from '../bench/processes.ts';
+import { build, cpuSeconds, killAllChildren, pinTree, startService, type ServiceHandle } from '../bench/processes.ts';
 import { buildRequests, SCENARIOS, type BenchRequest } from '../bench/scenarios.ts';
 import { runWrk, wrkPath } from '../bench/wrk.ts';
 import { SEED_PASSWORD } from './seed.ts';
@@ -83,6 +83,8 @@ turn();`;
 type Servers = { platform: PlatformHandle; hot: ServiceHandle; off: ServiceHandle };
 const LABELS = { platform: 'platform (bare node:http)', hot: 'hot path (default)', off: 'HOT_PATH=off' } as const;
 
+// Built, as the bench runs the service and the platform server (bench/run.ts).
+build();
 const workDir = await mkdtemp(path.join(os.tmpdir(), 'conduit-hot-path-ratio-'));
 const server = await openEmbedded({ seed: { users: 200, articles: 2000 }, poolUsers: 1, log: (l) => process.stderr.write(`${l}\n`) });
 const started: { stop(): Promise<void> }[] = [];
@@ -92,23 +94,27 @@ try {
   await writeFile(requestsFile, JSON.stringify(requests));
   const service = async (env: Record<string, string>): Promise<ServiceHandle> => {
     const db = await server.createRunDatabase();
-    const s = await startService({
-      NODE_ENV: 'production',
-      // On the API port, as before production's METRICS_PORT default: one port per run, no collisions.
-      METRICS_PORT: 'api',
-      JWT_SECRET: randomBytes(32).toString('hex'),
-      DATABASE_URL: db.url,
-      LOG_LEVEL: 'warn',
-      DATA_DIR: path.join(workDir, `data-${started.length}`),
-      // Counted as in production (the hot path counts too), never reached; a busy machine must
-      // not turn answers into 503s either.
-      RATE_LIMIT_MAX: '100000000',
-      SHED: 'off',
-      // Measured are cached reads: with the default minute, read-anon's entries (all loaded
-      // in the warm-up) expired together mid-run and a round measured their reloading.
-      CACHE_TTL_MS: '3600000',
-      ...env,
-    });
+    const s = await startService(
+      {
+        NODE_ENV: 'production',
+        // On the API port, as before production's METRICS_PORT default: one port per run, no collisions.
+        METRICS_PORT: 'api',
+        JWT_SECRET: randomBytes(32).toString('hex'),
+        DATABASE_URL: db.url,
+        LOG_LEVEL: 'warn',
+        DATA_DIR: path.join(workDir, `data-${started.length}`),
+        // Counted as in production (the hot path counts too), never reached; a busy machine must
+        // not turn answers into 503s either.
+        RATE_LIMIT_MAX: '100000000',
+        SHED: 'off',
+        // Measured are cached reads: with the default minute, read-anon's entries (all loaded
+        // in the warm-up) expired together mid-run and a round measured their reloading.
+        CACHE_TTL_MS: '3600000',
+        ...env,
+      },
+      60_000,
+      { built: true },
+    );
     started.push(s, { stop: () => db.drop() });
     return s;
   };
