@@ -63,8 +63,8 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     description: 'neither cache nor compression',
     optIn: true,
   },
-  // Tracing is loaded in every configuration (the service starts as `npm start` does, with
-  // --import ./src/telemetry/tracing.ts); these two give it somewhere to send spans.
+  // Tracing is loaded in every configuration (the service starts as `npm start` does, with the
+  // tracing module preloaded); these two give it somewhere to send spans.
   'tracing-1pct': {
     database: 'embedded',
     env: { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.01' },
@@ -119,8 +119,8 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     description: 'V8 young generation semi-spaces of up to 64 MB',
     optIn: true,
   },
-  // libuv's own default, the service's before it sized the pool to its CPUs: four threads whose
-  // malloc arenas each keep an Argon2 block after their first hash (docs/memory.md).
+  // libuv's own default: four threads, whose malloc arenas each keep an Argon2 block after their
+  // first hash (docs/memory.md "Password hashing").
   'threadpool-4': {
     database: 'embedded',
     env: { UV_THREADPOOL_SIZE: '4' },

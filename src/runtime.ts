@@ -5,9 +5,10 @@ import { createHook } from 'node:async_hooks';
 import { defaultThreadpoolSize } from './config/limits.ts';
 
 // libuv's threadpool reads UV_THREADPOOL_SIZE once, when first used. Sized deliberately: Argon2
-// hashing, zlib compression and fs share it, and config/limits.ts sizes the hashing semaphore to
-// the same number.
-process.env.UV_THREADPOOL_SIZE ??= String(defaultThreadpoolSize());
+// hashing, zlib compression and fs share it, and config/limits.ts sizes the hashing semaphore
+// from the same number. An empty value counts as unset, as for every setting (libuv would read
+// it as one thread).
+if (!process.env.UV_THREADPOOL_SIZE?.trim()) process.env.UV_THREADPOOL_SIZE = String(defaultThreadpoolSize());
 
 // Keep process.nextTick fast for the life of the process. Node builds every tick object with one
 // object literal whose first keys are computed (symbols: async id, trigger id, context frame).

@@ -38,10 +38,9 @@ export interface LimitsConfig {
 export function limitsConfig(env: Env): LimitsConfig {
   // src/runtime.ts applies the same default before the threadpool starts.
   const uvThreadpoolSize = int(env, 'UV_THREADPOOL_SIZE', defaultThreadpoolSize(), 1, 1024);
-  // Hashes admitted at once: one per thread, and at least four (libuv's own pool size, what the
-  // service admitted before the pool followed the CPUs). The per-address bound and the queue
-  // follow it, so a client sending a few logins at once, or a NAT of them, is not refused on a
-  // small machine. A hash admitted past the threads waits in libuv's queue, bounded by these
+  // Hashes admitted at once: one per thread, and at least four. The per-address bound and the
+  // queue follow it, so a client sending a few logins at once, or a NAT of them, is not refused
+  // on a small machine. A hash admitted past the threads waits in libuv's queue, bounded by these
   // permits; it takes its 19 MiB only once a thread runs it.
   const argon2Concurrency = int(env, 'ARGON2_CONCURRENCY', Math.max(4, uvThreadpoolSize), 1, 1024);
   return {

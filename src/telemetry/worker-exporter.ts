@@ -37,7 +37,7 @@ export class WorkerSpanExporter implements SpanExporter {
   constructor(opts: WorkerSpanExporterOptions = {}) {
     // execArgv: [] — the worker must not inherit `--import tracing.ts` and start a second SDK.
     // The worker's file is this module's sibling, built (.js, `npm start`) or not (.ts, tests).
-    const file = new URL(`./export-worker${path.extname(import.meta.url)}`, import.meta.url);
+    const file = new URL(`./export-worker${path.extname(import.meta.filename)}`, import.meta.url);
     this.#worker = new Worker(file, { workerData: { url: opts.url }, execArgv: [] });
     // An idle exporter must not keep the process alive; a pending request does (see #call).
     this.#worker.unref();
