@@ -6,7 +6,6 @@
 // (MALLOC_ARENA_MAX, GLIBC_TUNABLES). docs/memory.md "Password hashing" has the results.
 //
 //   UV_THREADPOOL_SIZE=4 node scripts/argon2-memory.ts [--at-once 4] [--seconds 8]
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { hashPassword } from '../src/users/password.ts';
 
@@ -15,13 +14,14 @@ const { values } = parseArgs({
 });
 const atOnce = Number(values['at-once']);
 const seconds = Number(values.seconds);
+if (!Number.isInteger(atOnce) || atOnce < 1 || !(seconds > 0)) {
+  console.error('usage: node scripts/argon2-memory.ts [--at-once N (1 or more)] [--seconds S (more than 0)]');
+  process.exit(2);
+}
 
-const rssMB = () => (Number(readFileSync('/proc/self/statm', 'utf8').split(' ')[1]) * 4096) / 1e6;
-/** This process's /proc stat fields after the command name: minor faults [7], user [11] and system [12] ticks. */
-const stat = () => readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ').map(Number);
-
+const rssMB = () => process.memoryUsage.rss() / 1e6;
 const start = rssMB();
-const before = stat();
+const before = process.resourceUsage();
 let peak = start;
 const sampler = setInterval(() => (peak = Math.max(peak, rssMB())), 50);
 let hashes = 0;
@@ -35,9 +35,9 @@ await Promise.all(
   }),
 );
 clearInterval(sampler);
-const after = stat();
-// Ticks are 10 ms (USER_HZ 100 on Linux).
-const cpuMs = (after[11]! + after[12]! - before[11]! - before[12]!) * 10;
+const after = process.resourceUsage();
+// Microseconds of CPU, the threadpool's threads included (getrusage of the process).
+const cpuUs = after.userCPUTime + after.systemCPUTime - before.userCPUTime - before.systemCPUTime;
 console.log(
   JSON.stringify({
     threads: process.env.UV_THREADPOOL_SIZE ?? '4 (libuv)',
@@ -49,7 +49,7 @@ console.log(
     peakMB: Math.round(peak),
     afterMB: Math.round(rssMB()),
     hashesPerSec: Number((hashes / seconds).toFixed(1)),
-    cpuMsPerHash: Number((cpuMs / hashes).toFixed(1)),
-    faultsPerHash: Math.round((after[7]! - before[7]!) / hashes),
+    cpuMsPerHash: Number((cpuUs / 1000 / hashes).toFixed(1)),
+    faultsPerHash: Math.round((after.minorPageFault - before.minorPageFault) / hashes),
   }),
 );

@@ -1,8 +1,9 @@
 # Sourced by scripts/ab-pinned.sh and scripts/connections-burst.sh: a Conduit server pinned to
 # CPU 1 (the load runs on CPU 0), and what they read of it.
 
-# pinned_start DIR PORT DATABASE_URL "KEY=VALUE ...": starts `npm start`'s process in DIR, in the
-# background, with production settings and the given ones after them.
+# pinned_start DIR PORT DATABASE_URL "KEY=VALUE ...": starts the service's process in DIR from its
+# sources (`npm start` runs the same, built), in the background, with production settings and the
+# given ones after them.
 pinned_start() {
   # shellcheck disable=SC2086 # $4 is a list of settings
   (cd "$1" && env NODE_ENV=production METRICS_PORT=api JWT_SECRET=pinned-secret-0123456789abcdef-0123456789 \

@@ -1,8 +1,9 @@
 // `npm run profile -- --scenario <name>`: the service under a benchmark scenario, profiled.
 //
 // Seeds a throwaway database, starts the service as `npm start` does (its own process,
-// production settings), drives the scenario's requests at it with the benchmark's load generator
-// (bench/: same scenarios, same generator, a separate process), and after a warm-up takes, over
+// production settings; from the sources, so that profiles name src/ files and lines), drives the
+// scenario's requests at it with the benchmark's load generator (bench/: same scenarios, same
+// generator, a separate process), and after a warm-up takes, over
 // the same window, a CPU profile and an allocation (heap) profile through the service's own admin
 // endpoints, the ones an operator uses in production (src/telemetry/admin.ts). Writes:
 //   cpu.cpuprofile V8's profile: Chrome DevTools (Performance > Load profile) or speedscope draw
@@ -172,7 +173,7 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
           {
             ADMIN_TOKEN: adminToken,
             PROFILE_DIR: workDir,
-            // As `npm start` runs it: tracing starts if --set gives it an endpoint.
+            // Tracing starts if --set gives it an endpoint.
             NODE_OPTIONS: '--import=./src/telemetry/tracing.ts',
             ...opts.env,
           },

@@ -1,4 +1,4 @@
-// Runs the real process entry (src/main.ts) as a child process, the way `npm start` does, and
+// Runs the real process entry (src/main.ts) as a child process, the way `npm start` runs its build, and
 // waits for it to listen. For the tests that only a real process can answer: signals, exit
 // codes, the embedded database's lifetime, several instances at once.
 import { spawn, type ChildProcess } from 'node:child_process';

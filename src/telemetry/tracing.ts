@@ -1,4 +1,5 @@
-// Loaded before anything else: `node --import ./src/telemetry/tracing.ts src/main.ts` (npm start).
+// Loaded before anything else: `node --import ./dist/src/telemetry/tracing.js dist/src/main.js` (npm
+// start; `npm run dev` and the tests preload this file's source the same way).
 // With an OTLP endpoint configured (OTEL_EXPORTER_OTLP_ENDPOINT or ..._TRACES_ENDPOINT) it starts
 // the OpenTelemetry SDK, whose hooks must be in place before pg and ioredis are imported. Without
 // one it does nothing but the process-wide runtime settings (runtime.ts, first for the same

@@ -1,4 +1,4 @@
-// Many clients at once against the real process (src/main.ts), as `npm start` runs it:
+// Many clients at once against the real process (src/main.ts), as `npm start` runs its build:
 //   - the listen backlog is HTTP_BACKLOG in every worker mode (Node's 511 made 1,000 clients
 //     connecting at once retry their SYNs after 1 s and 3 s);
 //   - 1,000 connections opened at once are all answered, none left waiting for seconds;
