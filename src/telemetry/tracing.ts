@@ -1,5 +1,5 @@
-// Loaded before anything else: `node --import ./dist/src/telemetry/tracing.js dist/src/main.js` (npm
-// start; `npm run dev` and the tests preload this file's source the same way).
+// Loaded before anything else, with `node --import`: npm start preloads this module's build,
+// `npm run dev` and the tests this file.
 // With an OTLP endpoint configured (OTEL_EXPORTER_OTLP_ENDPOINT or ..._TRACES_ENDPOINT) it starts
 // the OpenTelemetry SDK, whose hooks must be in place before pg and ioredis are imported. Without
 // one it does nothing but the process-wide runtime settings (runtime.ts, first for the same

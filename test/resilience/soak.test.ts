@@ -1,4 +1,4 @@
-// The soak (issue #9): the real service process (dist/src/main.js, built and started as `npm start` does)
+// The soak (issue #9): the real service process, built and started as `npm start` does,
 // under the benchmark's `mixed` scenario (90% logged-in reads, 10% writes) at a moderate, evenly
 // paced rate for SOAK_SECONDS (600 in CI; e.g. SOAK_SECONDS=60 while developing). A soak looks
 // for what a short benchmark cannot see: memory, file descriptors or database connections that
