@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { hold } from '../test/held.ts';
 import { openEmbedded, openExternal, type DatabaseServer } from './databases.ts';
 import { record, startPlatform } from './drive.ts';
-import { build, loadTestEnv, pinTree, ProcSampler, startService, type ServiceHandle } from './processes.ts';
+import { loadTestEnv, pinTree, ProcSampler, startService, type ServiceHandle } from './processes.ts';
 import type { BenchRequest } from './scenarios.ts';
 import { runWrk, wrkPath } from './wrk.ts';
 
@@ -77,8 +77,6 @@ const rssMB = (pid: number) => (Number(execFileSync('cat', [`/proc/${pid}/statm`
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
 async function main(): Promise<void> {
-  // Built, as bench/run.ts runs the service and the platform server.
-  build();
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'conduit-bench-connections-'));
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const open = { seed: { users: 50, articles: 500 }, poolUsers: 1, log };

@@ -92,24 +92,28 @@ export function loadTestEnv(
   };
 }
 
-/**
- * Builds dist/ (`npm run build`) from the sources as they are now, once per harness, before it
- * starts the built service or platform server. scripts/build.mjs puts the new build in place
- * whole, so a process starting meanwhile finds the old one or the new one.
- */
-export function build(): void {
-  const res = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, encoding: 'utf8' });
-  if (res.status !== 0) throw new Error(`npm run build failed (${res.status ?? res.signal}):\n${res.stdout}${res.stderr}`);
-}
+let builtOnce = false;
 
-/** Where the built JavaScript of a source file is (tsconfig.build.json's outDir, the same tree). */
-export const built = (source: string): string => path.join(ROOT, 'dist', path.relative(ROOT, source)).replace(/\.ts$/, '.js');
+/**
+ * Where the built JavaScript of a source file is (tsconfig.build.json's outDir, the same tree).
+ * The first call in a process builds dist/ (`npm run build`) from the sources as they are now, so
+ * whatever a harness starts built is what its checkout holds; scripts/build.mjs puts the new build
+ * in place whole, so a process starting meanwhile finds the old one or the new one.
+ */
+export function built(source: string): string {
+  if (!builtOnce) {
+    const res = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, encoding: 'utf8' });
+    if (res.status !== 0) throw new Error(`npm run build failed (${res.status ?? res.signal}):\n${res.stdout}${res.stderr}`);
+    builtOnce = true;
+  }
+  return path.join(ROOT, 'dist', path.relative(ROOT, source)).replace(/\.ts$/, '.js');
+}
 
 export interface StartOptions {
   /** Runs the command through a wrapper that execs it (same pid), e.g. into a memory cgroup (bench/cgroup.ts). */
   wrap?: (command: string, args: readonly string[]) => { command: string; args: string[] };
   /**
-   * The built JavaScript (dist/, after build()), as `npm start` and the image run it, rather than
+   * The built JavaScript (dist/, built()), as `npm start` and the image run it, rather than
    * the TypeScript sources through Node's type stripping (~27 MB more RSS, docs/memory.md): for
    * whatever measures the service's memory.
    */

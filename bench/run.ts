@@ -25,7 +25,7 @@ import { compactPeerTable } from './peer/table.ts';
 import { pgbenchAvailable, runPgbench } from './pgbench.ts';
 import type { Recording } from './platform.ts';
 import { startOtlpSink, type OtlpSink } from './otlp-sink.ts';
-import { build, cpuList, killAllChildren, loadTestEnv, pinTree, startService } from './processes.ts';
+import { cpuList, killAllChildren, loadTestEnv, pinTree, startService } from './processes.ts';
 import { Progress } from './progress.ts';
 import { evaluateTargets, writeReport, type PgbenchResult, type Results, type RunResult, type Sweep } from './report.ts';
 import { buildRequests, kindShares, SCENARIOS, type ScenarioInput, type TokenUser } from './scenarios.ts';
@@ -532,10 +532,6 @@ export async function main(argv: readonly string[]): Promise<number> {
   deadline.unref();
 
   try {
-    // The service and the platform server run as built JavaScript, as `npm start` and the image
-    // run the service (docs/memory.md "Compiled JavaScript"): built once, from the sources as they are.
-    log.info('building dist/ (npm run build)');
-    build();
     if (opts.peer) {
       const peerCtx = { ...ctx, isStopping: () => ctx.stopping, atCleanup: (w: () => Promise<void>) => void atCleanup.push(w) };
       const results = await runPeerMode(peerCtx, opts.peer, outDir, commandLine(argv));

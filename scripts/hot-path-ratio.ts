@@ -32,7 +32,7 @@ import { openEmbedded } from '../bench/databases.ts';
 import { record, startPlatform, type PlatformHandle } from '../bench/drive.ts';
 import { median } from '../bench/histogram.ts';
 import { runPaced } from '../bench/paced.ts';
-import { build, cpuSeconds, killAllChildren, pinTree, startService, type ServiceHandle } from '../bench/processes.ts';
+import { cpuSeconds, killAllChildren, pinTree, startService, type ServiceHandle } from '../bench/processes.ts';
 import { buildRequests, SCENARIOS, type BenchRequest } from '../bench/scenarios.ts';
 import { runWrk, wrkPath } from '../bench/wrk.ts';
 import { SEED_PASSWORD } from './seed.ts';
@@ -83,8 +83,6 @@ turn();`;
 type Servers = { platform: PlatformHandle; hot: ServiceHandle; off: ServiceHandle };
 const LABELS = { platform: 'platform (bare node:http)', hot: 'hot path (default)', off: 'HOT_PATH=off' } as const;
 
-// Built, as the bench runs the service and the platform server (bench/run.ts).
-build();
 const workDir = await mkdtemp(path.join(os.tmpdir(), 'conduit-hot-path-ratio-'));
 const server = await openEmbedded({ seed: { users: 200, articles: 2000 }, poolUsers: 1, log: (l) => process.stderr.write(`${l}\n`) });
 const started: { stop(): Promise<void> }[] = [];

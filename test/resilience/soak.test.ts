@@ -37,7 +37,7 @@ import { LoadSession, pool, requestPatiently } from '../../bench/drive.ts';
 import { median } from '../../bench/histogram.ts';
 import type { LoadResult } from '../../bench/loadgen.ts';
 import { createMemoryCgroup, parseQuantity, type MemoryCgroup } from '../../bench/cgroup.ts';
-import { build, loadTestEnv, startService, type ServiceHandle } from '../../bench/processes.ts';
+import { loadTestEnv, startService, type ServiceHandle } from '../../bench/processes.ts';
 import { buildRequests, kindShares, SCENARIOS, type ScenarioInput, type TokenUser } from '../../bench/scenarios.ts';
 import { parsePrometheus } from '../prometheus.ts';
 
@@ -126,7 +126,6 @@ before(async () => {
   server = (await openExternal(url, { seed: { users: 100, articles: 1000, seed: 1 }, poolUsers: 50, log: () => undefined }))!;
   assert.ok(server, 'the test PostgreSQL server is unreachable');
   db = await server.createRunDatabase();
-  build();
   if (MEMORY_LIMIT === 'off') unconstrained = 'SOAK_MEMORY_LIMIT=off';
   else {
     const made = createMemoryCgroup('conduit-soak', parseQuantity(MEMORY_LIMIT));
