@@ -13,7 +13,7 @@ export const USAGE = `usage: npm run bench -- [options]
 
   --quick                 small data set (100 users, 1,000 articles) and short runs (3 s)
   --compare               the runtime knobs side by side: default, semi-space-8/32/64/v8 (V8 young
-                          generation), old-space-192 (V8 old generation cap), malloc-arenas-2 and
+                          generation), heap-growing-20 (V8 old generation growth), malloc-arenas-2 and
                           jemalloc (the allocator), threadpool-4/8,
                           workers-2 (cluster and reuseport) on
                           read-anon, read-auth, mixed and login (--configs/--scenarios override)
