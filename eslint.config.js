@@ -9,13 +9,7 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: {
         projectService: {
-          allowDefaultProject: [
-            'eslint.config.js',
-            '.dependency-cruiser.cjs',
-            'scripts/preflight.mjs',
-            'scripts/build.mjs',
-            'bench/v8-flags.mjs',
-          ],
+          allowDefaultProject: ['eslint.config.js', '.dependency-cruiser.cjs', 'scripts/preflight.mjs', 'scripts/build.mjs'],
         },
         tsconfigRootDir: import.meta.dirname,
       },
@@ -50,7 +44,7 @@ export default tseslint.config(
   },
   {
     // Plain JavaScript on purpose (it must load on an older Node): package.json read untyped.
-    files: ['scripts/preflight.mjs', 'scripts/build.mjs', 'bench/v8-flags.mjs'],
+    files: ['scripts/preflight.mjs', 'scripts/build.mjs'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',
       '@typescript-eslint/no-unsafe-member-access': 'off',

@@ -12,7 +12,7 @@ import { wrkPath } from './wrk.ts';
 export const USAGE = `usage: npm run bench -- [options]
 
   --quick                 small data set (100 users, 1,000 articles) and short runs (3 s)
-  --compare               the runtime knobs side by side: default, semi-space-8/32/64/v8 (V8 young
+  --compare               the runtime knobs side by side: default, semi-space-16/32/64/v8 (V8 young
                           generation), heap-growing-20 (V8 old generation growth), malloc-arenas-2 and
                           jemalloc (the allocator), threadpool-4/8,
                           workers-2 (cluster and reuseport) on

@@ -31,9 +31,11 @@ test('defaults give a loopback server on port 3000 with an embedded database', (
   assert.ok(Object.isFrozen(c));
 });
 
-test('the threadpool follows the CPUs; password hashes at once follow it, at least 4', () => {
+test('the threadpool follows the CPUs; password hashes at once follow it, at least 4; the old generation grows as V8 picks', () => {
   const byDefault = loadConfig({ JWT_SECRET: SECRET });
   assert.equal(byDefault.uvThreadpoolSize, Math.max(2, availableParallelism()));
+  assert.equal(byDefault.heapGrowingPercent, 0);
+  assert.equal(loadConfig({ JWT_SECRET: SECRET, HEAP_GROWING_PERCENT: '50' }).heapGrowingPercent, 50);
   const slots = (env: Record<string, string>) => {
     const c = loadConfig({ JWT_SECRET: SECRET, ...env });
     return [c.uvThreadpoolSize, c.argon2Concurrency, c.argon2Queue, c.argon2PerClient];
@@ -58,6 +60,8 @@ test('a bad value stops with a message naming the variable', () => {
     [{ CORS_ORIGINS: 'nope' }, /CORS_ORIGINS/],
     [{ RATE_LIMIT_WINDOW_MS: '10' }, /RATE_LIMIT_WINDOW_MS/],
     [{ RATE_LIMIT_PREFIX: 'has space' }, /RATE_LIMIT_PREFIX/],
+    [{ HEAP_GROWING_PERCENT: 'lots' }, /HEAP_GROWING_PERCENT/],
+    [{ HEAP_GROWING_PERCENT: '301' }, /HEAP_GROWING_PERCENT/],
     [{ TRUST_PROXY: 'yes please' }, /TRUST_PROXY/],
     [{ TRUST_PROXY: '10.0.0.0/8/1' }, /TRUST_PROXY/],
     [{ TRUST_PROXY: '0' }, /TRUST_PROXY/],

@@ -89,3 +89,35 @@ test('UV_THREADPOOL_SIZE: the CPUs the process may use, at least 2, unless set',
   const first = /Cpus_allowed_list:\s*(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0';
   assert.deepEqual(await sizeOn(first), { size: 2, cpus: 1 });
 });
+
+// V8 prints the factor it grows the old generation by after each full collection with
+// --trace-gc-verbose: its own pick by default (4 for a heap this small and fast to collect), the
+// set value with HEAP_GROWING_PERCENT.
+test("HEAP_GROWING_PERCENT: the old generation's growth after a full collection, V8's own unless set", async () => {
+  const run = promisify(execFile);
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'HEAP_GROWING_PERCENT'));
+  const factors = async (extra: Record<string, string> = {}) => {
+    const { stdout } = await run(
+      process.execPath,
+      [
+        '--trace-gc-verbose',
+        '--expose-gc',
+        '--import',
+        RUNTIME,
+        '-e',
+        'const a = []; for (let i = 0; i < 2e5; i++) a.push({ i }); gc(); gc();',
+      ],
+      { env: { ...env, ...extra }, maxBuffer: 16 * 1024 * 1024 },
+    );
+    const found = [...stdout.matchAll(/\[HeapController\] factor (\d+(?:\.\d+)?)/g)].map((m) => Number(m[1]));
+    assert.ok(found.length >= 2, 'V8 printed no growing factor');
+    return new Set(found);
+  };
+  assert.deepEqual(await factors({ HEAP_GROWING_PERCENT: '20' }), new Set([1.2]));
+  assert.deepEqual(await factors({ HEAP_GROWING_PERCENT: '50' }), new Set([1.5]));
+  // 'lots': config.ts refuses it at start; runtime.ts leaves V8 its own factor meanwhile.
+  for (const extra of [{}, { HEAP_GROWING_PERCENT: '0' }, { HEAP_GROWING_PERCENT: 'lots' }]) {
+    const own = await factors(extra);
+    assert.ok(!own.has(1.2) && !own.has(1.5), `${JSON.stringify(extra)}: factors ${[...own].join(', ')}`);
+  }
+});

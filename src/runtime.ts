@@ -2,13 +2,25 @@
 // telemetry/tracing.ts (the `--import` that `npm start` and the Dockerfile load first) and by
 // main.ts (for `node src/main.ts`; a module runs once, whichever imports it first).
 import { createHook } from 'node:async_hooks';
-import { defaultThreadpoolSize } from './config/limits.ts';
+import v8 from 'node:v8';
+import { defaultThreadpoolSize, heapGrowingPercent } from './config/limits.ts';
 
 // libuv's threadpool reads UV_THREADPOOL_SIZE once, when first used. Sized deliberately: Argon2
 // hashing, zlib compression and fs share it, and config/limits.ts sizes the hashing semaphore
 // from the same number. An empty value counts as unset, as for every setting (libuv would read
 // it as one thread).
 if (!process.env.UV_THREADPOOL_SIZE?.trim()) process.env.UV_THREADPOOL_SIZE = String(defaultThreadpoolSize());
+
+// V8's old-generation growth, when HEAP_GROWING_PERCENT sets one (config/limits.ts). A value
+// config.ts refuses is left alone here: the service then stops at start, naming the variable.
+const growing = (() => {
+  try {
+    return heapGrowingPercent(process.env);
+  } catch {
+    return 0;
+  }
+})();
+if (growing > 0) v8.setFlagsFromString(`--heap-growing-percent=${growing}`);
 
 // Keep process.nextTick fast for the life of the process. Node builds every tick object with one
 // object literal whose first keys are computed (symbols: async id, trigger id, context frame).

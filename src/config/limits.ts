@@ -12,6 +12,17 @@ import { bool, int, keyPrefix, type Env } from './parse.ts';
  */
 export const defaultThreadpoolSize = (): number => Math.max(2, availableParallelism());
 
+/**
+ * V8's old generation may grow by this much after a full collection before the next one, in
+ * percent; 0 (the default) leaves the factor to V8, which picks between 1.1 and 4 from how fast it
+ * collects. A small factor holds less promoted garbage, and the Buffers behind it, but collects
+ * more often: with 8 MB semi-spaces 20% cost 8% more instructions per request on the mixed load
+ * and 26% on writes, 50% cost 12% on writes (docs/memory.md "The old generation's growth").
+ * src/runtime.ts sets it at start: V8 reads it at every full collection, and Node refuses it in
+ * NODE_OPTIONS.
+ */
+export const heapGrowingPercent = (env: Env): number => int(env, 'HEAP_GROWING_PERCENT', 0, 0, 300);
+
 export interface LimitsConfig {
   readonly shed: boolean;
   readonly shedMaxEventLoopDelayMs: number;
@@ -28,6 +39,7 @@ export interface LimitsConfig {
   readonly rateLimitPasswordWindowMs: number;
   readonly rateLimitPrefix: string;
   readonly uvThreadpoolSize: number;
+  readonly heapGrowingPercent: number;
   readonly argon2Concurrency: number;
   readonly argon2Queue: number;
   readonly argon2MaxWaitMs: number;
@@ -83,6 +95,7 @@ export function limitsConfig(env: Env): LimitsConfig {
     // or parallel test runs) set different prefixes so they do not count each other's requests.
     rateLimitPrefix: keyPrefix(env, 'RATE_LIMIT_PREFIX', 'conduit:ratelimit:'),
     uvThreadpoolSize,
+    heapGrowingPercent: heapGrowingPercent(env),
     // Argon2 runs on the threadpool, where nothing bounds what waits: these permits do, and a
     // short queue beside them absorbs bursts.
     argon2Concurrency,

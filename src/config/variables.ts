@@ -139,6 +139,11 @@ export const ENV_VARS: readonly EnvVar[] = [
     default: undefined,
     description: 'libuv threads (Argon2, zlib streams, fs) (unset: the CPUs the process may use, at least 2)',
   },
+  {
+    name: 'HEAP_GROWING_PERCENT',
+    default: '0',
+    description: "V8's old generation grows by this much after a full collection (0: V8's own factor, 1.1 to 4x)",
+  },
   { name: 'ARGON2_CONCURRENCY', default: undefined, description: 'password hashes at once (unset: UV_THREADPOOL_SIZE, at least 4)' },
   { name: 'ARGON2_QUEUE', default: undefined, description: 'password hashes allowed to wait (unset: 2 x ARGON2_CONCURRENCY)' },
   {
