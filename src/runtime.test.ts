@@ -116,7 +116,7 @@ test("HEAP_GROWING_PERCENT: the old generation's growth after a full collection,
   assert.deepEqual(await factors({ HEAP_GROWING_PERCENT: '20' }), new Set([1.2]));
   assert.deepEqual(await factors({ HEAP_GROWING_PERCENT: '50' }), new Set([1.5]));
   // 'lots': config.ts refuses it at start; runtime.ts leaves V8 its own factor meanwhile.
-  for (const extra of [{}, { HEAP_GROWING_PERCENT: '0' }, { HEAP_GROWING_PERCENT: 'lots' }]) {
+  for (const extra of [{}, { HEAP_GROWING_PERCENT: '0' }, { HEAP_GROWING_PERCENT: 'lots' }] as Record<string, string>[]) {
     const own = await factors(extra);
     assert.ok(!own.has(1.2) && !own.has(1.5), `${JSON.stringify(extra)}: factors ${[...own].join(', ')}`);
   }
