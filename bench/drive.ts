@@ -10,7 +10,7 @@ import type { HeapSample } from './heap.ts';
 import type { LoadCommand, LoadMessage, LoadResult, LoadSpec, LoadStep } from './loadgen.ts';
 import { NODE_OWN_HEADERS, type Recording } from './platform.ts';
 import { built, exitWithin, ProcSampler, spawnTracked, tail, type Usage } from './processes.ts';
-import type { BenchRequest } from './scenarios.ts';
+import type { BenchRequest, TokenUser } from './scenarios.ts';
 import { runWrk } from './wrk.ts';
 
 const HERE = import.meta.dirname;
@@ -237,6 +237,24 @@ export async function requestPatiently(
     res = await request(base, r);
   }
   return { ...res, retries };
+}
+
+/**
+ * The token pool: each user logged in through the service, four at a time (Argon2 makes each
+ * login cost tens of ms), retried after a 503 or 429 as a well-behaved client does.
+ */
+export async function logIn(base: string, users: readonly Omit<TokenUser, 'token'>[], password: string): Promise<TokenUser[]> {
+  return pool(users, 4, async (u) => {
+    const res = await requestPatiently(base, {
+      method: 'POST',
+      path: '/api/users/login',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user: { email: u.email, password } }),
+    });
+    if (res.status !== 200) throw new Error(`login as ${u.email} failed: ${res.status} ${res.body.toString()}`);
+    const token = (JSON.parse(res.body.toString()) as { user: { token: string } }).user.token;
+    return { username: u.username, email: u.email, token, ownSlugs: u.ownSlugs };
+  });
 }
 
 /** Runs `work` over `items`, `concurrency` at a time, in order of start. */

@@ -15,7 +15,7 @@ import { SEED_PASSWORD } from '../scripts/seed.ts';
 import { createMemoryCgroup, type MemoryCgroup } from './cgroup.ts';
 import { CONFIGS, FLOOR, PLATFORM, type DatabaseKind } from './configs.ts';
 import { openEmbedded, openExternal, type DatabaseServer } from './databases.ts';
-import { pool, record, requestPatiently, startPlatform } from './drive.ts';
+import { logIn, record, startPlatform } from './drive.ts';
 import { metricsHeapReader } from './heap.ts';
 import { measureTarget, SWEEP_PERCENTS, toRunResult, type MeasureContext } from './measure.ts';
 import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.ts';
@@ -122,17 +122,7 @@ async function loginTokenPool(ctx: Ctx, server: DatabaseServer, config: string):
     const service = await startService(serviceEnv(ctx, config, db.url), 60_000, { built: true });
     try {
       ctx.log.info(`logging in ${server.users.length} users for the token pool`);
-      return await pool(server.users, 4, async (u) => {
-        const res = await requestPatiently(service.url, {
-          method: 'POST',
-          path: '/api/users/login',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ user: { email: u.email, password: SEED_PASSWORD } }),
-        });
-        if (res.status !== 200) throw new Error(`login as ${u.email} failed: ${res.status} ${res.body.toString()}`);
-        const token = (JSON.parse(res.body.toString()) as { user: { token: string } }).user.token;
-        return { username: u.username, email: u.email, token, ownSlugs: u.ownSlugs };
-      });
+      return await logIn(service.url, server.users, SEED_PASSWORD);
     } finally {
       await service.stop();
     }

@@ -23,7 +23,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CONFIGS } from '../bench/configs.ts';
 import { openEmbedded, type DatabaseServer } from '../bench/databases.ts';
-import { pool, request } from '../bench/drive.ts';
+import { logIn, pool, request } from '../bench/drive.ts';
 import { median } from '../bench/histogram.ts';
 import { killAllChildren, loadTestEnv, startService, type ServiceHandle } from '../bench/processes.ts';
 import { buildRequests, SCENARIOS, type BenchRequest, type TokenUser } from '../bench/scenarios.ts';
@@ -78,7 +78,7 @@ const env = (databaseUrl: string, config: string, n: number) => ({
 });
 
 try {
-  const tokens = scenario.auth ? await logIn(server) : [];
+  const tokens = scenario.auth ? await tokenPool(server) : [];
   const requests = buildRequests(
     scenario,
     { catalog: server.catalog, tokens, emails: server.users.map((u) => u.email), password: SEED_PASSWORD },
@@ -120,21 +120,11 @@ try {
 }
 
 /** Tokens for the scenario's users, logged in through a service run without callgrind (Argon2 under it takes seconds). */
-async function logIn(db: DatabaseServer): Promise<TokenUser[]> {
+async function tokenPool(db: DatabaseServer): Promise<TokenUser[]> {
   const run = await db.createRunDatabase();
   const service = await startService(env(run.url, 'default', 0), 60_000, { built: true });
   try {
-    return await pool(db.users, 4, async (u) => {
-      const res = await request(service.url, {
-        method: 'POST',
-        path: '/api/users/login',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ user: { email: u.email, password: SEED_PASSWORD } }),
-      });
-      if (res.status !== 200) throw new Error(`login as ${u.email} failed: ${res.status} ${res.body.toString()}`);
-      const token = (JSON.parse(res.body.toString()) as { user: { token: string } }).user.token;
-      return { username: u.username, email: u.email, token, ownSlugs: u.ownSlugs };
-    });
+    return await logIn(service.url, db.users, SEED_PASSWORD);
   } finally {
     await service.stop();
     await run.drop();

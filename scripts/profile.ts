@@ -21,10 +21,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openEmbedded, openExternal, type DatabaseServer } from '../bench/databases.ts';
-import { LoadSession, pool, request } from '../bench/drive.ts';
+import { LoadSession, logIn } from '../bench/drive.ts';
 import type { LoadResult } from '../bench/loadgen.ts';
 import { killAllChildren, loadTestEnv, startService, type ServiceHandle } from '../bench/processes.ts';
-import { buildRequests, SCENARIOS, type ScenarioInput, type TokenUser } from '../bench/scenarios.ts';
+import { buildRequests, SCENARIOS, type ScenarioInput } from '../bench/scenarios.ts';
 import { cpuProfileToPprof, heapProfileToPprof, type CpuProfile, type HeapProfile } from '../src/telemetry/pprof.ts';
 import { CPU_INTERVAL_US, HEAP_INTERVAL_BYTES } from '../src/telemetry/profiler.ts';
 import { cpuWeights, heapWeights, msPerSample, telemetryShare, topTable } from './profile-summary.ts';
@@ -117,20 +117,6 @@ export function parseProfileArgs(argv: readonly string[]): ProfileOptions | 'hel
 
 const say = (line: string) => process.stderr.write(`[profile] ${line}\n`);
 
-async function loginTokens(service: ServiceHandle, server: DatabaseServer): Promise<TokenUser[]> {
-  return pool(server.users, 4, async (u) => {
-    const res = await request(service.url, {
-      method: 'POST',
-      path: '/api/users/login',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ user: { email: u.email, password: SEED_PASSWORD } }),
-    });
-    if (res.status !== 200) throw new Error(`login as ${u.email} failed: ${res.status} ${res.body.toString()}`);
-    const token = (JSON.parse(res.body.toString()) as { user: { token: string } }).user.token;
-    return { username: u.username, email: u.email, token, ownSlugs: u.ownSlugs };
-  });
-}
-
 async function admin(service: ServiceHandle, token: string, what: string, timeoutSec: number): Promise<string> {
   const res = await fetch(`${service.url}${what}`, {
     method: 'POST',
@@ -180,7 +166,7 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
         ),
       );
       try {
-        const tokens = scenario.auth ? await loginTokens(service, server) : [];
+        const tokens = scenario.auth ? await logIn(service.url, server.users, SEED_PASSWORD) : [];
         const input: ScenarioInput = { catalog: server.catalog, tokens, emails: server.users.map((u) => u.email), password: SEED_PASSWORD };
         const requests = buildRequests(scenario, input, opts.seed);
         const requestsFile = path.join(workDir, 'requests.json');
