@@ -128,6 +128,12 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     description: 'the old generation grows by 20% after a full collection (HEAP_GROWING_PERCENT=20)',
     optIn: true,
   },
+  'semi-space-16-heap-growing-20': {
+    database: 'embedded',
+    env: { NODE_OPTIONS: '--max-semi-space-size=16', HEAP_GROWING_PERCENT: '20' },
+    description: 'semi-spaces of up to 16 MB and 20% old-generation growth',
+    optIn: true,
+  },
   'heap-growing-50': {
     database: 'embedded',
     env: { HEAP_GROWING_PERCENT: '50' },

@@ -118,6 +118,8 @@ export interface StartOptions {
    * whatever measures the service's memory.
    */
   built?: boolean;
+  /** How long stop() waits for the process to exit after SIGTERM before it kills it (default 20 s). */
+  stopTimeoutMs?: number;
 }
 
 export async function startService(env: Record<string, string>, timeoutMs = 60_000, opts: StartOptions = {}): Promise<ServiceHandle> {
@@ -174,7 +176,7 @@ export async function startService(env: Record<string, string>, timeoutMs = 60_0
     logs,
     stop: async () => {
       child.kill('SIGTERM');
-      await exitWithin(child, 20_000, 'the service').catch(() => undefined);
+      await exitWithin(child, opts.stopTimeoutMs ?? 20_000, 'the service').catch(() => undefined);
     },
   };
 }

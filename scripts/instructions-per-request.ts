@@ -5,15 +5,16 @@
 //
 // Each configuration (bench/configs.ts) runs the built service under callgrind with
 // instrumentation off. A warm-up replays the scenario's requests until the JIT has settled; then
-// instrumentation is switched on (callgrind_control), the same requests are replayed, and it is
-// switched off before the service stops. Every thread is counted: the garbage collector's helpers,
+// instrumentation is switched on (callgrind_control, checked: it exits 0 whether or not it reached
+// the process), the list is replayed on from where the warm-up stopped, as the bench loops over
+// it, and instrumentation is switched off (checked) before anything else happens. Every thread is counted: the garbage collector's helpers,
 // the threadpool (compression, Argon2), the main thread. The garbage collections of the measured
 // requests are read from the service's /metrics before and after.
 //
 // Under callgrind the service runs 20-50 times slower, so the figure is work, not time: a
 // collection that V8 would do in idle time on a fast machine is counted all the same.
 //
-//   node scripts/instructions-per-request.ts [--scenario write] [--configs default,semi-space-8]
+//   node scripts/instructions-per-request.ts [--scenario write] [--configs default,semi-space-16]
 //                                            [--requests 3000] [--warmup 3000] [--rounds 1]
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -32,7 +33,7 @@ import { SEED_PASSWORD } from './seed.ts';
 const { values } = parseArgs({
   options: {
     scenario: { type: 'string', default: 'write' },
-    configs: { type: 'string', default: 'default,semi-space-8' },
+    configs: { type: 'string', default: 'default,semi-space-16' },
     requests: { type: 'string', default: '3000' },
     warmup: { type: 'string', default: '3000' },
     rounds: { type: 'string', default: '1' },
@@ -139,15 +140,24 @@ async function measure(config: string, requests: readonly BenchRequest[], n: num
     built: true,
     wrap: (command, args) => ({
       command: 'valgrind',
-      args: ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${path.join(outDir, 'callgrind.out')}`, command, ...args],
+      args: [
+        '--tool=callgrind',
+        '--instr-atstart=no',
+        `--vgdb-prefix=${path.join(outDir, 'vgdb')}`,
+        `--callgrind-out-file=${path.join(outDir, 'callgrind.out')}`,
+        command,
+        ...args,
+      ],
     }),
+    // Callgrind writes its counts as the process exits, which under it takes a while.
+    stopTimeoutMs: 300_000,
   });
   try {
     await replay(service, requests, warmup);
     const before = await collections(service);
-    execFileSync('callgrind_control', ['--instr=on', String(service.pid)], { env: VGDB_ENV, stdio: 'ignore' });
-    await replay(service, requests, measured);
-    execFileSync('callgrind_control', ['--instr=off', String(service.pid)], { env: VGDB_ENV, stdio: 'ignore' });
+    instrumentation(service.pid, outDir, true);
+    await replay(service, requests, measured, warmup);
+    instrumentation(service.pid, outDir, false);
     const after = await collections(service);
     await service.stop();
     const ir = await counted(outDir);
@@ -159,21 +169,34 @@ async function measure(config: string, requests: readonly BenchRequest[], n: num
   }
 }
 
-/** The instructions callgrind counted, from the file it writes as the process exits (slowly, under it). */
-async function counted(outDir: string): Promise<number | undefined> {
-  const deadline = Date.now() + 300_000;
-  while (Date.now() < deadline) {
-    const files = (await readdir(outDir)).filter((f) => f.startsWith('callgrind.out'));
-    const sums = await Promise.all(files.map(async (f) => /^totals: (\d+)/m.exec(await readFile(path.join(outDir, f), 'utf8'))?.[1]));
-    if (files.length > 0 && sums.every((x) => x !== undefined)) return sums.reduce((t, x) => t + Number(x), 0) || undefined;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  return undefined;
+/**
+ * Switches callgrind's instrumentation and checks that it took: callgrind_control exits 0 even when
+ * it could not reach the process, and a window left on would count the shutdown as requests.
+ */
+function instrumentation(pid: number, outDir: string, on: boolean): void {
+  const control = (arg: string) =>
+    execFileSync('callgrind_control', [`--vgdb-prefix=${path.join(outDir, 'vgdb')}`, arg, String(pid)], {
+      env: VGDB_ENV,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  control(`--instr=${on ? 'on' : 'off'}`);
+  const state = control('--back');
+  const took = on ? state.includes('Backtrace') : state.includes('instrumentation is switched off');
+  if (!took) throw new Error(`callgrind_control could not switch instrumentation ${on ? 'on' : 'off'} in process ${pid}:\n${state}`);
 }
 
-/** `total` requests of the list, from its start, `connections` at a time; anything but 2xx stops the run. */
-async function replay(service: ServiceHandle, requests: readonly BenchRequest[], total: number): Promise<void> {
-  const list = Array.from({ length: total }, (_, i) => requests[i % requests.length]!);
+/** The instructions callgrind counted, from the files it wrote (the last as the process exited). */
+async function counted(outDir: string): Promise<number | undefined> {
+  const files = (await readdir(outDir)).filter((f) => f.startsWith('callgrind.out'));
+  const sums = await Promise.all(files.map(async (f) => /^totals: (\d+)/m.exec(await readFile(path.join(outDir, f), 'utf8'))?.[1]));
+  if (files.length === 0 || sums.some((x) => x === undefined)) return undefined;
+  return sums.reduce((t, x) => t + Number(x), 0) || undefined;
+}
+
+/** `total` requests of the list from its `from`th on, looping, `connections` at a time; anything but 2xx stops the run. */
+async function replay(service: ServiceHandle, requests: readonly BenchRequest[], total: number, from = 0): Promise<void> {
+  const list = Array.from({ length: total }, (_, i) => requests[(from + i) % requests.length]!);
   await pool(list, connections, async (r) => {
     const res = await request(service.url, r);
     if (res.status < 200 || res.status > 299) throw new Error(`${r.method} ${r.path}: ${res.status} ${res.body.toString().slice(0, 300)}`);
