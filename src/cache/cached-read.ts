@@ -11,7 +11,8 @@
 //     compressed variants, the note the hot path replays from). Nothing else is built on this
 //     path: it is the one the benchmark's cached reads take;
 //   - signed in: the viewer's flags (cache/viewer-flags.ts, no query once their sets are cached)
-//     written into a copy of the stored bytes, or the stored bytes when none is theirs;
+//     written into a copy of the stored bytes (its compressed bytes kept: ResponseCache.sendCopy),
+//     or the stored bytes when none is theirs;
 //   - the registry the coherence test enumerates (ResponseCache.routes): a route declared here
 //     and not exercised by test/coherence.ts fails that test.
 //
@@ -33,7 +34,7 @@ import type { App } from '../context.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { DeclaredRoute, Loaded } from './entry.ts';
 import type { ResponseCache } from './response-cache.ts';
-import { sendViewerBody, viewerFlags, withViewerFlags } from './viewer-flags.ts';
+import { flagOffsets, setFlags, viewerFlags } from './viewer-flags.ts';
 
 /** The request as the route's schema types it. */
 export type RequestOf<S extends FastifySchema> = FastifyRequest<
@@ -152,12 +153,12 @@ export function cachedGet<S extends FastifySchema, T>(
       const ids = entry.data;
       const theirs = await viewerFlags(db, cache, viewer, ids.articles, ids.authors);
       if (theirs.favorited.size === 0 && theirs.following.size === 0) return cache.send(request, reply, entry);
-      const flagged = withViewerFlags(
+      const changed = flagOffsets(
         entry.body,
         ids.articles.map((id) => theirs.favorited.has(id)),
         ids.authors.map((id) => theirs.following.has(id)),
       );
-      if (flagged) return sendViewerBody(reply, flagged);
+      if (changed) return cache.sendCopy(request, reply, entry, changed.join(','), () => setFlags(entry.body, changed));
       // The stored bytes do not hold the keys where the declaration says (a serializer whose shape
       // changed): this viewer's response is loaded instead, and the mismatch logged.
       request.log.warn({ route: route.url }, 'cached body and declared flags disagree: loading the response for the viewer');

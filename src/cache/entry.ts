@@ -21,8 +21,11 @@ export interface CacheStats {
   invalidations: number;
   /** Loads whose result was not stored because a tag was invalidated meanwhile. */
   raced: number;
-  /** Compressed variants made (once per entry and encoding; a hit on a variant makes none). */
+  /** Compressed variants and copies made (once per entry or copy and encoding; a hit makes none). */
   compressions: number;
+  /** Signed-in viewers' compressed copies (ResponseCache.sendCopy): sent as kept, and made. */
+  copyHits: number;
+  copyMisses: number;
   /** Shared tier (Redis): in-process misses answered by it, not answered by it, entries it took. */
   redisHits: number;
   redisMisses: number;
@@ -76,6 +79,8 @@ export function emptyCacheStats(): CacheStats {
     invalidations: 0,
     raced: 0,
     compressions: 0,
+    copyHits: 0,
+    copyMisses: 0,
     redisHits: 0,
     redisMisses: 0,
     redisStores: 0,

@@ -229,6 +229,41 @@ describe('the response cache over HTTP', () => {
     assert.equal(on.ctx.cache!.stats.hits, hits + 2 * Object.keys(urls).length);
   });
 
+  test("a signed-in viewer's page with their flags set is compressed once and sent again as kept, to them and to a viewer with the same flags; changed flags get a copy of their own", async () => {
+    const [one, two] = [await api.register(), await api.register()];
+    const favorite = articles[5]!;
+    for (const viewer of [one, two])
+      assert.equal((await api.post(`/api/articles/${favorite.slug}/favorite`, { token: viewer.token })).status, 200);
+    const zstd = { 'accept-encoding': 'zstd' };
+    const asOff = async (token: string) => (await get(off, urls.list, auth(token))).raw;
+    const cache = on.ctx.cache!;
+
+    const first = await get(on, urls.list, { ...auth(one.token), ...zstd });
+    assert.equal(first.headers['content-encoding'], 'zstd');
+    assert.equal(first.headers.etag, undefined, "the viewer's copy is not the cached entry");
+    assert.match(String(first.headers.vary), /accept-encoding/i);
+    const decoded = zlib.zstdDecompressSync(first.raw);
+    assert.ok(decoded.equals(await asOff(one.token)), 'the bytes CACHE=off answers this viewer');
+    assert.match(decoded.toString(), /"favorited":true/);
+
+    const { compressions, copyHits } = cache.stats;
+    const again = await get(on, urls.list, { ...auth(one.token), ...zstd });
+    const other = await get(on, urls.list, { ...auth(two.token), ...zstd });
+    assert.ok(again.raw.equals(first.raw) && other.raw.equals(first.raw), 'the kept bytes, to both viewers');
+    assert.equal(cache.stats.compressions, compressions, 'no compression for either');
+    assert.equal(cache.stats.copyHits, copyHits + 2);
+
+    assert.equal((await api.post(`/api/profiles/${author.username}/follow`, { token: one.token })).status, 200);
+    const followed = await get(on, urls.list, { ...auth(one.token), ...zstd });
+    assert.ok(zlib.zstdDecompressSync(followed.raw).equals(await asOff(one.token)), 'after a follow: the bytes CACHE=off answers');
+    assert.match(zlib.zstdDecompressSync(followed.raw).toString(), /"following":true/);
+    const unchanged = await get(on, urls.list, { ...auth(two.token), ...zstd });
+    assert.ok(zlib.zstdDecompressSync(unchanged.raw).equals(await asOff(two.token)), 'the other viewer: unchanged');
+    const plain = await get(on, urls.list, auth(one.token));
+    assert.equal(plain.headers['content-encoding'], undefined);
+    assert.ok(plain.raw.equals(await asOff(one.token)), 'uncompressed: the same bytes');
+  });
+
   test("a viewer's first authenticated read loads their favorites and follows with one query, later reads need none, and carry the viewer's flags while anonymous reads stay all-false", async () => {
     const favorite = articles[2]!;
     assert.equal((await api.post(`/api/articles/${favorite.slug}/favorite`, { token: reader.token })).status, 200);

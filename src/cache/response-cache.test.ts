@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import Fastify from 'fastify';
 import { test } from 'node:test';
+import zlib from 'node:zlib';
 import { decodeEntry, encodeEntry } from './redis-scripts.ts';
 import { ResponseCache } from './response-cache.ts';
 import { tag, type CacheTag } from './tags.ts';
@@ -145,6 +146,49 @@ test('an entry keeps its body and compressed variants in memory of their own siz
       assert.ok(owns(variant), `${encoding} variant of ${variant.length} bytes held in ${variant.buffer.byteLength}`);
       assert.deepEqual(res.rawPayload, variant);
     }
+  } finally {
+    await app.close();
+  }
+});
+
+test("viewers' compressed copies are kept by what they are made of, and with the entries stay within the byte bound", async () => {
+  const cache = new ResponseCache({ ...options, maxBytes: 200_000 });
+  const data = {
+    articles: Array.from({ length: 20 }, (_, i) => ({ slug: `a-${i}`, favorited: false, body: `${i} lorem ipsum `.repeat(20) })),
+  };
+  const entry = (await cache.get('list', async () => ({ data, tags: [tag.listAll] }), serialize))!;
+  const app = Fastify();
+  let made = 0;
+  app.get('/copy/:n', (request, reply) => {
+    const n = (request.params as { n: string }).n;
+    return cache.sendCopy(request, reply, entry, n, () => {
+      made++;
+      return Buffer.from(entry.body.toString().replace('"favorited":false', `"favorited":${n}`));
+    });
+  });
+  try {
+    const zstd = { 'accept-encoding': 'zstd' };
+    const first = await app.inject({ url: '/copy/1', headers: zstd });
+    assert.equal(first.headers['content-encoding'], 'zstd');
+    assert.equal(first.headers.etag, undefined, 'a copy is not the entry: no ETag');
+    assert.match(String(first.headers.vary), /Accept-Encoding/);
+    assert.match(zlib.zstdDecompressSync(first.rawPayload).toString(), /"favorited":1,/);
+    const again = await app.inject({ url: '/copy/1', headers: zstd });
+    assert.deepEqual(again.rawPayload, first.rawPayload);
+    assert.equal(made, 1, 'the same copy in the same encoding is made once');
+    assert.equal(cache.stats.copyHits, 1);
+    await app.inject({ url: '/copy/1', headers: { 'accept-encoding': 'gzip' } });
+    const plain = await app.inject({ url: '/copy/1' });
+    assert.equal(plain.headers['content-encoding'], undefined);
+    assert.match(plain.body, /"favorited":1,/);
+    assert.equal(made, 3, 'another encoding is another copy; uncompressed ones are made per request');
+
+    for (let n = 2; n < 2000; n++) await app.inject({ url: `/copy/${n}`, headers: zstd });
+    assert.ok(cache.bytes <= 200_000, `${cache.bytes} bytes for the entry and the copies`);
+    assert.equal(cache.size, 1, 'the copies did not evict the entry');
+    const before = cache.stats.copyMisses;
+    await app.inject({ url: '/copy/2', headers: zstd });
+    assert.equal(cache.stats.copyMisses, before + 1, 'the oldest copies made room for the newer ones');
   } finally {
     await app.close();
   }

@@ -11,6 +11,12 @@
 // process at once and in the others through the bus. A load that raced with an invalidation of one of its tags is
 // answered but not stored, so an entry can never be older than the last invalidation it missed.
 //
+// A signed-in viewer whose flags show on a page gets a copy of the entry's bytes with them set
+// (cache/viewer-flags.ts). Its compressed bytes are kept too, by what they are made of (the
+// entry's ETag, the encoding and which flags are set), within an eighth of the bound: a viewer
+// who reads the page again, or another with the same flags on it, is not compressed for again
+// (sendCopy).
+//
 // With REDIS_URL a shared tier (cache/redis-tier.ts) sits behind this one: an in-process miss
 // asks it before the database, and what the database returns is stored in both.
 import { Negotiator } from '@fastify/accept-negotiator';
@@ -58,6 +64,10 @@ export class ResponseCache {
   readonly routes: DeclaredRoute[] = [];
   readonly #opts: CacheOptions;
   readonly #lru: LRUCache<string, Entry<unknown>>;
+  // Compressed per-viewer copies (sendCopy), keyed by what their bytes are made of, so none is
+  // ever stale: a changed entry has another ETag, changed flags another key. The LRU and the TTL
+  // only bound the memory.
+  readonly #copies: LRUCache<string, Buffer>;
   readonly #byTag = new Map<string, Set<string>>();
   readonly #disposed: ((entry: Entry<unknown>) => void)[] = [];
   readonly #inflight = new Map<string, Promise<Entry<unknown> | undefined>>();
@@ -79,9 +89,17 @@ export class ResponseCache {
     this.#opts = opts;
     this.shared = opts.shared;
     this.stats = opts.stats ?? emptyCacheStats();
+    // The bound is the two caches' together: an eighth of it for the copies (a copy is about a
+    // quarter of its page), the rest for the entries.
+    const copiesBytes = Math.max(1, Math.floor(opts.maxBytes / 8));
+    this.#copies = new LRUCache<string, Buffer>({
+      ttl: opts.ttlMs,
+      maxSize: copiesBytes,
+      sizeCalculation: (copy) => Math.max(1, copy.length),
+    });
     this.#lru = new LRUCache<string, Entry<unknown>>({
       ttl: opts.ttlMs,
-      maxSize: opts.maxBytes,
+      maxSize: Math.max(1, opts.maxBytes - copiesBytes),
       // What an entry holds, counted from the start so the bound holds once variants exist: the
       // body, and a compressed variant or two (about a quarter of the body each, made on
       // demand). Twice the body leaves room for the little an entry keeps besides (`keep` in
@@ -108,8 +126,9 @@ export class ResponseCache {
   get size(): number {
     return this.#lru.size;
   }
+  /** What the entries and the kept copies hold together (the bound is CacheOptions.maxBytes). */
   get bytes(): number {
-    return this.#lru.calculatedSize;
+    return this.#lru.calculatedSize + this.#copies.calculatedSize;
   }
 
   /**
@@ -242,21 +261,13 @@ export class ResponseCache {
    * best encoding the client accepts, compressed once per entry and kept.
    */
   send(request: FastifyRequest, reply: FastifyReply, entry: Entry<unknown>): FastifyReply {
-    // Added to a Vary already set (@fastify/cors sets `Vary: Origin` when CORS_ORIGINS lists
-    // origins), not in place of it: a shared cache must keep the Origin variants apart too.
-    const vary = reply.getHeader('vary');
-    void reply
-      .header('etag', entry.etag)
-      .header('vary', vary === undefined || vary === '' ? 'Accept-Encoding' : `${String(vary)}, Accept-Encoding`);
+    void reply.header('etag', entry.etag);
+    addVary(reply);
     const ifNoneMatch = request.headers['if-none-match'];
     if (ifNoneMatch !== undefined && (ifNoneMatch === entry.etag || matchesAny(ifNoneMatch, entry.etag))) return reply.code(304).send();
     void reply.type('application/json; charset=utf-8');
-    const accept = request.headers['accept-encoding'];
-    if (!this.#opts.compression || accept === undefined || entry.body.length < this.#opts.compressionThresholdBytes) {
-      return reply.send(noteCachedAnswer(request, entry, entry.body));
-    }
-    const encoding = this.#negotiator.negotiate(accept) as Encoding | undefined;
-    if (!encoding || !ENCODINGS.includes(encoding)) return reply.send(noteCachedAnswer(request, entry, entry.body));
+    const encoding = this.#encodingFor(request, entry.body);
+    if (encoding === undefined) return reply.send(noteCachedAnswer(request, entry, entry.body));
     let variant = entry.variants.get(encoding);
     if (!variant) {
       variant = ownBytes(compressBody(entry.body, encoding));
@@ -265,4 +276,47 @@ export class ResponseCache {
     }
     return reply.header('content-encoding', encoding).send(noteCachedAnswer(request, entry, variant, encoding));
   }
+
+  /**
+   * Sends one request's copy of the entry's bytes (a signed-in viewer's flags set in them:
+   * cache/viewer-flags.ts), made by `make`; `copy` names what sets it apart from the entry's, so
+   * that two copies with the same name are the same bytes. Without an ETag: it is not the entry.
+   * Compressed, it is kept (within an eighth of the bound) and sent again to whoever asks for the
+   * same copy in the same encoding; uncompressed, it is made per request (a copy of the bytes).
+   */
+  sendCopy(request: FastifyRequest, reply: FastifyReply, entry: Entry<unknown>, copy: string, make: () => Buffer): FastifyReply {
+    addVary(reply);
+    void reply.type('application/json; charset=utf-8');
+    const encoding = this.#encodingFor(request, entry.body);
+    if (encoding === undefined) return reply.send(make());
+    const key = `${entry.etag}\n${encoding}\n${copy}`;
+    let compressed = this.#copies.get(key);
+    if (compressed === undefined) {
+      compressed = ownBytes(compressBody(make(), encoding));
+      this.#copies.set(key, compressed);
+      this.stats.compressions++;
+      this.stats.copyMisses++;
+    } else {
+      this.stats.copyHits++;
+    }
+    return reply.header('content-encoding', encoding).send(compressed);
+  }
+
+  /** The encoding to send `body` in: undefined for as it is (compression off, a small body, none accepted). */
+  #encodingFor(request: FastifyRequest, body: Buffer): Encoding | undefined {
+    const accept = request.headers['accept-encoding'];
+    if (!this.#opts.compression || accept === undefined || body.length < this.#opts.compressionThresholdBytes) return undefined;
+    const encoding = this.#negotiator.negotiate(accept) as Encoding | undefined;
+    return encoding !== undefined && ENCODINGS.includes(encoding) ? encoding : undefined;
+  }
+}
+
+/**
+ * Adds Accept-Encoding to a Vary already set (@fastify/cors sets `Vary: Origin` when
+ * CORS_ORIGINS lists origins), not in place of it: a shared cache must keep the Origin variants
+ * apart too.
+ */
+function addVary(reply: FastifyReply): void {
+  const vary = reply.getHeader('vary');
+  void reply.header('vary', vary === undefined || vary === '' ? 'Accept-Encoding' : `${String(vary)}, Accept-Encoding`);
 }

@@ -13,7 +13,6 @@
 // A viewer with more than MAX_SET_SIZE favorites or follows gets the per-page query instead
 // (the entry would be large and every page reads only 20 ids of it). Without the cache, and
 // for such viewers, the flags are one small indexed query per page.
-import type { FastifyReply } from 'fastify';
 import type { Queryable } from '../db/pool.ts';
 import type { ResponseCache } from './response-cache.ts';
 import { tag } from './tags.ts';
@@ -138,19 +137,24 @@ function find(body: Buffer, needle: Buffer): number[] {
 }
 
 /**
- * `body` with the i-th `"favorited":false` set to true where `favorited[i]`, and the same for
- * `"following"`. Undefined when the body does not hold exactly as many of each key as the arrays
- * are long (a serializer that changed shape): the caller then loads the viewer's response (cache/cached-read.ts).
+ * Where `body`'s `false`s are to be set to true for this viewer: the i-th `"favorited":false`
+ * where `favorited[i]`, and the same for `"following"`; sorted, empty when none is. Undefined
+ * when the body does not hold exactly as many of each key as the arrays are long (a serializer
+ * that changed shape): the caller then loads the viewer's response (cache/cached-read.ts).
  */
-export function withViewerFlags(body: Buffer, favorited: readonly boolean[], following: readonly boolean[]): Buffer | undefined {
+export function flagOffsets(body: Buffer, favorited: readonly boolean[], following: readonly boolean[]): number[] | undefined {
   let offsets = offsetsOf.get(body);
   if (!offsets) offsetsOf.set(body, (offsets = { favorited: find(body, FAVORITED), following: find(body, FOLLOWING) }));
   if (offsets.favorited.length !== favorited.length || offsets.following.length !== following.length) return undefined;
   const changed: number[] = [];
   for (let i = 0; i < favorited.length; i++) if (favorited[i]) changed.push(offsets.favorited[i]!);
   for (let i = 0; i < following.length; i++) if (following[i]) changed.push(offsets.following[i]!);
+  return changed.sort((a, b) => a - b);
+}
+
+/** A copy of `body` with the `false` at each of `changed` (flagOffsets) set to true. */
+export function setFlags(body: Buffer, changed: readonly number[]): Buffer {
   if (changed.length === 0) return body;
-  changed.sort((a, b) => a - b);
   const parts: Buffer[] = [];
   let from = 0;
   for (const at of changed) {
@@ -161,7 +165,8 @@ export function withViewerFlags(body: Buffer, favorited: readonly boolean[], fol
   return Buffer.concat(parts, body.length - changed.length);
 }
 
-/** Sends a per-viewer body made by withViewerFlags (no ETag: it is not the cached entry's). */
-export function sendViewerBody(reply: FastifyReply, body: Buffer): FastifyReply {
-  return reply.type('application/json; charset=utf-8').send(body);
+/** `body` as this viewer sees it (flagOffsets, then setFlags); undefined when the shapes disagree. */
+export function withViewerFlags(body: Buffer, favorited: readonly boolean[], following: readonly boolean[]): Buffer | undefined {
+  const changed = flagOffsets(body, favorited, following);
+  return changed && setFlags(body, changed);
 }

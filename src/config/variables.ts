@@ -65,7 +65,8 @@ export const ENV_VARS: readonly EnvVar[] = [
   {
     name: 'CACHE_MAX_BYTES',
     default: '67108864',
-    description: 'in-process cache bound, per process; unset under a memory limit (a container): an eighth of it, 8 to 64 MiB',
+    description:
+      "in-process cache bound, per process, readers' compressed copies included; unset under a memory limit (a container): an eighth of it, 8 to 64 MiB",
   },
   {
     name: 'REDIS_URL',

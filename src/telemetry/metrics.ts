@@ -159,6 +159,11 @@ export function registerMetrics(app: App, ctx: AppContext, { route, requests, pi
         coalesced: cache.stats.coalesced,
       }),
     );
+    byResult(
+      'conduit_cache_viewer_copies_total',
+      "Compressed pages with a signed-in viewer's flags set, by result: hit (sent as kept), miss (made and kept).",
+      () => ({ hit: cache.stats.copyHits, miss: cache.stats.copyMisses }),
+    );
     // The shared Redis tier (REDIS_URL): consulted on an in-process miss. Errors include
     // timeouts (CACHE_REDIS_TIMEOUT_MS) and calls skipped while Redis is down; each one is a
     // request that went to PostgreSQL instead.
