@@ -11,7 +11,7 @@
 //     compressed variants, the note the hot path replays from). Nothing else is built on this
 //     path: it is the one the benchmark's cached reads take;
 //   - signed in: the viewer's flags (cache/viewer-flags.ts, no query once their sets are cached)
-//     written into a copy of the stored bytes (its compressed bytes kept: ResponseCache.sendCopy),
+//     written into a copy of the stored bytes (its compressed bytes kept: ResponseCache.sendFlagged),
 //     or the stored bytes when none is theirs;
 //   - the registry the coherence test enumerates (ResponseCache.routes): a route declared here
 //     and not exercised by test/coherence.ts fails that test.
@@ -34,7 +34,8 @@ import type { App } from '../context.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { DeclaredRoute, Loaded } from './entry.ts';
 import type { ResponseCache } from './response-cache.ts';
-import { flagOffsets, setFlags, viewerFlags } from './viewer-flags.ts';
+import { flagOffsets } from './flag-bytes.ts';
+import { viewerFlags } from './viewer-flags.ts';
 
 /** The request as the route's schema types it. */
 export type RequestOf<S extends FastifySchema> = FastifyRequest<
@@ -158,7 +159,7 @@ export function cachedGet<S extends FastifySchema, T>(
         ids.articles.map((id) => theirs.favorited.has(id)),
         ids.authors.map((id) => theirs.following.has(id)),
       );
-      if (changed) return cache.sendCopy(request, reply, entry, changed.join(','), () => setFlags(entry.body, changed));
+      if (changed) return cache.sendFlagged(request, reply, entry, changed);
       // The stored bytes do not hold the keys where the declaration says (a serializer whose shape
       // changed): this viewer's response is loaded instead, and the mismatch logged.
       request.log.warn({ route: route.url }, 'cached body and declared flags disagree: loading the response for the viewer');

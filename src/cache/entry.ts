@@ -23,7 +23,7 @@ export interface CacheStats {
   raced: number;
   /** Compressed variants and copies made (once per entry or copy and encoding; a hit makes none). */
   compressions: number;
-  /** Signed-in viewers' compressed copies (ResponseCache.sendCopy): sent as kept, and made. */
+  /** Signed-in viewers' compressed copies (ResponseCache.sendFlagged): sent as kept, and made. */
   copyHits: number;
   copyMisses: number;
   /** Shared tier (Redis): in-process misses answered by it, not answered by it, entries it took. */

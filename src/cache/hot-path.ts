@@ -18,9 +18,8 @@
 //     samples or continues, and every request the pipeline refuses.
 //   - Admission and observation are the pipeline's, before and after either branch: a replay is
 //     counted against the rate limit, in flight, in the metrics and in the log like any request.
-//   - Only what was sent as noted is recorded: a body changed on its way out (compressed by
-//     @fastify/compress for an Accept-Encoding the cache's negotiation did not pick, such as
-//     `x-gzip`) is not replayed.
+//   - Only what was sent as noted is recorded: a body changed on its way out (by a hook after the
+//     cache, say a compression the cache's negotiation did not pick) is not replayed.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { cachedAnswer } from './answer.ts';
 import type { Entry } from './entry.ts';

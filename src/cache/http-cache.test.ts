@@ -259,6 +259,19 @@ describe('the response cache over HTTP', () => {
     assert.match(zlib.zstdDecompressSync(followed.raw).toString(), /"following":true/);
     const unchanged = await get(on, urls.list, { ...auth(two.token), ...zstd });
     assert.ok(zlib.zstdDecompressSync(unchanged.raw).equals(await asOff(two.token)), 'the other viewer: unchanged');
+
+    // Another reader's favorite changes a count on the page (as many bytes, so the flags sit where
+    // they did): a new entry, another ETag, and not the copy kept for the old one.
+    const three = await api.register();
+    assert.equal((await api.post(`/api/articles/${articles[6]!.slug}/favorite`, { token: three.token })).status, 200);
+    const recounted = await get(on, urls.list, { ...auth(one.token), ...zstd });
+    assert.ok(zlib.zstdDecompressSync(recounted.raw).equals(await asOff(one.token)), 'after the page changed: the bytes CACHE=off answers');
+    assert.ok(!recounted.raw.equals(followed.raw));
+
+    // A client that refuses zstd but takes anything else gets gzip, as from the compression plugin.
+    const refused = await get(on, urls.list, { ...auth(one.token), 'accept-encoding': 'zstd;q=0, *' });
+    assert.equal(refused.headers['content-encoding'], 'gzip');
+    assert.ok(zlib.gunzipSync(refused.raw).equals(await asOff(one.token)));
     const plain = await get(on, urls.list, auth(one.token));
     assert.equal(plain.headers['content-encoding'], undefined);
     assert.ok(plain.raw.equals(await asOff(one.token)), 'uncompressed: the same bytes');

@@ -12,10 +12,10 @@
 // answered but not stored, so an entry can never be older than the last invalidation it missed.
 //
 // A signed-in viewer whose flags show on a page gets a copy of the entry's bytes with them set
-// (cache/viewer-flags.ts). Its compressed bytes are kept too, by what they are made of (the
+// (cache/flag-bytes.ts). Its compressed bytes are kept too, by what they are made of (the
 // entry's ETag, the encoding and which flags are set), within an eighth of the bound: a viewer
 // who reads the page again, or another with the same flags on it, is not compressed for again
-// (sendCopy).
+// (sendFlagged).
 //
 // With REDIS_URL a shared tier (cache/redis-tier.ts) sits behind this one: an in-process miss
 // asks it before the database, and what the database returns is stored in both.
@@ -26,6 +26,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ownBytes, ownUtf8 } from '../lib/bytes.ts';
 import { compressBody, ENCODING_PREFERENCE } from '../lib/encodings.ts';
 import { noteCachedAnswer } from './answer.ts';
+import { setFlags } from './flag-bytes.ts';
 
 import {
   emptyCacheStats,
@@ -43,6 +44,13 @@ export type { CacheOptions, CacheStats, DeclaredRoute, Encoding, Entry, Loaded, 
 
 // The same order as the compression plugin's, so a hit and a miss pick the same encoding.
 const ENCODINGS: Encoding[] = [...ENCODING_PREFERENCE];
+
+/**
+ * Accept-Encoding as @fastify/compress reads it before negotiating: lower-cased, with `*` and
+ * `x-gzip` as gzip. So a hit and a miss pick the same encoding; and the negotiator alone answers
+ * `*` with its first encoding, even one the client refused (`zstd;q=0, *` got zstd).
+ */
+const asThePluginReadsIt = (accept: string) => accept.toLowerCase().replace(/\*|x-gzip/g, 'gzip');
 
 /**
  * If-None-Match is a list compared weakly (RFC 9110 13.1.2): `W/"x"` matches `"x"`. Proxies
@@ -64,7 +72,7 @@ export class ResponseCache {
   readonly routes: DeclaredRoute[] = [];
   readonly #opts: CacheOptions;
   readonly #lru: LRUCache<string, Entry<unknown>>;
-  // Compressed per-viewer copies (sendCopy), keyed by what their bytes are made of, so none is
+  // Compressed per-viewer copies (sendFlagged), keyed by what their bytes are made of, so none is
   // ever stale: a changed entry has another ETag, changed flags another key. The LRU and the TTL
   // only bound the memory.
   readonly #copies: LRUCache<string, Buffer>;
@@ -278,21 +286,20 @@ export class ResponseCache {
   }
 
   /**
-   * Sends one request's copy of the entry's bytes (a signed-in viewer's flags set in them:
-   * cache/viewer-flags.ts), made by `make`; `copy` names what sets it apart from the entry's, so
-   * that two copies with the same name are the same bytes. Without an ETag: it is not the entry.
-   * Compressed, it is kept (within an eighth of the bound) and sent again to whoever asks for the
-   * same copy in the same encoding; uncompressed, it is made per request (a copy of the bytes).
+   * Sends the entry's bytes with the `false`s at `changed` set to true (a signed-in viewer's flags:
+   * cache/flag-bytes.ts flagOffsets), without an ETag: it is not the entry. Compressed, the copy
+   * is kept under the entry's ETag, the encoding and `changed`, which fix its bytes, and sent again
+   * to whoever asks for the same copy in the same encoding; uncompressed, it is made per request.
    */
-  sendCopy(request: FastifyRequest, reply: FastifyReply, entry: Entry<unknown>, copy: string, make: () => Buffer): FastifyReply {
+  sendFlagged(request: FastifyRequest, reply: FastifyReply, entry: Entry<unknown>, changed: readonly number[]): FastifyReply {
     addVary(reply);
     void reply.type('application/json; charset=utf-8');
     const encoding = this.#encodingFor(request, entry.body);
-    if (encoding === undefined) return reply.send(make());
-    const key = `${entry.etag}\n${encoding}\n${copy}`;
+    if (encoding === undefined) return reply.send(setFlags(entry.body, changed));
+    const key = `${entry.etag}\n${encoding}\n${changed.join(',')}`;
     let compressed = this.#copies.get(key);
     if (compressed === undefined) {
-      compressed = ownBytes(compressBody(make(), encoding));
+      compressed = ownBytes(compressBody(setFlags(entry.body, changed), encoding));
       this.#copies.set(key, compressed);
       this.stats.compressions++;
       this.stats.copyMisses++;
@@ -306,7 +313,7 @@ export class ResponseCache {
   #encodingFor(request: FastifyRequest, body: Buffer): Encoding | undefined {
     const accept = request.headers['accept-encoding'];
     if (!this.#opts.compression || accept === undefined || body.length < this.#opts.compressionThresholdBytes) return undefined;
-    const encoding = this.#negotiator.negotiate(accept) as Encoding | undefined;
+    const encoding = this.#negotiator.negotiate(asThePluginReadsIt(accept)) as Encoding | undefined;
     return encoding !== undefined && ENCODINGS.includes(encoding) ? encoding : undefined;
   }
 }

@@ -161,7 +161,7 @@ export function registerMetrics(app: App, ctx: AppContext, { route, requests, pi
     );
     byResult(
       'conduit_cache_viewer_copies_total',
-      "Compressed pages with a signed-in viewer's flags set, by result: hit (sent as kept), miss (made and kept).",
+      "Compressed pages with a signed-in viewer's flags set, by result: hit (sent as kept), miss (compressed, and kept within the cache's bound).",
       () => ({ hit: cache.stats.copyHits, miss: cache.stats.copyMisses }),
     );
     // The shared Redis tier (REDIS_URL): consulted on an in-process miss. Errors include

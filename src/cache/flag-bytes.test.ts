@@ -1,8 +1,14 @@
-// withViewerFlags: a viewer's flags applied to the stored anonymous bytes must give exactly the
-// bytes that serializing the page with those flags gives, and must never touch user text.
+// flagOffsets and setFlags: a viewer's flags applied to the stored anonymous bytes must give
+// exactly the bytes that serializing the page with those flags gives, and must never touch user text.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { withViewerFlags } from './viewer-flags.ts';
+import { flagOffsets, setFlags } from './flag-bytes.ts';
+
+/** The body as the viewer sees it; undefined when its flags and the arrays disagree. */
+function withViewerFlags(body: Buffer, favorited: readonly boolean[], following: readonly boolean[]): Buffer | undefined {
+  const changed = flagOffsets(body, favorited, following);
+  return changed && setFlags(body, changed);
+}
 
 type Item = { title: string; favorited: boolean; author: { username: string; following: boolean } };
 
@@ -15,7 +21,7 @@ const page = (flags: readonly [boolean, boolean][], titles: readonly string[]) =
   articlesCount: titles.length,
 });
 
-describe('withViewerFlags', () => {
+describe('flagOffsets and setFlags', () => {
   // User text that looks like the keys: JSON escapes its quotes, so it must stay as it is.
   const titles = ['plain', '"favorited":false', 'say "following":false here', '\\"favorited\\":false', 'ünïcødé 🚀'];
   const anonymous = Buffer.from(JSON.stringify(page([], titles)));
