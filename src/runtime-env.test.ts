@@ -32,13 +32,15 @@ async function youngGenerationMb(args: string[], env: Record<string, string> = {
   return Number(stdout.trim());
 }
 
-// With 8 MB semi-spaces V8 reports 16 to 20 MB of new space here (4 MB: 9, 16 MB: 32, 32 MB: 64).
-test('with src/runtime.env the young generation stays within 24 MB, and NODE_OPTIONS in the environment replaces the file', async () => {
+// With 8 MB semi-spaces V8 reports 16 to 20 MB of new space here, and once 24.25 on a loaded CI
+// machine (pages held over a scavenge); with 16 MB never less than the two semi-spaces, 32 (4 MB:
+// 9, 32 MB: 64). So the line between the file's bound and the next one up is 32.
+test('with src/runtime.env the young generation stays below 32 MB, and NODE_OPTIONS in the environment replaces the file', async () => {
   const bounded = await youngGenerationMb([`--env-file=${RUNTIME_ENV}`]);
-  assert.ok(bounded > 0 && bounded <= 24, `young generation ${bounded} MB with the file`);
+  assert.ok(bounded > 0 && bounded < 32, `young generation ${bounded} MB with the file`);
   // The file's bound is what holds it: an operator's NODE_OPTIONS replaces the file's.
   const replaced = await youngGenerationMb([`--env-file=${RUNTIME_ENV}`], { NODE_OPTIONS: '--max-semi-space-size=16' });
-  assert.ok(replaced > 24, `young generation ${replaced} MB with NODE_OPTIONS set in the environment`);
+  assert.ok(replaced >= 32, `young generation ${replaced} MB with NODE_OPTIONS set in the environment`);
 });
 
 test('npm start, npm run dev, the image and every harness that runs the real process load it', () => {
