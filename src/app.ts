@@ -90,7 +90,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
   // parts are made first, complete, and the server is made here as Fastify would make it.
   const shedder = new LoadShedder(config);
   const limits = new RateLimits(config, ctx.redis, opts.logger ?? silent);
-  const replays = ctx.cache && config.hotPath ? new Replays(ctx.cache) : undefined;
+  const replays = ctx.cache && config.hotPath ? new Replays(ctx.cache, { viewerOf: ctx.auth.knownViewer }) : undefined;
   const requests = new RequestMetrics();
   const connections = new Connections({
     maxConnections: config.httpMaxConnections,

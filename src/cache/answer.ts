@@ -3,7 +3,7 @@
 // and the hot path both import it and neither imports the other.
 import type { FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
-import type { Encoding, Entry } from './entry.ts';
+import type { Encoding, Entry, FlagIds } from './entry.ts';
 
 const kAnswer = Symbol('conduit.cachedAnswer');
 
@@ -11,6 +11,12 @@ export interface CachedAnswer {
   readonly entry: Entry<unknown>;
   readonly body: Buffer;
   readonly encoding: Encoding | undefined;
+  /**
+   * Set when the route writes a signed-in viewer's flags over these bytes (cachedGet's `flags`):
+   * the articles and authors the body shows. A signed-in reader of such a route gets these bytes,
+   * or a copy with their flags set; of any other route, a response of its own.
+   */
+  readonly flagIds: FlagIds | undefined;
 }
 
 declare module 'node:http' {
@@ -20,8 +26,14 @@ declare module 'node:http' {
 }
 
 /** Notes on the request that its answer is `body` (in `encoding`, or as stored), from `entry`; returns `body`. */
-export function noteCachedAnswer(request: FastifyRequest, entry: Entry<unknown>, body: Buffer, encoding?: Encoding): Buffer {
-  request.raw[kAnswer] = { entry, body, encoding };
+export function noteCachedAnswer(
+  request: FastifyRequest,
+  entry: Entry<unknown>,
+  body: Buffer,
+  encoding?: Encoding,
+  flagIds?: FlagIds,
+): Buffer {
+  request.raw[kAnswer] = { entry, body, encoding, flagIds };
   return body;
 }
 

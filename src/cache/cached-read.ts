@@ -12,7 +12,8 @@
 //     path: it is the one the benchmark's cached reads take;
 //   - signed in: the viewer's flags (cache/viewer-flags.ts, no query once their sets are cached)
 //     written into a copy of the stored bytes (its compressed bytes kept: ResponseCache.sendFlagged),
-//     or the stored bytes when none is theirs;
+//     or the stored bytes when none is theirs; noted with the flag ids, so the hot path answers
+//     the next signed-in readers of the page the same way;
 //   - the registry the coherence test enumerates (ResponseCache.routes): a route declared here
 //     and not exercised by test/coherence.ts fails that test.
 //
@@ -32,7 +33,7 @@ import type {
 import type { Static, TSchema } from 'typebox';
 import type { App } from '../context.ts';
 import type { Queryable } from '../db/pool.ts';
-import type { DeclaredRoute, Loaded } from './entry.ts';
+import type { DeclaredRoute, FlagIds, Loaded } from './entry.ts';
 import type { ResponseCache } from './response-cache.ts';
 import { flagOffsets } from './flag-bytes.ts';
 import { viewerFlags } from './viewer-flags.ts';
@@ -48,12 +49,6 @@ export type RequestOf<S extends FastifySchema> = FastifyRequest<
 
 /** The body of the route's 200 response, as its schema types it. */
 type Ok<S> = S extends { response: { 200: infer R extends TSchema } } ? Static<R> : never;
-
-/** The articles and authors a body shows, in the order of its `"favorited"` and `"following"` keys. */
-export interface FlagIds {
-  readonly articles: readonly number[];
-  readonly authors: readonly number[];
-}
 
 interface Common<S extends FastifySchema, T> {
   /** Everything the stored response depends on in the request: one entry per distinct key. */
@@ -150,10 +145,12 @@ export function cachedGet<S extends FastifySchema, T>(
       );
       if (!entry) throw missing();
       count(viewer);
-      if (viewer === null || !flags) return cache.send(request, reply, entry);
+      if (!flags) return cache.send(request, reply, entry);
+      // Noted with the ids, so the hot path may answer signed-in readers of these bytes too.
       const ids = entry.data;
+      if (viewer === null) return cache.send(request, reply, entry, ids);
       const theirs = await viewerFlags(db, cache, viewer, ids.articles, ids.authors);
-      if (theirs.favorited.size === 0 && theirs.following.size === 0) return cache.send(request, reply, entry);
+      if (theirs.favorited.size === 0 && theirs.following.size === 0) return cache.send(request, reply, entry, ids);
       const changed = flagOffsets(
         entry.body,
         ids.articles.map((id) => theirs.favorited.has(id)),

@@ -5,6 +5,12 @@ import type { CacheTag } from './tags.ts';
 
 export type { Encoding } from '../lib/encodings.ts';
 
+/** The articles and authors a body shows, in the order of its `"favorited"` and `"following"` keys. */
+export interface FlagIds {
+  readonly articles: readonly number[];
+  readonly authors: readonly number[];
+}
+
 export interface Entry<T> {
   readonly data: T;
   readonly body: Buffer;

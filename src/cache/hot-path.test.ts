@@ -18,6 +18,7 @@ import { Client, createDatabase, createTestAppOn, type ArticleJson, type TestApp
 import { throughServer } from '../../test/inject.ts';
 import { parsePrometheus } from '../../test/prometheus.ts';
 import { tag, type CacheTag } from './tags.ts';
+import { USER_EXISTS_TTL_MS } from '../http/auth.ts';
 
 const ENCODINGS = ['', 'gzip', 'br', 'zstd', 'deflate', 'identity', '*', 'gzip;q=0, br;q=0.5', 'gzip, deflate, br, zstd'];
 
@@ -165,9 +166,8 @@ describe('the hot path', () => {
   test('what could change the answer goes through the pipeline', async () => {
     const url = `/api/articles/${article.slug}`;
     const first = await replays(t, url);
-    const viewer = await client.register();
-    // A token: the viewer's flags.
-    await notReplayed(t, url, { authorization: `Token ${viewer.token}` });
+    // A token that does not verify: 401 from the auth hook (signed-in readers: below).
+    assert.equal((await notReplayed(t, url, { authorization: 'Token not.a.token' })).statusCode, 401);
     // An Origin: CORS headers for it.
     const cors = await notReplayed(t, url, { origin: 'https://app.example' });
     assert.equal(cors.headers['access-control-allow-origin'], '*');
@@ -186,6 +186,105 @@ describe('the hot path', () => {
     assert.equal(await replayed(t), before);
     // A URL it has not seen: another query string is another request (validated there).
     assert.equal((await notReplayed(t, '/api/articles?limit=0')).statusCode, 422);
+  });
+
+  test('signed-in readers of the routes that set their flags are replayed too, with their flags, as an instance without the hot path answers them', async () => {
+    const fan = await client.register();
+    const stranger = await client.register();
+    await client.post(`/api/articles/${article.slug}/favorite`, { token: fan.token });
+    await client.post(`/api/profiles/${author.username}/follow`, { token: fan.token });
+    const urls = [
+      '/api/articles',
+      `/api/articles?author=${author.username}`,
+      `/api/articles/${article.slug}`,
+      `/api/articles/${article.slug}/comments`,
+      `/api/profiles/${author.username}`,
+    ];
+    for (const url of urls) {
+      for (const encoding of ['', 'gzip', 'zstd', 'gzip, deflate, br, zstd']) {
+        // A page is recorded from a reader none of whose flags it shows: the stranger first.
+        for (const reader of [stranger, fan]) {
+          const headers: Record<string, string> = { authorization: `Token ${reader.token}` };
+          if (encoding !== '') headers['accept-encoding'] = encoding;
+          // Twice first: the router loads the reader's sets, then records or has recorded the page.
+          await get(t, url, headers);
+          await get(t, url, headers);
+          const replay = await replays(t, url, headers);
+          const pipeline = await get(off, url, headers);
+          const what = `${url} (${encoding}) for ${reader === fan ? 'a reader whose flags show' : 'a reader with none'}`;
+          assert.deepEqual(stable(replay), stable(pipeline), `${what}: headers as without the hot path`);
+          assert.ok(replay.rawPayload.equals(pipeline.rawPayload), `${what}: bytes as without the hot path`);
+          if (reader === fan) assert.equal(replay.headers.etag, undefined, `${what}: a copy has no ETag`);
+        }
+      }
+    }
+    const decoded = JSON.parse(
+      zlib
+        .zstdDecompressSync(
+          (
+            await get(t, `/api/articles/${article.slug}`, {
+              authorization: `Token ${fan.token}`,
+              'accept-encoding': 'zstd',
+            })
+          ).rawPayload,
+        )
+        .toString(),
+    ) as { article: ArticleJson };
+    assert.equal(decoded.article.favorited, true);
+    assert.equal(decoded.article.author.following, true);
+  });
+
+  test('a signed-in read goes to the router when the token is not known good in memory, and its flags follow the reader’s writes', async () => {
+    const reader = await client.register();
+    const auth = (token: string) => ({ authorization: `Token ${token}` });
+    const url = `/api/articles/${article.slug}`;
+    await get(t, url, auth(reader.token));
+    await replays(t, url, auth(reader.token));
+    // Bearer is the same token.
+    await replays(t, url, { authorization: `Bearer ${reader.token}` });
+    // Tampered, or without a scheme: the auth hook's 401, not a replay. (Sent twice, over a real
+    // socket: test/resilience/security.test.ts.)
+    assert.equal((await notReplayed(t, url, auth(`${reader.token.slice(0, -2)}xx`))).statusCode, 401);
+    assert.equal((await notReplayed(t, url, { authorization: reader.token })).statusCode, 401);
+
+    // A favorite invalidates the reader's sets and the page: the next read is the router's, with it.
+    await client.post(`/api/articles/${article.slug}/favorite`, { token: reader.token });
+    const fresh = await notReplayed(t, url, auth(reader.token));
+    assert.equal(JSON.parse(fresh.body).article.favorited, true);
+    // The page is recorded from a reader none of whose flags it shows (here an anonymous one).
+    await get(t, url);
+    assert.equal(JSON.parse((await replays(t, url, auth(reader.token))).body).article.favorited, true);
+    await client.delete(`/api/articles/${article.slug}/favorite`, { token: reader.token });
+    assert.equal(JSON.parse((await notReplayed(t, url, auth(reader.token))).body).article.favorited, false);
+
+    // A password change: the old token is refused at once, the new one is read.
+    const changed = await client.put('/api/user', { token: reader.token, body: { user: { password: 'another-password-1' } } });
+    assert.equal((await notReplayed(t, url, auth(reader.token))).statusCode, 401);
+    const token = changed.body.user.token as string;
+    await get(t, url, auth(token));
+    await replays(t, url, auth(token));
+
+    // A user deleted out of band: their token is refused once the remembered key is older than
+    // USER_EXISTS_TTL_MS, as through the router.
+    await t.db.query('delete from users where username = $1', [reader.username]);
+    await new Promise((resolve) => setTimeout(resolve, USER_EXISTS_TTL_MS + 100));
+    assert.equal((await notReplayed(t, url, auth(token))).statusCode, 401);
+  });
+
+  test('a signed-in reader’s answer is replayed to anonymous readers only once one was answered so; the feed and the current user never', async () => {
+    const reader = await client.register();
+    const auth = { authorization: `Token ${reader.token}` };
+    const url = '/api/articles?limit=3';
+    await get(t, url, auth);
+    await get(t, url, auth);
+    await replays(t, url, auth);
+    await notReplayed(t, url);
+    await replays(t, url);
+    await replays(t, url, auth);
+    for (const own of ['/api/articles/feed', '/api/user']) {
+      for (let i = 0; i < 3; i++) assert.equal((await notReplayed(t, own, auth)).statusCode, 200, own);
+      assert.equal((await notReplayed(t, own)).statusCode, 401, `${own} anonymous`);
+    }
   });
 
   test('over a real socket: replays on one keep-alive connection are framed right; a request without Host is still refused', async () => {
@@ -360,7 +459,7 @@ describe('replays and the cache’s bounds', () => {
     // Room for two entries: an entry counts twice its body, and the entries have seven eighths of
     // the bound (the rest is for viewers' copies).
     const cache = new ResponseCache({ ttlMs: 60_000, maxBytes: 5_000, compression: false, compressionThresholdBytes: 1024 });
-    const hot = new Replays(cache, 3);
+    const hot = new Replays(cache, { maxReplays: 3 });
     for (let i = 0; i < 5; i++) {
       const entry = await store(cache, `k${i}`, [tag.article(i)]);
       hot.record(answered(`/u${i}`, entry), 200, () => ({ 'content-type': 'application/json', 'content-length': body.length }), '/u/:i');
@@ -373,7 +472,7 @@ describe('replays and the cache’s bounds', () => {
     assert.equal(hot.size, 0);
 
     const roomy = new ResponseCache({ ttlMs: 60_000, maxBytes: 1_000_000, compression: false, compressionThresholdBytes: 1024 });
-    const bounded = new Replays(roomy, 3);
+    const bounded = new Replays(roomy, { maxReplays: 3 });
     for (let i = 0; i < 5; i++)
       bounded.record(answered(`/u${i}`, await store(roomy, `k${i}`, [])), 200, () => ({ 'content-length': body.length }), '/u/:i');
     assert.equal(bounded.size, 3, 'at most maxReplays');

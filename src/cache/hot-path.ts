@@ -1,6 +1,6 @@
-// The hot path: a repeat of an anonymous read that the router answered from the response cache
-// is answered again, by the request pipeline's replay branch (http/pipeline.ts), with the same
-// bytes and the same headers, without going through Fastify.
+// The hot path: a repeat of a read that the router answered from the response cache is answered
+// again, by the request pipeline's replay branch (http/pipeline.ts), with the same bytes and the
+// same headers, without going through Fastify; for a signed-in reader, with their flags set.
 //
 // Why: on a cached hit the service's own work is small (a map lookup, the stored bytes), and
 // what is left is Fastify's per-request work (routing, hook runners, request and reply objects,
@@ -13,17 +13,29 @@
 //     for its key: an invalidation (a write, here or in another process), an expiry or an
 //     eviction ends every replay of it. A write's invalidation runs before the write is
 //     answered, so the writer's next read is fresh here as through the router.
-//   - Whatever could make the answer differ goes to the router: anything but GET, a token, an
-//     Origin (CORS), a conditional request, a request body, a missing Host, a request tracing
-//     samples or continues, and every request the pipeline refuses.
+//   - Whatever could make the answer differ goes to the router: anything but GET, an Origin
+//     (CORS), a conditional request, a request body, a missing Host, a request tracing samples or
+//     continues, and every request the pipeline refuses.
+//   - A token is answered here only where the router would answer it from memory too: a route
+//     that writes a viewer's flags over the bytes everyone reads (cachedGet's `flags`), a token
+//     the auth hooks would accept without the database (Auth.knownViewer), and the viewer's sets
+//     held by the cache (viewer-flags.ts). Their flags are set as the router sets them
+//     (ResponseCache.flaggedCopy), or the bytes go as they are when none shows. Anything else (a
+//     bad or unknown token, a key not checked within USER_EXISTS_TTL_MS, sets not loaded) goes to
+//     the router, which answers 401, or looks up and loads.
+//   - A signed-in reader's answer is recorded only from such a route, and replayed to an
+//     anonymous request only once an anonymous request was answered so: a route that refuses
+//     anonymous readers never has its bytes replayed to one.
 //   - Admission and observation are the pipeline's, before and after either branch: a replay is
 //     counted against the rate limit, in flight, in the metrics and in the log like any request.
 //   - Only what was sent as noted is recorded: a body changed on its way out (by a hook after the
 //     cache, say a compression the cache's negotiation did not pick) is not replayed.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { cachedAnswer } from './answer.ts';
-import type { Entry } from './entry.ts';
+import type { Encoding, Entry, FlagIds } from './entry.ts';
+import { flagOffsets } from './flag-bytes.ts';
 import type { ResponseCache } from './response-cache.ts';
+import { heldViewerSets } from './viewer-flags.ts';
 
 type HeaderValue = string | number | string[] | undefined;
 
@@ -35,6 +47,29 @@ export interface Replay {
   readonly body: Buffer;
   /** The route template, for the metrics and the log line. */
   readonly route: string;
+  /** Cache entries it answers from: the page, and a signed-in reader's sets. */
+  readonly hits: 1 | 2;
+}
+
+/** What the router sent, as recorded. */
+interface Recorded extends Replay {
+  readonly encoding: Encoding | undefined;
+  /** The route writes a signed-in viewer's flags over these bytes, at these ids (CachedAnswer). */
+  readonly flagIds: FlagIds | undefined;
+  /** An anonymous request was answered so: anonymous requests may have it. */
+  readonly anonymous: boolean;
+  /** The same bytes, for a signed-in reader none of whose flags the page shows. */
+  readonly signedIn: Replay;
+  /** For a copy with flags set: the headers but the ETag (it is not the entry), and where in them Content-Length's value is. */
+  readonly copyHeaders: readonly string[];
+  readonly lengthAt: number;
+}
+
+export interface ReplaysOptions {
+  /** One per URL and Accept-Encoding seen (below). */
+  maxReplays?: number;
+  /** The user a request's token names, when known without the database (Auth.knownViewer); without it, tokens go to the router. */
+  viewerOf?: (req: IncomingMessage) => number | undefined;
 }
 
 /**
@@ -51,12 +86,11 @@ const NOT_REPLAYED = new Set(['connection', 'traceparent']);
  */
 const MAX_KEY_LENGTH = 2048;
 
-/** Whether a request may be replayed (and recorded): nothing in it could change the answer. */
+/** Whether a request may be replayed (and recorded): nothing in it but a token could change the answer. */
 export function replayable(req: IncomingMessage): boolean {
   const h = req.headers;
   return (
     req.method === 'GET' &&
-    h.authorization === undefined &&
     h.origin === undefined &&
     h['if-none-match'] === undefined &&
     h['if-modified-since'] === undefined &&
@@ -69,11 +103,18 @@ export function replayable(req: IncomingMessage): boolean {
 
 const replayKey = (req: IncomingMessage) => `${req.url}\n${req.headers['accept-encoding'] ?? ''}`;
 
+/** Whether any of `ids` is in `set`. */
+function showsAny(set: ReadonlySet<number>, ids: readonly number[]): boolean {
+  for (const id of ids) if (set.has(id)) return true;
+  return false;
+}
+
 export class Replays {
   readonly #cache: ResponseCache;
   readonly #max: number;
+  readonly #viewerOf: ((req: IncomingMessage) => number | undefined) | undefined;
   // Insertion-ordered: past #max the oldest replay goes (it is rebuilt on its URL's next hit).
-  readonly #replays = new Map<string, Replay>();
+  readonly #replays = new Map<string, Recorded>();
   // Each entry's replays: dropped when the cache lets the entry go, so a replay never keeps an
   // entry (its bytes) alive past the cache's own bound (CACHE_MAX_BYTES).
   readonly #byEntry = new Map<Entry<unknown>, Set<string>>();
@@ -84,9 +125,10 @@ export class Replays {
    * distinct anonymous reads several times over, at a few hundred bytes each (the bytes are the
    * cache's).
    */
-  constructor(cache: ResponseCache, maxReplays = 10_000) {
+  constructor(cache: ResponseCache, { maxReplays = 10_000, viewerOf }: ReplaysOptions = {}) {
     this.#cache = cache;
     this.#max = maxReplays;
+    this.#viewerOf = viewerOf;
     cache.onDispose((entry) => {
       const keys = this.#byEntry.get(entry);
       if (keys === undefined) return;
@@ -115,7 +157,10 @@ export class Replays {
   record(req: IncomingMessage, status: number, headersSent: () => Record<string, HeaderValue>, route: string): void {
     const answer = cachedAnswer(req);
     if (answer === undefined) return;
-    const { entry, body, encoding } = answer;
+    const { entry, body, encoding, flagIds } = answer;
+    const anonymous = req.headers.authorization === undefined;
+    // A signed-in reader's answer is everyone's only where the route sends everyone the same bytes.
+    if (!anonymous && flagIds === undefined) return;
     // An entry the cache did not keep (a load that raced a write) is never replayed.
     if (status !== 200 || !replayable(req) || !this.#cache.isCurrent(entry)) return;
     const headers = headersSent();
@@ -124,13 +169,29 @@ export class Replays {
     const key = replayKey(req);
     if (key.length > MAX_KEY_LENGTH) return;
     const flat: string[] = [];
+    const copyHeaders: string[] = [];
     for (const [name, value] of Object.entries(headers)) {
       if (value === undefined || NOT_REPLAYED.has(name)) continue;
-      if (Array.isArray(value)) for (const v of value) flat.push(name, v);
-      else flat.push(name, String(value));
+      for (const v of Array.isArray(value) ? value : [String(value)]) {
+        flat.push(name, v);
+        if (name !== 'etag') copyHeaders.push(name, v);
+      }
     }
+    const earlier = this.#replays.get(key);
     this.#drop(key);
-    this.#replays.set(key, { entry, headers: flat, body, route });
+    this.#replays.set(key, {
+      entry,
+      headers: flat,
+      body,
+      route,
+      hits: 1,
+      encoding,
+      flagIds,
+      anonymous: anonymous || (earlier?.entry === entry && earlier.anonymous),
+      signedIn: { entry, headers: flat, body, route, hits: 2 },
+      copyHeaders,
+      lengthAt: copyHeaders.indexOf('content-length') + 1,
+    });
     let keys = this.#byEntry.get(entry);
     if (keys === undefined) this.#byEntry.set(entry, (keys = new Set()));
     keys.add(key);
@@ -141,17 +202,42 @@ export class Replays {
   find(req: IncomingMessage): Replay | undefined {
     if (!replayable(req)) return undefined;
     const key = replayKey(req);
-    const replay = this.#replays.get(key);
-    if (replay === undefined) return undefined;
-    if (this.#cache.isCurrent(replay.entry)) return replay;
-    this.#drop(key);
-    return undefined;
+    const recorded = this.#replays.get(key);
+    if (recorded === undefined) return undefined;
+    if (!this.#cache.isCurrent(recorded.entry)) {
+      this.#drop(key);
+      return undefined;
+    }
+    if (req.headers.authorization === undefined) return recorded.anonymous ? recorded : undefined;
+    return this.#forViewer(req, recorded);
+  }
+
+  /** A signed-in reader's answer, as cachedGet makes it, when everything it needs is in memory. */
+  #forViewer(req: IncomingMessage, recorded: Recorded): Replay | undefined {
+    const ids = recorded.flagIds;
+    if (ids === undefined || this.#viewerOf === undefined) return undefined;
+    const viewer = this.#viewerOf(req);
+    if (viewer === undefined) return undefined;
+    const sets = heldViewerSets(this.#cache, viewer);
+    if (sets === undefined) return undefined;
+    if (!showsAny(sets.favorited, ids.articles) && !showsAny(sets.following, ids.authors)) return recorded.signedIn;
+    const changed = flagOffsets(
+      recorded.entry.body,
+      ids.articles.map((id) => sets.favorited.has(id)),
+      ids.authors.map((id) => sets.following.has(id)),
+    );
+    // The bytes and the declared ids disagree: the router loads this viewer's response, and logs it.
+    if (changed === undefined) return undefined;
+    const body = this.#cache.flaggedCopy(recorded.entry, recorded.encoding, changed);
+    const headers = [...recorded.copyHeaders];
+    headers[recorded.lengthAt] = String(body.length);
+    return { entry: recorded.entry, headers, body, route: recorded.route, hits: 2 };
   }
 
   /** Writes the replay: a cache hit, answered. */
   answer(replay: Replay, res: ServerResponse): void {
     this.stats.replayed++;
-    this.#cache.stats.hits++;
+    this.#cache.stats.hits += replay.hits;
     res.writeHead(200, replay.headers as string[]);
     res.end(replay.body);
   }

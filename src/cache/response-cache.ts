@@ -35,6 +35,7 @@ import {
   type DeclaredRoute,
   type Encoding,
   type Entry,
+  type FlagIds,
   type Loaded,
   type SharedTier,
 } from './entry.ts';
@@ -266,23 +267,33 @@ export class ResponseCache {
 
   /**
    * Sends the stored bytes: 304 when the client has them (If-None-Match), else the body in the
-   * best encoding the client accepts, compressed once per entry and kept.
+   * best encoding the client accepts, compressed once per entry and kept. `flagIds`: the route
+   * writes signed-in viewers' flags over these bytes at these ids (noted for the hot path).
    */
-  send(request: FastifyRequest, reply: FastifyReply, entry: Entry<unknown>): FastifyReply {
+  send(request: FastifyRequest, reply: FastifyReply, entry: Entry<unknown>, flagIds?: FlagIds): FastifyReply {
     void reply.header('etag', entry.etag);
     addVary(reply);
     const ifNoneMatch = request.headers['if-none-match'];
     if (ifNoneMatch !== undefined && (ifNoneMatch === entry.etag || matchesAny(ifNoneMatch, entry.etag))) return reply.code(304).send();
     void reply.type('application/json; charset=utf-8');
     const encoding = this.#encodingFor(request, entry.body);
-    if (encoding === undefined) return reply.send(noteCachedAnswer(request, entry, entry.body));
+    if (encoding === undefined) return reply.send(noteCachedAnswer(request, entry, entry.body, undefined, flagIds));
     let variant = entry.variants.get(encoding);
     if (!variant) {
       variant = ownBytes(compressBody(entry.body, encoding));
       entry.variants.set(encoding, variant);
       this.stats.compressions++;
     }
-    return reply.header('content-encoding', encoding).send(noteCachedAnswer(request, entry, variant, encoding));
+    return reply.header('content-encoding', encoding).send(noteCachedAnswer(request, entry, variant, encoding, flagIds));
+  }
+
+  /**
+   * The entry's bytes held by this process for `key` now, without loading or waiting: undefined
+   * when they are not (the caller takes the path that loads). Not counted: the caller counts a
+   * hit when it answers with them.
+   */
+  held<T>(key: string): Entry<T> | undefined {
+    return this.#lru.get(key) as Entry<T> | undefined;
   }
 
   /**
@@ -295,7 +306,17 @@ export class ResponseCache {
     addVary(reply);
     void reply.type('application/json; charset=utf-8');
     const encoding = this.#encodingFor(request, entry.body);
-    if (encoding === undefined) return reply.send(setFlags(entry.body, changed));
+    const copy = this.flaggedCopy(entry, encoding, changed);
+    return encoding === undefined ? reply.send(copy) : reply.header('content-encoding', encoding).send(copy);
+  }
+
+  /**
+   * The entry's bytes with the `false`s at `changed` set to true, in `encoding`: compressed, kept
+   * under the entry's ETag, the encoding and `changed`, which fix its bytes; uncompressed, made
+   * per call. sendFlagged's body, and the hot path's for a signed-in reader.
+   */
+  flaggedCopy(entry: Entry<unknown>, encoding: Encoding | undefined, changed: readonly number[]): Buffer {
+    if (encoding === undefined) return setFlags(entry.body, changed);
     const key = `${entry.etag}\n${encoding}\n${changed.join(',')}`;
     let compressed = this.#copies.get(key);
     if (compressed === undefined) {
@@ -306,7 +327,7 @@ export class ResponseCache {
     } else {
       this.stats.copyHits++;
     }
-    return reply.header('content-encoding', encoding).send(compressed);
+    return compressed;
   }
 
   /** The encoding to send `body` in: undefined for as it is (compression off, a small body, none accepted). */

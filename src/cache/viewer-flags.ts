@@ -79,11 +79,25 @@ async function queryFlags(
  */
 export async function viewerSets(db: Queryable, cache: ResponseCache, viewer: number): Promise<ViewerFlags | undefined> {
   const entry = await cache.get(
-    `viewer\u0000${viewer}`,
+    setsKey(viewer),
     async () => ({ data: await loadSets(db, viewer), tags: [tag.viewer(viewer)] }),
     (sets) => JSON.stringify(sets),
   );
-  const data = entry!.data;
+  return asViewerFlags(entry!.data);
+}
+
+/**
+ * The viewer's sets if this process holds them now, with no query and no wait (the hot path);
+ * undefined when it does not, or for a viewer with more than MAX_SET_SIZE of either.
+ */
+export function heldViewerSets(cache: ResponseCache, viewer: number): ViewerFlags | undefined {
+  const entry = cache.held<ViewerSets>(setsKey(viewer));
+  return entry && asViewerFlags(entry.data);
+}
+
+const setsKey = (viewer: number) => `viewer\u0000${viewer}`;
+
+function asViewerFlags(data: ViewerSets): ViewerFlags | undefined {
   if (data.tooMany) return undefined;
   let sets = asSets.get(data);
   if (!sets) asSets.set(data, (sets = { favorited: new Set(data.favorited), following: new Set(data.following) }));
