@@ -263,7 +263,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions = {}): Promis
     done(null, payload);
   });
 
-  // What a cached anonymous read sent, recorded for the pipeline's replay branch.
+  // What a cached read sent, recorded for the pipeline's replay branch.
   if (replays) {
     app.addHook('onResponse', (request, reply, done) => {
       replays.record(request.raw, reply.statusCode, () => reply.getHeaders(), request.routeOptions.url ?? 'unmatched');

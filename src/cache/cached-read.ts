@@ -35,8 +35,7 @@ import type { App } from '../context.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { DeclaredRoute, FlagIds, Loaded } from './entry.ts';
 import type { ResponseCache } from './response-cache.ts';
-import { flagOffsets } from './flag-bytes.ts';
-import { viewerFlags } from './viewer-flags.ts';
+import { viewerFlags, viewerOffsets } from './viewer-flags.ts';
 
 /** The request as the route's schema types it. */
 export type RequestOf<S extends FastifySchema> = FastifyRequest<
@@ -150,12 +149,8 @@ export function cachedGet<S extends FastifySchema, T>(
       const ids = entry.data;
       if (viewer === null) return cache.send(request, reply, entry, ids);
       const theirs = await viewerFlags(db, cache, viewer, ids.articles, ids.authors);
-      if (theirs.favorited.size === 0 && theirs.following.size === 0) return cache.send(request, reply, entry, ids);
-      const changed = flagOffsets(
-        entry.body,
-        ids.articles.map((id) => theirs.favorited.has(id)),
-        ids.authors.map((id) => theirs.following.has(id)),
-      );
+      const changed = viewerOffsets(entry.body, ids, theirs);
+      if (changed?.length === 0) return cache.send(request, reply, entry, ids);
       if (changed) return cache.sendFlagged(request, reply, entry, changed);
       // The stored bytes do not hold the keys where the declaration says (a serializer whose shape
       // changed): this viewer's response is loaded instead, and the mismatch logged.

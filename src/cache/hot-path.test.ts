@@ -1,7 +1,7 @@
-// The hot path (hot-path.ts): repeats of anonymous cached reads answered by the request
-// pipeline's replay branch, without Fastify. Every request here goes through the app's server as
-// a connection's would (test/inject.ts), so the pipeline sees it; /metrics says which ones were
-// replayed (conduit_cache_replayed_total). The pipeline's own unit tests: src/http/pipeline.test.ts.
+// The hot path (hot-path.ts): repeats of cached reads, anonymous and signed in, answered by the
+// request pipeline's replay branch, without Fastify. Every request here goes through the app's
+// server as a connection's would (test/inject.ts), so the pipeline sees it; /metrics says which
+// ones were replayed (conduit_cache_replayed_total). The pipeline's own unit tests: src/http/pipeline.test.ts.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { once } from 'node:events';
@@ -257,6 +257,15 @@ describe('the hot path', () => {
     await client.delete(`/api/articles/${article.slug}/favorite`, { token: reader.token });
     assert.equal(JSON.parse((await notReplayed(t, url, auth(reader.token))).body).article.favorited, false);
 
+    // A follow leaves the page as it is (its bytes are everyone's) and drops only the reader's sets.
+    await get(t, url);
+    await replays(t, url, auth(reader.token));
+    await client.post(`/api/profiles/${author.username}/follow`, { token: reader.token });
+    assert.equal(JSON.parse((await notReplayed(t, url, auth(reader.token))).body).article.author.following, true);
+    assert.equal(JSON.parse((await replays(t, url, auth(reader.token))).body).article.author.following, true);
+    await client.delete(`/api/profiles/${author.username}/follow`, { token: reader.token });
+    assert.equal(JSON.parse((await notReplayed(t, url, auth(reader.token))).body).article.author.following, false);
+
     // A password change: the old token is refused at once, the new one is read.
     const changed = await client.put('/api/user', { token: reader.token, body: { user: { password: 'another-password-1' } } });
     assert.equal((await notReplayed(t, url, auth(reader.token))).statusCode, 401);
@@ -269,6 +278,41 @@ describe('the hot path', () => {
     await t.db.query('delete from users where username = $1', [reader.username]);
     await new Promise((resolve) => setTimeout(resolve, USER_EXISTS_TTL_MS + 100));
     assert.equal((await notReplayed(t, url, auth(token))).statusCode, 401);
+  });
+
+  test('signed-in replays count as the router counts: two cache hits (page and sets), one on a page showing nobody, a kept copy as a copy hit', async () => {
+    const fan = await client.register();
+    await client.post(`/api/articles/${article.slug}/favorite`, { token: fan.token });
+    const empty = await client.createArticle(author.token);
+    const headers = { authorization: `Token ${fan.token}`, 'accept-encoding': 'zstd' };
+    const counts = async (app: TestApp) => ({
+      hits: await metric(app, 'conduit_cache_requests_total', { result: 'hit' }),
+      copyHits: await metric(app, 'conduit_cache_viewer_copies_total', { result: 'hit' }),
+      copyMisses: await metric(app, 'conduit_cache_viewer_copies_total', { result: 'miss' }),
+    });
+    // A flagged page, a page without the reader's flags, and an empty list (no one on it).
+    for (const url of [
+      `/api/articles/${article.slug}`,
+      '/api/articles?author=nobody-writes-here',
+      `/api/articles/${empty.slug}/comments`,
+    ]) {
+      for (const app of [t, off]) {
+        // Recorded from an anonymous reader who accepts the same encoding.
+        await get(app, url, { 'accept-encoding': 'zstd' });
+        await get(app, url, headers);
+      }
+      const [before, beforeOff] = [await counts(t), await counts(off)];
+      const replayedBefore = await replayed(t);
+      for (let i = 0; i < 3; i++) {
+        const [hot, cold] = [await get(t, url, headers), await get(off, url, headers)];
+        assert.ok(hot.rawPayload.equals(cold.rawPayload), url);
+      }
+      assert.equal(await replayed(t), replayedBefore + 3, `${url}: replayed`);
+      const [after, afterOff] = [await counts(t), await counts(off)];
+      for (const key of ['hits', 'copyHits', 'copyMisses'] as const) {
+        assert.equal(after[key] - before[key], afterOff[key] - beforeOff[key], `${url}: ${key} as without the hot path`);
+      }
+    }
   });
 
   test('a signed-in reader’s answer is replayed to anonymous readers only once one was answered so; the feed and the current user never', async () => {

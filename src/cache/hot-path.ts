@@ -33,9 +33,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { cachedAnswer } from './answer.ts';
 import type { Encoding, Entry, FlagIds } from './entry.ts';
-import { flagOffsets } from './flag-bytes.ts';
 import type { ResponseCache } from './response-cache.ts';
-import { heldViewerSets } from './viewer-flags.ts';
+import { heldViewerSets, viewerOffsets } from './viewer-flags.ts';
 
 type HeaderValue = string | number | string[] | undefined;
 
@@ -49,6 +48,8 @@ export interface Replay {
   readonly route: string;
   /** Cache entries it answers from: the page, and a signed-in reader's sets. */
   readonly hits: 1 | 2;
+  /** A reader's kept compressed copy (ResponseCache.keptCopy), counted when sent. */
+  readonly copy?: true;
 }
 
 /** What the router sent, as recorded. */
@@ -58,9 +59,18 @@ interface Recorded extends Replay {
   readonly flagIds: FlagIds | undefined;
   /** An anonymous request was answered so: anonymous requests may have it. */
   readonly anonymous: boolean;
-  /** The same bytes, for a signed-in reader none of whose flags the page shows. */
-  readonly signedIn: Replay;
-  /** For a copy with flags set: the headers but the ETag (it is not the entry), and where in them Content-Length's value is. */
+  /** With flagIds: what signed-in readers are answered with. */
+  readonly viewers: ForViewers | undefined;
+}
+
+interface ForViewers {
+  /** The same bytes, for a reader none of whose flags the page shows (the sets read: two hits). */
+  readonly same: Replay;
+  /**
+   * For a copy with flags set: the headers as ResponseCache.sendFlagged sends them, which are the
+   * recorded ones but the ETag (a copy is not the entry), and where in them Content-Length's
+   * value is.
+   */
   readonly copyHeaders: readonly string[];
   readonly lengthAt: number;
 }
@@ -68,7 +78,10 @@ interface Recorded extends Replay {
 export interface ReplaysOptions {
   /** One per URL and Accept-Encoding seen (below). */
   maxReplays?: number;
-  /** The user a request's token names, when known without the database (Auth.knownViewer); without it, tokens go to the router. */
+  /**
+   * The user a request's token names, when known without the database (Auth.knownViewer);
+   * without it, every request with a token goes to the router.
+   */
   viewerOf?: (req: IncomingMessage) => number | undefined;
 }
 
@@ -103,10 +116,16 @@ export function replayable(req: IncomingMessage): boolean {
 
 const replayKey = (req: IncomingMessage) => `${req.url}\n${req.headers['accept-encoding'] ?? ''}`;
 
-/** Whether any of `ids` is in `set`. */
-function showsAny(set: ReadonlySet<number>, ids: readonly number[]): boolean {
-  for (const id of ids) if (set.has(id)) return true;
-  return false;
+function forViewers(same: Replay): ForViewers {
+  const copyHeaders: string[] = [];
+  let lengthAt = -1;
+  for (let i = 0; i < same.headers.length; i += 2) {
+    const name = same.headers[i]!;
+    if (name === 'etag') continue;
+    if (name === 'content-length') lengthAt = copyHeaders.length + 1;
+    copyHeaders.push(name, same.headers[i + 1]!);
+  }
+  return { same, copyHeaders, lengthAt };
 }
 
 export class Replays {
@@ -169,13 +188,10 @@ export class Replays {
     const key = replayKey(req);
     if (key.length > MAX_KEY_LENGTH) return;
     const flat: string[] = [];
-    const copyHeaders: string[] = [];
     for (const [name, value] of Object.entries(headers)) {
       if (value === undefined || NOT_REPLAYED.has(name)) continue;
-      for (const v of Array.isArray(value) ? value : [String(value)]) {
-        flat.push(name, v);
-        if (name !== 'etag') copyHeaders.push(name, v);
-      }
+      if (Array.isArray(value)) for (const v of value) flat.push(name, v);
+      else flat.push(name, String(value));
     }
     const earlier = this.#replays.get(key);
     this.#drop(key);
@@ -188,9 +204,7 @@ export class Replays {
       encoding,
       flagIds,
       anonymous: anonymous || (earlier?.entry === entry && earlier.anonymous),
-      signedIn: { entry, headers: flat, body, route, hits: 2 },
-      copyHeaders,
-      lengthAt: copyHeaders.indexOf('content-length') + 1,
+      viewers: flagIds && forViewers({ entry, headers: flat, body, route, hits: 2 }),
     });
     let keys = this.#byEntry.get(entry);
     if (keys === undefined) this.#byEntry.set(entry, (keys = new Set()));
@@ -212,32 +226,37 @@ export class Replays {
     return this.#forViewer(req, recorded);
   }
 
-  /** A signed-in reader's answer, as cachedGet makes it, when everything it needs is in memory. */
+  /**
+   * A signed-in reader's answer, as cachedGet makes it, when everything it needs is in memory.
+   * Nothing is compressed here: a copy not kept yet is made by the router (under pressure, a
+   * replay must cost less than the refusal it replaces).
+   */
   #forViewer(req: IncomingMessage, recorded: Recorded): Replay | undefined {
-    const ids = recorded.flagIds;
-    if (ids === undefined || this.#viewerOf === undefined) return undefined;
+    const { flagIds: ids, viewers, entry, encoding } = recorded;
+    if (ids === undefined || viewers === undefined || this.#viewerOf === undefined) return undefined;
     const viewer = this.#viewerOf(req);
     if (viewer === undefined) return undefined;
+    // A page showing no article or author has nothing of the reader's: the router reads no sets.
+    if (ids.articles.length === 0 && ids.authors.length === 0) return recorded;
     const sets = heldViewerSets(this.#cache, viewer);
     if (sets === undefined) return undefined;
-    if (!showsAny(sets.favorited, ids.articles) && !showsAny(sets.following, ids.authors)) return recorded.signedIn;
-    const changed = flagOffsets(
-      recorded.entry.body,
-      ids.articles.map((id) => sets.favorited.has(id)),
-      ids.authors.map((id) => sets.following.has(id)),
-    );
+    const changed = viewerOffsets(entry.body, ids, sets);
     // The bytes and the declared ids disagree: the router loads this viewer's response, and logs it.
     if (changed === undefined) return undefined;
-    const body = this.#cache.flaggedCopy(recorded.entry, recorded.encoding, changed);
-    const headers = [...recorded.copyHeaders];
-    headers[recorded.lengthAt] = String(body.length);
-    return { entry: recorded.entry, headers, body, route: recorded.route, hits: 2 };
+    if (changed.length === 0) return viewers.same;
+    const body =
+      encoding === undefined ? this.#cache.flaggedCopy(entry, undefined, changed) : this.#cache.keptCopy(entry, encoding, changed);
+    if (body === undefined) return undefined;
+    const headers = [...viewers.copyHeaders];
+    headers[viewers.lengthAt] = String(body.length);
+    return { entry, headers, body, route: recorded.route, hits: 2, ...(encoding !== undefined && { copy: true }) };
   }
 
   /** Writes the replay: a cache hit, answered. */
   answer(replay: Replay, res: ServerResponse): void {
     this.stats.replayed++;
     this.#cache.stats.hits += replay.hits;
+    if (replay.copy) this.#cache.stats.copyHits++;
     res.writeHead(200, replay.headers as string[]);
     res.end(replay.body);
   }

@@ -313,21 +313,28 @@ export class ResponseCache {
   /**
    * The entry's bytes with the `false`s at `changed` set to true, in `encoding`: compressed, kept
    * under the entry's ETag, the encoding and `changed`, which fix its bytes; uncompressed, made
-   * per call. sendFlagged's body, and the hot path's for a signed-in reader.
+   * per call. sendFlagged's body.
    */
   flaggedCopy(entry: Entry<unknown>, encoding: Encoding | undefined, changed: readonly number[]): Buffer {
     if (encoding === undefined) return setFlags(entry.body, changed);
-    const key = `${entry.etag}\n${encoding}\n${changed.join(',')}`;
-    let compressed = this.#copies.get(key);
+    let compressed = this.keptCopy(entry, encoding, changed);
     if (compressed === undefined) {
       compressed = ownBytes(compressBody(setFlags(entry.body, changed), encoding));
-      this.#copies.set(key, compressed);
+      this.#copies.set(copyKey(entry, encoding, changed), compressed);
       this.stats.compressions++;
       this.stats.copyMisses++;
     } else {
       this.stats.copyHits++;
     }
     return compressed;
+  }
+
+  /**
+   * The compressed copy flaggedCopy keeps for these, if it is kept; made by no one here and not
+   * counted (the hot path, which compresses nothing, counts the hit when it sends it).
+   */
+  keptCopy(entry: Entry<unknown>, encoding: Encoding, changed: readonly number[]): Buffer | undefined {
+    return this.#copies.get(copyKey(entry, encoding, changed));
   }
 
   /** The encoding to send `body` in: undefined for as it is (compression off, a small body, none accepted). */
@@ -338,6 +345,10 @@ export class ResponseCache {
     return encoding !== undefined && ENCODINGS.includes(encoding) ? encoding : undefined;
   }
 }
+
+/** What fixes a copy's bytes: the entry's body (its ETag), the encoding and the flags set. */
+const copyKey = (entry: Entry<unknown>, encoding: Encoding, changed: readonly number[]) =>
+  `${entry.etag}\n${encoding}\n${changed.join(',')}`;
 
 /**
  * Adds Accept-Encoding to a Vary already set (@fastify/cors sets `Vary: Origin` when

@@ -14,6 +14,8 @@
 // (the entry would be large and every page reads only 20 ids of it). Without the cache, and
 // for such viewers, the flags are one small indexed query per page.
 import type { Queryable } from '../db/pool.ts';
+import type { FlagIds } from './entry.ts';
+import { flagOffsets } from './flag-bytes.ts';
 import type { ResponseCache } from './response-cache.ts';
 import { tag } from './tags.ts';
 
@@ -47,6 +49,26 @@ async function loadSets(db: Queryable, viewer: number): Promise<ViewerSets> {
   const row = res.rows[0]!;
   const tooMany = row.favorited.length > MAX_SET_SIZE || row.following.length > MAX_SET_SIZE;
   return tooMany ? { favorited: [], following: [], tooMany } : { favorited: row.favorited, following: row.following, tooMany };
+}
+
+/** Whether any of `ids` is in `set`. */
+function hasAny(set: ReadonlySet<number>, ids: readonly number[]): boolean {
+  for (const id of ids) if (set.has(id)) return true;
+  return false;
+}
+
+/**
+ * Where `flags` go in `body`, a cached page showing `ids` (flag-bytes.ts flagOffsets): empty when
+ * none of them shows; undefined when the body does not hold the keys the ids say it does. `flags`
+ * may be the viewer's whole sets or the part of them on the page (viewerFlags).
+ */
+export function viewerOffsets(body: Buffer, ids: FlagIds, flags: ViewerFlags): number[] | undefined {
+  if (!hasAny(flags.favorited, ids.articles) && !hasAny(flags.following, ids.authors)) return [];
+  return flagOffsets(
+    body,
+    ids.articles.map((id) => flags.favorited.has(id)),
+    ids.authors.map((id) => flags.following.has(id)),
+  );
 }
 
 /** The members of `ids` that are in `set`; undefined when none are (no allocation then). */

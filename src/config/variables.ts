@@ -60,7 +60,11 @@ export const ENV_VARS: readonly EnvVar[] = [
       'reuseport (each worker binds the port; the default on Linux) or cluster (the supervisor hands out connections; the default elsewhere)',
   },
   { name: 'CACHE', default: 'on', description: 'the response cache; off sends every read to PostgreSQL' },
-  { name: 'HOT_PATH', default: 'on', description: 'repeats of anonymous cached reads answered before Fastify' },
+  {
+    name: 'HOT_PATH',
+    default: 'on',
+    description: 'repeats of cached reads (anonymous, and signed-in on pages with viewer flags) answered before Fastify',
+  },
   { name: 'CACHE_TTL_MS', default: '60000', description: 'cache entry lifetime; bounds how long a missed invalidation shows' },
   {
     name: 'CACHE_MAX_BYTES',

@@ -182,7 +182,7 @@ export function registerMetrics(app: App, ctx: AppContext, { route, requests, pi
     // Hits answered by the hot path (cache/hot-path.ts), before Fastify: a part of the hits above.
     counter(
       'conduit_cache_replayed_total',
-      'Cache hits answered by the hot path (a repeat of an anonymous read, before the framework); included in conduit_cache_requests_total{result="hit"}.',
+      'Cache hits answered by the hot path (a repeat of a cached read, before the framework); included in conduit_cache_requests_total{result="hit"}.',
       () => replays?.stats.replayed ?? 0,
     );
     counter(

@@ -17,6 +17,7 @@ import { Client, createTestApp, TEST_JWT_SECRET, type Res, type RequestOptions, 
 import { median } from '../../bench/histogram.ts';
 import { json, listen, request, sleep, type WireResponse } from '../http/socket.ts';
 import { throughServer } from '../inject.ts';
+import { parsePrometheus } from '../prometheus.ts';
 
 // ---------------------------------------------------------------------------------------------
 // No leaks: every response of this file goes through `noLeak`. An error body is the contract's
@@ -443,9 +444,20 @@ describe('tokens: every bad token on every authenticated endpoint is 401', () =>
       ['B then garbage', [`Authorization: Token ${B.token}`, 'Authorization: Token garbage']],
       ['B twice', [`Authorization: Token ${B.token}`, `Authorization: Token ${B.token}`]],
     ];
-    // /api/articles as well: a signed-in read the hot path answers once B has read it (twice).
+    // /api/articles as well: a signed-in read the hot path answers once it has been read anonymously
+    // (recorded) and by B (their sets loaded).
+    const replayed = async () =>
+      parsePrometheus((await t.app.inject({ method: 'GET', url: '/metrics' })).body)
+        .samples.filter((s) => s.name === 'conduit_cache_replayed_total')
+        .reduce((a, s) => a + s.value, 0);
     for (const path of ['/api/user', '/api/articles']) {
+      if (path === '/api/articles') assert.equal((await send([], path)).status, 200);
       for (let i = 0; i < 2; i++) assert.equal((await send([`Authorization: Token ${B.token}`], path)).status, 200, path);
+      if (path === '/api/articles') {
+        const before = await replayed();
+        assert.equal((await send([`Authorization: Token ${B.token}`], path)).status, 200);
+        assert.equal(await replayed(), before + 1, 'B’s read of /api/articles is a replay');
+      }
       for (const [name, lines] of pairs) {
         const res = await send(lines, path);
         noLeak(res.body, name);
