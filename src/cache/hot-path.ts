@@ -182,18 +182,21 @@ export class Replays {
     if (!anonymous && flagIds === undefined) return;
     // An entry the cache did not keep (a load that raced a write) is never replayed.
     if (status !== 200 || !replayable(req) || !this.#cache.isCurrent(entry)) return;
+    const key = replayKey(req);
+    if (key.length > MAX_KEY_LENGTH) return;
+    const earlier = this.#replays.get(key);
+    // Recorded already (a signed-in reader the hot path could not answer, say before their sets
+    // were loaded): nothing new to record.
+    if (earlier?.entry === entry && (earlier.anonymous || !anonymous)) return;
     const headers = headersSent();
     // The body as noted is the body that went out: not compressed (or recompressed) on the way.
     if (headers['content-encoding'] !== encoding || Number(headers['content-length']) !== body.length) return;
-    const key = replayKey(req);
-    if (key.length > MAX_KEY_LENGTH) return;
     const flat: string[] = [];
     for (const [name, value] of Object.entries(headers)) {
       if (value === undefined || NOT_REPLAYED.has(name)) continue;
       if (Array.isArray(value)) for (const v of value) flat.push(name, v);
       else flat.push(name, String(value));
     }
-    const earlier = this.#replays.get(key);
     this.#drop(key);
     this.#replays.set(key, {
       entry,
