@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { createSigner, createVerifier } from 'fast-jwt';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
+import type {} from 'node:net';
 import { LRUCache } from 'lru-cache';
 import type { Config } from '../config.ts';
 import { tokenInvalid, tokenMissing, tokenWithoutScheme } from './errors.ts';
@@ -21,18 +22,19 @@ declare module 'fastify' {
   }
 }
 
-/** A token's verified claims: whom it names and the key it was issued with. */
+/** A token's verified claims: whom it names, the key it was issued with, and when it expires (ms). */
 interface Parsed {
   readonly viewer: Viewer;
   readonly key: string;
+  readonly expiresAt: number;
 }
 
-const kParsed = Symbol('conduit.parsedToken');
+const kVerified = Symbol('conduit.verifiedToken');
 
-declare module 'node:http' {
-  interface IncomingMessage {
-    /** The token as knownViewer verified it, for the auth hooks when the request reaches them. */
-    [kParsed]?: Parsed;
+declare module 'node:net' {
+  interface Socket {
+    /** The Authorization header last verified on this connection, and what it verified to. */
+    [kVerified]?: { readonly header: string; readonly parsed: Parsed };
   }
 }
 
@@ -108,15 +110,31 @@ export function createAuth(
     // A bare JWT (the commonest mistake: the header set to the token itself) says what is missing.
     if (space === -1 && header !== '' && !/^(token|bearer)$/i.test(header)) throw tokenWithoutScheme();
     if ((scheme !== 'token' && scheme !== 'bearer') || token === '') throw tokenInvalid();
-    let payload: { sub?: unknown; key?: unknown };
+    let payload: { sub?: unknown; key?: unknown; exp?: unknown };
     try {
-      payload = verifier(token) as { sub?: unknown; key?: unknown };
+      payload = verifier(token) as { sub?: unknown; key?: unknown; exp?: unknown };
     } catch {
       throw tokenInvalid();
     }
     const id = Number(payload.sub);
     if (!Number.isSafeInteger(id) || id <= 0 || typeof payload.key !== 'string') throw tokenInvalid();
-    return { viewer: { id, token }, key: payload.key };
+    // exp is a required claim, and the verifier refused the token if it had passed.
+    return { viewer: { id, token }, key: payload.key, expiresAt: Number(payload.exp) * 1000 };
+  }
+
+  // A client sends the same header on every request of a connection: verified once per
+  // connection while it has not expired, not per request (the verifier's own cache hashes the
+  // token first, a few µs a request). Another header on the connection (a proxy's, carrying
+  // several clients) is verified as ever. The header stays in memory as long as the connection.
+  function parseFrom(req: IncomingMessage): Parsed | null {
+    const header = req.headers.authorization;
+    if (header === undefined) return null;
+    const socket = req.socket as IncomingMessage['socket'] | null;
+    const last = socket?.[kVerified];
+    if (last !== undefined && last.header === header && Date.now() < last.parsed.expiresAt) return last.parsed;
+    const parsed = parse(header);
+    if (parsed !== null && socket) socket[kVerified] = { header, parsed };
+    return parsed;
   }
 
   // A valid signature is not enough: the token must name a user that exists now, with the key
@@ -131,8 +149,7 @@ export function createAuth(
   // key may be older than the token).
   const keys = new LRUCache<number, string>({ max: 10_000, ttl: USER_EXISTS_TTL_MS });
   async function authenticate(request: FastifyRequest): Promise<Viewer | null> {
-    // The hot path verified it already when it could not answer the request itself.
-    const parsed = request.raw[kParsed] ?? parse(request.headers.authorization);
+    const parsed = parseFrom(request.raw);
     if (!parsed) return null;
     const { viewer, key: claimed } = parsed;
     // Two Authorization headers name two identities, or one twice: either way, refuse to choose.
@@ -155,13 +172,11 @@ export function createAuth(
     knownViewer: (req) => {
       let parsed;
       try {
-        parsed = parse(req.headers.authorization);
+        parsed = parseFrom(req);
       } catch {
         return undefined;
       }
-      if (!parsed) return undefined;
-      req[kParsed] = parsed;
-      if (duplicated(req) || keys.get(parsed.viewer.id) !== parsed.key) return undefined;
+      if (!parsed || duplicated(req) || keys.get(parsed.viewer.id) !== parsed.key) return undefined;
       return parsed.viewer.id;
     },
     required: async (request) => {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
 import { setImmediate } from 'node:timers/promises';
+import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createSigner } from 'fast-jwt';
@@ -421,10 +422,44 @@ describe('tokens: every bad token on every authenticated endpoint is 401', () =>
     ctx.diagnostic(`missing token: ${required.length} required-auth endpoints, all 401`);
   });
 
+  /** The app's address, listening from the first test that needs a real socket on. */
+  let address: string | undefined;
+  const listening = async () => (address ??= await listen(t));
+
+  test('a token that expires while its connection stays open is refused from then on, by the router and the hot path', async () => {
+    const base = await listening();
+    const { rows } = await t.db.query<{ token_key: string }>('select token_key from users where id = $1', [B.id]);
+    const shortLived = createSigner({ key: TEST_JWT_SECRET, algorithm: 'HS256', expiresIn: 1500 })({
+      sub: String(B.id),
+      key: rows[0]!.token_key,
+    });
+    let connections = 0;
+    const counted = () => connections++;
+    t.app.server.on('connection', counted);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const read = (path: string) => request(`${base}${path}`, { agent, headers: { authorization: `Token ${shortLived}` } });
+      // The list twice after an anonymous read: recorded, B's sets loaded, then replayed.
+      assert.equal((await request(`${base}/api/articles`, { agent })).status, 200);
+      for (const path of ['/api/user', '/api/articles', '/api/articles', '/api/articles'])
+        assert.equal((await read(path)).status, 200, path);
+      await sleep(1600);
+      for (const path of ['/api/user', '/api/articles']) {
+        const res = await read(path);
+        assert.equal(res.status, 401, `${path} after the token expired`);
+        assert.deepEqual(json(res), { errors: { token: ['is invalid'] } });
+      }
+      assert.equal(connections, 1, 'every request on one connection');
+    } finally {
+      agent.destroy();
+      t.app.server.off('connection', counted);
+    }
+  });
+
   test('two Authorization headers on one request are refused, not resolved to either', async (ctx) => {
     // Over a real socket: Node's parser keeps only the first Authorization header and drops the
     // rest, so only the raw request shows the ambiguity (a proxy in front may pick the last one).
-    const url = await listen(t);
+    const url = await listening();
     const { port } = new URL(url);
     const send = async (lines: string[], path = '/api/user'): Promise<{ status: number; body: string }> => {
       const socket = net.connect(Number(port), '127.0.0.1');
