@@ -17,6 +17,8 @@ export interface CachedAnswer {
    * or a copy with their flags set; of any other route, a response of its own.
    */
   readonly flagIds: FlagIds | undefined;
+  /** `body` is a signed-in reader's copy with their flags set (ResponseCache.sendFlagged), not the entry's bytes. */
+  readonly copy: boolean;
 }
 
 declare module 'node:http' {
@@ -32,8 +34,9 @@ export function noteCachedAnswer(
   body: Buffer,
   encoding?: Encoding,
   flagIds?: FlagIds,
+  copy = false,
 ): Buffer {
-  request.raw[kAnswer] = { entry, body, encoding, flagIds };
+  request.raw[kAnswer] = { entry, body, encoding, flagIds, copy };
   return body;
 }
 

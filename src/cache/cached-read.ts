@@ -102,6 +102,9 @@ export function cachedGet<S extends FastifySchema, T>(
   const declared: DeclaredRoute = { method: 'GET', url: route.url, viewerFlags: flags !== undefined, served: { anonymous: 0, viewer: 0 } };
   cache?.routes.push(declared);
   const respond = (data: T, request: RequestOf<S>) => (answer ? answer(data, request) : body!(data));
+  // A route without an auth hook never has a viewer: a signed-in reader gets everyone's bytes,
+  // which show no one's flags (noted so, for the hot path).
+  const everyones = route.onRequest === undefined ? NO_IDS : undefined;
   const count = (viewer: number | null) => {
     if (viewer === null) declared.served.anonymous++;
     else declared.served.viewer++;
@@ -144,14 +147,14 @@ export function cachedGet<S extends FastifySchema, T>(
       );
       if (!entry) throw missing();
       count(viewer);
-      if (!flags) return cache.send(request, reply, entry);
+      if (!flags) return cache.send(request, reply, entry, everyones);
       // Noted with the ids, so the hot path may answer signed-in readers of these bytes too.
       const ids = entry.data;
       if (viewer === null) return cache.send(request, reply, entry, ids);
       const theirs = await viewerFlags(db, cache, viewer, ids.articles, ids.authors);
       const changed = viewerOffsets(entry.body, ids, theirs);
       if (changed?.length === 0) return cache.send(request, reply, entry, ids);
-      if (changed) return cache.sendFlagged(request, reply, entry, changed);
+      if (changed) return cache.sendFlagged(request, reply, entry, changed, ids);
       // The stored bytes do not hold the keys where the declaration says (a serializer whose shape
       // changed): this viewer's response is loaded instead, and the mismatch logged.
       request.log.warn({ route: route.url }, 'cached body and declared flags disagree: loading the response for the viewer');

@@ -52,24 +52,27 @@ export interface Replay {
   readonly copy?: true;
 }
 
-/** What the router sent, as recorded. */
-interface Recorded extends Replay {
+/** What the router sent for one URL and Accept-Encoding, as recorded. */
+interface Recorded {
+  readonly entry: Entry<unknown>;
+  readonly route: string;
   readonly encoding: Encoding | undefined;
-  /** The route writes a signed-in viewer's flags over these bytes, at these ids (CachedAnswer). */
+  /** The route writes a signed-in viewer's flags over the entry's bytes, at these ids (CachedAnswer). */
   readonly flagIds: FlagIds | undefined;
-  /** An anonymous request was answered so: anonymous requests may have it. */
+  /** The entry's own bytes as sent to a reader none of whose flags they show; undefined while only a copy was seen. */
+  readonly plain: Replay | undefined;
+  /** `plain` was sent to an anonymous request: anonymous requests may have it. */
   readonly anonymous: boolean;
-  /** With flagIds: what signed-in readers are answered with. */
+  /** With flagIds: what a signed-in reader is answered with. */
   readonly viewers: ForViewers | undefined;
 }
 
 interface ForViewers {
-  /** The same bytes, for a reader none of whose flags the page shows (the sets read: two hits). */
-  readonly same: Replay;
+  /** `plain`, for a signed-in reader none of whose flags it shows (their sets read: two hits). */
+  readonly same: Replay | undefined;
   /**
    * For a copy with flags set: the headers as ResponseCache.sendFlagged sends them, which are the
-   * recorded ones but the ETag (a copy is not the entry), and where in them Content-Length's
-   * value is.
+   * plain ones but the ETag (a copy is not the entry), and where in them Content-Length's value is.
    */
   readonly copyHeaders: readonly string[];
   readonly lengthAt: number;
@@ -116,16 +119,16 @@ export function replayable(req: IncomingMessage): boolean {
 
 const replayKey = (req: IncomingMessage) => `${req.url}\n${req.headers['accept-encoding'] ?? ''}`;
 
-function forViewers(same: Replay): ForViewers {
+function forViewers(headers: readonly string[], plain: Replay | undefined): ForViewers {
   const copyHeaders: string[] = [];
   let lengthAt = -1;
-  for (let i = 0; i < same.headers.length; i += 2) {
-    const name = same.headers[i]!;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
     if (name === 'etag') continue;
     if (name === 'content-length') lengthAt = copyHeaders.length + 1;
-    copyHeaders.push(name, same.headers[i + 1]!);
+    copyHeaders.push(name, headers[i + 1]!);
   }
-  return { same, copyHeaders, lengthAt };
+  return { same: plain && { ...plain, hits: 2 }, copyHeaders, lengthAt };
 }
 
 export class Replays {
@@ -176,7 +179,7 @@ export class Replays {
   record(req: IncomingMessage, status: number, headersSent: () => Record<string, HeaderValue>, route: string): void {
     const answer = cachedAnswer(req);
     if (answer === undefined) return;
-    const { entry, body, encoding, flagIds } = answer;
+    const { entry, body, encoding, flagIds, copy } = answer;
     const anonymous = req.headers.authorization === undefined;
     // A signed-in reader's answer is everyone's only where the route sends everyone the same bytes.
     if (!anonymous && flagIds === undefined) return;
@@ -185,9 +188,10 @@ export class Replays {
     const key = replayKey(req);
     if (key.length > MAX_KEY_LENGTH) return;
     const earlier = this.#replays.get(key);
-    // Recorded already (a signed-in reader the hot path could not answer, say before their sets
-    // were loaded): nothing new to record.
-    if (earlier?.entry === entry && (earlier.anonymous || !anonymous)) return;
+    const same = earlier?.entry === entry ? earlier : undefined;
+    // Nothing new: a copy's headers are known once anything of the entry was recorded, its own
+    // bytes once they were (for anonymous readers once an anonymous one had them).
+    if (same !== undefined && (copy || (same.plain !== undefined && (same.anonymous || !anonymous)))) return;
     const headers = headersSent();
     // The body as noted is the body that went out: not compressed (or recompressed) on the way.
     if (headers['content-encoding'] !== encoding || Number(headers['content-length']) !== body.length) return;
@@ -197,17 +201,16 @@ export class Replays {
       if (Array.isArray(value)) for (const v of value) flat.push(name, v);
       else flat.push(name, String(value));
     }
+    const plain: Replay | undefined = copy ? undefined : { entry, headers: flat, body, route, hits: 1 };
     this.#drop(key);
     this.#replays.set(key, {
       entry,
-      headers: flat,
-      body,
       route,
-      hits: 1,
       encoding,
       flagIds,
-      anonymous: anonymous || (earlier?.entry === entry && earlier.anonymous),
-      viewers: flagIds && forViewers({ entry, headers: flat, body, route, hits: 2 }),
+      plain,
+      anonymous: plain !== undefined && (anonymous || same?.anonymous === true),
+      viewers: flagIds && forViewers(flat, plain),
     });
     let keys = this.#byEntry.get(entry);
     if (keys === undefined) this.#byEntry.set(entry, (keys = new Set()));
@@ -225,7 +228,7 @@ export class Replays {
       this.#drop(key);
       return undefined;
     }
-    if (req.headers.authorization === undefined) return recorded.anonymous ? recorded : undefined;
+    if (req.headers.authorization === undefined) return recorded.anonymous ? recorded.plain : undefined;
     return this.#forViewer(req, recorded);
   }
 
@@ -240,7 +243,7 @@ export class Replays {
     const viewer = this.#viewerOf(req);
     if (viewer === undefined) return undefined;
     // A page showing no article or author has nothing of the reader's: the router reads no sets.
-    if (ids.articles.length === 0 && ids.authors.length === 0) return recorded;
+    if (ids.articles.length === 0 && ids.authors.length === 0) return recorded.plain;
     const sets = heldViewerSets(this.#cache, viewer);
     if (sets === undefined) return undefined;
     const changed = viewerOffsets(entry.body, ids, sets);

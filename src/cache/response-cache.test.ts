@@ -162,7 +162,10 @@ test("viewers' compressed copies are kept by what they are made of, and with the
   const favorited = (n: number) => data.articles.map((_, i) => ((n >> i) & 1) === 1);
   const app = Fastify();
   app.get('/copy/:n', (request, reply) =>
-    cache.sendFlagged(request, reply, entry, flagOffsets(entry.body, favorited(Number((request.params as { n: string }).n)), [])!),
+    cache.sendFlagged(request, reply, entry, flagOffsets(entry.body, favorited(Number((request.params as { n: string }).n)), [])!, {
+      articles: data.articles.map((_, i) => i),
+      authors: [],
+    }),
   );
   const asSerialized = (n: number) => JSON.stringify({ articles: data.articles.map((a, i) => ({ ...a, favorited: favorited(n)[i] })) });
   try {

@@ -302,11 +302,17 @@ export class ResponseCache {
    * is kept under the entry's ETag, the encoding and `changed`, which fix its bytes, and sent again
    * to whoever asks for the same copy in the same encoding; uncompressed, it is made per request.
    */
-  sendFlagged(request: FastifyRequest, reply: FastifyReply, entry: Entry<unknown>, changed: readonly number[]): FastifyReply {
+  sendFlagged(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    entry: Entry<unknown>,
+    changed: readonly number[],
+    flagIds: FlagIds,
+  ): FastifyReply {
     addVary(reply);
     void reply.type('application/json; charset=utf-8');
     const encoding = this.#encodingFor(request, entry.body);
-    const copy = this.flaggedCopy(entry, encoding, changed);
+    const copy = noteCachedAnswer(request, entry, this.flaggedCopy(entry, encoding, changed), encoding, flagIds, true);
     return encoding === undefined ? reply.send(copy) : reply.header('content-encoding', encoding).send(copy);
   }
 
