@@ -426,7 +426,7 @@ describe('tokens: every bad token on every authenticated endpoint is 401', () =>
   let address: string | undefined;
   const listening = async () => (address ??= await listen(t));
 
-  test('a token that expires while its connection stays open is refused from then on, by the router and the hot path', async () => {
+  test('a token remembered as verified is refused once it expires, by the router and the hot path, on a connection kept open', async () => {
     const base = await listening();
     const { rows } = await t.db.query<{ token_key: string }>('select token_key from users where id = $1', [B.id]);
     const shortLived = createSigner({ key: TEST_JWT_SECRET, algorithm: 'HS256', expiresIn: 1500 })({
