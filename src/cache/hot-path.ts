@@ -144,8 +144,8 @@ export class Replays {
 
   /**
    * `maxReplays`: one per URL and Accept-Encoding seen; 10,000 covers the benchmark's 2,131
-   * distinct anonymous reads several times over, at a few hundred bytes each (the bytes are the
-   * cache's).
+   * distinct anonymous reads several times over, at about 1.6 KB each, headers and key (the bytes
+   * are the cache's; docs/memory.md "Results").
    */
   constructor(cache: ResponseCache, { maxReplays = 10_000, viewerOf }: ReplaysOptions = {}) {
     this.#cache = cache;
