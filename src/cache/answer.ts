@@ -12,9 +12,10 @@ export interface CachedAnswer {
   readonly body: Buffer;
   readonly encoding: Encoding | undefined;
   /**
-   * Set when the route writes a signed-in viewer's flags over these bytes (cachedGet's `flags`):
-   * the articles and authors the body shows. A signed-in reader of such a route gets these bytes,
-   * or a copy with their flags set; of any other route, a response of its own.
+   * Set when every signed-in reader of the route gets the entry's bytes with their own flags set:
+   * the articles and authors the body shows (cachedGet's `flags`), or none (a route without an
+   * auth hook: everyone's bytes as they are). A signed-in reader of any other route gets a
+   * response of its own.
    */
   readonly flagIds: FlagIds | undefined;
   /** `body` is a signed-in reader's copy with their flags set (ResponseCache.sendFlagged), not the entry's bytes. */

@@ -17,15 +17,17 @@
 //     (CORS), a conditional request, a request body, a missing Host, a request tracing samples or
 //     continues, and every request the pipeline refuses.
 //   - A token is answered here only where the router would answer it from memory too: a route
-//     that writes a viewer's flags over the bytes everyone reads (cachedGet's `flags`), a token
-//     the auth hooks would accept without the database (Auth.knownViewer), and the viewer's sets
-//     held by the cache (viewer-flags.ts). Their flags are set as the router sets them
-//     (ResponseCache.flaggedCopy), or the bytes go as they are when none shows. Anything else (a
-//     bad or unknown token, a key not checked within USER_EXISTS_TTL_MS, sets not loaded) goes to
-//     the router, which answers 401, or looks up and loads.
+//     that writes a viewer's flags over the bytes everyone reads (cachedGet's `flags`) or that
+//     has no auth hook (everyone's bytes), a token the auth hooks would accept without the
+//     database (Auth.knownViewer), and the viewer's sets held by the cache (viewer-flags.ts).
+//     Their flags are set as the router sets them (the copy sendFlagged kept), or the bytes go as
+//     they are when none shows. Anything else (a bad or unknown token, a key not checked within
+//     USER_EXISTS_TTL_MS, sets not loaded, a copy not kept) goes to the router, which answers
+//     401, or looks up, loads and compresses.
 //   - A signed-in reader's answer is recorded only from such a route, and replayed to an
 //     anonymous request only once an anonymous request was answered so: a route that refuses
-//     anonymous readers never has its bytes replayed to one.
+//     anonymous readers never has its bytes replayed to one. A reader's copy is recorded for its
+//     headers: the entry's own bytes are replayed only once the router has sent them.
 //   - Admission and observation are the pipeline's, before and after either branch: a replay is
 //     counted against the rate limit, in flight, in the metrics and in the log like any request.
 //   - Only what was sent as noted is recorded: a body changed on its way out (by a hook after the
@@ -49,7 +51,7 @@ export interface Replay {
   /** Cache entries it answers from: the page, and a signed-in reader's sets. */
   readonly hits: 1 | 2;
   /** A reader's kept compressed copy (ResponseCache.keptCopy), counted when sent. */
-  readonly copy?: true;
+  readonly copyHit?: true;
 }
 
 /** What the router sent for one URL and Accept-Encoding, as recorded. */
@@ -57,7 +59,7 @@ interface Recorded {
   readonly entry: Entry<unknown>;
   readonly route: string;
   readonly encoding: Encoding | undefined;
-  /** The route writes a signed-in viewer's flags over the entry's bytes, at these ids (CachedAnswer). */
+  /** A signed-in reader gets the entry's bytes with their flags at these ids (none: as they are); CachedAnswer. */
   readonly flagIds: FlagIds | undefined;
   /** The entry's own bytes as sent to a reader none of whose flags they show; undefined while only a copy was seen. */
   readonly plain: Replay | undefined;
@@ -255,14 +257,14 @@ export class Replays {
     if (body === undefined) return undefined;
     const headers = [...viewers.copyHeaders];
     headers[viewers.lengthAt] = String(body.length);
-    return { entry, headers, body, route: recorded.route, hits: 2, ...(encoding !== undefined && { copy: true }) };
+    return { entry, headers, body, route: recorded.route, hits: 2, ...(encoding !== undefined && { copyHit: true }) };
   }
 
   /** Writes the replay: a cache hit, answered. */
   answer(replay: Replay, res: ServerResponse): void {
     this.stats.replayed++;
     this.#cache.stats.hits += replay.hits;
-    if (replay.copy) this.#cache.stats.copyHits++;
+    if (replay.copyHit) this.#cache.stats.copyHits++;
     res.writeHead(200, replay.headers as string[]);
     res.end(replay.body);
   }

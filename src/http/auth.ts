@@ -105,7 +105,10 @@ export function createAuth(
   function claimsOf(token: string): Claims {
     const digest = hash('sha256', token, 'base64');
     const known = verified.get(digest);
-    if (known !== undefined && Date.now() < known.expiresAt) return known;
+    if (known !== undefined) {
+      if (Date.now() < known.expiresAt) return known;
+      verified.delete(digest);
+    }
     let payload: { sub?: unknown; key?: unknown; exp?: unknown };
     try {
       payload = verifier(token) as { sub?: unknown; key?: unknown; exp?: unknown };

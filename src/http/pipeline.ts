@@ -200,9 +200,11 @@ export class Pipeline {
   }
 
   #dispatch(req: IncomingMessage, res: ServerResponse, router: Router): void {
-    const replay = req[kReplay] ?? this.#replayFor(req);
-    if (replay === undefined) return this.#route(req, res, router);
+    // Looked up again when one was found at admission: with the rate limit counted in Redis, a
+    // write's invalidation or the token's expiry may have come in between.
+    const replay = this.#replayFor(req);
     req[kReplay] = replay;
+    if (replay === undefined) return this.#route(req, res, router);
     this.#parts.replays!.answer(replay, res);
     // Written at once: done now, with no listener to register (a replay's whole cost is a few µs).
     this.#done(res);
