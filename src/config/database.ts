@@ -13,7 +13,7 @@ export interface DatabaseConfig {
   readonly embeddedPgPort: number;
   readonly dbPoolMax: number;
   readonly dbAcquireTimeoutMs: number;
-  /** Each parameterised statement prepared once per connection (src/db/pool.ts, prepared.ts). */
+  /** Each parameterised statement prepared once per connection (src/db/pool.ts). */
   readonly dbPrepare: boolean;
   /** Queries one connection carries at once (postgres.js's max_pipeline; src/db/pool.ts). */
   readonly dbPipeline: number;
