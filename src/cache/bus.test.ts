@@ -124,3 +124,21 @@ test('writes that finish together share one NOTIFY, and every tag of theirs arri
   // One message for all twenty (a second one at most, if the first was already on its way).
   assert.ok(listener.received >= 1 && listener.received <= 2, `${listener.received} messages`);
 });
+
+test('every NOTIFY is sent as the same statement text, its payload a parameter (for pg_stat_statements: one entry, not one per message)', async () => {
+  const publisher = new PgInvalidationBus({ url: database.url, db: pool, cache: new ResponseCache(options) });
+  closing.push(publisher);
+  await publisher.start();
+  const sent = async () =>
+    (
+      await pool.query<{ query: string }>(
+        "select query from pg_stat_activity where datname = current_database() and application_name = 'conduit-cache-bus' and query ilike '%notify%'",
+      )
+    ).rows.map((r) => r.query);
+  // The earlier tests' buses are still connected: every bus's last NOTIFY must read the same.
+
+  for (const id of [1, 2]) {
+    await publisher.publish([tag.article(id)]);
+    assert.deepEqual([...new Set(await sent())], ['select pg_notify($1, $2)']);
+  }
+});

@@ -14,6 +14,7 @@ import { received } from './tags.ts';
 const CHANNEL = 'conduit_cache';
 // NOTIFY payloads are limited to 8000 bytes; stay well below with room for the JSON framing.
 const MAX_PAYLOAD = 7000;
+const NOTIFY = 'select pg_notify($1, $2)';
 
 export interface InvalidationBus {
   /**
@@ -39,7 +40,7 @@ interface Batch {
  * response knows about. The origin names the sender; no listener has it as its own.
  */
 export async function publishDropAll(db: Queryable, origin: string): Promise<void> {
-  await db.query('select pg_notify($1, $2)', [CHANNEL, JSON.stringify({ o: origin, all: true })]);
+  await db.query(NOTIFY, [CHANNEL, JSON.stringify({ o: origin, all: true })]);
 }
 
 export class PgInvalidationBus implements InvalidationBus {
@@ -175,13 +176,16 @@ export class PgInvalidationBus implements InvalidationBus {
   }
 
   /**
-   * On the listener's own connection while it is up: no pool checkout, and a plain NOTIFY (one
-   * message, nothing to plan). Through the pool while it reconnects.
+   * On the listener's own connection while it is up (no pool checkout), through the pool while it
+   * reconnects. Always the one statement with the payload as a parameter, prepared once per
+   * connection: a NOTIFY with its payload in the text is a new statement to PostgreSQL each time,
+   * and pg_stat_statements keeps one entry per text, so every write batch would push out an entry
+   * for the statements that matter and make the extension evict and sort its table.
    */
-  async #send(payload: string, via: Queryable | undefined = this.#client): Promise<boolean> {
+  async #send(payload: string, via: pg.Client | undefined = this.#client): Promise<boolean> {
     try {
-      if (via) await via.query(`notify ${CHANNEL}, ${pg.escapeLiteral(payload)}`);
-      else await this.#db.query('select pg_notify($1, $2)', [CHANNEL, payload]);
+      if (via) await via.query({ name: 'conduit_notify', text: NOTIFY, values: [CHANNEL, payload] });
+      else await this.#db.query(NOTIFY, [CHANNEL, payload]);
       return true;
     } catch (err) {
       this.#lostPublish = true;
