@@ -87,7 +87,7 @@ function main(): void {
   }
   const used = COMPRESSION_LEVELS as Record<Encoding, number>;
   const lines = [
-    `A list page of ${body.length.toLocaleString('en-US')} bytes (20 articles); median of ${rounds} rounds of ${iterations} compressions; Node ${process.version}.`,
+    `A list page of ${body.length.toLocaleString('en-US')} bytes (${values.limit} articles); median of ${rounds} rounds of ${iterations} compressions; Node ${process.version}.`,
     '',
     '| encoding | level | µs per page | pages/s per core | bytes | of the original | |',
     '|---|--:|--:|--:|--:|--:|---|',

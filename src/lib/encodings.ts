@@ -3,12 +3,22 @@
 // compressed variants (cache/response-cache.ts), so a cached variant is the bytes the plugin
 // would have made.
 //
-// Levels are chosen for bodies of a few to a few tens of kilobytes compressed once per response.
-// On a 9.9 KB list page (`node scripts/compression-cost.ts`): zstd 3
-// costs 60 µs for 28.2% of the bytes, gzip 6 154 µs for 27.3%, brotli 4 290 µs for 26.9%; brotli
-// 11 costs 18.5 ms for 22%, which is for static files built once. So among encodings a client
-// accepts with equal weight the order is zstd, gzip, brotli: brotli's last 0.4% is not worth 1.9x
-// gzip's CPU on a response made per request.
+// Levels are chosen for bodies of a few to a few tens of kilobytes compressed once per response
+// (`node scripts/compression-cost.ts --limit N`, list pages of N articles, medians of 5 rounds):
+//
+//   body       zstd 3   gzip 6   brotli 4
+//   1.0 KB      30 µs    20 µs     38 µs
+//   3.9 KB      38 µs    30 µs     65 µs
+//   9.9 KB      51 µs    59 µs    117 µs   (28.2%, 27.3%, 26.9% of the bytes)
+//   19.4 KB     69 µs   148 µs    197 µs
+//
+// Brotli 11 costs 18.5 ms on the 9.9 KB page, for 22%: for static files built once. So among
+// encodings a client accepts with equal weight the order is zstd, gzip, brotli. Below about 8 KB
+// gzip is the cheaper: each zstd call sets up a new context in node:zlib, about 22 µs whatever the
+// body (constructing a ZstdCompress alone, against 3 µs for gzip's), and node:zlib has no public
+// way to reuse one for one-call compression. The choice stays one order for every size: the
+// compression plugin negotiates before it sees the body, and a 20-article page, the common one,
+// sits at the crossing.
 import zlib from 'node:zlib';
 
 export type Encoding = 'zstd' | 'br' | 'gzip';
