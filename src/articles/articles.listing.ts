@@ -48,11 +48,11 @@ export function listArticlesQuery(filter: ListFilter, viewer: number | null): { 
  *
  * The plain shape (`author_id in (...)` ordered by date) has two good plans: for a viewer who
  * follows many, walk the newest articles keeping the followed authors'; for few, fetch those
- * authors' articles and sort them. Its one prepared plan is the second for everyone, and read 3,516
- * blocks where the viewer's own plan read 726 for the seeded user who follows the most; planned
- * per call instead, planning was half its time. This shape has one plan, good for both (src/db/indexes.test.ts);
- * docs/database.md "Plans that stay good" has the measurements. `following` is true on every row:
- * the authors are the followed ones.
+ * authors' articles and sort them. Its one prepared plan is the second for everyone, and reads
+ * 3,516 blocks where the viewer's own plan reads 726 for the seeded user who follows the most;
+ * planned per call, planning is half its time. This shape has one plan, good for both
+ * (src/db/indexes.test.ts; docs/database.md "Plans that stay good" has the measurements).
+ * `following` is true on every row: the authors are the followed ones.
  */
 function feedPage(followedByParam: number, viewerParam: number | null, limit: string, offset: string): string {
   return `select ${articleColumns(viewerParam, { body: false, following: 'true' })}

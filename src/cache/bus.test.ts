@@ -129,14 +129,13 @@ test('every NOTIFY is sent as the same statement text, its payload a parameter (
   const publisher = new PgInvalidationBus({ url: database.url, db: pool, cache: new ResponseCache(options) });
   closing.push(publisher);
   await publisher.start();
+  // The earlier tests' buses are still connected: every bus's last NOTIFY must read the same.
   const sent = async () =>
     (
       await pool.query<{ query: string }>(
         "select query from pg_stat_activity where datname = current_database() and application_name = 'conduit-cache-bus' and query ilike '%notify%'",
       )
     ).rows.map((r) => r.query);
-  // The earlier tests' buses are still connected: every bus's last NOTIFY must read the same.
-
   for (const id of [1, 2]) {
     await publisher.publish([tag.article(id)]);
     assert.deepEqual([...new Set(await sent())], ['select pg_notify($1, $2)']);
