@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -96,14 +96,13 @@ describe('with ADMIN_TOKEN', () => {
     const files = await readdir(dir);
     assert.equal(files.filter((f) => f.endsWith('.heapsnapshot')).length, 1);
     assert.ok(!files.some((f) => f.endsWith('.tmp')));
-    assert.ok(
-      existsSync(
-        path.join(
-          dir,
-          files.find((f) => f.endsWith('.heapsnapshot'))!,
-        ),
-      ),
+    const kept = path.join(
+      dir,
+      files.find((f) => f.endsWith('.heapsnapshot'))!,
     );
+    assert.ok(existsSync(kept));
+    // It holds whatever the process does (the JWT secret, tokens): its owner's alone.
+    assert.equal((await stat(kept)).mode & 0o777, 0o600);
   });
 
   test('seconds is bounded, and the format one of json or pprof', async () => {
