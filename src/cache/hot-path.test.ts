@@ -89,18 +89,18 @@ describe('the hot path', () => {
     await db.drop();
   });
 
+  /** A read of each route that sets a reader's flags, and `/api/tags` (no auth hook: everyone's bytes, token or not). */
+  const signedInReads = () => [
+    '/api/articles',
+    `/api/articles?author=${author.username}`,
+    `/api/articles/${article.slug}`,
+    `/api/articles/${article.slug}/comments`,
+    `/api/profiles/${author.username}`,
+    '/api/tags',
+  ];
+
   test('replays every cached anonymous read, in every encoding, with the pipeline’s status, headers and bytes', async () => {
-    const urls = [
-      '/api/articles',
-      '/api/articles?limit=5&offset=0',
-      `/api/articles?tag=hot`,
-      `/api/articles?author=${author.username}`,
-      `/api/articles/${article.slug}`,
-      `/api/articles/${article.slug}/comments`,
-      `/api/profiles/${author.username}`,
-      '/api/tags',
-    ];
-    for (const url of urls) {
+    for (const url of [...signedInReads(), '/api/articles?limit=5&offset=0', '/api/articles?tag=hot']) {
       for (const encoding of ENCODINGS) {
         const headers: Record<string, string> = encoding === '' ? {} : { 'accept-encoding': encoding };
         const replay = await replays(t, url, headers);
@@ -193,16 +193,7 @@ describe('the hot path', () => {
     const stranger = await client.register();
     await client.post(`/api/articles/${article.slug}/favorite`, { token: fan.token });
     await client.post(`/api/profiles/${author.username}/follow`, { token: fan.token });
-    const urls = [
-      '/api/articles',
-      `/api/articles?author=${author.username}`,
-      `/api/articles/${article.slug}`,
-      `/api/articles/${article.slug}/comments`,
-      `/api/profiles/${author.username}`,
-      // No auth hook: everyone's bytes, token or not.
-      '/api/tags',
-    ];
-    for (const url of urls) {
+    for (const url of signedInReads()) {
       for (const encoding of ['', 'gzip', 'zstd', 'gzip, deflate, br, zstd']) {
         for (const reader of [stranger, fan]) {
           const headers: Record<string, string> = { authorization: `Token ${reader.token}` };
