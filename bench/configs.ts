@@ -39,6 +39,19 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     env: { CACHE: 'off' },
     description: 'the default without the in-process response cache: every request reaches PostgreSQL',
   },
+  // The pool size before 4 was the default (docs/database.md "Pool size"), to rerun the comparison.
+  'pool-10': {
+    database: 'embedded',
+    env: { DB_POOL_MAX: '10' },
+    description: 'the default with 10 database connections instead of 4',
+    optIn: true,
+  },
+  'cache-off-pool-10': {
+    database: 'embedded',
+    env: { CACHE: 'off', DB_POOL_MAX: '10' },
+    description: 'the cache off and 10 database connections instead of 4',
+    optIn: true,
+  },
   'cache-off-pipeline-1': {
     database: 'embedded',
     env: { CACHE: 'off', DB_PIPELINE: '1' },

@@ -34,7 +34,7 @@ const ROOT = path.join(import.meta.dirname, '..');
 // Fixed, so tokens logged in once stay valid for every service process of the run.
 const JWT_SECRET = 'bench-only-secret-bench-only-secret-0123456789';
 /** The service's pool size (DB_POOL_MAX's default): pgbench gets as many connections. */
-const PGBENCH_CLIENTS = 10;
+const PGBENCH_CLIENTS = 4;
 
 interface Ctx extends MeasureContext {
   /** Warns, and keeps the line for the report (what the run could not measure). */

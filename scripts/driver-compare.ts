@@ -17,7 +17,7 @@
 // article by the same user, so the data stays as seeded. Each worker favorites its own articles,
 // so every write changes something.
 //
-// Every client has a pool of 10 (Conduit's DB_POOL_MAX) and is driven by --concurrency workers,
+// Every client has a pool of 10 connections and is driven by --concurrency workers,
 // each sending its next query when the last one answers. A round runs every statement through
 // every client for --duration seconds; the clients take turns (the order rotates each round), so
 // a change in the machine's load hits them all alike. For each client and statement it reports

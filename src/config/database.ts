@@ -25,9 +25,11 @@ export function databaseConfig(env: Env): DatabaseConfig {
     dataDir: path.resolve(str(env, 'DATA_DIR') ?? '.data'),
     // An unusual port so the embedded server never collides with a system PostgreSQL on 5432.
     embeddedPgPort: int(env, 'EMBEDDED_PG_PORT', 54329, 1, 65535),
-    // PostgreSQL does its best work with few connections per core; 10 per process keeps two
-    // cores busy with headroom for a second process (WORKERS) under max_connections=100.
-    dbPoolMax: int(env, 'DB_POOL_MAX', 10, 1, 1000),
+    // Each connection carries DB_PIPELINE queries at once, so 4 carry 16. Fewer backends wake
+    // less and wait less on each other's locks and WAL flushes: against 10, about half the
+    // PostgreSQL time per request and p99 on the signed-in, write and mixed loads, throughput
+    // as high or higher (docs/database.md "Pool size").
+    dbPoolMax: int(env, 'DB_POOL_MAX', 4, 1, 1000),
     // Waiting longer than this for a connection means the pool is saturated: fail fast (503).
     dbAcquireTimeoutMs: int(env, 'DB_ACQUIRE_TIMEOUT_MS', 2000, 1, 600_000),
     // Prepared once per connection: PostgreSQL parses and plans each statement once, not per

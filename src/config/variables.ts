@@ -28,7 +28,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   },
   { name: 'DATA_DIR', default: '.data', description: 'embedded PostgreSQL cluster (pg/) and the development JWT secret' },
   { name: 'EMBEDDED_PG_PORT', default: '54329', description: 'port of the embedded PostgreSQL (loopback only)' },
-  { name: 'DB_POOL_MAX', default: '10', description: 'database connections per process' },
+  { name: 'DB_POOL_MAX', default: '4', description: 'database connections per process' },
   { name: 'DB_ACQUIRE_TIMEOUT_MS', default: '2000', description: 'wait for a pooled connection before failing with 503' },
   { name: 'DB_PIPELINE', default: '4', description: 'queries one pooled connection carries at once (pipelined); 1: one at a time' },
   {

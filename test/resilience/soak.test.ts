@@ -57,7 +57,7 @@ const CONNECTIONS = 16;
 const WARMUP_SECONDS = Math.max(30, SOAK_SECONDS * 0.2);
 /** A sample every few seconds: 240 after warm-up at 600 s, 30 at 60 s (many, for GC's sawtooth). */
 const SAMPLE_MS = Math.min(5000, Math.max(1000, Math.round((SOAK_SECONDS * 1000) / 300)));
-const DB_POOL_MAX = 10;
+const DB_POOL_MAX = 4;
 /** Growth allowed of RSS and heap from just after warm-up to the end. */
 const MAX_GROWTH = 0.1;
 const JWT_SECRET = 'soak-only-secret-soak-only-secret-0123456789';
