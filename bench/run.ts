@@ -12,6 +12,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { SEED_PASSWORD } from '../scripts/seed.ts';
+import { DEFAULT_DB_POOL_MAX } from '../src/config/database.ts';
 import { createMemoryCgroup, type MemoryCgroup } from './cgroup.ts';
 import { CONFIGS, FLOOR, PLATFORM, type DatabaseKind } from './configs.ts';
 import { openEmbedded, openExternal, type DatabaseServer } from './databases.ts';
@@ -33,8 +34,8 @@ import { buildRequests, kindShares, SCENARIOS, type ScenarioInput, type TokenUse
 const ROOT = path.join(import.meta.dirname, '..');
 // Fixed, so tokens logged in once stay valid for every service process of the run.
 const JWT_SECRET = 'bench-only-secret-bench-only-secret-0123456789';
-/** The service's pool size (DB_POOL_MAX's default): pgbench gets as many connections. */
-const PGBENCH_CLIENTS = 4;
+/** The service's pool size: pgbench gets as many connections. */
+const PGBENCH_CLIENTS = DEFAULT_DB_POOL_MAX;
 
 interface Ctx extends MeasureContext {
   /** Warns, and keeps the line for the report (what the run could not measure). */

@@ -5,6 +5,8 @@ import { bool, int, secretUrl, str, type Env, type Secret } from './parse.ts';
 
 /** Queries one connection carries at once unless DB_PIPELINE says otherwise (src/db/pool.ts). */
 export const DEFAULT_DB_PIPELINE = 4;
+/** Connections per process unless DB_POOL_MAX says otherwise (the bench's pgbench takes as many). */
+export const DEFAULT_DB_POOL_MAX = 4;
 
 export interface DatabaseConfig {
   /** External PostgreSQL; when absent an embedded PostgreSQL is started in `dataDir`. */
@@ -29,7 +31,7 @@ export function databaseConfig(env: Env): DatabaseConfig {
     // less and wait less on each other's locks and WAL flushes: against 10, about half the
     // PostgreSQL time per request and p99 on the signed-in, write and mixed loads, throughput
     // as high or higher (docs/database.md "Pool size").
-    dbPoolMax: int(env, 'DB_POOL_MAX', 4, 1, 1000),
+    dbPoolMax: int(env, 'DB_POOL_MAX', DEFAULT_DB_POOL_MAX, 1, 1000),
     // Waiting longer than this for a connection means the pool is saturated: fail fast (503).
     dbAcquireTimeoutMs: int(env, 'DB_ACQUIRE_TIMEOUT_MS', 2000, 1, 600_000),
     // Prepared once per connection: PostgreSQL parses and plans each statement once, not per
