@@ -153,6 +153,20 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     description: 'the old generation grows by 50% after a full collection',
     optIn: true,
   },
+  'heap-growing-100': {
+    database: 'embedded',
+    env: { HEAP_GROWING_PERCENT: '100' },
+    description: 'the old generation grows by 100% after a full collection',
+    optIn: true,
+  },
+  // A heap limit under 2 GB caps the factor V8 picks itself: 1.6 at 1 GB (docs/memory.md "The
+  // old generation's growth").
+  'old-space-1024': {
+    database: 'embedded',
+    env: { NODE_OPTIONS: '--max-semi-space-size=8 --max-old-space-size=1024' },
+    description: "a 1 GB old generation (V8's growth factor capped at 1.6)",
+    optIn: true,
+  },
   // libuv's own default: four threads, whose malloc arenas each keep an Argon2 block after their
   // first hash (docs/memory.md "Password hashing").
   'threadpool-4': {
