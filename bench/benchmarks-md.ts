@@ -12,7 +12,7 @@ import { callsCell, cpuCell, pgCell, pgCpuCell } from './costs.ts';
 import type { HeapPeak } from './heap.ts';
 import { plots, type Results, type RunResult } from './report.ts';
 import { colors, groupedBars } from './svg.ts';
-import { sideBySide, type PeerResults } from './peer/table.ts';
+import { equalLoadMethod, equalLoadTable, sideBySide, type PeerResults } from './peer/table.ts';
 
 export const MAX_LINES = 400;
 const ROOT = path.join(import.meta.dirname, '..');
@@ -161,24 +161,34 @@ export function parsePeerResults(json: unknown, where = 'peer results.json'): Pe
       ['url', 'string'],
     ]),
   );
-  r.cells.forEach((c, i) =>
-    check(c, `${where}: cells[${i}]`, [
-      ['scenario', 'string'],
-      ['target', 'string'],
-      ['rounds', 'number'],
-      ['requestsPerSec', 'number'],
-      ['ratio', 'number|null'],
-      ['p50Ms', 'number'],
-      ['p99Ms', 'number'],
-      ['errors', 'number'],
-      ['non2xx', 'number'],
-      ['cpuUsPerResponse', 'number|null'],
-      ['pgUsPerRequest', 'number|null'],
-      ['pgCallsPerRequest', 'number|null'],
-      ['planningTracked', 'boolean'],
-      ['loadgenBound', 'boolean'],
-    ]),
-  );
+  const checkCells = (cells: readonly unknown[], at: string) =>
+    cells.forEach((c, i) =>
+      check(c, `${where}: ${at}[${i}]`, [
+        ['scenario', 'string'],
+        ['target', 'string'],
+        ['rounds', 'number'],
+        ['requestsPerSec', 'number'],
+        ['ratio', 'number|null'],
+        ['p50Ms', 'number'],
+        ['p99Ms', 'number'],
+        ['errors', 'number'],
+        ['non2xx', 'number'],
+        ['cpuUsPerResponse', 'number|null'],
+        ['pgUsPerRequest', 'number|null'],
+        ['pgCallsPerRequest', 'number|null'],
+        ['planningTracked', 'boolean'],
+        ['loadgenBound', 'boolean'],
+      ]),
+    );
+  checkCells(r.cells, 'cells');
+  if (r.equalLoad !== undefined) {
+    check(r.equalLoad, `${where}: equalLoad`, [
+      ['percent', 'number'],
+      ['scenarios', 'array'],
+      ['cells', 'array'],
+    ]);
+    checkCells(r.equalLoad.cells, 'equalLoad.cells');
+  }
   return r;
 }
 
@@ -365,6 +375,7 @@ function peerSection(p: PeerResults, normal: Results): string[] {
     ...problems(p, 'peer run'),
     ...sideBySide(p),
     '',
+    ...(p.equalLoad ? [equalLoadMethod(p.equalLoad), '', ...equalLoadTable(p), ''] : []),
     ...p.targets.map(
       (t) =>
         `- **${t.name}**: ${t.kind === 'conduit' ? 'this service, its own database on the same server' : `peer at ${t.url}${t.database ? `, database ${t.database}` : ''}`}`,

@@ -22,6 +22,12 @@ export interface Target {
   pg?: PgStatements | undefined;
   /** Reads the target's V8 heap by space (bench/heap.ts): polled during the peak run. */
   heap?: () => Promise<HeapSample | null>;
+  /**
+   * The warm-up and the measured run paced at this many requests a second (open loop,
+   * bench/paced.ts) instead of as many as are answered: targets compared at the same load (peer
+   * mode's --equal-load).
+   */
+  rate?: number | undefined;
 }
 
 export interface MeasureContext {
@@ -57,8 +63,11 @@ export async function measureTarget(
   });
   try {
     if (opts.warmupSec > 0) {
-      const w = (await session.run({ durationSec: opts.warmupSec }, (n, t) => log.tick(`${target.label} warm-up`, n, t, opts.warmupSec)))
-        .result;
+      const w = (
+        await session.run({ durationSec: opts.warmupSec, rate: target.rate }, (n, t) =>
+          log.tick(`${target.label} warm-up`, n, t, opts.warmupSec),
+        )
+      ).result;
       if (w.errors + w.timeouts + w.non2xx > 0)
         log.warn(`${target.label} warm-up: ${w.errors} errors, ${w.timeouts} timeouts, ${w.non2xx} non-2xx`);
     }
@@ -66,7 +75,7 @@ export async function measureTarget(
     await target.pg?.reset();
     const heapPoll = target.heap ? pollHeap(target.heap) : undefined;
     const peak = await session
-      .run({ durationSec: opts.durationSec }, (n, t) => log.tick(target.label, n, t, opts.durationSec))
+      .run({ durationSec: opts.durationSec, rate: target.rate }, (n, t) => log.tick(target.label, n, t, opts.durationSec))
       .finally(() => heapPoll?.stop());
     const heap = (await heapPoll?.stop()) ?? null;
     const pgTotals = target.pg ? await target.pg.read() : null;

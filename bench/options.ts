@@ -166,6 +166,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
         'peer-pid': { type: 'string', multiple: true },
         'peer-pg': { type: 'string' },
         rounds: { type: 'string' },
+        'equal-load': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));

@@ -157,6 +157,29 @@ test('with a peer run: the side-by-side table, its command, its method', async (
   );
   assert.ok(row.includes('**7,619** req/s (6.15×)'));
   assert.equal(peer.filter((l) => /^\| (read-anon|read-auth|list|article|write) \|/.test(l)).length, 5);
+  assert.ok(!peer.some((l) => l.includes('At equal load')), 'a run without --equal-load has no such table');
+});
+
+test('with a peer run at equal load: its method and a second table, the rate beside each scenario', async () => {
+  // The fixture's medians stand in for paced rounds: the report reads only what results.json holds.
+  const p = await raw('peer-results.json');
+  p.equalLoad = {
+    percent: 50,
+    scenarios: [{ name: 'list', rate: 1234 }],
+    cells: structuredClone(p.cells.filter((c: any) => c.scenario === 'list')),
+    rounds: [],
+  };
+  const text = benchmarksMarkdown(parseResults(await raw('results.json')), parsePeerResults(p), opts);
+  assert.ok(lineCount(text) <= MAX_LINES);
+  const peer = section(text, '## Side by side with other implementations (`--peer`)');
+  const method = peer.findIndex((l) => l.startsWith('At equal load (`--equal-load 50`)'));
+  assert.ok(method > 0, peer.join('\n'));
+  assert.equal(peer[method + 2], '| scenario | axum-off | axum-on | Conduit default | Conduit cache-off |');
+  assert.match(peer[method + 4]!, /^\| list<br>1,234 req\/s \| p50 \*\*[\d.]+\*\* \/ p99 \*\*[\d.]+\*\* ms<br>CPU /);
+  assert.equal(peer[method + 5], '', 'one row: only list was measured so');
+
+  delete p.equalLoad.cells[0].p99Ms;
+  assert.throws(() => parsePeerResults(p), /equalLoad\.cells\[0\]: p99Ms is missing/);
 });
 
 test('a results file missing a field the report needs is refused, naming the field', async () => {

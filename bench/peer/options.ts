@@ -16,6 +16,12 @@ export interface PeerOptions {
   pgUrl: string;
   /** Alternating rounds: each target measured once per round, the median reported. */
   rounds: number;
+  /**
+   * Then every target again, paced at this percentage of the slowest target's median req/s in the
+   * scenario: latency and costs at the same load, where the closed loop compares them each at its
+   * own saturation. null: not measured.
+   */
+  equalLoadPercent: number | null;
 }
 
 export const PEER_USAGE = `
@@ -32,7 +38,10 @@ Side by side with other RealWorld implementations (peer mode):
                           process listening on the URL's port, from ss -ltnp)
   --peer-pg <url>         the server for Conduit's throwaway database in peer mode
                           (default postgres://postgres@127.0.0.1:5432/postgres)
-  --rounds <n>            rounds in peer mode (default 3)`;
+  --rounds <n>            rounds in peer mode (default 3)
+  --equal-load <pct>      then the same rounds again, every target paced (open loop) at pct% of
+                          the slowest target's median req/s in that scenario: latency, CPU and
+                          PostgreSQL's time per request at one load for all (default: not run)`;
 
 function pairs(raw: readonly string[] | undefined, flag: string): [string, string][] {
   return (raw ?? []).map((item) => {
@@ -48,10 +57,11 @@ export function parsePeerOptions(v: {
   'peer-pid'?: string[];
   'peer-pg'?: string;
   rounds?: string;
+  'equal-load'?: string;
 }): PeerOptions | undefined {
-  const peerFlags = [v['peer-database'], v['peer-pid'], v['peer-pg'], v.rounds].some((x) => x !== undefined);
+  const peerFlags = [v['peer-database'], v['peer-pid'], v['peer-pg'], v.rounds, v['equal-load']].some((x) => x !== undefined);
   if (!v.peer?.length) {
-    if (peerFlags) throw new UsageError('--peer-database, --peer-pid, --peer-pg and --rounds need --peer NAME=URL');
+    if (peerFlags) throw new UsageError('--peer-database, --peer-pid, --peer-pg, --rounds and --equal-load need --peer NAME=URL');
     return undefined;
   }
   const peers: Peer[] = [];
@@ -84,5 +94,15 @@ export function parsePeerOptions(v: {
   }
   const rounds = v.rounds === undefined ? 3 : Number(v.rounds);
   if (!Number.isInteger(rounds) || rounds < 1) throw new UsageError(`--rounds must be an integer >= 1, got "${v.rounds}"`);
-  return { peers, databases, pids, pgUrl: v['peer-pg'] ?? 'postgres://postgres@127.0.0.1:5432/postgres', rounds };
+  const equalLoad = v['equal-load'] === undefined ? null : Number(v['equal-load']);
+  if (equalLoad !== null && !(equalLoad > 0 && equalLoad <= 100))
+    throw new UsageError(`--equal-load is a percentage above 0 and at most 100, got "${v['equal-load']}"`);
+  return {
+    peers,
+    databases,
+    pids,
+    pgUrl: v['peer-pg'] ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    rounds,
+    equalLoadPercent: equalLoad,
+  };
 }

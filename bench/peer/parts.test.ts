@@ -9,7 +9,7 @@ import { makePlan } from './dataset.ts';
 import { cellOf, median, withRatios } from './run.ts';
 import { PEER_SCENARIOS, peerRequests, selectPeerScenarios } from './scenarios.ts';
 import { catalogOf } from './seed.ts';
-import { cellText, longTable, sideBySide } from './table.ts';
+import { cellText, equalLoadMethod, equalLoadTable, longTable, sideBySide } from './table.ts';
 import { listeningPid } from './targets.ts';
 
 const plan = makePlan({ users: 20, articles: 80, seed: 3, tokenUsers: 5 });
@@ -128,6 +128,7 @@ describe('peer mode: the command line', () => {
     assert.deepEqual(o.peer?.databases, { axum: 'postgres://postgres@127.0.0.1/axum' });
     assert.deepEqual(o.peer?.pids, { other: 42 });
     assert.equal(o.peer?.rounds, 3);
+    assert.equal(o.peer?.equalLoadPercent, null, 'not run unless asked for');
     assert.equal(o.peer?.pgUrl, 'postgres://postgres@127.0.0.1:5432/postgres');
     assert.deepEqual([o.dataset.users, o.dataset.articles, o.durationSec, o.connections, o.tokenUsers], [50, 500, 5, 32, 10]);
     assert.deepEqual(o.configs, ['default', 'cache-off']);
@@ -143,8 +144,13 @@ describe('peer mode: the command line', () => {
       'write,list',
       '--peer-pg',
       'postgres://p@h/db',
+      '--equal-load',
+      '50',
     ]);
-    assert.deepEqual([custom.peer?.rounds, custom.dataset.users, custom.peer?.pgUrl], [5, 8, 'postgres://p@h/db']);
+    assert.deepEqual(
+      [custom.peer?.rounds, custom.dataset.users, custom.peer?.pgUrl, custom.peer?.equalLoadPercent],
+      [5, 8, 'postgres://p@h/db', 50],
+    );
     assert.deepEqual(custom.scenarios, ['list', 'write'], 'writes run last whatever the order given');
     assert.equal(parse([]).peer, undefined);
   });
@@ -157,6 +163,10 @@ describe('peer mode: the command line', () => {
       ['--peer', 'a=http://x:1', '--peer-database', 'b=postgres://h/db'],
       ['--peer', 'a=http://x:1', '--peer-pid', 'a=abc'],
       ['--peer', 'a=http://x:1', '--rounds', '0'],
+      ['--peer', 'a=http://x:1', '--equal-load', '0'],
+      ['--peer', 'a=http://x:1', '--equal-load', '150'],
+      ['--peer', 'a=http://x:1', '--equal-load', 'half'],
+      ['--equal-load', '50'],
       ['--peer', 'a=http://x:1', '--scenarios', 'login'],
       ['--peer', 'a=http://x:1', '--sweep'],
       ['--peer', 'a=http://x:1', '--configs', 'default,tracing-1pct'],
@@ -275,6 +285,25 @@ describe('peer mode: medians and tables', () => {
       longTable({ cells: [ref] })[2]!,
       /^\| list \| axum \| 2,000 \| 1\.00 \| 2\.00 \| 20\.0 \| 0 \| 2 \| 100 \| 60\.0 \| 30\.0 \| 30\.0 \| 20\.0 \| 1\.50 \|$/,
     );
+  });
+
+  test('at equal load: the rate beside each scenario, the latency first in each cell', () => {
+    const targets = [
+      { name: 'axum', kind: 'peer' as const, url: '', pid: 1, database: null },
+      { name: 'Conduit', kind: 'conduit' as const, url: '', pid: 2, database: null },
+    ];
+    const a = cellOf('list', 'axum', [run(1500, { serviceCpuUsPerResponse: 120 })]);
+    const c = cellOf('list', 'Conduit', [run(1500, { latencyMs: { p50: 1.5, p90: 2, p99: 4.25, max: 9 } as RunResult['latencyMs'] })]);
+    const equalLoad = { percent: 50, scenarios: [{ name: 'list', rate: 1500 }], cells: [a, c], rounds: [] };
+    const t = equalLoadTable({ targets, equalLoad });
+    assert.equal(t[0], '| scenario | axum | Conduit |');
+    assert.equal(
+      t[2],
+      '| list<br>1,500 req/s | p50 **1.50** / p99 **15.0** ms<br>CPU 120 µs/resp<br>PG – | p50 **1.50** / p99 **4.25** ms<br>CPU – µs/resp<br>PG – |',
+    );
+    assert.equal(t.length, 3, 'a row only for the scenarios measured at equal load');
+    assert.deepEqual(equalLoadTable({ targets }), [], 'no --equal-load: no table');
+    assert.match(equalLoadMethod(equalLoad), /paced .* at 50% of the slowest target's median req\/s/);
   });
 
   test("the normal run's cost table: CPU and PostgreSQL per response, blank where not measured", () => {

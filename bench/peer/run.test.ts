@@ -55,6 +55,8 @@ describe('npm run bench -- --peer', { timeout: 240_000 }, () => {
       'write,list',
       '--rounds',
       '2',
+      '--equal-load',
+      '50',
       '--duration',
       '0.5',
       '--warmup',
@@ -134,7 +136,29 @@ describe('npm run bench -- --peer', { timeout: 240_000 }, () => {
       assert.ok(r.cells.every((c) => c.pgUsPerRequest === null));
     }
 
+    // At equal load: each scenario's rate is half its slower target's median, and both were paced at it.
+    const e = r.equalLoad!;
+    assert.equal(e.percent, 50);
+    for (const { name, rate } of e.scenarios) {
+      const slowest = Math.min(...r.cells.filter((c) => c.scenario === name).map((c) => c.requestsPerSec));
+      assert.equal(rate, Math.max(1, Math.round(slowest / 2)), name);
+      for (const c of e.cells.filter((x) => x.scenario === name)) {
+        assert.equal(c.rounds, 2);
+        assert.equal(c.errors + c.non2xx, 0);
+        assert.ok(Math.abs(c.requestsPerSec - rate) <= rate * 0.05 + 2, `${name}/${c.target}: ${c.requestsPerSec} req/s paced at ${rate}`);
+      }
+    }
+    assert.deepEqual(
+      e.scenarios.map((x) => x.name),
+      ['list', 'write'],
+    );
+    assert.equal(r.rounds.length, 8, 'the closed-loop rounds kept apart');
+
     const md = await readFile(path.join(out, 'summary.md'), 'utf8');
+    assert.match(
+      md,
+      /## At equal load\n\n.*\n\n\| scenario \| twin \| Conduit cache-off \|\n\|---\|--:\|--:\|\n\| list<br>[\d,]+ req\/s \| p50 \*\*/,
+    );
     const table = md.indexOf('| scenario | twin | Conduit cache-off |');
     assert.ok(table > 0, md);
     assert.ok(md.lastIndexOf('bench/run.ts --peer twin=', table) > 0, 'the command above the table');

@@ -16,7 +16,7 @@ import { kindShares } from '../scenarios.ts';
 import { makePlan } from './dataset.ts';
 import type { PeerOptions } from './options.ts';
 import { PEER_SCENARIOS, peerRequests } from './scenarios.ts';
-import { peerSummary, type PeerCell, type PeerResults } from './table.ts';
+import { peerSummary, type PeerCell, type PeerResults, type PeerRound } from './table.ts';
 import { preparePeer, startConduits, type PeerTarget } from './targets.ts';
 
 export interface PeerContext extends MeasureContext {
@@ -110,8 +110,49 @@ export async function runPeerMode(ctx: PeerContext, peer: PeerOptions, outDir: s
       else ctx.note(`${t.name}: no database given (--peer-database ${t.name}=postgres://…): PostgreSQL's time per request stays blank`);
     }
 
-    const rounds: PeerResults['rounds'] = [];
+    // Every target once per round, the order rotated each round so no target always runs right
+    // after the same neighbour; paced at `rate` when given.
+    const measureRounds = async (name: string, files: Map<string, string>, rate?: number): Promise<PeerRound[]> => {
+      const out: PeerRound[] = [];
+      for (let round = 1; round <= peer.rounds; round++) {
+        const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]!);
+        for (const t of order) {
+          if (ctx.isStopping()) throw new Error('stopping');
+          const label = `${name} × ${t.name}${rate ? ` at ${rate} req/s` : ''} (round ${round}/${peer.rounds})`;
+          const m = await measureTarget(
+            ctx,
+            { label, url: t.url, sample: { service: t.pid }, metrics: t.kind === 'conduit', pg: stats.get(t.name), rate },
+            opts.connections,
+            files.get(t.name)!,
+          );
+          const run = toRunResult(ctx, name, t.name, opts.connections, m.peak, undefined, m.gc, m.pg);
+          // Paced, a target that fell behind was measured at its saturation, not at the rate.
+          if (rate && (run.requestsPerSec < rate * 0.95 || (m.peak.result.unanswered ?? 0) > opts.connections))
+            ctx.fail(
+              `${label}: answered ${run.requestsPerSec} req/s, ${m.peak.result.unanswered ?? 0} unanswered at the end: it did not keep up`,
+            );
+          out.push({ scenario: name, target: t.name, round, run });
+        }
+      }
+      return out;
+    };
+    const cellsOf = (rounds: readonly PeerRound[], names: readonly string[]) =>
+      withRatios(
+        names.flatMap((s) =>
+          targets.map((t) =>
+            cellOf(
+              s,
+              t.name,
+              rounds.filter((r) => r.scenario === s && r.target === t.name).map((r) => r.run),
+            ),
+          ),
+        ),
+        targets[0]!.name,
+      );
+
+    const rounds: PeerRound[] = [];
     const scenarios: PeerResults['scenarios'] = [];
+    const equal: { scenarios: { name: string; rate: number }[]; rounds: PeerRound[] } = { scenarios: [], rounds: [] };
     for (const name of opts.scenarios) {
       const s = PEER_SCENARIOS[name]!;
       const files = new Map<string, string>();
@@ -124,39 +165,16 @@ export async function runPeerMode(ctx: PeerContext, peer: PeerOptions, outDir: s
         files.set(t.name, file);
       }
       scenarios.push({ name, description: s.description, connections: opts.connections, mix });
-      for (let round = 1; round <= peer.rounds; round++) {
-        // Rotated each round, so no target always runs right after the same neighbour.
-        const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]!);
-        for (const t of order) {
-          if (ctx.isStopping()) throw new Error('stopping');
-          const label = `${name} × ${t.name} (round ${round}/${peer.rounds})`;
-          const m = await measureTarget(
-            ctx,
-            { label, url: t.url, sample: { service: t.pid }, metrics: t.kind === 'conduit', pg: stats.get(t.name) },
-            opts.connections,
-            files.get(t.name)!,
-          );
-          rounds.push({
-            scenario: name,
-            target: t.name,
-            round,
-            run: toRunResult(ctx, name, t.name, opts.connections, m.peak, undefined, m.gc, m.pg),
-          });
-        }
+      const closed = await measureRounds(name, files);
+      rounds.push(...closed);
+      if (peer.equalLoadPercent !== null) {
+        const slowest = Math.min(...cellsOf(closed, [name]).map((c) => c.requestsPerSec));
+        const rate = Math.max(1, Math.round((slowest * peer.equalLoadPercent) / 100));
+        equal.scenarios.push({ name, rate });
+        equal.rounds.push(...(await measureRounds(name, files, rate)));
       }
     }
-    const cells = withRatios(
-      opts.scenarios.flatMap((s) =>
-        targets.map((t) =>
-          cellOf(
-            s,
-            t.name,
-            rounds.filter((r) => r.scenario === s && r.target === t.name).map((r) => r.run),
-          ),
-        ),
-      ),
-      targets[0]!.name,
-    );
+    const cells = cellsOf(rounds, opts.scenarios);
     const finishedAt = new Date();
     return {
       schema: 1,
@@ -196,6 +214,16 @@ export async function runPeerMode(ctx: PeerContext, peer: PeerOptions, outDir: s
       scenarios,
       cells,
       rounds,
+      ...(peer.equalLoadPercent === null
+        ? {}
+        : {
+            equalLoad: {
+              percent: peer.equalLoadPercent,
+              scenarios: equal.scenarios,
+              cells: cellsOf(equal.rounds, opts.scenarios),
+              rounds: equal.rounds,
+            },
+          }),
       ok: true,
       failures: [],
       notes: [],

@@ -29,6 +29,13 @@ export interface PeerCell {
   loadgenBound: boolean;
 }
 
+export interface PeerRound {
+  scenario: string;
+  target: string;
+  round: number;
+  run: RunResult;
+}
+
 export interface PeerResults {
   schema: 1;
   mode: 'peer';
@@ -52,7 +59,9 @@ export interface PeerResults {
   reference: string;
   scenarios: { name: string; description: string; connections: number; mix: Record<string, number> }[];
   cells: PeerCell[];
-  rounds: { scenario: string; target: string; round: number; run: RunResult }[];
+  rounds: PeerRound[];
+  /** --equal-load: the same rounds paced at one rate per scenario, `percent` of its slowest target's req/s. */
+  equalLoad?: { percent: number; scenarios: { name: string; rate: number }[]; cells: PeerCell[]; rounds: PeerRound[] };
   ok: boolean;
   failures: string[];
   notes: string[];
@@ -61,34 +70,79 @@ export interface PeerResults {
 const n0 = (x: number) => Math.round(x).toLocaleString('en-US');
 const num = (x: number) => (x >= 100 ? n0(x) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
-/** One cell of the side-by-side table: throughput and ratio, latency, then the costs per request. */
-export function cellText(c: PeerCell): string {
-  const parts = [
-    `**${n0(c.requestsPerSec)}** req/s${c.ratio === null ? '' : ` (${c.ratio.toFixed(2)}×)`}${c.loadgenBound ? ' ⚠' : ''}`,
-    `p50 ${num(c.p50Ms)} / p99 ${num(c.p99Ms)} ms`,
-  ];
-  if (c.errors + c.non2xx > 0) parts.push(`❌ ${c.errors} errors, ${c.non2xx} non-2xx`);
-  parts.push(`CPU ${c.cpuUsPerResponse === null ? '–' : num(c.cpuUsPerResponse)} µs/resp`);
-  parts.push(
+/** A cell's CPU and PostgreSQL costs per request. */
+function costText(c: PeerCell): string[] {
+  return [
+    `CPU ${c.cpuUsPerResponse === null ? '–' : num(c.cpuUsPerResponse)} µs/resp`,
     c.pgUsPerRequest === null
       ? 'PG –'
       : `PG ${num(c.pgUsPerRequest)} µs/req${c.planningTracked ? '' : ' (exec only)'}${c.pgCpuUsPerRequest == null ? '' : ` (CPU ${num(c.pgCpuUsPerRequest)})`}, ${c.pgCallsPerRequest!.toFixed(2)} calls/req`,
-  );
-  return parts.join('<br>');
+  ];
+}
+
+const errorText = (c: PeerCell) => (c.errors + c.non2xx > 0 ? [`❌ ${c.errors} errors, ${c.non2xx} non-2xx`] : []);
+
+/** One cell of the side-by-side table: throughput and ratio, latency, then the costs per request. */
+export function cellText(c: PeerCell): string {
+  return [
+    `**${n0(c.requestsPerSec)}** req/s${c.ratio === null ? '' : ` (${c.ratio.toFixed(2)}×)`}${c.loadgenBound ? ' ⚠' : ''}`,
+    `p50 ${num(c.p50Ms)} / p99 ${num(c.p99Ms)} ms`,
+    ...errorText(c),
+    ...costText(c),
+  ].join('<br>');
+}
+
+/** One cell at equal load: the latency first, since the rate is the same for all. */
+function equalLoadCellText(c: PeerCell): string {
+  return [`p50 **${num(c.p50Ms)}** / p99 **${num(c.p99Ms)}** ms`, ...errorText(c), ...costText(c)].join('<br>');
+}
+
+/** A table of cells: a row per scenario, a column per target in the run's order. */
+function targetColumns(
+  r: Pick<PeerResults, 'targets'>,
+  scenarios: readonly string[],
+  cells: readonly PeerCell[],
+  text: (c: PeerCell) => string,
+  rowName: (scenario: string) => string,
+): string[] {
+  const names = r.targets.map((t) => t.name);
+  const lines = [`| scenario | ${names.join(' | ')} |`, `|---|${names.map(() => '--:').join('|')}|`];
+  for (const s of scenarios) {
+    const row = names.map((n) => {
+      const c = cells.find((x) => x.scenario === s && x.target === n);
+      return c ? text(c) : '';
+    });
+    lines.push(`| ${rowName(s)} | ${row.join(' | ')} |`);
+  }
+  return lines;
 }
 
 /** The side-by-side table: a row per scenario, a column per target in the run's order. */
 export function sideBySide(r: Pick<PeerResults, 'targets' | 'scenarios' | 'cells'>): string[] {
-  const names = r.targets.map((t) => t.name);
-  const lines = [`| scenario | ${names.join(' | ')} |`, `|---|${names.map(() => '--:').join('|')}|`];
-  for (const s of r.scenarios) {
-    const cells = names.map((n) => {
-      const c = r.cells.find((x) => x.scenario === s.name && x.target === n);
-      return c ? cellText(c) : '';
-    });
-    lines.push(`| ${s.name} | ${cells.join(' | ')} |`);
-  }
-  return lines;
+  return targetColumns(
+    r,
+    r.scenarios.map((s) => s.name),
+    r.cells,
+    cellText,
+    (s) => s,
+  );
+}
+
+/** The same at one paced rate per scenario (--equal-load), the rate beside the scenario's name; none without it. */
+export function equalLoadTable(r: Pick<PeerResults, 'targets' | 'equalLoad'>): string[] {
+  const e = r.equalLoad;
+  if (!e) return [];
+  const rates = new Map(e.scenarios.map((x) => [x.name, x.rate]));
+  return targetColumns(r, [...rates.keys()], e.cells, equalLoadCellText, (s) => `${s}<br>${n0(rates.get(s)!)} req/s`);
+}
+
+/** What --equal-load measured, in a sentence above its table. */
+export function equalLoadMethod(e: NonNullable<PeerResults['equalLoad']>): string {
+  return (
+    `At equal load (\`--equal-load ${e.percent}\`): after its rounds above, each scenario again in as many alternating rounds, every target paced ` +
+    `(open loop, evenly spaced requests; a request's latency counts from when it was due) at ${e.percent}% of the slowest target's median req/s, ` +
+    'so every target does the same work in the same time: latency and costs per request without one target answering more than another.'
+  );
 }
 
 /** The same figures, one row per scenario × target (easier to sort and diff). */
@@ -134,10 +188,12 @@ export function peerSummary(r: PeerResults): string {
     '',
     ...sideBySide(r),
     '',
+    ...(r.equalLoad ? ['## At equal load', '', equalLoadMethod(r.equalLoad), '', ...equalLoadTable(r), ''] : []),
     '## Every figure',
     '',
     ...longTable(r),
     '',
+    ...(r.equalLoad ? ['At equal load:', '', ...longTable(r.equalLoad), ''] : []),
     '## Targets',
     '',
     ...r.targets.map(
@@ -159,11 +215,11 @@ export function peerSummary(r: PeerResults): string {
 }
 
 /** A few lines for the terminal. */
-export function compactPeerTable(r: Pick<PeerResults, 'cells'>): string {
-  return r.cells
-    .map(
-      (c) =>
-        `${c.scenario.padEnd(10)} ${c.target.padEnd(22)} ${n0(c.requestsPerSec).padStart(8)} req/s ${c.ratio === null ? '     ' : `${c.ratio.toFixed(2)}×`} p99 ${num(c.p99Ms)} ms  CPU ${c.cpuUsPerResponse ?? '–'} µs  PG ${c.pgUsPerRequest ?? '–'} µs (CPU ${c.pgCpuUsPerRequest ?? '–'}) ${c.pgCallsPerRequest ?? '–'} calls${c.errors + c.non2xx ? '  ERRORS' : ''}`,
-    )
-    .join('\n');
+export function compactPeerTable(r: Pick<PeerResults, 'cells' | 'equalLoad'>): string {
+  const line = (c: PeerCell) =>
+    `${c.scenario.padEnd(10)} ${c.target.padEnd(22)} ${n0(c.requestsPerSec).padStart(8)} req/s ${c.ratio === null ? '     ' : `${c.ratio.toFixed(2)}×`} p99 ${num(c.p99Ms)} ms  CPU ${c.cpuUsPerResponse ?? '–'} µs  PG ${c.pgUsPerRequest ?? '–'} µs (CPU ${c.pgCpuUsPerRequest ?? '–'}) ${c.pgCallsPerRequest ?? '–'} calls${c.errors + c.non2xx ? '  ERRORS' : ''}`;
+  return [
+    ...r.cells.map(line),
+    ...(r.equalLoad ? [`at equal load (${r.equalLoad.percent}% of the slowest):`, ...r.equalLoad.cells.map(line)] : []),
+  ].join('\n');
 }
