@@ -126,10 +126,11 @@ export async function runPeerMode(ctx: PeerContext, peer: PeerOptions, outDir: s
             files.get(t.name)!,
           );
           const run = toRunResult(ctx, name, t.name, opts.connections, m.peak, undefined, m.gc, m.pg);
-          // Paced, a target that fell behind was measured at its saturation, not at the rate.
-          if (rate && (run.requestsPerSec < rate * 0.95 || (m.peak.result.unanswered ?? 0) > opts.connections))
+          // Paced, a target that answered less than the rate was measured at its saturation, not at
+          // the rate. A backlog left at the window's end by a stall there alone does not make it so.
+          if (rate && run.requestsPerSec < rate * 0.95)
             ctx.fail(
-              `${label}: answered ${run.requestsPerSec} req/s, ${m.peak.result.unanswered ?? 0} unanswered at the end: it did not keep up`,
+              `${label}: answered ${run.requestsPerSec} req/s (${m.peak.result.unanswered ?? 0} unanswered at the end): it did not keep up`,
             );
           out.push({ scenario: name, target: t.name, round, run });
         }
