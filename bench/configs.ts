@@ -70,6 +70,13 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     description: 'the default without response compression',
     optIn: true,
   },
+  // The threshold doubled (docs/memory.md "What each compression leaves to the full collector").
+  'compression-2k': {
+    database: 'embedded',
+    env: { COMPRESSION_THRESHOLD_BYTES: '2048' },
+    description: 'bodies under 2 KiB sent uncompressed (default 1 KiB)',
+    optIn: true,
+  },
   'cache-off-compression-off': {
     database: 'embedded',
     env: { CACHE: 'off', COMPRESSION: 'off' },
