@@ -180,10 +180,16 @@ function instrumentation(pid: number, outDir: string, on: boolean): void {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-  control(`--instr=${on ? 'on' : 'off'}`);
-  const state = control('--back');
-  const took = on ? state.includes('Backtrace') : state.includes('instrumentation is switched off');
-  if (!took) throw new Error(`callgrind_control could not switch instrumentation ${on ? 'on' : 'off'} in process ${pid}:\n${state}`);
+  // vgdb can fail to reach a process busy under callgrind, more so on a machine losing CPU time
+  // to steal: tried again before the run fails.
+  let state = '';
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    control(`--instr=${on ? 'on' : 'off'}`);
+    state = control('--back');
+    if (on ? state.includes('Backtrace') : state.includes('instrumentation is switched off')) return;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+  }
+  throw new Error(`callgrind_control could not switch instrumentation ${on ? 'on' : 'off'} in process ${pid} in 5 attempts:\n${state}`);
 }
 
 /** The instructions callgrind counted, from the files it wrote (the last as the process exited). */
