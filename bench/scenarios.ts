@@ -301,7 +301,7 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
   },
   login: {
     name: 'login',
-    description: 'POST /api/users/login with the right password: bound by argon2id (m=19 MiB, t=2) on the CPU',
+    description: 'POST /api/users/login with the right password: bound by argon2id (m=7 MiB, t=5) on the CPU',
     auth: false,
     // The service admits ARGON2_CONCURRENCY hashes at once (at least 4), and one client address
     // may hold every slot but never wait in the queue (ARGON2_PER_CLIENT): from the bench's one

@@ -1,5 +1,5 @@
 // What password hashing holds in memory: this process hashes with the service's own function
-// (src/users/password.ts: node:crypto's Argon2id, m=19 MiB) from a number of callers at once, for
+// (src/users/password.ts: node:crypto's Argon2id, m=7 MiB) from a number of callers at once, for
 // a while, and prints its peak RSS, what RSS is left once the hashing stops, hashes per second,
 // CPU and minor page faults per hash. Run it under the settings to compare, each in its own
 // process: libuv's threads (UV_THREADPOOL_SIZE, read when the pool starts), glibc's malloc

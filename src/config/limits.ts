@@ -7,8 +7,8 @@ import { bool, int, keyPrefix, type Env } from './parse.ts';
  * libuv's threadpool, unless UV_THREADPOOL_SIZE says otherwise: one thread per CPU the process
  * may use (the container's CPU limit counts), and at least two, so that one password hash never
  * holds up zlib and fs work alone. Argon2, the pool's main work, is CPU-bound: a thread beyond
- * the CPUs adds no hashes a second, and each thread that ran a hash keeps its 19 MiB in its own
- * malloc arena for good (docs/memory.md "Password hashing").
+ * the CPUs adds no hashes a second, and each thread that ran a hash keeps its block (7 MiB) in its
+ * own malloc arena for good (docs/memory.md "Password hashing").
  */
 export const defaultThreadpoolSize = (): number => Math.max(2, availableParallelism());
 
@@ -53,7 +53,7 @@ export function limitsConfig(env: Env): LimitsConfig {
   // Hashes admitted at once: one per thread, and at least four. The per-address bound and the
   // queue follow it, so a client sending a few logins at once, or a NAT of them, is not refused
   // on a small machine. A hash admitted past the threads waits in libuv's queue, bounded by these
-  // permits; it takes its 19 MiB only once a thread runs it.
+  // permits; it takes its block only once a thread runs it.
   const argon2Concurrency = int(env, 'ARGON2_CONCURRENCY', Math.max(4, uvThreadpoolSize), 1, 1024);
   return {
     shed: bool(env, 'SHED', true),

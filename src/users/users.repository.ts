@@ -35,6 +35,11 @@ export async function findUserById(db: Queryable, id: number): Promise<UserRow |
   return res.rows[0];
 }
 
+/** Stores a new hash of the same password; a password changed since `from` was read is left alone. */
+export async function replacePasswordHash(db: Queryable, id: number, from: string, to: string): Promise<void> {
+  await db.query('update users set password_hash = $3 where id = $1 and password_hash = $2', [id, from, to]);
+}
+
 export interface UserPatch {
   email?: string | undefined;
   username?: string | undefined;

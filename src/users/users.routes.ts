@@ -9,8 +9,9 @@ import { AppError, invalidCredentials, tokenInvalid } from '../http/errors.ts';
 import { PerKeyLimit } from '../lib/per-key.ts';
 import { loginRateLimit, passwordPace, registerRateLimitConfig } from '../http/rate-limit.ts';
 import { BodyErrors, Errors, NonBlank, Refusals, Security } from '../http/schemas.ts';
+import { needsRehash } from './password.ts';
 import { canonicalUsername } from './username.ts';
-import { findUserByEmail, findUserById, insertUser, updateUser, type UserRow } from './users.repository.ts';
+import { findUserByEmail, findUserById, insertUser, replacePasswordHash, updateUser, type UserRow } from './users.repository.ts';
 
 const Email = NonBlank(254, { pattern: '^[^\\s@]+@[^\\s@]+$' });
 // SPEC.md "Rules": 8 to 64 characters. The upper bound also caps the work handed to Argon2.
@@ -73,6 +74,16 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
     verify: (request: FastifyRequest, password: string, phc: string | undefined) =>
       share.run(request.ip, () => ctx.passwords.verify(password, phc), busy),
   };
+  // A hash made with older parameters is replaced at its user's next login, the one moment the
+  // password is known, so old hashes stop asking the threadpool for their larger blocks. A hash
+  // refused or failed leaves the old one, which still verifies: the login succeeds all the same.
+  const rehash = async (request: FastifyRequest, row: UserRow, password: string) => {
+    try {
+      await replacePasswordHash(db, row.id, row.password_hash, await passwords.hash(request, password));
+    } catch (err) {
+      request.log.warn({ err }, 'password hash kept with its old parameters');
+    }
+  };
 
   app.post(
     '/api/users/login',
@@ -92,6 +103,7 @@ export function registerUserRoutes(app: App, ctx: AppContext): void {
       // Hash even when the email is unknown: the response time must not reveal which emails exist.
       const ok = await passwords.verify(request, password, row?.password_hash);
       if (!row || !ok) throw invalidCredentials();
+      if (needsRehash(row.password_hash)) await rehash(request, row, password);
       return toUser(row, auth.sign(row));
     },
   );

@@ -1,8 +1,9 @@
 // SPEC.md "Endpoints" rows 1-4, "Auth", and the PUT /user rules.
 import assert from 'node:assert/strict';
-import { randomInt } from 'node:crypto';
+import { argon2, randomBytes, randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { createSigner } from 'fast-jwt';
 import { Client, createTestApp, TEST_JWT_SECRET, type TestApp } from '../../test/harness.ts';
@@ -324,10 +325,37 @@ describe('updating the current user', () => {
   test('the password is stored as an argon2id hash and never returned', async () => {
     const u = await api.register();
     const row = await t.db.query('select password_hash from users where username = $1', [u.username]);
-    assert.match(row.rows[0].password_hash, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+    assert.match(row.rows[0].password_hash, /^\$argon2id\$v=19\$m=7168,t=5,p=1\$/);
     const me = await api.get('/api/user', { token: u.token });
     assert.ok(!me.text.includes('password'));
     assert.ok(!me.text.includes('argon2'));
+  });
+});
+
+describe('a hash made with older parameters', () => {
+  test("still logs its user in, and that login replaces it with one of today's parameters", async () => {
+    const u = await api.register();
+    const nonce = randomBytes(16);
+    const params = { memory: 19_456, passes: 2, parallelism: 1, tagLength: 32 };
+    const tag = await promisify(argon2)('argon2id', { message: u.password, nonce, ...params });
+    const old = `$argon2id$v=19$m=19456,t=2,p=1$${nonce.toString('base64url')}$${tag.toString('base64url')}`;
+    await t.db.query('update users set password_hash = $1 where username = $2', [old, u.username]);
+    const stored = async () =>
+      (await t.db.query('select password_hash from users where username = $1', [u.username])).rows[0].password_hash;
+    const login = (password: string) => api.post('/api/users/login', { body: { user: { email: u.email, password } } });
+
+    assert.equal((await login('not-the-password')).status, 401);
+    assert.equal(await stored(), old, 'a failed login leaves the hash alone');
+
+    assert.equal((await login(u.password)).status, 200);
+    const upgraded = await stored();
+    assert.match(upgraded, /^\$argon2id\$v=19\$m=7168,t=5,p=1\$/);
+
+    // The same password, so the same tokens: only the hash's parameters changed.
+    assert.equal((await api.get('/api/user', { token: u.token })).status, 200);
+    assert.equal((await login(u.password)).status, 200);
+    assert.equal(await stored(), upgraded, 'a current hash is not replaced');
+    assert.equal((await login('not-the-password')).status, 401);
   });
 });
 
