@@ -44,8 +44,15 @@ function stable(res: Response): Record<string, unknown> {
 async function replays(t: TestApp, url: string, headers: Record<string, string> = {}): Promise<Response> {
   const first = await get(t, url, headers);
   assert.equal(first.statusCode, 200, `${url}: ${first.body}`);
-  const before = await replayed(t);
-  const again = await get(t, url, headers);
+  let before = await replayed(t);
+  let again = await get(t, url, headers);
+  // A reader's key is taken without the database for USER_EXISTS_TTL_MS after the router checked
+  // it. On a loaded machine that window can close between two requests: the router then answers
+  // and checks the key again, and the request after it must be replayed.
+  if (headers.authorization !== undefined && (await replayed(t)) === before) {
+    before = await replayed(t);
+    again = await get(t, url, headers);
+  }
   assert.equal(await replayed(t), before + 1, `${url} (${JSON.stringify(headers)}) was replayed`);
   assert.equal(again.statusCode, first.statusCode);
   assert.deepEqual(stable(again), stable(first), `${url}: the same headers`);
