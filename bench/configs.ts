@@ -19,6 +19,8 @@ export interface BenchConfig {
   readonly database: DatabaseKind;
   /** Environment overrides for the service process. */
   readonly env: Readonly<Record<string, string>>;
+  /** Node or V8 flags on the service's command line, for those Node refuses in NODE_OPTIONS. */
+  readonly nodeArgs?: readonly string[];
   /** Left out of a run without --configs (for slow or niche configurations). */
   readonly optIn?: boolean;
   /** A file the configuration needs (a library to preload); missing: the configuration is skipped, loudly. */
@@ -175,6 +177,25 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     description: "a 1 GB old generation (V8's growth factor capped at 1.6)",
     optIn: true,
   },
+  // V8's young-generation mark-sweep marks survivors in place instead of copying them between
+  // two semi-spaces, so it needs half the young generation's memory; Node refuses the flag in
+  // NODE_OPTIONS. It promoted so much more that the old generation grew far beyond what the young
+  // one gave back (docs/memory.md "Collectors, allocators and threads").
+  'minor-ms': {
+    database: 'embedded',
+    env: {},
+    nodeArgs: ['--minor-ms'],
+    description: "V8's young-generation mark-sweep (--minor-ms) instead of the scavenger",
+    optIn: true,
+  },
+  // V8's background threads (concurrent marking and compilation), 4 by default: each that
+  // allocates gets a malloc arena of its own.
+  'v8-pool-2': {
+    database: 'embedded',
+    env: { NODE_OPTIONS: '--max-semi-space-size=8 --v8-pool-size=2' },
+    description: "two V8 background threads instead of Node's four (--v8-pool-size=2)",
+    optIn: true,
+  },
   // libuv's own default: four threads, whose malloc arenas each keep an Argon2 block after their
   // first hash (docs/memory.md "Password hashing").
   'threadpool-4': {
@@ -207,6 +228,17 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     env: { LD_PRELOAD: '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2' },
     requires: '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2',
     description: 'jemalloc (Debian libjemalloc2) preloaded instead of glibc malloc',
+    optIn: true,
+  },
+  // jemalloc returning freed pages after 1 s (a background thread purges them) rather than 10.
+  'jemalloc-decay': {
+    database: 'embedded',
+    env: {
+      LD_PRELOAD: '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2',
+      MALLOC_CONF: 'background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0',
+    },
+    requires: '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2',
+    description: 'jemalloc preloaded, giving freed pages back after 1 s (MALLOC_CONF dirty_decay_ms:1000)',
     optIn: true,
   },
   'workers-2-reuseport': {

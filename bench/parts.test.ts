@@ -1,6 +1,7 @@
 // The harness's parts that need no service: the histogram, the scenario lists, the pgbench
 // script, the plots, the regression comparison, the paced generator against a tiny server.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
@@ -102,6 +103,18 @@ describe('scenarios', () => {
 describe('configurations', () => {
   test('--compare names only configurations that exist', () => {
     for (const name of COMPARE_CONFIGS) assert.ok(name in CONFIGS, name);
+  });
+  test("a configuration's nodeArgs are flags Node takes on its command line and refuses in NODE_OPTIONS", () => {
+    const withArgs = Object.entries(CONFIGS).filter(([, c]) => c.nodeArgs?.length);
+    assert.ok(withArgs.length > 0);
+    for (const [name, c] of withArgs) {
+      const args = c.nodeArgs!;
+      const direct = spawnSync(process.execPath, [...args, '-e', '0'], { encoding: 'utf8' });
+      assert.equal(direct.status, 0, `${name}: ${direct.stderr}`);
+      // Otherwise the flag belongs in env.NODE_OPTIONS, as the others' are.
+      const viaEnv = spawnSync(process.execPath, ['-e', '0'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: args.join(' ') } });
+      assert.notEqual(viaEnv.status, 0, `${name}: NODE_OPTIONS takes ${args.join(' ')}`);
+    }
   });
 });
 

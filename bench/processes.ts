@@ -118,6 +118,8 @@ export interface StartOptions {
    * whatever measures the service's memory.
    */
   built?: boolean;
+  /** Node or V8 flags on the command line, before the entry (BenchConfig.nodeArgs). */
+  nodeArgs?: readonly string[];
   /** How long stop() waits for the process to exit after SIGTERM before it kills it (default 20 s). */
   stopTimeoutMs?: number;
 }
@@ -133,6 +135,7 @@ export async function startService(env: Record<string, string>, timeoutMs = 60_0
     command: process.execPath,
     args: [
       `--env-file=${path.join(ROOT, 'src', 'runtime.env')}`,
+      ...(opts.nodeArgs ?? []),
       '--import',
       entry(path.join(ROOT, 'src', 'telemetry', 'tracing.ts')),
       entry(path.join(ROOT, 'src', 'main.ts')),

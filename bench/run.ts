@@ -174,6 +174,7 @@ async function runScenario(
         const cgroup = limitedMemory(ctx, `conduit-bench-${name}-${config}`);
         const service = await startService(serviceEnv(ctx, config, db.url), 60_000, {
           built: true,
+          nodeArgs: CONFIGS[config]!.nodeArgs,
           ...(cgroup ? { wrap: cgroup.wrap } : {}),
         }).catch((err: unknown) => {
           cgroup?.remove();
