@@ -1183,28 +1183,41 @@ describe('user enumeration by timing', () => {
       await attempt(known.email);
     }
     const N = 40;
-    const unknown: number[] = [];
-    const wrong: number[] = [];
-    for (let i = 0; i < N; i++) {
-      // Interleaved, and the order flips every round, so drift on a busy machine hits both alike.
-      if (i % 2 === 0) {
-        unknown.push(await attempt(`nobody-${i}-${process.pid}@example.com`));
-        wrong.push(await attempt(known.email));
-      } else {
-        wrong.push(await attempt(known.email));
-        unknown.push(await attempt(`nobody-${i}-${process.pid}@example.com`));
+    const batch = async () => {
+      const unknown: number[] = [];
+      const wrong: number[] = [];
+      for (let i = 0; i < N; i++) {
+        // Interleaved, and the order flips every round, so drift on a busy machine hits both alike.
+        if (i % 2 === 0) {
+          unknown.push(await attempt(`nobody-${i}-${process.pid}@example.com`));
+          wrong.push(await attempt(known.email));
+        } else {
+          wrong.push(await attempt(known.email));
+          unknown.push(await attempt(`nobody-${i}-${process.pid}@example.com`));
+        }
       }
-    }
-    const mu = median(unknown);
-    const mw = median(wrong);
-    ctx.diagnostic(
-      `login timing, N=${N} each: unknown email median ${mu.toFixed(1)} ms, known email + wrong password median ${mw.toFixed(1)} ms, ratio ${(mu / mw).toFixed(2)}`,
-    );
+      const mu = median(unknown);
+      const mw = median(wrong);
+      const ratio = mu / mw;
+      ctx.diagnostic(
+        `login timing, N=${N} each: unknown email median ${mu.toFixed(1)} ms, known email + wrong password median ${mw.toFixed(1)} ms, ratio ${ratio.toFixed(2)}`,
+      );
+      return { mu, mw, ratio, unknown, wrong };
+    };
     // Both pay an Argon2 verification (~tens of ms); an unknown email that skipped it would
-    // answer in about a millisecond, a ratio far below 0.67.
-    assert.ok(
-      mu / mw > 0.67 && mu / mw < 1.5,
-      `median ratio ${(mu / mw).toFixed(2)} (unknown ${mu.toFixed(1)} ms, wrong ${mw.toFixed(1)} ms)`,
-    );
+    // answer in about a millisecond, a ratio far below 0.67, in every batch. A batch can fall out
+    // of bounds with no lasting cause (0.63 once on CI, known emails 11 ms slower; 0.97 to 1.02 in
+    // every local run, alone, in the suite and beside two busy cores): a second batch tells a
+    // lasting difference from a passing one, and the first one's samples are printed for whoever
+    // looks into it.
+    const within = (r: number) => r > 0.67 && r < 1.5;
+    let b = await batch();
+    if (!within(b.ratio)) {
+      ctx.diagnostic(
+        `out of bounds; samples, ms: unknown ${b.unknown.map((x) => x.toFixed(1)).join(' ')}; wrong ${b.wrong.map((x) => x.toFixed(1)).join(' ')}`,
+      );
+      b = await batch();
+    }
+    assert.ok(within(b.ratio), `median ratio ${b.ratio.toFixed(2)} (unknown ${b.mu.toFixed(1)} ms, wrong ${b.mw.toFixed(1)} ms)`);
   });
 });
