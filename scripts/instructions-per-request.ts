@@ -138,6 +138,7 @@ async function measure(config: string, requests: readonly BenchRequest[], n: num
   await mkdir(outDir);
   const service = await startService(env(run.url, config, n), 600_000, {
     built: true,
+    nodeArgs: CONFIGS[config]!.nodeArgs,
     wrap: (command, args) => ({
       command: 'valgrind',
       args: [

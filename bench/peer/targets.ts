@@ -139,7 +139,7 @@ export async function startConduits(
       await admin(serverUrl, `create database ${name} template ${base}`);
       databases.push(name);
       const url = withDatabase(serverUrl, name);
-      const service = await startService(conduitEnv(config, url, dataDir), 60_000, { built: true });
+      const service = await startService(conduitEnv(config, url, dataDir), 60_000, { built: true, nodeArgs: CONFIGS[config]!.nodeArgs });
       services.push(service);
       targets.push({
         name: `Conduit ${config}`,
