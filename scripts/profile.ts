@@ -44,6 +44,8 @@ export const USAGE = `usage: npm run profile -- [options]
   --set KEY=VALUE       an environment variable for the service, repeatable
                         (e.g. --set CACHE=off, --set OTEL_EXPORTER_OTLP_ENDPOINT=...)
   --heap-snapshot       also write a heap snapshot after the run
+  --promoted            the allocation profile keeps only what outlived the young generation
+                        (what fills the old one), not every allocation
   --pg-url <url>        use this PostgreSQL server (a superuser URL) instead of starting an
                         embedded one; a database is created on it and dropped at the end
   --out <dir>           where the files go (default profiles/<timestamp>-<scenario>/)
@@ -59,6 +61,7 @@ export interface ProfileOptions {
   seed: number;
   env: Record<string, string>;
   heapSnapshot: boolean;
+  promoted: boolean;
   pgUrl: string | undefined;
   out: string | undefined;
 }
@@ -85,6 +88,7 @@ export function parseProfileArgs(argv: readonly string[]): ProfileOptions | 'hel
       seed: { type: 'string' },
       set: { type: 'string', multiple: true },
       'heap-snapshot': { type: 'boolean' },
+      promoted: { type: 'boolean' },
       'pg-url': { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -110,6 +114,7 @@ export function parseProfileArgs(argv: readonly string[]): ProfileOptions | 'hel
     seed: num(values.seed, 'seed', 1, 0),
     env,
     heapSnapshot: values['heap-snapshot'] ?? false,
+    promoted: values.promoted ?? false,
     pgUrl: values['pg-url'],
     out: values.out,
   };
@@ -193,7 +198,8 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
           const timeout = opts.durationSec + 60;
           heapStarted = new Date();
           const cpu = admin(service, adminToken, `/admin/profile/cpu?seconds=${opts.durationSec}`, timeout);
-          const heap = admin(service, adminToken, `/admin/profile/heap?seconds=${opts.durationSec}`, timeout);
+          const heapQuery = `seconds=${opts.durationSec}${opts.promoted ? '&promoted=true' : ''}`;
+          const heap = admin(service, adminToken, `/admin/profile/heap?${heapQuery}`, timeout);
           // A second longer than the profile, so the load covers the whole window.
           const measured = session.run({ durationSec: opts.durationSec + 1 });
           [cpuText, heapText, { result: load }] = await Promise.all([cpu, heap, measured]);
@@ -226,7 +232,8 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
         const heap = heapWeights(heapProfile);
         const telemetry = telemetryShare(cpu);
         // The heap profile samples every allocation of the window, collected or not (profiler.ts),
-        // so its total estimates the bytes allocated; the load's count is over the same window.
+        // so its total estimates the bytes allocated (with --promoted, those that reached the old
+        // generation); the load's count is over the same window.
         const allocated = heap.total;
         const responses = load.requestsPerSec * opts.durationSec;
         const summary = [
@@ -240,13 +247,13 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
           }`,
           `throughput ${Math.round(load.requestsPerSec)} req/s, p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, non-2xx ${load.non2xx}, errors ${load.errors}`,
           `CPU in telemetry code (OpenTelemetry, prom-client, src/telemetry; self time): ${(telemetry * 100).toFixed(1)}% of the busy samples`,
-          `allocated: ${(allocated / 2 ** 20).toFixed(0)} MiB in the window, ${responses > 0 ? (allocated / responses / 1024).toFixed(1) : '?'} KiB per response (sampled heap profile)`,
+          `${opts.promoted ? 'promoted' : 'allocated'}: ${(allocated / 2 ** 20).toFixed(0)} MiB in the window, ${responses > 0 ? (allocated / responses / 1024).toFixed(1) : '?'} KiB per response (sampled heap profile)`,
           '',
           'top functions by self CPU time:',
           topTable(cpu, 20, cpuUnit),
           '',
-          'top functions by bytes allocated:',
-          topTable(heap, 10, { kind: 'bytes' }),
+          `top functions by bytes ${opts.promoted ? 'promoted' : 'allocated'}:`,
+          topTable(heap, opts.promoted ? 20 : 10, { kind: 'bytes' }),
           '',
         ].join('\n');
         await put('summary.txt', summary);

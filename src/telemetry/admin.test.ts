@@ -81,6 +81,10 @@ describe('with ADMIN_TOKEN', () => {
     const heap = await client.post('/admin/profile/heap?seconds=1', { headers: auth });
     assert.equal(heap.status, 200);
     assert.ok(heap.body.head?.callFrame, 'a sampling heap profile');
+    // Its promoted view (what outlived the young generation; profiler.test.ts tells them apart).
+    const promoted = await client.post('/admin/profile/heap?seconds=1&promoted=true', { headers: auth });
+    assert.equal(promoted.status, 200);
+    assert.ok(promoted.body.head?.callFrame, 'a sampling heap profile');
     const pprof = await t.app.inject({ method: 'POST', url: '/admin/profile/heap?seconds=1&format=pprof', headers: auth });
     assert.equal(pprof.statusCode, 200);
     assert.match(String(pprof.headers['content-disposition']), /attachment; filename="conduit-\d+-.*\.heap\.pb\.gz"/);
@@ -105,10 +109,11 @@ describe('with ADMIN_TOKEN', () => {
     assert.equal((await stat(kept)).mode & 0o777, 0o600);
   });
 
-  test('seconds is bounded, and the format one of json or pprof', async () => {
+  test('seconds is bounded, the format one of json or pprof, and promoted a boolean', async () => {
     assert.equal((await client.post('/admin/profile/cpu?seconds=0', { headers: auth })).status, 422);
     assert.equal((await client.post('/admin/profile/cpu?seconds=601', { headers: auth })).status, 422);
     assert.equal((await client.post('/admin/profile/cpu?seconds=1&format=svg', { headers: auth })).status, 422);
+    assert.equal((await client.post('/admin/profile/heap?seconds=1&promoted=maybe', { headers: auth })).status, 422);
   });
 });
 

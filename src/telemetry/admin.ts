@@ -3,7 +3,9 @@
 // overloaded instance is the one worth profiling) and not in the OpenAPI document.
 //
 //   POST /admin/profile/cpu?seconds=10[&format=pprof]   .cpuprofile JSON, or pprof (.cpu.pb.gz)
-//   POST /admin/profile/heap?seconds=10[&format=pprof]  .heapprofile JSON (allocations), or pprof
+//   POST /admin/profile/heap?seconds=10[&format=pprof][&promoted=true]
+//                                                       .heapprofile JSON (allocations; promoted: only
+//                                                       what outlived the young generation), or pprof
 //   POST /admin/heap-snapshot                           .heapsnapshot (also kept in PROFILE_DIR)
 //
 // Chrome DevTools and speedscope open the JSON ones, `go tool pprof` and Pyroscope the pprof ones;
@@ -112,6 +114,7 @@ export function registerAdminRoutes(app: App, ctx: AppContext): void {
       seconds: Type.Integer({ minimum: 1, maximum: 600, default: ctx.config.profileSeconds }),
       format: Type.Union([Type.Literal('json'), Type.Literal('pprof')], { default: 'json' }),
     });
+    const HeapQuery = Type.Object({ ...Query.properties, promoted: Type.Boolean({ default: false }) });
     // One profile of a kind at a time: a second request is told so (409) rather than queued.
     const busy = (err: unknown): never => {
       if (err instanceof ProfilerBusyError) throw new AppError(409, { profile: [err.message] });
@@ -132,10 +135,10 @@ export function registerAdminRoutes(app: App, ctx: AppContext): void {
       );
     });
 
-    admin.post('/admin/profile/heap', { config: NEVER_SHED, schema: { hide: true, querystring: Query } }, async (request, reply) => {
-      const { seconds, format } = request.query as { seconds: number; format: Format };
+    admin.post('/admin/profile/heap', { config: NEVER_SHED, schema: { hide: true, querystring: HeapQuery } }, async (request, reply) => {
+      const { seconds, format, promoted } = request.query as { seconds: number; format: Format; promoted: boolean };
       const started = new Date();
-      const profile = await heapProfile(seconds).catch(busy);
+      const profile = await heapProfile(seconds, { promoted }).catch(busy);
       const name = profileBaseName();
       return download(reply, format === 'pprof' ? `${name}.heap` : `${name}.heapprofile`, format, profile, () =>
         heapProfileToPprof(profile, HEAP_INTERVAL_BYTES, started),

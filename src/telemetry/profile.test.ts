@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
+import { parseProfileArgs } from '../../scripts/profile.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
@@ -46,4 +47,12 @@ test('the profile command writes CPU and allocation profiles, V8â€™s and pprofâ€
   } finally {
     await rm(out, { recursive: true, force: true });
   }
+});
+
+test('--promoted asks for the promoted view of the allocation profile', () => {
+  const promoted = parseProfileArgs(['--scenario', 'mixed', '--promoted']);
+  const all = parseProfileArgs(['--scenario', 'mixed']);
+  assert.ok(promoted !== 'help' && all !== 'help');
+  assert.equal(promoted.promoted, true);
+  assert.equal(all.promoted, false);
 });

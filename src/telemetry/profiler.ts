@@ -59,18 +59,23 @@ export async function cpuProfile(seconds: number, intervalUs = CPU_INTERVAL_US):
   }
 }
 
-/** Where the bytes allocated during the next `seconds` were allocated (sampled). */
-export async function heapProfile(seconds: number): Promise<HeapProfile> {
+/**
+ * Where the bytes allocated during the next `seconds` were allocated (sampled). With `promoted`,
+ * only what outlived the young generation: the objects that reached the old generation (live or
+ * collected there since), which is what grows it between full collections.
+ */
+export async function heapProfile(seconds: number, opts: { promoted?: boolean } = {}): Promise<HeapProfile> {
   if (heapBusy) throw new ProfilerBusyError('heap profile');
   heapBusy = true;
   try {
     return await withSession(async (s) => {
       await s.post('HeapProfiler.enable');
-      // Kept after collection too: the profile shows all allocation, not only what survived.
+      // Kept after collection too: the profile shows all allocation, not only what survived
+      // (or, promoted, all that a scavenge did not free).
       await s.post('HeapProfiler.startSampling', {
         samplingInterval: HEAP_INTERVAL_BYTES,
         includeObjectsCollectedByMajorGC: true,
-        includeObjectsCollectedByMinorGC: true,
+        includeObjectsCollectedByMinorGC: opts.promoted !== true,
       });
       await sleep(seconds * 1000);
       const { profile } = await s.post('HeapProfiler.stopSampling');
