@@ -22,6 +22,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openEmbedded, openExternal, type DatabaseServer } from '../bench/databases.ts';
 import { LoadSession, logIn } from '../bench/drive.ts';
+import { metricsHeapReader, pollHeap, type HeapPeak } from '../bench/heap.ts';
 import type { LoadResult } from '../bench/loadgen.ts';
 import { killAllChildren, loadTestEnv, startService, type ServiceHandle } from '../bench/processes.ts';
 import { buildRequests, SCENARIOS, type ScenarioInput } from '../bench/scenarios.ts';
@@ -44,8 +45,8 @@ export const USAGE = `usage: npm run profile -- [options]
   --set KEY=VALUE       an environment variable for the service, repeatable
                         (e.g. --set CACHE=off, --set OTEL_EXPORTER_OTLP_ENDPOINT=...)
   --heap-snapshot       also write a heap snapshot after the run
-  --promoted            the allocation profile keeps only what outlived the young generation
-                        (what fills the old one), not every allocation
+  --promoted            the allocation profile keeps only what no scavenge freed (what fills
+                        the old generation), not every allocation
   --pg-url <url>        use this PostgreSQL server (a superuser URL) instead of starting an
                         embedded one; a database is created on it and dropped at the end
   --out <dir>           where the files go (default profiles/<timestamp>-<scenario>/)
@@ -120,6 +121,19 @@ export function parseProfileArgs(argv: readonly string[]): ProfileOptions | 'hel
   };
 }
 
+/**
+ * The profiled service's environment: the bench's, the admin endpoints, and `--set`. No
+ * NODE_OPTIONS of its own: one would replace src/runtime.env's, and with it the young
+ * generation's size. startService preloads the tracing module as `npm start` does, so tracing
+ * starts if `--set` gives it an endpoint.
+ */
+export function profiledEnv(databaseUrl: string, workDir: string, adminToken: string, set: Record<string, string>): Record<string, string> {
+  return loadTestEnv(
+    { databaseUrl, dataDir: path.join(workDir, 'data'), jwtSecret: JWT_SECRET },
+    { ADMIN_TOKEN: adminToken, PROFILE_DIR: workDir, ...set },
+  );
+}
+
 const say = (line: string) => process.stderr.write(`[profile] ${line}\n`);
 
 async function admin(service: ServiceHandle, token: string, what: string, timeoutSec: number): Promise<string> {
@@ -158,18 +172,7 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
     const db = await server.createRunDatabase();
     const adminToken = randomBytes(32).toString('base64url');
     try {
-      const service = await startService(
-        loadTestEnv(
-          { databaseUrl: db.url, dataDir: path.join(workDir, 'data'), jwtSecret: JWT_SECRET },
-          {
-            ADMIN_TOKEN: adminToken,
-            PROFILE_DIR: workDir,
-            // Tracing starts if --set gives it an endpoint.
-            NODE_OPTIONS: '--import=./src/telemetry/tracing.ts',
-            ...opts.env,
-          },
-        ),
-      );
+      const service = await startService(profiledEnv(db.url, workDir, adminToken, opts.env));
       try {
         const tokens = scenario.auth ? await logIn(service.url, server.users, SEED_PASSWORD) : [];
         const input: ScenarioInput = { catalog: server.catalog, tokens, emails: server.users.map((u) => u.email), password: SEED_PASSWORD };
@@ -189,6 +192,7 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
         let cpuText: string;
         let heapText: string;
         let heapStarted = new Date();
+        let heapPeak: HeapPeak | null = null;
         try {
           if (opts.warmupSec > 0) {
             say(`warm-up: ${opts.warmupSec} s of ${opts.scenario}, ${connections} connections`);
@@ -202,7 +206,9 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
           const heap = admin(service, adminToken, `/admin/profile/heap?${heapQuery}`, timeout);
           // A second longer than the profile, so the load covers the whole window.
           const measured = session.run({ durationSec: opts.durationSec + 1 });
+          const spaces = pollHeap(metricsHeapReader(service.url));
           [cpuText, heapText, { result: load }] = await Promise.all([cpu, heap, measured]);
+          heapPeak = await spaces.stop();
         } finally {
           await session.close();
         }
@@ -246,6 +252,9 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
               : ''
           }`,
           `throughput ${Math.round(load.requestsPerSec)} req/s, p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, non-2xx ${load.non2xx}, errors ${load.errors}`,
+          heapPeak
+            ? `V8's heap, peak committed MB over the window: new ${heapPeak.newMB}, old ${heapPeak.oldMB}, other ${heapPeak.otherMB}; external ${heapPeak.externalMB}`
+            : "V8's heap: not read (/metrics did not answer)",
           `CPU in telemetry code (OpenTelemetry, prom-client, src/telemetry; self time): ${(telemetry * 100).toFixed(1)}% of the busy samples`,
           `${opts.promoted ? 'promoted' : 'allocated'}: ${(allocated / 2 ** 20).toFixed(0)} MiB in the window, ${responses > 0 ? (allocated / responses / 1024).toFixed(1) : '?'} KiB per response (sampled heap profile)`,
           '',

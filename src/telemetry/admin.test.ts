@@ -81,7 +81,7 @@ describe('with ADMIN_TOKEN', () => {
     const heap = await client.post('/admin/profile/heap?seconds=1', { headers: auth });
     assert.equal(heap.status, 200);
     assert.ok(heap.body.head?.callFrame, 'a sampling heap profile');
-    // Its promoted view (what outlived the young generation; profiler.test.ts tells them apart).
+    // Its promoted view (what no scavenge freed; profiler.test.ts tells them apart).
     const promoted = await client.post('/admin/profile/heap?seconds=1&promoted=true', { headers: auth });
     assert.equal(promoted.status, 200);
     assert.ok(promoted.body.head?.callFrame, 'a sampling heap profile');

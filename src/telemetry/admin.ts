@@ -5,7 +5,7 @@
 //   POST /admin/profile/cpu?seconds=10[&format=pprof]   .cpuprofile JSON, or pprof (.cpu.pb.gz)
 //   POST /admin/profile/heap?seconds=10[&format=pprof][&promoted=true]
 //                                                       .heapprofile JSON (allocations; promoted: only
-//                                                       what outlived the young generation), or pprof
+//                                                       what no scavenge freed), or pprof
 //   POST /admin/heap-snapshot                           .heapsnapshot (also kept in PROFILE_DIR)
 //
 // Chrome DevTools and speedscope open the JSON ones, `go tool pprof` and Pyroscope the pprof ones;

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
-import { parseProfileArgs } from '../../scripts/profile.ts';
+import { parseProfileArgs, profiledEnv } from '../../scripts/profile.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
@@ -44,6 +44,7 @@ test('the profile command writes CPU and allocation profiles, V8â€™s and pprofâ€
     const summary = await readFile(path.join(out, 'summary.txt'), 'utf8');
     assert.match(summary, /top functions by self CPU time:\n.+%/);
     assert.match(summary, /top functions by bytes allocated:\n.+%.+(MiB|KiB)/);
+    assert.match(summary, /V8's heap, peak committed MB over the window: new [\d.]+, old [\d.]+/);
   } finally {
     await rm(out, { recursive: true, force: true });
   }
@@ -55,4 +56,12 @@ test('--promoted asks for the promoted view of the allocation profile', () => {
   assert.ok(promoted !== 'help' && all !== 'help');
   assert.equal(promoted.promoted, true);
   assert.equal(all.promoted, false);
+});
+
+test("the profiled service keeps src/runtime.env's NODE_OPTIONS (the young generation's size) unless --set replaces it", () => {
+  assert.equal(profiledEnv('postgres://x', '/tmp/w', 'token', {}).NODE_OPTIONS, undefined);
+  assert.equal(
+    profiledEnv('postgres://x', '/tmp/w', 'token', { NODE_OPTIONS: '--max-semi-space-size=16' }).NODE_OPTIONS,
+    '--max-semi-space-size=16',
+  );
 });

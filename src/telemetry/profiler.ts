@@ -61,8 +61,9 @@ export async function cpuProfile(seconds: number, intervalUs = CPU_INTERVAL_US):
 
 /**
  * Where the bytes allocated during the next `seconds` were allocated (sampled). With `promoted`,
- * only what outlived the young generation: the objects that reached the old generation (live or
- * collected there since), which is what grows it between full collections.
+ * only what no scavenge freed: what was promoted to the old generation (live or collected there
+ * since), which is what grows it between full collections, and young garbage that a full
+ * collection swept first.
  */
 export async function heapProfile(seconds: number, opts: { promoted?: boolean } = {}): Promise<HeapProfile> {
   if (heapBusy) throw new ProfilerBusyError('heap profile');
