@@ -238,9 +238,10 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
         const heap = heapWeights(heapProfile);
         const telemetry = telemetryShare(cpu);
         // The heap profile samples every allocation of the window, collected or not (profiler.ts),
-        // so its total estimates the bytes allocated (with --promoted, those that reached the old
-        // generation); the load's count is over the same window.
+        // so its total estimates the bytes allocated (with --promoted, those no scavenge freed);
+        // the load's count is over the same window.
         const allocated = heap.total;
+        const counted = opts.promoted ? 'promoted' : 'allocated';
         const responses = load.requestsPerSec * opts.durationSec;
         const summary = [
           `scenario ${opts.scenario}, ${connections} connections, ${opts.durationSec} s profiled after ${opts.warmupSec} s of warm-up`,
@@ -256,12 +257,12 @@ export async function runProfile(opts: ProfileOptions): Promise<ProfileResult> {
             ? `V8's heap, peak committed MB over the window: new ${heapPeak.newMB}, old ${heapPeak.oldMB}, other ${heapPeak.otherMB}; external ${heapPeak.externalMB}`
             : "V8's heap: not read (/metrics did not answer)",
           `CPU in telemetry code (OpenTelemetry, prom-client, src/telemetry; self time): ${(telemetry * 100).toFixed(1)}% of the busy samples`,
-          `${opts.promoted ? 'promoted' : 'allocated'}: ${(allocated / 2 ** 20).toFixed(0)} MiB in the window, ${responses > 0 ? (allocated / responses / 1024).toFixed(1) : '?'} KiB per response (sampled heap profile)`,
+          `${counted}: ${(allocated / 2 ** 20).toFixed(0)} MiB in the window, ${responses > 0 ? (allocated / responses / 1024).toFixed(1) : '?'} KiB per response (sampled heap profile)`,
           '',
           'top functions by self CPU time:',
           topTable(cpu, 20, cpuUnit),
           '',
-          `top functions by bytes ${opts.promoted ? 'promoted' : 'allocated'}:`,
+          `top functions by bytes ${counted}:`,
           topTable(heap, opts.promoted ? 20 : 10, { kind: 'bytes' }),
           '',
         ].join('\n');

@@ -1,9 +1,9 @@
 // The allocation profile, and its promoted view: what outlived the young generation.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { HeapProfiler } from 'node:inspector';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { heapProfile } from './profiler.ts';
-import type { HeapProfiler } from 'node:inspector';
 import type { HeapProfile } from './pprof.ts';
 
 /** Bytes sampled in the frames of the function named `name`, anywhere in the profile. */
