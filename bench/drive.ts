@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { HeapSample } from './heap.ts';
 import type { LoadCommand, LoadMessage, LoadResult, LoadSpec, LoadStep } from './loadgen.ts';
 import { NODE_OWN_HEADERS, type Recording } from './platform.ts';
-import { built, exitWithin, ProcSampler, spawnTracked, tail, type Usage } from './processes.ts';
+import { built, exitWithin, ProcSampler, RUNTIME_ENV_ARG, spawnTracked, tail, type Usage } from './processes.ts';
 import type { BenchRequest, TokenUser } from './scenarios.ts';
 import { runWrk } from './wrk.ts';
 
@@ -148,7 +148,8 @@ export async function startPlatform(
   const file = path.join(workDir, `recordings-${name}.json`);
   await writeFile(file, JSON.stringify(recordings));
   // Built, as the service is (bench/run.ts): Node's type stripping is not what Node itself needs.
-  const args = [built(path.join(HERE, 'platform.ts')), file, ...(engine === 'fastify' ? ['--fastify'] : [])];
+  // With the service's Node settings (its young generation's bound), as platform.ts has its runtime.
+  const args = [RUNTIME_ENV_ARG, built(path.join(HERE, 'platform.ts')), file, ...(engine === 'fastify' ? ['--fastify'] : [])];
   const child = spawnTracked(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   const stderr = tail(child.stderr);
   const port = await new Promise<number>((resolve, reject) => {

@@ -2,11 +2,16 @@
 // script, the plots, the regression comparison, the paced generator against a tiny server.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import { bestRatios, compare } from './check.ts';
 import { COMPARE_CONFIGS, CONFIGS } from './configs.ts';
+import { startPlatform } from './drive.ts';
 import type { Results } from './report.ts';
 import { Histogram } from './histogram.ts';
 import { runPaced } from './paced.ts';
@@ -309,5 +314,22 @@ describe('the paced generator', () => {
       }
       assert.fail(seen.join('; '));
     });
+  });
+});
+
+describe('the platform server', () => {
+  test("runs with the service's Node settings (src/runtime.env), not V8's own young generation", async () => {
+    const workDir = await mkdtemp(path.join(os.tmpdir(), 'conduit-platform-test-'));
+    const platform = await startPlatform([], workDir, 'settings');
+    try {
+      const cmdline = readFileSync(`/proc/${platform.pid}/cmdline`, 'utf8').split('\0');
+      const envFile = cmdline.find((arg) => arg.startsWith('--env-file='));
+      assert.ok(envFile, cmdline.join(' '));
+      assert.match(readFileSync(envFile.slice('--env-file='.length), 'utf8'), /^NODE_OPTIONS=.*--max-semi-space-size=/m);
+      assert.ok(cmdline.indexOf(envFile) < cmdline.findIndex((arg) => arg.endsWith('platform.js')), 'Node reads the file before the entry');
+    } finally {
+      await platform.stop();
+      await rm(workDir, { recursive: true, force: true });
+    }
   });
 });
