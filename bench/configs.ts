@@ -168,6 +168,12 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     description: 'the old generation grows by 100% after a full collection',
     optIn: true,
   },
+  'heap-growing-60': {
+    database: 'embedded',
+    env: { HEAP_GROWING_PERCENT: '60' },
+    description: 'the old generation grows by 60% after a full collection (the factor V8 caps itself at for a 1 GB heap)',
+    optIn: true,
+  },
   // A heap limit under 2 GB caps the factor V8 picks itself: 1.6 at 1 GB (docs/memory.md "The
   // old generation's growth"). The semi-space flag is src/runtime.env's, repeated because this
   // NODE_OPTIONS replaces the file's.

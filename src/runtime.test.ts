@@ -91,15 +91,17 @@ test('UV_THREADPOOL_SIZE: the CPUs the process may use, at least 2, unless set',
 });
 
 // V8 prints the factor it grows the old generation by after each full collection with
-// --trace-gc-verbose: its own pick by default (4 for a heap this small and fast to collect), the
-// set value with HEAP_GROWING_PERCENT.
-test("HEAP_GROWING_PERCENT: the old generation's growth after a full collection, V8's own unless set", async () => {
+// --trace-gc-verbose: its own pick with HEAP_GROWING_PERCENT=0 (4 for a heap this small and fast
+// to collect, on a heap limit of 2 GB or more), the set value otherwise, and 1.6 unset on a heap
+// limit of 1 GB or more; under that, V8's own, which it caps lower (1.4 at 512 MB).
+test("HEAP_GROWING_PERCENT: the old generation's growth after a full collection, at most 1.6 unless set", async () => {
   const run = promisify(execFile);
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'HEAP_GROWING_PERCENT'));
-  const factors = async (extra: Record<string, string> = {}) => {
+  const factors = async (extra: Record<string, string> = {}, heapMB = 4096) => {
     const { stdout } = await run(
       process.execPath,
       [
+        `--max-old-space-size=${heapMB}`,
         '--trace-gc-verbose',
         '--expose-gc',
         '--import',
@@ -113,11 +115,16 @@ test("HEAP_GROWING_PERCENT: the old generation's growth after a full collection,
     assert.ok(found.length >= 2, 'V8 printed no growing factor');
     return new Set(found);
   };
+  assert.deepEqual(await factors(), new Set([1.6]));
+  assert.deepEqual(await factors({}, 1024), new Set([1.6]));
   assert.deepEqual(await factors({ HEAP_GROWING_PERCENT: '20' }), new Set([1.2]));
-  assert.deepEqual(await factors({ HEAP_GROWING_PERCENT: '50' }), new Set([1.5]));
-  // 'lots': config.ts refuses it at start; runtime.ts leaves V8 its own factor meanwhile.
-  for (const extra of [{}, { HEAP_GROWING_PERCENT: '0' }, { HEAP_GROWING_PERCENT: 'lots' }] as Record<string, string>[]) {
+  assert.deepEqual(await factors({ HEAP_GROWING_PERCENT: '50' }, 512), new Set([1.5]));
+  // V8's own: 0, and 'lots' (config.ts refuses it at start; runtime.ts leaves V8 its factor
+  // meanwhile). Its pick here is 4, and it caps it at 1.4 on a 512 MB heap.
+  for (const extra of [{ HEAP_GROWING_PERCENT: '0' }, { HEAP_GROWING_PERCENT: 'lots' }] as Record<string, string>[]) {
     const own = await factors(extra);
-    assert.ok(!own.has(1.2) && !own.has(1.5), `${JSON.stringify(extra)}: factors ${[...own].join(', ')}`);
+    assert.ok(Math.max(...own) > 1.6, `${JSON.stringify(extra)}: factors ${[...own].join(', ')}`);
   }
+  const small = await factors({}, 512);
+  assert.ok(Math.max(...small) < 1.6, `512 MB heap: factors ${[...small].join(', ')}`);
 });

@@ -11,8 +11,9 @@ import { defaultThreadpoolSize, heapGrowingPercent } from './config/limits.ts';
 // it as one thread).
 if (!process.env.UV_THREADPOOL_SIZE?.trim()) process.env.UV_THREADPOOL_SIZE = String(defaultThreadpoolSize());
 
-// V8's old-generation growth, when HEAP_GROWING_PERCENT sets one (config/limits.ts). A value
-// config.ts refuses is left alone here: the service then stops at start, naming the variable.
+// V8's old-generation growth (config/limits.ts): HEAP_GROWING_PERCENT, or 60% on a heap limit of
+// 1 GB or more. A value config.ts refuses is left alone here: the service then stops at start,
+// naming the variable.
 const growing = (() => {
   try {
     return heapGrowingPercent(process.env);

@@ -1,6 +1,7 @@
 // What bounds the work one process takes on: load shedding, the rate limits, and the threads and
 // queue of password hashing.
 import { availableParallelism } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
 import { bool, int, keyPrefix, type Env } from './parse.ts';
 
 /**
@@ -12,16 +13,23 @@ import { bool, int, keyPrefix, type Env } from './parse.ts';
  */
 export const defaultThreadpoolSize = (): number => Math.max(2, availableParallelism());
 
+/** The heap limit from which V8 would let the old generation grow by more than 60% (1 GiB). */
+export const CAPPED_HEAP_LIMIT = 1024 ** 3;
+export const CAPPED_GROWING_PERCENT = 60;
+
 /**
  * V8's old generation may grow by this much after a full collection before the next one, in
- * percent; 0 (the default) leaves the factor to V8, which picks between 1.1 and 4 from how fast it
- * collects. A small factor holds less promoted garbage, and the Buffers behind it, but collects
- * more often: with 8 MB semi-spaces 20% cost 8% more instructions per request on the mixed load
- * and 26% on writes, 50% cost 12% on writes (docs/memory.md "The old generation's growth").
- * src/runtime.ts sets it at start: V8 reads it at every full collection, and Node refuses it in
- * NODE_OPTIONS.
+ * percent; 0 leaves the factor to V8. V8 picks between 1.1 and 4 from how fast it collects (4 on
+ * this service's load), capped by the heap limit: 1.3 at 256 MB, 1.6 at 1 GB, 2 from 2 GB.
+ * Unset, it is 60 on a heap limit of 1 GB or more, the factor V8 uses at 1 GB: there its own 4
+ * let promoted garbage, and the Buffers behind it, add 8 to 24 MB to the peaks of read-auth and
+ * write, and 60% cost throughput within the runs' spread (docs/memory.md "The default: 60% on a
+ * heap of 1 GB or more"). Under a smaller limit (a container's) V8's own cap is lower, and it is
+ * left to V8. src/runtime.ts sets it at start: V8 reads it at every full collection, and Node
+ * refuses it in NODE_OPTIONS.
  */
-export const heapGrowingPercent = (env: Env): number => int(env, 'HEAP_GROWING_PERCENT', 0, 0, 300);
+export const heapGrowingPercent = (env: Env, heapLimitBytes: number = getHeapStatistics().heap_size_limit): number =>
+  int(env, 'HEAP_GROWING_PERCENT', heapLimitBytes >= CAPPED_HEAP_LIMIT ? CAPPED_GROWING_PERCENT : 0, 0, 300);
 
 export interface LimitsConfig {
   readonly shed: boolean;
