@@ -10,7 +10,7 @@ import path from 'node:path';
 import { FLOOR, PLATFORM } from './configs.ts';
 import { callsCell, cpuCell, pgCell, pgCpuCell } from './costs.ts';
 import type { HeapPeak } from './heap.ts';
-import { plots, type Results, type RunResult } from './report.ts';
+import { plots, took, type Results, type RunResult } from './report.ts';
 import { colors, groupedBars } from './svg.ts';
 import { equalLoadMethod, equalLoadTable, sideBySide, type PeerResults } from './peer/table.ts';
 
@@ -199,7 +199,6 @@ const n0 = (x: number) => Math.round(x).toLocaleString('en-US');
 const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 const label = (c: string) => (c === PLATFORM ? '_platform limit_' : c === FLOOR ? '_Fastify floor_' : c);
 const when = (iso: string) => `${iso.slice(0, 16).replace('T', ' ')} UTC`;
-const took = (sec: number) => `${Math.floor(sec / 60)} min ${Math.round(sec % 60)} s`;
 const busy = (m: { cores: number; loadAverage: { start: number[]; end: number[] } }) =>
   Math.max(m.loadAverage.start[0] ?? 0, m.loadAverage.end[0] ?? 0) > m.cores;
 

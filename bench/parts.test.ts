@@ -12,7 +12,7 @@ import { describe, test } from 'node:test';
 import { bestRatios, compare } from './check.ts';
 import { COMPARE_CONFIGS, CONFIGS } from './configs.ts';
 import { startPlatform } from './drive.ts';
-import type { Results } from './report.ts';
+import { took, type Results } from './report.ts';
 import { Histogram } from './histogram.ts';
 import { runPaced } from './paced.ts';
 import { listScript } from './pgbench.ts';
@@ -332,4 +332,11 @@ describe('the platform server', () => {
       await rm(workDir, { recursive: true, force: true });
     }
   });
+});
+
+test("a run's length reads in minutes and seconds, rounded to the second first", () => {
+  assert.equal(took(359.6), '6 min 0 s');
+  assert.equal(took(359.4), '5 min 59 s');
+  assert.equal(took(354), '5 min 54 s');
+  assert.equal(took(45), '0 min 45 s');
 });

@@ -268,10 +268,16 @@ const n0 = (x: number) => Math.round(x).toLocaleString('en-US');
 const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 const mark = (met: boolean | null) => (met === null ? '—' : met ? '✅ met' : '❌ not met');
 
+/** A run's length as minutes and seconds, rounded to the second first (not "5 min 60 s"). */
+export function took(sec: number): string {
+  const whole = Math.round(sec);
+  return `${Math.floor(whole / 60)} min ${whole % 60} s`;
+}
+
 export function summaryMarkdown(r: Results, plots: readonly string[], plotDir = '.'): string {
   const lines: string[] = [];
   lines.push(`# Benchmark results ${r.startedAt.slice(0, 19).replace('T', ' ')} UTC`, '');
-  lines.push(`\`${r.command}\` (took ${Math.round(r.elapsedSec / 60)} min ${Math.round(r.elapsedSec % 60)} s)`, '');
+  lines.push(`\`${r.command}\` (took ${took(r.elapsedSec)})`, '');
   const m = r.machine;
   lines.push(
     `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGB} GB; ${m.os}; Node ${m.node}; ` +
