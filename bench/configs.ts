@@ -168,6 +168,13 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     description: 'the old generation grows by 100% after a full collection',
     optIn: true,
   },
+  // V8's own factor on any heap (the default before 60% on a heap limit of 1 GB or more).
+  'heap-growing-v8': {
+    database: 'embedded',
+    env: { HEAP_GROWING_PERCENT: '0' },
+    description: "the old generation grows by V8's own factor (4 on this service's load)",
+    optIn: true,
+  },
   'heap-growing-60': {
     database: 'embedded',
     env: { HEAP_GROWING_PERCENT: '60' },
