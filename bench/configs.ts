@@ -208,6 +208,29 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     description: "V8's young-generation mark-sweep (--minor-ms) instead of the scavenger",
     optIn: true,
   },
+  // V8's tiers' machine code and its metadata (code and trusted spaces) grow under load to 12-15 MB
+  // against the platform server's 4: fewer tiers, less code. Node refuses these flags in NODE_OPTIONS.
+  'no-sparkplug': {
+    database: 'embedded',
+    env: {},
+    nodeArgs: ['--no-sparkplug'],
+    description: "no Sparkplug, V8's baseline compiler (bytecode goes straight to Maglev and TurboFan)",
+    optIn: true,
+  },
+  'no-maglev': {
+    database: 'embedded',
+    env: {},
+    nodeArgs: ['--no-maglev'],
+    description: "no Maglev, V8's mid-tier optimizing compiler (TurboFan alone optimizes)",
+    optIn: true,
+  },
+  'flush-baseline-code': {
+    database: 'embedded',
+    env: {},
+    nodeArgs: ['--flush-baseline-code'],
+    description: "Sparkplug's code is flushed, as bytecode is, when it has not run for a while",
+    optIn: true,
+  },
   // V8 starts a full collection when the heap reaches its limit, or when memory outside it
   // (Buffers, zlib's output) has grown by a soft limit of its own since the last one; this
   // counts the outside memory in the heap's limit instead. Node refuses the flag in NODE_OPTIONS.
