@@ -156,6 +156,12 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     description: 'semi-spaces of up to 16 MB and 20% old-generation growth',
     optIn: true,
   },
+  'heap-growing-30': {
+    database: 'embedded',
+    env: { HEAP_GROWING_PERCENT: '30' },
+    description: 'the old generation grows by 30% after a full collection',
+    optIn: true,
+  },
   'heap-growing-40': {
     database: 'embedded',
     env: { HEAP_GROWING_PERCENT: '40' },
