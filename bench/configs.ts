@@ -156,6 +156,13 @@ export const CONFIGS: Readonly<Record<string, BenchConfig>> = {
     description: 'semi-spaces of up to 16 MB and 20% old-generation growth',
     optIn: true,
   },
+  // Without the memory-reducing collection after start-up (src/runtime.ts collectStartupGarbage).
+  'startup-gc-off': {
+    database: 'embedded',
+    env: { STARTUP_GC: 'false' },
+    description: 'no memory-reducing collection after start-up: the young generation keeps what start-up grew',
+    optIn: true,
+  },
   'heap-growing-30': {
     database: 'embedded',
     env: { HEAP_GROWING_PERCENT: '30' },

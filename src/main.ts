@@ -4,7 +4,7 @@
 // With WORKERS=N (N > 1) this process becomes a supervisor: it owns the database (starting the
 // embedded one if needed) and the migrations, then runs N worker processes that serve HTTP on
 // the same port, restarts any that die, and on SIGTERM drains them before stopping the database.
-import './runtime.ts';
+import { collectStartupGarbage } from './runtime.ts';
 import cluster from 'node:cluster';
 import closeWithGrace from 'close-with-grace';
 import type { AddressInfo } from 'node:net';
@@ -100,6 +100,11 @@ async function serve(config: Config, log: Logger, source: DatabaseSource, runMig
     },
   );
 
+  // Start-up's garbage and the young generation it grew, given back before the first request.
+  if (config.startupGc) {
+    await app.ready();
+    collectStartupGarbage();
+  }
   // reuseport: every worker binds the port itself and the kernel spreads connections; cluster:
   // the supervisor accepts on its one socket and hands connections to workers round-robin. A
   // process that binds the port itself binds HTTP_LISTENERS sockets to it.

@@ -48,6 +48,8 @@ export interface LimitsConfig {
   readonly rateLimitPrefix: string;
   readonly uvThreadpoolSize: number;
   readonly heapGrowingPercent: number;
+  /** One full, memory-reducing collection once started, before listening (src/runtime.ts). */
+  readonly startupGc: boolean;
   readonly argon2Concurrency: number;
   readonly argon2Queue: number;
   readonly argon2MaxWaitMs: number;
@@ -104,6 +106,7 @@ export function limitsConfig(env: Env): LimitsConfig {
     rateLimitPrefix: keyPrefix(env, 'RATE_LIMIT_PREFIX', 'conduit:ratelimit:'),
     uvThreadpoolSize,
     heapGrowingPercent: heapGrowingPercent(env),
+    startupGc: bool(env, 'STARTUP_GC', true),
     // Argon2 runs on the threadpool, where nothing bounds what waits: these permits do, and a
     // short queue beside them absorbs bursts.
     argon2Concurrency,

@@ -150,6 +150,12 @@ export const ENV_VARS: readonly EnvVar[] = [
     description:
       "percent the old generation may grow by after a full collection, 1-300 (unset: 60 on a heap limit of 1 GB or more, else V8's own; 0: V8 picks 10-300)",
   },
+  {
+    name: 'STARTUP_GC',
+    default: 'true',
+    description:
+      'one full, memory-reducing collection after start-up, before listening: gives back the young generation start-up grew (about 20 MB of RSS at rest)',
+  },
   { name: 'ARGON2_CONCURRENCY', default: undefined, description: 'password hashes at once (unset: UV_THREADPOOL_SIZE, at least 4)' },
   { name: 'ARGON2_QUEUE', default: undefined, description: 'password hashes allowed to wait (unset: 2 x ARGON2_CONCURRENCY)' },
   {
