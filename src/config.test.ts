@@ -33,19 +33,21 @@ test('defaults give a loopback server on port 3000 with an embedded database', (
   assert.ok(Object.isFrozen(c));
 });
 
-test('the threadpool follows the CPUs; password hashes at once follow it, at least 4; the old generation grows by 60% at most on a large heap', () => {
+test('the threadpool follows the CPUs; password hashes at once follow it, at least 4; the old generation grows by 40% on a large heap', () => {
   const byDefault = loadConfig({ JWT_SECRET: SECRET });
   assert.equal(byDefault.uvThreadpoolSize, Math.max(2, availableParallelism()));
   assert.equal(byDefault.heapGrowingPercent, heapGrowingPercent({}, getHeapStatistics().heap_size_limit));
   assert.equal(loadConfig({ JWT_SECRET: SECRET, HEAP_GROWING_PERCENT: '50' }).heapGrowingPercent, 50);
-  // Unset: 60 from a heap limit of 1 GiB (V8's own cap there), V8's own below it (a container's
+  // Unset: 40 from a heap limit of 1 GiB, V8's own below it (a container's
   // limit: 259 MB in a 256 MiB pod); 0 leaves it to V8 on any heap.
-  assert.equal(heapGrowingPercent({}, 4288 * 2 ** 20), 60);
-  assert.equal(heapGrowingPercent({}, 2 ** 30), 60);
+  assert.equal(heapGrowingPercent({}, 4288 * 2 ** 20), 40);
+  assert.equal(heapGrowingPercent({}, 2 ** 30), 40);
   assert.equal(heapGrowingPercent({}, 2 ** 30 - 1), 0);
   assert.equal(heapGrowingPercent({}, 259 * 2 ** 20), 0);
   assert.equal(heapGrowingPercent({ HEAP_GROWING_PERCENT: '0' }, 4288 * 2 ** 20), 0);
   assert.equal(heapGrowingPercent({ HEAP_GROWING_PERCENT: '20' }, 259 * 2 ** 20), 20);
+  assert.equal(byDefault.startupGc, true);
+  assert.equal(loadConfig({ JWT_SECRET: SECRET, STARTUP_GC: 'false' }).startupGc, false);
   const slots = (env: Record<string, string>) => {
     const c = loadConfig({ JWT_SECRET: SECRET, ...env });
     return [c.uvThreadpoolSize, c.argon2Concurrency, c.argon2Queue, c.argon2PerClient];

@@ -12,7 +12,7 @@ import { defaultThreadpoolSize, heapGrowingPercent } from './config/limits.ts';
 // it as one thread).
 if (!process.env.UV_THREADPOOL_SIZE?.trim()) process.env.UV_THREADPOOL_SIZE = String(defaultThreadpoolSize());
 
-// V8's old-generation growth (config/limits.ts): HEAP_GROWING_PERCENT, or 60% on a heap limit of
+// V8's old-generation growth (config/limits.ts): HEAP_GROWING_PERCENT, or 40% on a heap limit of
 // 1 GB or more. A value config.ts refuses is left alone here: the service then stops at start,
 // naming the variable.
 const growing = (() => {

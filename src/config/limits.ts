@@ -13,20 +13,20 @@ import { bool, int, keyPrefix, type Env } from './parse.ts';
  */
 export const defaultThreadpoolSize = (): number => Math.max(2, availableParallelism());
 
-/** The heap limit from which V8 would let the old generation grow by more than 60% (1 GiB). */
-export const CAPPED_HEAP_LIMIT = 1024 ** 3;
-export const CAPPED_GROWING_PERCENT = 60;
+/** From this heap limit V8 lets the old generation grow by 60% or more; under it, it caps the factor lower itself. */
+const CAPPED_HEAP_LIMIT = 1024 ** 3;
+const CAPPED_GROWING_PERCENT = 40;
 
 /**
  * V8's old generation may grow by this much after a full collection before the next one, in
  * percent; 0 leaves the factor to V8. V8 picks between 1.1 and 4 from how fast it collects (4 on
  * this service's load), capped by the heap limit: 1.3 at 256 MB, 1.6 at 1 GB, 2 from 2 GB.
- * Unset, it is 60 on a heap limit of 1 GB or more, the factor V8 uses at 1 GB: there its own 4
- * let promoted garbage, and the Buffers behind it, add 8 to 24 MB to the peaks of read-auth and
- * write, and 60% cost throughput within the runs' spread (docs/memory.md "The default: 60% on a
- * heap of 1 GB or more"). Under a smaller limit (a container's) V8's own cap is lower, and it is
- * left to V8. src/runtime.ts sets it at start: V8 reads it at every full collection, and Node
- * refuses it in NODE_OPTIONS.
+ * Unset, it is 40 on a heap limit of 1 GB or more: V8's own 4 let promoted garbage, and the
+ * Buffers behind it, add 8 to 24 MB to the peaks of read-auth and write; 60% took most of that
+ * off and 40% a few MB more on write and mixed, each at a CPU cost within the runs' spread
+ * (docs/memory.md "The default: 40% on a heap of 1 GB or more"); 30% and 20% cost more. Under a
+ * smaller limit (a container's) V8's own cap is lower, and it is left to V8. src/runtime.ts sets
+ * it at start: V8 reads it at every full collection, and Node refuses it in NODE_OPTIONS.
  */
 export const heapGrowingPercent = (env: Env, heapLimitBytes: number = getHeapStatistics().heap_size_limit): number =>
   int(env, 'HEAP_GROWING_PERCENT', heapLimitBytes >= CAPPED_HEAP_LIMIT ? CAPPED_GROWING_PERCENT : 0, 0, 300);

@@ -148,7 +148,7 @@ export const ENV_VARS: readonly EnvVar[] = [
     name: 'HEAP_GROWING_PERCENT',
     default: undefined,
     description:
-      "percent the old generation may grow by after a full collection, 1-300 (unset: 60 on a heap limit of 1 GB or more, else V8's own; 0: V8 picks 10-300)",
+      "percent the old generation may grow by after a full collection, 1-300 (unset: 40 on a heap limit of 1 GB or more, else V8's own; 0: V8 picks 10-300)",
   },
   {
     name: 'STARTUP_GC',
