@@ -65,8 +65,7 @@ export const tickShapeHeld = (): boolean => heldTick !== undefined;
  * it runs before the port is open.
  */
 export function collectStartupGarbage(): void {
-  const exposed = (globalThis as { gc?: unknown }).gc;
-  let gc = exposed;
+  let gc = (globalThis as { gc?: unknown }).gc;
   if (typeof gc !== 'function') {
     v8.setFlagsFromString('--expose-gc');
     gc = runInNewContext('gc');
