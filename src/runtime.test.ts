@@ -144,7 +144,13 @@ test('collectStartupGarbage shrinks the young generation start-up grew, and leav
     console.log(JSON.stringify({ before, after, kept: kept.length, gc: typeof globalThis.gc }));
   `;
   const run = async (flags: string[]) => {
-    const { stdout } = await promisify(execFile)(process.execPath, ['--max-semi-space-size=8', ...flags, '--input-type=module', '-e', script]);
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      '--max-semi-space-size=8',
+      ...flags,
+      '--input-type=module',
+      '-e',
+      script,
+    ]);
     return JSON.parse(stdout) as { before: number; after: number; kept: number; gc: string };
   };
   const MB = 2 ** 20;
